@@ -1,0 +1,2 @@
+//! The `cutter` command: argument parsing, configuration, the state directory,
+//! progress and output. Thin: decisions live in `cutter-core`.

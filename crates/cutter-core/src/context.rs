@@ -1,0 +1,140 @@
+//! `RunContext`: what each phase of a run produced, recorded as it happens and read by
+//! `recover`, `report` and reviewers months later.
+
+use serde::{Deserialize, Serialize};
+
+use crate::compensation::Compensation;
+use crate::digest::Sha256Digest;
+use crate::gate::VerifiedApproval;
+use crate::ids::{
+    ChangeSetId, DocumentId, Fingerprint, RunId, SourceVersionId, SystemIdentifier, UnixTime,
+};
+use crate::phase::Phase;
+use crate::snapshot::Snapshot;
+use crate::state::Mode;
+
+/// The backup a run took before writing.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct BackupFacts {
+    /// File name of the artifact in the state directory's `backups/`.
+    pub artifact: String,
+    /// SHA-256 of the encrypted artifact.
+    pub sha256: Sha256Digest,
+    /// Its size in bytes.
+    pub size_bytes: u64,
+    /// The pinned recipient key.
+    pub recipient: Fingerprint,
+}
+
+/// What write_verify found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct VerifyFacts {
+    /// Units re-read.
+    pub checked: u64,
+    /// Units equal to the plan.
+    pub matched: u64,
+    /// Units that differ from the plan.
+    pub mismatched: u64,
+}
+
+/// How a phase ended.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseOutcome {
+    /// Passed or committed.
+    Committed,
+    /// Failed and rolled back.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One phase's timing and outcome.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    /// The phase.
+    pub phase: Phase,
+    /// Start, unix milliseconds.
+    pub started_ms: i64,
+    /// End, unix milliseconds.
+    pub ended_ms: i64,
+    /// How it ended.
+    pub outcome: PhaseOutcome,
+}
+
+/// Everything a run produced. Fields fill in as phases commit.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct RunContext {
+    /// The run.
+    pub run_id: RunId,
+    /// Dry-run or live.
+    pub mode: Mode,
+    /// The document cut.
+    pub document_id: DocumentId,
+    /// Its source version.
+    pub source_version_id: SourceVersionId,
+    /// The plan digest.
+    pub plan_digest: Sha256Digest,
+    /// Rows in the plan.
+    pub plan_rows: u64,
+    /// The server written to.
+    pub target: SystemIdentifier,
+    /// When the run was created.
+    pub created_at: UnixTime,
+    /// The snapshot before the first write.
+    pub pre_snapshot: Option<Snapshot>,
+    /// The snapshot after the run (or after its failure).
+    pub post_snapshot: Option<Snapshot>,
+    /// The verified approvals the gate accepted.
+    pub approvals: Vec<VerifiedApproval>,
+    /// The backup.
+    pub backup: Option<BackupFacts>,
+    /// The change set of cut_leg_a.
+    pub change_set_id: Option<ChangeSetId>,
+    /// Units created by cut_leg_a.
+    pub units_created: Option<u64>,
+    /// Ledger rows written by leg_b_record.
+    pub ledger_rows: Option<u64>,
+    /// What write_verify found.
+    pub verify: Option<VerifyFacts>,
+    /// Units enacted by lifecycle_enact.
+    pub units_enacted: Option<u64>,
+    /// Phase by phase.
+    pub phases: Vec<PhaseRecord>,
+    /// The compensation executed, if any.
+    pub compensation: Option<Compensation>,
+}
+
+impl RunContext {
+    /// A context for a run that has not started.
+    pub fn new(
+        run_id: RunId,
+        mode: Mode,
+        plan: &crate::plan::ValidPlan,
+        target: SystemIdentifier,
+        created_at: UnixTime,
+    ) -> Self {
+        Self {
+            run_id,
+            mode,
+            document_id: plan.plan().document_id.clone(),
+            source_version_id: plan.plan().source_version_id.clone(),
+            plan_digest: plan.digest(),
+            plan_rows: plan.rows().len() as u64,
+            target,
+            created_at,
+            pre_snapshot: None,
+            post_snapshot: None,
+            approvals: Vec::new(),
+            backup: None,
+            change_set_id: None,
+            units_created: None,
+            ledger_rows: None,
+            verify: None,
+            units_enacted: None,
+            phases: Vec::new(),
+            compensation: None,
+        }
+    }
+}

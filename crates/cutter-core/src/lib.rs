@@ -1,0 +1,58 @@
+//! The pure domain of cutter: phases and their order, the run state machine, the gate,
+//! the compensation matrix, the cut plan and its row contract, snapshots and digests.
+//!
+//! Invariant: this crate does no I/O — no files, processes, clock, randomness or
+//! network. Time, ids and facts from the database come in as arguments or through traits.
+
+pub mod compensation;
+pub mod context;
+pub mod digest;
+pub mod gate;
+pub mod ids;
+pub mod phase;
+pub mod plan;
+pub mod snapshot;
+pub mod state;
+
+pub use compensation::{compensation_for, Compensation};
+pub use context::{BackupFacts, PhaseOutcome, PhaseRecord, RunContext, VerifyFacts};
+pub use digest::{CanonicalHasher, Sha256Digest};
+pub use gate::{
+    authorize, check_approvals, ApprovalGate, ApprovalStatement, ApproverSet, AuthorizationScope,
+    GateRefusal, GateRequest, HoldRecord, KillSwitch, LiveAuthorization, Refusal,
+    SignatureVerifier, SignedApproval, VerifiedApproval,
+};
+pub use ids::{
+    mutation_surface, ChangeSetId, DocumentId, Fingerprint, RunId, SourceVersionId,
+    SystemIdentifier, TableName, UnixTime, MUTATION_SURFACE,
+};
+pub use phase::{Phase, PhaseSet};
+pub use plan::{
+    ContractReport, CutPlan, CutPlanRow, Field, ValidPlan, Violation, Vocabularies, PLAN_FORMAT,
+};
+pub use snapshot::{Difference, NetZeroViolation, Snapshot, TableStat};
+pub use state::{Effect, Event, IllegalTransition, Mode, RunMachine, RunState};
+
+/// Everything that can go wrong in the pure domain.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A name or id does not have the required form.
+    #[error("invalid {kind} {value:?}: expected {rule}")]
+    InvalidId {
+        /// What kind of id.
+        kind: &'static str,
+        /// The offending value (shortened).
+        value: String,
+        /// The rule it breaks.
+        rule: String,
+    },
+    /// The cut plan breaks the row contract; fix the listed rows and cut again.
+    #[error("{0}")]
+    Contract(ContractReport),
+    /// The gate refused; the reasons say what to fix.
+    #[error("{0}")]
+    Gate(GateRefusal),
+    /// The run cannot do this now.
+    #[error(transparent)]
+    Transition(#[from] IllegalTransition),
+}

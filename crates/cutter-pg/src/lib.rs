@@ -1,0 +1,2 @@
+//! PostgreSQL adapter: the reference schema, one transaction per phase method,
+//! snapshots, preflight and throwaway clusters.

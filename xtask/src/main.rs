@@ -1,0 +1,123 @@
+//! `cargo xtask <command>`: the project's chores, in Rust. Run `cargo xtask help`.
+
+use std::process::{Command, ExitCode};
+
+mod prereq;
+
+const HELP: &str = "\
+cargo xtask <command>
+
+Commands:
+  test             install missing prerequisites, then run every test (the README's test command)
+  check-layering   fail if cutter-core depends on an I/O crate (postgres, pgp, tempfile, tokio)
+  help             this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("check-layering") => check_layering(),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command {other:?}\n\n{HELP}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+/// Crates `cutter-core` must never depend on: the domain stays free of I/O.
+const FORBIDDEN_IN_CORE: [&str; 6] = [
+    "postgres",
+    "tokio-postgres",
+    "pgp",
+    "tempfile",
+    "tokio",
+    "libc",
+];
+
+fn check_layering() -> Result<(), String> {
+    let out = cargo()
+        .args([
+            "tree",
+            "-p",
+            "cutter-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--locked",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let bad: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| FORBIDDEN_IN_CORE.contains(name))
+        .collect();
+    if bad.is_empty() {
+        println!("layering: cutter-core depends on none of {FORBIDDEN_IN_CORE:?}");
+        Ok(())
+    } else {
+        Err(format!(
+            "cutter-core must not depend on I/O crates, but its tree has {bad:?}"
+        ))
+    }
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    prereq::ensure()?;
+    check_layering()?;
+    let nextest = cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if nextest {
+        run(cargo()
+            .args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--locked",
+                "--no-fail-fast",
+            ])
+            .args(extra))?;
+        run(cargo().args(["test", "--doc", "--workspace", "--locked"]))?;
+    } else {
+        eprintln!("xtask: cargo-nextest not found; using cargo test");
+        run(cargo()
+            .args(["test", "--workspace", "--locked", "--no-fail-fast"])
+            .args(extra))?;
+    }
+    Ok(())
+}
