@@ -206,6 +206,17 @@ pub struct VerifiedApproval {
     pub signer: Fingerprint,
     /// The statement signed.
     pub statement: ApprovalStatement,
+    /// The detached signature as presented: armored text as is, a binary signature as
+    /// `hex:<hex>`. Stored in the ledger (`dot_pair_signature`) so the approval can be
+    /// re-verified later.
+    pub signature: String,
+}
+
+fn signature_text(sig: &[u8]) -> String {
+    match std::str::from_utf8(sig) {
+        Ok(s) if s.is_ascii() => s.to_string(),
+        _ => format!("hex:{}", hex::encode(sig)),
+    }
 }
 
 /// Why the gate refused. Every reason found is listed.
@@ -500,6 +511,7 @@ pub fn check_approvals(
                 gate: statement.gate,
                 signer,
                 statement,
+                signature: signature_text(&a.signature),
             });
         }
     }
