@@ -1,0 +1,324 @@
+//! Streaming decryption with rpgp's message reader in SEIPDv1 streaming mode.
+
+use std::{
+    error::Error as StdError,
+    fmt,
+    io::{self, BufRead, BufReader, Read, Write},
+};
+
+use pgp::{
+    composed::{DecryptionOptions, Esk, Message, PlainSessionKey, TheRing},
+    packet::PublicKeyEncryptedSessionKey,
+    types::{DecryptionKey, EskType, KeyDetails, SecretParams, Seipdv1ReadMode},
+};
+
+use crate::{
+    error::{Error, Result},
+    keys::{fpr, key_id},
+    Passphrase, SecretKey,
+};
+
+/// Read buffer for the encrypted input.
+const INPUT_BUFFER: usize = 256 * 1024;
+
+/// Marks I/O errors of the caller's reader, to tell them apart from malformed data.
+#[derive(Debug)]
+struct InputError(io::Error);
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+impl StdError for InputError {}
+
+/// The caller's reader, buffered, with its errors marked.
+struct Input<R>(BufReader<R>);
+
+impl<R: Read> Read for Input<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(mark)
+    }
+}
+impl<R: Read> BufRead for Input<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.0.fill_buf().map_err(mark)
+    }
+    fn consume(&mut self, amt: usize) {
+        self.0.consume(amt)
+    }
+}
+impl<R> fmt::Debug for Input<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Input")
+    }
+}
+
+fn mark(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::Interrupted {
+        return e;
+    }
+    io::Error::new(e.kind(), InputError(e))
+}
+
+/// What an error found while reading the message means.
+enum Kind {
+    Input,
+    Mdc,
+    Truncated,
+    Other,
+}
+
+/// Walks the error chain (through `io::Error` payloads and `source()`s).
+fn kind_of(top: &(dyn StdError + 'static)) -> Kind {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(top);
+    let mut truncated = false;
+    while let Some(e) = cur {
+        if e.downcast_ref::<InputError>().is_some() {
+            return Kind::Input;
+        }
+        if let Some(pe) = e.downcast_ref::<pgp::errors::Error>() {
+            match pe {
+                pgp::errors::Error::MdcError => return Kind::Mdc,
+                pgp::errors::Error::PacketIncomplete { .. } => truncated = true,
+                _ => {}
+            }
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if io.kind() == io::ErrorKind::UnexpectedEof {
+                truncated = true;
+            }
+            let text = io.to_string();
+            if text.contains("shorter than expected") || text.contains("missing quick check") {
+                truncated = true;
+            }
+            cur = io.get_ref().map(|i| i as &(dyn StdError + 'static));
+            continue;
+        }
+        cur = e.source();
+    }
+    if truncated {
+        Kind::Truncated
+    } else {
+        Kind::Other
+    }
+}
+
+fn read_error(e: io::Error) -> Error {
+    match kind_of(&e) {
+        Kind::Input => Error::DecryptInput { source: e },
+        Kind::Mdc => Error::IntegrityCheckFailed {
+            detail: "the MDC (SHA-1 over the plaintext) does not match".into(),
+        },
+        Kind::Truncated => Error::Truncated {
+            detail: e.to_string(),
+        },
+        Kind::Other => Error::Malformed {
+            detail: e.to_string(),
+        },
+    }
+}
+
+fn pgp_error(e: pgp::errors::Error, outside: impl FnOnce(String) -> Error) -> Error {
+    match kind_of(&e) {
+        Kind::Input => Error::DecryptInput {
+            source: io::Error::other(e.to_string()),
+        },
+        Kind::Mdc => Error::IntegrityCheckFailed {
+            detail: e.to_string(),
+        },
+        Kind::Truncated => Error::Truncated {
+            detail: e.to_string(),
+        },
+        Kind::Other => outside(e.to_string()),
+    }
+}
+
+fn recipient_label(p: &PublicKeyEncryptedSessionKey) -> String {
+    match p {
+        PublicKeyEncryptedSessionKey::V3 { id, .. } => key_id(id),
+        PublicKeyEncryptedSessionKey::V6 { fingerprint, .. } => match fingerprint {
+            Some(f) => hex::encode_upper(f.as_bytes()),
+            None => "anonymous (v6)".into(),
+        },
+        PublicKeyEncryptedSessionKey::Other { version, .. } => format!("unsupported v{version}"),
+    }
+}
+
+/// Decrypts one OpenPGP message (binary or armored) from `input` with `secret`, writing
+/// the plaintext to `output` as it is decrypted, in bounded memory. Returns the number of
+/// plaintext octets written.
+///
+/// Accepts SEIPDv1 messages (with MDC) encrypted to `secret` — as written by
+/// [`EncryptingWriter`](crate::EncryptingWriter) or `gpg --encrypt` — optionally
+/// compressed (ZIP, ZLIB, BZip2). Signatures inside the message are not verified.
+/// Legacy unprotected (SED) messages are refused.
+///
+/// **Plaintext is released before the integrity check.** The MDC covers the whole
+/// message and can only be checked at its end, so when this function returns an error
+/// (modified ciphertext: [`Error::IntegrityCheckFailed`]; cut-off input:
+/// [`Error::Truncated`]; [`Error::Malformed`]; …), whatever was already written to
+/// `output` is untrusted and must be discarded. Only `Ok` means the output is complete
+/// and authentic (as far as the MDC goes: the MDC is not a signature).
+pub fn decrypt<R, W>(
+    secret: &SecretKey,
+    passphrase: &Passphrase,
+    input: R,
+    mut output: W,
+) -> Result<u64>
+where
+    R: Read + Send,
+    W: Write,
+{
+    let input = Input(BufReader::with_capacity(INPUT_BUFFER, input));
+    let (msg, _headers) = Message::from_reader(input)
+        .map_err(|e| pgp_error(e, |detail| Error::NotAMessage { detail }))?;
+
+    let esks = match &msg {
+        Message::Encrypted { esk, .. } => esk,
+        Message::Literal { .. } => {
+            return Err(Error::NotEncrypted {
+                detail: "found plain literal data".into(),
+            })
+        }
+        Message::Compressed { .. } => {
+            return Err(Error::NotEncrypted {
+                detail: "found compressed, unencrypted data".into(),
+            })
+        }
+        Message::Signed { .. } => {
+            return Err(Error::NotEncrypted {
+                detail: "found a signed, unencrypted message".into(),
+            })
+        }
+    };
+    let pkesks: Vec<&PublicKeyEncryptedSessionKey> = esks
+        .iter()
+        .filter_map(|e| match e {
+            Esk::PublicKeyEncryptedSessionKey(p) => Some(p),
+            Esk::SymKeyEncryptedSessionKey(_) => None,
+        })
+        .collect();
+    if pkesks.is_empty() {
+        return Err(Error::NotEncrypted {
+            detail: if esks.is_empty() {
+                "the encrypted data has no session key packet".into()
+            } else {
+                "the message is encrypted with a password, not to a key".into()
+            },
+        });
+    }
+
+    let session_key = find_session_key(secret, passphrase, &pkesks)?;
+
+    let ring = TheRing {
+        session_keys: vec![session_key],
+        decrypt_options: DecryptionOptions::new().set_seipdv1_read_mode(Seipdv1ReadMode::Streaming),
+        ..Default::default()
+    };
+    let (mut msg, _) = msg
+        .decrypt_the_ring(ring, true)
+        .map_err(|e| pgp_error(e, |detail| Error::Malformed { detail }))?;
+    while msg.is_compressed() {
+        msg = msg
+            .decompress()
+            .map_err(|e| pgp_error(e, |detail| Error::Malformed { detail }))?;
+    }
+    if msg.is_encrypted() {
+        return Err(Error::Malformed {
+            detail: "nested encryption layers are not supported".into(),
+        });
+    }
+
+    let mut total = 0u64;
+    loop {
+        let chunk = msg.fill_buf().map_err(read_error)?;
+        if chunk.is_empty() {
+            break;
+        }
+        output
+            .write_all(chunk)
+            .map_err(|source| Error::DecryptOutput { source })?;
+        let n = chunk.len();
+        msg.consume(n);
+        total += n as u64;
+    }
+    output
+        .flush()
+        .map_err(|source| Error::DecryptOutput { source })?;
+    Ok(total)
+}
+
+/// Decrypts the session key from the first PKESK addressed to a component of `secret`.
+fn find_session_key(
+    secret: &SecretKey,
+    passphrase: &Passphrase,
+    pkesks: &[&PublicKeyEncryptedSessionKey],
+) -> Result<PlainSessionKey> {
+    let ssk = secret.inner();
+    let fingerprint = secret.fingerprint();
+    let pw = passphrase.to_pgp();
+
+    // (key, is the secret material passphrase-protected, label)
+    let mut components: Vec<(&dyn DecryptionKey, bool, String)> = vec![(
+        &ssk.primary_key,
+        matches!(ssk.primary_key.secret_params(), SecretParams::Encrypted(_)),
+        "primary key".into(),
+    )];
+    for sub in &ssk.secret_subkeys {
+        components.push((
+            &sub.key,
+            matches!(sub.key.secret_params(), SecretParams::Encrypted(_)),
+            format!("subkey {}", fpr(&sub.key.fingerprint())),
+        ));
+    }
+
+    let mut matched = false;
+    let mut last_failure = None;
+    for pkesk in pkesks {
+        // SEIPDv1 messages only carry v3 PKESKs (rpgp drops others), addressed by key id.
+        let PublicKeyEncryptedSessionKey::V3 { id, values, .. } = pkesk else {
+            continue;
+        };
+        for (key, locked, label) in &components {
+            if !id.is_wildcard() && *id != key.legacy_key_id() {
+                continue;
+            }
+            matched = true;
+            match key.decrypt(&pw, values, EskType::V3_4) {
+                Ok(Ok(sk)) => return Ok(sk),
+                Ok(Err(e)) => last_failure = Some(e.to_string()),
+                Err(e) if *locked => {
+                    // Unlocking failed. With a wildcard recipient this may just be the
+                    // wrong component; keep looking, but remember.
+                    if id.is_wildcard() {
+                        last_failure = Some(format!("unlocking the {label}: {e}"));
+                        continue;
+                    }
+                    return Err(Error::WrongPassphrase {
+                        fingerprint,
+                        component: label.clone(),
+                    });
+                }
+                Err(e) => last_failure = Some(e.to_string()),
+            }
+        }
+    }
+    if !matched {
+        let mut key_ids = vec![key_id(&ssk.primary_key.legacy_key_id())];
+        key_ids.extend(
+            ssk.secret_subkeys
+                .iter()
+                .map(|s| key_id(&s.key.legacy_key_id())),
+        );
+        return Err(Error::WrongKey {
+            recipients: pkesks.iter().map(|p| recipient_label(p)).collect(),
+            fingerprint,
+            key_ids,
+        });
+    }
+    Err(Error::SessionKey {
+        fingerprint,
+        detail: last_failure.unwrap_or_else(|| "no usable PKESK packet".into()),
+    })
+}
