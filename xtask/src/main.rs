@@ -2,7 +2,9 @@
 
 use std::process::{Command, ExitCode};
 
+mod bench;
 mod prereq;
+mod proof;
 
 const HELP: &str = "\
 cargo xtask <command>
@@ -10,6 +12,14 @@ cargo xtask <command>
 Commands:
   test             install missing prerequisites, then run every test (the README's test command)
   check-layering   fail if cutter-core depends on an I/O crate (postgres, pgp, tempfile, tokio)
+  proof --rollback-only [--database-url URL --expect-system-identifier ID]
+                   run the real SQL of every mutating phase in transactions that always roll
+                   back, assert each contract and net-zero; without --database-url on a
+                   throwaway cluster with the reference schema and the baseline
+  bench write --units N
+                   cut_leg_a throughput against psql-per-row and COPY+INSERT…SELECT, and
+                   peak memory; run in release mode:
+                   cargo run --release -p xtask -- bench write --units 100000
   help             this text
 ";
 
@@ -18,6 +28,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("check-layering") => check_layering(),
+        Some("proof") => proof::main(&args[1..]),
+        Some("bench") => bench::main(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
             Ok(())
@@ -98,6 +110,23 @@ fn check_layering() -> Result<(), String> {
 fn test(extra: &[String]) -> Result<(), String> {
     prereq::ensure()?;
     check_layering()?;
+    // One throwaway cluster for the whole run: every test process finds it through
+    // CUTTER_TEST_CLUSTER and takes a fresh database from its template. Dropped (server
+    // stopped, directory removed) when this function returns, pass or fail.
+    let cluster = cutter_pg::testing::TestCluster::start()
+        .map_err(|e| format!("cannot start the shared test cluster: {e}"))?;
+    for (k, v) in cluster.env() {
+        // SAFETY of set_var: xtask is single-threaded here; children inherit it.
+        std::env::set_var(k, v);
+    }
+    let result = run_tests(extra);
+    if let Err(e) = cluster.stop() {
+        eprintln!("xtask: stopping the shared test cluster: {e}");
+    }
+    result
+}
+
+fn run_tests(extra: &[String]) -> Result<(), String> {
     let nextest = cargo()
         .args(["nextest", "--version"])
         .output()

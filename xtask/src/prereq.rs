@@ -57,7 +57,7 @@ pub fn ensure() -> Result<(), String> {
     }
     if !is_root() {
         return Err(format!(
-            "missing prerequisites: {}. Install PostgreSQL (server, with pg_config) and GnuPG, e.g. `sudo apt-get install postgresql postgresql-server-dev-all gnupg`",
+            "missing prerequisites: {}. Install PostgreSQL (server, with pg_config), GnuPG and OpenSSL, e.g. `sudo apt-get install postgresql postgresql-server-dev-all gnupg openssl`",
             m.join(", ")
         ));
     }
@@ -77,7 +77,7 @@ pub fn ensure() -> Result<(), String> {
             ])
             .env("DEBIAN_FRONTEND", "noninteractive"))
     {
-        return Err("apt-get could not install postgresql and gnupg".into());
+        return Err("apt-get could not install postgresql, gnupg and openssl".into());
     }
     let still = missing();
     if still.is_empty() {

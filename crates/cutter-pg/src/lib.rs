@@ -1,2 +1,37 @@
-//! PostgreSQL adapter: the reference schema, one transaction per phase method,
-//! snapshots, preflight and throwaway clusters.
+//! PostgreSQL adapter of cutter: the reference schema as embedded, versioned SQL; a
+//! [`Target`] whose mutating phase methods each own exactly one transaction and need a
+//! [`cutter_core::LiveAuthorization`]; snapshots with server-side content digests;
+//! preflight; and throwaway clusters for tests, proofs, dry-runs and the demo.
+//!
+//! Invariants: values always travel as bind parameters (identifiers are quoted with
+//! [`quote_ident`]); no write happens without an authorization for the connected server
+//! and the per-target run lock; passwords never appear in `Debug`, logs or errors.
+//!
+//! Where to start: [`Target`] (the adapter), [`schema`] (the SQL and its names),
+//! [`surface`] (snapshots and the digest's canonical form), [`Cluster`].
+
+pub mod cluster;
+pub mod config;
+mod error;
+pub mod fixtures;
+mod ident;
+pub mod preflight;
+pub mod schema;
+mod stream;
+pub mod surface;
+mod sys;
+mod target;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use cluster::{pg_bindir, pg_program, Cluster, ClusterOptions};
+pub use config::{ConfigError, ConnConfig, Password};
+pub use error::{Error, LockHolder, Result, ServerError};
+pub use ident::{quote_ident, quote_table};
+pub use preflight::{Finding, PreflightReport};
+pub use stream::StreamedPlan;
+pub use surface::SurfaceMark;
+pub use target::{
+    BatchLimits, LegAReport, PhaseTransaction, RollbackOnly, Target, APPLICATION_NAME_PREFIX,
+    RUN_LOCK_KEY,
+};

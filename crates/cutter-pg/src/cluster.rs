@@ -1,0 +1,604 @@
+//! Throwaway PostgreSQL clusters: `initdb` into a fresh temporary directory, a server on a
+//! free loopback port with a private socket directory, SCRAM password authentication, and
+//! on drop a fast shutdown and the removal of exactly that directory.
+//!
+//! Invariant: a [`Cluster`] only ever signals the server process it spawned and only ever
+//! removes the directory it created; it never looks at any other cluster. When running as
+//! root, `initdb` and `postgres` run as the unprivileged `postgres` user (they refuse to
+//! run as root); otherwise as the current user.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use cutter_core::SystemIdentifier;
+
+use crate::config::{ConnConfig, Password};
+use crate::error::{Error, PgContext, Result};
+use crate::ident::quote_ident;
+use crate::sys;
+
+/// The directory holding the PostgreSQL programs, from `pg_config --bindir` (looked up
+/// once). The programs are never looked up on `PATH`.
+pub fn pg_bindir() -> Result<PathBuf> {
+    static BINDIR: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    BINDIR
+        .get_or_init(|| {
+            let out = Command::new("pg_config")
+                .arg("--bindir")
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("cannot run pg_config: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "pg_config --bindir failed with {}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            if dir.join("postgres").is_file() {
+                Ok(dir)
+            } else {
+                Err(format!(
+                    "pg_config --bindir says {}, but there is no postgres program there",
+                    dir.display()
+                ))
+            }
+        })
+        .clone()
+        .map_err(|problem| Error::Program {
+            program: "pg_config".into(),
+            problem: format!(
+                "{problem}; install the PostgreSQL server package (with pg_config), e.g. \
+                 `apt-get install postgresql postgresql-server-dev-all`"
+            ),
+            output: String::new(),
+        })
+}
+
+/// The path of PostgreSQL program `name` (`initdb`, `psql`, `pg_dump`, …) in
+/// [`pg_bindir`], checked to exist.
+pub fn pg_program(name: &str) -> Result<PathBuf> {
+    let p = pg_bindir()?.join(name);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(Error::Program {
+            program: p.display().to_string(),
+            problem: "not found in the directory `pg_config --bindir` prints".into(),
+            output: String::new(),
+        })
+    }
+}
+
+/// Server settings of every throwaway cluster. Durability is off: the data is discarded.
+const SETTINGS: [(&str, &str); 11] = [
+    ("fsync", "off"),
+    ("synchronous_commit", "off"),
+    ("full_page_writes", "off"),
+    ("max_wal_size", "4GB"),
+    ("checkpoint_timeout", "1h"),
+    ("max_connections", "200"),
+    ("log_min_messages", "warning"),
+    ("log_statement", "none"),
+    ("logging_collector", "off"),
+    ("password_encryption", "scram-sha-256"),
+    ("shared_buffers", "128MB"),
+];
+
+/// Options for [`Cluster::start_with`].
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    /// Extra server settings (`-c name=value`), applied after the defaults.
+    pub settings: Vec<(String, String)>,
+}
+
+/// The unprivileged user the server runs as when this process is root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RunAs {
+    uid: u32,
+    gid: u32,
+}
+
+impl RunAs {
+    fn apply(self, cmd: &mut Command) {
+        cmd.uid(self.uid).gid(self.gid);
+    }
+}
+
+/// `uid:gid` of `user`, from /etc/passwd, else from `id`.
+fn lookup_user(user: &str) -> Option<RunAs> {
+    if let Ok(passwd) = fs::read_to_string("/etc/passwd") {
+        for line in passwd.lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() >= 4 && f[0] == user {
+                if let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) {
+                    return Some(RunAs { uid, gid });
+                }
+            }
+        }
+    }
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, user]).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().parse().ok())?
+    };
+    Some(RunAs {
+        uid: id("-u")?,
+        gid: id("-g")?,
+    })
+}
+
+/// A fresh random secret: 32 hex digits from the kernel's generator.
+pub(crate) fn random_secret() -> Result<String> {
+    let mut buf = [0u8; 16];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| Error::io("reading random bytes from", "/dev/urandom", e))?;
+    Ok(hex::encode(buf))
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Spawns `cmd` from a keeper thread that lives as long as the process, so that the
+/// parent-death signal (see [`sys::quit_with_parent`]) fires when the process exits and
+/// not when some short-lived (test) thread does.
+fn spawn_kept(cmd: Command) -> std::io::Result<Child> {
+    static KEEPER: OnceLock<std::result::Result<Mutex<mpsc::Sender<SpawnRequest>>, String>> =
+        OnceLock::new();
+    let keeper = KEEPER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("cutter-pg-keeper".into())
+            .spawn(move || {
+                // The sender lives in a static and is never dropped, so this thread
+                // lives until the process exits.
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .map(|_| Mutex::new(tx))
+            .map_err(|e| e.to_string())
+    });
+    let keeper = keeper
+        .as_ref()
+        .map_err(|e| std::io::Error::other(format!("cannot start the keeper thread: {e}")))?;
+    let (reply_tx, reply_rx) = mpsc::channel();
+    keeper
+        .lock()
+        .map_err(|_| std::io::Error::other("keeper thread lock poisoned"))?
+        .send((cmd, reply_tx))
+        .map_err(|_| std::io::Error::other("keeper thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("keeper thread is gone"))?
+}
+
+/// A free TCP port on the loopback interface (the kernel's choice; there is a small
+/// window before the server binds it, covered by retrying).
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(|e| Error::io("binding a loopback port on", "127.0.0.1:0", e))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::io("reading the port of", "127.0.0.1:0", e))
+}
+
+fn tail(path: &Path, max: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let start = text.len().saturating_sub(max);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    text[start..].trim().to_string()
+}
+
+/// A running throwaway PostgreSQL cluster. Dropping it stops the server (fast shutdown,
+/// then immediate) and removes its directory. Public and documented because tests, the
+/// restore proof, the CLI's dry-run and the demo all use it.
+pub struct Cluster {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    log_path: PathBuf,
+    port: u16,
+    run_as: Option<RunAs>,
+    superuser: String,
+    password: Password,
+    child: Option<Child>,
+}
+
+impl fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cluster")
+            .field("dir", &self.path)
+            .field("port", &self.port)
+            .field("superuser", &self.superuser)
+            .field("pid", &self.child.as_ref().map(Child::id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Starts a new cluster with default options.
+    pub fn start() -> Result<Cluster> {
+        Self::start_with(&ClusterOptions::default())
+    }
+
+    /// Runs `initdb` into a new temporary directory and starts the server on a free
+    /// loopback port. The superuser is `postgres` with a generated password; TCP and the
+    /// (private) unix socket both require SCRAM password authentication.
+    pub fn start_with(options: &ClusterOptions) -> Result<Cluster> {
+        let bindir = pg_bindir()?;
+        let run_as = if sys::effective_uid() == 0 {
+            Some(lookup_user("postgres").ok_or_else(|| {
+                Error::Program {
+                    program: "initdb".into(),
+                    problem: "running as root, and initdb refuses to run as root, but there is no \
+                          `postgres` user to run it as; create one (the postgresql package does)"
+                        .into(),
+                    output: String::new(),
+                }
+            })?)
+        } else {
+            None
+        };
+        // As root the directory must be reachable by the postgres user: not below a
+        // private home directory.
+        let base = match std::env::var_os("CUTTER_PG_TMPDIR") {
+            Some(d) => PathBuf::from(d),
+            None if run_as.is_some() => PathBuf::from("/tmp"),
+            None => std::env::temp_dir(),
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("cutter-pg-")
+            .tempdir_in(&base)
+            .map_err(|e| Error::io("creating a temporary directory in", &base, e))?;
+        let path = dir.path().to_path_buf();
+        let mut cluster = Cluster {
+            dir: Some(dir),
+            data_dir: path.join("data"),
+            socket_dir: path.join("sock"),
+            log_path: path.join("postgres.log"),
+            path,
+            port: 0,
+            run_as,
+            superuser: "postgres".into(),
+            password: Password::new(random_secret()?),
+            child: None,
+        };
+        cluster.prepare_dirs()?;
+        cluster.initdb(&bindir)?;
+        cluster.launch(&bindir, options)?;
+        Ok(cluster)
+    }
+
+    fn own(&self, p: &Path, mode: u32) -> Result<()> {
+        fs::set_permissions(p, fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("setting permissions of", p, e))?;
+        if let Some(r) = self.run_as {
+            chown(p, Some(r.uid), Some(r.gid)).map_err(|e| Error::io("chown", p, e))?;
+        }
+        Ok(())
+    }
+
+    fn prepare_dirs(&self) -> Result<()> {
+        self.own(&self.path, 0o700)?;
+        fs::create_dir(&self.socket_dir)
+            .map_err(|e| Error::io("creating the socket directory", &self.socket_dir, e))?;
+        self.own(&self.socket_dir, 0o700)
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(&self.path)
+            .stdin(Stdio::null())
+            .env("LC_ALL", "C")
+            .env("LANG", "C")
+            .env_remove("PGDATA")
+            .env_remove("PGPORT")
+            .env_remove("PGHOST")
+            .env_remove("PGUSER")
+            .env_remove("PGPASSWORD")
+            .env_remove("PGOPTIONS");
+        if let Some(r) = self.run_as {
+            r.apply(&mut cmd);
+        }
+        cmd
+    }
+
+    fn initdb(&self, bindir: &Path) -> Result<()> {
+        let pwfile = self.path.join("pwfile");
+        {
+            let mut f = File::create(&pwfile)
+                .map_err(|e| Error::io("creating the password file", &pwfile, e))?;
+            self.own(&pwfile, 0o600)?;
+            writeln!(f, "{}", self.password.expose_secret())
+                .map_err(|e| Error::io("writing the password file", &pwfile, e))?;
+        }
+        let program = bindir.join("initdb");
+        let out = self
+            .command(&program)
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-U", &self.superuser])
+            .args([
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .output();
+        let _ = fs::remove_file(&pwfile);
+        let out = out.map_err(|e| Error::Program {
+            program: program.display().to_string(),
+            problem: format!("cannot start: {e}"),
+            output: String::new(),
+        })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(Error::Program {
+                program: program.display().to_string(),
+                problem: format!("failed with {}", out.status),
+                output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
+    }
+
+    fn launch(&mut self, bindir: &Path, options: &ClusterOptions) -> Result<()> {
+        let program = bindir.join("postgres");
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            let port = free_port()?;
+            let log = File::create(&self.log_path)
+                .map_err(|e| Error::io("creating the server log", &self.log_path, e))?;
+            let log2 = log
+                .try_clone()
+                .map_err(|e| Error::io("duplicating the server log", &self.log_path, e))?;
+            let mut cmd = self.command(&program);
+            cmd.arg("-D").arg(&self.data_dir);
+            let mut settings: Vec<(String, String)> = vec![
+                ("listen_addresses".into(), "127.0.0.1".into()),
+                ("port".into(), port.to_string()),
+                (
+                    "unix_socket_directories".into(),
+                    self.socket_dir.display().to_string(),
+                ),
+            ];
+            settings.extend(SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            settings.extend(options.settings.iter().cloned());
+            for (k, v) in &settings {
+                cmd.arg("-c").arg(format!("{k}={v}"));
+            }
+            cmd.stdout(log).stderr(log2);
+            sys::quit_with_parent(&mut cmd);
+            let child = spawn_kept(cmd).map_err(|e| Error::Program {
+                program: program.display().to_string(),
+                problem: format!("cannot start: {e}"),
+                output: String::new(),
+            })?;
+            self.child = Some(child);
+            self.port = port;
+            match self.wait_ready(Duration::from_secs(60)) {
+                Ok(()) => return Ok(()),
+                Err(log) => {
+                    self.stop_server();
+                    let retry = log.contains("could not bind") || log.contains("already in use");
+                    last_log = log;
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(Error::Program {
+            program: program.display().to_string(),
+            problem: format!("the server in {} did not start", self.path.display()),
+            output: last_log,
+        })
+    }
+
+    /// Waits for `postmaster.pid` to say `ready`; on failure returns the log tail.
+    fn wait_ready(&mut self, timeout: Duration) -> std::result::Result<(), String> {
+        let pidfile = self.data_dir.join("postmaster.pid");
+        let start = Instant::now();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!(
+                        "server exited with {status}\n{}",
+                        tail(&self.log_path, 4000)
+                    ));
+                }
+            }
+            if let Ok(text) = fs::read_to_string(&pidfile) {
+                // Line 8 of postmaster.pid is the server status (PostgreSQL ≥ 10).
+                if text.lines().nth(7).map(str::trim) == Some("ready") {
+                    return Ok(());
+                }
+            }
+            if start.elapsed() > timeout {
+                return Err(format!(
+                    "server not ready after {timeout:?}\n{}",
+                    tail(&self.log_path, 4000)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Fast shutdown, then immediate, then kill; waits for the process.
+    fn stop_server(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = child.id();
+        let wait = |child: &mut Child, d: Duration| -> bool {
+            let start = Instant::now();
+            while start.elapsed() < d {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => return true,
+                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            false
+        };
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        if sys::send_signal(pid, sys::SIGINT) && wait(&mut child, Duration::from_secs(30)) {
+            return;
+        }
+        if sys::send_signal(pid, sys::SIGQUIT) && wait(&mut child, Duration::from_secs(10)) {
+            return;
+        }
+        let _ = sys::send_signal(pid, sys::SIGKILL);
+        let _ = child.wait();
+    }
+
+    /// Stops the server and removes the directory, reporting a failure to remove it.
+    pub fn stop(mut self) -> Result<()> {
+        self.stop_server();
+        match self.dir.take() {
+            Some(d) => d
+                .close()
+                .map_err(|e| Error::io("removing the cluster directory", &self.path, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// The TCP port the server listens on (loopback only).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    /// `127.0.0.1`.
+    pub fn host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+    /// The cluster's temporary directory (data, socket, log).
+    pub fn dir(&self) -> &Path {
+        &self.path
+    }
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+    /// The private unix socket directory.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+    /// The superuser's name (`postgres`).
+    pub fn superuser(&self) -> &str {
+        &self.superuser
+    }
+    /// The superuser's generated password.
+    pub fn superuser_password(&self) -> &Password {
+        &self.password
+    }
+    /// The server process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+    /// The last `max` bytes of the server log.
+    pub fn log_tail(&self, max: usize) -> String {
+        tail(&self.log_path, max)
+    }
+
+    /// A connection configuration for `user` (with `password`) to database `dbname`
+    /// over TCP on the loopback interface.
+    pub fn config(
+        &self,
+        dbname: &str,
+        user: &str,
+        password: Option<Password>,
+    ) -> Result<ConnConfig> {
+        connection_config(self.host(), self.port, dbname, user, password)
+    }
+
+    /// The superuser's connection configuration for `dbname`.
+    pub fn superuser_config(&self, dbname: &str) -> Result<ConnConfig> {
+        self.config(dbname, &self.superuser, Some(self.password.clone()))
+    }
+
+    /// Connects as the superuser to `dbname`.
+    pub fn connect(&self, dbname: &str) -> Result<postgres::Client> {
+        Ok(self.superuser_config(dbname)?.connect()?)
+    }
+
+    /// The cluster's `system_identifier`.
+    pub fn system_identifier(&self) -> Result<SystemIdentifier> {
+        let mut c = self.connect("postgres")?;
+        crate::target::read_system_identifier(&mut c)
+    }
+
+    /// `CREATE DATABASE name [TEMPLATE template]`, names quoted as identifiers.
+    pub fn create_database(&self, name: &str, template: Option<&str>) -> Result<()> {
+        let mut c = self.connect("postgres")?;
+        create_database(&mut c, name, template)
+    }
+
+    /// `DROP DATABASE IF EXISTS name WITH (FORCE)`.
+    pub fn drop_database(&self, name: &str) -> Result<()> {
+        let mut c = self.connect("postgres")?;
+        drop_database(&mut c, name)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_server();
+        if let Some(d) = self.dir.take() {
+            let _ = d.close();
+        }
+    }
+}
+
+/// A loopback TCP connection configuration.
+pub(crate) fn connection_config(
+    host: &str,
+    port: u16,
+    dbname: &str,
+    user: &str,
+    password: Option<Password>,
+) -> Result<ConnConfig> {
+    let base = ConnConfig::parse(&format!(
+        "host={host} port={port} dbname=postgres user=postgres sslmode=disable connect_timeout=10"
+    ))?;
+    Ok(base.with_user(user, password).with_dbname(dbname))
+}
+
+/// `CREATE DATABASE`, names quoted as identifiers.
+pub(crate) fn create_database(
+    c: &mut postgres::Client,
+    name: &str,
+    template: Option<&str>,
+) -> Result<()> {
+    let mut sql = format!("CREATE DATABASE {}", quote_ident(name));
+    if let Some(t) = template {
+        sql.push_str(&format!(" TEMPLATE {}", quote_ident(t)));
+    }
+    c.batch_execute(&sql)
+        .doing(&format!("creating database {}", quote_ident(name)))
+}
+
+/// `DROP DATABASE IF EXISTS … WITH (FORCE)`.
+pub(crate) fn drop_database(c: &mut postgres::Client, name: &str) -> Result<()> {
+    c.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote_ident(name)
+    ))
+    .doing(&format!("dropping database {}", quote_ident(name)))
+}

@@ -1,0 +1,777 @@
+//! Preflight: compares a target with the reference schema — schemas, tables, columns,
+//! the unique address index, functions (SECURITY DEFINER, pinned search_path), both
+//! immutability triggers (present, `tgenabled = 'O'`), roles and their privileges, the
+//! vocabularies and the schema version — and reports every difference by name.
+//!
+//! Invariant: preflight only reads, inside a READ ONLY transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use postgres::GenericClient;
+use serde::{Deserialize, Serialize};
+
+use cutter_core::SystemIdentifier;
+
+use crate::error::{PgContext, Result};
+use crate::ident::quote_ident;
+use crate::schema::{
+    EXEC_ROLE, FUNCTIONS, IMMUTABILITY_TRIGGERS, REFERENCE_VERSION, VERIFY_ROLE, VOCABULARIES,
+};
+
+/// One difference between the target and the reference.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Finding {
+    /// The object concerned: `public.information_unit.title`, `trigger trg_iu_enacted_immut`,
+    /// `role cutter_exec`, ….
+    pub object: String,
+    /// What differs from the reference.
+    pub problem: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.object, self.problem)
+    }
+}
+
+/// What preflight found.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PreflightReport {
+    /// The server checked.
+    pub system_identifier: SystemIdentifier,
+    /// `server_version`.
+    pub server_version: String,
+    /// The role preflight ran as.
+    pub connected_as: String,
+    /// The recorded schema version, if any.
+    pub schema_version: Option<i32>,
+    /// Every difference from the reference; empty when the target conforms.
+    pub findings: Vec<Finding>,
+}
+
+impl PreflightReport {
+    /// Whether the target conforms to the reference.
+    pub fn is_ok(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+impl fmt::Display for PreflightReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "preflight of server {} (PostgreSQL {}, as {}): schema version {}",
+            self.system_identifier,
+            self.server_version,
+            self.connected_as,
+            self.schema_version
+                .map_or_else(|| "none".to_string(), |v| v.to_string())
+        )?;
+        if self.findings.is_empty() {
+            writeln!(f, "  conforms to the reference schema")
+        } else {
+            writeln!(
+                f,
+                "  {} difference(s) from the reference:",
+                self.findings.len()
+            )?;
+            for x in &self.findings {
+                writeln!(f, "  - {x}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// (schema, table, [(column, type, not null)]) of the reference.
+pub(crate) type TableSpec = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str, bool)],
+);
+
+const TS: &str = "timestamp with time zone";
+
+/// Every table and column of the reference schema, in table order.
+pub(crate) const REFERENCE_TABLES: [TableSpec; 13] = [
+    (
+        "public",
+        "information_unit",
+        &[
+            ("id", "bigint", true),
+            ("canonical_address", "text", true),
+            ("title", "text", true),
+            ("unit_kind_ref", "text", true),
+            ("identity_profile", "jsonb", true),
+            ("publication_type", "text", true),
+            ("owner_ref", "text", false),
+            ("document_id", "text", true),
+            ("source_version_id", "text", true),
+            ("lifecycle_status", "text", true),
+            ("change_set_id", "text", false),
+            ("created_by", "text", true),
+            ("created_at", TS, true),
+            ("updated_at", TS, true),
+            ("enacted_at", TS, false),
+        ],
+    ),
+    (
+        "public",
+        "unit_version",
+        &[
+            ("id", "bigint", true),
+            ("information_unit_id", "bigint", true),
+            ("version_no", "integer", true),
+            ("body", "text", true),
+            ("body_sha256", "text", true),
+            ("lifecycle_status", "text", true),
+            ("created_by", "text", true),
+            ("created_at", TS, true),
+        ],
+    ),
+    (
+        "public",
+        "iu_lifecycle_log",
+        &[
+            ("id", "bigint", true),
+            ("information_unit_id", "bigint", true),
+            ("from_status", "text", false),
+            ("to_status", "text", true),
+            ("actor", "text", true),
+            ("run_id", "text", false),
+            ("change_set_id", "text", false),
+            ("reason", "text", false),
+            ("created_at", TS, true),
+        ],
+    ),
+    (
+        "cutter_governance",
+        "cut_change_set",
+        &[
+            ("id", "bigint", true),
+            ("change_set_id", "text", true),
+            ("run_id", "text", true),
+            ("document_id", "text", true),
+            ("source_version_id", "text", true),
+            ("plan_digest", "text", true),
+            ("unit_count", "bigint", true),
+            ("created_at", TS, true),
+            ("prev_hash", "text", false),
+            ("row_hash", "text", false),
+        ],
+    ),
+    (
+        "cutter_governance",
+        "cut_change_set_affected_row",
+        &[
+            ("id", "bigint", true),
+            ("change_set_id", "text", true),
+            ("information_unit_id", "bigint", true),
+            ("canonical_address", "text", true),
+            ("body_sha256", "text", true),
+            ("created_at", TS, true),
+            ("prev_hash", "text", false),
+            ("row_hash", "text", false),
+        ],
+    ),
+    (
+        "cutter_governance",
+        "manifest_envelope",
+        &[
+            ("id", "bigint", true),
+            ("change_set_id", "text", true),
+            ("run_id", "text", true),
+            ("plan_digest", "text", true),
+            ("manifest", "jsonb", true),
+            ("created_at", TS, true),
+            ("prev_hash", "text", false),
+            ("row_hash", "text", false),
+        ],
+    ),
+    (
+        "cutter_governance",
+        "review_decision",
+        &[
+            ("id", "bigint", true),
+            ("run_id", "text", true),
+            ("change_set_id", "text", false),
+            ("decision", "text", true),
+            ("payload", "jsonb", true),
+            ("actor", "text", true),
+            ("created_at", TS, true),
+            ("prev_hash", "text", false),
+            ("row_hash", "text", false),
+        ],
+    ),
+    (
+        "cutter_governance",
+        "verify_result",
+        &[
+            ("id", "bigint", true),
+            ("run_id", "text", true),
+            ("change_set_id", "text", true),
+            ("checked", "bigint", true),
+            ("matched", "bigint", true),
+            ("mismatched", "bigint", true),
+            ("verdict", "text", true),
+            ("details", "jsonb", true),
+            ("created_at", TS, true),
+            ("prev_hash", "text", false),
+            ("row_hash", "text", false),
+        ],
+    ),
+    (
+        "cutter_governance",
+        "dot_pair_signature",
+        &[
+            ("id", "bigint", true),
+            ("run_id", "text", true),
+            ("gate", "text", true),
+            ("signer_fpr", "text", true),
+            ("statement", "text", true),
+            ("signature", "text", true),
+            ("created_at", TS, true),
+            ("prev_hash", "text", false),
+            ("row_hash", "text", false),
+        ],
+    ),
+    (
+        "cutter_governance",
+        "schema_version",
+        &[
+            ("version", "integer", true),
+            ("name", "text", true),
+            ("sha256", "text", true),
+            ("installed_at", TS, true),
+        ],
+    ),
+    (
+        "vocab",
+        "unit_kind",
+        &[
+            ("code", "text", true),
+            ("ref", "text", false),
+            ("label", "text", true),
+        ],
+    ),
+    (
+        "vocab",
+        "section_type",
+        &[
+            ("code", "text", true),
+            ("ref", "text", false),
+            ("label", "text", true),
+        ],
+    ),
+    (
+        "vocab",
+        "publication_type",
+        &[
+            ("code", "text", true),
+            ("ref", "text", false),
+            ("label", "text", true),
+        ],
+    ),
+];
+
+const LEDGER: [&str; 6] = [
+    "cut_change_set",
+    "cut_change_set_affected_row",
+    "manifest_envelope",
+    "review_decision",
+    "verify_result",
+    "dot_pair_signature",
+];
+
+const TABLE_PRIVILEGES: [&str; 7] = [
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "TRUNCATE",
+    "REFERENCES",
+    "TRIGGER",
+];
+
+/// The privileges the reference grants `role` on `schema.table`.
+fn expected_privileges(role: &str, schema: &str, table: &str) -> BTreeSet<&'static str> {
+    let mut p = BTreeSet::from(["SELECT"]);
+    if role == EXEC_ROLE && schema == "cutter_governance" && LEDGER.contains(&table) {
+        p.insert("INSERT");
+    }
+    if role == "public" {
+        p.clear();
+    }
+    p
+}
+
+/// The reference's EXECUTE grants: `cutter_exec` on every function, nobody else.
+fn expected_execute(role: &str) -> bool {
+    role == EXEC_ROLE
+}
+
+/// Runs every check against the connected target; reads only.
+pub fn preflight(c: &mut postgres::Client) -> Result<PreflightReport> {
+    let mut tx = c
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .doing("BEGIN READ ONLY for preflight")?;
+    let report = check(&mut tx)?;
+    tx.rollback().doing("ending the preflight transaction")?;
+    Ok(report)
+}
+
+fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
+    let mut findings = Vec::new();
+    let mut push = |object: String, problem: String| findings.push(Finding { object, problem });
+
+    let head = c
+        .query_one(
+            "SELECT current_setting('server_version'), current_user::text",
+            &[],
+        )
+        .doing("reading server_version")?;
+    let server_version: String = head.get(0);
+    let connected_as: String = head.get(1);
+    let system_identifier = crate::surface::system_identifier(c)?;
+
+    // Schemas.
+    for schema in ["public", "vocab", "cutter_governance"] {
+        let ok: bool = c
+            .query_one("SELECT to_regnamespace($1) IS NOT NULL", &[&schema])
+            .doing("looking for schemas")?
+            .get(0);
+        if !ok {
+            push(format!("schema {schema}"), "missing".into());
+        }
+    }
+
+    // Tables and columns.
+    let mut present_tables = BTreeSet::new();
+    for (schema, table, columns) in REFERENCE_TABLES {
+        let qualified = format!("{schema}.{table}");
+        let rows = c
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull \
+                 FROM pg_catalog.pg_attribute a \
+                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&qualified],
+            )
+            .doing(&format!("reading the columns of {qualified}"))?;
+        if rows.is_empty() {
+            push(format!("table {qualified}"), "missing".into());
+            continue;
+        }
+        present_tables.insert(qualified.clone());
+        let found: BTreeMap<String, (String, bool)> = rows
+            .iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect();
+        for (col, ty, not_null) in columns.iter() {
+            match found.get(*col) {
+                None => push(
+                    format!("column {qualified}.{col}"),
+                    format!(
+                        "missing (reference: {ty}{})",
+                        if *not_null { " NOT NULL" } else { "" }
+                    ),
+                ),
+                Some((t, nn)) => {
+                    if t != ty {
+                        push(
+                            format!("column {qualified}.{col}"),
+                            format!("type {t}, reference {ty}"),
+                        );
+                    }
+                    if nn != not_null {
+                        push(
+                            format!("column {qualified}.{col}"),
+                            if *not_null {
+                                "nullable, reference NOT NULL".into()
+                            } else {
+                                "NOT NULL, reference nullable".into()
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // The unique index that keeps live canonical addresses unique.
+    if present_tables.contains("public.information_unit") {
+        let unique: bool = c
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i \
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+                  WHERE i.indrelid = 'public.information_unit'::regclass AND i.indisunique \
+                    AND i.indnatts = 1 AND a.attname = 'canonical_address')",
+                &[],
+            )
+            .doing("looking for the unique index on canonical_address")?
+            .get(0);
+        if !unique {
+            push(
+                "index on public.information_unit (canonical_address)".into(),
+                "no unique index: duplicate addresses would not be refused".into(),
+            );
+        }
+    }
+
+    // Functions.
+    for (name, signature) in FUNCTIONS {
+        let row = c
+            .query_opt(
+                "SELECT p.prosecdef, coalesce(array_to_string(p.proconfig, ','), '') \
+                 FROM pg_catalog.pg_proc p WHERE p.oid = to_regprocedure($1)",
+                &[&signature],
+            )
+            .doing(&format!("looking for function {name}"))?;
+        let Some(row) = row else {
+            push(format!("function {signature}"), "missing".into());
+            continue;
+        };
+        let secdef: bool = row.get(0);
+        let config: String = row.get(1);
+        if !secdef {
+            push(
+                format!("function {signature}"),
+                "not SECURITY DEFINER (cutter_exec cannot write without it)".into(),
+            );
+        }
+        if !config.contains("search_path=pg_catalog, pg_temp") {
+            push(
+                format!("function {signature}"),
+                format!(
+                    "search_path not pinned to `pg_catalog, pg_temp` (settings: {})",
+                    if config.is_empty() { "none" } else { &config }
+                ),
+            );
+        }
+        for role in [EXEC_ROLE, VERIFY_ROLE, "public"] {
+            if role != "public" && !role_exists(c, role)? {
+                continue;
+            }
+            let has: bool = c
+                .query_one(
+                    "SELECT has_function_privilege($1, to_regprocedure($2), 'EXECUTE')",
+                    &[&role, &signature],
+                )
+                .doing(&format!("checking EXECUTE on {name}"))?
+                .get(0);
+            let want = expected_execute(role);
+            if has != want {
+                push(
+                    format!("privilege EXECUTE on {name} for {}", role_label(role)),
+                    if has {
+                        "granted, the reference does not grant it".into()
+                    } else {
+                        "missing".into()
+                    },
+                );
+            }
+        }
+    }
+
+    // Triggers.
+    for (name, table) in IMMUTABILITY_TRIGGERS {
+        let row = c
+            .query_opt(
+                "SELECT t.tgenabled::text, t.tgtype::int FROM pg_catalog.pg_trigger t \
+                 WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2 AND NOT t.tgisinternal",
+                &[&table, &name],
+            )
+            .doing(&format!("looking for trigger {name}"))?;
+        match row {
+            None => push(format!("trigger {name} on {table}"), "missing".into()),
+            Some(r) => {
+                let enabled: String = r.get(0);
+                let tgtype: i32 = r.get(1);
+                if enabled != "O" {
+                    push(
+                        format!("trigger {name} on {table}"),
+                        format!("tgenabled = '{enabled}', reference 'O' (enabled)"),
+                    );
+                }
+                // ROW (1) | BEFORE (2) | DELETE (8) | UPDATE (16)
+                if tgtype & 0b11011 != 0b11011 {
+                    push(
+                        format!("trigger {name} on {table}"),
+                        format!("fires on tgtype {tgtype}, reference BEFORE UPDATE OR DELETE FOR EACH ROW"),
+                    );
+                }
+            }
+        }
+    }
+
+    // Roles and table privileges.
+    for role in [EXEC_ROLE, VERIFY_ROLE] {
+        let row = c
+            .query_opt(
+                "SELECT rolsuper, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = $1",
+                &[&role],
+            )
+            .doing(&format!("looking for role {role}"))?;
+        match row {
+            None => push(format!("role {role}"), "missing".into()),
+            Some(r) => {
+                let sup: bool = r.get(0);
+                let bypass: bool = r.get(1);
+                if sup || bypass {
+                    push(
+                        format!("role {role}"),
+                        "is a superuser or bypasses row security; the reference role is unprivileged".into(),
+                    );
+                }
+            }
+        }
+    }
+    for (schema, table, _) in REFERENCE_TABLES {
+        let qualified = format!("{schema}.{table}");
+        if !present_tables.contains(&qualified) {
+            continue;
+        }
+        for role in [EXEC_ROLE, VERIFY_ROLE, "public"] {
+            if role != "public" && !role_exists(c, role)? {
+                continue;
+            }
+            let want = expected_privileges(role, schema, table);
+            for privilege in TABLE_PRIVILEGES {
+                let has: bool = c
+                    .query_one(
+                        "SELECT has_table_privilege($1, to_regclass($2), $3)",
+                        &[&role, &qualified, &privilege],
+                    )
+                    .doing(&format!("checking {privilege} on {qualified}"))?
+                    .get(0);
+                if has != want.contains(privilege) {
+                    push(
+                        format!(
+                            "privilege {privilege} on {qualified} for {}",
+                            role_label(role)
+                        ),
+                        if has {
+                            "granted, the reference does not grant it".into()
+                        } else {
+                            "missing".into()
+                        },
+                    );
+                }
+            }
+        }
+        // The ledger is append-only for every role but the owner.
+        if schema == "cutter_governance" {
+            let rows = c
+                .query(
+                    "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END, \
+                            a.privilege_type \
+                       FROM pg_catalog.pg_class c, aclexplode(c.relacl) a \
+                      WHERE c.oid = to_regclass($1) AND a.grantee <> c.relowner \
+                        AND a.privilege_type IN ('UPDATE', 'DELETE', 'TRUNCATE') ORDER BY 1, 2",
+                    &[&qualified],
+                )
+                .doing(&format!("reading the grants on {qualified}"))?;
+            for r in rows {
+                let who: String = r.get(0);
+                let what: String = r.get(1);
+                if who != EXEC_ROLE && who != VERIFY_ROLE && who != "PUBLIC" {
+                    push(
+                        format!("privilege {what} on {qualified} for role {who}"),
+                        "granted, but the ledger is append-only for every role but its owner"
+                            .into(),
+                    );
+                }
+            }
+        }
+    }
+
+    // Identity sequences: readable (pg_dump), never advanceable or settable by hand.
+    for (schema, table, _) in REFERENCE_TABLES {
+        let qualified = format!("{schema}.{table}");
+        if schema == "vocab" || !present_tables.contains(&qualified) {
+            continue;
+        }
+        let column = if table == "schema_version" {
+            "version"
+        } else {
+            "id"
+        };
+        let seq: Option<String> = c
+            .query_one(
+                "SELECT pg_get_serial_sequence($1, $2)",
+                &[&qualified, &column],
+            )
+            .doing(&format!("looking for the identity sequence of {qualified}"))?
+            .get(0);
+        let Some(seq) = seq else {
+            continue;
+        };
+        for role in [EXEC_ROLE, VERIFY_ROLE, "public"] {
+            if role != "public" && !role_exists(c, role)? {
+                continue;
+            }
+            for privilege in ["SELECT", "USAGE", "UPDATE"] {
+                let has: bool = c
+                    .query_one(
+                        "SELECT has_sequence_privilege($1, $2, $3)",
+                        &[&role, &seq, &privilege],
+                    )
+                    .doing(&format!("checking {privilege} on {seq}"))?
+                    .get(0);
+                let want = privilege == "SELECT" && role != "public";
+                if has != want {
+                    push(
+                        format!(
+                            "privilege {privilege} on sequence {seq} for {}",
+                            role_label(role)
+                        ),
+                        if has {
+                            "granted, the reference does not grant it".into()
+                        } else {
+                            "missing (pg_dump of the mutation surface needs it)".into()
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    // Schema usage.
+    for role in [EXEC_ROLE, VERIFY_ROLE] {
+        if !role_exists(c, role)? {
+            continue;
+        }
+        for schema in ["public", "vocab", "cutter_governance"] {
+            let has: bool = c
+                .query_one(
+                    "SELECT CASE WHEN to_regnamespace($2) IS NULL THEN true \
+                     ELSE has_schema_privilege($1, $2, 'USAGE') END",
+                    &[&role, &schema],
+                )
+                .doing("checking schema USAGE")?
+                .get(0);
+            if !has {
+                push(
+                    format!("privilege USAGE on schema {schema} for {role}"),
+                    "missing".into(),
+                );
+            }
+        }
+    }
+
+    // Vocabularies.
+    for vocab in VOCABULARIES {
+        if !present_tables.contains(vocab) {
+            continue;
+        }
+        let (schema, table) = vocab.split_once('.').unwrap_or(("vocab", vocab));
+        let n: i64 = c
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {}.{}",
+                    quote_ident(schema),
+                    quote_ident(table)
+                ),
+                &[],
+            )
+            .doing(&format!("counting {vocab}"))?
+            .get(0);
+        if n == 0 {
+            push(
+                format!("vocabulary {vocab}"),
+                "empty: no plan row can resolve against it".into(),
+            );
+        }
+    }
+
+    // Schema version.
+    let schema_version = if present_tables.contains("cutter_governance.schema_version") {
+        crate::schema::installed_version(c)?
+    } else {
+        None
+    };
+    if schema_version != Some(REFERENCE_VERSION) {
+        push(
+            "cutter_governance.schema_version".into(),
+            format!(
+                "version {}, reference {REFERENCE_VERSION}",
+                schema_version.map_or_else(|| "none".to_string(), |v| v.to_string())
+            ),
+        );
+    }
+
+    Ok(PreflightReport {
+        system_identifier,
+        server_version,
+        connected_as,
+        schema_version,
+        findings,
+    })
+}
+
+fn role_label(role: &str) -> String {
+    if role == "public" {
+        "PUBLIC".into()
+    } else {
+        role.into()
+    }
+}
+
+fn role_exists(c: &mut impl GenericClient, role: &str) -> Result<bool> {
+    Ok(c.query_one(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)",
+        &[&role],
+    )
+    .doing("looking for roles")?
+    .get(0))
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::testing::TestDb;
+
+    /// The expectations above are exactly the reference: no column of the installed
+    /// reference is missing from them (preflight's clean run shows the converse).
+    #[test]
+    fn expectations_list_every_reference_column() {
+        let db = TestDb::new();
+        let mut c = db.admin();
+        let rows = c
+            .query(
+                "SELECT n.nspname::text, c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull \
+                   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                  WHERE n.nspname IN ('public', 'vocab', 'cutter_governance') AND c.relkind = 'r' \
+                    AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1, 2, a.attnum",
+                &[],
+            )
+            .unwrap();
+        let mut listed = BTreeSet::new();
+        for (s, t, cols) in REFERENCE_TABLES {
+            for (col, ty, nn) in cols.iter() {
+                listed.insert((
+                    s.to_string(),
+                    t.to_string(),
+                    col.to_string(),
+                    ty.to_string(),
+                    *nn,
+                ));
+            }
+        }
+        let installed: BTreeSet<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, String>(3),
+                    r.get::<_, bool>(4),
+                )
+            })
+            .collect();
+        assert_eq!(installed, listed);
+    }
+}

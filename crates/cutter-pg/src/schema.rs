@@ -1,0 +1,210 @@
+//! The reference schema (DDL, functions, triggers, roles, grants) and the baseline fixture
+//! as embedded, versioned SQL; installers; and the names the phases rely on.
+//!
+//! Invariant: installing is one transaction per file, and the installed version and the
+//! SHA-256 of its text are recorded in `cutter_governance.schema_version`.
+
+use postgres::GenericClient;
+
+use cutter_core::Sha256Digest;
+
+use crate::config::Password;
+use crate::error::{Error, PgContext, Result};
+use crate::ident::{quote_ident, quote_literal};
+
+/// One versioned SQL file of the reference schema.
+#[derive(Clone, Copy, Debug)]
+pub struct Migration {
+    /// Version number (`V1__…`).
+    pub version: i32,
+    /// File name.
+    pub name: &'static str,
+    /// The SQL text.
+    pub sql: &'static str,
+}
+
+/// The reference schema, version by version.
+pub const MIGRATIONS: [Migration; 1] = [Migration {
+    version: 1,
+    name: "V1__reference.sql",
+    sql: include_str!("../sql/V1__reference.sql"),
+}];
+
+/// The schema version this build of cutter expects.
+pub const REFERENCE_VERSION: i32 = 1;
+
+/// The baseline fixture (for reference version 1).
+pub const BASELINE_SQL: &str = include_str!("../sql/V1__baseline.sql");
+
+/// Rows of the baseline: `public.information_unit`.
+pub const BASELINE_UNITS: u64 = 158;
+/// Rows of the baseline: `public.unit_version`.
+pub const BASELINE_VERSIONS: u64 = 165;
+/// Rows of the baseline: `public.iu_lifecycle_log`.
+pub const BASELINE_LIFECYCLE_LOG: u64 = 60;
+/// Enacted units of the baseline.
+pub const BASELINE_ENACTED: u64 = 60;
+
+/// The role that executes runs: writes only through the functions and ledger INSERTs.
+pub const EXEC_ROLE: &str = "cutter_exec";
+/// The read-only role (write_verify's re-read, backups).
+pub const VERIFY_ROLE: &str = "cutter_verify";
+
+/// The immutability triggers: (trigger, table).
+pub const IMMUTABILITY_TRIGGERS: [(&str, &str); 2] = [
+    ("trg_iu_enacted_immut", "public.information_unit"),
+    ("trg_uv_enacted_immut", "public.unit_version"),
+];
+
+/// The SECURITY DEFINER functions the phases and compensation call, by name and
+/// `regprocedure` signature.
+pub const FUNCTIONS: [(&str, &str); 5] = [
+    (
+        "fn_iu_create",
+        "public.fn_iu_create(text,text,text,text,text,text,text,text,text,text,text)",
+    ),
+    (
+        "fn_iu_create_batch",
+        "public.fn_iu_create_batch(text,text,text,bigint,text[],text[],text[],text[],text[],text[],text[],text[])",
+    ),
+    ("fn_iu_enact", "public.fn_iu_enact(bigint,text,text)"),
+    ("fn_iu_withdraw", "public.fn_iu_withdraw(text,text,text)"),
+    (
+        "fn_iu_hard_delete_draft",
+        "public.fn_iu_hard_delete_draft(text,text,text)",
+    ),
+];
+
+/// The vocabulary tables.
+pub const VOCABULARIES: [&str; 3] = [
+    "vocab.unit_kind",
+    "vocab.section_type",
+    "vocab.publication_type",
+];
+
+/// The codes the reference schema's vocabularies hold (what `Target::vocabularies`
+/// reads from a database with the reference schema; pinned by a test).
+pub fn reference_vocabularies() -> cutter_core::Vocabularies {
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    cutter_core::Vocabularies {
+        unit_kind: set(&["document_root", "law_unit"]),
+        section_type: set(&[
+            "article", "chapter", "clause", "part", "point", "preamble", "section",
+        ]),
+        publication_type: set(&[
+            "circular",
+            "constitution",
+            "decree",
+            "explicit",
+            "law",
+            "resolution",
+        ]),
+    }
+}
+
+/// The version recorded in the target, if the schema_version table exists.
+pub fn installed_version(c: &mut impl GenericClient) -> Result<Option<i32>> {
+    let exists: bool = c
+        .query_one(
+            "SELECT to_regclass('cutter_governance.schema_version') IS NOT NULL",
+            &[],
+        )
+        .doing("looking for cutter_governance.schema_version")?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = c
+        .query_one(
+            "SELECT max(version) FROM cutter_governance.schema_version",
+            &[],
+        )
+        .doing("reading cutter_governance.schema_version")?;
+    Ok(row.get(0))
+}
+
+/// Installs every reference version not yet installed, each in one transaction, and
+/// records it. Returns the version now installed. Run as the role that is to own the
+/// schema (it owns the SECURITY DEFINER functions); it needs CREATEROLE only if the
+/// roles `cutter_exec` and `cutter_verify` do not exist yet.
+pub fn install_reference(c: &mut postgres::Client) -> Result<i32> {
+    let mut current = installed_version(c)?.unwrap_or(0);
+    if current == 0 {
+        let present: bool = c
+            .query_one(
+                "SELECT to_regclass('public.information_unit') IS NOT NULL \
+                 OR to_regnamespace('cutter_governance') IS NOT NULL",
+                &[],
+            )
+            .doing("looking for an existing schema")?
+            .get(0);
+        if present {
+            return Err(Error::Install {
+                what: "reference schema".into(),
+                reason: "the database already has cutter tables but no recorded schema version; \
+                         refusing to install over them (use a fresh database, or run preflight)"
+                    .into(),
+            });
+        }
+    }
+    let from = current;
+    for m in MIGRATIONS.iter().filter(|m| m.version > from) {
+        let mut tx = c.transaction().doing("BEGIN")?;
+        tx.batch_execute(m.sql).map_err(|e| Error::Install {
+            what: format!("reference schema {}", m.name),
+            reason: crate::error::ServerError::from_pg(&e).to_string(),
+        })?;
+        tx.execute(
+            "INSERT INTO cutter_governance.schema_version (version, name, sha256) VALUES ($1, $2, $3)",
+            &[
+                &m.version,
+                &m.name,
+                &Sha256Digest::of(m.sql.as_bytes()).to_hex(),
+            ],
+        )
+        .doing("recording the schema version")?;
+        tx.commit().doing("COMMIT of the reference schema")?;
+        current = m.version;
+    }
+    Ok(current)
+}
+
+/// Installs the deterministic baseline (158 units, 165 versions, 60 lifecycle log rows)
+/// into a database with the reference schema and no units. One transaction.
+pub fn install_baseline(c: &mut postgres::Client) -> Result<()> {
+    let mut tx = c.transaction().doing("BEGIN")?;
+    let units: i64 = tx
+        .query_one("SELECT count(*) FROM public.information_unit", &[])
+        .doing("counting public.information_unit")?
+        .get(0);
+    if units != 0 {
+        return Err(Error::Install {
+            what: "baseline fixture".into(),
+            reason: format!("public.information_unit already has {units} rows; the baseline needs an empty schema"),
+        });
+    }
+    tx.batch_execute(BASELINE_SQL).map_err(|e| Error::Install {
+        what: "baseline fixture V1__baseline.sql".into(),
+        reason: crate::error::ServerError::from_pg(&e).to_string(),
+    })?;
+    tx.commit().doing("COMMIT of the baseline fixture")
+}
+
+/// Gives `role` LOGIN and `password`. The password is sent as a SCRAM-SHA-256 verifier
+/// computed here, so its plain text never reaches the server or its logs.
+pub fn set_login_password(
+    c: &mut impl GenericClient,
+    role: &str,
+    password: &Password,
+) -> Result<()> {
+    let verifier = postgres_protocol::password::scram_sha_256(password.expose_secret().as_bytes());
+    c.batch_execute(&format!(
+        "ALTER ROLE {} LOGIN PASSWORD {}",
+        quote_ident(role),
+        quote_literal(&verifier)
+    ))
+    .doing(&format!(
+        "setting the password of role {}",
+        quote_ident(role)
+    ))
+}

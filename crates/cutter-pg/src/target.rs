@@ -1,0 +1,1164 @@
+//! The adapter: a connected target database. Reads (preflight, vocabularies, snapshots)
+//! are plain methods; every mutating phase is one method that owns exactly one
+//! transaction, rolled back on any error and on drop, and can only be called with a
+//! [`LiveAuthorization`] for the connected server.
+//!
+//! Invariants: before any write, inside the phase's transaction, the connected server's
+//! system identifier is compared with `auth.target()` and the immutability triggers and
+//! functions are checked; the per-target run lock is held for `auth.run_id()`; values are
+//! always bind parameters.
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use postgres::{Client, GenericClient, IsolationLevel, Statement, Transaction};
+use serde::{Deserialize, Serialize};
+
+use cutter_core::{
+    ChangeSetId, CutPlanRow, LiveAuthorization, Phase, RunId, Snapshot, SystemIdentifier,
+    TableName, TableStat, ValidPlan, Vocabularies,
+};
+
+use crate::config::ConnConfig;
+use crate::error::{next_for, Error, LockHolder, PgContext, Result, ServerError};
+use crate::preflight::{self, PreflightReport};
+use crate::schema::{FUNCTIONS, IMMUTABILITY_TRIGGERS};
+use crate::stream::{PlanHasher, StreamedPlan};
+use crate::surface::{self, SurfaceMark};
+
+/// The advisory lock key of the per-target run lock: (`'CUTT'`, 1). Advisory locks are
+/// scoped to one database, so this excludes two runs on the same target database.
+pub const RUN_LOCK_KEY: (i32, i32) = (0x4355_5454, 1);
+
+/// Prefix of the `application_name` of a session holding the run lock.
+pub const APPLICATION_NAME_PREFIX: &str = "cutter/";
+
+/// How cut_leg_a cuts a plan into batches (one round trip each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// At most this many rows per batch.
+    pub rows: usize,
+    /// A batch is sent once its text reaches this many bytes.
+    pub bytes: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        Self {
+            rows: 2000,
+            bytes: 4 << 20,
+        }
+    }
+}
+
+/// What cut_leg_a committed.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct LegAReport {
+    /// The change set every created unit is tagged with.
+    pub change_set_id: ChangeSetId,
+    /// Units created (all `draft`).
+    pub units_created: u64,
+    /// Unit versions created (version 1 of each unit).
+    pub versions_created: u64,
+    /// Lowest id of the created units.
+    pub first_unit_id: Option<i64>,
+    /// Highest id of the created units.
+    pub last_unit_id: Option<i64>,
+    /// Round trips used.
+    pub batches: u64,
+}
+
+/// A connected target database.
+pub struct Target {
+    client: Client,
+    label: String,
+    system_identifier: SystemIdentifier,
+    lock: Option<RunId>,
+    batch: BatchLimits,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("target", &self.label)
+            .field("system_identifier", &self.system_identifier)
+            .field("locked_for", &self.lock)
+            .finish_non_exhaustive()
+    }
+}
+
+const BATCH_SQL: &str = "SELECT created, first_id, last_id FROM public.fn_iu_create_batch(\
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+const CREATE_ONE_SQL: &str = "SELECT status FROM public.fn_iu_create(\
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+impl Target {
+    /// Connects (see [`ConnConfig::connect`]) and reads the server's system identifier.
+    pub fn connect(config: &ConnConfig) -> Result<Target> {
+        let client = config.connect()?;
+        Self::from_client(client, config.redacted())
+    }
+
+    /// Wraps an open connection; `label` names the target in messages (no password).
+    pub fn from_client(mut client: Client, label: impl Into<String>) -> Result<Target> {
+        let system_identifier = surface::system_identifier(&mut client)?;
+        Ok(Target {
+            client,
+            label: label.into(),
+            system_identifier,
+            lock: None,
+            batch: BatchLimits::default(),
+        })
+    }
+
+    /// The target as given when connecting, without password.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The system identifier read when connecting. Phases re-read it inside their
+    /// transaction.
+    pub fn system_identifier(&self) -> SystemIdentifier {
+        self.system_identifier
+    }
+
+    /// Changes how cut_leg_a batches the plan.
+    pub fn set_batch_limits(&mut self, limits: BatchLimits) {
+        self.batch = BatchLimits {
+            rows: limits.rows.max(1),
+            bytes: limits.bytes.max(1),
+        };
+    }
+
+    /// Compares the target with the reference schema; only reads.
+    pub fn preflight(&mut self) -> Result<PreflightReport> {
+        preflight::preflight(&mut self.client)
+    }
+
+    /// The codes of the three vocabularies, to validate a plan against.
+    pub fn vocabularies(&mut self) -> Result<Vocabularies> {
+        let rows = self
+            .client
+            .query(
+                "SELECT 'unit_kind', code FROM vocab.unit_kind \
+                 UNION ALL SELECT 'section_type', code FROM vocab.section_type \
+                 UNION ALL SELECT 'publication_type', code FROM vocab.publication_type",
+                &[],
+            )
+            .doing("reading vocab.unit_kind, vocab.section_type, vocab.publication_type")?;
+        let mut v = Vocabularies::default();
+        for r in rows {
+            let which: &str = r.get(0);
+            let code: String = r.get(1);
+            match which {
+                "unit_kind" => v.unit_kind.insert(code),
+                "section_type" => v.section_type.insert(code),
+                _ => v.publication_type.insert(code),
+            };
+        }
+        Ok(v)
+    }
+
+    /// Runs `f` in a READ ONLY, REPEATABLE READ transaction (the server refuses any
+    /// write in it), then ends it.
+    pub fn read_only<R>(&mut self, f: impl FnOnce(&mut Transaction<'_>) -> Result<R>) -> Result<R> {
+        let mut tx = self
+            .client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .doing("BEGIN READ ONLY")?;
+        let r = f(&mut tx)?;
+        tx.rollback().doing("ending a read-only transaction")?;
+        Ok(r)
+    }
+
+    /// A snapshot of the mutation surface at one instant (see [`crate::surface`] for the
+    /// digest's canonical form).
+    pub fn snapshot(&mut self) -> Result<Snapshot> {
+        self.read_only(|tx| surface::snapshot_in(tx))
+    }
+
+    /// The highest id of each mutation-surface table.
+    pub fn surface_mark(&mut self) -> Result<SurfaceMark> {
+        self.read_only(|tx| surface::surface_mark(tx))
+    }
+
+    /// Rows and content digests of the rows that existed at `mark` (ids up to the mark),
+    /// read at one instant.
+    pub fn surface_stats_upto(
+        &mut self,
+        mark: &SurfaceMark,
+    ) -> Result<BTreeMap<TableName, TableStat>> {
+        self.read_only(|tx| surface::surface_stats(tx, Some(mark)))
+    }
+
+    /// Units of `change_set` by lifecycle status: what a crashed run committed.
+    pub fn change_set_units(&mut self, change_set: &ChangeSetId) -> Result<BTreeMap<String, u64>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT lifecycle_status, count(*) FROM public.information_unit \
+                 WHERE change_set_id = $1 GROUP BY 1 ORDER BY 1",
+                &[&change_set.as_str()],
+            )
+            .doing("counting the units of the change set in public.information_unit")?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let n: i64 = r.get(1);
+                (r.get::<_, String>(0), u64::try_from(n).unwrap_or(0))
+            })
+            .collect())
+    }
+
+    // ------------------------------------------------------------------------------
+    // The run lock.
+    // ------------------------------------------------------------------------------
+
+    /// Takes the per-target run lock for `run_id` (a session advisory lock, released when
+    /// the connection closes or by [`Target::unlock_target`]). The session's
+    /// `application_name` becomes `cutter/<run id>` so another run's error names it.
+    /// Fails, naming the holder (pid, application_name, run id, user, since), if another
+    /// session holds it.
+    pub fn lock_target(&mut self, run_id: &RunId) -> Result<()> {
+        match &self.lock {
+            Some(held) if held == run_id => return Ok(()),
+            Some(held) => {
+                return Err(Error::LockedForOtherRun {
+                    held: held.clone(),
+                    wanted: run_id.clone(),
+                })
+            }
+            None => {}
+        }
+        let app = application_name(run_id);
+        self.client
+            .execute("SELECT set_config('application_name', $1, false)", &[&app])
+            .doing("setting application_name")?;
+        for _ in 0..3 {
+            let got: bool = self
+                .client
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, $2)",
+                    &[&RUN_LOCK_KEY.0, &RUN_LOCK_KEY.1],
+                )
+                .doing("taking the per-target run lock (pg_try_advisory_lock)")?
+                .get(0);
+            if got {
+                tracing::debug!(run_id = %run_id, target = %self.label, "run lock taken");
+                self.lock = Some(run_id.clone());
+                return Ok(());
+            }
+            if let Some(holder) = self.lock_holder()? {
+                return Err(Error::Locked {
+                    holder: Box::new(holder),
+                    wanted: run_id.clone(),
+                });
+            }
+            // Released between the two queries: try again.
+        }
+        Err(Error::Locked {
+            holder: Box::new(LockHolder {
+                pid: 0,
+                application_name: "(unknown: the lock changed hands repeatedly)".into(),
+                run_id: None,
+                user: None,
+                client_addr: None,
+                since: None,
+            }),
+            wanted: run_id.clone(),
+        })
+    }
+
+    /// Releases the run lock, if held.
+    pub fn unlock_target(&mut self) -> Result<()> {
+        if self.lock.take().is_some() {
+            self.client
+                .query_one(
+                    "SELECT pg_advisory_unlock($1, $2)",
+                    &[&RUN_LOCK_KEY.0, &RUN_LOCK_KEY.1],
+                )
+                .doing("releasing the per-target run lock")?;
+        }
+        Ok(())
+    }
+
+    /// The run the lock is held for by this connection.
+    pub fn locked_for(&self) -> Option<&RunId> {
+        self.lock.as_ref()
+    }
+
+    /// The session holding the run lock on this database, if any.
+    pub fn lock_holder(&mut self) -> Result<Option<LockHolder>> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT a.pid, coalesce(a.application_name, ''), a.usename::text, a.client_addr::text, \
+                        to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+                   FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+                  WHERE l.locktype = 'advisory' AND l.granted \
+                    AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
+                    AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 2 \
+                  LIMIT 1",
+                &[&i64::from(RUN_LOCK_KEY.0), &i64::from(RUN_LOCK_KEY.1)],
+            )
+            .doing("looking up the holder of the run lock (pg_locks, pg_stat_activity)")?;
+        Ok(row.map(|r| {
+            let application_name: String = r.get(1);
+            LockHolder {
+                pid: r.get(0),
+                run_id: application_name
+                    .strip_prefix(APPLICATION_NAME_PREFIX)
+                    .map(str::to_string),
+                application_name,
+                user: r.get(2),
+                client_addr: r.get(3),
+                since: r.get(4),
+            }
+        }))
+    }
+
+    // ------------------------------------------------------------------------------
+    // Mutating phases.
+    // ------------------------------------------------------------------------------
+
+    /// Takes the run lock for the authorized run and begins the phase's transaction,
+    /// after checking, inside it, that the server is `auth.target()` and the target is
+    /// safe (triggers enabled, functions and tables present).
+    fn begin_phase(&mut self, auth: &LiveAuthorization, phase: Phase) -> Result<Transaction<'_>> {
+        self.lock_target(auth.run_id())?;
+        let mut tx = self
+            .client
+            .transaction()
+            .doing(&format!("{phase}: BEGIN"))?;
+        guard(&mut tx, auth.target(), phase)?;
+        Ok(tx)
+    }
+
+    /// cut_leg_a: creates every unit of the plan and its first version, as `draft`,
+    /// tagged with `ChangeSetId::for_run(auth.run_id())`, in ONE transaction, sending the
+    /// plan in batches through `public.fn_iu_create_batch` (arrays, set-based). Calls
+    /// `progress` with the number of units written after each batch. On any error the
+    /// transaction rolls back: zero rows; the error names the plan row and canonical
+    /// address that failed, with its SQLSTATE.
+    ///
+    /// It cannot be called without an authorization:
+    ///
+    /// ```compile_fail,E0061
+    /// fn cut(target: &mut cutter_pg::Target, plan: &cutter_core::ValidPlan) {
+    ///     target.cut_leg_a(plan, &mut |_| {});
+    /// }
+    /// ```
+    ///
+    /// With one, it compiles:
+    ///
+    /// ```no_run
+    /// fn cut(
+    ///     target: &mut cutter_pg::Target,
+    ///     auth: &cutter_core::LiveAuthorization,
+    ///     plan: &cutter_core::ValidPlan,
+    /// ) -> cutter_pg::Result<cutter_pg::LegAReport> {
+    ///     target.cut_leg_a(auth, plan, &mut |_| {})
+    /// }
+    /// ```
+    pub fn cut_leg_a(
+        &mut self,
+        auth: &LiveAuthorization,
+        plan: &ValidPlan,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<LegAReport> {
+        if auth.plan_digest() != plan.digest() {
+            return Err(Error::PlanNotAuthorized {
+                authorized: auth.plan_digest(),
+                given: plan.digest(),
+            });
+        }
+        let p = plan.plan();
+        let change_set = ChangeSetId::for_run(auth.run_id());
+        let input = LegAInput {
+            document_id: p.document_id.as_str(),
+            source_version_id: p.source_version_id.as_str(),
+            change_set: &change_set,
+            total: plan.rows().len() as u64,
+        };
+        self.run_leg_a(auth, &input, plan.rows().iter(), progress, None)
+    }
+
+    /// cut_leg_a for a plan streamed from its source (constant memory whatever its size).
+    /// Same contract as [`Target::cut_leg_a`]; additionally re-digests the rows as it
+    /// writes and rolls back if they differ from what was validated and authorized.
+    pub fn cut_leg_a_streamed<F, I>(
+        &mut self,
+        auth: &LiveAuthorization,
+        plan: &StreamedPlan<F>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<LegAReport>
+    where
+        F: Fn() -> I,
+        I: Iterator<Item = CutPlanRow>,
+    {
+        if auth.plan_digest() != plan.digest() {
+            return Err(Error::PlanNotAuthorized {
+                authorized: auth.plan_digest(),
+                given: plan.digest(),
+            });
+        }
+        let change_set = ChangeSetId::for_run(auth.run_id());
+        let input = LegAInput {
+            document_id: plan.document_id().as_str(),
+            source_version_id: plan.source_version_id().as_str(),
+            change_set: &change_set,
+            total: plan.rows(),
+        };
+        let mut check = DigestCheck {
+            hasher: PlanHasher::new(plan.document_id(), plan.source_version_id(), plan.rows()),
+            expected: plan.digest(),
+        };
+        self.run_leg_a(auth, &input, plan.iter(), progress, Some(&mut check))
+    }
+
+    fn run_leg_a<R: Borrow<CutPlanRow>>(
+        &mut self,
+        auth: &LiveAuthorization,
+        input: &LegAInput<'_>,
+        rows: impl Iterator<Item = R>,
+        progress: &mut dyn FnMut(u64),
+        check: Option<&mut DigestCheck>,
+    ) -> Result<LegAReport> {
+        let limits = self.batch;
+        let failed = {
+            let mut tx = self.begin_phase(auth, Phase::CutLegA)?;
+            refuse_used_change_set(&mut tx, auth.run_id(), input.change_set)?;
+            match write_leg_a(&mut tx, input, rows, limits, progress, check) {
+                Ok(report) => {
+                    commit(tx, Phase::CutLegA, input.change_set)?;
+                    tracing::info!(
+                        run_id = %auth.run_id(),
+                        change_set = %input.change_set,
+                        units = report.units_created,
+                        batches = report.batches,
+                        "cut_leg_a committed"
+                    );
+                    return Ok(report);
+                }
+                Err(LegAFail::Other(e)) => return Err(e),
+                // The transaction is dropped here: rolled back.
+                Err(LegAFail::Batch(b)) => *b,
+            }
+        };
+        let e = self.pin_failed_row(auth, input, failed);
+        tracing::warn!(run_id = %auth.run_id(), error = %e, "cut_leg_a rolled back");
+        Err(e)
+    }
+
+    /// Names the plan row of a failed batch: from the server's DETAIL (`plan row N`,
+    /// raised by fn_iu_create_batch's set-wise checks), from a unique-violation key, or,
+    /// for other data errors, by replaying the batch row by row through fn_iu_create in
+    /// a transaction that always rolls back.
+    fn pin_failed_row(
+        &mut self,
+        auth: &LiveAuthorization,
+        input: &LegAInput<'_>,
+        b: FailedBatch,
+    ) -> Error {
+        let at = |i: usize| {
+            b.rows
+                .get(i)
+                .map(|r| r.canonical_address.clone())
+                .unwrap_or_default()
+        };
+        if let Some(n) = b.server.plan_row() {
+            let i = usize::try_from(n.saturating_sub(b.first_row)).unwrap_or(usize::MAX);
+            return Error::PlanRow {
+                phase: Phase::CutLegA,
+                row: n,
+                total: input.total,
+                canonical_address: at(i),
+                server: Box::new(b.server),
+            };
+        }
+        if let Some(i) = unique_violation_row(&b.server, &b.rows) {
+            return Error::PlanRow {
+                phase: Phase::CutLegA,
+                row: b.first_row + i as u64,
+                total: input.total,
+                canonical_address: at(i),
+                server: Box::new(b.server),
+            };
+        }
+        let class = b.server.sqlstate.as_deref().and_then(|s| s.get(..2));
+        if matches!(class, Some("22" | "23" | "P0" | "55")) {
+            if let Ok(Some((i, server))) = self.replay_rows(auth, input, &b.rows) {
+                return Error::PlanRow {
+                    phase: Phase::CutLegA,
+                    row: b.first_row + i as u64,
+                    total: input.total,
+                    canonical_address: at(i),
+                    server: Box::new(server),
+                };
+            }
+        }
+        Error::PlanBatch {
+            phase: Phase::CutLegA,
+            first_row: b.first_row,
+            last_row: b.first_row + b.rows.len().saturating_sub(1) as u64,
+            total: input.total,
+            server: Box::new(b.server),
+        }
+    }
+
+    fn replay_rows(
+        &mut self,
+        auth: &LiveAuthorization,
+        input: &LegAInput<'_>,
+        rows: &[CutPlanRow],
+    ) -> Result<Option<(usize, ServerError)>> {
+        let mut tx = self.begin_phase(auth, Phase::CutLegA)?;
+        let stmt = tx
+            .prepare(CREATE_ONE_SQL)
+            .doing("cut_leg_a: preparing public.fn_iu_create")?;
+        for (i, r) in rows.iter().enumerate() {
+            if let Err(e) = create_one(&mut tx, &stmt, input, r) {
+                return Ok(Some((i, ServerError::from_pg(&e))));
+            }
+        }
+        tx.rollback()
+            .doing("cut_leg_a: ROLLBACK of the diagnosis")?;
+        Ok(None)
+    }
+
+    /// lifecycle_enact: enacts every draft unit of the run's change set through
+    /// `public.fn_iu_enact` (one statement, server-side, in id order), which also enacts
+    /// their draft versions and writes one lifecycle log row per unit. One transaction.
+    /// Returns the number of units enacted.
+    pub fn lifecycle_enact(
+        &mut self,
+        auth: &LiveAuthorization,
+        change_set: &ChangeSetId,
+    ) -> Result<u64> {
+        authorize_change_set(auth, change_set)?;
+        let mut tx = self.begin_phase(auth, Phase::LifecycleEnact)?;
+        let n = enact_in(&mut tx, change_set, auth.run_id())?;
+        commit(tx, Phase::LifecycleEnact, change_set)?;
+        tracing::info!(run_id = %auth.run_id(), change_set = %change_set, units = n, "lifecycle_enact committed");
+        Ok(n)
+    }
+
+    /// A transaction for a mutating phase whose SQL lives in another crate (the ledger
+    /// writers of leg_b_record and write_verify, compensation). Same checks as the
+    /// phase methods (run lock, system identifier, triggers, functions); rolls back on
+    /// drop unless [`PhaseTransaction::commit`] consumes it.
+    pub fn phase_transaction(
+        &mut self,
+        auth: &LiveAuthorization,
+        phase: Phase,
+    ) -> Result<PhaseTransaction<'_>> {
+        if !phase.is_mutating() {
+            return Err(Error::UnsafeTarget {
+                phase,
+                problems: vec![format!(
+                    "{phase} is not a mutating phase; it needs no write transaction"
+                )],
+            });
+        }
+        let run_id = auth.run_id().clone();
+        let change_set = ChangeSetId::for_run(&run_id);
+        let tx = self.begin_phase(auth, phase)?;
+        Ok(PhaseTransaction {
+            tx,
+            phase,
+            run_id,
+            change_set,
+        })
+    }
+
+    /// A transaction that can never commit, for the rollback-only proof: the real SQL of
+    /// the phases runs in it and is undone when it is dropped (or by
+    /// [`RollbackOnly::rollback`]). Needs no authorization because nothing it does can
+    /// persist; takes the run lock for `run_id` so it does not run beside a real run.
+    pub fn rollback_only(&mut self, run_id: &RunId) -> Result<RollbackOnly<'_>> {
+        self.lock_target(run_id)?;
+        let mut tx = self
+            .client
+            .transaction()
+            .doing("rollback-only proof: BEGIN")?;
+        let xid: i64 = tx
+            .query_one("SELECT txid_current()", &[])
+            .doing("rollback-only proof: reading the transaction id")?
+            .get(0);
+        // Arm the trap in a savepoint: a role without TEMP privilege still gets the
+        // transaction-id check of `rollback`.
+        let commit_trap = {
+            let mut sp = tx.transaction().doing("SAVEPOINT")?;
+            match sp.batch_execute(COMMIT_TRAP_SQL) {
+                Ok(()) => sp.commit().doing("RELEASE SAVEPOINT").is_ok(),
+                Err(_) => false,
+            }
+        };
+        Ok(RollbackOnly {
+            tx,
+            run_id: run_id.clone(),
+            batch: self.batch,
+            xid,
+            commit_trap,
+        })
+    }
+}
+
+/// Makes COMMIT of the surrounding transaction fail: a deferred constraint trigger on a
+/// temporary table that raises at commit time. Everything it creates lives in the
+/// transaction and vanishes with its rollback.
+const COMMIT_TRAP_SQL: &str = "\
+    CREATE TEMPORARY TABLE cutter_rollback_only (armed boolean) ON COMMIT DROP; \
+    CREATE FUNCTION pg_temp.cutter_rollback_only() RETURNS trigger LANGUAGE plpgsql AS \
+      'BEGIN RAISE EXCEPTION ''cutter: COMMIT of a rollback-only transaction refused'' \
+       USING ERRCODE = ''25000''; END'; \
+    CREATE CONSTRAINT TRIGGER cutter_rollback_only AFTER INSERT ON pg_temp.cutter_rollback_only \
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.cutter_rollback_only(); \
+    INSERT INTO pg_temp.cutter_rollback_only VALUES (true);";
+
+/// `cutter/<run id>`, cut to the 63 bytes PostgreSQL keeps.
+fn application_name(run_id: &RunId) -> String {
+    let mut s = format!("{APPLICATION_NAME_PREFIX}{run_id}");
+    s.truncate(63); // run ids are ASCII
+    s
+}
+
+fn authorize_change_set(auth: &LiveAuthorization, change_set: &ChangeSetId) -> Result<()> {
+    let authorized = ChangeSetId::for_run(auth.run_id());
+    if *change_set == authorized {
+        Ok(())
+    } else {
+        Err(Error::ChangeSetNotAuthorized {
+            run_id: auth.run_id().clone(),
+            authorized,
+            requested: change_set.clone(),
+        })
+    }
+}
+
+fn commit(tx: Transaction<'_>, phase: Phase, change_set: &ChangeSetId) -> Result<()> {
+    tx.commit().map_err(|e| {
+        let server = ServerError::from_pg(&e);
+        let next = if server.sqlstate.is_none() {
+            format!(
+                "the connection failed during COMMIT, so whether {phase} committed is unknown; run \
+                 `cutter recover`, which asks the target whether change set {change_set} exists"
+            )
+        } else {
+            format!("{phase} did not commit and wrote nothing; {}", next_for(&e))
+        };
+        Error::Db {
+            doing: format!("{phase}: COMMIT"),
+            server: Box::new(server),
+            next,
+        }
+    })
+}
+
+/// Reads the system identifier through any client.
+pub(crate) fn read_system_identifier(c: &mut impl GenericClient) -> Result<SystemIdentifier> {
+    surface::system_identifier(c)
+}
+
+/// The checks every mutating phase runs first, inside its transaction.
+fn guard(c: &mut impl GenericClient, authorized: SystemIdentifier, phase: Phase) -> Result<()> {
+    let connected = surface::system_identifier(c)?;
+    if connected != authorized {
+        return Err(Error::WrongTarget {
+            authorized,
+            connected,
+        });
+    }
+    let mut problems = Vec::new();
+    let triggers = surface::trigger_states(c)?;
+    for (name, table) in IMMUTABILITY_TRIGGERS {
+        match triggers.get(name).map(String::as_str) {
+            Some("O") => {}
+            Some(state) => problems.push(format!(
+                "trigger {name} on {table} is not enabled (tgenabled = '{state}', needs 'O')"
+            )),
+            None => problems.push(format!("trigger {name} on {table} is missing")),
+        }
+    }
+    let functions = surface::functions_present(c)?;
+    for (name, signature) in FUNCTIONS {
+        if !functions.get(name).copied().unwrap_or(false) {
+            problems.push(format!("function {signature} is missing"));
+        }
+    }
+    for t in cutter_core::mutation_surface() {
+        let present: bool = c
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.to_string()])
+            .doing("looking for the mutation-surface tables")?
+            .get(0);
+        if !present {
+            problems.push(format!("table {t} is missing"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::UnsafeTarget { phase, problems })
+    }
+}
+
+fn refuse_used_change_set(
+    c: &mut impl GenericClient,
+    run_id: &RunId,
+    change_set: &ChangeSetId,
+) -> Result<()> {
+    let n: i64 = c
+        .query_one(
+            "SELECT count(*) FROM public.information_unit WHERE change_set_id = $1",
+            &[&change_set.as_str()],
+        )
+        .doing("cut_leg_a: looking for units of the change set in public.information_unit")?
+        .get(0);
+    if n > 0 {
+        return Err(Error::ChangeSetExists {
+            run_id: run_id.clone(),
+            change_set: change_set.clone(),
+            units: u64::try_from(n).unwrap_or(0),
+        });
+    }
+    Ok(())
+}
+
+/// The plan-level inputs of cut_leg_a.
+struct LegAInput<'a> {
+    document_id: &'a str,
+    source_version_id: &'a str,
+    change_set: &'a ChangeSetId,
+    total: u64,
+}
+
+/// Re-digests a streamed plan while it is written.
+struct DigestCheck {
+    hasher: PlanHasher,
+    expected: cutter_core::Sha256Digest,
+}
+
+struct FailedBatch {
+    server: ServerError,
+    first_row: u64,
+    rows: Vec<CutPlanRow>,
+}
+
+enum LegAFail {
+    Batch(Box<FailedBatch>),
+    Other(Error),
+}
+
+fn row_bytes(r: &CutPlanRow) -> usize {
+    r.canonical_address.len()
+        + r.title.len()
+        + r.body.len()
+        + r.actor.len()
+        + r.unit_kind.len()
+        + r.section_type.as_ref().map_or(0, String::len)
+        + r.publication_type.len()
+        + r.owner_ref.as_ref().map_or(0, String::len)
+}
+
+/// The body of cut_leg_a, inside the caller's transaction: validates nothing twice, sends
+/// the rows in batches through fn_iu_create_batch.
+fn write_leg_a<R: Borrow<CutPlanRow>>(
+    tx: &mut Transaction<'_>,
+    input: &LegAInput<'_>,
+    rows: impl Iterator<Item = R>,
+    limits: BatchLimits,
+    progress: &mut dyn FnMut(u64),
+    mut check: Option<&mut DigestCheck>,
+) -> std::result::Result<LegAReport, LegAFail> {
+    let stmt = tx
+        .prepare(BATCH_SQL)
+        .doing("cut_leg_a: preparing public.fn_iu_create_batch")
+        .map_err(LegAFail::Other)?;
+    let mut report = LegAReport {
+        change_set_id: input.change_set.clone(),
+        units_created: 0,
+        versions_created: 0,
+        first_unit_id: None,
+        last_unit_id: None,
+        batches: 0,
+    };
+    let mut batch: Vec<R> = Vec::with_capacity(limits.rows.min(100_000));
+    let mut bytes = 0usize;
+    let mut next_row = 1u64;
+    let mut rows = rows.peekable();
+    while let Some(r) = rows.next() {
+        if let Some(c) = check.as_deref_mut() {
+            c.hasher.row(r.borrow());
+        }
+        bytes += row_bytes(r.borrow());
+        batch.push(r);
+        if batch.len() >= limits.rows || bytes >= limits.bytes || rows.peek().is_none() {
+            send_batch(tx, &stmt, input, &batch, next_row, &mut report)?;
+            next_row += batch.len() as u64;
+            batch.clear();
+            bytes = 0;
+            progress(report.units_created);
+        }
+    }
+    if let Some(c) = check {
+        let written = c.hasher.clone().finish();
+        if written != c.expected {
+            return Err(LegAFail::Other(Error::PlanChanged {
+                validated: c.expected,
+                written,
+            }));
+        }
+    }
+    Ok(report)
+}
+
+fn send_batch<R: Borrow<CutPlanRow>>(
+    tx: &mut Transaction<'_>,
+    stmt: &Statement,
+    input: &LegAInput<'_>,
+    batch: &[R],
+    first_row: u64,
+    report: &mut LegAReport,
+) -> std::result::Result<(), LegAFail> {
+    let col =
+        |f: fn(&CutPlanRow) -> &str| -> Vec<&str> { batch.iter().map(|r| f(r.borrow())).collect() };
+    let address = col(|r| &r.canonical_address);
+    let title = col(|r| &r.title);
+    let body = col(|r| &r.body);
+    let actor = col(|r| &r.actor);
+    let kind = col(|r| &r.unit_kind);
+    let publication = col(|r| &r.publication_type);
+    let section: Vec<Option<&str>> = batch
+        .iter()
+        .map(|r| r.borrow().section_type.as_deref())
+        .collect();
+    let owner: Vec<Option<&str>> = batch
+        .iter()
+        .map(|r| r.borrow().owner_ref.as_deref())
+        .collect();
+    let first = i64::try_from(first_row).unwrap_or(i64::MAX);
+    let result = tx.query_one(
+        stmt,
+        &[
+            &input.change_set.as_str(),
+            &input.document_id,
+            &input.source_version_id,
+            &first,
+            &address,
+            &title,
+            &body,
+            &actor,
+            &kind,
+            &section,
+            &publication,
+            &owner,
+        ],
+    );
+    match result {
+        Ok(row) => {
+            let created: i64 = row.get(0);
+            let first_id: Option<i64> = row.get(1);
+            let last_id: Option<i64> = row.get(2);
+            let created = u64::try_from(created).unwrap_or(0);
+            if created != batch.len() as u64 {
+                return Err(LegAFail::Other(Error::Db {
+                    doing: format!("cut_leg_a: rows {first_row}–{}", first_row + batch.len() as u64 - 1),
+                    server: Box::new(ServerError {
+                        message: format!("fn_iu_create_batch created {created} of {} units", batch.len()),
+                        ..ServerError::default()
+                    }),
+                    next: "the phase rolled back; check the target's fn_iu_create_batch against the reference".into(),
+                }));
+            }
+            report.units_created += created;
+            report.versions_created += created;
+            report.batches += 1;
+            report.first_unit_id = match (report.first_unit_id, first_id) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            report.last_unit_id = match (report.last_unit_id, last_id) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            Ok(())
+        }
+        Err(e) => Err(LegAFail::Batch(Box::new(FailedBatch {
+            server: ServerError::from_pg(&e),
+            first_row,
+            rows: batch.iter().map(|r| r.borrow().clone()).collect(),
+        }))),
+    }
+}
+
+fn create_one(
+    tx: &mut Transaction<'_>,
+    stmt: &Statement,
+    input: &LegAInput<'_>,
+    r: &CutPlanRow,
+) -> std::result::Result<String, postgres::Error> {
+    let row = tx.query_one(
+        stmt,
+        &[
+            &r.canonical_address,
+            &r.title,
+            &r.body,
+            &r.actor,
+            &r.unit_kind,
+            &r.section_type,
+            &r.publication_type,
+            &input.document_id,
+            &input.source_version_id,
+            &r.owner_ref,
+            &input.change_set.as_str(),
+        ],
+    )?;
+    Ok(row.get(0))
+}
+
+/// `Key (canonical_address)=(…) already exists.` → the batch row with that address.
+fn unique_violation_row(server: &ServerError, rows: &[CutPlanRow]) -> Option<usize> {
+    if server.sqlstate.as_deref() != Some("23505") {
+        return None;
+    }
+    let addr = server
+        .detail
+        .as_deref()?
+        .strip_prefix("Key (canonical_address)=(")?
+        .strip_suffix(") already exists.")?;
+    rows.iter().position(|r| r.canonical_address == addr)
+}
+
+/// The body of lifecycle_enact, inside the caller's transaction.
+fn enact_in(c: &mut impl GenericClient, change_set: &ChangeSetId, run_id: &RunId) -> Result<u64> {
+    let actor = application_name(run_id);
+    let n: i64 = c
+        .query_one(
+            "SELECT count(e.status) FROM (SELECT iu.id FROM public.information_unit iu \
+              WHERE iu.change_set_id = $1 AND iu.lifecycle_status = 'draft' ORDER BY iu.id) s \
+              CROSS JOIN LATERAL public.fn_iu_enact(s.id, $2, $3) e",
+            &[&change_set.as_str(), &actor, &run_id.as_str()],
+        )
+        .doing(&format!(
+            "lifecycle_enact: public.fn_iu_enact over the draft units of change set {change_set}"
+        ))?
+        .get(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The transaction of one mutating phase whose SQL lives elsewhere. Rolls back on drop
+/// unless [`PhaseTransaction::commit`] consumes it.
+#[must_use = "a phase transaction that is dropped rolls back"]
+pub struct PhaseTransaction<'a> {
+    tx: Transaction<'a>,
+    phase: Phase,
+    run_id: RunId,
+    change_set: ChangeSetId,
+}
+
+impl fmt::Debug for PhaseTransaction<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PhaseTransaction")
+            .field("phase", &self.phase)
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PhaseTransaction<'a> {
+    /// The phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+    /// The authorized run.
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+    /// The run's change set.
+    pub fn change_set_id(&self) -> &ChangeSetId {
+        &self.change_set
+    }
+    /// The transaction, to run the phase's SQL (bind parameters only).
+    pub fn client(&mut self) -> &mut Transaction<'a> {
+        &mut self.tx
+    }
+    /// Commits. If the connection fails during COMMIT the error says the outcome is
+    /// unknown (recover asks the target).
+    pub fn commit(self) -> Result<()> {
+        commit(self.tx, self.phase, &self.change_set)
+    }
+    /// Rolls back explicitly (dropping does the same).
+    pub fn rollback(self) -> Result<()> {
+        let phase = self.phase;
+        self.tx.rollback().doing(&format!("{phase}: ROLLBACK"))
+    }
+}
+
+/// A transaction that always rolls back: the rollback-only proof runs the real SQL of
+/// the phases in it. There is no way to commit it.
+#[must_use = "a rollback-only transaction proves nothing unless steps run in it"]
+pub struct RollbackOnly<'a> {
+    tx: Transaction<'a>,
+    run_id: RunId,
+    batch: BatchLimits,
+    xid: i64,
+    commit_trap: bool,
+}
+
+impl fmt::Debug for RollbackOnly<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RollbackOnly")
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> RollbackOnly<'a> {
+    /// The transaction, for ad-hoc SQL of a proof.
+    pub fn client(&mut self) -> &mut Transaction<'a> {
+        &mut self.tx
+    }
+
+    /// The proof's run id (the change set is `cs-<run id>`).
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+
+    /// Runs `f` in a savepoint: kept (still inside this transaction) if it succeeds,
+    /// undone if it fails, so a proof can continue after an expected error.
+    pub fn step<R>(&mut self, f: impl FnOnce(&mut RollbackOnly<'_>) -> Result<R>) -> Result<R> {
+        let nested = self.tx.transaction().doing("SAVEPOINT")?;
+        let mut inner = RollbackOnly {
+            tx: nested,
+            run_id: self.run_id.clone(),
+            batch: self.batch,
+            xid: self.xid,
+            commit_trap: self.commit_trap,
+        };
+        match f(&mut inner) {
+            Ok(v) => {
+                inner.tx.commit().doing("RELEASE SAVEPOINT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                inner.tx.rollback().doing("ROLLBACK TO SAVEPOINT")?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `f` in a savepoint that is always rolled back, returning what `f` returned:
+    /// a proof step whose effects must not outlive it (or that is expected to fail).
+    pub fn probe<R>(&mut self, f: impl FnOnce(&mut RollbackOnly<'_>) -> Result<R>) -> Result<R> {
+        let nested = self.tx.transaction().doing("SAVEPOINT")?;
+        let mut inner = RollbackOnly {
+            tx: nested,
+            run_id: self.run_id.clone(),
+            batch: self.batch,
+            xid: self.xid,
+            commit_trap: self.commit_trap,
+        };
+        let r = f(&mut inner);
+        inner.tx.rollback().doing("ROLLBACK TO SAVEPOINT")?;
+        r
+    }
+
+    /// The guard every mutating phase runs (system identifier, triggers, functions).
+    pub fn guard(&mut self, expected: SystemIdentifier, phase: Phase) -> Result<()> {
+        guard(&mut self.tx, expected, phase)
+    }
+
+    /// cut_leg_a's SQL for `plan`, tagged with this proof's change set.
+    pub fn cut_leg_a(
+        &mut self,
+        plan: &ValidPlan,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<LegAReport> {
+        let p = plan.plan();
+        let change_set = ChangeSetId::for_run(&self.run_id);
+        let input = LegAInput {
+            document_id: p.document_id.as_str(),
+            source_version_id: p.source_version_id.as_str(),
+            change_set: &change_set,
+            total: plan.rows().len() as u64,
+        };
+        refuse_used_change_set(&mut self.tx, &self.run_id, &change_set)?;
+        match write_leg_a(
+            &mut self.tx,
+            &input,
+            plan.rows().iter(),
+            self.batch,
+            progress,
+            None,
+        ) {
+            Ok(r) => Ok(r),
+            Err(LegAFail::Other(e)) => Err(e),
+            Err(LegAFail::Batch(b)) => {
+                let b = *b;
+                let row = b.server.plan_row().or_else(|| {
+                    unique_violation_row(&b.server, &b.rows).map(|i| b.first_row + i as u64)
+                });
+                Err(match row {
+                    Some(n) => Error::PlanRow {
+                        phase: Phase::CutLegA,
+                        row: n,
+                        total: input.total,
+                        canonical_address: plan
+                            .rows()
+                            .get(usize::try_from(n).unwrap_or(usize::MAX).wrapping_sub(1))
+                            .map(|r| r.canonical_address.clone())
+                            .unwrap_or_default(),
+                        server: Box::new(b.server),
+                    },
+                    None => Error::PlanBatch {
+                        phase: Phase::CutLegA,
+                        first_row: b.first_row,
+                        last_row: b.first_row + b.rows.len().saturating_sub(1) as u64,
+                        total: input.total,
+                        server: Box::new(b.server),
+                    },
+                })
+            }
+        }
+    }
+
+    /// lifecycle_enact's SQL for this proof's change set.
+    pub fn lifecycle_enact(&mut self) -> Result<u64> {
+        let change_set = ChangeSetId::for_run(&self.run_id);
+        enact_in(&mut self.tx, &change_set, &self.run_id)
+    }
+
+    /// A snapshot as seen inside this transaction (its own writes included).
+    pub fn snapshot(&mut self) -> Result<Snapshot> {
+        surface::snapshot_in(&mut self.tx)
+    }
+
+    /// Whether the server itself refuses a COMMIT of this transaction (a deferred
+    /// trigger raises at commit time; needs the TEMP privilege). Without it, a COMMIT
+    /// sent as raw SQL is still detected by [`RollbackOnly::rollback`].
+    pub fn commit_refused_by_server(&self) -> bool {
+        self.commit_trap
+    }
+
+    /// Rolls back (dropping does the same), after checking that the transaction was not
+    /// ended behind its back (a raw `COMMIT` or `ROLLBACK` sent through
+    /// [`RollbackOnly::client`]).
+    pub fn rollback(mut self) -> Result<()> {
+        let same = self
+            .tx
+            .query_one("SELECT txid_current()", &[])
+            .map(|r| r.get::<_, i64>(0) == self.xid)
+            .unwrap_or(true); // an aborted transaction is still the same transaction
+        self.tx.rollback().doing("rollback-only proof: ROLLBACK")?;
+        if same {
+            Ok(())
+        } else {
+            Err(Error::RollbackOnlyEnded)
+        }
+    }
+}

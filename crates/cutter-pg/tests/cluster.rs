@@ -1,0 +1,82 @@
+//! Throwaway clusters: started in a private temporary directory, password-protected,
+//! run as the unprivileged `postgres` user when we are root, stopped and removed on drop.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use cutter_pg::{Cluster, Password};
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+}
+
+#[test]
+fn a_cluster_runs_privately_and_is_removed_on_drop() {
+    let cluster = Cluster::start().unwrap();
+    let dir = cluster.dir().to_path_buf();
+    let pid = cluster.pid().unwrap();
+    assert!(process_alive(pid));
+    assert!(dir.join("data/PG_VERSION").exists());
+    let meta = std::fs::metadata(cluster.socket_dir()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    let meta = std::fs::metadata(&dir).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    // Running as root: the server runs as postgres, never as root.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid: u32 = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|u| u.parse().ok())
+        .unwrap();
+    assert_ne!(uid, 0, "the server must not run as root");
+    assert_eq!(
+        meta.uid(),
+        uid,
+        "the directory belongs to the server's user"
+    );
+    // The superuser password works; another does not.
+    let mut c = cluster.connect("postgres").unwrap();
+    let listen: String = c.query_one("SHOW listen_addresses", &[]).unwrap().get(0);
+    assert_eq!(listen, "127.0.0.1");
+    drop(c);
+    let wrong = cluster
+        .config("postgres", "postgres", Some(Password::new("nope")))
+        .unwrap();
+    assert!(wrong.connect().is_err());
+    // The password file given to initdb is gone.
+    assert!(!dir.join("pwfile").exists());
+    let sysid = cluster.system_identifier().unwrap();
+    assert!(sysid.get() > 0);
+
+    drop(cluster);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    assert!(!process_alive(pid), "server {pid} still running");
+}
+
+#[test]
+fn two_clusters_are_independent_and_stop_explicitly() {
+    let a = Cluster::start().unwrap();
+    let b = Cluster::start().unwrap();
+    assert_ne!(a.port(), b.port());
+    assert_ne!(a.dir(), b.dir());
+    assert_ne!(
+        a.system_identifier().unwrap(),
+        b.system_identifier().unwrap()
+    );
+    a.create_database("only in a \"quoted\"; $$", None).unwrap();
+    let mut ca = a.connect("only in a \"quoted\"; $$").unwrap();
+    ca.query_one("SELECT 1", &[]).unwrap();
+    drop(ca);
+    assert!(b.connect("only in a \"quoted\"; $$").is_err());
+    a.drop_database("only in a \"quoted\"; $$").unwrap();
+    let (da, db) = (a.dir().to_path_buf(), b.dir().to_path_buf());
+    a.stop().unwrap();
+    assert!(!da.exists());
+    assert!(db.exists());
+    b.stop().unwrap();
+    assert!(!db.exists());
+}

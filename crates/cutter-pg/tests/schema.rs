@@ -1,0 +1,651 @@
+//! The reference schema: baseline counts, the F2 contract of fn_iu_create and its batch
+//! twin, the immutability triggers, roles and privileges, compensation A functions, and
+//! preflight on the reference.
+
+use cutter_pg::fixtures;
+use cutter_pg::schema::{
+    self, BASELINE_ENACTED, BASELINE_LIFECYCLE_LOG, BASELINE_UNITS, BASELINE_VERSIONS,
+};
+use cutter_pg::testing::TestDb;
+use postgres::Client;
+
+fn code(e: &postgres::Error) -> String {
+    e.code().map(|c| c.code().to_string()).unwrap_or_default()
+}
+
+fn message(e: &postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+fn scalar_i64(c: &mut Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).unwrap().get(0)
+}
+
+#[test]
+fn baseline_has_the_seed_counts() {
+    let db = TestDb::new();
+    assert_eq!(db.count("public.information_unit"), BASELINE_UNITS as i64);
+    assert_eq!(db.count("public.unit_version"), BASELINE_VERSIONS as i64);
+    assert_eq!(
+        db.count("public.iu_lifecycle_log"),
+        BASELINE_LIFECYCLE_LOG as i64
+    );
+    let mut c = db.admin();
+    assert_eq!(
+        scalar_i64(
+            &mut c,
+            "SELECT count(*) FROM public.information_unit WHERE lifecycle_status = 'enacted'"
+        ),
+        BASELINE_ENACTED as i64
+    );
+    assert_eq!(
+        scalar_i64(
+            &mut c,
+            "SELECT count(*) FROM public.information_unit WHERE lifecycle_status = 'draft'"
+        ),
+        98
+    );
+    assert_eq!(
+        scalar_i64(
+            &mut c,
+            "SELECT count(*) FROM public.unit_version WHERE version_no = 2"
+        ),
+        7
+    );
+    assert_eq!(
+        scalar_i64(
+            &mut c,
+            "SELECT count(*) FROM public.unit_version WHERE body_sha256 <> encode(sha256(convert_to(body, 'UTF8')), 'hex')"
+        ),
+        0
+    );
+    for t in [
+        "cut_change_set",
+        "cut_change_set_affected_row",
+        "manifest_envelope",
+        "review_decision",
+        "verify_result",
+        "dot_pair_signature",
+    ] {
+        assert_eq!(db.count(&format!("cutter_governance.{t}")), 0, "{t}");
+    }
+    assert_eq!(schema::installed_version(&mut c).unwrap(), Some(1));
+}
+
+/// The baseline's digests are pinned: any change to the fixture, the schema's column
+/// order or the canonical digest form shows up here.
+#[test]
+fn baseline_digests_are_deterministic_and_pinned() {
+    let a = TestDb::new();
+    let b = TestDb::new();
+    let sa = a.target().snapshot().unwrap();
+    let sb = b.target().snapshot().unwrap();
+    assert_eq!(sa.tables, sb.tables);
+    let digest = |s: &cutter_core::Snapshot, t: &str| {
+        s.tables
+            .iter()
+            .find(|(n, _)| n.to_string() == t)
+            .map(|(_, st)| st.digest.to_hex())
+            .unwrap()
+    };
+    assert_eq!(
+        digest(&sa, "public.information_unit"),
+        "8d3307fc1d34bb1582f726c9ebb0ce37a167576fe57fb6aa24065a8a70f67db8"
+    );
+    assert_eq!(
+        digest(&sa, "public.unit_version"),
+        "c413d84b2e383f38bfd8af5fe9a28e3a303882f39bfaa666278c008d933724db"
+    );
+    assert_eq!(
+        digest(&sa, "public.iu_lifecycle_log"),
+        "9799f145cbff4d0973e5a8e8f6e77995e3567886fc1da945eccfa5143bee8e2b"
+    );
+    // Empty tables: SHA-256 of nothing.
+    assert_eq!(
+        digest(&sa, "cutter_governance.verify_result"),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+}
+
+/// The canonical form, recomputed on the client from the documented definition.
+#[test]
+fn digest_canonical_form_matches_its_documentation() {
+    use sha2::{Digest, Sha256};
+    let db = TestDb::new();
+    let mut c = db.admin();
+    // A different session time zone must not change anything.
+    c.batch_execute("SET TimeZone = 'Asia/Ho_Chi_Minh'; SET DateStyle = 'SQL, DMY'")
+        .unwrap();
+    let mut tx = c.transaction().unwrap();
+    let t = cutter_core::TableName::new("public", "iu_lifecycle_log").unwrap();
+    let stat = cutter_pg::surface::table_stat(&mut tx, &t, None).unwrap();
+    let rows = tx
+        .query(
+            "SELECT r::text FROM public.iu_lifecycle_log r ORDER BY id",
+            &[],
+        )
+        .unwrap();
+    let mut outer = Sha256::new();
+    for r in &rows {
+        let text: String = r.get(0);
+        assert!(text.contains("+00"), "timestamps in UTC, ISO: {text}");
+        outer.update(Sha256::digest(text.as_bytes()));
+    }
+    let expected: [u8; 32] = outer.finalize().into();
+    assert_eq!(stat.rows, 60);
+    assert_eq!(stat.digest.as_bytes(), &expected);
+}
+
+#[test]
+fn preflight_of_the_reference_is_clean_for_every_role() {
+    let db = TestDb::new();
+    for config in [db.exec_config(), db.verify_config(), db.admin_config()] {
+        let mut t = cutter_pg::Target::connect(&config).unwrap();
+        let report = t.preflight().unwrap();
+        assert!(report.is_ok(), "{report}");
+        assert_eq!(report.schema_version, Some(1));
+    }
+}
+
+fn create(
+    c: &mut Client,
+    addr: &str,
+    section: Option<&str>,
+    kind: &str,
+) -> Result<postgres::Row, postgres::Error> {
+    c.query_one(
+        "SELECT * FROM public.fn_iu_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            &addr,
+            &"Điều 1",
+            &"Nội dung",
+            &"tester",
+            &kind,
+            &section,
+            &"law",
+            &"doc",
+            &"v1",
+            &None::<&str>,
+            &"cs-test",
+        ],
+    )
+}
+
+#[test]
+fn fn_iu_create_honours_the_f2_contract() {
+    let db = TestDb::new();
+    let mut c = db.exec_config().connect().unwrap();
+
+    let row = create(&mut c, "doc/dieu-1", Some("article"), "law_unit").unwrap();
+    let status: String = row.get("status");
+    assert_eq!(status, "created");
+    let id: i64 = row.get("information_unit_id");
+    let sha: String = row.get("body_sha256");
+    assert_eq!(
+        sha,
+        cutter_core::Sha256Digest::of("Nội dung".as_bytes()).to_hex()
+    );
+
+    // References resolve as well as codes, and land in identity_profile.
+    create(
+        &mut c,
+        "doc/dieu-2",
+        Some("vocab.section_type.clause"),
+        "vocab.unit_kind.law_unit",
+    )
+    .unwrap();
+    let r = c
+        .query_one(
+            "SELECT unit_kind_ref, identity_profile->>'primary_section_type_ref', lifecycle_status, change_set_id \
+             FROM public.information_unit WHERE canonical_address = 'doc/dieu-2'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), "vocab.unit_kind.law_unit");
+    assert_eq!(r.get::<_, String>(1), "vocab.section_type.clause");
+    assert_eq!(r.get::<_, String>(2), "draft");
+    assert_eq!(r.get::<_, String>(3), "cs-test");
+    assert!(id > 158);
+
+    let before = db.count("public.information_unit");
+    // NULL section_type: rejected, naming the choices.
+    let e = create(&mut c, "doc/dieu-3", None, "law_unit").unwrap_err();
+    assert_eq!(code(&e), "22004");
+    assert!(
+        message(&e).ends_with("section_type: Multiple, choose: article, chapter, clause, part, point, preamble, section"),
+        "{}",
+        message(&e)
+    );
+    // Unresolvable vocabulary values.
+    let e = create(&mut c, "doc/dieu-3", Some("article"), "statute_unit").unwrap_err();
+    assert_eq!(code(&e), "23503");
+    assert!(message(&e).contains("unit_kind: 'statute_unit' does not resolve in vocab.unit_kind; choose: document_root, law_unit"));
+    let e = create(&mut c, "doc/dieu-3", Some("paragraph"), "law_unit").unwrap_err();
+    assert_eq!(code(&e), "23503");
+    // Duplicate address, naming the existing unit.
+    let e = create(&mut c, "doc/dieu-1", Some("article"), "law_unit").unwrap_err();
+    assert_eq!(code(&e), "23505");
+    assert!(
+        message(&e).contains(&format!("already exists as information_unit id {id}")),
+        "{}",
+        message(&e)
+    );
+    // Empty address and title.
+    let e = create(&mut c, "  ", Some("article"), "law_unit").unwrap_err();
+    assert_eq!(code(&e), "23514");
+    let e = c
+        .query_one(
+            "SELECT * FROM public.fn_iu_create('doc/x', '', 'b', 'a', 'law_unit', 'article', 'law', 'doc', 'v1')",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), "23514");
+    assert!(message(&e).contains("title: must not be empty"));
+    assert_eq!(db.count("public.information_unit"), before);
+}
+
+/// (canonical_address, section_type, unit_kind)
+type BatchRow<'a> = (&'a str, Option<&'a str>, &'a str);
+
+fn batch(
+    c: &mut Client,
+    first_row: i64,
+    rows: &[BatchRow<'_>],
+) -> Result<postgres::Row, postgres::Error> {
+    let addr: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    let section: Vec<Option<&str>> = rows.iter().map(|r| r.1).collect();
+    let kind: Vec<&str> = rows.iter().map(|r| r.2).collect();
+    let n = rows.len();
+    let title = vec!["Điều"; n];
+    let body = vec!["Nội dung"; n];
+    let actor = vec!["tester"; n];
+    let publication = vec!["law"; n];
+    let owner: Vec<Option<&str>> = vec![None; n];
+    c.query_one(
+        "SELECT * FROM public.fn_iu_create_batch('cs-b', 'doc', 'v1', $1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[&first_row, &addr, &title, &body, &actor, &kind, &section, &publication, &owner],
+    )
+}
+
+#[test]
+fn fn_iu_create_batch_has_the_same_contract_and_names_the_row() {
+    let db = TestDb::new();
+    let mut c = db.exec_config().connect().unwrap();
+    let r = batch(
+        &mut c,
+        1,
+        &[
+            ("b/1", Some("article"), "law_unit"),
+            ("b/2", Some("clause"), "law_unit"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(r.get::<_, i64>("created"), 2);
+    assert_eq!(r.get::<_, i64>("last_id") - r.get::<_, i64>("first_id"), 1);
+
+    let cases: [(&[BatchRow<'_>], &str, &str); 4] = [
+        (
+            &[("b/3", Some("article"), "law_unit"), ("b/4", None, "law_unit")],
+            "22004",
+            "plan row 11 (canonical_address 'b/4'): section_type: Multiple, choose: article, chapter",
+        ),
+        (
+            &[("b/3", Some("article"), "ghost"), ("b/4", Some("article"), "law_unit")],
+            "23503",
+            "plan row 10 (canonical_address 'b/3'): unit_kind: 'ghost' does not resolve",
+        ),
+        (
+            &[("b/3", Some("article"), "law_unit"), ("b/1", Some("article"), "law_unit")],
+            "23505",
+            "plan row 11 (canonical_address 'b/1'): canonical_address: already exists as information_unit id",
+        ),
+        (
+            &[("b/3", Some("article"), "law_unit"), ("b/3", Some("article"), "law_unit")],
+            "23505",
+            "plan row 11 (canonical_address 'b/3'): canonical_address: duplicate inside the plan",
+        ),
+    ];
+    for (rows, state, text) in cases {
+        let e = batch(&mut c, 10, rows).unwrap_err();
+        assert_eq!(code(&e), state, "{}", message(&e));
+        assert!(message(&e).starts_with(text), "{}", message(&e));
+        let detail = e
+            .as_db_error()
+            .and_then(|d| d.detail())
+            .unwrap_or_default()
+            .to_string();
+        assert!(detail.starts_with("plan row 1"), "{detail}");
+    }
+    assert_eq!(db.count("public.information_unit"), 160);
+}
+
+#[test]
+fn enacted_rows_are_immutable_draft_rows_are_not() {
+    let db = TestDb::new();
+    let mut c = db.admin();
+    // Owner has every privilege: only the triggers stand in the way.
+    let e = c
+        .execute(
+            "UPDATE public.information_unit SET title = 'x' WHERE id = 1",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), "55000");
+    assert!(
+        message(&e).contains("trg_iu_enacted_immut"),
+        "{}",
+        message(&e)
+    );
+    let e = c
+        .execute("DELETE FROM public.information_unit WHERE id = 2", &[])
+        .unwrap_err();
+    assert_eq!(code(&e), "55000");
+    let e = c
+        .execute(
+            "UPDATE public.unit_version SET body = 'x' WHERE information_unit_id = 3",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), "55000");
+    assert!(
+        message(&e).contains("trg_uv_enacted_immut"),
+        "{}",
+        message(&e)
+    );
+    let e = c
+        .execute(
+            "DELETE FROM public.unit_version WHERE information_unit_id = 3",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), "55000");
+    // Draft rows (ids 61–158) may change.
+    assert_eq!(
+        c.execute(
+            "UPDATE public.information_unit SET title = 'y' WHERE id = 100",
+            &[]
+        )
+        .unwrap(),
+        1
+    );
+    assert_eq!(db.count("public.information_unit"), 158);
+}
+
+#[test]
+fn fn_iu_enact_enacts_a_draft_once_and_logs_it() {
+    let db = TestDb::new();
+    let mut c = db.exec_config().connect().unwrap();
+    let r = c
+        .query_one("SELECT * FROM public.fn_iu_enact(61, 'tester', 'r1')", &[])
+        .unwrap();
+    assert_eq!(r.get::<_, String>("status"), "enacted");
+    assert_eq!(r.get::<_, i32>("versions_enacted"), 2);
+    assert_eq!(db.count("public.iu_lifecycle_log"), 61);
+    let e = c
+        .query_one("SELECT * FROM public.fn_iu_enact(61, 'tester', 'r1')", &[])
+        .unwrap_err();
+    assert_eq!(code(&e), "55000");
+    assert!(message(&e).contains("is enacted, only draft units can be enacted"));
+    let e = c
+        .query_one(
+            "SELECT * FROM public.fn_iu_enact(99999, 'tester', 'r1')",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), "P0002");
+}
+
+#[test]
+fn cutter_exec_writes_only_through_functions_and_ledger_inserts() {
+    let db = TestDb::new();
+    let mut c = db.exec_config().connect().unwrap();
+    for sql in [
+        "INSERT INTO public.information_unit (canonical_address, title, unit_kind_ref, identity_profile, publication_type, document_id, source_version_id, created_by) \
+         VALUES ('x', 'x', 'vocab.unit_kind.law_unit', '{\"primary_section_type_ref\": \"x\"}', 'law', 'd', 'v', 'a')",
+        "UPDATE public.information_unit SET title = 'x' WHERE id = 100",
+        "DELETE FROM public.information_unit WHERE id = 100",
+        "TRUNCATE public.iu_lifecycle_log",
+        "INSERT INTO public.iu_lifecycle_log (information_unit_id, to_status, actor) VALUES (100, 'enacted', 'x')",
+        "UPDATE public.unit_version SET body = 'x' WHERE id = 100",
+        "INSERT INTO vocab.unit_kind (code, label) VALUES ('x', 'x')",
+        "UPDATE cutter_governance.review_decision SET actor = 'x'",
+        "DELETE FROM cutter_governance.review_decision",
+        "TRUNCATE cutter_governance.review_decision",
+        "UPDATE cutter_governance.schema_version SET name = 'x'",
+        "CREATE TABLE public.sneaky (id int)",
+    ] {
+        let e = c.batch_execute(sql).unwrap_err();
+        assert_eq!(code(&e), "42501", "{sql}: {}", message(&e));
+    }
+    // Ledger rows: INSERT (identity ids need no sequence grant) and SELECT.
+    c.batch_execute(
+        "INSERT INTO cutter_governance.review_decision (run_id, decision, actor) VALUES ('r', 'claim', 'a'); \
+         INSERT INTO cutter_governance.dot_pair_signature (run_id, gate, signer_fpr, statement, signature) VALUES ('r', 'SG_1', 'F', 's', 'sig')",
+    )
+    .unwrap();
+    assert_eq!(db.count("cutter_governance.review_decision"), 1);
+}
+
+#[test]
+fn cutter_verify_only_reads() {
+    let db = TestDb::new();
+    let mut c = db.verify_config().connect().unwrap();
+    for t in cutter_core::mutation_surface() {
+        c.query(
+            &format!("SELECT count(*) FROM {}", cutter_pg::quote_table(&t)),
+            &[],
+        )
+        .unwrap();
+    }
+    c.query("SELECT code FROM vocab.section_type", &[]).unwrap();
+    for sql in [
+        "INSERT INTO cutter_governance.review_decision (run_id, decision, actor) VALUES ('r', 'claim', 'a')",
+        "SELECT public.fn_iu_create('a', 'b', 'c', 'd', 'law_unit', 'article', 'law', 'doc', 'v1')",
+        "SELECT public.fn_iu_enact(61, 'a', 'r')",
+        "SELECT public.fn_iu_withdraw('cs-x', 'r', 'a')",
+        "UPDATE public.information_unit SET title = 'x' WHERE id = 100",
+    ] {
+        let e = c.batch_execute(sql).unwrap_err();
+        assert_eq!(code(&e), "42501", "{sql}: {}", message(&e));
+    }
+}
+
+#[test]
+fn compensation_a_functions_guard_their_change_set() {
+    let db = TestDb::new();
+    let mut c = db.exec_config().connect().unwrap();
+    // The baseline's draft change set: 98 draft units, 7 with two versions.
+    let n: i64 = c
+        .query_one(
+            "SELECT public.fn_iu_withdraw('cs-baseline-2018', 'r-revert', 'tester')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 98);
+    assert_eq!(db.count("public.information_unit"), 158);
+    assert_eq!(db.count("public.iu_lifecycle_log"), 60 + 98);
+    let mut a = db.admin();
+    assert_eq!(
+        scalar_i64(
+            &mut a,
+            "SELECT count(*) FROM public.unit_version WHERE lifecycle_status = 'withdrawn'"
+        ),
+        105
+    );
+    // Idempotent: nothing left to withdraw.
+    let n: i64 = c
+        .query_one(
+            "SELECT public.fn_iu_withdraw('cs-baseline-2018', 'r-revert', 'tester')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    // A withdrawn cut does not hold its addresses.
+    create(
+        &mut c,
+        "vn-competition-law-2018/dieu-1",
+        Some("article"),
+        "law_unit",
+    )
+    .unwrap();
+    // The enacted change set is refused, naming its units.
+    let e = c
+        .query_one(
+            "SELECT public.fn_iu_withdraw('cs-baseline-2013', 'r-revert', 'tester')",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), "55000");
+    assert!(
+        message(&e).contains("60 unit(s) are enacted and immutable"),
+        "{}",
+        message(&e)
+    );
+    assert!(
+        message(&e).contains("id 1 ('vn-constitution-2013/dieu-1')"),
+        "{}",
+        message(&e)
+    );
+    let e = c
+        .query_one(
+            "SELECT public.fn_iu_hard_delete_draft('cs-baseline-2013', 'r-revert', 'tester')",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), "55000");
+    // Hard delete only while every unit is draft.
+    let e = c
+        .query_one(
+            "SELECT public.fn_iu_hard_delete_draft('cs-baseline-2018', 'r-revert', 'tester')",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), "55000");
+    assert!(
+        message(&e).contains("hard delete needs every unit to be draft"),
+        "{}",
+        message(&e)
+    );
+    let n: i64 = c
+        .query_one(
+            "SELECT public.fn_iu_hard_delete_draft('cs-test', 'r-revert', 'tester')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    assert_eq!(db.count("public.information_unit"), 158);
+}
+
+#[test]
+fn security_definer_functions_pin_search_path_and_execute_is_not_public() {
+    let db = TestDb::new();
+    let mut c = db.admin();
+    let rows = c
+        .query(
+            "SELECT p.oid::regprocedure::text, p.prosecdef, coalesce(array_to_string(p.proconfig, ','), ''), \
+                    has_function_privilege('public', p.oid, 'EXECUTE') \
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+              WHERE n.nspname = 'public' AND p.proname LIKE 'fn\\_%'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 8);
+    for r in rows {
+        let name: String = r.get(0);
+        let secdef: bool = r.get(1);
+        let config: String = r.get(2);
+        let public: bool = r.get(3);
+        assert!(!public, "{name} executable by PUBLIC");
+        if secdef {
+            assert_eq!(config, "search_path=pg_catalog, pg_temp", "{name}");
+        }
+    }
+    let secdef: Vec<String> = c
+        .query(
+            "SELECT p.proname::text FROM pg_proc p WHERE p.prosecdef AND p.pronamespace = 'public'::regnamespace ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        secdef,
+        [
+            "fn_iu_create",
+            "fn_iu_create_batch",
+            "fn_iu_enact",
+            "fn_iu_hard_delete_draft",
+            "fn_iu_withdraw"
+        ]
+    );
+}
+
+#[test]
+fn reinstalling_is_refused_and_a_second_install_is_a_no_op() {
+    let db = TestDb::new();
+    let mut c = db.admin();
+    assert_eq!(schema::install_reference(&mut c).unwrap(), 1);
+    let e = schema::install_baseline(&mut c).unwrap_err();
+    assert!(e.to_string().contains("already has 158 rows"), "{e}");
+    // A database with the tables but no recorded version is not overwritten.
+    c.batch_execute("DROP TABLE cutter_governance.schema_version")
+        .unwrap();
+    let e = schema::install_reference(&mut c).unwrap_err();
+    assert!(
+        e.to_string().contains("refusing to install over them"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_reference_installs_into_an_empty_database() {
+    let db = TestDb::empty();
+    let mut c = db.admin();
+    assert_eq!(schema::installed_version(&mut c).unwrap(), None);
+    assert_eq!(schema::install_reference(&mut c).unwrap(), 1);
+    schema::install_baseline(&mut c).unwrap();
+    assert_eq!(db.count("public.information_unit"), 158);
+    let mut t = db.target();
+    let report = t.preflight().unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(t.vocabularies().unwrap(), schema::reference_vocabularies());
+    assert_eq!(fixtures::vocabularies(), schema::reference_vocabularies());
+}
+
+/// The backup's principal: cutter_verify can pg_dump the whole mutation surface
+/// (tables and the state of their identity sequences), and can advance nothing.
+#[test]
+fn cutter_verify_can_pg_dump_the_mutation_surface() {
+    let db = TestDb::new();
+    let config = db.verify_config();
+    let env = config.child_env().unwrap();
+    let mut cmd = std::process::Command::new(cutter_pg::pg_program("pg_dump").unwrap());
+    for t in cutter_core::mutation_surface() {
+        cmd.arg(format!("--table={}", cutter_pg::quote_table(&t)));
+    }
+    cmd.args(["--no-owner", "--no-privileges"]);
+    env.apply(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dump.contains("COPY public.information_unit"),
+        "no data in dump"
+    );
+    assert!(dump.contains("setval('public.information_unit_id_seq', 158, true)"));
+    let mut c = config.connect().unwrap();
+    let e = c
+        .query_one("SELECT nextval('public.information_unit_id_seq')", &[])
+        .unwrap_err();
+    assert_eq!(code(&e), "42501");
+}

@@ -1,0 +1,609 @@
+//! `cargo xtask bench backup --megabytes N`: the pre-write backup against its baselines,
+//! in one run, on a generated mutation surface of about N MB (run in release mode):
+//!
+//! ```text
+//! cargo run --release -p xtask -- bench backup --megabytes 300
+//! ```
+//!
+//! Rows: `pg_dump -Fc -Z0 > /dev/null` (the dump alone: the physical limit of the phase),
+//! the cutter backup (default settings), `pg_dump -Fc -Z0 | gpg --encrypt
+//! --compress-algo none`, the seed pipeline `pg_dump | gpg --encrypt` (plain SQL, GnuPG
+//! defaults, as seed 002 describes it), plain `pg_dump > /dev/null`, and the cutter
+//! backup with pg_dump compression as separate rows. Throughput is the size of the
+//! `-Fc -Z0` dump divided by wall time, so every ratio is a ratio of times. Outputs of the
+//! encrypting rows are fsynced inside the timing, as the cutter's artifact is. Then the
+//! restore proof against a plain `pg_restore` of the same, unencrypted dump into an
+//! identically prepared throwaway database. Peak RSS is the benchmark process's VmHWM,
+//! reset just before the cutter backup.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cutter_backup::{
+    generate_keys, load_recipient, pg_restore_args, pre_write_backup, prepare_restore_database,
+    restore_proof, start_restore_cluster, BackupConfig, DumpCompression, Passphrase,
+    PassphraseSource, PgProgram, RestoreConfig,
+};
+use cutter_core::{mutation_surface, RunId, TableName};
+use cutter_pg::config::ConnConfig;
+use cutter_pg::{Cluster, Password};
+
+const DB: &str = "bench";
+const VERIFY_ROLE: &str = "cutter_verify";
+const PASSPHRASE: &str = "bench passphrase, not a secret";
+/// Bytes of `-Fc -Z0` dump per generated unit (unit + version of ~1.4 KB + extras).
+const BYTES_PER_UNIT: u64 = 1_360;
+const BATCH: u64 = 50_000;
+
+struct Options {
+    megabytes: u64,
+    /// Only the dump alone and the cutter backup, this many times each, alternating
+    /// (for profiling; not the benchmark).
+    only_backup: Option<u32>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        megabytes: 300,
+        only_backup: None,
+    };
+    let mut it = args.iter().map(String::as_str).peekable();
+    if it.peek() == Some(&"backup") {
+        it.next();
+    }
+    while let Some(a) = it.next() {
+        match a {
+            "--megabytes" => {
+                o.megabytes = it
+                    .next()
+                    .ok_or("--megabytes needs a number")?
+                    .parse()
+                    .map_err(|e| format!("--megabytes: {e}"))?;
+                if o.megabytes == 0 {
+                    return Err("--megabytes must be at least 1".into());
+                }
+            }
+            "--only-backup" => {
+                o.only_backup = Some(
+                    it.next()
+                        .ok_or("--only-backup needs a count")?
+                        .parse()
+                        .map_err(|e| format!("--only-backup: {e}"))?,
+                );
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: cargo xtask bench backup --megabytes N"
+                ))
+            }
+        }
+    }
+    Ok(o)
+}
+
+fn random_hex() -> Result<String, String> {
+    let mut b = [0u8; 16];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+fn pg(e: cutter_pg::Error) -> String {
+    e.to_string()
+}
+
+fn sql(c: &mut postgres::Client, what: &str, q: &str) -> Result<(), String> {
+    c.batch_execute(q).map_err(|e| format!("{what}: {e}"))
+}
+
+/// Body text: Vietnamese constitution sentences and hex, about 1.4 KB per row.
+const GENERATE: &str = r#"
+WITH s(a) AS (SELECT ARRAY[
+  'Ở nước Cộng hòa xã hội chủ nghĩa Việt Nam, các quyền con người, quyền công dân về chính trị, dân sự, kinh tế, văn hóa, xã hội được công nhận.',
+  'Quyền con người, quyền công dân chỉ có thể bị hạn chế theo quy định của luật trong trường hợp cần thiết vì lý do quốc phòng, an ninh quốc gia.',
+  'Quyền công dân không tách rời nghĩa vụ công dân.',
+  'Mọi người có nghĩa vụ tôn trọng quyền của người khác.',
+  'Công dân có trách nhiệm thực hiện nghĩa vụ đối với Nhà nước và xã hội.',
+  'Việc thực hiện quyền con người, quyền công dân không được xâm phạm lợi ích quốc gia, dân tộc, quyền và lợi ích hợp pháp của người khác.',
+  'Mọi người đều bình đẳng trước pháp luật.',
+  'Không ai bị phân biệt đối xử trong đời sống chính trị, dân sự, kinh tế, văn hóa, xã hội.',
+  'Công dân nước Cộng hòa xã hội chủ nghĩa Việt Nam là người có quốc tịch Việt Nam.',
+  'Công dân Việt Nam không thể bị trục xuất, giao nộp cho nhà nước khác.',
+  'Công dân Việt Nam ở nước ngoài được Nhà nước Cộng hòa xã hội chủ nghĩa Việt Nam bảo hộ.',
+  'Người Việt Nam định cư ở nước ngoài là bộ phận không tách rời của cộng đồng dân tộc Việt Nam.',
+  'Mọi người có quyền sống. Tính mạng con người được pháp luật bảo hộ. Không ai bị tước đoạt tính mạng trái luật.',
+  'Mọi người có quyền bất khả xâm phạm về thân thể, được pháp luật bảo hộ về sức khoẻ, danh dự và nhân phẩm.',
+  'Không ai bị bắt nếu không có quyết định hoặc phê chuẩn của Viện kiểm sát nhân dân, trừ trường hợp phạm tội quả tang.',
+  'Nhà nước bảo đảm và phát huy quyền làm chủ của Nhân dân; công nhận, tôn trọng, bảo vệ và bảo đảm quyền con người, quyền công dân.']),
+u AS (
+  INSERT INTO public.information_unit
+    (id, canonical_address, title, unit_kind_ref, identity_profile, publication_type,
+     document_id, source_version_id, lifecycle_status, change_set_id, created_by, created_at, updated_at)
+  SELECT 1000 + g, 'bench-doc/dieu-' || g, 'Điều ' || g, 'vocab.unit_kind.law_unit',
+         jsonb_build_object('primary_section_type_ref', 'vocab.section_type.article'),
+         'law', 'bench-doc', 'v1', 'draft', 'cs-bench', 'bench',
+         timestamptz '2026-05-20 00:00:00+00' + g * interval '1 second',
+         timestamptz '2026-05-20 00:00:00+00' + g * interval '1 second'
+  FROM generate_series($1::int8, $2::int8) g
+  RETURNING id
+), b AS (
+  SELECT u.id, format('Điều %s. %s %s %s %s %s %s %s %s %s %s',
+           u.id - 1000, s.a[1 + u.id % 16], md5(u.id::text), s.a[1 + (u.id * 7) % 16],
+           s.a[1 + (u.id * 3) % 16], md5((u.id * 31)::text), s.a[1 + (u.id * 5) % 16],
+           s.a[1 + (u.id * 11) % 16], md5((u.id * 17)::text), s.a[1 + (u.id * 13) % 16],
+           s.a[1 + (u.id * 2) % 16]) AS body
+  FROM u, s
+)
+INSERT INTO public.unit_version
+  (id, information_unit_id, version_no, body, body_sha256, lifecycle_status, created_by, created_at)
+SELECT b.id, b.id, 1, b.body, encode(sha256(convert_to(b.body, 'UTF8')), 'hex'), 'draft', 'bench',
+       timestamptz '2026-05-20 00:00:00+00'
+FROM b ORDER BY b.id
+"#;
+
+/// Starts the source cluster and generates the surface; returns the cluster, the
+/// read-only role's connection, and the size of the nine tables.
+fn source(megabytes: u64) -> Result<(Cluster, ConnConfig, u64), String> {
+    let cluster = Cluster::start().map_err(pg)?;
+    cluster.create_database(DB, Some("template0")).map_err(pg)?;
+    let mut c = cluster.connect(DB).map_err(pg)?;
+    cutter_pg::schema::install_reference(&mut c).map_err(pg)?;
+    cutter_pg::schema::install_baseline(&mut c).map_err(pg)?;
+    let verify_password = Password::new(random_hex()?);
+    cutter_pg::schema::set_login_password(&mut c, VERIFY_ROLE, &verify_password).map_err(pg)?;
+    // pg_dump reads the identity sequences (not granted by the reference schema v1).
+    sql(
+        &mut c,
+        "granting the sequences",
+        "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public, cutter_governance TO cutter_verify",
+    )?;
+    let units = megabytes * 1_000_000 / BYTES_PER_UNIT;
+    let t = Instant::now();
+    let mut from = 1u64;
+    while from <= units {
+        let to = (from + BATCH - 1).min(units);
+        c.execute(GENERATE, &[&(from as i64), &(to as i64)])
+            .map_err(|e| format!("generating units {from}–{to}: {e}"))?;
+        eprintln!("bench: generated {to}/{units} units ({:.0} s)", t.elapsed().as_secs_f64());
+        from = to + 1;
+    }
+    let every = |n: u64| (units / n).max(1) as i64;
+    c.execute(
+        "INSERT INTO public.iu_lifecycle_log (information_unit_id, from_status, to_status, actor, run_id, change_set_id, reason) \
+         SELECT 1000 + g, NULL, 'draft', 'bench', 'bench-run', 'cs-bench', 'created' FROM generate_series(1, $1::int8) g",
+        &[&every(10)],
+    )
+    .map_err(|e| format!("lifecycle log rows: {e}"))?;
+    c.execute(
+        "INSERT INTO cutter_governance.review_decision (run_id, change_set_id, decision, payload, actor) \
+         SELECT 'bench-run', 'cs-bench', 'approve', jsonb_build_object('unit', g, 'note', md5(g::text)), 'bench' \
+         FROM generate_series(1, $1::int8) g",
+        &[&every(50)],
+    )
+    .map_err(|e| format!("review decisions: {e}"))?;
+    sql(&mut c, "vacuum", "VACUUM (FREEZE, ANALYZE)")?;
+    sql(&mut c, "checkpoint", "CHECKPOINT")?;
+    let names: Vec<String> = mutation_surface().iter().map(TableName::quoted).collect();
+    let size: i64 = c
+        .query_one(
+            "SELECT sum(pg_table_size(to_regclass(t)))::int8 FROM unnest($1::text[]) t",
+            &[&names],
+        )
+        .map_err(|e| e.to_string())?
+        .get(0);
+    let ro = cluster
+        .config(DB, VERIFY_ROLE, Some(verify_password))
+        .map_err(pg)?;
+    Ok((cluster, ro, size as u64))
+}
+
+fn table_args() -> Vec<String> {
+    mutation_surface()
+        .iter()
+        .map(|t| format!("--table={}", t.quoted()))
+        .collect()
+}
+
+/// A pg_dump command connected as `ro` (password in a private passfile).
+fn pg_dump_cmd(
+    pg_dump: &Path,
+    ro: &ConnConfig,
+    format_args: &[&str],
+) -> Result<(Command, cutter_pg::config::ChildEnv), String> {
+    let env = ro.child_env().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(pg_dump);
+    env.apply(&mut cmd);
+    cmd.args(format_args).args(table_args()).arg("--no-password");
+    cmd.stdin(Stdio::null()).stderr(Stdio::inherit());
+    Ok((cmd, env))
+}
+
+fn wait_ok(mut child: std::process::Child, what: &str) -> Result<(), String> {
+    let st = child.wait().map_err(|e| format!("{what}: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed: {st}"))
+    }
+}
+
+/// `pg_dump <args> > /dev/null`.
+fn dump_to_null(pg_dump: &Path, ro: &ConnConfig, args: &[&str]) -> Result<Duration, String> {
+    let (mut cmd, _env) = pg_dump_cmd(pg_dump, ro, args)?;
+    cmd.stdout(File::create("/dev/null").map_err(|e| e.to_string())?);
+    let t = Instant::now();
+    let child = cmd.spawn().map_err(|e| format!("pg_dump: {e}"))?;
+    wait_ok(child, "pg_dump")?;
+    Ok(t.elapsed())
+}
+
+/// `pg_dump <args> | gpg --encrypt -r <fpr> [extra] --output <out>`, then fsync(out).
+fn dump_through_gpg(
+    pg_dump: &Path,
+    ro: &ConnConfig,
+    args: &[&str],
+    gnupg_home: &Path,
+    fpr: &str,
+    extra: &[&str],
+    out: &Path,
+) -> Result<(Duration, u64), String> {
+    let (mut cmd, _env) = pg_dump_cmd(pg_dump, ro, args)?;
+    cmd.stdout(Stdio::piped());
+    let t = Instant::now();
+    let mut dump = cmd.spawn().map_err(|e| format!("pg_dump: {e}"))?;
+    let stdin = dump.stdout.take().ok_or("pg_dump stdout")?;
+    let gpg = Command::new("gpg")
+        .env("GNUPGHOME", gnupg_home)
+        .args(["--batch", "--yes", "--quiet", "--trust-model", "always", "--encrypt", "--recipient", fpr])
+        .args(extra)
+        .arg("--output")
+        .arg(out)
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("gpg: {e}"))?;
+    wait_ok(dump, "pg_dump")?;
+    wait_ok(gpg, "gpg")?;
+    File::open(out)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| format!("fsync {}: {e}", out.display()))?;
+    let elapsed = t.elapsed();
+    let size = fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    let _ = fs::remove_file(out);
+    Ok((elapsed, size))
+}
+
+fn status_kib(field: &str) -> Option<u64> {
+    let s = fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Resets this process's peak RSS (VmHWM) to its current RSS.
+fn reset_peak_rss() -> bool {
+    fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+struct Row {
+    name: &'static str,
+    command: String,
+    secs: f64,
+    output: Option<u64>,
+}
+
+fn mb(b: u64) -> f64 {
+    b as f64 / 1e6
+}
+
+/// Runs the benchmark. See the module docs.
+pub fn main(args: &[String]) -> Result<(), String> {
+    let o = parse(args)?;
+    let work = tempfile::Builder::new()
+        .prefix("cutter-bench-backup-")
+        .tempdir_in("/tmp")
+        .map_err(|e| e.to_string())?;
+    let backups = work.path().join("backups");
+    fs::create_dir(&backups).map_err(|e| e.to_string())?;
+
+    eprintln!("bench: starting the source cluster and generating ~{} MB", o.megabytes);
+    let (cluster, ro, table_bytes) = source(o.megabytes)?;
+    let pg_dump = PgProgram::locate("pg_dump").map_err(|e| e.to_string())?;
+    let server_version: String = cluster
+        .connect(DB)
+        .map_err(pg)?
+        .query_one("SHOW server_version", &[])
+        .map_err(|e| e.to_string())?
+        .get(0);
+    let gpg_version = Command::new("gpg")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
+        .unwrap_or_default();
+
+    // Keys: ours, and the same public key in a private GnuPG home for the pipelines.
+    let keydir = work.path().join("keys");
+    fs::create_dir(&keydir).map_err(|e| e.to_string())?;
+    let keys = generate_keys(
+        &keydir,
+        "bench",
+        "Bench <bench@example.org>",
+        Some(&Passphrase::new(PASSPHRASE.into())),
+    )
+    .map_err(|e| e.to_string())?;
+    let passfile = keydir.join("passphrase");
+    fs::write(&passfile, PASSPHRASE).map_err(|e| e.to_string())?;
+    let recipient = load_recipient(&keys.public_key, &keys.fingerprint).map_err(|e| e.to_string())?;
+    let gnupg = work.path().join("gnupg");
+    fs::create_dir(&gnupg).map_err(|e| e.to_string())?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&gnupg, fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+    }
+    let imp = Command::new("gpg")
+        .env("GNUPGHOME", &gnupg)
+        .args(["--batch", "--quiet", "--import"])
+        .arg(&keys.public_key)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !imp.success() {
+        return Err("gpg --import of the bench key failed".into());
+    }
+    let fpr = keys.fingerprint.to_string();
+
+    // The reference size: the -Fc -Z0 dump. Also warms the caches.
+    let plain_dump = work.path().join("plain.dump");
+    {
+        let (mut cmd, _env) = pg_dump_cmd(&pg_dump.path, &ro, &["--format=custom", "--compress=0"])?;
+        cmd.arg("--file").arg(&plain_dump).stdout(Stdio::null());
+        wait_ok(cmd.spawn().map_err(|e| e.to_string())?, "pg_dump (reference)")?;
+    }
+    let dump_bytes = fs::metadata(&plain_dump).map_err(|e| e.to_string())?.len();
+    let _ = dump_to_null(&pg_dump.path, &ro, &["--format=custom", "--compress=0"])?;
+
+    if let Some(n) = o.only_backup {
+        for i in 0..n {
+            let t = dump_to_null(&pg_dump.path, &ro, &["--format=custom", "--compress=0"])?;
+            let cfg = BackupConfig::new(
+                &backups,
+                RunId::new(format!("only-{i}")).unwrap(),
+                recipient.clone(),
+                ro.clone(),
+            );
+            let b = Instant::now();
+            let a = pre_write_backup(&cfg, &mut |_| {}).map_err(|e| e.to_string())?;
+            let b = b.elapsed().as_secs_f64();
+            println!(
+                "dump alone {:.2} s ({:.1} MB/s), cutter backup {b:.2} s ({:.1} MB/s), ratio {:.2}",
+                t.as_secs_f64(),
+                mb(dump_bytes) / t.as_secs_f64(),
+                mb(dump_bytes) / b,
+                t.as_secs_f64() / b
+            );
+            let _ = fs::remove_file(&a.path);
+            let _ = fs::remove_file(&a.manifest_path);
+        }
+        return Ok(());
+    }
+
+    let mut rows: Vec<Row> = Vec::new();
+    eprintln!("bench: dump alone");
+    let t = dump_to_null(&pg_dump.path, &ro, &["--format=custom", "--compress=0"])?;
+    rows.push(Row {
+        name: "dump alone (the limit of this phase)",
+        command: "pg_dump -Fc -Z0 > /dev/null".into(),
+        secs: t.as_secs_f64(),
+        output: None,
+    });
+
+    eprintln!("bench: cutter backup (default)");
+    let rss_before = status_kib("VmRSS:").unwrap_or(0);
+    let reset = reset_peak_rss();
+    let cfg = BackupConfig::new(&backups, RunId::new("bench").unwrap(), recipient.clone(), ro.clone());
+    let t = Instant::now();
+    let art = pre_write_backup(&cfg, &mut |_| {}).map_err(|e| e.to_string())?;
+    let backup_secs = t.elapsed().as_secs_f64();
+    let peak = status_kib("VmHWM:").unwrap_or(0);
+    rows.push(Row {
+        name: "cutter backup (default: -Fc -Z0, OpenPGP uncompressed)",
+        command: "pre_write_backup".into(),
+        secs: backup_secs,
+        output: Some(art.manifest.size_bytes),
+    });
+    let stream_digested = art
+        .manifest
+        .digest_sources
+        .values()
+        .filter(|s| *s == "dump stream")
+        .count();
+
+    eprintln!("bench: pg_dump -Fc -Z0 | gpg --compress-algo none");
+    let (t, size) = dump_through_gpg(
+        &pg_dump.path,
+        &ro,
+        &["--format=custom", "--compress=0"],
+        &gnupg,
+        &fpr,
+        &["--compress-algo", "none"],
+        &work.path().join("gpg-none.pgp"),
+    )?;
+    rows.push(Row {
+        name: "gpg pipeline, uncompressed",
+        command: "pg_dump -Fc -Z0 | gpg --encrypt --compress-algo none".into(),
+        secs: t.as_secs_f64(),
+        output: Some(size),
+    });
+
+    eprintln!("bench: seed pipeline pg_dump | gpg --encrypt");
+    let (t, size) = dump_through_gpg(
+        &pg_dump.path,
+        &ro,
+        &["--no-owner", "--no-privileges"],
+        &gnupg,
+        &fpr,
+        &[],
+        &work.path().join("gpg-seed.pgp"),
+    )?;
+    rows.push(Row {
+        name: "seed pipeline (plain SQL, GnuPG defaults)",
+        command: "pg_dump --no-owner --no-privileges | gpg --encrypt".into(),
+        secs: t.as_secs_f64(),
+        output: Some(size),
+    });
+
+    eprintln!("bench: plain pg_dump > /dev/null");
+    let t = dump_to_null(&pg_dump.path, &ro, &["--no-owner", "--no-privileges"])?;
+    rows.push(Row {
+        name: "plain SQL dump alone",
+        command: "pg_dump > /dev/null".into(),
+        secs: t.as_secs_f64(),
+        output: None,
+    });
+
+    for (level, name) in [
+        (1u8, "cutter backup, pg_dump -Z1 (optional compression)"),
+        (6u8, "cutter backup, pg_dump -Z6 (-Fc's default level)"),
+    ] {
+        eprintln!("bench: cutter backup with -Z{level}");
+        let cfg = BackupConfig::new(
+            &backups,
+            RunId::new(format!("bench-z{level}")).unwrap(),
+            recipient.clone(),
+            ro.clone(),
+        )
+        .compression(DumpCompression::Gzip(level));
+        let t = Instant::now();
+        let a = pre_write_backup(&cfg, &mut |_| {}).map_err(|e| e.to_string())?;
+        rows.push(Row {
+            name,
+            command: format!("pre_write_backup, DumpCompression::Gzip({level})"),
+            secs: t.elapsed().as_secs_f64(),
+            output: Some(a.manifest.size_bytes),
+        });
+        let _ = fs::remove_file(&a.path);
+        let _ = fs::remove_file(&a.manifest_path);
+    }
+    drop(cluster);
+
+    // Restore: plain pg_restore of the unencrypted dump into an identically prepared
+    // throwaway database, then the restore proof of the cutter artifact.
+    eprintln!("bench: plain pg_restore");
+    let plain_restore = {
+        let rc = start_restore_cluster().map_err(|e| e.to_string())?;
+        rc.create_database("plain_restore", Some("template0")).map_err(pg)?;
+        let conf = rc.superuser_config("plain_restore").map_err(pg)?;
+        let mut c = conf.connect().map_err(|e| e.to_string())?;
+        prepare_restore_database(&mut c).map_err(|e| e.to_string())?;
+        drop(c);
+        let pg_restore = PgProgram::locate("pg_restore").map_err(|e| e.to_string())?;
+        let env = conf.child_env().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&pg_restore.path);
+        env.apply(&mut cmd);
+        cmd.args(pg_restore_args("plain_restore"))
+            .arg(&plain_dump)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        let t = Instant::now();
+        wait_ok(cmd.spawn().map_err(|e| e.to_string())?, "pg_restore")?;
+        let secs = t.elapsed().as_secs_f64();
+        rc.stop().map_err(pg)?;
+        secs
+    };
+    let _ = fs::remove_file(&plain_dump);
+    eprintln!("bench: restore proof");
+    let proof = restore_proof(
+        &RestoreConfig::new(&art.path, &keys.secret_key)
+            .passphrase(PassphraseSource::File(passfile.clone())),
+    )
+    .map_err(|e| e.to_string())?;
+
+    // Report.
+    let dump_secs = rows[0].secs;
+    println!();
+    println!("cutter backup benchmark: --megabytes {}", o.megabytes);
+    println!(
+        "machine: {} CPUs; PostgreSQL {server_version}; pg_dump {}; {gpg_version}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        pg_dump.version
+    );
+    println!(
+        "surface: nine tables {:.1} MB (pg_table_size); pg_dump -Fc -Z0 archive {:.1} MB \
+         (MB/s below = this size / wall time)",
+        mb(table_bytes),
+        mb(dump_bytes)
+    );
+    println!();
+    println!(
+        "{:<54} {:>8} {:>8} {:>10} {:>10}  command",
+        "run", "wall s", "MB/s", "output MB", "vs dump"
+    );
+    for r in &rows {
+        println!(
+            "{:<54} {:>8.2} {:>8.1} {:>10} {:>9.2}x  {}",
+            r.name,
+            r.secs,
+            mb(dump_bytes) / r.secs,
+            r.output.map_or("-".to_string(), |b| format!("{:.1}", mb(b))),
+            dump_secs / r.secs,
+            r.command
+        );
+    }
+    let gpg_none = rows[2].secs;
+    let seed = rows[3].secs;
+    println!();
+    println!(
+        "targets (default settings): backup / dump alone = {:.2}x (target >= 0.95); \
+         backup / uncompressed gpg pipeline = {:.2}x (target >= 1.0); backup / seed pipeline = {:.1}x",
+        dump_secs / backup_secs,
+        gpg_none / backup_secs,
+        seed / backup_secs
+    );
+    println!(
+        "manifest digests taken from the dump stream for {stream_digested} of 9 tables \
+         (the rest on the server, same snapshot)"
+    );
+    println!(
+        "peak RSS of the benchmark process during the cutter backup: {:.1} MiB (VmHWM{}; RSS before: {:.1} MiB; target < 64 MiB)",
+        peak as f64 / 1024.0,
+        if reset { ", reset before the backup" } else { ", NOT reset: includes setup" },
+        rss_before as f64 / 1024.0
+    );
+    let tm = &proof.timings;
+    let restore_secs = tm.restore_ms as f64 / 1000.0;
+    println!();
+    println!(
+        "restore: plain pg_restore of the unencrypted dump {plain_restore:.2} s ({:.1} MB/s)",
+        mb(dump_bytes) / plain_restore
+    );
+    println!(
+        "restore proof: verify sha256 {:.2} s, cluster + reference schema {:.2} s, \
+         decrypt -> pg_restore {restore_secs:.2} s ({:.1} MB/s), digests + triggers {:.2} s, \
+         teardown {:.2} s, total {:.2} s; passed: {}",
+        tm.verify_ms as f64 / 1000.0,
+        tm.prepare_ms as f64 / 1000.0,
+        mb(dump_bytes) / restore_secs,
+        tm.check_ms as f64 / 1000.0,
+        tm.teardown_ms as f64 / 1000.0,
+        tm.total_ms as f64 / 1000.0,
+        proof.passed
+    );
+    println!(
+        "restore target: decrypt -> pg_restore / plain pg_restore = {:.2}x (target >= 0.8); \
+         whole proof (sha256 check + restore + digests) / plain pg_restore = {:.2}x",
+        plain_restore / restore_secs,
+        plain_restore / ((tm.verify_ms + tm.restore_ms + tm.check_ms) as f64 / 1000.0)
+    );
+    let _ = Command::new("gpgconf")
+        .env("GNUPGHOME", &gnupg)
+        .args(["--kill", "all"])
+        .status();
+    Ok(())
+}

@@ -1,0 +1,932 @@
+//! `cargo xtask proof --rollback-only`: the real SQL of every mutating phase (and of
+//! compensation A and B) executed against a real database inside one transaction that
+//! always rolls back; each phase's contract asserted inside it; then net-zero asserted:
+//! counts, content digests of the nine tables, trigger states and system identifier
+//! identical before and after.
+//!
+//! Without arguments it starts a throwaway cluster with the reference schema and the
+//! baseline. With `--database-url` it targets that database and requires
+//! `--expect-system-identifier`, checked before anything else runs.
+//!
+//! The ledger statements of leg_b_record, write_verify and compensation B are written
+//! here against the reference tables until `cutter-governance` and
+//! `cutter-compensation` provide their writers; compensation A runs the schema's own
+//! `fn_iu_withdraw` / `fn_iu_hard_delete_draft`.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cutter_core::{ChangeSetId, Phase, RunId, Snapshot, SystemIdentifier};
+use cutter_pg::fixtures;
+use cutter_pg::schema::EXEC_ROLE;
+use cutter_pg::testing::{TestCluster, TEMPLATE_DB};
+use cutter_pg::{ConnConfig, RollbackOnly, Target};
+use postgres::GenericClient;
+
+const USAGE: &str = "\
+usage: cargo xtask proof --rollback-only [--database-url URL --expect-system-identifier ID]
+
+  --rollback-only                 required: every statement runs in a transaction that rolls back
+  --database-url URL              target this database (libpq URL or keyword string; password
+                                  from PGPASSWORD or the password file, never on the command line)
+  --expect-system-identifier ID   the target's system_identifier; required with --database-url
+";
+
+#[derive(Default)]
+struct Proofs {
+    rows: Vec<(String, bool, String)>,
+}
+
+impl Proofs {
+    fn record(&mut self, name: &str, ok: bool, detail: impl Into<String>) -> bool {
+        self.rows.push((name.to_string(), ok, detail.into()));
+        ok
+    }
+    fn result(&mut self, name: &str, r: Result<String, String>) -> bool {
+        match r {
+            Ok(d) => self.record(name, true, d),
+            Err(d) => self.record(name, false, d),
+        }
+    }
+    fn print(&self) {
+        let w = self
+            .rows
+            .iter()
+            .map(|r| r.0.chars().count())
+            .max()
+            .unwrap_or(5);
+        println!();
+        println!("{:>2}  {:<w$}  {:<6}  detail", "#", "proof", "result");
+        for (i, (name, ok, detail)) in self.rows.iter().enumerate() {
+            let mut lines = detail.lines();
+            println!(
+                "{:>2}  {:<w$}  {:<6}  {}",
+                i + 1,
+                name,
+                if *ok { "PASS" } else { "FAIL" },
+                lines.next().unwrap_or("")
+            );
+            for l in lines {
+                println!("{:>2}  {:<w$}  {:<6}  {}", "", "", "", l);
+            }
+        }
+        let failed = self.rows.iter().filter(|r| !r.1).count();
+        println!();
+        println!(
+            "{} proofs, {} passed, {} failed",
+            self.rows.len(),
+            self.rows.len() - failed,
+            failed
+        );
+    }
+    fn all_ok(&self) -> bool {
+        self.rows.iter().all(|r| r.1)
+    }
+}
+
+struct Args {
+    url: Option<String>,
+    expect: Option<SystemIdentifier>,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut rollback_only = false;
+    let mut a = Args {
+        url: None,
+        expect: None,
+    };
+    let mut it = args.iter();
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--rollback-only" => rollback_only = true,
+            "--database-url" => {
+                a.url = Some(it.next().ok_or("--database-url needs a value")?.clone())
+            }
+            "--expect-system-identifier" => {
+                let v = it
+                    .next()
+                    .ok_or("--expect-system-identifier needs a value")?;
+                let id: u64 = v.trim().parse().map_err(|_| {
+                    format!("--expect-system-identifier {v:?}: not a decimal 64-bit number")
+                })?;
+                a.expect = Some(SystemIdentifier::new(id));
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
+        }
+    }
+    if !rollback_only {
+        return Err(format!(
+            "only rollback-only proofs exist; pass --rollback-only explicitly\n\n{USAGE}"
+        ));
+    }
+    match (&a.url, &a.expect) {
+        (Some(_), None) => Err(format!(
+            "--database-url requires --expect-system-identifier (read it with \
+             `SELECT system_identifier FROM pg_control_system()` and check it is the server you mean)\n\n{USAGE}"
+        )),
+        (None, Some(_)) => Err(format!(
+            "--expect-system-identifier only makes sense with --database-url\n\n{USAGE}"
+        )),
+        _ => Ok(a),
+    }
+}
+
+pub fn main(args: &[String]) -> Result<(), String> {
+    let a = parse(args)?;
+    let mut proofs = Proofs::default();
+    let outcome = match &a.url {
+        Some(url) => {
+            let config = ConnConfig::from_process_env(Some(url)).map_err(|e| e.to_string())?;
+            let expect = a.expect.ok_or("missing --expect-system-identifier")?;
+            println!("proof --rollback-only against {}", config.redacted());
+            run(&mut proofs, &config, None, expect)
+        }
+        None => {
+            eprintln!(
+                "proof: starting a throwaway cluster with the reference schema and the baseline"
+            );
+            let tc = TestCluster::start().map_err(|e| e.to_string())?;
+            let db = "proof";
+            tc.cluster()
+                .create_database(db, Some(TEMPLATE_DB))
+                .map_err(|e| e.to_string())?;
+            let c = tc.coordinates();
+            let exec = c.config(db, EXEC_ROLE).map_err(|e| e.to_string())?;
+            let owner = c.config(db, &c.superuser).map_err(|e| e.to_string())?;
+            println!(
+                "proof --rollback-only against a throwaway cluster (database {db}, phases as {EXEC_ROLE}, \
+                 trigger layer also as the owner)"
+            );
+            let r = run(
+                &mut proofs,
+                &exec,
+                Some(&owner),
+                SystemIdentifier::new(c.system_identifier),
+            );
+            drop(tc);
+            r
+        }
+    };
+    proofs.print();
+    outcome?;
+    if proofs.all_ok() {
+        Ok(())
+    } else {
+        Err("rollback-only proof failed".into())
+    }
+}
+
+/// Row counts of the nine tables and the enacted units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Counts {
+    units: i64,
+    versions: i64,
+    log: i64,
+    change_sets: i64,
+    affected: i64,
+    manifests: i64,
+    decisions: i64,
+    verify: i64,
+    signatures: i64,
+    enacted: i64,
+}
+
+fn counts(c: &mut impl GenericClient) -> Result<Counts, String> {
+    let r = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM public.information_unit), \
+                    (SELECT count(*) FROM public.unit_version), \
+                    (SELECT count(*) FROM public.iu_lifecycle_log), \
+                    (SELECT count(*) FROM cutter_governance.cut_change_set), \
+                    (SELECT count(*) FROM cutter_governance.cut_change_set_affected_row), \
+                    (SELECT count(*) FROM cutter_governance.manifest_envelope), \
+                    (SELECT count(*) FROM cutter_governance.review_decision), \
+                    (SELECT count(*) FROM cutter_governance.verify_result), \
+                    (SELECT count(*) FROM cutter_governance.dot_pair_signature), \
+                    (SELECT count(*) FROM public.information_unit WHERE lifecycle_status = 'enacted')",
+            &[],
+        )
+        .map_err(|e| format!("counting the mutation surface: {e}"))?;
+    Ok(Counts {
+        units: r.get(0),
+        versions: r.get(1),
+        log: r.get(2),
+        change_sets: r.get(3),
+        affected: r.get(4),
+        manifests: r.get(5),
+        decisions: r.get(6),
+        verify: r.get(7),
+        signatures: r.get(8),
+        enacted: r.get(9),
+    })
+}
+
+fn sqlstate(e: &postgres::Error) -> String {
+    e.code()
+        .map_or_else(|| "-----".to_string(), |c| c.code().to_string())
+}
+
+fn db_message(e: &postgres::Error) -> String {
+    e.as_db_error()
+        .map_or_else(|| e.to_string(), |d| d.message().to_string())
+}
+
+/// Expects `sql` to be refused (in a savepoint that is rolled back either way); the
+/// acceptable refusals are the trigger (55000) and the privilege layer (42501).
+fn refused(
+    ro: &mut RollbackOnly<'_>,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Result<String, String> {
+    let r = ro
+        .probe(|s| Ok(s.client().execute(sql, params)))
+        .map_err(|e| e.to_string())?;
+    match r {
+        Ok(n) => Err(format!("NOT refused: {n} row(s) changed")),
+        Err(e) if sqlstate(&e) == "55000" => Ok(format!(
+            "refused by the trigger [55000]: {}",
+            db_message(&e)
+        )),
+        Err(e) if sqlstate(&e) == "42501" => {
+            Ok(format!("refused by privileges [42501]: {}", db_message(&e)))
+        }
+        Err(e) => Err(format!(
+            "failed, but not as refused: [{}] {}",
+            sqlstate(&e),
+            db_message(&e)
+        )),
+    }
+}
+
+fn summary(s: &Snapshot) -> String {
+    let mut out = String::new();
+    for (t, st) in &s.tables {
+        let _ = write!(out, "{}={} ", t.name(), st.rows);
+    }
+    let _ = write!(
+        out,
+        "| statuses {:?} | triggers {:?}",
+        s.unit_statuses, s.triggers
+    );
+    out
+}
+
+fn run(
+    p: &mut Proofs,
+    config: &ConnConfig,
+    owner: Option<&ConnConfig>,
+    expect: SystemIdentifier,
+) -> Result<(), String> {
+    let e = |e: cutter_pg::Error| e.to_string();
+    let mut target = Target::connect(config).map_err(e)?;
+    let sysid = target.system_identifier();
+    if !p.record(
+        "identity: system identifier",
+        sysid == expect,
+        format!("connected to {sysid}, expected {expect}"),
+    ) {
+        return Err("wrong server: nothing was executed".into());
+    }
+
+    let pf = target.preflight().map_err(e)?;
+    p.record(
+        "preflight: target conforms to the reference",
+        pf.is_ok(),
+        if pf.is_ok() {
+            format!(
+                "schema version {}, as {}, PostgreSQL {}",
+                pf.schema_version.unwrap_or(0),
+                pf.connected_as,
+                pf.server_version
+            )
+        } else {
+            pf.findings
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+    );
+
+    let pre = target.snapshot().map_err(e)?;
+    p.record(
+        "pre snapshot",
+        pre.immutability_triggers_enabled(),
+        summary(&pre),
+    );
+
+    // pre_write_backup: the backup only reads; one read-only snapshot of the nine tables.
+    let backup = target.read_only(|tx| {
+        let stats = cutter_pg::surface::surface_stats(tx, None)?;
+        let mut sp = tx.transaction().map_err(|x| cutter_pg::Error::db("SAVEPOINT", &x, ""))?;
+        let write = sp.execute(
+            "INSERT INTO cutter_governance.review_decision (run_id, decision, actor) VALUES ('x', 'x', 'x')",
+            &[],
+        );
+        drop(sp);
+        Ok((stats, write))
+    });
+    p.result(
+        "pre_write_backup: one read-only snapshot of the 9 tables",
+        match backup {
+            Ok((stats, Err(w))) if sqlstate(&w) == "25006" && stats == pre.tables => Ok(format!(
+                "counts and digests equal the pre snapshot; a write inside is refused [25006]: {}",
+                db_message(&w)
+            )),
+            Ok((_, Ok(_))) => {
+                Err("a write inside the read-only transaction was NOT refused".into())
+            }
+            Ok((stats, Err(w))) => Err(format!(
+                "digests equal: {}; write refused with [{}] {}",
+                stats == pre.tables,
+                sqlstate(&w),
+                db_message(&w)
+            )),
+            Err(x) => Err(x.to_string()),
+        },
+    );
+
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let run_id =
+        RunId::new(format!("proof-{stamp}-{}", std::process::id())).map_err(|x| x.to_string())?;
+    let change_set = ChangeSetId::for_run(&run_id);
+    let doc = format!("cutter-proof-{stamp}-{}", std::process::id());
+    let plan = fixtures::one_row_plan(&doc).map_err(|r| r.to_string())?;
+    let second = fixtures::row(&doc, 2);
+
+    {
+        let mut ro = target.rollback_only(&run_id).map_err(e)?;
+        p.record(
+            "rollback-only transaction opened",
+            true,
+            if ro.commit_refused_by_server() {
+                "a COMMIT would be refused by the server (deferred trap armed)"
+            } else {
+                "no TEMP privilege for the COMMIT trap: rollback is checked by transaction id at the end"
+            },
+        );
+
+        // The run lock excludes a second session, naming the holder.
+        let mut other = Target::connect(config).map_err(e)?;
+        let other_run = RunId::new("proof-intruder").map_err(|x| x.to_string())?;
+        p.result(
+            "run lock: a second run on this target is refused",
+            match other.lock_target(&other_run) {
+                Err(cutter_pg::Error::Locked { holder, .. })
+                    if holder.run_id.as_deref() == Some(run_id.as_str()) =>
+                {
+                    Ok(format!("refused: locked by {holder}"))
+                }
+                Err(x) => Err(format!("unexpected error: {x}")),
+                Ok(()) => Err("the second session got the lock".into()),
+            },
+        );
+        drop(other);
+
+        p.result(
+            "guard inside the transaction",
+            ro.guard(expect, Phase::CutLegA)
+                .map(|()| {
+                    "system identifier, both triggers enabled (O), functions and tables present"
+                        .to_string()
+                })
+                .map_err(e),
+        );
+
+        // cut_leg_a: the adapter's batch SQL with a one-row plan.
+        let b = counts(ro.client())?;
+        let cut = ro.step(|s| s.cut_leg_a(&plan, &mut |_| {}));
+        p.result(
+            "cut_leg_a: one-row plan through fn_iu_create_batch",
+            match cut {
+                Ok(rep) => {
+                    let a = counts(ro.client())?;
+                    let status: String = ro
+                        .client()
+                        .query_one(
+                            "SELECT string_agg(lifecycle_status, ',') FROM public.information_unit WHERE change_set_id = $1",
+                            &[&change_set.as_str()],
+                        )
+                        .map_err(|x| x.to_string())?
+                        .get(0);
+                    let ok = a.units == b.units + 1 && a.versions == b.versions + 1 && status == "draft" && rep.units_created == 1;
+                    let d = format!(
+                        "information_unit {}→{}, unit_version {}→{}, status {status}, change set {}",
+                        b.units, a.units, b.versions, a.versions, rep.change_set_id
+                    );
+                    if ok {
+                        Ok(d)
+                    } else {
+                        Err(d)
+                    }
+                }
+                Err(x) => Err(x.to_string()),
+            },
+        );
+
+        // fn_iu_create, the F2 contract of seed 003.
+        let b = counts(ro.client())?;
+        let created = ro.step(|s| {
+            Ok(s.client().query_one(
+                "SELECT status FROM public.fn_iu_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                &[
+                    &second.canonical_address,
+                    &second.title,
+                    &second.body,
+                    &second.actor,
+                    &second.unit_kind,
+                    &second.section_type,
+                    &second.publication_type,
+                    &doc,
+                    &"v1",
+                    &second.owner_ref,
+                    &change_set.as_str(),
+                ],
+            ))
+        });
+        p.result(
+            "fn_iu_create (F2): returns status created",
+            match created {
+                Ok(Ok(row)) => {
+                    let status: String = row.get(0);
+                    let a = counts(ro.client())?;
+                    let d = format!("status {status}, information_unit {}→{}", b.units, a.units);
+                    if status == "created" && a.units == b.units + 1 {
+                        Ok(d)
+                    } else {
+                        Err(d)
+                    }
+                }
+                Ok(Err(x)) => Err(format!("[{}] {}", sqlstate(&x), db_message(&x))),
+                Err(x) => Err(x.to_string()),
+            },
+        );
+
+        let b = counts(ro.client())?;
+        let null_section = ro.probe(|s| {
+            Ok(s.client().query_one(
+                "SELECT status FROM public.fn_iu_create($1, $2, $3, $4, $5, NULL, $6, $7, $8)",
+                &[
+                    &format!("{doc}/null-section"),
+                    &"Điều 3",
+                    &"body",
+                    &"proof",
+                    &"law_unit",
+                    &"law",
+                    &doc,
+                    &"v1",
+                ],
+            ))
+        });
+        let a = counts(ro.client())?;
+        p.result(
+            "fn_iu_create (F2): NULL section_type rejected, choices listed",
+            match null_section {
+                Ok(Err(x))
+                    if sqlstate(&x) == "22004"
+                        && db_message(&x).contains("section_type: Multiple, choose: ")
+                        && a == b =>
+                {
+                    Ok(format!("[22004] {}", db_message(&x)))
+                }
+                Ok(Err(x)) => Err(format!("[{}] {}", sqlstate(&x), db_message(&x))),
+                Ok(Ok(_)) => Err("NOT rejected".into()),
+                Err(x) => Err(x.to_string()),
+            },
+        );
+
+        // Compensation A on the draft change set, each undone by its savepoint.
+        let b = counts(ro.client())?;
+        let soft = ro.probe(|s| {
+            let n: i64 = s
+                .client()
+                .query_one(
+                    "SELECT public.fn_iu_withdraw($1, $2, $3)",
+                    &[&change_set.as_str(), &run_id.as_str(), &"proof"],
+                )
+                .map_err(|x| cutter_pg::Error::db("fn_iu_withdraw", &x, ""))?
+                .get(0);
+            let a = counts(s.client()).map_err(|x| cutter_pg::Error::Install { what: "counts".into(), reason: x })?;
+            let withdrawn: i64 = s
+                .client()
+                .query_one(
+                    "SELECT count(*) FROM public.information_unit WHERE change_set_id = $1 AND lifecycle_status = 'withdrawn'",
+                    &[&change_set.as_str()],
+                )
+                .map_err(|x| cutter_pg::Error::db("counting", &x, ""))?
+                .get(0);
+            Ok((n, a, withdrawn))
+        });
+        p.result(
+            "compensation A (soft): fn_iu_withdraw of the draft change set",
+            match soft {
+                Ok((n, a, w)) => {
+                    let d = format!(
+                        "{n} unit(s) withdrawn (lineage kept: information_unit stays {}), lifecycle log {}→{}",
+                        a.units, b.log, a.log
+                    );
+                    if n == 2 && w == 2 && a.units == b.units && a.log == b.log + 2 {
+                        Ok(d)
+                    } else {
+                        Err(d)
+                    }
+                }
+                Err(x) => Err(x.to_string()),
+            },
+        );
+        let hard = ro.probe(|s| {
+            let n: i64 = s
+                .client()
+                .query_one(
+                    "SELECT public.fn_iu_hard_delete_draft($1, $2, $3)",
+                    &[&change_set.as_str(), &run_id.as_str(), &"proof"],
+                )
+                .map_err(|x| cutter_pg::Error::db("fn_iu_hard_delete_draft", &x, ""))?
+                .get(0);
+            let a = counts(s.client()).map_err(|x| cutter_pg::Error::Install {
+                what: "counts".into(),
+                reason: x,
+            })?;
+            Ok((n, a))
+        });
+        p.result(
+            "compensation A (hard, approved): fn_iu_hard_delete_draft",
+            match hard {
+                Ok((n, a)) => {
+                    let pre_units = pre.rows("public.information_unit") as i64;
+                    let pre_versions = pre.rows("public.unit_version") as i64;
+                    let d = format!(
+                        "{n} draft unit(s) deleted: information_unit {}→{}, unit_version {}→{} (pre-run {pre_units}/{pre_versions})",
+                        b.units, a.units, b.versions, a.versions
+                    );
+                    if n == 2 && a.units == pre_units && a.versions == pre_versions {
+                        Ok(d)
+                    } else {
+                        Err(d)
+                    }
+                }
+                Err(x) => Err(x.to_string()),
+            },
+        );
+
+        // leg_b_record: the change set, its affected rows, the manifest, the pair signatures.
+        let b = counts(ro.client())?;
+        let legb = ro.step(|s| {
+            let c = s.client();
+            let q = |c: &mut postgres::Transaction<'_>, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]| {
+                c.execute(sql, params).map_err(|x| cutter_pg::Error::db("leg_b_record", &x, ""))
+            };
+            let digest = plan.digest().to_hex();
+            q(c, "INSERT INTO cutter_governance.cut_change_set (change_set_id, run_id, document_id, source_version_id, plan_digest, unit_count) \
+                  SELECT $1, $2, $3, 'v1', $4, count(*) FROM public.information_unit WHERE change_set_id = $1",
+              &[&change_set.as_str(), &run_id.as_str(), &doc, &digest])?;
+            q(c, "INSERT INTO cutter_governance.cut_change_set_affected_row (change_set_id, information_unit_id, canonical_address, body_sha256) \
+                  SELECT $1, iu.id, iu.canonical_address, uv.body_sha256 FROM public.information_unit iu \
+                  JOIN public.unit_version uv ON uv.information_unit_id = iu.id WHERE iu.change_set_id = $1 ORDER BY iu.id",
+              &[&change_set.as_str()])?;
+            q(c, "INSERT INTO cutter_governance.manifest_envelope (change_set_id, run_id, plan_digest, manifest) \
+                  VALUES ($1, $2, $3, jsonb_build_object('proof', true, 'units', 2))",
+              &[&change_set.as_str(), &run_id.as_str(), &digest])?;
+            q(c, "INSERT INTO cutter_governance.dot_pair_signature (run_id, gate, signer_fpr, statement, signature) \
+                  VALUES ($1, 'SG_1', repeat('A', 40), 'proof', 'proof'), ($1, 'SG_2', repeat('B', 40), 'proof', 'proof')",
+              &[&run_id.as_str()])?;
+            Ok(())
+        });
+        let a = counts(ro.client())?;
+        p.result(
+            "leg_b_record: ledger rows appear (as the connected role)",
+            match legb {
+                Ok(()) => {
+                    let d = format!(
+                        "cut_change_set {}→{}, affected_row {}→{}, manifest_envelope {}→{}, dot_pair_signature {}→{}",
+                        b.change_sets, a.change_sets, b.affected, a.affected, b.manifests, a.manifests, b.signatures, a.signatures
+                    );
+                    if a.change_sets == b.change_sets + 1 && a.affected == b.affected + 2 && a.manifests == b.manifests + 1 && a.signatures == b.signatures + 2 {
+                        Ok(d)
+                    } else {
+                        Err(d)
+                    }
+                }
+                Err(x) => Err(x.to_string()),
+            },
+        );
+
+        // write_verify: re-read the units, record the verdict.
+        let b = counts(ro.client())?;
+        let verify = ro.step(|s| {
+            let r = s
+                .client()
+                .query_one(
+                    "SELECT count(*), count(*) FILTER (WHERE uv.body_sha256 = encode(sha256(convert_to(uv.body, 'UTF8')), 'hex') \
+                                                       AND a.body_sha256 = uv.body_sha256) \
+                       FROM public.information_unit iu JOIN public.unit_version uv ON uv.information_unit_id = iu.id \
+                       JOIN cutter_governance.cut_change_set_affected_row a ON a.information_unit_id = iu.id \
+                      WHERE iu.change_set_id = $1",
+                    &[&change_set.as_str()],
+                )
+                .map_err(|x| cutter_pg::Error::db("write_verify re-read", &x, ""))?;
+            let checked: i64 = r.get(0);
+            let matched: i64 = r.get(1);
+            s.client()
+                .execute(
+                    "INSERT INTO cutter_governance.verify_result (run_id, change_set_id, checked, matched, mismatched, verdict) \
+                     VALUES ($1, $2, $3::bigint, $4::bigint, $3::bigint - $4::bigint, \
+                     CASE WHEN $3::bigint = $4::bigint THEN 'pass' ELSE 'fail' END)",
+                    &[&run_id.as_str(), &change_set.as_str(), &checked, &matched],
+                )
+                .map_err(|x| cutter_pg::Error::db("write_verify record", &x, ""))?;
+            Ok((checked, matched))
+        });
+        let a = counts(ro.client())?;
+        p.result(
+            "write_verify: re-read matches, verdict recorded",
+            match verify {
+                Ok((checked, matched)) => {
+                    let d = format!(
+                        "checked {checked}, matched {matched}; verify_result {}→{}",
+                        b.verify, a.verify
+                    );
+                    if checked == 2 && matched == 2 && a.verify == b.verify + 1 {
+                        Ok(d)
+                    } else {
+                        Err(d)
+                    }
+                }
+                Err(x) => Err(x.to_string()),
+            },
+        );
+
+        // lifecycle_enact: fn_iu_enact over the change set.
+        let b = counts(ro.client())?;
+        let enact = ro.step(|s| s.lifecycle_enact());
+        let a = counts(ro.client())?;
+        p.result(
+            "lifecycle_enact: fn_iu_enact over the change set",
+            match enact {
+                Ok(n) => {
+                    let d = format!(
+                        "{n} unit(s) enacted: enacted {}→{}, iu_lifecycle_log {}→{}",
+                        b.enacted, a.enacted, b.log, a.log
+                    );
+                    if n == 2 && a.enacted == b.enacted + 2 && a.log == b.log + 2 {
+                        Ok(d)
+                    } else {
+                        Err(d)
+                    }
+                }
+                Err(x) => Err(x.to_string()),
+            },
+        );
+
+        // Immutability of the now enacted rows.
+        let cs = change_set.as_str().to_string();
+        p.result(
+            "immutability: UPDATE of an enacted unit refused",
+            refused(
+                &mut ro,
+                "UPDATE public.information_unit SET title = title || '!' WHERE change_set_id = $1",
+                &[&cs],
+            ),
+        );
+        p.result(
+            "immutability: DELETE of an enacted unit_version refused",
+            refused(
+                &mut ro,
+                "DELETE FROM public.unit_version WHERE information_unit_id IN \
+                 (SELECT id FROM public.information_unit WHERE change_set_id = $1)",
+                &[&cs],
+            ),
+        );
+        let again = ro
+            .probe(|s| {
+                Ok(s.client().query_one(
+                    "SELECT count(e.status) FROM public.information_unit iu \
+                     CROSS JOIN LATERAL public.fn_iu_enact(iu.id, 'proof', NULL) e WHERE iu.change_set_id = $1",
+                    &[&cs],
+                ))
+            })
+            .map_err(e)?;
+        p.result(
+            "immutability: fn_iu_enact of an enacted unit refused",
+            match again {
+                Err(x) if sqlstate(&x) == "55000" => Ok(format!("[55000] {}", db_message(&x))),
+                Err(x) => Err(format!("[{}] {}", sqlstate(&x), db_message(&x))),
+                Ok(_) => Err("NOT refused".into()),
+            },
+        );
+
+        // Compensation A refuses enacted units.
+        let guard = ro
+            .probe(|s| {
+                Ok(s.client().query_one(
+                    "SELECT public.fn_iu_withdraw($1, $2, 'proof')",
+                    &[&cs, &run_id.as_str()],
+                ))
+            })
+            .map_err(e)?;
+        p.result(
+            "compensation A: refuses a change set with enacted units",
+            match guard {
+                Err(x) if sqlstate(&x) == "55000" => Ok(format!("[55000] {}", db_message(&x))),
+                Err(x) => Err(format!("[{}] {}", sqlstate(&x), db_message(&x))),
+                Ok(_) => Err("NOT refused".into()),
+            },
+        );
+
+        // The ledger is append-only for the connected role.
+        for (what, sql) in [
+            ("UPDATE", "UPDATE cutter_governance.cut_change_set SET unit_count = 0 WHERE change_set_id = $1"),
+            ("DELETE", "DELETE FROM cutter_governance.cut_change_set WHERE change_set_id = $1"),
+        ] {
+            let r = ro
+                .probe(|s| Ok(s.client().execute(sql, &[&cs])))
+                .map_err(e)?;
+            p.result(
+                &format!("ledger append-only: {what} refused"),
+                match r {
+                    Err(x) if sqlstate(&x) == "42501" => Ok(format!("[42501] {}", db_message(&x))),
+                    Err(x) => Err(format!("[{}] {}", sqlstate(&x), db_message(&x))),
+                    Ok(n) => Err(format!("NOT refused ({n} rows): connect as cutter_exec, not as the owner")),
+                },
+            );
+        }
+        let r = ro
+            .probe(|s| {
+                Ok(s.client()
+                    .batch_execute("TRUNCATE cutter_governance.review_decision"))
+            })
+            .map_err(e)?;
+        p.result(
+            "ledger append-only: TRUNCATE refused",
+            match r {
+                Err(x) if sqlstate(&x) == "42501" => Ok(format!("[42501] {}", db_message(&x))),
+                Err(x) => Err(format!("[{}] {}", sqlstate(&x), db_message(&x))),
+                Ok(()) => Err("NOT refused: connect as cutter_exec, not as the owner".into()),
+            },
+        );
+
+        // Compensation B: a compensating review decision.
+        let b = counts(ro.client())?;
+        let comp_b = ro.step(|s| {
+            s.client()
+                .execute(
+                    "INSERT INTO cutter_governance.review_decision (run_id, change_set_id, decision, payload, actor) \
+                     VALUES ($1, $2, 'reverted', jsonb_build_object('revert_run', $1::text), 'proof')",
+                    &[&run_id.as_str(), &cs],
+                )
+                .map_err(|x| cutter_pg::Error::db("compensation B", &x, ""))
+        });
+        let a = counts(ro.client())?;
+        p.result(
+            "compensation B: compensating review_decision appended",
+            match comp_b {
+                Ok(1) if a.decisions == b.decisions + 1 => {
+                    Ok(format!("review_decision {}→{}", b.decisions, a.decisions))
+                }
+                Ok(n) => Err(format!(
+                    "{n} row(s); review_decision {}→{}",
+                    b.decisions, a.decisions
+                )),
+                Err(x) => Err(x.to_string()),
+            },
+        );
+
+        // Inside the transaction all nine tables changed.
+        let inside = ro.snapshot().map_err(e)?;
+        let diff = pre.diff(&inside);
+        let changed_tables = inside
+            .tables
+            .iter()
+            .filter(|(t, s)| pre.tables.get(*t).map(|x| x.rows) != Some(s.rows))
+            .count();
+        p.record(
+            "inside the transaction: all 9 tables written",
+            changed_tables == 9,
+            format!(
+                "{changed_tables} of 9 tables changed; {} difference(s) from the pre snapshot",
+                diff.len()
+            ),
+        );
+
+        p.result(
+            "ROLLBACK of the proof transaction",
+            ro.rollback()
+                .map(|()| "rolled back; the same transaction from BEGIN to ROLLBACK".to_string())
+                .map_err(e),
+        );
+    }
+    target.unlock_target().map_err(e)?;
+
+    // The trigger layer itself, as the owner (privileges do not stop the owner).
+    if let Some(owner) = owner {
+        let r = (|| -> Result<String, String> {
+            let mut c = owner.connect().map_err(|x| x.to_string())?;
+            let mut tx = c.transaction().map_err(|x| x.to_string())?;
+            let id: i64 = tx
+                .query_one(
+                    "SELECT min(id) FROM public.information_unit WHERE lifecycle_status = 'enacted'",
+                    &[],
+                )
+                .map_err(|x| x.to_string())?
+                .get(0);
+            let mut out = Vec::new();
+            for (name, sql) in [
+                (
+                    "trg_iu_enacted_immut",
+                    "UPDATE public.information_unit SET title = 'changed' WHERE id = $1",
+                ),
+                (
+                    "trg_uv_enacted_immut",
+                    "DELETE FROM public.unit_version WHERE information_unit_id = $1",
+                ),
+            ] {
+                let mut sp = tx.transaction().map_err(|x| x.to_string())?;
+                match sp.execute(sql, &[&id]) {
+                    Err(x) if sqlstate(&x) == "55000" && db_message(&x).contains(name) => {
+                        out.push(format!("{name} refused [55000]: {}", db_message(&x)))
+                    }
+                    Err(x) => return Err(format!("{name}: [{}] {}", sqlstate(&x), db_message(&x))),
+                    Ok(n) => return Err(format!("{name}: NOT refused, {n} row(s) changed")),
+                }
+                drop(sp);
+            }
+            tx.rollback().map_err(|x| x.to_string())?;
+            Ok(out.join("\n"))
+        })();
+        p.result(
+            "immutability triggers (as the owner, enacted baseline rows)",
+            r,
+        );
+    }
+
+    let post = target.snapshot().map_err(e)?;
+    p.result(
+        "net-zero: counts, digests of the 9 tables, triggers, system identifier",
+        match pre.net_zero(&post) {
+            Ok(()) => Ok(format!("identical before and after: {}", summary(&post))),
+            Err(v) => Err(v.to_string()),
+        },
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn proof_against_a_database_url_checks_the_server_first_and_passes() {
+        let tc = TestCluster::start().unwrap();
+        tc.cluster()
+            .create_database("target", Some(TEMPLATE_DB))
+            .unwrap();
+        let c = tc.coordinates();
+        let url = format!(
+            "postgresql://{EXEC_ROLE}:{}@127.0.0.1:{}/target?sslmode=disable",
+            c.exec_password, c.port
+        );
+        let e = main(&args(&[
+            "--database-url",
+            &url,
+            "--expect-system-identifier",
+            "1",
+        ]))
+        .unwrap_err();
+        assert!(e.contains("pass --rollback-only explicitly"), "{e}");
+        let e = main(&args(&["--rollback-only", "--database-url", &url])).unwrap_err();
+        assert!(e.contains("requires --expect-system-identifier"), "{e}");
+        let e = main(&args(&[
+            "--rollback-only",
+            "--expect-system-identifier",
+            "1",
+        ]))
+        .unwrap_err();
+        assert!(e.contains("only makes sense with --database-url"), "{e}");
+        let wrong = (c.system_identifier ^ 1).to_string();
+        let e = main(&args(&[
+            "--rollback-only",
+            "--database-url",
+            &url,
+            "--expect-system-identifier",
+            &wrong,
+        ]))
+        .unwrap_err();
+        assert!(e.contains("wrong server: nothing was executed"), "{e}");
+        let right = c.system_identifier.to_string();
+        main(&args(&[
+            "--rollback-only",
+            "--database-url",
+            &url,
+            "--expect-system-identifier",
+            &right,
+        ]))
+        .unwrap();
+    }
+}
