@@ -228,7 +228,7 @@ impl RunMachine {
             RunState::Running { phase } => Some(*phase),
             _ => None,
         };
-        if self.state == RunState::Succeeded {
+        if self.state == RunState::Succeeded && self.final_phase == Phase::LifecycleEnact {
             return Compensation::None;
         }
         compensation_for(failed, self.committed)
@@ -365,6 +365,16 @@ impl RunMachine {
                 next.state = RunState::Compensated {
                     compensation: *compensation,
                 };
+                Ok((next, vec![]))
+            }
+            // A run that stopped by choice after write_verify left verified drafts: the
+            // matrix prescribes A+B for them, and compensating is how they are undone.
+            (RunState::Succeeded, Event::Compensated { compensation }) if self.final_phase == Phase::WriteVerify => {
+                let prescribed = compensation_for(None, self.committed);
+                if prescribed != *compensation {
+                    return Err(self.illegal(event, format!("the matrix prescribes {prescribed}")));
+                }
+                next.state = RunState::Compensated { compensation: *compensation };
                 Ok((next, vec![]))
             }
             (RunState::Held { compensation, .. }, Event::Released) => {
