@@ -1,2 +1,45 @@
 //! The append-only, hash-chained governance ledger (any N), run-scoped signed
 //! approvals (SG_1, SG_2), the SG_3 escalation record, idempotency claims and void.
+//!
+//! * [`leg_b_record`] and [`write_verify`] are the bodies of the two ledger phases; each
+//!   runs inside the phase's one transaction, set-based, and writes nothing on failure.
+//! * Every ledger row carries `prev_hash` and `row_hash` ([`chain`] documents the
+//!   canonical form); [`verify_ledger`] recomputes the six chains by streaming them.
+//! * [`OpenPgpVerifier`] is the [`cutter_core::SignatureVerifier`] the gate decides
+//!   with; [`verify_approvals`] applies the core's approval rules.
+//! * [`claim`], [`void`], [`append_reverted`], [`record_sg3`] append review decisions;
+//!   [`run_status_in_db`] reads back what a run committed.
+//! * [`install`] applies migration G1 (`sql/G1__ledger.sql`) on top of cutter-pg's
+//!   reference schema.
+//!
+//! Invariant: ledger rows are only ever appended, by the functions of this crate, under
+//! a per-table advisory lock; nothing here updates or deletes a ledger row.
+
+mod approvals;
+pub mod chain;
+mod common;
+mod decisions;
+mod error;
+mod facts;
+mod install;
+mod legb;
+mod verify;
+
+pub use approvals::{
+    approvers_from_keys, load_approvers, read_signed_approval, reverify_recorded_approvals,
+    sign_approval, verify_approvals, OpenPgpVerifier, RecordedApproval,
+};
+pub use chain::{verify_ledger, verify_table, BrokenLink, LedgerReport, LedgerTable, TableReport};
+pub use common::voided_by;
+pub use decisions::{
+    append_reverted, claim, claim_key, claim_of, is_reverted, record_sg3, void, Claim,
+    ClaimOutcome, RevertedReport, Sg3Record, VoidReport, DECISION_CLAIM, DECISION_REVERTED,
+    DECISION_SG3, DECISION_VOID,
+};
+pub use error::{Error, LiveUnit, Result};
+pub use facts::{run_status_in_db, DbRunFacts};
+pub use install::{check_installed, install, G1_SQL, MIGRATION};
+pub use legb::{
+    body_sha256, leg_b_record, prove_leg_b_record, units_digest, LegBReport, MANIFEST_FORMAT,
+};
+pub use verify::{prove_write_verify, write_verify, Mismatch, MismatchKind, VerifyReport};

@@ -260,6 +260,16 @@ pub enum Error {
     },
 
     /// This connection already holds the run lock for another run.
+    /// The caller's before-commit callback stopped the phase; it rolled back.
+    #[error(
+        "{phase}: stopped before COMMIT ({reason}); the transaction rolled back and wrote nothing"
+    )]
+    Interrupted {
+        /// The phase.
+        phase: Phase,
+        /// What the callback said.
+        reason: String,
+    },
     #[error("this connection holds the target lock for run {held}, not for run {wanted}")]
     LockedForOtherRun {
         /// The run the lock is held for.

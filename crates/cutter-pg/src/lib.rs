@@ -32,6 +32,6 @@ pub use preflight::{Finding, PreflightReport};
 pub use stream::StreamedPlan;
 pub use surface::SurfaceMark;
 pub use target::{
-    BatchLimits, LegAReport, PhaseTransaction, RollbackOnly, Target, APPLICATION_NAME_PREFIX,
-    RUN_LOCK_KEY,
+    BatchLimits, BeforeCommit, LegAReport, PhaseTransaction, RollbackOnly, Target,
+    APPLICATION_NAME_PREFIX, RUN_LOCK_KEY,
 };

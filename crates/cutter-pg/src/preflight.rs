@@ -1,7 +1,10 @@
 //! Preflight: compares a target with the reference schema — schemas, tables, columns,
 //! the unique address index, functions (SECURITY DEFINER, pinned search_path), both
-//! immutability triggers (present, `tgenabled = 'O'`), roles and their privileges, the
-//! vocabularies and the schema version — and reports every difference by name.
+//! immutability triggers (present, `tgenabled = 'O'`), the ledger objects of V2 (one
+//! unique `prev_hash` index per chain, the uniqueness and lookup indexes, the append-only
+//! trigger on each ledger table, `cutter_exec`'s USAGE on the ledger id sequences), roles
+//! and their privileges, the vocabularies and the schema version — and reports every
+//! difference by name.
 //!
 //! Invariant: preflight only reads, inside a READ ONLY transaction.
 
@@ -284,6 +287,71 @@ const LEDGER: [&str; 6] = [
     "dot_pair_signature",
 ];
 
+/// The indexes of V2 (`V2__ledger.sql`): (name, table, unique, first key column). The
+/// six `<table>_chain` indexes keep each hash chain from forking; the other unique ones
+/// allow one manifest and one verify result per change set and one signature per gate
+/// per run; the rest are lookups.
+const LEDGER_INDEXES: [(&str, &str, bool, &str); 12] = [
+    ("cut_change_set_chain", "cut_change_set", true, "prev_hash"),
+    (
+        "cut_change_set_affected_row_chain",
+        "cut_change_set_affected_row",
+        true,
+        "prev_hash",
+    ),
+    (
+        "manifest_envelope_chain",
+        "manifest_envelope",
+        true,
+        "prev_hash",
+    ),
+    (
+        "review_decision_chain",
+        "review_decision",
+        true,
+        "prev_hash",
+    ),
+    ("verify_result_chain", "verify_result", true, "prev_hash"),
+    (
+        "dot_pair_signature_chain",
+        "dot_pair_signature",
+        true,
+        "prev_hash",
+    ),
+    (
+        "manifest_envelope_change_set",
+        "manifest_envelope",
+        true,
+        "change_set_id",
+    ),
+    (
+        "verify_result_change_set",
+        "verify_result",
+        true,
+        "change_set_id",
+    ),
+    (
+        "dot_pair_signature_run_gate",
+        "dot_pair_signature",
+        true,
+        "run_id",
+    ),
+    ("review_decision_run", "review_decision", false, "run_id"),
+    (
+        "review_decision_change_set",
+        "review_decision",
+        false,
+        "change_set_id",
+    ),
+    // An expression index (payload ->> 'claim_key'): no key column.
+    ("review_decision_claim_key", "review_decision", false, ""),
+];
+
+/// V2's statement trigger that keeps every ledger table append-only for all roles but
+/// the owner, and its function.
+const LEDGER_TRIGGER: &str = "trg_ledger_append_only";
+const LEDGER_TRIGGER_FUNCTION: &str = "cutter_governance.fn_ledger_append_only()";
+
 const TABLE_PRIVILEGES: [&str; 7] = [
     "SELECT",
     "INSERT",
@@ -304,6 +372,18 @@ fn expected_privileges(role: &str, schema: &str, table: &str) -> BTreeSet<&'stat
         p.clear();
     }
     p
+}
+
+/// The privileges the reference grants `role` on the identity sequence of
+/// `schema.table`: SELECT to both roles (pg_dump), and since V2 USAGE on the ledger's id
+/// sequences to `cutter_exec` (it allocates row ids in bulk: the id is part of the row
+/// hash). Nobody may set a sequence (UPDATE).
+fn expected_sequence_privilege(role: &str, schema: &str, table: &str, privilege: &str) -> bool {
+    match privilege {
+        "SELECT" => role != "public",
+        "USAGE" => role == EXEC_ROLE && schema == "cutter_governance" && LEDGER.contains(&table),
+        _ => false,
+    }
 }
 
 /// The reference's EXECUTE grants: `cutter_exec` on every function, nobody else.
@@ -506,6 +586,125 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
         }
     }
 
+    // The ledger objects of V2.
+    let ledger_function: bool = c
+        .query_one(
+            "SELECT to_regprocedure($1) IS NOT NULL",
+            &[&LEDGER_TRIGGER_FUNCTION],
+        )
+        .doing("looking for the ledger's append-only function")?
+        .get(0);
+    if !ledger_function {
+        push(
+            format!("function {LEDGER_TRIGGER_FUNCTION}"),
+            "missing".into(),
+        );
+    }
+    for table in LEDGER {
+        let qualified = format!("cutter_governance.{table}");
+        if !present_tables.contains(&qualified) {
+            continue;
+        }
+        let object = format!("trigger {LEDGER_TRIGGER} on {qualified}");
+        let row = c
+            .query_opt(
+                "SELECT t.tgenabled::text, t.tgtype::int,                         t.tgfoid = coalesce(to_regprocedure($3)::oid, 0)                  FROM pg_catalog.pg_trigger t                  WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2 AND NOT t.tgisinternal",
+                &[&qualified, &LEDGER_TRIGGER, &LEDGER_TRIGGER_FUNCTION],
+            )
+            .doing(&format!("looking for trigger {LEDGER_TRIGGER} on {qualified}"))?;
+        let Some(r) = row else {
+            push(
+                object,
+                "missing: the ledger is not append-only if UPDATE, DELETE or TRUNCATE is ever granted"
+                    .into(),
+            );
+            continue;
+        };
+        let enabled: String = r.get(0);
+        let tgtype: i32 = r.get(1);
+        let function_ok: bool = r.get(2);
+        if enabled != "O" {
+            push(
+                object.clone(),
+                format!("tgenabled = '{enabled}', reference 'O' (enabled)"),
+            );
+        }
+        // BEFORE (2) | DELETE (8) | UPDATE (16) | TRUNCATE (32), FOR EACH STATEMENT (no ROW bit 1).
+        if tgtype & 0b11_1011 != 0b11_1010 {
+            push(
+                object.clone(),
+                format!(
+                    "fires on tgtype {tgtype}, reference BEFORE UPDATE OR DELETE OR TRUNCATE FOR EACH STATEMENT"
+                ),
+            );
+        }
+        if !function_ok {
+            push(
+                object,
+                format!("does not execute {LEDGER_TRIGGER_FUNCTION}"),
+            );
+        }
+    }
+    for (name, table, unique, column) in LEDGER_INDEXES {
+        let qualified = format!("cutter_governance.{table}");
+        if !present_tables.contains(&qualified) {
+            continue;
+        }
+        let object = format!("index cutter_governance.{name} on {qualified}");
+        let row = c
+            .query_opt(
+                "SELECT i.indrelid = to_regclass($2), i.indisunique, i.indisvalid,                         coalesce((SELECT a.attname::text FROM pg_catalog.pg_attribute a                                    WHERE a.attrelid = i.indrelid AND a.attnum = i.indkey[0]), '')                  FROM pg_catalog.pg_index i                  WHERE i.indexrelid = to_regclass($1)",
+                &[&format!("cutter_governance.{name}"), &qualified],
+            )
+            .doing(&format!("looking for index {name}"))?;
+        let Some(r) = row else {
+            push(
+                object,
+                if unique {
+                    "missing (unique index of the ledger, reference V2)".into()
+                } else {
+                    "missing (lookup index of the ledger, reference V2)".into()
+                },
+            );
+            continue;
+        };
+        let on_table: bool = r.get(0);
+        let is_unique: bool = r.get(1);
+        let valid: bool = r.get(2);
+        let first: String = r.get(3);
+        if !on_table {
+            push(object, "is an index of another table".into());
+            continue;
+        }
+        if unique && !is_unique {
+            push(
+                object.clone(),
+                "not unique: the reference refuses a second row here".into(),
+            );
+        }
+        if !valid {
+            push(object.clone(), "invalid (indisvalid = false)".into());
+        }
+        if first != column {
+            push(
+                object,
+                format!(
+                    "first key column {}, reference {}",
+                    if first.is_empty() {
+                        "an expression"
+                    } else {
+                        &first
+                    },
+                    if column.is_empty() {
+                        "an expression"
+                    } else {
+                        column
+                    }
+                ),
+            );
+        }
+    }
+
     // Roles and table privileges.
     for role in [EXEC_ROLE, VERIFY_ROLE] {
         let row = c
@@ -587,7 +786,8 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
         }
     }
 
-    // Identity sequences: readable (pg_dump), never advanceable or settable by hand.
+    // Identity sequences: readable (pg_dump), never settable by hand; only cutter_exec may
+    // advance the ledger's id sequences (V2).
     for (schema, table, _) in REFERENCE_TABLES {
         let qualified = format!("{schema}.{table}");
         if schema == "vocab" || !present_tables.contains(&qualified) {
@@ -620,7 +820,7 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
                     )
                     .doing(&format!("checking {privilege} on {seq}"))?
                     .get(0);
-                let want = privilege == "SELECT" && role != "public";
+                let want = expected_sequence_privilege(role, schema, table, privilege);
                 if has != want {
                     push(
                         format!(
@@ -629,6 +829,8 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
                         ),
                         if has {
                             "granted, the reference does not grant it".into()
+                        } else if privilege == "USAGE" {
+                            "missing (cutter_exec allocates ledger row ids, reference V2)".into()
                         } else {
                             "missing (pg_dump of the mutation surface needs it)".into()
                         },

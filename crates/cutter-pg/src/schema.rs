@@ -24,14 +24,27 @@ pub struct Migration {
 }
 
 /// The reference schema, version by version.
-pub const MIGRATIONS: [Migration; 1] = [Migration {
-    version: 1,
-    name: "V1__reference.sql",
-    sql: include_str!("../sql/V1__reference.sql"),
-}];
+pub const MIGRATIONS: [Migration; 2] = [
+    Migration {
+        version: 1,
+        name: "V1__reference.sql",
+        sql: include_str!("../sql/V1__reference.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "V2__ledger.sql",
+        sql: LEDGER_SQL,
+    },
+];
+
+/// Migration V2: what the hash-chained ledger needs on top of V1 (unique `prev_hash`
+/// per chain, id allocation for `cutter_exec`, the owner-only append trigger,
+/// uniqueness per change set, lookup indexes). Idempotent; `cutter-governance` owns its
+/// meaning and applies it to targets still at V1.
+pub const LEDGER_SQL: &str = include_str!("../sql/V2__ledger.sql");
 
 /// The schema version this build of cutter expects.
-pub const REFERENCE_VERSION: i32 = 1;
+pub const REFERENCE_VERSION: i32 = 2;
 
 /// The baseline fixture (for reference version 1).
 pub const BASELINE_SQL: &str = include_str!("../sql/V1__baseline.sql");

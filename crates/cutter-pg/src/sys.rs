@@ -58,6 +58,7 @@ pub(crate) fn quit_with_parent(cmd: &mut Command) {
 
 /// Runs `hook` when the process exits normally (returning from main, `process::exit`),
 /// as the test harness does after the last test.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub(crate) fn at_exit(hook: extern "C" fn()) -> bool {
     // SAFETY: atexit stores a function pointer with 'static lifetime; `hook` is a plain
     // extern "C" fn that catches its own panics.

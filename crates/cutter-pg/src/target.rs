@@ -76,6 +76,25 @@ pub struct Target {
     system_identifier: SystemIdentifier,
     lock: Option<RunId>,
     batch: BatchLimits,
+    before_commit: Option<BeforeCommit>,
+}
+
+/// A callback run inside a phase's transaction just before its COMMIT (see
+/// [`Target::set_before_commit`]). An `Err` rolls the phase back.
+pub type BeforeCommit = Box<dyn FnMut(Phase) -> std::result::Result<(), String> + Send>;
+
+/// Releases the run lock before the connection closes. Closing alone would release it
+/// too, but only once the server's backend has processed the termination, which can be
+/// after the client has already moved on: the next connection of the same run (the next
+/// phase) would then find the lock still held and be refused.
+impl Drop for Target {
+    fn drop(&mut self) {
+        if self.lock.is_some() && !self.client.is_closed() {
+            if let Err(e) = self.unlock_target() {
+                tracing::debug!(target = %self.label, "releasing the run lock on drop: {e}");
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Target {
@@ -110,6 +129,7 @@ impl Target {
             system_identifier,
             lock: None,
             batch: BatchLimits::default(),
+            before_commit: None,
         })
     }
 
@@ -122,6 +142,14 @@ impl Target {
     /// transaction.
     pub fn system_identifier(&self) -> SystemIdentifier {
         self.system_identifier
+    }
+
+    /// Installs a callback that cut_leg_a and lifecycle_enact run inside their transaction
+    /// just before COMMIT; an error from it rolls the phase back. The CLI uses it for its
+    /// test-only failpoints (debug builds); it is also where a caller can observe the
+    /// moment a phase's work is done but not yet committed.
+    pub fn set_before_commit(&mut self, hook: Option<BeforeCommit>) {
+        self.before_commit = hook;
     }
 
     /// Changes how cut_leg_a batches the plan.
@@ -430,24 +458,45 @@ impl Target {
         check: Option<&mut DigestCheck>,
     ) -> Result<LegAReport> {
         let limits = self.batch;
+        let mut hook = self.before_commit.take();
         let failed = {
             let mut tx = self.begin_phase(auth, Phase::CutLegA)?;
             refuse_used_change_set(&mut tx, auth.run_id(), input.change_set)?;
             match write_leg_a(&mut tx, input, rows, limits, progress, check) {
                 Ok(report) => {
-                    commit(tx, Phase::CutLegA, input.change_set)?;
-                    tracing::info!(
-                        run_id = %auth.run_id(),
-                        change_set = %input.change_set,
-                        units = report.units_created,
-                        batches = report.batches,
-                        "cut_leg_a committed"
-                    );
-                    return Ok(report);
+                    let result = match hook.as_mut().map_or(Ok(()), |h| h(Phase::CutLegA)) {
+                        Err(reason) => {
+                            drop(tx);
+                            Err(Error::Interrupted {
+                                phase: Phase::CutLegA,
+                                reason,
+                            })
+                        }
+                        Ok(()) => commit(tx, Phase::CutLegA, input.change_set).map(|()| report),
+                    };
+                    self.before_commit = hook;
+                    if let Ok(report) = &result {
+                        tracing::info!(
+                            run_id = %auth.run_id(),
+                            change_set = %input.change_set,
+                            units = report.units_created,
+                            batches = report.batches,
+                            "cut_leg_a committed"
+                        );
+                    }
+                    return result;
                 }
-                Err(LegAFail::Other(e)) => return Err(e),
+                Err(LegAFail::Other(e)) => {
+                    drop(tx);
+                    self.before_commit = hook;
+                    return Err(e);
+                }
                 // The transaction is dropped here: rolled back.
-                Err(LegAFail::Batch(b)) => *b,
+                Err(LegAFail::Batch(b)) => {
+                    drop(tx);
+                    self.before_commit = hook;
+                    *b
+                }
             }
         };
         let e = self.pin_failed_row(auth, input, failed);
@@ -541,10 +590,29 @@ impl Target {
         change_set: &ChangeSetId,
     ) -> Result<u64> {
         authorize_change_set(auth, change_set)?;
+        let mut hook = self.before_commit.take();
+        let outcome = self.enact_with(auth, change_set, &mut hook);
+        self.before_commit = hook;
+        let n = outcome?;
+        tracing::info!(run_id = %auth.run_id(), change_set = %change_set, units = n, "lifecycle_enact committed");
+        Ok(n)
+    }
+
+    fn enact_with(
+        &mut self,
+        auth: &LiveAuthorization,
+        change_set: &ChangeSetId,
+        hook: &mut Option<BeforeCommit>,
+    ) -> Result<u64> {
         let mut tx = self.begin_phase(auth, Phase::LifecycleEnact)?;
         let n = enact_in(&mut tx, change_set, auth.run_id())?;
+        if let Some(h) = hook.as_mut() {
+            h(Phase::LifecycleEnact).map_err(|reason| Error::Interrupted {
+                phase: Phase::LifecycleEnact,
+                reason,
+            })?;
+        }
         commit(tx, Phase::LifecycleEnact, change_set)?;
-        tracing::info!(run_id = %auth.run_id(), change_set = %change_set, units = n, "lifecycle_enact committed");
         Ok(n)
     }
 

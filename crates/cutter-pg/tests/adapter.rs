@@ -472,3 +472,60 @@ fn a_rollback_only_transaction_cannot_be_committed_even_by_raw_sql() {
     before.net_zero(&t.snapshot().unwrap()).unwrap();
     assert_eq!(db.count("public.information_unit"), 158);
 }
+
+/// The before-commit callback runs inside the phase's transaction: an error from it rolls
+/// the phase back whole, and the callback stays installed for the next phase.
+#[test]
+fn before_commit_callback_can_stop_a_phase_inside_its_transaction() {
+    let db = cutter_pg::testing::TestDb::new();
+    let mut t = cutter_pg::Target::connect(&db.exec_config()).unwrap();
+    let before = t.snapshot().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    t.set_before_commit(Some(Box::new(move |phase| {
+        seen2.lock().unwrap().push(phase);
+        Err("stopped by the test".to_string())
+    })));
+    let plan = cutter_pg::fixtures::scale_plan("hook-doc", 25).unwrap();
+    let run = cutter_core::RunId::new("hook-1").unwrap();
+    let sysid = t.system_identifier();
+    let auth = cutter_core::LiveAuthorization::rehearsal(
+        run,
+        plan.digest(),
+        cutter_core::SystemIdentifier::new(sysid.get() ^ 1),
+        sysid,
+    )
+    .unwrap();
+    let err = t.cut_leg_a(&auth, &plan, &mut |_| {}).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cut_leg_a: stopped before COMMIT (stopped by the test)"),
+        "{err}"
+    );
+    assert_eq!(
+        t.snapshot().unwrap(),
+        before,
+        "nothing of the phase may remain"
+    );
+    assert_eq!(*seen.lock().unwrap(), vec![cutter_core::Phase::CutLegA]);
+    t.set_before_commit(None);
+    let report = t.cut_leg_a(&auth, &plan, &mut |_| {}).unwrap();
+    assert_eq!(report.units_created, 25);
+}
+
+/// Dropping a target releases its run lock before the drop returns: the next connection
+/// of the same run (the next phase) takes it at once, without racing the server's
+/// session teardown.
+#[test]
+fn a_dropped_target_has_released_its_run_lock() {
+    let db = TestDb::new();
+    let run = RunId::new("r-reconnect").unwrap();
+    for i in 0..100 {
+        let mut t = db.target();
+        t.lock_target(&run).unwrap();
+        drop(t);
+        let mut next = db.target();
+        next.lock_target(&run)
+            .unwrap_or_else(|e| panic!("connection {i} after a drop: {e}"));
+    }
+}

@@ -71,7 +71,31 @@ fn baseline_has_the_seed_counts() {
     ] {
         assert_eq!(db.count(&format!("cutter_governance.{t}")), 0, "{t}");
     }
-    assert_eq!(schema::installed_version(&mut c).unwrap(), Some(1));
+    // Every migration of the reference is installed and recorded, with its text's digest.
+    assert_eq!(
+        schema::installed_version(&mut c).unwrap(),
+        Some(schema::REFERENCE_VERSION)
+    );
+    let recorded: Vec<(i32, String, String)> = c
+        .query(
+            "SELECT version, name, sha256 FROM cutter_governance.schema_version ORDER BY version",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expected: Vec<(i32, String, String)> = schema::MIGRATIONS
+        .iter()
+        .map(|m| {
+            (
+                m.version,
+                m.name.to_string(),
+                cutter_core::Sha256Digest::of(m.sql.as_bytes()).to_hex(),
+            )
+        })
+        .collect();
+    assert_eq!(recorded, expected);
 }
 
 /// The baseline's digests are pinned: any change to the fixture, the schema's column
@@ -145,7 +169,10 @@ fn preflight_of_the_reference_is_clean_for_every_role() {
         let mut t = cutter_pg::Target::connect(&config).unwrap();
         let report = t.preflight().unwrap();
         assert!(report.is_ok(), "{report}");
-        assert_eq!(report.schema_version, Some(1));
+        assert_eq!(
+            report.schema_version,
+            Some(cutter_pg::schema::REFERENCE_VERSION)
+        );
     }
 }
 
@@ -590,7 +617,15 @@ fn security_definer_functions_pin_search_path_and_execute_is_not_public() {
 fn reinstalling_is_refused_and_a_second_install_is_a_no_op() {
     let db = TestDb::new();
     let mut c = db.admin();
-    assert_eq!(schema::install_reference(&mut c).unwrap(), 1);
+    let recorded =
+        |c: &mut Client| scalar_i64(c, "SELECT count(*) FROM cutter_governance.schema_version");
+    assert_eq!(recorded(&mut c), schema::MIGRATIONS.len() as i64);
+    // Installing over an up-to-date reference changes nothing and records nothing.
+    assert_eq!(
+        schema::install_reference(&mut c).unwrap(),
+        schema::REFERENCE_VERSION
+    );
+    assert_eq!(recorded(&mut c), schema::MIGRATIONS.len() as i64);
     let e = schema::install_baseline(&mut c).unwrap_err();
     assert!(e.to_string().contains("already has 158 rows"), "{e}");
     // A database with the tables but no recorded version is not overwritten.
@@ -608,7 +643,14 @@ fn the_reference_installs_into_an_empty_database() {
     let db = TestDb::empty();
     let mut c = db.admin();
     assert_eq!(schema::installed_version(&mut c).unwrap(), None);
-    assert_eq!(schema::install_reference(&mut c).unwrap(), 1);
+    assert_eq!(
+        schema::install_reference(&mut c).unwrap(),
+        schema::REFERENCE_VERSION
+    );
+    assert_eq!(
+        schema::installed_version(&mut c).unwrap(),
+        Some(schema::REFERENCE_VERSION)
+    );
     schema::install_baseline(&mut c).unwrap();
     assert_eq!(db.count("public.information_unit"), 158);
     let mut t = db.target();
@@ -616,6 +658,147 @@ fn the_reference_installs_into_an_empty_database() {
     assert!(report.is_ok(), "{report}");
     assert_eq!(t.vocabularies().unwrap(), schema::reference_vocabularies());
     assert_eq!(fixtures::vocabularies(), schema::reference_vocabularies());
+}
+
+/// The V2 objects preflight names when they are missing.
+const V2_CHAIN_INDEXES: [&str; 6] = [
+    "cut_change_set_chain",
+    "cut_change_set_affected_row_chain",
+    "manifest_envelope_chain",
+    "review_decision_chain",
+    "verify_result_chain",
+    "dot_pair_signature_chain",
+];
+const LEDGER_TABLES: [&str; 6] = [
+    "cut_change_set",
+    "cut_change_set_affected_row",
+    "manifest_envelope",
+    "review_decision",
+    "verify_result",
+    "dot_pair_signature",
+];
+
+/// A target still at V1 (only `MIGRATIONS[0]` installed, by hand, as an older cutter
+/// left it): preflight names every missing V2 object and the version, and
+/// `install_reference` upgrades it to the reference, after which preflight is clean.
+#[test]
+fn a_target_at_v1_is_named_by_preflight_and_upgraded_to_the_reference() {
+    assert!(schema::MIGRATIONS.len() >= 2, "the reference has a V2");
+    let v1 = &schema::MIGRATIONS[0];
+    assert_eq!(v1.version, 1);
+    let db = TestDb::empty();
+    {
+        let mut c = db.admin();
+        let mut tx = c.transaction().unwrap();
+        tx.batch_execute(v1.sql).unwrap();
+        tx.execute(
+            "INSERT INTO cutter_governance.schema_version (version, name, sha256) VALUES ($1, $2, $3)",
+            &[
+                &v1.version,
+                &v1.name,
+                &cutter_core::Sha256Digest::of(v1.sql.as_bytes()).to_hex(),
+            ],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        schema::install_baseline(&mut c).unwrap();
+        assert_eq!(schema::installed_version(&mut c).unwrap(), Some(1));
+    }
+
+    // Preflight as every role names the same differences.
+    for config in [db.exec_config(), db.verify_config(), db.admin_config()] {
+        let mut t = cutter_pg::Target::connect(&config).unwrap();
+        let report = t.preflight().unwrap();
+        assert_eq!(report.schema_version, Some(1));
+        let text = report.to_string();
+        let mut needles = vec![format!(
+            "cutter_governance.schema_version: version 1, reference {}",
+            schema::REFERENCE_VERSION
+        )];
+        for (index, table) in V2_CHAIN_INDEXES.iter().zip(LEDGER_TABLES) {
+            needles.push(format!(
+                "index cutter_governance.{index} on cutter_governance.{table}: missing (unique index of the ledger, reference V2)"
+            ));
+            needles.push(format!(
+                "trigger trg_ledger_append_only on cutter_governance.{table}: missing"
+            ));
+            needles.push(format!(
+                "privilege USAGE on sequence cutter_governance.{table}_id_seq for cutter_exec: missing"
+            ));
+        }
+        for index in [
+            "manifest_envelope_change_set",
+            "verify_result_change_set",
+            "dot_pair_signature_run_gate",
+            "review_decision_run",
+            "review_decision_change_set",
+            "review_decision_claim_key",
+        ] {
+            needles.push(format!("index cutter_governance.{index} on "));
+        }
+        needles.push("function cutter_governance.fn_ledger_append_only(): missing".into());
+        for needle in &needles {
+            assert!(text.contains(needle.as_str()), "{needle} not in\n{text}");
+        }
+        // Nothing else differs: V1 itself conforms.
+        assert_eq!(report.findings.len(), needles.len(), "{text}");
+    }
+
+    // Upgrading installs V2 only, and records it.
+    let mut c = db.admin();
+    assert_eq!(
+        schema::install_reference(&mut c).unwrap(),
+        schema::REFERENCE_VERSION
+    );
+    let versions: Vec<i32> = c
+        .query(
+            "SELECT version FROM cutter_governance.schema_version ORDER BY version",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        versions,
+        schema::MIGRATIONS
+            .iter()
+            .map(|m| m.version)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(db.count("public.information_unit"), BASELINE_UNITS as i64);
+    for config in [db.exec_config(), db.verify_config(), db.admin_config()] {
+        let report = cutter_pg::Target::connect(&config)
+            .unwrap()
+            .preflight()
+            .unwrap();
+        assert!(report.is_ok(), "{report}");
+        assert_eq!(report.schema_version, Some(schema::REFERENCE_VERSION));
+    }
+}
+
+/// A V2 object broken after install is named: a dropped chain index, a disabled append
+/// trigger, a revoked sequence grant.
+#[test]
+fn preflight_names_a_broken_v2_object() {
+    let db = TestDb::new();
+    db.admin()
+        .batch_execute(
+            "DROP INDEX cutter_governance.review_decision_chain; \
+             ALTER TABLE cutter_governance.verify_result DISABLE TRIGGER trg_ledger_append_only; \
+             REVOKE USAGE ON SEQUENCE cutter_governance.manifest_envelope_id_seq FROM cutter_exec",
+        )
+        .unwrap();
+    let report = db.target().preflight().unwrap();
+    let text = report.to_string();
+    for needle in [
+        "index cutter_governance.review_decision_chain on cutter_governance.review_decision: missing (unique index of the ledger, reference V2)",
+        "trigger trg_ledger_append_only on cutter_governance.verify_result: tgenabled = 'D', reference 'O' (enabled)",
+        "privilege USAGE on sequence cutter_governance.manifest_envelope_id_seq for cutter_exec: missing",
+    ] {
+        assert!(text.contains(needle), "{needle} not in\n{text}");
+    }
+    assert_eq!(report.findings.len(), 3, "{text}");
 }
 
 /// The backup's principal: cutter_verify can pg_dump the whole mutation surface

@@ -1,0 +1,243 @@
+//! Approvals SG_1 and SG_2: OpenPGP detached signatures over cutter-core's canonical
+//! [`ApprovalStatement`]. This module supplies the [`SignatureVerifier`] the core gate
+//! decides with (approver public keys, cutter-openpgp), loads approvals from files, and
+//! re-verifies the signatures recorded in `dot_pair_signature`.
+//!
+//! Invariant: a signature counts only if it verifies against one of the configured
+//! approver keys; which key signed is the key's primary fingerprint.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use cutter_core::Sha256Digest;
+use cutter_core::{
+    check_approvals, ApprovalGate, ApprovalStatement, ApproverSet, Fingerprint, RunId,
+    SignatureVerifier, SignedApproval, SystemIdentifier, UnixTime, VerifiedApproval,
+};
+use cutter_openpgp::{PublicKey, SecretKey};
+use postgres::GenericClient;
+
+use crate::error::{Error, Result};
+
+/// Verifies detached signatures against the approvers' public keys.
+#[derive(Clone)]
+pub struct OpenPgpVerifier {
+    keys: Vec<PublicKey>,
+}
+
+impl fmt::Debug for OpenPgpVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenPgpVerifier")
+            .field("keys", &self.fingerprints())
+            .finish()
+    }
+}
+
+impl OpenPgpVerifier {
+    /// A verifier trusting exactly `keys`.
+    pub fn new(keys: Vec<PublicKey>) -> Self {
+        Self { keys }
+    }
+    /// The primary fingerprints of the keys trusted.
+    pub fn fingerprints(&self) -> Vec<Fingerprint> {
+        self.keys.iter().map(PublicKey::fingerprint).collect()
+    }
+}
+
+impl SignatureVerifier for OpenPgpVerifier {
+    fn verify(&self, data: &[u8], signature: &[u8]) -> std::result::Result<Fingerprint, String> {
+        cutter_openpgp::verify_detached(&self.keys, data, signature).map_err(|e| e.to_string())
+    }
+}
+
+/// The approver set and its verifier, built from public keys given as bytes (armored or
+/// binary), each with a label for messages (a file name). The same key twice is an error.
+pub fn approvers_from_keys(keys: &[(PathBuf, Vec<u8>)]) -> Result<(ApproverSet, OpenPgpVerifier)> {
+    if keys.is_empty() {
+        return Err(Error::NoApprovers);
+    }
+    let mut seen: BTreeMap<Fingerprint, PathBuf> = BTreeMap::new();
+    let mut parsed = Vec::with_capacity(keys.len());
+    for (path, bytes) in keys {
+        let key = PublicKey::from_bytes(bytes).map_err(|source| Error::ApproverKey {
+            path: path.clone(),
+            source,
+        })?;
+        let fp = key.fingerprint();
+        if let Some(first) = seen.get(&fp) {
+            return Err(Error::DuplicateApprover {
+                fingerprint: fp,
+                first: first.clone(),
+                second: path.clone(),
+            });
+        }
+        seen.insert(fp, path.clone());
+        parsed.push(key);
+    }
+    Ok((
+        ApproverSet(seen.into_keys().collect()),
+        OpenPgpVerifier::new(parsed),
+    ))
+}
+
+/// Reads the approvers' public key files (one key per file) into the approver set and
+/// its verifier.
+pub fn load_approvers<P: AsRef<Path>>(paths: &[P]) -> Result<(ApproverSet, OpenPgpVerifier)> {
+    let mut keys = Vec::with_capacity(paths.len());
+    for p in paths {
+        let path = p.as_ref().to_path_buf();
+        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+            what: "approver public key",
+            path: path.clone(),
+            source,
+        })?;
+        keys.push((path, bytes));
+    }
+    approvers_from_keys(&keys)
+}
+
+/// Reads an approval: the statement file and its detached signature file
+/// (`gpg --detach-sign [--armor] statement`).
+pub fn read_signed_approval(statement: &Path, signature: &Path) -> Result<SignedApproval> {
+    let read = |what, p: &Path| {
+        std::fs::read(p).map_err(|source| Error::Io {
+            what,
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    Ok(SignedApproval {
+        statement: read("approval statement", statement)?,
+        signature: read("approval signature", signature)?,
+        source: statement.display().to_string(),
+    })
+}
+
+/// Signs `statement` with `secret` (an approver's key): the canonical text and an armored
+/// detached signature over it, as `gpg --detach-sign --armor` would make.
+pub fn sign_approval(
+    statement: &ApprovalStatement,
+    secret: &SecretKey,
+    passphrase: &cutter_openpgp::Passphrase,
+    source: &str,
+) -> Result<SignedApproval> {
+    let text = statement.canonical_text();
+    let signature = cutter_openpgp::sign_detached(secret, passphrase, text.as_bytes())
+        .map_err(|e| Error::Invalid(format!("signing the {} statement: {e}", statement.gate)))?;
+    Ok(SignedApproval {
+        statement: text.into_bytes(),
+        signature: signature.into_bytes(),
+        source: source.to_string(),
+    })
+}
+
+/// Checks SG_1 and SG_2 for one run, plan and target with cutter-core's rules (each
+/// signature verifies against an approver key, the statement names exactly this run,
+/// plan and target and has not expired; SG_1 and SG_2 once each, from two distinct
+/// keys). The verified approvals are what the gate and `dot_pair_signature` take; a
+/// refusal lists every reason ([`Error::ApprovalsRefused`]).
+pub fn verify_approvals(
+    run_id: &RunId,
+    plan_digest: Sha256Digest,
+    target: SystemIdentifier,
+    approvals: &[SignedApproval],
+    approvers: &ApproverSet,
+    verifier: &OpenPgpVerifier,
+    now: UnixTime,
+) -> Result<Vec<VerifiedApproval>> {
+    check_approvals(
+        run_id,
+        plan_digest,
+        target,
+        approvals,
+        approvers,
+        now,
+        verifier,
+    )
+    .map_err(|reasons| Error::ApprovalsRefused {
+        run_id: run_id.clone(),
+        reasons,
+    })
+}
+
+/// A pair signature as recorded, re-verified.
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize)]
+pub struct RecordedApproval {
+    /// `dot_pair_signature.id`.
+    pub id: i64,
+    /// SG_1 or SG_2.
+    pub gate: ApprovalGate,
+    /// The signer recorded, confirmed by the signature.
+    pub signer: Fingerprint,
+    /// The statement signed.
+    pub statement: ApprovalStatement,
+}
+
+/// Re-verifies the SG_1/SG_2 signatures recorded for `run` in `dot_pair_signature`:
+/// each signature must verify over its recorded statement with a key of `verifier`,
+/// by the recorded signer, who must be in `approvers`, and the statement must name
+/// `run` and the recorded gate. Expiry is not re-checked: it was checked when the run
+/// was authorized. Returns the records, or the first that fails.
+pub fn reverify_recorded_approvals<C: GenericClient>(
+    client: &mut C,
+    run: &RunId,
+    approvers: &ApproverSet,
+    verifier: &OpenPgpVerifier,
+) -> Result<Vec<RecordedApproval>> {
+    let rows = client
+        .query(
+            "SELECT id, gate, signer_fpr, statement, signature \
+             FROM cutter_governance.dot_pair_signature WHERE run_id = $1 ORDER BY id",
+            &[&run.as_str()],
+        )
+        .map_err(Error::db(format!(
+            "reading the pair signatures of run {run}"
+        )))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: i64 = r.get(0);
+        let bad = |detail: String| Error::Corrupt {
+            table: crate::chain::LedgerTable::DotPairSignature,
+            id,
+            detail,
+        };
+        let gate_text: &str = r.get(1);
+        let gate = ApprovalGate::parse(gate_text)
+            .ok_or_else(|| bad(format!("gate {gate_text:?} is not SG_1 or SG_2")))?;
+        let recorded_signer =
+            Fingerprint::new(r.get::<_, &str>(2)).map_err(|e| bad(format!("signer_fpr: {e}")))?;
+        let statement_text: &str = r.get(3);
+        let statement = ApprovalStatement::parse(statement_text.as_bytes())
+            .map_err(|e| bad(format!("statement: {e}")))?;
+        let sig_text: &str = r.get(4);
+        let sig = match sig_text.strip_prefix("hex:") {
+            Some(h) => hex::decode(h).map_err(|e| bad(format!("signature: {e}")))?,
+            None => sig_text.as_bytes().to_vec(),
+        };
+        let signer = verifier
+            .verify(statement_text.as_bytes(), &sig)
+            .map_err(|e| bad(format!("signature does not verify: {e}")))?;
+        if signer != recorded_signer {
+            return Err(bad(format!(
+                "signed by {signer}, but the row records {recorded_signer}"
+            )));
+        }
+        if !approvers.0.contains(&signer) {
+            return Err(bad(format!("signer {signer} is not a configured approver")));
+        }
+        if &statement.run_id != run || statement.gate != gate {
+            return Err(bad(format!(
+                "the statement approves run {} {}, but the row is for run {run} {gate}",
+                statement.run_id, statement.gate
+            )));
+        }
+        out.push(RecordedApproval {
+            id,
+            gate,
+            signer,
+            statement,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,93 @@
+//! Small checks shared by the writers: the target's identity, the transaction's time in
+//! canonical form, whether a run was voided.
+
+use cutter_core::{LiveAuthorization, RunId, SystemIdentifier, ValidPlan};
+use postgres::GenericClient;
+
+use crate::chain::now_sql;
+use crate::error::{Error, Result};
+
+/// The server's `system_identifier`.
+pub(crate) fn system_identifier<C: GenericClient>(c: &mut C) -> Result<SystemIdentifier> {
+    let row = c
+        .query_one(
+            "SELECT system_identifier::text FROM pg_catalog.pg_control_system()",
+            &[],
+        )
+        .map_err(Error::db("reading the server's system identifier"))?;
+    let text: String = row.get(0);
+    text.parse::<u64>()
+        .map(SystemIdentifier::new)
+        .map_err(|_| Error::Invalid(format!("the server reports system identifier {text:?}")))
+}
+
+/// Refuses unless `c` is connected to the server `auth` names.
+pub(crate) fn check_target<C: GenericClient>(c: &mut C, auth: &LiveAuthorization) -> Result<()> {
+    let actual = system_identifier(c)?;
+    if actual == auth.target() {
+        Ok(())
+    } else {
+        Err(Error::WrongTarget {
+            expected: auth.target(),
+            actual,
+        })
+    }
+}
+
+/// Refuses unless `plan` is the plan `auth` authorizes.
+pub(crate) fn check_plan(auth: &LiveAuthorization, plan: &ValidPlan) -> Result<()> {
+    if auth.plan_digest() == plan.digest() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "the authorization of run {} is for plan sha256:{}, but the plan given is sha256:{}; pass the plan that was approved",
+            auth.run_id(),
+            auth.plan_digest(),
+            plan.digest()
+        )))
+    }
+}
+
+/// Refuses an empty actor.
+pub(crate) fn check_actor(actor: &str) -> Result<()> {
+    if actor.trim().is_empty() || actor.chars().any(char::is_control) {
+        Err(Error::Invalid(format!(
+            "actor {actor:?} is not usable: give a non-empty name without control characters"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// `now()` of the current transaction in canonical ledger form.
+pub(crate) fn now_text<C: GenericClient>(c: &mut C) -> Result<String> {
+    let row = c
+        .query_one(&now_sql(), &[])
+        .map_err(Error::db("reading the transaction time"))?;
+    Ok(row.get(0))
+}
+
+/// The id of the `void` decision of `run`, if it was voided.
+pub fn voided_by<C: GenericClient>(c: &mut C, run: &RunId) -> Result<Option<i64>> {
+    let row = c
+        .query_opt(
+            "SELECT id FROM cutter_governance.review_decision \
+             WHERE run_id = $1 AND decision = 'void' ORDER BY id LIMIT 1",
+            &[&run.as_str()],
+        )
+        .map_err(Error::db(format!(
+            "looking up a void decision of run {run}"
+        )))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Refuses a voided run.
+pub(crate) fn ensure_not_voided<C: GenericClient>(c: &mut C, run: &RunId) -> Result<()> {
+    match voided_by(c, run)? {
+        None => Ok(()),
+        Some(decision_id) => Err(Error::RunVoided {
+            run_id: run.clone(),
+            decision_id,
+        }),
+    }
+}

@@ -1,0 +1,196 @@
+//! Shared test support: a fresh database with the reference schema (V2 is migration G1)
+//! and the baseline; plans; real OpenPGP approver keys; a live authorization made by the
+//! core gate from real signatures.
+
+#![allow(dead_code)]
+
+use cutter_core::{
+    authorize, ApprovalGate, ApprovalStatement, ApproverSet, GateRequest, KillSwitch,
+    LiveAuthorization, Phase, RunId, SignedApproval, UnixTime, ValidPlan,
+};
+use cutter_governance::{approvers_from_keys, sign_approval, OpenPgpVerifier};
+use cutter_openpgp::{generate_key, Passphrase, SecretKey};
+use cutter_pg::testing::TestDb;
+
+pub const ACTOR: &str = "test-operator";
+
+/// The six ledger tables.
+pub const LEDGER: [&str; 6] = [
+    "cutter_governance.cut_change_set",
+    "cutter_governance.cut_change_set_affected_row",
+    "cutter_governance.manifest_envelope",
+    "cutter_governance.review_decision",
+    "cutter_governance.verify_result",
+    "cutter_governance.dot_pair_signature",
+];
+
+/// A fresh database with the reference schema (whose V2 is migration G1) and the
+/// baseline.
+pub fn db() -> TestDb {
+    let db = TestDb::new();
+    cutter_governance::check_installed(&mut db.admin())
+        .expect("the reference schema's V2 is migration G1");
+    db
+}
+
+/// Row counts of the six ledger tables.
+pub fn ledger_counts(db: &TestDb) -> Vec<i64> {
+    LEDGER.iter().map(|t| db.count(t)).collect()
+}
+
+/// The scale plan of `n` rows of document `doc`.
+pub fn plan(doc: &str, n: u64) -> ValidPlan {
+    cutter_pg::fixtures::scale_plan(doc, n).expect("valid plan")
+}
+
+pub fn run(id: &str) -> RunId {
+    RunId::new(id).expect("run id")
+}
+
+/// Seconds since the epoch.
+pub fn now() -> UnixTime {
+    UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64,
+    )
+}
+
+/// An approver: a freshly generated key.
+pub struct Approver {
+    pub secret: SecretKey,
+    pub public_armored: String,
+    pub passphrase: Passphrase,
+}
+
+pub fn approver(name: &str) -> Approver {
+    let passphrase = Passphrase::new(format!("pass-{name}"));
+    let k = generate_key(
+        &format!("{name} <{name}@example.invalid>"),
+        Some(&passphrase),
+    )
+    .expect("generate key");
+    Approver {
+        secret: SecretKey::from_bytes(k.secret_armored.as_bytes()).expect("secret key"),
+        public_armored: k.public_armored,
+        passphrase,
+    }
+}
+
+pub fn approvers(keys: &[&Approver]) -> (ApproverSet, OpenPgpVerifier) {
+    let keys: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            (
+                format!("approver-{i}.asc").into(),
+                a.public_armored.clone().into_bytes(),
+            )
+        })
+        .collect();
+    approvers_from_keys(&keys).expect("approvers")
+}
+
+pub fn statement(
+    run: &RunId,
+    plan: &ValidPlan,
+    db: &TestDb,
+    gate: ApprovalGate,
+    expires_at: UnixTime,
+) -> ApprovalStatement {
+    ApprovalStatement {
+        run_id: run.clone(),
+        plan_digest: plan.digest(),
+        target: db.system_identifier(),
+        gate,
+        expires_at,
+    }
+}
+
+pub fn sign(a: &Approver, s: &ApprovalStatement) -> SignedApproval {
+    sign_approval(
+        s,
+        &a.secret,
+        &a.passphrase,
+        &format!("{}.statement", s.gate),
+    )
+    .expect("sign")
+}
+
+/// A live authorization for `run` and `plan` on `db`, from the core gate and two real
+/// signatures.
+pub fn live_auth(db: &TestDb, run: &RunId, plan: &ValidPlan) -> LiveAuthorization {
+    let a = approver("alice");
+    let b = approver("bob");
+    let (set, verifier) = approvers(&[&a, &b]);
+    let exp = UnixTime(now().0 + 3600);
+    let approvals = vec![
+        sign(&a, &statement(run, plan, db, ApprovalGate::Sg1, exp)),
+        sign(&b, &statement(run, plan, db, ApprovalGate::Sg2, exp)),
+    ];
+    let ks = KillSwitch::Disarmed {
+        run_id: run.clone(),
+    };
+    authorize(
+        &GateRequest {
+            run_id: run,
+            plan_digest: plan.digest(),
+            target: db.system_identifier(),
+            kill_switch: &ks,
+            hold: None,
+            approvals: &approvals,
+            approvers: &set,
+            now: now(),
+        },
+        &verifier,
+    )
+    .expect("the gate authorizes")
+}
+
+/// cut_leg_a through the adapter, committed.
+pub fn cut(db: &TestDb, auth: &LiveAuthorization, plan: &ValidPlan) {
+    db.target()
+        .cut_leg_a(auth, plan, &mut |_| {})
+        .expect("cut_leg_a");
+}
+
+/// leg_b_record in its phase transaction, committed if it succeeds.
+pub fn leg_b(
+    db: &TestDb,
+    auth: &LiveAuthorization,
+    plan: &ValidPlan,
+) -> cutter_governance::Result<cutter_governance::LegBReport> {
+    let mut target = db.target();
+    let mut pt = target
+        .phase_transaction(auth, Phase::LegBRecord)
+        .expect("phase transaction");
+    let r = cutter_governance::leg_b_record(pt.client(), auth, plan, ACTOR)?;
+    pt.commit().expect("commit leg_b_record");
+    Ok(r)
+}
+
+/// write_verify in its phase transaction (reading as cutter_verify), committed if it
+/// succeeds.
+pub fn write_verify(
+    db: &TestDb,
+    auth: &LiveAuthorization,
+    plan: &ValidPlan,
+) -> cutter_governance::Result<cutter_governance::VerifyReport> {
+    let mut target = db.target();
+    let mut verify = db
+        .verify_config()
+        .connect()
+        .expect("connect as cutter_verify");
+    let mut pt = target
+        .phase_transaction(auth, Phase::WriteVerify)
+        .expect("phase transaction");
+    let r = cutter_governance::write_verify(pt.client(), &mut verify, auth, plan, ACTOR)?;
+    pt.commit().expect("commit write_verify");
+    Ok(r)
+}
+
+/// A connection as cutter_exec.
+pub fn exec(db: &TestDb) -> postgres::Client {
+    db.exec_config().connect().expect("connect as cutter_exec")
+}
