@@ -1,2 +1,38 @@
-//! Compensation A (revert the draft units of one change set) and B (append a
-//! compensating review decision), planned from the core matrix, idempotent.
+//! Compensation of a held run, per cut: A reverts the draft units of its change set (soft by
+//! default: `withdrawn`, lineage kept; hard delete only with verified SG_1 + SG_2 and only
+//! while every row is draft), B appends a compensating `reverted` review decision to the
+//! ledger. What to do is cutter-core's matrix, never chosen by hand.
+//!
+//! * [`plan`] turns a run's [`RunFacts`] into a [`CompensationPlan`] (shown before it runs);
+//! * [`execute`] runs its steps, each ONE transaction on the run's target (checked by system
+//!   identifier) under the per-target run lock; A re-counts against the run's pre snapshot
+//!   before COMMIT and rolls back on any difference;
+//! * every step reads the database first, so compensating again is a no-op that says so and
+//!   an interrupted compensation is finished by running it again.
+//!
+//! Invariants: no ledger row is written except through cutter-governance's chained writer;
+//! units are changed only through the reference schema's `fn_iu_withdraw` and
+//! `fn_iu_hard_delete_draft`; enacted units are never touched.
+
+mod approval;
+mod error;
+mod execute;
+mod plan;
+pub mod proof;
+mod recount;
+mod throwaway;
+
+pub use approval::{HardDeleteApproval, RevertKind, RevertMode};
+pub use error::{Error, RecountDifference, Result, UnitRef};
+pub use execute::{
+    compensate_a, compensate_b, execute, inspect, revert_run_for, ChangeSetState,
+    CompensationReport, StepOutcome, StepReport,
+};
+pub use plan::{plan, CompensationPlan, RunFacts, Step};
+
+/// Test and benchmark support (cargo feature `testing`): throwaway approver keys whose
+/// signatures go through the real verifier, for hard deletes on throwaway databases.
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use crate::throwaway::ThrowawayApprovers;
+}
