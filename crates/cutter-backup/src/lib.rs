@@ -1,2 +1,70 @@
 //! Encrypted, streaming pre-write backups of the mutation surface, their manifest,
 //! selftest, and the restore proof into a throwaway cluster.
+//!
+//! * [`pre_write_backup`] — `pg_dump -Fc` of exactly the nine tables, as the read-only
+//!   role, in an exported snapshot, streamed through OpenPGP encryption (in process) and
+//!   SHA-256 into `<backups>/<name>.dump.pgp`, written atomically, with
+//!   `<name>.manifest.json` beside it.
+//! * [`verify_artifact`] — sha256 and size against the manifest; nothing is trusted
+//!   (or decrypted) before this passes.
+//! * [`restore_proof`] — decrypt while streaming into `pg_restore` in a throwaway
+//!   cluster, compare per-table rows and content digests with the manifest, check the
+//!   immutability triggers, record the result, tear the cluster down.
+//! * [`selftest`] — one line per check; fail-closed.
+//! * [`remove_stale_partials`] — clean up after a crash (`kill -9`) in the middle of a
+//!   backup.
+//!
+//! # Defaults, and why
+//!
+//! pg_dump runs with `--compress=0` and the OpenPGP message is not compressed either.
+//! Compression is CPU-bound (zlib at level 6 manages a few tens of MB/s per core, far
+//! below what pg_dump and the disk deliver), and the backup is the phase that holds a
+//! snapshot open on production: a short phase matters more than a smaller artifact. An
+//! uncompressed archive also lets the backup take the manifest's per-table digests from
+//! the dump stream itself, in the same pass, instead of scanning every table a second
+//! time on the server. `DumpCompression::Gzip(level)` is available when disk space
+//! matters more; digests are then computed on the server (same snapshot).
+//!
+//! # Invariants
+//!
+//! Plaintext never touches disk: it exists only in pg_dump's pipe and in a few
+//! fixed-size buffers, which are wiped. A file under a final name is complete and
+//! synced; temp files (`.<name>.partial-<pid>`) only ever hold ciphertext. Secrets
+//! (database password, secret key, passphrase) never appear in a child's arguments, in
+//! logs or in errors.
+
+mod archive;
+mod atomic;
+mod backup;
+mod clone;
+mod error;
+mod keys;
+mod manifest;
+mod privileges;
+mod programs;
+mod restore;
+mod rowdigest;
+mod selftest;
+mod streamstats;
+
+pub use atomic::{remove_stale_partials, StalePartials};
+pub use backup::{pre_write_backup, BackupArtifact, BackupConfig, DIGEST_METHOD};
+pub use clone::{pg_restore_data_args, restore_data_into};
+pub use error::{Error, Result};
+pub use keys::{
+    generate_keys, load_recipient, load_secret_key, recipient_pin, GeneratedKeyFiles,
+    PassphraseSource, PIN_ENV,
+};
+pub use manifest::{
+    artifact_file_name, manifest_file_name, manifest_path_for, verify_artifact, DumpCompression,
+    DumpInfo, EncryptionInfo, Manifest, ServerInfo, VerifiedArtifact, MANIFEST_FORMAT,
+};
+pub use programs::{bindir, PgProgram};
+pub use restore::{
+    pg_restore_args, prepare_restore_database, restore_proof, start_restore_cluster, ProofTimings,
+    RestoreConfig, RestoreProof, RestoreTarget, TableCheck, PROOF_FORMAT, RESTORE_CLUSTER_SETTINGS,
+};
+pub use selftest::{selftest, Check, SelftestConfig, SelftestReport};
+
+/// Re-exported so callers need not depend on `cutter-openpgp` for the common case.
+pub use cutter_openpgp::{Passphrase, Recipient};

@@ -1,0 +1,776 @@
+//! `pre_write_backup`: pg_dump of exactly the nine tables of the mutation surface, run as
+//! the read-only role in a snapshot exported by a REPEATABLE READ transaction, streamed
+//! through OpenPGP encryption and SHA-256 into `<backups>/<name>.dump.pgp` (temp file,
+//! fsync, no-replace link, directory fsync), with a manifest beside it.
+//!
+//! Invariants: plaintext never touches disk (it lives in a pipe and in a few fixed-size
+//! buffers); nothing is left under the final names unless pg_dump exited 0 and every
+//! byte was encrypted, written and synced; memory is bounded whatever the table sizes.
+//!
+//! Threads: the caller's thread reads pg_dump's stdout into pooled 256 KiB buffers and
+//! encrypts them into the file; a second thread digests rows from the same buffers
+//! (the manifest's per-table digests, see [`crate::rowdigest`]); a third drains
+//! pg_dump's stderr.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cutter_core::{mutation_surface, RunId, Sha256Digest, TableName, TableStat, UnixTime};
+use cutter_openpgp::{EncryptingWriter, Recipient};
+use cutter_pg::config::ConnConfig;
+use postgres::{GenericClient, IsolationLevel};
+use sha2::{Digest as _, Sha256};
+
+use crate::atomic::{self, PartialFile};
+use crate::error::{Error, Result};
+use crate::manifest::{
+    artifact_file_name, manifest_file_name, DumpCompression, DumpInfo, EncryptionInfo, Manifest,
+    ServerInfo, MANIFEST_FORMAT,
+};
+use crate::programs::{command, describe_status, ChildGuard, PgProgram, StderrCollector};
+use crate::rowdigest::RowDigest;
+use crate::streamstats::{self, StreamStats};
+
+/// Size of each read from pg_dump and of each pooled buffer.
+pub(crate) const BUFFER: usize = 256 * 1024;
+/// Buffers in flight between the threads of the stream.
+const POOL: usize = 4;
+/// pg_dump's stdout pipe size.
+const PIPE_SIZE: usize = 1 << 20;
+/// Read from pg_dump's pipe once this much is waiting…
+const BATCH_BYTES: u64 = 192 * 1024;
+/// …checking every…
+const BATCH_NAP: Duration = Duration::from_micros(250);
+/// …for at most this long.
+const BATCH_WAIT: Duration = Duration::from_millis(4);
+/// Start writeback of the artifact every this many bytes.
+const WRITEBACK: u64 = 16 << 20;
+
+/// The digest method recorded in manifests.
+pub const DIGEST_METHOD: &str =
+    "cutter-pg canonical v1: sha256(sha256(r::text) ... in id order), UTF-8, TimeZone=UTC";
+
+/// The message format recorded in manifests.
+const SCHEME: &str =
+    "OpenPGP PKESKv3 + SEIPDv1 (MDC), AES-256, literal data, no OpenPGP compression";
+
+/// What a backup needs. Safe defaults: the nine tables, uncompressed custom format,
+/// pg_dump from `pg_config --bindir`, a 60 s lock wait.
+#[derive(Clone)]
+pub struct BackupConfig {
+    backups_dir: PathBuf,
+    name: RunId,
+    recipient: Recipient,
+    pg: ConnConfig,
+    pg_dump: Option<PathBuf>,
+    compression: DumpCompression,
+    lock_wait_timeout: Duration,
+    cross_check_digests: bool,
+}
+
+impl std::fmt::Debug for BackupConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupConfig")
+            .field("backups_dir", &self.backups_dir)
+            .field("name", &self.name)
+            .field("recipient", &self.recipient)
+            .field("pg", &self.pg.redacted())
+            .field("pg_dump", &self.pg_dump)
+            .field("compression", &self.compression)
+            .field("lock_wait_timeout", &self.lock_wait_timeout)
+            .finish()
+    }
+}
+
+impl BackupConfig {
+    /// A backup named `name` (the run id) into `backups_dir` (the state directory's
+    /// `backups/`), encrypted to `recipient` (already pinned: see
+    /// [`load_recipient`](crate::load_recipient)), reading the database as `pg`, which
+    /// must be the read-only role.
+    pub fn new(
+        backups_dir: impl Into<PathBuf>,
+        name: RunId,
+        recipient: Recipient,
+        pg: ConnConfig,
+    ) -> Self {
+        Self {
+            backups_dir: backups_dir.into(),
+            name,
+            recipient,
+            pg,
+            pg_dump: None,
+            compression: DumpCompression::None,
+            lock_wait_timeout: Duration::from_secs(60),
+            cross_check_digests: false,
+        }
+    }
+
+    /// Uses this pg_dump binary instead of the one in `pg_config --bindir`.
+    pub fn pg_dump(mut self, path: impl Into<PathBuf>) -> Self {
+        self.pg_dump = Some(path.into());
+        self
+    }
+
+    /// pg_dump's compression. The default, none, is the fastest; see the crate docs.
+    pub fn compression(mut self, c: DumpCompression) -> Self {
+        self.compression = c;
+        self
+    }
+
+    /// How long pg_dump waits for its ACCESS SHARE locks before giving up.
+    pub fn lock_wait_timeout(mut self, d: Duration) -> Self {
+        self.lock_wait_timeout = d;
+        self
+    }
+
+    /// Also computes every digest on the server and requires it to equal the one taken
+    /// from the stream (slower; for tests and audits).
+    pub fn cross_check_digests(mut self, yes: bool) -> Self {
+        self.cross_check_digests = yes;
+        self
+    }
+
+    /// The artifact path this configuration writes.
+    pub fn artifact_path(&self) -> PathBuf {
+        self.backups_dir.join(artifact_file_name(&self.name))
+    }
+
+    /// The manifest path this configuration writes.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.backups_dir.join(manifest_file_name(&self.name))
+    }
+}
+
+/// A finished, durable backup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "record the backup facts in the run context"]
+pub struct BackupArtifact {
+    /// `<backups>/<name>.dump.pgp`.
+    pub path: PathBuf,
+    /// `<backups>/<name>.manifest.json`.
+    pub manifest_path: PathBuf,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+/// The ciphertext side of the stream: a thread that hashes ciphertext buffers and
+/// writes them to the artifact's temp file, asking the kernel to start writeback every
+/// `WRITEBACK` bytes (so the final fsync is short and the backup does not push the
+/// database's pages out of the page cache).
+struct FileWriter {
+    handle: Option<std::thread::JoinHandle<io::Result<(File, Sha256Digest, u64)>>>,
+}
+
+/// Ciphertext bytes are collected into pooled buffers and handed to the writer.
+struct ToWriter {
+    cur: Vec<u8>,
+    full: mpsc::SyncSender<Vec<u8>>,
+    empty: mpsc::Receiver<Vec<u8>>,
+}
+
+fn writer_gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the artifact writer stopped")
+}
+
+impl ToWriter {
+    fn ship(&mut self) -> io::Result<()> {
+        let next = self.empty.recv().map_err(|_| writer_gone())?;
+        let full = std::mem::replace(&mut self.cur, next);
+        self.full.send(full).map_err(|_| writer_gone())
+    }
+}
+
+impl Write for ToWriter {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = (BUFFER - self.cur.len()).min(b.len());
+        self.cur.extend_from_slice(&b[..n]);
+        if self.cur.len() == BUFFER {
+            self.ship()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.cur.is_empty() {
+            self.ship()?;
+        }
+        Ok(())
+    }
+}
+
+impl FileWriter {
+    fn spawn(mut file: File) -> (FileWriter, ToWriter) {
+        let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(POOL);
+        let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(POOL + 1);
+        for _ in 0..POOL {
+            let _ = empty_tx.send(Vec::with_capacity(BUFFER));
+        }
+        let handle = std::thread::Builder::new()
+            .name("artifact-writer".into())
+            .spawn(move || {
+                let mut sha = Sha256::new();
+                let mut len = 0u64;
+                let mut advised = 0u64;
+                for mut buf in full_rx {
+                    sha.update(&buf);
+                    file.write_all(&buf)?;
+                    len += buf.len() as u64;
+                    if len - advised >= WRITEBACK {
+                        // Starts writeback of what was written (and lets the kernel
+                        // drop those pages once clean). Advice only: errors ignored.
+                        let _ = rustix::fs::fadvise(
+                            &file,
+                            advised,
+                            std::num::NonZeroU64::new(len - advised),
+                            rustix::fs::Advice::DontNeed,
+                        );
+                        advised = len;
+                    }
+                    buf.clear();
+                    let _ = empty_tx.send(buf);
+                }
+                Ok((file, Sha256Digest::from_bytes(sha.finalize().into()), len))
+            })
+            .expect("spawning the artifact writer thread");
+        (
+            FileWriter {
+                handle: Some(handle),
+            },
+            ToWriter {
+                cur: Vec::with_capacity(BUFFER),
+                full: full_tx,
+                empty: empty_rx,
+            },
+        )
+    }
+
+    /// Waits for the writer (its sender must be gone) and returns the file, the sha256
+    /// and the size of what was written, or the write error.
+    fn finish(mut self) -> io::Result<(File, Sha256Digest, u64)> {
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(r)) => r,
+            _ => Err(io::Error::other("the artifact writer thread failed")),
+        }
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// What the server says about itself.
+struct Server {
+    version: String,
+    version_num: u32,
+    role: String,
+    database: String,
+}
+
+fn server_info(c: &mut impl GenericClient) -> Result<Server> {
+    let row = c
+        .query_one(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int4, \
+                    current_user::text, current_database()::text",
+            &[],
+        )
+        .map_err(|e| Error::sql("reading the server version", e))?;
+    let num: i32 = row.get(1);
+    Ok(Server {
+        version: row.get(0),
+        version_num: u32::try_from(num).unwrap_or(0),
+        role: row.get(2),
+        database: row.get(3),
+    })
+}
+
+fn now() -> UnixTime {
+    UnixTime(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    )
+}
+
+/// The pg_dump arguments (no secrets: the connection comes from the environment).
+pub(crate) fn pg_dump_args(
+    tables: &[TableName],
+    snapshot: &str,
+    compression: DumpCompression,
+    lock_wait: Duration,
+) -> Vec<String> {
+    let mut args = vec![
+        "--format=custom".to_string(),
+        format!("--compress={}", compression.arg()),
+        "--no-password".into(),
+        "--strict-names".into(),
+        format!("--snapshot={snapshot}"),
+        format!("--lock-wait-timeout={}", lock_wait.as_millis().max(1)),
+    ];
+    args.extend(tables.iter().map(|t| format!("--table={}", t.quoted())));
+    args
+}
+
+/// Takes the pre-write backup: see the module docs. `progress` is called with the number
+/// of dump bytes encrypted so far, after every buffer.
+///
+/// Refuses before pg_dump starts if the backups directory is missing or unwritable, if
+/// the artifact or manifest already exists, or if pg_dump is older than the server. The
+/// recipient was pinned when the [`Recipient`] was made. On any failure nothing is left
+/// under the final names and the temp file is removed; a pg_dump failure's error
+/// carries its stderr.
+pub fn pre_write_backup(
+    cfg: &BackupConfig,
+    progress: &mut dyn FnMut(u64),
+) -> Result<BackupArtifact> {
+    let started = Instant::now();
+    let tables = mutation_surface();
+    let dir = &cfg.backups_dir;
+    atomic::check_writable_dir(dir)?;
+    let artifact_name = artifact_file_name(&cfg.name);
+    let manifest_name = manifest_file_name(&cfg.name);
+    atomic::refuse_existing(&dir.join(&artifact_name))?;
+    atomic::refuse_existing(&dir.join(&manifest_name))?;
+    let pg_dump = PgProgram::resolve(cfg.pg_dump.as_deref(), "pg_dump")?;
+
+    let mut client = cfg.pg.connect().map_err(|e| Error::Connect {
+        target: cfg.pg.redacted(),
+        detail: e.to_string(),
+    })?;
+    let server = server_info(&mut client)?;
+    let server_major = server.version_num / 10_000;
+    if pg_dump.major < server_major {
+        return Err(Error::PgDumpTooOld {
+            path: pg_dump.path.clone(),
+            client: pg_dump.version.clone(),
+            server: server.version.clone(),
+            server_major,
+        });
+    }
+    let problems = crate::privileges::problems(&mut client)?;
+    if !problems.is_empty() {
+        return Err(Error::Role { problems });
+    }
+    let system_identifier =
+        cutter_pg::surface::system_identifier(&mut client).map_err(|source| Error::Pg {
+            what: "reading the source's system identifier",
+            source,
+        })?;
+
+    // The snapshot: REPEATABLE READ, read only; exporting it is the first statement, so
+    // the transaction's snapshot is the exported one.
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(|e| Error::sql("starting the snapshot transaction", e))?;
+    let snapshot: String = tx
+        .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
+        .map_err(|e| Error::sql("exporting the snapshot (pg_export_snapshot())", e))?
+        .get(0);
+    let plan = if cfg.compression == DumpCompression::None {
+        streamstats::plan(&mut tx, &tables, server.version_num)?
+    } else {
+        tables
+            .iter()
+            .map(|t| (t.clone(), Err("pg_dump compresses the data".to_string())))
+            .collect()
+    };
+
+    let (partial, file) = PartialFile::create(dir, &artifact_name)?;
+    // Ciphertext goes to a writer thread (sha256 + write + early writeback).
+    let (writer, sink) = FileWriter::spawn(file);
+    let mut enc = EncryptingWriter::new(&cfg.recipient, sink)
+        .map_err(|source| encrypt_error(&cfg.recipient, partial.path(), source))?;
+
+    // pg_dump, connected exactly as cfg.pg says, secrets only in a private passfile.
+    let env = cfg.pg.child_env().map_err(|e| Error::Connect {
+        target: cfg.pg.redacted(),
+        detail: format!("preparing pg_dump's environment: {e}"),
+    })?;
+    let mut cmd = command(&pg_dump.path);
+    env.apply(&mut cmd);
+    // Dropped (removing the private password file) as soon as pg_dump has produced
+    // output, i.e. is connected: a crash later leaves no password file behind.
+    let mut env = Some(env);
+    // The canonical digest prints timestamptz in UTC; so must pg_dump's session.
+    cmd.env("PGTZ", "UTC");
+    cmd.args(pg_dump_args(
+        &tables,
+        &snapshot,
+        cfg.compression,
+        cfg.lock_wait_timeout,
+    ))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let program = pg_dump.path.display().to_string();
+    let child = cmd.spawn().map_err(|e| Error::Program {
+        program: program.clone(),
+        problem: format!("cannot start it: {e}"),
+    })?;
+    let mut child = ChildGuard::new(child, program.clone());
+    let stderr = StderrCollector::spawn(child.child_mut().stderr.take().expect("piped stderr"));
+    let mut stdout = child.child_mut().stdout.take().expect("piped stdout");
+    // A larger pipe lets pg_dump run ahead while a buffer is being encrypted.
+    let _ = rustix::pipe::fcntl_setpipe_size(&stdout, PIPE_SIZE);
+
+    // Stream: read → encrypt+hash+write here; digest rows on a second thread.
+    let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(POOL);
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(POOL + 1);
+    for _ in 0..POOL {
+        let _ = empty_tx.send(vec![0u8; BUFFER]);
+    }
+    let (streamed, digests) = std::thread::scope(|s| {
+        let digester = std::thread::Builder::new()
+            .name("row-digests".into())
+            .spawn_scoped(s, move || {
+                let mut stats = StreamStats::new(plan);
+                for (buf, n) in full_rx {
+                    stats.feed(&buf[..n]);
+                    if empty_tx.send(buf).is_err() {
+                        break;
+                    }
+                }
+                stats.finish()
+            })
+            .expect("spawning the row digest thread");
+        let res = pump(
+            &mut stdout,
+            &mut enc,
+            &full_tx,
+            &empty_rx,
+            &mut env,
+            progress,
+        );
+        drop(full_tx);
+        // Wipe the pooled plaintext buffers as they come back.
+        while let Ok(mut b) = empty_rx.recv() {
+            b.fill(0);
+        }
+        let digests = digester.join().expect("digest thread does not panic");
+        (res, digests)
+    });
+    drop(stdout);
+
+    // pg_dump's verdict first: its stderr explains any failure best.
+    let (status, err_text) = if streamed.is_ok() {
+        let st = child.wait()?;
+        (Some(st), stderr.finish())
+    } else {
+        let _ = child.kill();
+        (None, stderr.finish())
+    };
+    let plaintext_bytes = match streamed {
+        Ok(n) => n,
+        Err(StreamFailure::Read(e)) => {
+            return Err(Error::ChildFailed {
+                program,
+                status: format!("reading its output failed: {e}"),
+                stderr: err_text,
+                hint: None,
+            })
+        }
+        Err(StreamFailure::Write(e)) => {
+            // The writer thread's own error says why (disk full, I/O error).
+            drop(enc);
+            let real = writer.finish().err().unwrap_or(e);
+            return Err(Error::io("writing", partial.path(), real));
+        }
+        Err(StreamFailure::NotArchive(head)) => {
+            return Err(Error::NotAnArchive {
+                program,
+                detail: head,
+                stderr: err_text,
+            })
+        }
+    };
+    let status = status.expect("status of a completed stream");
+    if !status.success() {
+        return Err(Error::ChildFailed {
+            program,
+            status: describe_status(status),
+            stderr: err_text,
+            hint: Some(
+                "check that the read-only role can SELECT the nine tables and their \
+                 sequences, and that no other session holds exclusive locks on them",
+            ),
+        });
+    }
+    if plaintext_bytes == 0 {
+        return Err(Error::NotAnArchive {
+            program,
+            detail: "nothing on stdout although it exited 0".into(),
+            stderr: err_text,
+        });
+    }
+
+    // Per-table stats: from the stream where possible, else on the server in the same
+    // snapshot (the transaction is still open).
+    let mut stats: BTreeMap<TableName, TableStat> = BTreeMap::new();
+    let mut digest_sources: BTreeMap<TableName, String> = BTreeMap::new();
+    for t in &tables {
+        let server_stat = |tx: &mut postgres::Transaction<'_>| {
+            cutter_pg::surface::table_stat(tx, t, None).map_err(|source| Error::Pg {
+                what: "computing a table digest on the server",
+                source,
+            })
+        };
+        match digests.get(t) {
+            Some(RowDigest::Done { rows, digest }) => {
+                let stat = TableStat {
+                    rows: *rows,
+                    digest: *digest,
+                };
+                if cfg.cross_check_digests {
+                    let on_server = server_stat(&mut tx)?;
+                    if on_server != stat {
+                        return Err(Error::DigestMismatch {
+                            detail: format!(
+                                "{t}: stream says {} rows {}, server says {} rows {}",
+                                stat.rows, stat.digest, on_server.rows, on_server.digest
+                            ),
+                        });
+                    }
+                }
+                stats.insert(t.clone(), stat);
+                digest_sources.insert(t.clone(), "dump stream".into());
+            }
+            other => {
+                let why = match other {
+                    Some(RowDigest::Unusable(w)) => w.clone(),
+                    _ => "not digested from the stream".into(),
+                };
+                stats.insert(t.clone(), server_stat(&mut tx)?);
+                digest_sources.insert(t.clone(), format!("server ({why})"));
+            }
+        }
+    }
+    // The snapshot is no longer needed.
+    drop(tx);
+    drop(client);
+    drop(env);
+
+    if let Err(source) = enc.finish() {
+        // A write failure: the writer thread's error says why.
+        return Err(match writer.finish() {
+            Err(e) => Error::io("writing", partial.path(), e),
+            Ok(_) => encrypt_error(&cfg.recipient, partial.path(), source),
+        });
+    }
+    let (file, sha256, size_bytes) = writer
+        .finish()
+        .map_err(|e| Error::io("writing", partial.path(), e))?;
+    file.sync_all()
+        .map_err(|e| Error::io("syncing", partial.path(), e))?;
+    drop(file);
+
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT.into(),
+        run_id: cfg.name.clone(),
+        artifact: artifact_name.clone(),
+        created_at: now(),
+        sha256,
+        size_bytes,
+        encryption: EncryptionInfo {
+            recipient: cfg.recipient.fingerprint(),
+            encryption_key: cfg.recipient.encryption_key_fingerprint(),
+            scheme: SCHEME.into(),
+        },
+        dump: DumpInfo {
+            format: "custom".into(),
+            compression: cfg.compression,
+            pg_dump_version: pg_dump.version.clone(),
+            snapshot,
+            plaintext_bytes,
+        },
+        server: ServerInfo {
+            version: server.version,
+            version_num: server.version_num,
+            system_identifier,
+            database: server.database,
+            role: server.role,
+        },
+        digest_method: DIGEST_METHOD.into(),
+        tables: stats,
+        digest_sources,
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+
+    // Manifest temp first, then the artifact's final name, then the manifest's: a
+    // manifest under its final name always has its artifact.
+    let (mpartial, mut mfile) = PartialFile::create(dir, &manifest_name)?;
+    mfile
+        .write_all(manifest.to_json().as_bytes())
+        .and_then(|()| mfile.sync_all())
+        .map_err(|e| Error::io("writing", mpartial.path(), e))?;
+    drop(mfile);
+    let path = partial.commit()?;
+    let manifest_path = match mpartial.commit() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            let _ = atomic::sync_dir(dir);
+            return Err(e);
+        }
+    };
+    if let Err(e) = atomic::sync_dir(dir) {
+        let _ = std::fs::remove_file(&manifest_path);
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    tracing::info!(
+        artifact = %path.display(),
+        sha256 = %manifest.sha256,
+        size = manifest.size_bytes,
+        recipient = %manifest.encryption.recipient,
+        "backup written"
+    );
+    Ok(BackupArtifact {
+        path,
+        manifest_path,
+        manifest,
+    })
+}
+
+fn encrypt_error(recipient: &Recipient, path: &Path, source: cutter_openpgp::Error) -> Error {
+    match source {
+        cutter_openpgp::Error::EncryptOutput { source } => Error::io("writing", path, source),
+        source => Error::Encrypt {
+            recipient: recipient.fingerprint(),
+            source,
+        },
+    }
+}
+
+/// Why streaming stopped early.
+enum StreamFailure {
+    Read(io::Error),
+    Write(io::Error),
+    NotArchive(String),
+}
+
+/// Reads pg_dump's stdout to the end, encrypting every byte and handing each buffer to
+/// the digest thread. Drops `env` (pg_dump's password file) once output arrives.
+/// Returns the number of plaintext bytes.
+fn pump<W: Write>(
+    stdout: &mut std::process::ChildStdout,
+    enc: &mut EncryptingWriter<W>,
+    full: &mpsc::SyncSender<(Vec<u8>, usize)>,
+    empty: &mpsc::Receiver<Vec<u8>>,
+    env: &mut Option<cutter_pg::config::ChildEnv>,
+    progress: &mut dyn FnMut(u64),
+) -> std::result::Result<u64, StreamFailure> {
+    let mut total = 0u64;
+    let mut digest_alive = true;
+    let mut spare: Option<Vec<u8>> = None;
+    loop {
+        let mut buf = match spare.take() {
+            Some(b) => b,
+            None if digest_alive => match empty.recv() {
+                Ok(b) => b,
+                Err(_) => {
+                    digest_alive = false;
+                    vec![0u8; BUFFER]
+                }
+            },
+            None => vec![0u8; BUFFER],
+        };
+        // Let the pipe fill before reading: a reader blocked on an emptyish pipe is
+        // woken by each of pg_dump's small writes, and those wakeups cost more CPU than
+        // the data. Up to BATCH_WAIT, then a normal blocking read.
+        let mut waited = Duration::ZERO;
+        while waited < BATCH_WAIT {
+            match rustix::io::ioctl_fionread(&*stdout) {
+                Ok(avail) if avail < BATCH_BYTES => {
+                    std::thread::sleep(BATCH_NAP);
+                    waited += BATCH_NAP;
+                }
+                _ => break,
+            }
+        }
+        let mut n = 0;
+        let mut eof = false;
+        while n < buf.len() {
+            match stdout.read(&mut buf[n..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(k) => {
+                    n += k;
+                    if n >= 64 * 1024 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(StreamFailure::Read(e)),
+            }
+        }
+        if total == 0 && n > 0 && !buf[..n].starts_with(&b"PGDMP"[..n.min(5)]) {
+            let head = String::from_utf8_lossy(&buf[..n.min(60)]).into_owned();
+            buf.fill(0);
+            return Err(StreamFailure::NotArchive(format!(
+                "output that is not a custom-format archive (it starts with {head:?})"
+            )));
+        }
+        if n > 0 {
+            env.take();
+            enc.write_all(&buf[..n]).map_err(StreamFailure::Write)?;
+            total += n as u64;
+            progress(total);
+        }
+        if digest_alive && n > 0 {
+            if full.send((buf, n)).is_err() {
+                digest_alive = false;
+            }
+        } else {
+            buf.fill(0);
+            spare = Some(buf);
+        }
+        if eof {
+            return Ok(total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pg_dump_arguments_name_exactly_the_nine_tables_and_no_secret() {
+        let args = pg_dump_args(
+            &mutation_surface(),
+            "00000003-0000001B-1",
+            DumpCompression::None,
+            Duration::from_secs(60),
+        );
+        let tables: Vec<_> = args.iter().filter(|a| a.starts_with("--table=")).collect();
+        assert_eq!(tables.len(), 9);
+        assert!(tables.contains(&&"--table=\"public\".\"information_unit\"".to_string()));
+        assert!(
+            tables.contains(&&"--table=\"cutter_governance\".\"dot_pair_signature\"".to_string())
+        );
+        for a in [
+            "--format=custom",
+            "--compress=0",
+            "--no-password",
+            "--strict-names",
+        ] {
+            assert!(args.contains(&a.to_string()), "{a} missing from {args:?}");
+        }
+        assert!(args.contains(&"--snapshot=00000003-0000001B-1".to_string()));
+        assert!(!args
+            .iter()
+            .any(|a| a.contains("password=") || a.contains("postgres://")));
+    }
+}

@@ -1,0 +1,337 @@
+//! The one error type of this crate. Each message says what failed, on what (file,
+//! table, key fingerprint, program) and what the operator can do next. A child
+//! program's stderr is folded into the error; secrets never are.
+
+use std::io;
+use std::path::PathBuf;
+
+use cutter_core::{Fingerprint, Sha256Digest, SystemIdentifier};
+
+use crate::restore::RestoreProof;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while taking, checking or restoring a backup.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The state directory (or the backups directory in it) is missing, not a
+    /// directory, or not writable.
+    #[error(
+        "backup directory {}: {problem} ({source}); create it (`cutter init`) or fix its \
+         permissions, then retry",
+        path.display()
+    )]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        problem: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// An artifact or manifest of that name already exists; backups are never overwritten.
+    #[error(
+        "{} already exists; a backup is never overwritten. Use a new run id / name, or \
+         move the old artifact away after checking it",
+        path.display()
+    )]
+    ArtifactExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+
+    /// No recipient fingerprint is configured.
+    #[error(
+        "no backup recipient fingerprint is configured: set [backup].recipient_fingerprint \
+         or the environment variable BACKUP_GPG_FPR to the fingerprint of the backup \
+         public key (`gpg --list-keys --with-colons` shows it on the fpr: line)"
+    )]
+    PinMissing,
+
+    /// The configured pin is not a fingerprint.
+    #[error("the backup recipient fingerprint from {origin} is not a fingerprint: {source}")]
+    PinInvalid {
+        /// Where it came from (config key or environment variable).
+        origin: String,
+        /// Why it was rejected.
+        #[source]
+        source: cutter_core::Error,
+    },
+
+    /// No recipient key file is configured.
+    #[error(
+        "no backup recipient public key is configured: set [backup].recipient_key to a file \
+         holding the public key with fingerprint {pin} (`gpg --export --armor {pin}`)"
+    )]
+    RecipientKeyMissing {
+        /// The pinned fingerprint.
+        pin: Fingerprint,
+    },
+
+    /// A key file could not be read.
+    #[error("cannot read the {what} file {}: {source}; check the configured path", path.display())]
+    KeyFile {
+        /// "recipient public key", "secret key", "passphrase".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The recipient key is unusable: unparsable, not the pinned key, or cannot encrypt.
+    #[error("backup recipient key {}: {source}", path.display())]
+    Recipient {
+        /// The key file.
+        path: PathBuf,
+        /// What the OpenPGP layer said (names both fingerprints on a pin mismatch).
+        #[source]
+        source: cutter_openpgp::Error,
+    },
+
+    /// The secret key for a restore proof is unusable.
+    #[error("backup secret key {}: {source}", path.display())]
+    SecretKey {
+        /// The key file.
+        path: PathBuf,
+        /// What the OpenPGP layer said.
+        #[source]
+        source: cutter_openpgp::Error,
+    },
+
+    /// Generating a key pair failed.
+    #[error("generating a backup key pair failed: {source}")]
+    KeyGeneration {
+        /// What the OpenPGP layer said.
+        #[source]
+        source: cutter_openpgp::Error,
+    },
+
+    /// The passphrase could not be obtained.
+    #[error("backup secret key passphrase: {problem}")]
+    Passphrase {
+        /// What is wrong (names the variable or file, never the value).
+        problem: String,
+    },
+
+    /// A PostgreSQL program (`pg_config`, `pg_dump`, `pg_restore`) could not be found or run.
+    #[error("{program}: {problem}")]
+    Program {
+        /// The program.
+        program: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+
+    /// The backup role cannot read the nine tables, or can write them.
+    #[error("the backup role is not a usable read-only role: {}", problems.join("; "))]
+    Role {
+        /// What is wrong, and the GRANT or role that fixes it.
+        problems: Vec<String>,
+    },
+
+    /// `pg_dump` is older than the server.
+    #[error(
+        "{} is version {client}, older than the server ({server}); pg_dump must be at least \
+         the server's major version. Install PostgreSQL {server_major} client tools and make \
+         `pg_config --bindir` (or the configured pg_dump) point at them",
+        path.display()
+    )]
+    PgDumpTooOld {
+        /// The pg_dump binary.
+        path: PathBuf,
+        /// Its version.
+        client: String,
+        /// The server's version.
+        server: String,
+        /// The server's major version.
+        server_major: u32,
+    },
+
+    /// Connecting to PostgreSQL failed.
+    #[error("connecting to PostgreSQL {target} failed: {detail}")]
+    Connect {
+        /// The server (redacted URL; no password).
+        target: String,
+        /// What went wrong.
+        detail: String,
+    },
+
+    /// A SQL statement failed.
+    #[error("{what} failed: {source}{}", sqlstate.as_ref().map(|s| format!(" (SQLSTATE {s})")).unwrap_or_default())]
+    Sql {
+        /// What was being done.
+        what: String,
+        /// The SQLSTATE, if the server sent one.
+        sqlstate: Option<String>,
+        /// The driver's error.
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// A child program failed; its stderr is part of the message.
+    #[error(
+        "{program} failed ({status}); nothing was kept{}{}",
+        hint.map(|h| format!("; {h}")).unwrap_or_default(),
+        if stderr.trim().is_empty() { String::from("; it printed nothing on stderr") } else { format!(". Its stderr:\n{}", stderr.trim_end()) }
+    )]
+    ChildFailed {
+        /// The program.
+        program: String,
+        /// Exit status as text ("exit status 1", "killed by signal 9").
+        status: String,
+        /// Its stderr (bounded).
+        stderr: String,
+        /// What to do next, if known.
+        hint: Option<&'static str>,
+    },
+
+    /// The output of `pg_dump` is not a custom-format archive.
+    #[error("{program} wrote {detail}; nothing was kept. Its stderr:\n{stderr}")]
+    NotAnArchive {
+        /// The program.
+        program: String,
+        /// What was found.
+        detail: String,
+        /// Its stderr (bounded).
+        stderr: String,
+    },
+
+    /// Reading or writing a file failed (disk full, I/O error).
+    #[error(
+        "{action} {} failed: {source}{}",
+        path.display(),
+        if source.raw_os_error() == Some(28) || source.kind() == io::ErrorKind::StorageFull {
+            "; the file system is full: free space (or point the state directory at a larger one) and retry; the partial file was removed"
+        } else { "" }
+    )]
+    Io {
+        /// "writing", "reading", "syncing", "renaming".
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Encrypting failed.
+    #[error("encrypting the backup to {recipient} failed: {source}")]
+    Encrypt {
+        /// The recipient key.
+        recipient: Fingerprint,
+        /// What the OpenPGP layer said.
+        #[source]
+        source: cutter_openpgp::Error,
+    },
+
+    /// A manifest is missing or not what this crate wrote.
+    #[error("backup manifest {}: {problem}", path.display())]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+
+    /// The artifact does not match its manifest: nothing was decrypted.
+    #[error(
+        "backup artifact {} does not match its manifest: sha256 {actual} ({actual_size} bytes), \
+         manifest says {expected} ({expected_size} bytes); the artifact is damaged or was \
+         replaced. Nothing was decrypted; do not use it",
+        path.display()
+    )]
+    ChecksumMismatch {
+        /// The artifact.
+        path: PathBuf,
+        /// sha256 from the manifest.
+        expected: Sha256Digest,
+        /// sha256 of the file.
+        actual: Sha256Digest,
+        /// Size from the manifest.
+        expected_size: u64,
+        /// Size of the file.
+        actual_size: u64,
+    },
+
+    /// Decrypting failed (wrong key, wrong passphrase, damaged data).
+    #[error("decrypting {} failed: {source}", path.display())]
+    Decrypt {
+        /// The artifact.
+        path: PathBuf,
+        /// What the OpenPGP layer said.
+        #[source]
+        source: cutter_openpgp::Error,
+    },
+
+    /// The restore target is the source server itself.
+    #[error(
+        "refusing to restore into the server with system identifier {system_identifier}: \
+         it is the server the backup was taken from. A restore proof only ever restores \
+         into a throwaway server"
+    )]
+    SameServer {
+        /// The shared system identifier.
+        system_identifier: SystemIdentifier,
+    },
+
+    /// A PostgreSQL operation of `cutter-pg` failed.
+    #[error("{what} failed: {source}")]
+    Pg {
+        /// What was being done.
+        what: &'static str,
+        /// The adapter's error (keeps the SQLSTATE).
+        #[source]
+        source: cutter_pg::Error,
+    },
+
+    /// The digest taken from the dump stream differs from the server's (a bug).
+    #[error(
+        "the content digest taken from the dump stream differs from the server's: {detail}; \
+         this is a bug in cutter: report it, and take backups with digests computed on the \
+         server meanwhile"
+    )]
+    DigestMismatch {
+        /// Which table, and both values.
+        detail: String,
+    },
+
+    /// The throwaway cluster or the reference schema could not be set up.
+    #[error("restore proof: {what} failed: {detail}")]
+    Throwaway {
+        /// What was being done.
+        what: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+
+    /// The restored data does not equal the manifest. The proof record says where.
+    #[error("restore proof of {} FAILED: {}", proof.artifact, proof.failures.join("; "))]
+    ProofFailed {
+        /// The complete proof record (also written as JSON when configured).
+        proof: Box<RestoreProof>,
+    },
+}
+
+impl Error {
+    pub(crate) fn sql(what: impl Into<String>, source: postgres::Error) -> Self {
+        Error::Sql {
+            what: what.into(),
+            sqlstate: source.code().map(|c| c.code().to_string()),
+            source,
+        }
+    }
+
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

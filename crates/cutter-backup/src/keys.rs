@@ -1,0 +1,244 @@
+//! The backup keys: the pinned recipient public key (the pin comes from the
+//! configuration or `BACKUP_GPG_FPR`), the secret key and passphrase a restore proof
+//! needs (passphrase from an environment variable or a file, never from the command
+//! line), and key generation for tests and the demo.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use cutter_core::Fingerprint;
+use cutter_openpgp::{Passphrase, PublicKey, Recipient, SecretKey};
+
+use crate::error::{Error, Result};
+
+/// The environment variable holding the recipient fingerprint (seed name).
+pub const PIN_ENV: &str = "BACKUP_GPG_FPR";
+
+/// The pinned recipient fingerprint: `configured` (from the config file) if given, else
+/// the environment variable [`PIN_ENV`] as read by `env`. If both are set they must
+/// agree.
+pub fn recipient_pin(
+    configured: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Fingerprint> {
+    let parse = |origin: &str, v: &str| {
+        Fingerprint::new(v).map_err(|source| Error::PinInvalid {
+            origin: origin.into(),
+            source,
+        })
+    };
+    let from_env = env(PIN_ENV)
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| parse(PIN_ENV, &v))
+        .transpose()?;
+    let from_config = configured
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| parse("[backup].recipient_fingerprint", v))
+        .transpose()?;
+    match (from_config, from_env) {
+        (Some(c), Some(e)) if c != e => Err(Error::PinInvalid {
+            origin: format!("[backup].recipient_fingerprint and {PIN_ENV}"),
+            source: cutter_core::Error::InvalidId {
+                kind: "recipient fingerprint",
+                value: format!("{c} vs {e}"),
+                rule: "both settings to name the same key (or only one to be set)".into(),
+            },
+        }),
+        (Some(c), _) => Ok(c),
+        (None, Some(e)) => Ok(e),
+        (None, None) => Err(Error::PinMissing),
+    }
+}
+
+/// Reads the recipient public key from `path` (armored or binary) and accepts it only if
+/// its primary fingerprint is `pin` and it can encrypt now.
+pub fn load_recipient(path: &Path, pin: &Fingerprint) -> Result<Recipient> {
+    let bytes = fs::read(path).map_err(|source| Error::KeyFile {
+        what: "recipient public key",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let key = PublicKey::from_bytes(&bytes).map_err(|source| Error::Recipient {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Recipient::pinned(key, pin).map_err(|source| Error::Recipient {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads an OpenPGP secret key (armored or binary) from `path`.
+pub fn load_secret_key(path: &Path) -> Result<SecretKey> {
+    let bytes = zeroizing_read(path, "secret key")?;
+    SecretKey::from_bytes(&bytes).map_err(|source| Error::SecretKey {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn zeroizing_read(path: &Path, what: &'static str) -> Result<Wiped> {
+    fs::read(path).map(Wiped).map_err(|source| Error::KeyFile {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Bytes wiped when dropped.
+struct Wiped(Vec<u8>);
+
+impl std::ops::Deref for Wiped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Wiped {
+    fn drop(&mut self) {
+        for b in self.0.iter_mut() {
+            // Volatile-free best effort; the allocation is freed right after.
+            *b = 0;
+        }
+        std::hint::black_box(&self.0);
+    }
+}
+
+/// Where the secret key's passphrase comes from. Never the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PassphraseSource {
+    /// The key is not protected.
+    None,
+    /// The value of this environment variable (e.g. `CUTTER_BACKUP_PASSPHRASE`).
+    Env(String),
+    /// The first line of this file (e.g. `[backup].passphrase_file`).
+    File(PathBuf),
+}
+
+impl PassphraseSource {
+    /// Reads the passphrase. `env` looks up environment variables. Errors name the
+    /// variable or file, never the value.
+    pub fn read(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Passphrase> {
+        match self {
+            PassphraseSource::None => Ok(Passphrase::new(String::new())),
+            PassphraseSource::Env(var) => {
+                env(var)
+                    .map(Passphrase::new)
+                    .ok_or_else(|| Error::Passphrase {
+                        problem: format!(
+                            "the environment variable {var} is not set; set it (or configure \
+                         a passphrase file)"
+                        ),
+                    })
+            }
+            PassphraseSource::File(path) => {
+                let bytes = zeroizing_read(path, "passphrase")?;
+                let text = std::str::from_utf8(&bytes).map_err(|_| Error::Passphrase {
+                    problem: format!("the file {} is not UTF-8 text", path.display()),
+                })?;
+                let line = text.lines().next().unwrap_or("");
+                Ok(Passphrase::new(line.to_string()))
+            }
+        }
+    }
+}
+
+/// A key pair made by [`generate_keys`], written to files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeneratedKeyFiles {
+    /// The primary fingerprint (the pin).
+    pub fingerprint: Fingerprint,
+    /// The ASCII-armored public key.
+    pub public_key: PathBuf,
+    /// The ASCII-armored secret key (mode 0600), protected by the passphrase if given.
+    pub secret_key: PathBuf,
+}
+
+/// Generates a backup key pair GnuPG 2.2 accepts (Ed25519 primary, Curve25519
+/// encryption subkey) and writes `<stem>.pub.asc` and `<stem>.sec.asc` (mode 0600) into
+/// `dir`, refusing to overwrite. For tests and the demo; production keys are made and
+/// kept by the operator.
+pub fn generate_keys(
+    dir: &Path,
+    stem: &str,
+    user_id: &str,
+    passphrase: Option<&Passphrase>,
+) -> Result<GeneratedKeyFiles> {
+    let g = cutter_openpgp::generate_key(user_id, passphrase)
+        .map_err(|source| Error::KeyGeneration { source })?;
+    let secret_key =
+        crate::atomic::write_new(dir, &format!("{stem}.sec.asc"), g.secret_armored.as_bytes())?;
+    let public_key =
+        crate::atomic::write_new(dir, &format!("{stem}.pub.asc"), g.public_armored.as_bytes())?;
+    Ok(GeneratedKeyFiles {
+        fingerprint: g.fingerprint,
+        public_key,
+        secret_key,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const FPR: &str = "0123456789ABCDEF0123456789ABCDEF01234567";
+
+    #[test]
+    fn pin_from_config_or_env() {
+        let none = |_: &str| None;
+        assert!(matches!(recipient_pin(None, &none), Err(Error::PinMissing)));
+        let env = |k: &str| (k == PIN_ENV).then(|| FPR.to_lowercase());
+        assert_eq!(recipient_pin(None, &env).unwrap().as_str(), FPR);
+        assert_eq!(recipient_pin(Some(FPR), &none).unwrap().as_str(), FPR);
+        assert_eq!(recipient_pin(Some(FPR), &env).unwrap().as_str(), FPR);
+        let other = |_: &str| Some("F".repeat(40));
+        let err = recipient_pin(Some(FPR), &other).unwrap_err();
+        assert!(err.to_string().contains("same key"), "{err}");
+        let bad = recipient_pin(Some("abc"), &none).unwrap_err();
+        assert!(matches!(bad, Error::PinInvalid { .. }), "{bad}");
+    }
+
+    #[test]
+    fn passphrase_sources_never_echo_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pass");
+        fs::write(&f, "s3cret-pass\nignored\n").unwrap();
+        let p = PassphraseSource::File(f).read(&|_| None).unwrap();
+        assert!(!format!("{p:?}").contains("s3cret"));
+        let env = |k: &str| (k == "PP").then(|| "s3cret-pass".to_string());
+        assert!(PassphraseSource::Env("PP".into()).read(&env).is_ok());
+        let err = PassphraseSource::Env("NOPE".into())
+            .read(&env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("NOPE") && !err.contains("s3cret"), "{err}");
+        let err = PassphraseSource::File(dir.path().join("missing"))
+            .read(&env)
+            .unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn generated_keys_load_and_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = Passphrase::new("pw".into());
+        let k = generate_keys(dir.path(), "backup", "Backup <b@example.org>", Some(&pass)).unwrap();
+        let mode = fs::metadata(&k.secret_key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "secret key must be private: {mode:o}");
+        let r = load_recipient(&k.public_key, &k.fingerprint).unwrap();
+        assert_eq!(r.fingerprint(), k.fingerprint);
+        let wrong = Fingerprint::new(&"A".repeat(40)).unwrap();
+        let err = load_recipient(&k.public_key, &wrong)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not match the pinned"), "{err}");
+        let s = load_secret_key(&k.secret_key).unwrap();
+        assert_eq!(s.fingerprint(), k.fingerprint);
+        assert!(matches!(
+            generate_keys(dir.path(), "backup", "x", None),
+            Err(Error::ArtifactExists { .. })
+        ));
+    }
+}

@@ -1,0 +1,663 @@
+//! The restore proof: check the artifact's sha256 against its manifest, decrypt it while
+//! streaming into `pg_restore` against a throwaway cluster that first received the
+//! reference schema (the `--table` dump carries tables, sequences, indexes, constraints
+//! and triggers, but not the schemas, roles, vocabularies and functions they rely on),
+//! then compare per-table rows and content digests with the manifest and check that both
+//! immutability triggers exist and are enabled. The cluster is torn down by exact path.
+//!
+//! Invariants: nothing is decrypted before the sha256 matched; plaintext only ever
+//! flows through a pipe into pg_restore; the proof never restores into the server the
+//! backup came from (same `system_identifier`).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Instant;
+
+use cutter_core::{
+    mutation_surface, Fingerprint, RunId, Sha256Digest, SystemIdentifier, TableName, TableStat,
+    UnixTime,
+};
+use cutter_openpgp::{Passphrase, SecretKey};
+use cutter_pg::config::ConnConfig;
+use cutter_pg::{Cluster, ClusterOptions};
+use postgres::IsolationLevel;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::keys::{load_secret_key, PassphraseSource};
+use crate::manifest::{verify_artifact, Manifest};
+use crate::programs::{command, describe_status, major_of, ChildGuard, PgProgram, StderrCollector};
+
+/// The value of [`RestoreProof::format`].
+pub const PROOF_FORMAT: &str = "cutter-restore-proof/1";
+
+/// Server settings of the throwaway cluster a proof restores into, on top of the
+/// throwaway defaults (no fsync): with `wal_level = minimal`, COPY into a table created
+/// in the same transaction (`pg_restore --single-transaction`) skips the WAL.
+pub const RESTORE_CLUSTER_SETTINGS: [(&str, &str); 3] = [
+    ("wal_level", "minimal"),
+    ("max_wal_senders", "0"),
+    ("maintenance_work_mem", "256MB"),
+];
+
+/// The database the proof creates in the throwaway cluster.
+const PROOF_DB: &str = "cutter_restore_proof";
+
+/// Where to restore.
+#[derive(Clone, Debug, Default)]
+pub enum RestoreTarget {
+    /// A new throwaway cluster (initdb into a temporary directory), removed afterwards.
+    #[default]
+    Throwaway,
+    /// An existing scratch server, as a superuser; a new database is created there and
+    /// dropped afterwards. Refused if it is the backup's source server.
+    Server(Box<ConnConfig>),
+}
+
+/// What a restore proof needs.
+#[derive(Clone, Debug)]
+pub struct RestoreConfig {
+    artifact: PathBuf,
+    secret_key: PathBuf,
+    passphrase: PassphraseSource,
+    target: RestoreTarget,
+    pg_restore: Option<PathBuf>,
+    record: Option<PathBuf>,
+}
+
+impl RestoreConfig {
+    /// A proof of `artifact` (its manifest beside it) with the OpenPGP secret key in
+    /// `secret_key` (armored or binary), unprotected unless a passphrase source is set.
+    pub fn new(artifact: impl Into<PathBuf>, secret_key: impl Into<PathBuf>) -> Self {
+        Self {
+            artifact: artifact.into(),
+            secret_key: secret_key.into(),
+            passphrase: PassphraseSource::None,
+            target: RestoreTarget::Throwaway,
+            pg_restore: None,
+            record: None,
+        }
+    }
+
+    /// Where the secret key's passphrase comes from (environment variable or file).
+    pub fn passphrase(mut self, source: PassphraseSource) -> Self {
+        self.passphrase = source;
+        self
+    }
+
+    /// Restore into this target instead of a new throwaway cluster.
+    pub fn target(mut self, target: RestoreTarget) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// Uses this pg_restore binary instead of the one in `pg_config --bindir`.
+    pub fn pg_restore(mut self, path: impl Into<PathBuf>) -> Self {
+        self.pg_restore = Some(path.into());
+        self
+    }
+
+    /// Also writes the proof as JSON to `path` (atomically, never overwriting), whether
+    /// it passed or failed.
+    pub fn record_to(mut self, path: impl Into<PathBuf>) -> Self {
+        self.record = Some(path.into());
+        self
+    }
+}
+
+/// One table's comparison.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCheck {
+    /// The table.
+    pub table: TableName,
+    /// From the manifest.
+    pub expected: TableStat,
+    /// From the restored database (`None`: not restored).
+    pub actual: Option<TableStat>,
+    /// Rows and digest equal.
+    pub ok: bool,
+}
+
+/// How long each step took, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofTimings {
+    /// sha256 of the artifact against the manifest.
+    pub verify_ms: u64,
+    /// Starting the throwaway cluster and installing the reference schema.
+    pub prepare_ms: u64,
+    /// Decrypting into pg_restore until it exited.
+    pub restore_ms: u64,
+    /// Digests and trigger checks on the restored database.
+    pub check_ms: u64,
+    /// Tearing down.
+    pub teardown_ms: u64,
+    /// Everything.
+    pub total_ms: u64,
+}
+
+/// The record of a restore proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreProof {
+    /// [`PROOF_FORMAT`].
+    pub format: String,
+    /// The artifact's file name.
+    pub artifact: String,
+    /// Its sha256, as verified against the manifest.
+    pub artifact_sha256: Sha256Digest,
+    /// The run (or backup name).
+    pub run_id: RunId,
+    /// The server the backup was taken from.
+    pub source_system_identifier: SystemIdentifier,
+    /// The server it was restored into.
+    pub restore_system_identifier: Option<SystemIdentifier>,
+    /// Where it was restored (cluster directory or redacted server).
+    pub restore_target: String,
+    /// The pg_restore version used.
+    pub pg_restore_version: String,
+    /// The secret key that decrypted it.
+    pub decrypted_with: Fingerprint,
+    /// Dump bytes decrypted.
+    pub plaintext_bytes: u64,
+    /// Per-table comparison, in mutation-surface order.
+    pub tables: Vec<TableCheck>,
+    /// Immutability trigger → `tgenabled` in the restored database (absent: missing).
+    pub triggers: BTreeMap<String, String>,
+    /// Whether everything matched.
+    pub passed: bool,
+    /// What did not match (empty when passed).
+    pub failures: Vec<String>,
+    /// When the proof started.
+    pub started_at: UnixTime,
+    /// Step timings.
+    pub timings: ProofTimings,
+}
+
+impl RestoreProof {
+    /// Pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("a proof always serializes");
+        s.push('\n');
+        s
+    }
+}
+
+/// The pg_restore arguments for a restore into database `dbname` (connection details
+/// come from the environment; no secrets here). One transaction, stop at the first
+/// error, objects owned by the restoring user, no GRANTs (the throwaway cluster does
+/// not have production's roles).
+pub fn pg_restore_args(dbname: &str) -> Vec<String> {
+    vec![
+        format!("--dbname={dbname}"),
+        "--no-password".into(),
+        "--exit-on-error".into(),
+        "--single-transaction".into(),
+        "--no-owner".into(),
+        "--no-privileges".into(),
+    ]
+}
+
+/// Prepares a fresh database for a restore of the mutation surface: installs the
+/// reference schema (schemas, roles, vocabularies, functions), then drops its nine
+/// tables so the dump recreates them exactly as they were dumped. Public so benchmarks
+/// can put a plain `pg_restore` on the same footing.
+pub fn prepare_restore_database(c: &mut postgres::Client) -> Result<()> {
+    cutter_pg::schema::install_reference(c).map_err(|source| Error::Pg {
+        what: "installing the reference schema into the restore database",
+        source,
+    })?;
+    let tables: Vec<String> = mutation_surface().iter().map(TableName::quoted).collect();
+    c.batch_execute(&format!("DROP TABLE {} CASCADE", tables.join(", ")))
+        .map_err(|e| Error::sql("dropping the reference tables before the restore", e))
+}
+
+/// Starts a throwaway cluster configured like the restore proof's.
+pub fn start_restore_cluster() -> Result<Cluster> {
+    Cluster::start_with(&ClusterOptions {
+        settings: RESTORE_CLUSTER_SETTINGS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    })
+    .map_err(|source| Error::Pg {
+        what: "starting a throwaway cluster",
+        source,
+    })
+}
+
+/// Marks the early stop of the key probe.
+#[derive(Debug)]
+struct ProbeDone;
+impl std::fmt::Display for ProbeDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("probe done")
+    }
+}
+impl std::error::Error for ProbeDone {}
+
+/// Takes the first bytes of the plaintext, then stops the decryption.
+struct Probe(Vec<u8>);
+impl Write for Probe {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let take = b.len().min(5 - self.0.len().min(5));
+        self.0.extend_from_slice(&b[..take]);
+        if self.0.len() >= 5 {
+            return Err(io::Error::other(ProbeDone));
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Checks that `secret`/`passphrase` open the artifact, reading only its first chunk;
+/// no plaintext is kept beyond the 5-byte magic.
+fn probe_key(artifact: &Path, secret: &SecretKey, passphrase: &Passphrase) -> Result<()> {
+    let file = File::open(artifact).map_err(|e| Error::io("opening", artifact, e))?;
+    let mut probe = Probe(Vec::new());
+    let res = cutter_openpgp::decrypt(secret, passphrase, file, &mut probe);
+    let stopped_by_probe = |e: &cutter_openpgp::Error| match e {
+        cutter_openpgp::Error::DecryptOutput { source } => source
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<ProbeDone>().is_some()),
+        _ => false,
+    };
+    match res {
+        Err(e) if stopped_by_probe(&e) => {}
+        Ok(_) => {}
+        Err(source) => {
+            return Err(Error::Decrypt {
+                path: artifact.to_path_buf(),
+                source,
+            })
+        }
+    }
+    if probe.0 != b"PGDMP" {
+        return Err(Error::Manifest {
+            path: artifact.to_path_buf(),
+            problem: "decrypts to something that is not a pg_dump custom-format archive".into(),
+        });
+    }
+    Ok(())
+}
+
+fn now() -> UnixTime {
+    UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    )
+}
+
+fn ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+/// The restore target, set up: a connection config for the restore database, and what
+/// to tear down.
+enum Prepared {
+    Cluster(Cluster),
+    Server { admin: ConnConfig, dbname: String },
+}
+
+impl Prepared {
+    fn restore_config(&self) -> Result<ConnConfig> {
+        match self {
+            Prepared::Cluster(c) => c.superuser_config(PROOF_DB).map_err(|source| Error::Pg {
+                what: "configuring the connection to the throwaway cluster",
+                source,
+            }),
+            Prepared::Server { admin, dbname } => Ok(admin.with_dbname(dbname)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Prepared::Cluster(c) => format!("throwaway cluster {}", c.dir().display()),
+            Prepared::Server { admin, dbname } => {
+                format!("database {dbname} on {}", admin.redacted())
+            }
+        }
+    }
+
+    fn teardown(self) -> Result<()> {
+        match self {
+            Prepared::Cluster(c) => c.stop().map_err(|source| Error::Pg {
+                what: "tearing down the throwaway cluster",
+                source,
+            }),
+            Prepared::Server { admin, dbname } => {
+                let mut c = admin.connect().map_err(|e| Error::Connect {
+                    target: admin.redacted(),
+                    detail: e.to_string(),
+                })?;
+                c.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    cutter_pg::quote_ident(&dbname)
+                ))
+                .map_err(|e| Error::sql(format!("dropping the restore database {dbname}"), e))
+            }
+        }
+    }
+}
+
+fn read_sysid(c: &mut postgres::Client) -> Result<SystemIdentifier> {
+    cutter_pg::surface::system_identifier(c).map_err(|source| Error::Pg {
+        what: "reading the restore target's system identifier",
+        source,
+    })
+}
+
+fn prepare(
+    target: &RestoreTarget,
+    source: SystemIdentifier,
+) -> Result<(Prepared, SystemIdentifier)> {
+    match target {
+        RestoreTarget::Throwaway => {
+            let cluster = start_restore_cluster()?;
+            let prepared = Prepared::Cluster(cluster);
+            let Prepared::Cluster(c) = &prepared else {
+                unreachable!()
+            };
+            let mut admin = c.connect("postgres").map_err(|source| Error::Pg {
+                what: "connecting to the throwaway cluster",
+                source,
+            })?;
+            let sysid = read_sysid(&mut admin)?;
+            if sysid == source {
+                return Err(Error::SameServer {
+                    system_identifier: sysid,
+                });
+            }
+            c.create_database(PROOF_DB, Some("template0"))
+                .map_err(|source| Error::Pg {
+                    what: "creating the restore database",
+                    source,
+                })?;
+            Ok((prepared, sysid))
+        }
+        RestoreTarget::Server(admin) => {
+            let mut c = admin.connect().map_err(|e| Error::Connect {
+                target: admin.redacted(),
+                detail: e.to_string(),
+            })?;
+            let sysid = read_sysid(&mut c)?;
+            if sysid == source {
+                return Err(Error::SameServer {
+                    system_identifier: sysid,
+                });
+            }
+            let dbname = format!(
+                "cutter_restore_proof_{}_{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos())
+            );
+            c.batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE template0",
+                cutter_pg::quote_ident(&dbname)
+            ))
+            .map_err(|e| Error::sql(format!("creating the restore database {dbname}"), e))?;
+            Ok((
+                Prepared::Server {
+                    admin: (**admin).clone(),
+                    dbname,
+                },
+                sysid,
+            ))
+        }
+    }
+}
+
+/// Runs the restore proof: see the module docs. Returns the proof when every table
+/// matched and both triggers are enabled; otherwise [`Error::ProofFailed`] carrying the
+/// full record. With [`RestoreConfig::record_to`], the record is written either way.
+pub fn restore_proof(cfg: &RestoreConfig) -> Result<RestoreProof> {
+    let started = Instant::now();
+    let started_at = now();
+    let mut timings = ProofTimings::default();
+
+    // 1. Trust nothing before the sha256 matches.
+    let verified = verify_artifact(&cfg.artifact)?;
+    let manifest = verified.manifest;
+    timings.verify_ms = ms(started);
+
+    // 2. Key and passphrase, checked on the first chunk before any cluster exists.
+    let secret = load_secret_key(&cfg.secret_key)?;
+    let passphrase = cfg.passphrase.read(&|k| std::env::var(k).ok())?;
+    probe_key(&cfg.artifact, &secret, &passphrase)?;
+    let pg_restore = PgProgram::resolve(cfg.pg_restore.as_deref(), "pg_restore")?;
+    let dump_major = major_of(&manifest.dump.pg_dump_version).unwrap_or(0);
+    if pg_restore.major < dump_major {
+        return Err(Error::Program {
+            program: pg_restore.path.display().to_string(),
+            problem: format!(
+                "version {} cannot read an archive written by pg_dump {}; use pg_restore {dump_major} or newer",
+                pg_restore.version, manifest.dump.pg_dump_version
+            ),
+        });
+    }
+
+    // 3. The target, refusing the source server.
+    let t = Instant::now();
+    let (prepared, restore_sysid) = prepare(&cfg.target, manifest.server.system_identifier)?;
+    let outcome = run_in(
+        &prepared,
+        cfg,
+        &manifest,
+        &secret,
+        &passphrase,
+        &pg_restore,
+        &mut timings,
+        t,
+    );
+    let target_text = prepared.describe();
+    let t = Instant::now();
+    let teardown = prepared.teardown();
+    timings.teardown_ms = ms(t);
+    timings.total_ms = ms(started);
+
+    let (tables, triggers, plaintext_bytes, mut failures) = outcome?;
+    if let Err(e) = teardown {
+        failures.push(format!("teardown failed: {e}"));
+    }
+    let proof = RestoreProof {
+        format: PROOF_FORMAT.into(),
+        artifact: manifest.artifact.clone(),
+        artifact_sha256: manifest.sha256,
+        run_id: manifest.run_id.clone(),
+        source_system_identifier: manifest.server.system_identifier,
+        restore_system_identifier: Some(restore_sysid),
+        restore_target: target_text,
+        pg_restore_version: pg_restore.version.clone(),
+        decrypted_with: secret.fingerprint(),
+        plaintext_bytes,
+        passed: failures.is_empty(),
+        tables,
+        triggers,
+        failures,
+        started_at,
+        timings,
+    };
+    if let Some(path) = &cfg.record {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::Manifest {
+                path: path.clone(),
+                problem: "is not a file path for the proof record".into(),
+            })?;
+        crate::atomic::write_new(dir, name, proof.to_json().as_bytes())?;
+    }
+    if proof.passed {
+        tracing::info!(artifact = %proof.artifact, "restore proof passed");
+        Ok(proof)
+    } else {
+        Err(Error::ProofFailed {
+            proof: Box::new(proof),
+        })
+    }
+}
+
+type Outcome = (Vec<TableCheck>, BTreeMap<String, String>, u64, Vec<String>);
+
+#[allow(clippy::too_many_arguments)]
+fn run_in(
+    prepared: &Prepared,
+    cfg: &RestoreConfig,
+    manifest: &Manifest,
+    secret: &SecretKey,
+    passphrase: &Passphrase,
+    pg_restore: &PgProgram,
+    timings: &mut ProofTimings,
+    prepare_started: Instant,
+) -> Result<Outcome> {
+    let conn = prepared.restore_config()?;
+    {
+        let mut c = conn.connect().map_err(|e| Error::Connect {
+            target: conn.redacted(),
+            detail: e.to_string(),
+        })?;
+        prepare_restore_database(&mut c)?;
+    }
+    timings.prepare_ms = ms(prepare_started);
+
+    // Decrypt while streaming into pg_restore.
+    let t = Instant::now();
+    let env = conn.child_env().map_err(|e| Error::Connect {
+        target: conn.redacted(),
+        detail: format!("preparing pg_restore's environment: {e}"),
+    })?;
+    let mut cmd = command(&pg_restore.path);
+    env.apply(&mut cmd);
+    cmd.args(pg_restore_args(conn.dbname()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let program = pg_restore.path.display().to_string();
+    let child = cmd.spawn().map_err(|e| Error::Program {
+        program: program.clone(),
+        problem: format!("cannot start it: {e}"),
+    })?;
+    let mut child = ChildGuard::new(child, program.clone());
+    let stderr = StderrCollector::spawn(child.child_mut().stderr.take().expect("piped stderr"));
+    let stdin = child.child_mut().stdin.take().expect("piped stdin");
+    let file = File::open(&cfg.artifact).map_err(|e| Error::io("opening", &cfg.artifact, e))?;
+    let decrypted = cutter_openpgp::decrypt(secret, passphrase, file, stdin);
+    let (status, err_text) = match &decrypted {
+        Ok(_) => (child.wait()?, stderr.finish()),
+        Err(_) => {
+            let st = child.kill();
+            let text = stderr.finish();
+            let _ = st;
+            return Err(match decrypted {
+                Err(cutter_openpgp::Error::DecryptOutput { source })
+                    if source.kind() == io::ErrorKind::BrokenPipe =>
+                {
+                    Error::ChildFailed {
+                        program,
+                        status: "it stopped reading its input".into(),
+                        stderr: text,
+                        hint: Some("the throwaway database was discarded"),
+                    }
+                }
+                Err(source) => Error::Decrypt {
+                    path: cfg.artifact.clone(),
+                    source,
+                },
+                Ok(_) => unreachable!(),
+            });
+        }
+    };
+    let plaintext_bytes = decrypted.unwrap_or(0);
+    drop(env);
+    if !status.success() {
+        return Err(Error::ChildFailed {
+            program,
+            status: describe_status(status),
+            stderr: err_text,
+            hint: Some(
+                "the reference schema may not match the source's (functions, vocabularies), \
+                 or the archive is damaged",
+            ),
+        });
+    }
+    timings.restore_ms = ms(t);
+
+    // Compare.
+    let t = Instant::now();
+    let mut failures = Vec::new();
+    if plaintext_bytes != manifest.dump.plaintext_bytes {
+        failures.push(format!(
+            "decrypted {plaintext_bytes} bytes, the manifest says pg_dump wrote {}",
+            manifest.dump.plaintext_bytes
+        ));
+    }
+    let mut c = conn.connect().map_err(|e| Error::Connect {
+        target: conn.redacted(),
+        detail: e.to_string(),
+    })?;
+    let mut tx = c
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(|e| Error::sql("starting the check transaction", e))?;
+    let mut tables = Vec::new();
+    for t in mutation_surface() {
+        let expected = manifest.tables.get(&t).copied();
+        let actual = cutter_pg::surface::table_stat(&mut tx, &t, None).ok();
+        match expected {
+            None => failures.push(format!("{t}: not in the manifest")),
+            Some(exp) => {
+                let ok = actual == Some(exp);
+                if !ok {
+                    failures.push(match actual {
+                        None => format!("{t}: not restored"),
+                        Some(a) if a.rows != exp.rows => {
+                            format!(
+                                "{t}: {} rows restored, the manifest says {}",
+                                a.rows, exp.rows
+                            )
+                        }
+                        Some(a) => format!(
+                            "{t}: content digest {} differs from the manifest's {}",
+                            a.digest, exp.digest
+                        ),
+                    });
+                }
+                tables.push(TableCheck {
+                    table: t,
+                    expected: exp,
+                    actual,
+                    ok,
+                });
+            }
+        }
+    }
+    let triggers = cutter_pg::surface::trigger_states(&mut tx).map_err(|source| Error::Pg {
+        what: "reading the immutability triggers of the restored database",
+        source,
+    })?;
+    for (name, _) in cutter_pg::schema::IMMUTABILITY_TRIGGERS {
+        match triggers.get(name).map(String::as_str) {
+            Some("O") => {}
+            Some(state) => failures.push(format!(
+                "trigger {name} is restored but not enabled (tgenabled = {state})"
+            )),
+            None => failures.push(format!("trigger {name} is missing after the restore")),
+        }
+    }
+    drop(tx);
+    drop(c);
+    timings.check_ms = ms(t);
+    Ok((tables, triggers, plaintext_bytes, failures))
+}

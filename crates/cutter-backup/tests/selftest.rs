@@ -1,0 +1,121 @@
+//! `cutter backup selftest`: every check runs; fail-closed, one line per failed check.
+
+mod common;
+
+use common::{fake_program, Fixture};
+use cutter_backup::{generate_keys, selftest, PassphraseSource, SelftestConfig};
+use cutter_core::Fingerprint;
+
+fn good(f: &Fixture) -> SelftestConfig {
+    SelftestConfig {
+        backups_dir: f.backups.clone(),
+        pin: Some(f.keys.fingerprint.clone()),
+        recipient_key: Some(f.keys.public_key.clone()),
+        secret_key: Some(f.keys.secret_key.clone()),
+        passphrase: Some(PassphraseSource::File(f.passphrase_file.clone())),
+        pg_dump: None,
+        pg: Some(f.ro()),
+    }
+}
+
+#[test]
+fn everything_in_place_passes() {
+    let f = Fixture::new();
+    let r = selftest(&good(&f));
+    assert!(r.passed(), "{r}");
+    let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "recipient key",
+            "pg_dump",
+            "read-only role",
+            "state directory",
+            "encryption round trip"
+        ]
+    );
+    let text = r.to_string();
+    assert!(text.ends_with("SELFTEST: PASS"), "{text}");
+    assert!(text.contains("decrypted with its secret key"), "{text}");
+    assert!(r.failures().is_empty());
+    assert!(
+        f.listing().is_empty(),
+        "the probe file was left: {:?}",
+        f.listing()
+    );
+
+    // Without a database: fewer checks, still a pass.
+    let mut cfg = good(&f);
+    cfg.pg = None;
+    cfg.secret_key = None;
+    let r = selftest(&cfg);
+    assert!(r.passed(), "{r}");
+    assert!(r.to_string().contains("decryption not checked"));
+}
+
+#[test]
+fn nothing_configured_fails_closed_with_one_line_per_failed_check() {
+    let f = Fixture::new();
+    let cfg = SelftestConfig {
+        backups_dir: f.dir.path().join("missing"),
+        pg_dump: Some(f.dir.path().join("no-pg_dump")),
+        ..SelftestConfig::default()
+    };
+    let r = selftest(&cfg);
+    assert!(!r.passed());
+    let failures = r.failures();
+    assert_eq!(failures.len(), 4, "{failures:#?}");
+    assert!(
+        failures[0].starts_with("FAIL recipient key:") && failures[0].contains("BACKUP_GPG_FPR")
+    );
+    assert!(failures[1].starts_with("FAIL pg_dump:") && failures[1].contains("no-pg_dump"));
+    assert!(
+        failures[2].starts_with("FAIL state directory:") && failures[2].contains("does not exist")
+    );
+    assert!(failures[3].starts_with("FAIL encryption round trip:"));
+    assert!(failures.iter().all(|l| !l.contains('\n')), "{failures:#?}");
+    assert!(r.to_string().ends_with("SELFTEST: FAIL"));
+}
+
+#[test]
+fn wrong_pin_old_pg_dump_write_role_and_mismatched_secret_key_each_fail() {
+    let f = Fixture::new();
+    let (old, _) = fake_program(
+        f.bin.path(),
+        "pg_dump",
+        "pg_dump (PostgreSQL) 9.6.24",
+        "exit 0",
+    );
+    let other = generate_keys(f.dir.path(), "other", "Other <o@example.org>", None).unwrap();
+    let mut cfg = good(&f);
+    cfg.pg_dump = Some(old);
+    cfg.pg = Some(f.db.exec_config());
+    cfg.secret_key = Some(other.secret_key.clone());
+    let r = selftest(&cfg);
+    let failures = r.failures();
+    assert_eq!(failures.len(), 3, "{failures:#?}");
+    assert!(failures[0].contains("older than server"), "{}", failures[0]);
+    assert!(
+        failures[1].contains("cutter_exec can change"),
+        "{}",
+        failures[1]
+    );
+    assert!(
+        failures[2].contains("is not the recipient's"),
+        "{}",
+        failures[2]
+    );
+
+    let mut cfg = good(&f);
+    cfg.pin = Some(Fingerprint::new(&"A".repeat(40)).unwrap());
+    let r = selftest(&cfg);
+    let failures = r.failures();
+    assert_eq!(failures.len(), 2, "{failures:#?}");
+    assert!(
+        failures[0].contains("does not match the pinned"),
+        "{}",
+        failures[0]
+    );
+    assert!(failures[1].contains("skipped"), "{}", failures[1]);
+    common::assert_secret_free("the report", &r.to_string(), &f.secrets());
+}
