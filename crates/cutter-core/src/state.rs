@@ -369,12 +369,16 @@ impl RunMachine {
             }
             // A run that stopped by choice after write_verify left verified drafts: the
             // matrix prescribes A+B for them, and compensating is how they are undone.
-            (RunState::Succeeded, Event::Compensated { compensation }) if self.final_phase == Phase::WriteVerify => {
+            (RunState::Succeeded, Event::Compensated { compensation })
+                if self.final_phase == Phase::WriteVerify =>
+            {
                 let prescribed = compensation_for(None, self.committed);
                 if prescribed != *compensation {
                     return Err(self.illegal(event, format!("the matrix prescribes {prescribed}")));
                 }
-                next.state = RunState::Compensated { compensation: *compensation };
+                next.state = RunState::Compensated {
+                    compensation: *compensation,
+                };
                 Ok((next, vec![]))
             }
             (RunState::Held { compensation, .. }, Event::Released) => {
