@@ -98,7 +98,25 @@ impl Measured {
     }
 }
 
+/// The benchmarks: `write` (here), `ledger`, `compensation`, `backup`.
+pub const BENCHMARKS: &str = "write, ledger, compensation, backup";
+
+/// `cargo xtask bench <benchmark> …`: dispatches on the benchmark's name (each module
+/// parses its own arguments, name included).
 pub fn main(args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("write") => write(args),
+        Some("ledger") => crate::bench_ledger::main(args),
+        Some("compensation") => crate::bench_compensation::main(args),
+        Some("backup") => crate::bench_backup::main(args),
+        Some("-h" | "--help") => Err(format!("benchmarks: {BENCHMARKS}\n\n{USAGE}")),
+        other => Err(format!(
+            "unknown benchmark {other:?}; benchmarks: {BENCHMARKS}\n\n{USAGE}"
+        )),
+    }
+}
+
+fn write(args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
     let e = |e: cutter_pg::Error| e.to_string();
     eprintln!("bench: starting a throwaway cluster (reference schema + baseline template)");

@@ -100,7 +100,7 @@ fn sql(c: &mut postgres::Client, what: &str, q: &str) -> Result<(), String> {
     c.batch_execute(q).map_err(|e| format!("{what}: {e}"))
 }
 
-/// Body text: Vietnamese constitution sentences and hex, about 1.4 KB per row.
+/// Body text: words of Vietnamese constitution sentences, about 1.3 KB per row.
 const GENERATE: &str = r#"
 WITH s(a) AS (SELECT ARRAY[
   'Ở nước Cộng hòa xã hội chủ nghĩa Việt Nam, các quyền con người, quyền công dân về chính trị, dân sự, kinh tế, văn hóa, xã hội được công nhận.',
@@ -130,13 +130,15 @@ u AS (
          timestamptz '2026-05-20 00:00:00+00' + g * interval '1 second'
   FROM generate_series($1::int8, $2::int8) g
   RETURNING id
+), w(a) AS (
+  SELECT regexp_split_to_array(array_to_string(s.a, ' '), ' ') FROM s
 ), b AS (
-  SELECT u.id, format('Điều %s. %s %s %s %s %s %s %s %s %s %s',
-           u.id - 1000, s.a[1 + u.id % 16], md5(u.id::text), s.a[1 + (u.id * 7) % 16],
-           s.a[1 + (u.id * 3) % 16], md5((u.id * 31)::text), s.a[1 + (u.id * 5) % 16],
-           s.a[1 + (u.id * 11) % 16], md5((u.id * 17)::text), s.a[1 + (u.id * 13) % 16],
-           s.a[1 + (u.id * 2) % 16]) AS body
-  FROM u, s
+  -- ~230 words drawn pseudo-randomly from the sentences' vocabulary: compresses like
+  -- prose (about 3:1 with zlib), not like repeated sentences.
+  SELECT u.id, 'Điều ' || (u.id - 1000) || '. ' || array_to_string(ARRAY(
+           SELECT w.a[1 + ((hashint8(u.id * 1024 + i) & 2147483647) % cardinality(w.a))]
+           FROM generate_series(1, 230) i), ' ') AS body
+  FROM u, w
 )
 INSERT INTO public.unit_version
   (id, information_unit_id, version_no, body, body_sha256, lifecycle_status, created_by, created_at)
@@ -155,12 +157,6 @@ fn source(megabytes: u64) -> Result<(Cluster, ConnConfig, u64), String> {
     cutter_pg::schema::install_baseline(&mut c).map_err(pg)?;
     let verify_password = Password::new(random_hex()?);
     cutter_pg::schema::set_login_password(&mut c, VERIFY_ROLE, &verify_password).map_err(pg)?;
-    // pg_dump reads the identity sequences (not granted by the reference schema v1).
-    sql(
-        &mut c,
-        "granting the sequences",
-        "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public, cutter_governance TO cutter_verify",
-    )?;
     let units = megabytes * 1_000_000 / BYTES_PER_UNIT;
     let t = Instant::now();
     let mut from = 1u64;
@@ -168,7 +164,10 @@ fn source(megabytes: u64) -> Result<(Cluster, ConnConfig, u64), String> {
         let to = (from + BATCH - 1).min(units);
         c.execute(GENERATE, &[&(from as i64), &(to as i64)])
             .map_err(|e| format!("generating units {from}–{to}: {e}"))?;
-        eprintln!("bench: generated {to}/{units} units ({:.0} s)", t.elapsed().as_secs_f64());
+        eprintln!(
+            "bench: generated {to}/{units} units ({:.0} s)",
+            t.elapsed().as_secs_f64()
+        );
         from = to + 1;
     }
     let every = |n: u64| (units / n).max(1) as i64;
@@ -217,28 +216,95 @@ fn pg_dump_cmd(
     let env = ro.child_env().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(pg_dump);
     env.apply(&mut cmd);
-    cmd.args(format_args).args(table_args()).arg("--no-password");
+    cmd.args(format_args)
+        .args(table_args())
+        .arg("--no-password");
     cmd.stdin(Stdio::null()).stderr(Stdio::inherit());
     Ok((cmd, env))
 }
 
-fn wait_ok(mut child: std::process::Child, what: &str) -> Result<(), String> {
+fn wait_ok(child: std::process::Child, what: &str) -> Result<(), String> {
+    wait_cpu(child, what).map(|_| ())
+}
+
+/// `/proc/<pid>/stat` fields after the command name, as text.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = s.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// Field `n` (1-based, as in proc(5)) of a stat line split after the command name.
+fn stat_secs(f: &[String], n: usize) -> f64 {
+    f.get(n - 3)
+        .and_then(|x| x.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 100.0
+}
+
+/// Waits for `child`, returning the CPU seconds it used (read from its zombie).
+fn wait_cpu(mut child: std::process::Child, what: &str) -> Result<f64, String> {
+    let pid = child.id();
+    let mut cpu = 0.0;
+    loop {
+        match stat_fields(pid) {
+            Some(f) if f.first().map(String::as_str) == Some("Z") => {
+                cpu = stat_secs(&f, 14) + stat_secs(&f, 15);
+                break;
+            }
+            Some(_) => std::thread::sleep(Duration::from_millis(1)),
+            None => break,
+        }
+    }
     let st = child.wait().map_err(|e| format!("{what}: {e}"))?;
     if st.success() {
-        Ok(())
+        Ok(cpu)
     } else {
         Err(format!("{what} failed: {st}"))
     }
 }
 
+/// CPU seconds of the server's exited backends (the postmaster's reaped children).
+fn server_cpu(postmaster: u32) -> f64 {
+    std::thread::sleep(Duration::from_millis(50));
+    stat_fields(postmaster).map_or(0.0, |f| stat_secs(&f, 16) + stat_secs(&f, 17))
+}
+
+/// Wall time and CPU seconds of one run.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    wall: Duration,
+    server: f64,
+    dump: f64,
+    encrypt: f64,
+}
+
 /// `pg_dump <args> > /dev/null`.
-fn dump_to_null(pg_dump: &Path, ro: &ConnConfig, args: &[&str]) -> Result<Duration, String> {
+fn dump_to_null(
+    pg_dump: &Path,
+    ro: &ConnConfig,
+    args: &[&str],
+    postmaster: u32,
+) -> Result<Sample, String> {
     let (mut cmd, _env) = pg_dump_cmd(pg_dump, ro, args)?;
     cmd.stdout(File::create("/dev/null").map_err(|e| e.to_string())?);
+    let s0 = server_cpu(postmaster);
     let t = Instant::now();
     let child = cmd.spawn().map_err(|e| format!("pg_dump: {e}"))?;
-    wait_ok(child, "pg_dump")?;
-    Ok(t.elapsed())
+    let dump = wait_cpu(child, "pg_dump")?;
+    let wall = t.elapsed();
+    Ok(Sample {
+        wall,
+        server: server_cpu(postmaster) - s0,
+        dump,
+        encrypt: 0.0,
+    })
+}
+
+/// A GnuPG home and the recipient to encrypt to.
+struct GpgTo<'a> {
+    home: &'a Path,
+    fpr: &'a str,
 }
 
 /// `pg_dump <args> | gpg --encrypt -r <fpr> [extra] --output <out>`, then fsync(out).
@@ -246,19 +312,30 @@ fn dump_through_gpg(
     pg_dump: &Path,
     ro: &ConnConfig,
     args: &[&str],
-    gnupg_home: &Path,
-    fpr: &str,
+    gpg: &GpgTo<'_>,
     extra: &[&str],
     out: &Path,
-) -> Result<(Duration, u64), String> {
+    postmaster: u32,
+) -> Result<(Sample, u64), String> {
+    let (gnupg_home, fpr) = (gpg.home, gpg.fpr);
     let (mut cmd, _env) = pg_dump_cmd(pg_dump, ro, args)?;
     cmd.stdout(Stdio::piped());
+    let s0 = server_cpu(postmaster);
     let t = Instant::now();
     let mut dump = cmd.spawn().map_err(|e| format!("pg_dump: {e}"))?;
     let stdin = dump.stdout.take().ok_or("pg_dump stdout")?;
     let gpg = Command::new("gpg")
         .env("GNUPGHOME", gnupg_home)
-        .args(["--batch", "--yes", "--quiet", "--trust-model", "always", "--encrypt", "--recipient", fpr])
+        .args([
+            "--batch",
+            "--yes",
+            "--quiet",
+            "--trust-model",
+            "always",
+            "--encrypt",
+            "--recipient",
+            fpr,
+        ])
         .args(extra)
         .arg("--output")
         .arg(out)
@@ -267,15 +344,23 @@ fn dump_through_gpg(
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("gpg: {e}"))?;
-    wait_ok(dump, "pg_dump")?;
-    wait_ok(gpg, "gpg")?;
+    let dump_cpu = wait_cpu(dump, "pg_dump")?;
+    let gpg_cpu = wait_cpu(gpg, "gpg")?;
     File::open(out)
         .and_then(|f| f.sync_all())
         .map_err(|e| format!("fsync {}: {e}", out.display()))?;
-    let elapsed = t.elapsed();
+    let wall = t.elapsed();
     let size = fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     let _ = fs::remove_file(out);
-    Ok((elapsed, size))
+    Ok((
+        Sample {
+            wall,
+            server: server_cpu(postmaster) - s0,
+            dump: dump_cpu,
+            encrypt: gpg_cpu,
+        },
+        size,
+    ))
 }
 
 fn status_kib(field: &str) -> Option<u64> {
@@ -288,6 +373,22 @@ fn status_kib(field: &str) -> Option<u64> {
         .ok()
 }
 
+/// (CPU seconds of this process, CPU seconds of its reaped children).
+fn self_cpu() -> (f64, f64) {
+    let s = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest: Vec<f64> = s
+        .rsplit_once(')')
+        .map(|(_, r)| {
+            r.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // After the comm: state(0) is not numeric, so utime..cstime are at 10..13 here.
+    let get = |i: usize| rest.get(i).copied().unwrap_or(0.0) / 100.0;
+    (get(10) + get(11), get(12) + get(13))
+}
+
 /// Resets this process's peak RSS (VmHWM) to its current RSS.
 fn reset_peak_rss() -> bool {
     fs::write("/proc/self/clear_refs", "5").is_ok()
@@ -296,9 +397,17 @@ fn reset_peak_rss() -> bool {
 struct Row {
     name: &'static str,
     command: String,
+    /// Median wall time.
     secs: f64,
+    /// Every run's wall time.
+    runs: String,
+    /// CPU seconds of the median run.
+    cpu: Option<Sample>,
     output: Option<u64>,
 }
+
+/// Rounds of the fast rows.
+const ROUNDS: usize = 3;
 
 fn mb(b: u64) -> f64 {
     b as f64 / 1e6
@@ -314,7 +423,10 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let backups = work.path().join("backups");
     fs::create_dir(&backups).map_err(|e| e.to_string())?;
 
-    eprintln!("bench: starting the source cluster and generating ~{} MB", o.megabytes);
+    eprintln!(
+        "bench: starting the source cluster and generating ~{} MB",
+        o.megabytes
+    );
     let (cluster, ro, table_bytes) = source(o.megabytes)?;
     let pg_dump = PgProgram::locate("pg_dump").map_err(|e| e.to_string())?;
     let server_version: String = cluster
@@ -326,7 +438,13 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let gpg_version = Command::new("gpg")
         .arg("--version")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
         .unwrap_or_default();
 
     // Keys: ours, and the same public key in a private GnuPG home for the pipelines.
@@ -341,12 +459,14 @@ pub fn main(args: &[String]) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let passfile = keydir.join("passphrase");
     fs::write(&passfile, PASSPHRASE).map_err(|e| e.to_string())?;
-    let recipient = load_recipient(&keys.public_key, &keys.fingerprint).map_err(|e| e.to_string())?;
+    let recipient =
+        load_recipient(&keys.public_key, &keys.fingerprint).map_err(|e| e.to_string())?;
     let gnupg = work.path().join("gnupg");
     fs::create_dir(&gnupg).map_err(|e| e.to_string())?;
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&gnupg, fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+        fs::set_permissions(&gnupg, fs::Permissions::from_mode(0o700))
+            .map_err(|e| e.to_string())?;
     }
     let imp = Command::new("gpg")
         .env("GNUPGHOME", &gnupg)
@@ -358,35 +478,69 @@ pub fn main(args: &[String]) -> Result<(), String> {
         return Err("gpg --import of the bench key failed".into());
     }
     let fpr = keys.fingerprint.to_string();
+    let gpg_to = GpgTo {
+        home: &gnupg,
+        fpr: &fpr,
+    };
 
     // The reference size: the -Fc -Z0 dump. Also warms the caches.
     let plain_dump = work.path().join("plain.dump");
     {
-        let (mut cmd, _env) = pg_dump_cmd(&pg_dump.path, &ro, &["--format=custom", "--compress=0"])?;
+        let (mut cmd, _env) =
+            pg_dump_cmd(&pg_dump.path, &ro, &["--format=custom", "--compress=0"])?;
         cmd.arg("--file").arg(&plain_dump).stdout(Stdio::null());
-        wait_ok(cmd.spawn().map_err(|e| e.to_string())?, "pg_dump (reference)")?;
+        wait_ok(
+            cmd.spawn().map_err(|e| e.to_string())?,
+            "pg_dump (reference)",
+        )?;
     }
     let dump_bytes = fs::metadata(&plain_dump).map_err(|e| e.to_string())?.len();
-    let _ = dump_to_null(&pg_dump.path, &ro, &["--format=custom", "--compress=0"])?;
+    let pm = cluster.pid().ok_or("the source server is not running")?;
+    let fc = ["--format=custom", "--compress=0"];
+    let _ = dump_to_null(&pg_dump.path, &ro, &fc, pm)?;
+
+    // One cutter backup, measured like the other rows.
+    let cutter_run = |name: &str| -> Result<(Sample, cutter_backup::BackupArtifact), String> {
+        let cfg = BackupConfig::new(
+            &backups,
+            RunId::new(name).unwrap(),
+            recipient.clone(),
+            ro.clone(),
+        );
+        let s0 = server_cpu(pm);
+        let c0 = self_cpu();
+        let t = Instant::now();
+        let a = pre_write_backup(&cfg, &mut |_| {}).map_err(|e| e.to_string())?;
+        let wall = t.elapsed();
+        let c1 = self_cpu();
+        Ok((
+            Sample {
+                wall,
+                server: server_cpu(pm) - s0,
+                dump: c1.1 - c0.1,
+                encrypt: c1.0 - c0.0,
+            },
+            a,
+        ))
+    };
 
     if let Some(n) = o.only_backup {
         for i in 0..n {
-            let t = dump_to_null(&pg_dump.path, &ro, &["--format=custom", "--compress=0"])?;
-            let cfg = BackupConfig::new(
-                &backups,
-                RunId::new(format!("only-{i}")).unwrap(),
-                recipient.clone(),
-                ro.clone(),
-            );
-            let b = Instant::now();
-            let a = pre_write_backup(&cfg, &mut |_| {}).map_err(|e| e.to_string())?;
-            let b = b.elapsed().as_secs_f64();
+            let d = dump_to_null(&pg_dump.path, &ro, &fc, pm)?;
+            let (c, a) = cutter_run(&format!("only-{i}"))?;
             println!(
-                "dump alone {:.2} s ({:.1} MB/s), cutter backup {b:.2} s ({:.1} MB/s), ratio {:.2}",
-                t.as_secs_f64(),
-                mb(dump_bytes) / t.as_secs_f64(),
-                mb(dump_bytes) / b,
-                t.as_secs_f64() / b
+                "dump alone {:.2} s ({:.1} MB/s; CPU server {:.2} pg_dump {:.2}), cutter backup {:.2} s \
+                 ({:.1} MB/s; CPU server {:.2} pg_dump {:.2} cutter {:.2}), ratio {:.2}",
+                d.wall.as_secs_f64(),
+                mb(dump_bytes) / d.wall.as_secs_f64(),
+                d.server,
+                d.dump,
+                c.wall.as_secs_f64(),
+                mb(dump_bytes) / c.wall.as_secs_f64(),
+                c.server,
+                c.dump,
+                c.encrypt,
+                d.wall.as_secs_f64() / c.wall.as_secs_f64()
             );
             let _ = fs::remove_file(&a.path);
             let _ = fs::remove_file(&a.manifest_path);
@@ -394,30 +548,105 @@ pub fn main(args: &[String]) -> Result<(), String> {
         return Ok(());
     }
 
-    let mut rows: Vec<Row> = Vec::new();
-    eprintln!("bench: dump alone");
-    let t = dump_to_null(&pg_dump.path, &ro, &["--format=custom", "--compress=0"])?;
-    rows.push(Row {
-        name: "dump alone (the limit of this phase)",
-        command: "pg_dump -Fc -Z0 > /dev/null".into(),
-        secs: t.as_secs_f64(),
-        output: None,
-    });
+    // The fast rows, ROUNDS times each, interleaved; the median counts (the machine
+    // may be shared with other work).
+    let mut dump_s = Vec::new();
+    let mut cutter_s = Vec::new();
+    let mut gpg_none_s = Vec::new();
+    let mut plain_s = Vec::new();
+    let mut gpg_none_size = 0;
+    let mut art: Option<cutter_backup::BackupArtifact> = None;
+    let mut peak = 0u64;
+    let mut rss_before = 0u64;
+    let mut reset = false;
+    for round in 0..ROUNDS {
+        eprintln!("bench: round {}/{ROUNDS}: dump alone", round + 1);
+        dump_s.push(dump_to_null(&pg_dump.path, &ro, &fc, pm)?);
 
-    eprintln!("bench: cutter backup (default)");
-    let rss_before = status_kib("VmRSS:").unwrap_or(0);
-    let reset = reset_peak_rss();
-    let cfg = BackupConfig::new(&backups, RunId::new("bench").unwrap(), recipient.clone(), ro.clone());
-    let t = Instant::now();
-    let art = pre_write_backup(&cfg, &mut |_| {}).map_err(|e| e.to_string())?;
-    let backup_secs = t.elapsed().as_secs_f64();
-    let peak = status_kib("VmHWM:").unwrap_or(0);
-    rows.push(Row {
-        name: "cutter backup (default: -Fc -Z0, OpenPGP uncompressed)",
-        command: "pre_write_backup".into(),
-        secs: backup_secs,
-        output: Some(art.manifest.size_bytes),
-    });
+        eprintln!(
+            "bench: round {}/{ROUNDS}: cutter backup (default)",
+            round + 1
+        );
+        if let Some(a) = art.take() {
+            let _ = fs::remove_file(&a.path);
+            let _ = fs::remove_file(&a.manifest_path);
+        }
+        rss_before = rss_before.max(status_kib("VmRSS:").unwrap_or(0));
+        reset = reset_peak_rss();
+        let (c, a) = cutter_run("bench")?;
+        cutter_s.push(c);
+        peak = peak.max(status_kib("VmHWM:").unwrap_or(0));
+        art = Some(a);
+
+        eprintln!(
+            "bench: round {}/{ROUNDS}: pg_dump -Fc -Z0 | gpg --compress-algo none",
+            round + 1
+        );
+        let (g, size) = dump_through_gpg(
+            &pg_dump.path,
+            &ro,
+            &fc,
+            &gpg_to,
+            &["--compress-algo", "none"],
+            &work.path().join("gpg-none.pgp"),
+            pm,
+        )?;
+        gpg_none_s.push(g);
+        gpg_none_size = size;
+
+        eprintln!(
+            "bench: round {}/{ROUNDS}: plain pg_dump > /dev/null",
+            round + 1
+        );
+        plain_s.push(dump_to_null(
+            &pg_dump.path,
+            &ro,
+            &["--no-owner", "--no-privileges"],
+            pm,
+        )?);
+    }
+    let art = art.expect("at least one round");
+    let median = |v: &[Sample]| -> Sample {
+        let mut s = v.to_vec();
+        s.sort_by_key(|x| x.wall);
+        s[s.len() / 2]
+    };
+    let spread = |v: &[Sample]| -> String {
+        let s: Vec<String> = v
+            .iter()
+            .map(|d| format!("{:.2}", d.wall.as_secs_f64()))
+            .collect();
+        s.join("/")
+    };
+    let row = |name: &'static str, command: &str, v: &[Sample], output: Option<u64>| Row {
+        name,
+        command: command.into(),
+        secs: median(v).wall.as_secs_f64(),
+        runs: spread(v),
+        cpu: Some(median(v)),
+        output,
+    };
+    let mut rows: Vec<Row> = vec![
+        row(
+            "dump alone (the limit of this phase)",
+            "pg_dump -Fc -Z0 > /dev/null",
+            &dump_s,
+            None,
+        ),
+        row(
+            "cutter backup (default: -Fc -Z0, OpenPGP uncompressed)",
+            "pre_write_backup",
+            &cutter_s,
+            Some(art.manifest.size_bytes),
+        ),
+        row(
+            "gpg pipeline, uncompressed",
+            "pg_dump -Fc -Z0 | gpg --encrypt --compress-algo none",
+            &gpg_none_s,
+            Some(gpg_none_size),
+        ),
+    ];
+    let backup_secs = rows[1].secs;
     let stream_digested = art
         .manifest
         .digest_sources
@@ -425,48 +654,28 @@ pub fn main(args: &[String]) -> Result<(), String> {
         .filter(|s| *s == "dump stream")
         .count();
 
-    eprintln!("bench: pg_dump -Fc -Z0 | gpg --compress-algo none");
-    let (t, size) = dump_through_gpg(
-        &pg_dump.path,
-        &ro,
-        &["--format=custom", "--compress=0"],
-        &gnupg,
-        &fpr,
-        &["--compress-algo", "none"],
-        &work.path().join("gpg-none.pgp"),
-    )?;
-    rows.push(Row {
-        name: "gpg pipeline, uncompressed",
-        command: "pg_dump -Fc -Z0 | gpg --encrypt --compress-algo none".into(),
-        secs: t.as_secs_f64(),
-        output: Some(size),
-    });
-
     eprintln!("bench: seed pipeline pg_dump | gpg --encrypt");
-    let (t, size) = dump_through_gpg(
+    let (g, size) = dump_through_gpg(
         &pg_dump.path,
         &ro,
         &["--no-owner", "--no-privileges"],
-        &gnupg,
-        &fpr,
+        &gpg_to,
         &[],
         &work.path().join("gpg-seed.pgp"),
+        pm,
     )?;
-    rows.push(Row {
-        name: "seed pipeline (plain SQL, GnuPG defaults)",
-        command: "pg_dump --no-owner --no-privileges | gpg --encrypt".into(),
-        secs: t.as_secs_f64(),
-        output: Some(size),
-    });
-
-    eprintln!("bench: plain pg_dump > /dev/null");
-    let t = dump_to_null(&pg_dump.path, &ro, &["--no-owner", "--no-privileges"])?;
-    rows.push(Row {
-        name: "plain SQL dump alone",
-        command: "pg_dump > /dev/null".into(),
-        secs: t.as_secs_f64(),
-        output: None,
-    });
+    rows.push(row(
+        "seed pipeline (plain SQL, GnuPG defaults)",
+        "pg_dump --no-owner --no-privileges | gpg --encrypt",
+        &[g],
+        Some(size),
+    ));
+    rows.push(row(
+        "plain SQL dump alone",
+        "pg_dump > /dev/null",
+        &plain_s,
+        None,
+    ));
 
     for (level, name) in [
         (1u8, "cutter backup, pg_dump -Z1 (optional compression)"),
@@ -480,12 +689,24 @@ pub fn main(args: &[String]) -> Result<(), String> {
             ro.clone(),
         )
         .compression(DumpCompression::Gzip(level));
+        let s0 = server_cpu(pm);
+        let c0 = self_cpu();
         let t = Instant::now();
         let a = pre_write_backup(&cfg, &mut |_| {}).map_err(|e| e.to_string())?;
+        let wall = t.elapsed();
+        let c1 = self_cpu();
+        let sample = Sample {
+            wall,
+            server: server_cpu(pm) - s0,
+            dump: c1.1 - c0.1,
+            encrypt: c1.0 - c0.0,
+        };
         rows.push(Row {
             name,
             command: format!("pre_write_backup, DumpCompression::Gzip({level})"),
-            secs: t.elapsed().as_secs_f64(),
+            secs: wall.as_secs_f64(),
+            runs: format!("{:.2}", wall.as_secs_f64()),
+            cpu: Some(sample),
             output: Some(a.manifest.size_bytes),
         });
         let _ = fs::remove_file(&a.path);
@@ -498,7 +719,8 @@ pub fn main(args: &[String]) -> Result<(), String> {
     eprintln!("bench: plain pg_restore");
     let plain_restore = {
         let rc = start_restore_cluster().map_err(|e| e.to_string())?;
-        rc.create_database("plain_restore", Some("template0")).map_err(pg)?;
+        rc.create_database("plain_restore", Some("template0"))
+            .map_err(pg)?;
         let conf = rc.superuser_config("plain_restore").map_err(pg)?;
         let mut c = conf.connect().map_err(|e| e.to_string())?;
         prepare_restore_database(&mut c).map_err(|e| e.to_string())?;
@@ -542,22 +764,44 @@ pub fn main(args: &[String]) -> Result<(), String> {
     );
     println!();
     println!(
-        "{:<54} {:>8} {:>8} {:>10} {:>10}  command",
-        "run", "wall s", "MB/s", "output MB", "vs dump"
+        "{:<54} {:>7} {:>16} {:>7} {:>9} {:>8} {:>22}  command",
+        "run", "wall s", "runs", "MB/s", "output MB", "vs dump", "CPU s srv/dump/enc"
     );
     for r in &rows {
+        let cpu = r.cpu.map_or("-".to_string(), |c| {
+            format!(
+                "{:.2}/{:.2}/{} = {:.2}",
+                c.server,
+                c.dump,
+                if c.encrypt > 0.0 {
+                    format!("{:.2}", c.encrypt)
+                } else {
+                    "-".into()
+                },
+                c.server + c.dump + c.encrypt
+            )
+        });
         println!(
-            "{:<54} {:>8.2} {:>8.1} {:>10} {:>9.2}x  {}",
+            "{:<54} {:>7.2} {:>16} {:>7.1} {:>9} {:>7.2}x {:>22}  {}",
             r.name,
             r.secs,
+            r.runs,
             mb(dump_bytes) / r.secs,
-            r.output.map_or("-".to_string(), |b| format!("{:.1}", mb(b))),
+            r.output
+                .map_or("-".to_string(), |b| format!("{:.1}", mb(b))),
             dump_secs / r.secs,
+            cpu,
             r.command
         );
     }
+    println!(
+        "(wall s: median of {ROUNDS} interleaved rounds where several runs are listed; CPU s of \
+         that run: server backends / pg_dump / encryptor (gpg, or the cutter process: \
+         encryption, artifact sha256, row digests))"
+    );
     let gpg_none = rows[2].secs;
     let seed = rows[3].secs;
+
     println!();
     println!(
         "targets (default settings): backup / dump alone = {:.2}x (target >= 0.95); \
@@ -570,6 +814,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "manifest digests taken from the dump stream for {stream_digested} of 9 tables \
          (the rest on the server, same snapshot)"
     );
+
     println!(
         "peak RSS of the benchmark process during the cutter backup: {:.1} MiB (VmHWM{}; RSS before: {:.1} MiB; target < 64 MiB)",
         peak as f64 / 1024.0,

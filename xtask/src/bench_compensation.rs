@@ -8,9 +8,11 @@
 //!   verified), units and versions deleted, re-count and COMMIT included;
 //! * the idempotent second run of each (reads only).
 //!
-//! Each mode gets a fresh database copied from the template, and its change set is cut by
-//! cut_leg_a first (not timed). Target: ≥ 20 000 units/s for both reverts. Run it in
-//! release mode: `cargo run --release -p xtask -- bench compensation --units 100000`.
+//! Each round of each mode gets a fresh database copied from the template (dropped after
+//! it), and its change set is cut by cut_leg_a first (not timed); with `--rounds R` the
+//! best round is kept (the machine's other load only ever slows a round down). Target:
+//! ≥ 20 000 units/s for both reverts. Run it in release mode:
+//! `cargo run --release -p xtask -- bench compensation --units 100000 --rounds 3`.
 
 use std::time::{Duration, Instant};
 
@@ -23,40 +25,49 @@ use cutter_pg::testing::{TestCluster, TEMPLATE_DB};
 use cutter_pg::Target;
 
 const USAGE: &str = "\
-usage: cargo run --release -p xtask -- bench compensation [--units N]
+usage: cargo run --release -p xtask -- bench compensation [--units N] [--rounds R]
 
-  --units N   units in the change set (default 100000)
+  --units N    units in the change set (default 100000)
+  --rounds R   rounds per revert mode, best kept (default 1)
 ";
 
 const DOC: &str = "bench-compensation";
 const TARGET_RATE: f64 = 20_000.0;
 
-fn parse(args: &[String]) -> Result<u64, String> {
+struct Options {
+    units: u64,
+    rounds: u32,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
     let mut it = args.iter();
     match it.next().map(String::as_str) {
         Some("compensation") => {}
         Some("-h" | "--help") => return Err(USAGE.into()),
         other => return Err(format!("unknown benchmark {other:?}\n\n{USAGE}")),
     }
-    let mut units = 100_000u64;
+    let mut o = Options {
+        units: 100_000,
+        rounds: 1,
+    };
+    let num = |flag: &str, v: Option<&String>| -> Result<u64, String> {
+        v.ok_or_else(|| format!("{flag} needs a value"))?
+            .replace('_', "")
+            .parse()
+            .map_err(|e| format!("{flag}: {e}"))
+    };
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--units" => {
-                units = it
-                    .next()
-                    .ok_or("--units needs a value")?
-                    .replace('_', "")
-                    .parse()
-                    .map_err(|e| format!("--units: {e}"))?
-            }
+            "--units" => o.units = num(a, it.next())?,
+            "--rounds" => o.rounds = num(a, it.next())?.clamp(1, 100) as u32,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
         }
     }
-    if units == 0 {
+    if o.units == 0 {
         return Err("--units must be at least 1".into());
     }
-    Ok(units)
+    Ok(o)
 }
 
 struct Measured {
@@ -73,7 +84,8 @@ impl Measured {
 }
 
 pub fn main(args: &[String]) -> Result<(), String> {
-    let units = parse(args)?;
+    let o = parse(args)?;
+    let units = o.units;
     let e = |e: cutter_pg::Error| e.to_string();
     let c = |e: cutter_compensation::Error| e.to_string();
     eprintln!("bench: starting a throwaway cluster (reference schema + baseline template)");
@@ -86,72 +98,19 @@ pub fn main(args: &[String]) -> Result<(), String> {
 
     for hard in [false, true] {
         let mode_name = if hard { "hard" } else { "soft" };
-        let db = format!("bench_compensation_{mode_name}");
-        cluster.create_database(&db, Some(TEMPLATE_DB)).map_err(e)?;
-        {
-            let mut owner = cluster.connect(&db).map_err(e)?;
-            cutter_governance::install(&mut owner).map_err(|x| x.to_string())?;
+        let mut best: Option<(Duration, Duration)> = None;
+        for round in 1..=o.rounds {
+            let db = format!("bench_compensation_{mode_name}_{round}");
+            cluster.create_database(&db, Some(TEMPLATE_DB)).map_err(e)?;
+            let r = revert_once(cluster, coords, &db, &streamed, &approvers, hard, round);
+            cluster.drop_database(&db).map_err(e)?;
+            let (first, again) = r?;
+            best = Some(match best {
+                Some((f, a)) => (f.min(first), a.min(again)),
+                None => (first, again),
+            });
         }
-        let exec = coords.config(&db, EXEC_ROLE).map_err(e)?;
-
-        // The run: pre snapshot, then cut_leg_a of the whole plan (not timed).
-        let run = RunId::new(format!("bench-{mode_name}")).map_err(|x| x.to_string())?;
-        let facts = {
-            let mut target = Target::connect(&exec).map_err(e)?;
-            let sysid = target.system_identifier();
-            let pre = target.snapshot().map_err(e)?;
-            let auth = LiveAuthorization::rehearsal(
-                run.clone(),
-                streamed.digest(),
-                SystemIdentifier::new(sysid.get() ^ 1),
-                sysid,
-            )
-            .map_err(|x| x.to_string())?;
-            eprintln!("bench: {mode_name}: cut_leg_a of {units} units (not timed)");
-            let cut = target
-                .cut_leg_a_streamed(&auth, &streamed, &mut |_| {})
-                .map_err(e)?;
-            if cut.units_created != units {
-                return Err(format!(
-                    "cut_leg_a created {} units, expected {units}",
-                    cut.units_created
-                ));
-            }
-            RunFacts {
-                run_id: run.clone(),
-                target: sysid,
-                plan_digest: streamed.digest(),
-                failed: Some(Phase::LegBRecord),
-                committed: PhaseSet::mutating_before(Phase::LegBRecord),
-                pre_snapshot: pre,
-                database: None,
-            }
-            // The target (and its run lock) is dropped here.
-        };
-        cluster
-            .connect(&db)
-            .map_err(e)?
-            .batch_execute("CHECKPOINT; ANALYZE")
-            .map_err(|x| x.to_string())?;
-
-        let mut client = exec.connect().map_err(|x| x.to_string())?;
-        let facts = facts.cross_check(&mut client).map_err(c)?;
-        let p = plan(&facts);
-        let revert = revert_run_for(&run);
-        let mode = if hard {
-            RevertMode::Hard(approvers.hard_delete_approval(&p, &revert).map_err(c)?)
-        } else {
-            RevertMode::Soft
-        };
-        eprintln!("bench: {mode_name}: compensation A ({})", p.compensation());
-        let t = Instant::now();
-        let report = compensate_a(&mut client, &p, &mode, &revert, "bench").map_err(c)?;
-        let elapsed = t.elapsed();
-        if report.outcome != StepOutcome::Done || report.units != units {
-            return Err(format!(
-                "compensation A ({mode_name}) did {report}, expected {units} units"
-            ));
-        }
+        let (first, again) = best.ok_or("no round ran")?;
         results.push(Measured {
             what: if hard {
                 "A hard: delete units + versions, re-count, COMMIT"
@@ -159,17 +118,9 @@ pub fn main(args: &[String]) -> Result<(), String> {
                 "A soft: withdraw units + versions, log, re-count, COMMIT"
             },
             units,
-            elapsed,
+            elapsed: first,
             rated: true,
         });
-        let t = Instant::now();
-        let again = compensate_a(&mut client, &p, &mode, &revert, "bench").map_err(c)?;
-        let elapsed = t.elapsed();
-        if again.outcome != StepOutcome::AlreadyDone {
-            return Err(format!(
-                "second compensation A ({mode_name}) wrote: {again}"
-            ));
-        }
         results.push(Measured {
             what: if hard {
                 "A hard again: already done, nothing written"
@@ -177,7 +128,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
                 "A soft again: already done, nothing written"
             },
             units,
-            elapsed,
+            elapsed: again,
             rated: false,
         });
     }
@@ -185,8 +136,8 @@ pub fn main(args: &[String]) -> Result<(), String> {
 
     println!();
     println!(
-        "bench compensation: change sets of {units} units (bodies ~{} bytes), as {EXEC_ROLE}",
-        fixtures::BODY_BYTES
+        "bench compensation: change sets of {units} units (bodies ~{} bytes), as {EXEC_ROLE}, best of {} round(s)",
+        fixtures::BODY_BYTES, o.rounds
     );
     println!("{:<58} {:>10} {:>12}  target", "step", "seconds", "units/s");
     let mut ok = true;
@@ -213,4 +164,101 @@ pub fn main(args: &[String]) -> Result<(), String> {
     } else {
         Err("benchmark target missed".into())
     }
+}
+
+/// One round: cut the change set into the fresh database `db` (not timed), then time
+/// compensation A and its idempotent second run.
+fn revert_once<F, I>(
+    cluster: &cutter_pg::Cluster,
+    coords: &cutter_pg::testing::Coordinates,
+    db: &str,
+    streamed: &cutter_pg::StreamedPlan<F>,
+    approvers: &ThrowawayApprovers,
+    hard: bool,
+    round: u32,
+) -> Result<(Duration, Duration), String>
+where
+    F: Fn() -> I,
+    I: Iterator<Item = cutter_core::CutPlanRow>,
+{
+    let e = |e: cutter_pg::Error| e.to_string();
+    let c = |e: cutter_compensation::Error| e.to_string();
+    let mode_name = if hard { "hard" } else { "soft" };
+    let units = streamed.rows();
+    {
+        let mut owner = cluster.connect(db).map_err(e)?;
+        cutter_governance::install(&mut owner).map_err(|x| x.to_string())?;
+    }
+    let exec = coords.config(db, EXEC_ROLE).map_err(e)?;
+
+    // The run: pre snapshot, then cut_leg_a of the whole plan (not timed).
+    let run = RunId::new(format!("bench-{mode_name}-{round}")).map_err(|x| x.to_string())?;
+    let facts = {
+        let mut target = Target::connect(&exec).map_err(e)?;
+        let sysid = target.system_identifier();
+        let pre = target.snapshot().map_err(e)?;
+        let auth = LiveAuthorization::rehearsal(
+            run.clone(),
+            streamed.digest(),
+            SystemIdentifier::new(sysid.get() ^ 1),
+            sysid,
+        )
+        .map_err(|x| x.to_string())?;
+        eprintln!("bench: {mode_name} round {round}: cut_leg_a of {units} units (not timed)");
+        let cut = target
+            .cut_leg_a_streamed(&auth, streamed, &mut |_| {})
+            .map_err(e)?;
+        if cut.units_created != units {
+            return Err(format!(
+                "cut_leg_a created {} units, expected {units}",
+                cut.units_created
+            ));
+        }
+        RunFacts {
+            run_id: run.clone(),
+            target: sysid,
+            plan_digest: streamed.digest(),
+            failed: Some(Phase::LegBRecord),
+            committed: PhaseSet::mutating_before(Phase::LegBRecord),
+            pre_snapshot: pre,
+            database: None,
+        }
+        // The target (and its run lock) is dropped here.
+    };
+    cluster
+        .connect(db)
+        .map_err(e)?
+        .batch_execute("CHECKPOINT; ANALYZE")
+        .map_err(|x| x.to_string())?;
+
+    let mut client = exec.connect().map_err(|x| x.to_string())?;
+    let facts = facts.cross_check(&mut client).map_err(c)?;
+    let p = plan(&facts);
+    let revert = revert_run_for(&run);
+    let mode = if hard {
+        RevertMode::Hard(approvers.hard_delete_approval(&p, &revert).map_err(c)?)
+    } else {
+        RevertMode::Soft
+    };
+    eprintln!(
+        "bench: {mode_name} round {round}: compensation {}",
+        p.compensation()
+    );
+    let t = Instant::now();
+    let report = compensate_a(&mut client, &p, &mode, &revert, "bench").map_err(c)?;
+    let first = t.elapsed();
+    if report.outcome != StepOutcome::Done || report.units != units {
+        return Err(format!(
+            "compensation A ({mode_name}) did {report}, expected {units} units"
+        ));
+    }
+    let t = Instant::now();
+    let again = compensate_a(&mut client, &p, &mode, &revert, "bench").map_err(c)?;
+    let second = t.elapsed();
+    if again.outcome != StepOutcome::AlreadyDone {
+        return Err(format!(
+            "second compensation A ({mode_name}) wrote: {again}"
+        ));
+    }
+    Ok((first, second))
 }

@@ -3,8 +3,12 @@
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod bench_backup;
+mod bench_compensation;
+mod bench_ledger;
 mod prereq;
 mod proof;
+mod proof_compensation;
 
 const HELP: &str = "\
 cargo xtask <command>
@@ -13,12 +17,24 @@ Commands:
   test             install missing prerequisites, then run every test (the README's test command)
   check-layering   fail if cutter-core depends on an I/O crate (postgres, pgp, tempfile, tokio)
   proof --rollback-only [--database-url URL --expect-system-identifier ID]
-                   run the real SQL of every mutating phase in transactions that always roll
-                   back, assert each contract and net-zero; without --database-url on a
-                   throwaway cluster with the reference schema and the baseline
+                   run the real SQL of every mutating phase (cut_leg_a, leg_b_record and
+                   write_verify through cutter-governance, lifecycle_enact) and of
+                   compensation A and B (cutter-compensation) in transactions that always
+                   roll back, assert each contract, the ledger's hash chains and net-zero;
+                   without --database-url on a throwaway cluster with the reference schema
+                   and the baseline
   bench write --units N
                    cut_leg_a throughput against psql-per-row and COPY+INSERT…SELECT, and
-                   peak memory; run in release mode:
+                   peak memory
+  bench ledger --units N [--rounds R]
+                   leg_b_record and write_verify of an N-unit change set, and verify_ledger
+                   throughput
+  bench compensation --units N
+                   compensation A (soft and hard delete) of an N-unit change set
+  bench backup --megabytes N
+                   the pre-write backup against pg_dump and pg_dump | gpg, and the restore
+                   proof
+                   Run benchmarks in release mode, e.g.
                    cargo run --release -p xtask -- bench write --units 100000
   help             this text
 ";

@@ -1,6 +1,6 @@
 //! `cargo xtask proof --rollback-only`: the real SQL of every mutating phase (and of
-//! compensation A and B) executed against a real database inside one transaction that
-//! always rolls back; each phase's contract asserted inside it; then net-zero asserted:
+//! compensation A and B) executed against a real database inside transactions that
+//! always roll back; each phase's contract asserted inside them; then net-zero asserted:
 //! counts, content digests of the nine tables, trigger states and system identifier
 //! identical before and after.
 //!
@@ -8,10 +8,12 @@
 //! baseline. With `--database-url` it targets that database and requires
 //! `--expect-system-identifier`, checked before anything else runs.
 //!
-//! The ledger statements of leg_b_record, write_verify and compensation B are written
-//! here against the reference tables until `cutter-governance` and
-//! `cutter-compensation` provide their writers; compensation A runs the schema's own
-//! `fn_iu_withdraw` / `fn_iu_hard_delete_draft`.
+//! The phases run in one rollback-only transaction: cut_leg_a through cutter-pg's
+//! adapter, leg_b_record and write_verify through cutter-governance's writers (chained
+//! ledger rows; `verify_ledger` recomputes the chains inside the transaction),
+//! lifecycle_enact through the adapter. Compensation A (soft and hard) and B run through
+//! cutter-compensation's executors in a rollback-only transaction of their own
+//! ([`crate::proof_compensation`]).
 
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,6 +24,9 @@ use cutter_pg::schema::EXEC_ROLE;
 use cutter_pg::testing::{TestCluster, TEMPLATE_DB};
 use cutter_pg::{ConnConfig, RollbackOnly, Target};
 use postgres::GenericClient;
+
+/// The actor the proof's ledger rows name.
+const ACTOR: &str = "cutter-proof";
 
 const USAGE: &str = "\
 usage: cargo xtask proof --rollback-only [--database-url URL --expect-system-identifier ID]
@@ -259,6 +264,26 @@ fn refused(
     }
 }
 
+/// Runs one of cutter-governance's writers in a savepoint of the proof (kept if it
+/// succeeds, undone if it fails), with the writer's own error text.
+fn governed<R>(
+    ro: &mut RollbackOnly<'_>,
+    f: impl FnOnce(&mut RollbackOnly<'_>) -> cutter_governance::Result<R>,
+) -> Result<R, String> {
+    let mut why = None;
+    ro.step(|s| {
+        f(s).map_err(|x| {
+            let reason = x.to_string();
+            why = Some(reason.clone());
+            cutter_pg::Error::Install {
+                what: "a ledger writer".into(),
+                reason,
+            }
+        })
+    })
+    .map_err(|x| why.take().unwrap_or_else(|| x.to_string()))
+}
+
 fn summary(s: &Snapshot) -> String {
     let mut out = String::new();
     for (t, st) in &s.tables {
@@ -428,9 +453,11 @@ fn run(
         );
 
         // fn_iu_create, the F2 contract of seed 003.
+        // In a savepoint that is rolled back: the change set keeps exactly the plan's
+        // units, as leg_b_record requires.
         let b = counts(ro.client())?;
-        let created = ro.step(|s| {
-            Ok(s.client().query_one(
+        let created = ro.probe(|s| {
+            let row = s.client().query_one(
                 "SELECT status FROM public.fn_iu_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 &[
                     &second.canonical_address,
@@ -445,22 +472,30 @@ fn run(
                     &second.owner_ref,
                     &change_set.as_str(),
                 ],
-            ))
+            );
+            let a = counts(s.client()).map_err(|x| cutter_pg::Error::Install {
+                what: "counts".into(),
+                reason: x,
+            })?;
+            Ok((row, a))
         });
+        let after = counts(ro.client())?;
         p.result(
             "fn_iu_create (F2): returns status created",
             match created {
-                Ok(Ok(row)) => {
+                Ok((Ok(row), a)) => {
                     let status: String = row.get(0);
-                    let a = counts(ro.client())?;
-                    let d = format!("status {status}, information_unit {}→{}", b.units, a.units);
-                    if status == "created" && a.units == b.units + 1 {
+                    let d = format!(
+                        "status {status}, information_unit {}→{} (undone by its savepoint: {})",
+                        b.units, a.units, after.units
+                    );
+                    if status == "created" && a.units == b.units + 1 && after == b {
                         Ok(d)
                     } else {
                         Err(d)
                     }
                 }
-                Ok(Err(x)) => Err(format!("[{}] {}", sqlstate(&x), db_message(&x))),
+                Ok((Err(x), _)) => Err(format!("[{}] {}", sqlstate(&x), db_message(&x))),
                 Err(x) => Err(x.to_string()),
             },
         );
@@ -498,163 +533,82 @@ fn run(
             },
         );
 
-        // Compensation A on the draft change set, each undone by its savepoint.
+        // leg_b_record: cutter-governance's writer, chained rows: the change set, its
+        // affected rows, the manifest (a rollback-only proof has no approvals, so no
+        // pair signatures).
         let b = counts(ro.client())?;
-        let soft = ro.probe(|s| {
-            let n: i64 = s
-                .client()
-                .query_one(
-                    "SELECT public.fn_iu_withdraw($1, $2, $3)",
-                    &[&change_set.as_str(), &run_id.as_str(), &"proof"],
-                )
-                .map_err(|x| cutter_pg::Error::db("fn_iu_withdraw", &x, ""))?
-                .get(0);
-            let a = counts(s.client()).map_err(|x| cutter_pg::Error::Install { what: "counts".into(), reason: x })?;
-            let withdrawn: i64 = s
-                .client()
-                .query_one(
-                    "SELECT count(*) FROM public.information_unit WHERE change_set_id = $1 AND lifecycle_status = 'withdrawn'",
-                    &[&change_set.as_str()],
-                )
-                .map_err(|x| cutter_pg::Error::db("counting", &x, ""))?
-                .get(0);
-            Ok((n, a, withdrawn))
-        });
-        p.result(
-            "compensation A (soft): fn_iu_withdraw of the draft change set",
-            match soft {
-                Ok((n, a, w)) => {
-                    let d = format!(
-                        "{n} unit(s) withdrawn (lineage kept: information_unit stays {}), lifecycle log {}→{}",
-                        a.units, b.log, a.log
-                    );
-                    if n == 2 && w == 2 && a.units == b.units && a.log == b.log + 2 {
-                        Ok(d)
-                    } else {
-                        Err(d)
-                    }
-                }
-                Err(x) => Err(x.to_string()),
-            },
-        );
-        let hard = ro.probe(|s| {
-            let n: i64 = s
-                .client()
-                .query_one(
-                    "SELECT public.fn_iu_hard_delete_draft($1, $2, $3)",
-                    &[&change_set.as_str(), &run_id.as_str(), &"proof"],
-                )
-                .map_err(|x| cutter_pg::Error::db("fn_iu_hard_delete_draft", &x, ""))?
-                .get(0);
-            let a = counts(s.client()).map_err(|x| cutter_pg::Error::Install {
-                what: "counts".into(),
-                reason: x,
-            })?;
-            Ok((n, a))
-        });
-        p.result(
-            "compensation A (hard, approved): fn_iu_hard_delete_draft",
-            match hard {
-                Ok((n, a)) => {
-                    let pre_units = pre.rows("public.information_unit") as i64;
-                    let pre_versions = pre.rows("public.unit_version") as i64;
-                    let d = format!(
-                        "{n} draft unit(s) deleted: information_unit {}→{}, unit_version {}→{} (pre-run {pre_units}/{pre_versions})",
-                        b.units, a.units, b.versions, a.versions
-                    );
-                    if n == 2 && a.units == pre_units && a.versions == pre_versions {
-                        Ok(d)
-                    } else {
-                        Err(d)
-                    }
-                }
-                Err(x) => Err(x.to_string()),
-            },
-        );
-
-        // leg_b_record: the change set, its affected rows, the manifest, the pair signatures.
-        let b = counts(ro.client())?;
-        let legb = ro.step(|s| {
-            let c = s.client();
-            let q = |c: &mut postgres::Transaction<'_>, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]| {
-                c.execute(sql, params).map_err(|x| cutter_pg::Error::db("leg_b_record", &x, ""))
-            };
-            let digest = plan.digest().to_hex();
-            q(c, "INSERT INTO cutter_governance.cut_change_set (change_set_id, run_id, document_id, source_version_id, plan_digest, unit_count) \
-                  SELECT $1, $2, $3, 'v1', $4, count(*) FROM public.information_unit WHERE change_set_id = $1",
-              &[&change_set.as_str(), &run_id.as_str(), &doc, &digest])?;
-            q(c, "INSERT INTO cutter_governance.cut_change_set_affected_row (change_set_id, information_unit_id, canonical_address, body_sha256) \
-                  SELECT $1, iu.id, iu.canonical_address, uv.body_sha256 FROM public.information_unit iu \
-                  JOIN public.unit_version uv ON uv.information_unit_id = iu.id WHERE iu.change_set_id = $1 ORDER BY iu.id",
-              &[&change_set.as_str()])?;
-            q(c, "INSERT INTO cutter_governance.manifest_envelope (change_set_id, run_id, plan_digest, manifest) \
-                  VALUES ($1, $2, $3, jsonb_build_object('proof', true, 'units', 2))",
-              &[&change_set.as_str(), &run_id.as_str(), &digest])?;
-            q(c, "INSERT INTO cutter_governance.dot_pair_signature (run_id, gate, signer_fpr, statement, signature) \
-                  VALUES ($1, 'SG_1', repeat('A', 40), 'proof', 'proof'), ($1, 'SG_2', repeat('B', 40), 'proof', 'proof')",
-              &[&run_id.as_str()])?;
-            Ok(())
+        let legb = governed(&mut ro, |s| {
+            cutter_governance::prove_leg_b_record(s, &plan, ACTOR)
         });
         let a = counts(ro.client())?;
         p.result(
-            "leg_b_record: ledger rows appear (as the connected role)",
+            "leg_b_record: chained ledger rows appear (cutter-governance, as the connected role)",
             match legb {
-                Ok(()) => {
+                Ok(r) => {
                     let d = format!(
-                        "cut_change_set {}→{}, affected_row {}→{}, manifest_envelope {}→{}, dot_pair_signature {}→{}",
-                        b.change_sets, a.change_sets, b.affected, a.affected, b.manifests, a.manifests, b.signatures, a.signatures
+                        "{} unit(s) of {}: cut_change_set {}→{}, affected_row {}→{}, manifest_envelope {}→{}, \
+                         dot_pair_signature {}→{} (no approvals in a rollback-only proof)",
+                        r.units, r.change_set, b.change_sets, a.change_sets, b.affected, a.affected,
+                        b.manifests, a.manifests, b.signatures, a.signatures
                     );
-                    if a.change_sets == b.change_sets + 1 && a.affected == b.affected + 2 && a.manifests == b.manifests + 1 && a.signatures == b.signatures + 2 {
+                    if r.units == 1
+                        && a.change_sets == b.change_sets + 1
+                        && a.affected == b.affected + 1
+                        && a.manifests == b.manifests + 1
+                        && a.signatures == b.signatures
+                    {
                         Ok(d)
                     } else {
                         Err(d)
                     }
                 }
-                Err(x) => Err(x.to_string()),
+                Err(x) => Err(x),
             },
         );
 
-        // write_verify: re-read the units, record the verdict.
+        // write_verify: cutter-governance's re-read of the units against the plan, and
+        // its chained verdict.
         let b = counts(ro.client())?;
-        let verify = ro.step(|s| {
-            let r = s
-                .client()
-                .query_one(
-                    "SELECT count(*), count(*) FILTER (WHERE uv.body_sha256 = encode(sha256(convert_to(uv.body, 'UTF8')), 'hex') \
-                                                       AND a.body_sha256 = uv.body_sha256) \
-                       FROM public.information_unit iu JOIN public.unit_version uv ON uv.information_unit_id = iu.id \
-                       JOIN cutter_governance.cut_change_set_affected_row a ON a.information_unit_id = iu.id \
-                      WHERE iu.change_set_id = $1",
-                    &[&change_set.as_str()],
-                )
-                .map_err(|x| cutter_pg::Error::db("write_verify re-read", &x, ""))?;
-            let checked: i64 = r.get(0);
-            let matched: i64 = r.get(1);
-            s.client()
-                .execute(
-                    "INSERT INTO cutter_governance.verify_result (run_id, change_set_id, checked, matched, mismatched, verdict) \
-                     VALUES ($1, $2, $3::bigint, $4::bigint, $3::bigint - $4::bigint, \
-                     CASE WHEN $3::bigint = $4::bigint THEN 'pass' ELSE 'fail' END)",
-                    &[&run_id.as_str(), &change_set.as_str(), &checked, &matched],
-                )
-                .map_err(|x| cutter_pg::Error::db("write_verify record", &x, ""))?;
-            Ok((checked, matched))
+        let verify = governed(&mut ro, |s| {
+            cutter_governance::prove_write_verify(s, &plan, ACTOR)
         });
         let a = counts(ro.client())?;
         p.result(
-            "write_verify: re-read matches, verdict recorded",
+            "write_verify: re-read matches the plan, verdict recorded (cutter-governance)",
             match verify {
-                Ok((checked, matched)) => {
+                Ok(v) => {
                     let d = format!(
-                        "checked {checked}, matched {matched}; verify_result {}→{}",
-                        b.verify, a.verify
+                        "checked {}, matched {}, mismatched {} (read as {}); verify_result {}→{}",
+                        v.facts.checked,
+                        v.facts.matched,
+                        v.facts.mismatched,
+                        v.read_as,
+                        b.verify,
+                        a.verify
                     );
-                    if checked == 2 && matched == 2 && a.verify == b.verify + 1 {
+                    if v.facts.checked == 1
+                        && v.facts.matched == 1
+                        && v.facts.mismatched == 0
+                        && a.verify == b.verify + 1
+                    {
                         Ok(d)
                     } else {
                         Err(d)
                     }
                 }
+                Err(x) => Err(x),
+            },
+        );
+
+        // The six hash chains, recomputed inside the transaction.
+        p.result(
+            "ledger: hash chains intact after leg_b_record and write_verify",
+            match cutter_governance::verify_ledger(ro.client()) {
+                Ok(r) if r.is_intact() => Ok(format!(
+                    "{} ledger row(s) verified, every chain intact",
+                    r.rows()
+                )),
+                Ok(r) => Err(r.to_string()),
                 Err(x) => Err(x.to_string()),
             },
         );
@@ -671,7 +625,7 @@ fn run(
                         "{n} unit(s) enacted: enacted {}→{}, iu_lifecycle_log {}→{}",
                         b.enacted, a.enacted, b.log, a.log
                     );
-                    if n == 2 && a.enacted == b.enacted + 2 && a.log == b.log + 2 {
+                    if n == 1 && a.enacted == b.enacted + 1 && a.log == b.log + 1 {
                         Ok(d)
                     } else {
                         Err(d)
@@ -718,24 +672,6 @@ fn run(
             },
         );
 
-        // Compensation A refuses enacted units.
-        let guard = ro
-            .probe(|s| {
-                Ok(s.client().query_one(
-                    "SELECT public.fn_iu_withdraw($1, $2, 'proof')",
-                    &[&cs, &run_id.as_str()],
-                ))
-            })
-            .map_err(e)?;
-        p.result(
-            "compensation A: refuses a change set with enacted units",
-            match guard {
-                Err(x) if sqlstate(&x) == "55000" => Ok(format!("[55000] {}", db_message(&x))),
-                Err(x) => Err(format!("[{}] {}", sqlstate(&x), db_message(&x))),
-                Ok(_) => Err("NOT refused".into()),
-            },
-        );
-
         // The ledger is append-only for the connected role.
         for (what, sql) in [
             ("UPDATE", "UPDATE cutter_governance.cut_change_set SET unit_count = 0 WHERE change_set_id = $1"),
@@ -768,45 +704,37 @@ fn run(
             },
         );
 
-        // Compensation B: a compensating review decision.
-        let b = counts(ro.client())?;
-        let comp_b = ro.step(|s| {
-            s.client()
-                .execute(
-                    "INSERT INTO cutter_governance.review_decision (run_id, change_set_id, decision, payload, actor) \
-                     VALUES ($1, $2, 'reverted', jsonb_build_object('revert_run', $1::text), 'proof')",
-                    &[&run_id.as_str(), &cs],
-                )
-                .map_err(|x| cutter_pg::Error::db("compensation B", &x, ""))
-        });
-        let a = counts(ro.client())?;
-        p.result(
-            "compensation B: compensating review_decision appended",
-            match comp_b {
-                Ok(1) if a.decisions == b.decisions + 1 => {
-                    Ok(format!("review_decision {}→{}", b.decisions, a.decisions))
-                }
-                Ok(n) => Err(format!(
-                    "{n} row(s); review_decision {}→{}",
-                    b.decisions, a.decisions
-                )),
-                Err(x) => Err(x.to_string()),
-            },
-        );
-
-        // Inside the transaction all nine tables changed.
+        // Inside the transaction the phases wrote exactly their seven tables; compensation B's
+        // review_decision is proven below in a transaction of its own, and a rollback-only
+        // proof carries no approvals, hence no dot_pair_signature.
         let inside = ro.snapshot().map_err(e)?;
         let diff = pre.diff(&inside);
-        let changed_tables = inside
+        let changed: Vec<String> = inside
             .tables
             .iter()
             .filter(|(t, s)| pre.tables.get(*t).map(|x| x.rows) != Some(s.rows))
-            .count();
+            .map(|(t, _)| t.to_string())
+            .collect();
+        let expected = [
+            "public.information_unit",
+            "public.unit_version",
+            "public.iu_lifecycle_log",
+            "cutter_governance.cut_change_set",
+            "cutter_governance.cut_change_set_affected_row",
+            "cutter_governance.manifest_envelope",
+            "cutter_governance.verify_result",
+        ];
+        let mut want: Vec<String> = expected.iter().map(|t| t.to_string()).collect();
+        want.sort();
+        let mut got = changed.clone();
+        got.sort();
         p.record(
-            "inside the transaction: all 9 tables written",
-            changed_tables == 9,
+            "inside the transaction: the 7 tables the phases write, written",
+            got == want,
             format!(
-                "{changed_tables} of 9 tables changed; {} difference(s) from the pre snapshot",
+                "{} of 9 tables changed ({}); {} difference(s) from the pre snapshot",
+                changed.len(),
+                changed.join(", "),
                 diff.len()
             ),
         );
@@ -819,6 +747,12 @@ fn run(
         );
     }
     target.unlock_target().map_err(e)?;
+
+    // Compensation A (soft and hard) and B: cutter-compensation's executors, in a
+    // rollback-only transaction of their own (their own run), net-zero checked.
+    for (name, outcome) in crate::proof_compensation::proofs(&mut target) {
+        p.result(&name, outcome);
+    }
 
     // The trigger layer itself, as the owner (privileges do not stop the owner).
     if let Some(owner) = owner {
@@ -858,6 +792,49 @@ fn run(
         })();
         p.result(
             "immutability triggers (as the owner, enacted baseline rows)",
+            r,
+        );
+
+        // The ledger's append-only trigger (V2) holds even if UPDATE, DELETE or TRUNCATE
+        // were granted by mistake: the owner grants them inside a transaction that rolls
+        // back, then acts as cutter_exec.
+        let r = (|| -> Result<String, String> {
+            let mut c = owner.connect().map_err(|x| x.to_string())?;
+            let mut tx = c.transaction().map_err(|x| x.to_string())?;
+            tx.batch_execute(&format!(
+                "GRANT UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA cutter_governance TO {EXEC_ROLE}; \
+                 INSERT INTO cutter_governance.review_decision (run_id, decision, actor) \
+                 VALUES ('proof-append-only', 'proof', 'proof'); \
+                 SET LOCAL ROLE {EXEC_ROLE}"
+            ))
+            .map_err(|x| x.to_string())?;
+            let mut out = Vec::new();
+            for (what, sql) in [
+                (
+                    "UPDATE",
+                    "UPDATE cutter_governance.review_decision SET actor = 'changed'",
+                ),
+                ("DELETE", "DELETE FROM cutter_governance.review_decision"),
+                ("TRUNCATE", "TRUNCATE cutter_governance.review_decision"),
+            ] {
+                let mut sp = tx.transaction().map_err(|x| x.to_string())?;
+                match sp.batch_execute(sql) {
+                    Err(x)
+                        if sqlstate(&x) == "42501"
+                            && db_message(&x).contains("append-only ledger") =>
+                    {
+                        out.push(format!("{what} refused [42501]: {}", db_message(&x)))
+                    }
+                    Err(x) => return Err(format!("{what}: [{}] {}", sqlstate(&x), db_message(&x))),
+                    Ok(()) => return Err(format!("{what}: NOT refused")),
+                }
+                drop(sp);
+            }
+            tx.rollback().map_err(|x| x.to_string())?;
+            Ok(out.join("\n"))
+        })();
+        p.result(
+            "ledger append-only trigger (as cutter_exec with UPDATE/DELETE/TRUNCATE granted)",
             r,
         );
     }
