@@ -1,0 +1,339 @@
+//! The command-line surface: every subcommand, its flags and its `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok · 1 failure · 2 usage · 3 refused (gate, lock, claim, safety rule) · 4 held.
+Configuration: cutter.toml (--config, CUTTER_CONFIG or ./cutter.toml), then the environment,
+then flags. The target follows libpq: DATABASE_URL or PGHOST/PGPORT/PGUSER/PGDATABASE, with
+passwords from ~/.pgpass — never on the command line.";
+
+/// cutter — write cut legal documents into PostgreSQL through gated, backed-up,
+/// verified and compensable runs.
+#[derive(Debug, Parser)]
+#[command(name = "cutter", version, about, long_about = None, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Configuration file [default: $CUTTER_CONFIG, else ./cutter.toml if present].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// State directory [default: $CUTTER_STATE_DIR, else state_dir of the config file].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Target database as a libpq URL or keyword string, without a password
+    /// [default: $DATABASE_URL, else PG* variables].
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Print machine-readable JSON on stdout instead of the human summary.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a state directory and a commented cutter.toml.
+    #[command(
+        after_help = "Example:\n  cutter init /var/lib/cutter\n  export CUTTER_CONFIG=/var/lib/cutter/cutter.toml"
+    )]
+    Init {
+        /// The state directory to create.
+        dir: PathBuf,
+    },
+    /// Check everything a live run needs, one line per check.
+    #[command(
+        after_help = "Example:\n  cutter doctor\n  cutter doctor --json | jq '.checks[] | select(.ok == false)'"
+    )]
+    Doctor,
+    /// Cut a document (HTML as published, or text) into a cut plan.
+    #[command(
+        after_help = "Example:\n  cutter cut constitution-2013.html --document-id vn-constitution-2013 \\\n      --source-version 2013-11-28 -o plan.json"
+    )]
+    Cut(CutArgs),
+    /// Check or show a cut plan.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// Write the approval statement to sign, or verify signatures over it.
+    #[command(
+        after_help = "Example:\n  cutter approve --run-id r-1 --plan plan.json --gate SG_1 -o sg1.txt\n  gpg --detach-sign --armor sg1.txt            # by approver 1\n  cutter approve --run-id r-1 --plan plan.json --verify sg1.txt sg1.txt.asc"
+    )]
+    Approve(ApproveArgs),
+    /// Run a plan: dry-run on a throwaway clone, or live on the target.
+    #[command(
+        after_help = "Example:\n  cutter run --plan plan.json --run-id r-1 --mode dry-run\n  cutter run --plan plan.json --run-id r-1 --mode live \\\n      --approval sg1.txt:sg1.txt.asc --approval sg2.txt:sg2.txt.asc"
+    )]
+    Run(RunArgs),
+    /// What is pending, running, held and done.
+    #[command(after_help = "Example:\n  cutter status")]
+    Status,
+    /// List runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Retire a run id and release its idempotency claim (disable level 2).
+    #[command(after_help = "Example:\n  cutter void --run-id r-1 --reason \"superseded by r-2\"")]
+    Void {
+        /// The run to retire.
+        #[arg(long)]
+        run_id: String,
+        /// Why, recorded in the ledger.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Show or release the HOLD.
+    #[command(subcommand)]
+    Hold(HoldCommand),
+    /// Show, arm or disarm the kill-switch (disable level 0).
+    #[command(subcommand, name = "kill-switch")]
+    KillSwitch(KillSwitchCommand),
+    /// After a crash: find what committed (journal cross-checked with the database),
+    /// hold the run and prescribe its compensation.
+    #[command(after_help = "Example:\n  cutter recover")]
+    Recover,
+    /// Execute the compensation the matrix prescribes for a held run.
+    #[command(
+        after_help = "Example:\n  cutter compensate --run-id r-1 --show     # the plan, nothing executed\n  cutter compensate --run-id r-1"
+    )]
+    Compensate(CompensateArgs),
+    /// Encrypted backups: create, selftest, verify, restore proof.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// The ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// The run report a reviewer reads (Markdown, or JSON with --json).
+    #[command(after_help = "Example:\n  cutter report --run-id r-1 > r-1.md")]
+    Report {
+        /// The run.
+        #[arg(long)]
+        run_id: String,
+    },
+    /// A complete live run on an embedded default: throwaway cluster, keys and
+    /// approvals, the 2013 Constitution, restore proof, report, compensation.
+    #[command(
+        after_help = "Example:\n  cargo run --release -p cutter-cli -- demo\n  cutter demo --keep        # leave the cluster running and print how to connect"
+    )]
+    Demo {
+        /// Leave the throwaway cluster running at the end.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+/// `cutter cut`.
+#[derive(Debug, Args)]
+pub struct CutArgs {
+    /// The document file.
+    pub file: PathBuf,
+    /// The document's id (goes into every canonical address).
+    #[arg(long)]
+    pub document_id: String,
+    /// The version of the source text.
+    #[arg(long = "source-version")]
+    pub source_version: String,
+    /// Where to write the plan.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Input format.
+    #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
+    pub format: InputFormat,
+    /// vocab.publication_type code of the document.
+    #[arg(long, default_value = "law")]
+    pub publication_type: String,
+    /// Also write the cut report (Markdown) here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// Input formats of `cutter cut`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InputFormat {
+    /// Decide from the content.
+    Auto,
+    /// HTML as published.
+    Html,
+    /// Plain text.
+    Text,
+}
+
+/// `cutter plan`.
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Validate a plan against the row contract (vocabularies from the target, or the
+    /// reference schema's with --offline).
+    #[command(
+        after_help = "Example:\n  cutter plan check plan.json\n  cutter plan check plan.json --offline"
+    )]
+    Check {
+        /// The plan file.
+        plan: PathBuf,
+        /// Use the reference schema's vocabularies instead of the target's.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Summarize a plan: digest, rows per section type, first rows.
+    #[command(after_help = "Example:\n  cutter plan show plan.json --rows 5")]
+    Show {
+        /// The plan file.
+        plan: PathBuf,
+        /// How many rows to list.
+        #[arg(long, default_value_t = 10)]
+        rows: usize,
+    },
+}
+
+/// `cutter approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The run to approve.
+    #[arg(long)]
+    pub run_id: String,
+    /// The plan to approve.
+    #[arg(long)]
+    pub plan: PathBuf,
+    /// SG_1 or SG_2.
+    #[arg(long)]
+    pub gate: Option<String>,
+    /// Write the statement here.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Verify a statement and its detached signature instead: STATEMENT SIGNATURE.
+    #[arg(long, num_args = 2, value_names = ["STATEMENT", "SIGNATURE"])]
+    pub verify: Option<Vec<PathBuf>>,
+}
+
+/// Run modes.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RunMode {
+    /// Rehearse on a throwaway clone restored from a fresh backup; the target is never written.
+    DryRun,
+    /// Write to the target (needs the kill-switch disarmed for this run, SG_1 and SG_2).
+    Live,
+}
+
+/// `cutter run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan file.
+    #[arg(long)]
+    pub plan: PathBuf,
+    /// The run id (letters, digits, `.`, `_`, `-`).
+    #[arg(long)]
+    pub run_id: String,
+    /// dry-run or live.
+    #[arg(long, value_enum, default_value_t = RunMode::DryRun)]
+    pub mode: RunMode,
+    /// An approval as STATEMENT:SIGNATURE (files); give SG_1 and SG_2.
+    #[arg(long = "approval", value_name = "STATEMENT:SIGNATURE")]
+    pub approvals: Vec<String>,
+    /// Stop after write_verify: leave the units as verified drafts (not enacted).
+    #[arg(long)]
+    pub stage_only: bool,
+}
+
+/// `cutter runs`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Every run in the state directory with its state.
+    #[command(after_help = "Example:\n  cutter runs list --json")]
+    List,
+}
+
+/// `cutter hold`.
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// Show the HOLD, if any.
+    Show,
+    /// Release the HOLD: needs the run compensated (or nothing to compensate) and SG_1 +
+    /// SG_2 approvals for the held run.
+    #[command(
+        after_help = "Example:\n  cutter hold release --approval sg1.txt:sg1.txt.asc --approval sg2.txt:sg2.txt.asc"
+    )]
+    Release {
+        /// An approval as STATEMENT:SIGNATURE.
+        #[arg(long = "approval", value_name = "STATEMENT:SIGNATURE")]
+        approvals: Vec<String>,
+    },
+}
+
+/// `cutter kill-switch`.
+#[derive(Debug, Subcommand)]
+pub enum KillSwitchCommand {
+    /// Show the kill-switch.
+    Show,
+    /// Engage the kill-switch (always allowed).
+    Arm,
+    /// Disarm it for exactly one run; needs SG_1 and SG_2 for that run and plan.
+    #[command(
+        after_help = "Example:\n  cutter kill-switch disarm --run-id r-1 --plan plan.json \\\n      --approval sg1.txt:sg1.txt.asc --approval sg2.txt:sg2.txt.asc"
+    )]
+    Disarm {
+        /// The one run that may write.
+        #[arg(long)]
+        run_id: String,
+        /// Its plan.
+        #[arg(long)]
+        plan: PathBuf,
+        /// An approval as STATEMENT:SIGNATURE.
+        #[arg(long = "approval", value_name = "STATEMENT:SIGNATURE")]
+        approvals: Vec<String>,
+    },
+}
+
+/// `cutter compensate`.
+#[derive(Debug, Args)]
+pub struct CompensateArgs {
+    /// The held run.
+    #[arg(long)]
+    pub run_id: String,
+    /// Show the compensation plan and execute nothing.
+    #[arg(long)]
+    pub show: bool,
+    /// Hard-delete the draft units instead of withdrawing them (needs approvals).
+    #[arg(long)]
+    pub hard_delete: bool,
+    /// For --hard-delete: an approval as STATEMENT:SIGNATURE.
+    #[arg(long = "approval", value_name = "STATEMENT:SIGNATURE")]
+    pub approvals: Vec<String>,
+}
+
+/// `cutter backup`.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take an encrypted backup of the mutation surface now.
+    #[command(after_help = "Example:\n  cutter backup create --name before-maintenance")]
+    Create {
+        /// Artifact name (default: a timestamp).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Check the backup set-up without touching the database.
+    #[command(after_help = "Example:\n  cutter backup selftest")]
+    Selftest,
+    /// Check an artifact's sha256 against its manifest.
+    #[command(after_help = "Example:\n  cutter backup verify backups/r-1.dump.pgp")]
+    Verify {
+        /// The artifact.
+        artifact: PathBuf,
+    },
+    /// Restore an artifact into a throwaway cluster and compare with its manifest.
+    #[command(
+        name = "restore-proof",
+        after_help = "Example:\n  CUTTER_BACKUP_PASSPHRASE_FILE=~/.backup-pass cutter backup restore-proof backups/r-1.dump.pgp"
+    )]
+    RestoreProof {
+        /// The artifact.
+        artifact: PathBuf,
+    },
+}
+
+/// `cutter ledger`.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Recompute every hash chain; report the first broken link per table.
+    #[command(after_help = "Example:\n  cutter ledger verify")]
+    Verify,
+}

@@ -1,0 +1,379 @@
+//! `cutter demo`: the whole life of a cut on an embedded default, with nothing to
+//! configure. A throwaway cluster with the reference schema and the 158/165/60
+//! baseline; throwaway backup and approver keys; the 2013 Constitution (shipped in
+//! `corpus/` with its licence) cut into a plan; SG_1 and SG_2 signed; a live run
+//! staged as verified drafts; the restore proof; the report; compensation A+B back to
+//! the pre-run snapshot; the run voided; then the same plan run live through
+//! lifecycle_enact. Everything is torn down at the end (`--keep` waits first).
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use cutter_core::{ApprovalGate, ApprovalStatement, CutPlan, RunId, Snapshot, UnixTime};
+use serde_json::json;
+
+use super::Ctx;
+use crate::cli::{CompensateArgs, RunArgs, RunMode};
+use crate::error::{exit, CliError, Result};
+use crate::output::Output;
+use crate::runs::now_unix;
+use crate::settings::{Overrides, Settings};
+use crate::statedir::StateDir;
+
+const CONSTITUTION: &[u8] = include_bytes!("../../../../corpus/vn/constitution-2013.html");
+const DB: &str = "cutter_demo";
+
+fn step(out: Output, n: u32, what: &str) {
+    if !out.json {
+        println!("\n=== {n}. {what}");
+    }
+}
+
+fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> CliError + '_ {
+    move |e| CliError::Failed(format!("demo: {what}: {e}"))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| CliError::io(path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| CliError::io(path, e))
+}
+
+fn units_line(s: &Snapshot) -> String {
+    let live: u64 = s
+        .unit_statuses
+        .iter()
+        .filter(|(k, _)| k.as_str() != "withdrawn")
+        .map(|(_, v)| v)
+        .sum();
+    format!(
+        "units {} (live {live}: {}), versions {}, lifecycle log {}",
+        s.rows("public.information_unit"),
+        s.unit_statuses
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        s.rows("public.unit_version"),
+        s.rows("public.iu_lifecycle_log"),
+    )
+}
+
+struct Approver {
+    secret: cutter_openpgp::SecretKey,
+    name: &'static str,
+}
+
+fn sign_pair(
+    out: Output,
+    dir: &Path,
+    approvers: &[Approver; 2],
+    run: &RunId,
+    plan: &CutPlan,
+    target: cutter_core::SystemIdentifier,
+) -> Result<Vec<String>> {
+    let mut args = Vec::new();
+    for (gate, a) in [ApprovalGate::Sg1, ApprovalGate::Sg2]
+        .into_iter()
+        .zip(approvers)
+    {
+        let st = ApprovalStatement {
+            run_id: run.clone(),
+            plan_digest: plan.digest(),
+            target,
+            gate,
+            expires_at: UnixTime(now_unix().0 + 3600),
+        };
+        let stem = dir.join(format!("{run}-{}", gate.name().to_lowercase()));
+        let statement = stem.with_extension("txt");
+        let signature = stem.with_extension("txt.asc");
+        let signed = cutter_governance::sign_approval(
+            &st,
+            &a.secret,
+            &cutter_openpgp::Passphrase::new(String::new()),
+            &statement.display().to_string(),
+        )
+        .map_err(fail("signing an approval"))?;
+        write_private(&statement, &signed.statement)?;
+        write_private(&signature, &signed.signature)?;
+        if !out.json {
+            println!(
+                "  {} signed by {} ({})",
+                gate,
+                a.name,
+                a.secret.fingerprint()
+            );
+        }
+        args.push(format!("{}:{}", statement.display(), signature.display()));
+    }
+    Ok(args)
+}
+
+/// `cutter demo [--keep]`.
+pub fn demo(keep: bool, out: Output) -> Result<u8> {
+    let started = std::time::Instant::now();
+    let work = tempfile::Builder::new()
+        .prefix("cutter-demo-")
+        .tempdir()
+        .map_err(fail("creating a temporary directory"))?;
+    let w = work.path().to_path_buf();
+
+    step(
+        out,
+        1,
+        "a throwaway PostgreSQL cluster with the reference schema and the baseline (158/165/60)",
+    );
+    let cluster = cutter_pg::Cluster::start().map_err(fail("starting a throwaway cluster"))?;
+    cluster
+        .create_database(DB, Some("template0"))
+        .map_err(fail("creating the demo database"))?;
+    let exec_pw = random_secret();
+    let verify_pw = random_secret();
+    {
+        let mut c = cluster
+            .connect(DB)
+            .map_err(fail("connecting as the superuser"))?;
+        cutter_pg::schema::install_reference(&mut c)
+            .map_err(fail("installing the reference schema"))?;
+        cutter_governance::install(&mut c).map_err(fail("installing the ledger migration"))?;
+        cutter_pg::schema::install_baseline(&mut c).map_err(fail("installing the baseline"))?;
+        cutter_pg::schema::set_login_password(
+            &mut c,
+            cutter_pg::schema::EXEC_ROLE,
+            &cutter_pg::Password::new(exec_pw.clone()),
+        )
+        .map_err(fail("setting a password"))?;
+        cutter_pg::schema::set_login_password(
+            &mut c,
+            cutter_pg::schema::VERIFY_ROLE,
+            &cutter_pg::Password::new(verify_pw.clone()),
+        )
+        .map_err(fail("setting a password"))?;
+    }
+    let port = cluster.port();
+    // Passwords live in a private .pgpass, as an operator's would: never on a command
+    // line, never in the config file.
+    let pgpass = w.join("pgpass");
+    write_private(&pgpass, format!("127.0.0.1:{port}:{DB}:cutter_exec:{exec_pw}\n127.0.0.1:{port}:{DB}:cutter_verify:{verify_pw}\n").as_bytes())?;
+    std::env::set_var("PGPASSFILE", &pgpass);
+    if !out.json {
+        println!(
+            "  cluster in {} on 127.0.0.1:{port} (system {})",
+            cluster.dir().display(),
+            cluster
+                .system_identifier()
+                .map_err(fail("reading the system identifier"))?
+        );
+    }
+
+    step(
+        out,
+        2,
+        "throwaway keys: the backup recipient and two approvers",
+    );
+    let keys = w.join("keys");
+    std::fs::create_dir_all(&keys).map_err(|e| CliError::io(&keys, e))?;
+    let passphrase = random_secret();
+    let backup = cutter_backup::generate_keys(
+        &keys,
+        "backup",
+        "cutter demo backup <backup@demo.invalid>",
+        Some(&cutter_openpgp::Passphrase::new(passphrase.clone())),
+    )
+    .map_err(fail("generating the backup key"))?;
+    write_private(&keys.join("backup.passphrase"), passphrase.as_bytes())?;
+    let mut approver_paths = Vec::new();
+    let mut approvers = Vec::new();
+    for name in ["alice", "bob"] {
+        let g = cutter_openpgp::generate_key(&format!("{name} <{name}@demo.invalid>"), None)
+            .map_err(fail("generating an approver key"))?;
+        let p = keys.join(format!("{name}.pub.asc"));
+        std::fs::write(&p, &g.public_armored).map_err(|e| CliError::io(&p, e))?;
+        approver_paths.push(p);
+        approvers.push(Approver {
+            secret: cutter_openpgp::SecretKey::from_bytes(g.secret_armored.as_bytes())
+                .map_err(fail("reading an approver key"))?,
+            name,
+        });
+    }
+    let approvers: [Approver; 2] = approvers
+        .try_into()
+        .map_err(|_| CliError::internal("two approvers"))?;
+    if !out.json {
+        println!(
+            "  backup recipient {} (pinned); approvers alice {} and bob {}",
+            backup.fingerprint,
+            approvers[0].secret.fingerprint(),
+            approvers[1].secret.fingerprint()
+        );
+    }
+
+    step(
+        out,
+        3,
+        "cutter init, and a cutter.toml pointing at the throwaway cluster",
+    );
+    let state = w.join("state");
+    super::state::init(&state, out)?;
+    let cfg_path = state.join("cutter.toml");
+    let toml = format!(
+        "state_dir = \".\"\n[database]\nurl = \"postgres://cutter_exec@127.0.0.1:{port}/{DB}?sslmode=disable\"\nverify_user = \"cutter_verify\"\n[backup]\nrecipient_fingerprint = \"{}\"\nrecipient_key = \"{}\"\nsecret_key = \"{}\"\npassphrase_file = \"{}\"\n[approvals]\napprover_keys = [\"{}\", \"{}\"]\n[run]\nactor = \"cutter-demo\"\n",
+        backup.fingerprint,
+        backup.public_key.display(),
+        backup.secret_key.display(),
+        keys.join("backup.passphrase").display(),
+        approver_paths[0].display(),
+        approver_paths[1].display()
+    );
+    std::fs::write(&cfg_path, toml).map_err(|e| CliError::io(&cfg_path, e))?;
+    let settings = Settings::load(
+        &Overrides {
+            config: Some(cfg_path.clone()),
+            ..Default::default()
+        },
+        &|_| None,
+    )?;
+    let ctx = Ctx { settings, out };
+    super::backup::doctor(&ctx)?;
+
+    step(out, 4, "cut the 2013 Constitution of Viet Nam into a plan");
+    let doc = w.join("constitution-2013.html");
+    std::fs::write(&doc, CONSTITUTION).map_err(|e| CliError::io(&doc, e))?;
+    let plan_path = w.join("plan.json");
+    super::plan::cut(
+        &ctx,
+        &crate::cli::CutArgs {
+            file: doc,
+            document_id: "vn-constitution-2013".into(),
+            source_version: "2013-11-28".into(),
+            output: plan_path.clone(),
+            format: crate::cli::InputFormat::Auto,
+            publication_type: "constitution".into(),
+            report: None,
+        },
+    )?;
+    let plan = super::plan::read_plan(&plan_path)?;
+    let dir = StateDir::open(&state)?;
+    let mut target = super::connect_target(&ctx)?;
+    let sysid = target.system_identifier();
+    let pre = target.snapshot().map_err(super::pg_err)?;
+
+    step(
+        out,
+        5,
+        "SG_1 and SG_2 for run demo-1, kill-switch disarmed for it alone",
+    );
+    let r1 = RunId::new("demo-1")?;
+    let a1 = sign_pair(out, &w, &approvers, &r1, &plan, sysid)?;
+    super::govern::disarm(&ctx, r1.as_str(), &plan_path, &a1)?;
+
+    step(out, 6, "live run demo-1, staged: backup, cut_leg_a, leg_b_record, write_verify (the units stay verified drafts)");
+    super::run::run(
+        &ctx,
+        &RunArgs {
+            plan: plan_path.clone(),
+            run_id: r1.to_string(),
+            mode: RunMode::Live,
+            approvals: a1,
+            stage_only: true,
+        },
+    )?;
+
+    step(
+        out,
+        7,
+        "restore proof of demo-1's backup in another throwaway cluster",
+    );
+    let artifact = dir.backups().join("demo-1.dump.pgp");
+    super::backup::restore_proof(&ctx, &artifact)?;
+
+    step(out, 8, "the run report (a reviewer's view)");
+    super::govern::report(&ctx, r1.as_str())?;
+
+    step(out, 9, "compensate demo-1: soft revert (withdrawn, lineage kept) and the compensating ledger decision");
+    super::compensate::compensate(
+        &ctx,
+        &CompensateArgs {
+            run_id: r1.to_string(),
+            show: false,
+            hard_delete: false,
+            approvals: vec![],
+        },
+    )?;
+    let after = target.snapshot().map_err(super::pg_err)?;
+    if !out.json {
+        println!(
+            "  before demo-1: {}\n  after revert:  {}",
+            units_line(&pre),
+            units_line(&after)
+        );
+    }
+    let live = |s: &Snapshot| {
+        s.unit_statuses
+            .iter()
+            .filter(|(k, _)| k.as_str() != "withdrawn")
+            .map(|(k, v)| (k.clone(), *v))
+            .collect::<Vec<_>>()
+    };
+    if live(&pre) != live(&after) {
+        return Err(CliError::Failed(
+            "demo: the live units after compensation differ from the pre-run snapshot".into(),
+        ));
+    }
+    super::govern::void(&ctx, r1.as_str(), "demo: compensated, superseded by demo-2")?;
+
+    step(
+        out,
+        10,
+        "the same plan again as run demo-2, live through lifecycle_enact",
+    );
+    let r2 = RunId::new("demo-2")?;
+    let a2 = sign_pair(out, &w, &approvers, &r2, &plan, sysid)?;
+    super::govern::disarm(&ctx, r2.as_str(), &plan_path, &a2)?;
+    super::run::run(
+        &ctx,
+        &RunArgs {
+            plan: plan_path.clone(),
+            run_id: r2.to_string(),
+            mode: RunMode::Live,
+            approvals: a2,
+            stage_only: false,
+        },
+    )?;
+    super::govern::ledger_verify(&ctx)?;
+    let end = target.snapshot().map_err(super::pg_err)?;
+    if !out.json {
+        println!("  now: {}", units_line(&end));
+        println!(
+            "\ndemo finished in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    drop(target);
+    if keep {
+        println!(
+            "\nthe cluster is still running. Connect with:\n  PGPASSFILE={} psql \"host=127.0.0.1 port={port} dbname={DB} user=cutter_exec\"\n  state directory: {}\npress Enter to stop it and remove everything",
+            pgpass.display(),
+            state.display()
+        );
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
+    let cluster_dir: PathBuf = cluster.dir().to_path_buf();
+    cluster.stop().map_err(fail("stopping the cluster"))?;
+    drop(work);
+    out.emit(
+        &format!("torn down: {} and the demo's temporary directory removed", cluster_dir.display()),
+        json!({"demo": "ok", "runs": ["demo-1", "demo-2"], "seconds": started.elapsed().as_secs_f64()}),
+    );
+    Ok(exit::OK)
+}
+
+fn random_secret() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 18];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,225 @@
+//! `cutter run --mode dry-run` (seed 004, layers L0–L3): back up the target, restore the
+//! backup into a throwaway clone whose system identifier is checked to differ from the
+//! target's before any write, rehearse the whole live pipeline there, prove the target
+//! unchanged (net-zero: snapshot and system identifier), tear the clone down by exact
+//! path, and report. The target is never written.
+
+use cutter_core::{
+    CutPlan, Event, LiveAuthorization, Mode, Phase, PhaseOutcome, PhaseRecord, RunContext, RunId,
+    RunMachine, RunState,
+};
+
+use super::run::{backup_recipient, finish, preflight_and_plan, Pipeline};
+use super::{pg_err, Ctx};
+use crate::cli::RunArgs;
+use crate::error::{CliError, Result};
+use crate::runs::{now_ms, now_rfc3339, now_unix, RunRecord};
+use crate::statedir::{write_json, StateDir};
+
+/// The passphrase of the backup secret key: `[backup].passphrase_file`, else the
+/// environment variable `CUTTER_BACKUP_PASSPHRASE`, else none.
+pub fn passphrase_source(ctx: &Ctx) -> cutter_backup::PassphraseSource {
+    match &ctx.settings.backup_passphrase_file {
+        Some(p) => cutter_backup::PassphraseSource::File(p.clone()),
+        None if std::env::var_os("CUTTER_BACKUP_PASSPHRASE").is_some() => {
+            cutter_backup::PassphraseSource::Env("CUTTER_BACKUP_PASSPHRASE".into())
+        }
+        None => cutter_backup::PassphraseSource::None,
+    }
+}
+
+/// `cutter run --mode dry-run`.
+pub fn dry_run(
+    ctx: &Ctx,
+    dir: &StateDir,
+    run_id: RunId,
+    plan: CutPlan,
+    args: &RunArgs,
+) -> Result<u8> {
+    let secret_key = ctx.settings.backup_secret_key.clone().ok_or_else(|| {
+        CliError::Usage("a dry-run restores the fresh backup into a throwaway clone and needs the backup secret key: set [backup].secret_key (or CUTTER_BACKUP_SECRET_KEY)".into())
+    })?;
+    let exec_cfg = super::target_config(ctx)?;
+    let verify_cfg = exec_cfg.with_user(&ctx.settings.verify_user, None);
+    let mut target = cutter_pg::Target::connect(&exec_cfg).map_err(pg_err)?;
+    let started = now_ms();
+    let (valid, pre) = preflight_and_plan(&mut target, plan)?;
+    let (recipient, _) = backup_recipient(ctx)?;
+    let target_sysid = target.system_identifier();
+
+    // L0: the fresh backup of the target, into the state directory like a live run's.
+    let backup_cfg = cutter_backup::BackupConfig::new(
+        dir.backups(),
+        run_id.clone(),
+        recipient.clone(),
+        verify_cfg.clone(),
+    );
+    let pb = ctx.out.progress(0, "backup of target");
+    let artifact = cutter_backup::pre_write_backup(&backup_cfg, &mut |b| pb.set_position(b))
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    pb.finish_and_clear();
+
+    // L1: the throwaway clone; its identity is checked before anything is written to it.
+    let clone = cutter_pg::Cluster::start().map_err(pg_err)?;
+    let clone_sysid = clone.system_identifier().map_err(pg_err)?;
+    let auth =
+        LiveAuthorization::rehearsal(run_id.clone(), valid.digest(), target_sysid, clone_sysid)
+            .map_err(|r| CliError::Core(cutter_core::Error::Gate(r)))?;
+    let rehearsal_db = "cutter_rehearsal";
+    clone
+        .create_database(rehearsal_db, Some("template0"))
+        .map_err(pg_err)?;
+    let admin_cfg = clone.superuser_config(rehearsal_db).map_err(pg_err)?;
+    {
+        let mut c = admin_cfg
+            .connect()
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+        cutter_pg::schema::install_reference(&mut c).map_err(pg_err)?;
+        cutter_governance::install(&mut c).map_err(|e| CliError::Failed(e.to_string()))?;
+    }
+    let pb = ctx.out.progress(0, "restore into clone");
+    cutter_backup::restore_data_into(
+        &artifact.path,
+        &secret_key,
+        &passphrase_source(ctx),
+        &admin_cfg,
+    )
+    .map_err(|e| {
+        CliError::Failed(format!(
+            "restoring the backup into the throwaway clone: {e}"
+        ))
+    })?;
+    pb.finish_and_clear();
+    let exec_pw = cutter_pg::Password::new(random_password());
+    let verify_pw = cutter_pg::Password::new(random_password());
+    {
+        let mut c = admin_cfg
+            .connect()
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+        cutter_pg::schema::set_login_password(&mut c, cutter_pg::schema::EXEC_ROLE, &exec_pw)
+            .map_err(pg_err)?;
+        cutter_pg::schema::set_login_password(&mut c, cutter_pg::schema::VERIFY_ROLE, &verify_pw)
+            .map_err(pg_err)?;
+    }
+    let clone_exec = clone
+        .config(rehearsal_db, cutter_pg::schema::EXEC_ROLE, Some(exec_pw))
+        .map_err(pg_err)?;
+    let clone_verify = clone
+        .config(
+            rehearsal_db,
+            cutter_pg::schema::VERIFY_ROLE,
+            Some(verify_pw),
+        )
+        .map_err(pg_err)?;
+    let mut clone_target = cutter_pg::Target::connect(&clone_exec).map_err(pg_err)?;
+    if clone_target.system_identifier() == target_sysid {
+        return Err(CliError::Refused(
+            "the rehearsal clone has the target's system identifier; refusing to write".into(),
+        ));
+    }
+    clone_target
+        .lock_target(&run_id)
+        .map_err(|e| CliError::Refused(e.to_string()))?;
+
+    // L2: the whole live pipeline, on the clone.
+    let mut context = RunContext::new(
+        run_id.clone(),
+        Mode::DryRun,
+        &valid,
+        clone_sysid,
+        now_unix(),
+    );
+    context.pre_snapshot = Some(pre.clone());
+    let final_phase = if args.stage_only {
+        Phase::WriteVerify
+    } else {
+        Phase::LifecycleEnact
+    };
+    let mut rec = RunRecord {
+        machine: RunMachine::new(
+            run_id.clone(),
+            Mode::DryRun,
+            final_phase,
+            cutter_core::KillSwitch::Disarmed {
+                run_id: run_id.clone(),
+            },
+        ),
+        context,
+        last_error: None,
+        pid: std::process::id(),
+        updated_at: now_rfc3339(),
+    };
+    rec.save(dir)?;
+    write_json(&dir.rollback_dir(&run_id)?.join("pre.json"), &pre)?;
+    let ended = now_ms();
+    for phase in [Phase::Preflight, Phase::Cutplan, Phase::Gate] {
+        rec.record(dir, Event::PhaseStarted { phase })?;
+        rec.record(
+            dir,
+            if phase == Phase::Gate {
+                Event::GatePassed
+            } else {
+                Event::PhaseCommitted { phase }
+            },
+        )?;
+        rec.context.phases.push(PhaseRecord {
+            phase,
+            started_ms: started,
+            ended_ms: ended,
+            outcome: PhaseOutcome::Committed,
+        });
+    }
+    let rehearsal_backups = tempfile::tempdir()
+        .map_err(|e| CliError::io(std::path::Path::new("temporary directory"), e))?;
+    let mut p = Pipeline {
+        dir,
+        rec,
+        target: clone_target,
+        exec_cfg: clone_exec,
+        verify_cfg: clone_verify,
+        recipient,
+        auth,
+        plan: valid,
+        actor: ctx.settings.actor.clone(),
+        out: ctx.out,
+        backups_dir: rehearsal_backups.path().to_path_buf(),
+        rehearsal: true,
+    };
+    let outcome = p.execute();
+    let mut rec = p.rec;
+
+    // L3: the target must be exactly as before; the clone goes, by exact path.
+    let post = target.snapshot().map_err(pg_err)?;
+    drop(target);
+    let clone_dir = clone.dir().to_path_buf();
+    clone.stop().map_err(pg_err)?;
+    let net_zero = pre.net_zero(&post);
+    rec.context.post_snapshot = Some(post);
+    rec.save(dir)?;
+    if let Err(v) = &net_zero {
+        return Err(CliError::Failed(format!("dry-run: the TARGET changed during the rehearsal ({v}); investigate before any live run")));
+    }
+    tracing::info!(
+        "dry-run: clone {} removed; target net-zero",
+        clone_dir.display()
+    );
+    match outcome {
+        Ok(()) => finish(ctx, dir, &rec),
+        Err(e) => {
+            let state = match &rec.machine.state {
+                RunState::Held { .. } => "the rehearsal failed",
+                _ => "the rehearsal stopped",
+            };
+            Err(CliError::Failed(format!(
+                "{state} on the throwaway clone (the target is unchanged, net-zero verified; no HOLD is written for a rehearsal): {e}"
+            )))
+        }
+    }
+}
+
+fn random_password() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

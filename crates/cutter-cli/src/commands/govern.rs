@@ -1,0 +1,293 @@
+//! Commands of governance: `approve`, `kill-switch disarm`, `hold release`, `void`,
+//! `ledger verify`, `report`.
+
+use std::path::Path;
+
+use cutter_core::{ApprovalGate, ApprovalStatement, Event, KillSwitch, RunId, RunState, UnixTime};
+use serde_json::json;
+
+use super::run::{approvers, read_approvals};
+use super::{connect_target, Ctx};
+use crate::cli::ApproveArgs;
+use crate::error::{exit, CliError, Result};
+use crate::runs::{now_rfc3339, now_unix, rfc3339, RunRecord};
+use crate::statedir::{write_atomic, StateDir};
+
+fn open(ctx: &Ctx) -> Result<StateDir> {
+    StateDir::open(ctx.settings.require_state_dir()?)
+}
+
+fn valid_plan_digest(ctx: &Ctx, plan: &Path) -> Result<cutter_core::Sha256Digest> {
+    let p = super::plan::read_plan(plan)?;
+    let _ = ctx;
+    Ok(p.digest())
+}
+
+/// `cutter approve`: writes a statement to sign, or verifies a signed one.
+pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
+    let run_id = RunId::new(args.run_id.clone())?;
+    let digest = valid_plan_digest(ctx, &args.plan)?;
+    let target = connect_target(ctx)?.system_identifier();
+    if let Some(files) = &args.verify {
+        let (approver_set, verifier) = approvers(ctx)?;
+        let a = cutter_governance::read_signed_approval(&files[0], &files[1])
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        let statement = ApprovalStatement::parse(&a.statement)
+            .map_err(|e| CliError::Usage(format!("{}: {e}", files[0].display())))?;
+        // Checked alone: pair it with a stand-in for the other gate so that only this
+        // approval's own problems are reported.
+        let verified = cutter_core::check_approvals(
+            &run_id,
+            digest,
+            target,
+            &[a],
+            &approver_set,
+            now_unix(),
+            &verifier,
+        );
+        let problems: Vec<String> = match verified {
+            Ok(_) => vec![],
+            Err(reasons) => reasons
+                .into_iter()
+                .filter(|r| !matches!(r, cutter_core::Refusal::MissingApproval { .. }))
+                .map(|r| r.to_string())
+                .collect(),
+        };
+        if problems.is_empty() {
+            ctx.out.emit(
+                &format!("{}: valid {} approval of run {run_id} for plan {digest} on system {target}, until {}", files[0].display(), statement.gate, rfc3339(statement.expires_at)),
+                json!({"valid": true, "gate": statement.gate, "statement": statement}),
+            );
+            return Ok(exit::OK);
+        }
+        return Err(CliError::Refused(format!(
+            "{}: not a valid approval:\n  - {}",
+            files[0].display(),
+            problems.join("\n  - ")
+        )));
+    }
+    let gate = args
+        .gate
+        .as_deref()
+        .and_then(ApprovalGate::parse)
+        .ok_or_else(|| {
+            CliError::Usage("--gate SG_1 or --gate SG_2 is required to write a statement".into())
+        })?;
+    let output = args
+        .output
+        .clone()
+        .ok_or_else(|| CliError::Usage("-o FILE is required to write a statement".into()))?;
+    if output.exists() {
+        return Err(CliError::Refused(format!(
+            "{} exists; statements are never overwritten",
+            output.display()
+        )));
+    }
+    let statement = ApprovalStatement {
+        run_id: run_id.clone(),
+        plan_digest: digest,
+        target,
+        gate,
+        expires_at: UnixTime(now_unix().0 + ctx.settings.validity_hours as i64 * 3600),
+    };
+    write_atomic(&output, statement.canonical_text().as_bytes())
+        .map_err(|e| CliError::io(&output, e))?;
+    let human = format!(
+        "{gate} statement for run {run_id} written to {}\n  plan sha256 {digest}, target system {target}, expires {}\nsign it (approver's own key, detached):\n  gpg --detach-sign --armor {}",
+        output.display(),
+        rfc3339(statement.expires_at),
+        output.display()
+    );
+    ctx.out.emit(
+        &human,
+        json!({"statement_file": output, "statement": statement}),
+    );
+    Ok(exit::OK)
+}
+
+/// `cutter kill-switch disarm --run-id R --plan P --approval …`.
+pub fn disarm(ctx: &Ctx, run_id: &str, plan: &Path, approvals: &[String]) -> Result<u8> {
+    let dir = open(ctx)?;
+    let run_id = RunId::new(run_id)?;
+    let (_lock, _) = dir.lock(&format!("kill-switch disarm {run_id}"), &now_rfc3339())?;
+    if let Some(h) = dir.hold()? {
+        return Err(CliError::Held(format!(
+            "a HOLD from run {} is present ({}); release it first",
+            h.record.run_id, h.record.reason
+        )));
+    }
+    let digest = valid_plan_digest(ctx, plan)?;
+    let target = connect_target(ctx)?.system_identifier();
+    let (approver_set, verifier) = approvers(ctx)?;
+    let signed = read_approvals(approvals)?;
+    cutter_core::check_approvals(
+        &run_id,
+        digest,
+        target,
+        &signed,
+        &approver_set,
+        now_unix(),
+        &verifier,
+    )
+    .map_err(|reasons| {
+        CliError::Core(cutter_core::Error::Gate(cutter_core::GateRefusal {
+            reasons,
+        }))
+    })?;
+    let ks = KillSwitch::Disarmed {
+        run_id: run_id.clone(),
+    };
+    dir.set_kill_switch(&ks)?;
+    ctx.out.emit(
+        &format!("kill-switch: disarmed for run {run_id} only (it re-arms when that run ends, or with `cutter kill-switch arm`)"),
+        json!({"kill_switch": ks}),
+    );
+    Ok(exit::OK)
+}
+
+/// `cutter hold release --approval …`: needs the held run compensated (or nothing to
+/// compensate) and SG_1 + SG_2 for the held run and its plan.
+pub fn release(ctx: &Ctx, approvals: &[String]) -> Result<u8> {
+    let dir = open(ctx)?;
+    let (_lock, _) = dir.lock("hold release", &now_rfc3339())?;
+    let Some(hold) = dir.hold()? else {
+        ctx.out
+            .emit("no HOLD to release", json!({"released": false}));
+        return Ok(exit::OK);
+    };
+    let run = hold.record.run_id.clone();
+    let mut rec = RunRecord::require(&dir, &run)?;
+    let target = connect_target(ctx)?.system_identifier();
+    let (approver_set, verifier) = approvers(ctx)?;
+    let signed = read_approvals(approvals)?;
+    cutter_core::check_approvals(
+        &run,
+        rec.context.plan_digest,
+        target,
+        &signed,
+        &approver_set,
+        now_unix(),
+        &verifier,
+    )
+    .map_err(|reasons| {
+        CliError::Core(cutter_core::Error::Gate(cutter_core::GateRefusal {
+            reasons,
+        }))
+    })?;
+    let effects = rec.record(&dir, Event::Released).map_err(|e| match e {
+        CliError::Core(cutter_core::Error::Transition(t)) => {
+            CliError::Refused(format!("cannot release the HOLD yet: {}", t.why))
+        }
+        other => other,
+    })?;
+    super::run::apply_effects(&dir, &mut rec, &effects, None, &ctx.settings.actor, ctx.out)?;
+    ctx.out.emit(
+        &format!("HOLD of run {run} released; the kill-switch stays engaged"),
+        json!({"released": true, "run_id": run}),
+    );
+    Ok(exit::OK)
+}
+
+/// `cutter void --run-id R --reason …` (disable level 2).
+pub fn void(ctx: &Ctx, run_id: &str, reason: &str) -> Result<u8> {
+    let dir = open(ctx)?;
+    let run = RunId::new(run_id)?;
+    let (_lock, _) = dir.lock(&format!("void {run}"), &now_rfc3339())?;
+    let rec = RunRecord::load(&dir, &run)?;
+    if let Some(r) = &rec {
+        if matches!(
+            r.machine.state,
+            RunState::Running { .. } | RunState::Passed { .. }
+        ) {
+            return Err(CliError::Refused(format!(
+                "run {run} is {}; run `cutter recover` first",
+                r.machine.state
+            )));
+        }
+        // The state machine refuses a void with uncompensated writes, naming why.
+        r.machine
+            .apply(&Event::Voided)
+            .map_err(|t| CliError::Refused(format!("cannot void run {run}: {}", t.why)))?;
+    }
+    let mut client = super::target_config(ctx)?
+        .connect()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let report = cutter_governance::void(&mut client, &run, reason, &ctx.settings.actor)
+        .map_err(|e| CliError::Refused(e.to_string()))?;
+    if let Some(mut r) = rec {
+        if r.machine.state != RunState::Voided {
+            let effects = r.record(&dir, Event::Voided)?;
+            super::run::apply_effects(&dir, &mut r, &effects, None, &ctx.settings.actor, ctx.out)?;
+        }
+    }
+    let human = if report.newly_voided {
+        format!(
+            "run {run} voided (review_decision {}); {}; the run id can never run again",
+            report.decision_id,
+            report
+                .released_claim
+                .as_ref()
+                .map_or("it held no claim".to_string(), |c| format!(
+                    "its claim on {} / {} was released",
+                    c.document_id, c.source_version_id
+                ))
+        )
+    } else {
+        format!(
+            "run {run} was already voided (review_decision {}); nothing written",
+            report.decision_id
+        )
+    };
+    ctx.out.emit(&human, json!({"run_id": run, "decision_id": report.decision_id, "newly_voided": report.newly_voided}));
+    Ok(exit::OK)
+}
+
+/// `cutter ledger verify`.
+pub fn ledger_verify(ctx: &Ctx) -> Result<u8> {
+    let mut client = super::target_config(ctx)?
+        .connect()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let report = cutter_governance::verify_ledger(&mut client)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let human = format!("{report}");
+    let value = serde_json::to_value(&report).unwrap_or_default();
+    if report.is_intact() {
+        ctx.out
+            .emit(&human, json!({"intact": true, "ledger": value}));
+        Ok(exit::OK)
+    } else {
+        ctx.out
+            .emit(&human, json!({"intact": false, "ledger": value}));
+        Ok(exit::FAILURE)
+    }
+}
+
+/// `cutter report --run-id R`.
+pub fn report(ctx: &Ctx, run_id: &str) -> Result<u8> {
+    let dir = open(ctx)?;
+    let run = RunId::new(run_id)?;
+    let rec = RunRecord::require(&dir, &run)?;
+    let mut extras = crate::report::ReportExtras::default();
+    let proof = dir.backups().join(format!("{run}.restore-proof.json"));
+    if let Ok(bytes) = std::fs::read(&proof) {
+        extras.restore_proof = serde_json::from_slice(&bytes).ok();
+    }
+    if rec.machine.mode == cutter_core::Mode::Live {
+        match super::target_config(ctx)
+            .and_then(|c| c.connect().map_err(|e| CliError::Failed(e.to_string())))
+        {
+            Ok(mut client) => match cutter_governance::verify_ledger(&mut client) {
+                Ok(r) => extras.ledger = serde_json::to_value(&r).ok(),
+                Err(e) => extras.ledger_error = Some(e.to_string()),
+            },
+            Err(e) => extras.ledger_error = Some(e.to_string()),
+        }
+    }
+    if ctx.out.json {
+        ctx.out
+            .emit("", json!({"report": crate::report::to_json(&rec, &extras)}));
+    } else {
+        println!("{}", crate::report::to_markdown(&rec, &extras));
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,104 @@
+//! One module per command group; `dispatch` routes a parsed command line.
+
+use std::time::Duration;
+
+use crate::cli::{Cli, Command, HoldCommand, KillSwitchCommand, PlanCommand, RunsCommand};
+use crate::error::{CliError, Result};
+use crate::output::Output;
+use crate::settings::{Overrides, Settings};
+
+mod backup;
+mod compensate;
+mod demo;
+mod dryrun;
+mod govern;
+mod plan;
+mod recover;
+pub mod run;
+pub(crate) mod state;
+
+/// What every command gets.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Effective settings.
+    pub settings: Settings,
+    /// Output mode.
+    pub out: Output,
+}
+
+/// Runs the command; returns the exit code on success paths that are not plain OK.
+pub fn dispatch(cli: Cli, out: Output) -> Result<u8> {
+    let flags = Overrides {
+        config: cli.config.clone(),
+        state_dir: cli.state_dir.clone(),
+        database_url: cli.database_url.clone(),
+    };
+    if let Command::Init { dir } = &cli.command {
+        return state::init(dir, out);
+    }
+    if let Command::Demo { keep } = &cli.command {
+        return demo::demo(*keep, out);
+    }
+    let settings = Settings::load(&flags, &|k| std::env::var(k).ok())?;
+    let ctx = Ctx { settings, out };
+    match cli.command {
+        Command::Init { .. } | Command::Demo { .. } => unreachable!("handled above"),
+        Command::Status => state::status(&ctx),
+        Command::Runs(RunsCommand::List) => state::runs_list(&ctx),
+        Command::KillSwitch(KillSwitchCommand::Show) => state::kill_switch_show(&ctx),
+        Command::KillSwitch(KillSwitchCommand::Arm) => state::kill_switch_arm(&ctx),
+        Command::Hold(HoldCommand::Show) => state::hold_show(&ctx),
+        Command::Cut(args) => plan::cut(&ctx, &args),
+        Command::Run(args) => run::run(&ctx, &args),
+        Command::Doctor => backup::doctor(&ctx),
+        Command::Recover => recover::recover(&ctx),
+        Command::Compensate(args) => compensate::compensate(&ctx, &args),
+        Command::Backup(crate::cli::BackupCommand::Create { name }) => {
+            backup::create(&ctx, name.as_deref())
+        }
+        Command::Backup(crate::cli::BackupCommand::Selftest) => backup::selftest(&ctx),
+        Command::Backup(crate::cli::BackupCommand::Verify { artifact }) => {
+            backup::verify(&ctx, &artifact)
+        }
+        Command::Backup(crate::cli::BackupCommand::RestoreProof { artifact }) => {
+            backup::restore_proof(&ctx, &artifact)
+        }
+        Command::Approve(args) => govern::approve(&ctx, &args),
+        Command::KillSwitch(KillSwitchCommand::Disarm {
+            run_id,
+            plan,
+            approvals,
+        }) => govern::disarm(&ctx, &run_id, &plan, &approvals),
+        Command::Hold(HoldCommand::Release { approvals }) => govern::release(&ctx, &approvals),
+        Command::Void { run_id, reason } => govern::void(&ctx, &run_id, &reason),
+        Command::Ledger(crate::cli::LedgerCommand::Verify) => govern::ledger_verify(&ctx),
+        Command::Report { run_id } => govern::report(&ctx, &run_id),
+        Command::Plan(PlanCommand::Check { plan, offline }) => plan::check(&ctx, &plan, offline),
+        Command::Plan(PlanCommand::Show { plan, rows }) => plan::show(&ctx, &plan, rows),
+    }
+}
+
+fn millis(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
+/// The target's connection configuration: `--database-url`, `DATABASE_URL`, the config
+/// file's `[database].url`, else libpq's `PG*` variables; with the configured timeouts.
+pub fn target_config(ctx: &Ctx) -> Result<cutter_pg::ConnConfig> {
+    let cfg = cutter_pg::ConnConfig::from_process_env(ctx.settings.database_url.as_deref())
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok(cfg
+        .with_statement_timeout(millis(ctx.settings.statement_timeout_ms))
+        .with_lock_timeout(millis(ctx.settings.lock_timeout_ms))
+        .with_application_name("cutter"))
+}
+
+/// Connects to the target.
+pub fn connect_target(ctx: &Ctx) -> Result<cutter_pg::Target> {
+    cutter_pg::Target::connect(&target_config(ctx)?).map_err(pg_err)
+}
+
+/// A database error as a CLI error.
+pub fn pg_err(e: cutter_pg::Error) -> CliError {
+    CliError::Failed(e.to_string())
+}

@@ -1,0 +1,143 @@
+//! `cutter cut`, `cutter plan check`, `cutter plan show`: documents to plans, and plans
+//! checked against the row contract before anything touches a database.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use cutter_core::{CutPlan, DocumentId, SourceVersionId, Vocabularies};
+use serde_json::json;
+
+use super::Ctx;
+use crate::cli::{CutArgs, InputFormat};
+use crate::error::{exit, CliError, Result};
+use crate::statedir::write_atomic;
+
+/// Reads and parses a plan file; every problem is reported at once.
+pub fn read_plan(path: &Path) -> Result<CutPlan> {
+    let bytes = std::fs::read(path).map_err(|e| CliError::io(path, e))?;
+    CutPlan::parse_json(&bytes)
+        .map_err(|report| CliError::Usage(format!("{}: {report}", path.display())))
+}
+
+/// `cutter cut FILE --document-id … --source-version … -o PLAN`.
+pub fn cut(ctx: &Ctx, args: &CutArgs) -> Result<u8> {
+    let bytes = std::fs::read(&args.file).map_err(|e| CliError::io(&args.file, e))?;
+    let mut opts = cutter_doc::CutOptions::new(
+        DocumentId::new(args.document_id.clone())?,
+        SourceVersionId::new(args.source_version.clone())?,
+        ctx.settings.actor.clone(),
+    );
+    opts.publication_type = args.publication_type.clone();
+    opts.format = match args.format {
+        InputFormat::Auto => cutter_doc::InputFormat::Auto,
+        InputFormat::Html => cutter_doc::InputFormat::Html,
+        InputFormat::Text => cutter_doc::InputFormat::Text,
+    };
+    let outcome = cutter_doc::cut(&bytes, &opts)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", args.file.display())))?;
+    if args.output.exists() {
+        return Err(CliError::Refused(format!(
+            "{} already exists; cutter never overwrites a plan — choose another -o path or remove it",
+            args.output.display()
+        )));
+    }
+    let plan_json = outcome.plan.to_json();
+    write_atomic(&args.output, plan_json.as_bytes()).map_err(|e| CliError::io(&args.output, e))?;
+    if let Some(r) = &args.report {
+        write_atomic(r, outcome.report.to_string().as_bytes()).map_err(|e| CliError::io(r, e))?;
+    }
+    let digest = outcome.plan.digest();
+    let human = format!(
+        "{}\nplan: {} ({} rows, sha256 {digest})\nnext: `cutter plan check {}`",
+        outcome.report,
+        args.output.display(),
+        outcome.plan.rows.len(),
+        args.output.display()
+    );
+    ctx.out.emit(&human, json!({"plan": args.output, "rows": outcome.plan.rows.len(), "plan_digest": digest, "report": outcome.report}));
+    Ok(exit::OK)
+}
+
+/// `cutter plan check PLAN`.
+pub fn check(ctx: &Ctx, plan: &Path, offline: bool) -> Result<u8> {
+    let p = read_plan(plan)?;
+    let (vocab, source) = if offline {
+        (
+            cutter_pg::schema::reference_vocabularies(),
+            "the reference schema".to_string(),
+        )
+    } else {
+        let mut target = super::connect_target(ctx)?;
+        let label = target.label().to_string();
+        (target.vocabularies().map_err(super::pg_err)?, label)
+    };
+    validate(ctx, plan, p, &vocab, &source)
+}
+
+fn validate(ctx: &Ctx, path: &Path, p: CutPlan, vocab: &Vocabularies, source: &str) -> Result<u8> {
+    let rows = p.rows.len();
+    match p.validate(vocab) {
+        Ok(valid) => {
+            let human = format!(
+                "{}: {rows} rows satisfy the row contract (vocabularies of {source})\nplan digest: sha256 {}",
+                path.display(),
+                valid.digest()
+            );
+            ctx.out.emit(&human, json!({"valid": true, "rows": rows, "plan_digest": valid.digest(), "vocabularies_from": source}));
+            Ok(exit::OK)
+        }
+        Err(report) => {
+            if ctx.out.json {
+                ctx.out.emit(
+                    "",
+                    json!({"valid": false, "rows": rows, "violations": report.violations}),
+                );
+                return Ok(exit::USAGE);
+            }
+            Err(CliError::Usage(format!("{}: {report}", path.display())))
+        }
+    }
+}
+
+/// `cutter plan show PLAN`.
+pub fn show(ctx: &Ctx, plan: &Path, rows: usize) -> Result<u8> {
+    let p = read_plan(plan)?;
+    let mut per_type: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &p.rows {
+        *per_type
+            .entry(r.section_type.clone().unwrap_or_else(|| "(null)".into()))
+            .or_default() += 1;
+    }
+    let digest = p.digest();
+    let mut human = format!(
+        "plan {}\n  document: {} (source version {})\n  rows: {}\n  sha256: {digest}\n  by section type:",
+        plan.display(),
+        p.document_id,
+        p.source_version_id,
+        p.rows.len()
+    );
+    for (t, n) in &per_type {
+        let _ = write!(human, " {t}={n}");
+    }
+    human.push('\n');
+    for (i, r) in p.rows.iter().take(rows).enumerate() {
+        let first_line = r.body.lines().next().unwrap_or_default();
+        let short: String = first_line.chars().take(70).collect();
+        let _ = writeln!(
+            human,
+            "  {:>5}  {:<48} {}",
+            i + 1,
+            r.canonical_address,
+            short
+        );
+    }
+    if p.rows.len() > rows {
+        let _ = writeln!(human, "  … {} more", p.rows.len() - rows);
+    }
+    ctx.out.emit(
+        &human,
+        json!({"document_id": p.document_id, "source_version_id": p.source_version_id, "rows": p.rows.len(), "plan_digest": digest, "by_section_type": per_type, "first_rows": p.rows.iter().take(rows).collect::<Vec<_>>()}),
+    );
+    Ok(exit::OK)
+}

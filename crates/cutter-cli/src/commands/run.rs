@@ -1,0 +1,573 @@
+//! `cutter run`: the orchestrator of a run. Preflight, cut plan and gate only read; the
+//! five mutating phases each commit one transaction (the backup: one artifact). Every
+//! event is journaled before it is acted on; any failure re-arms the kill-switch, writes
+//! the HOLD and the SG_3 record, and prints the matrix's compensation. Nothing retries.
+
+use std::path::PathBuf;
+
+use cutter_core::{
+    BackupFacts, ChangeSetId, CutPlan, Effect, Event, GateRequest, HoldRecord, KillSwitch,
+    LiveAuthorization, Mode, Phase, PhaseOutcome, PhaseRecord, RunContext, RunId, RunMachine,
+    RunState, SignedApproval, Snapshot, ValidPlan,
+};
+use serde_json::json;
+
+use super::{pg_err, Ctx};
+use crate::cli::{RunArgs, RunMode};
+use crate::error::{exit, CliError, Result};
+use crate::failpoint::{self, When};
+use crate::output::Output;
+use crate::runs::{now_ms, now_rfc3339, now_unix, RunRecord};
+use crate::statedir::{write_json, HoldFile, StateDir};
+
+/// Parses `--approval STATEMENT:SIGNATURE` arguments into signed approvals.
+pub fn read_approvals(args: &[String]) -> Result<Vec<SignedApproval>> {
+    args.iter()
+        .map(|a| {
+            let (st, sig) = a.split_once(':').ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--approval {a:?}: expected STATEMENT:SIGNATURE (two files)"
+                ))
+            })?;
+            cutter_governance::read_signed_approval(st.as_ref(), sig.as_ref())
+                .map_err(|e| CliError::Usage(e.to_string()))
+        })
+        .collect()
+}
+
+/// The approver keys and the verifier over them.
+pub fn approvers(
+    ctx: &Ctx,
+) -> Result<(cutter_core::ApproverSet, cutter_governance::OpenPgpVerifier)> {
+    if ctx.settings.approver_keys.is_empty() {
+        return Err(CliError::Usage(
+            "no approvers configured: list their public keys in [approvals].approver_keys (or CUTTER_APPROVER_KEYS)".into(),
+        ));
+    }
+    cutter_governance::load_approvers(&ctx.settings.approver_keys)
+        .map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// Refuses to start while another run of this state directory is unfinished.
+fn refuse_unfinished(dir: &StateDir, this: &RunId) -> Result<()> {
+    for id in dir.run_ids()? {
+        if &id == this {
+            return Err(CliError::Refused(format!(
+                "run id {id} was already used in this state directory; a run id never runs twice — choose a new one"
+            )));
+        }
+        if let Some(r) = RunRecord::load(dir, &id)? {
+            if matches!(
+                r.machine.state,
+                RunState::Created | RunState::Running { .. } | RunState::Passed { .. }
+            ) {
+                return Err(CliError::Refused(format!(
+                    "run {id} did not finish ({}); run `cutter recover` before starting another run",
+                    r.machine.state
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The backup set-up a run needs: the pinned recipient.
+pub fn backup_recipient(ctx: &Ctx) -> Result<(cutter_backup::Recipient, PathBuf)> {
+    let pin = cutter_backup::recipient_pin(ctx.settings.backup_fingerprint.as_deref(), &|_| None)
+        .map_err(|e| CliError::Refused(e.to_string()))?;
+    let key = ctx.settings.backup_key.clone().ok_or_else(|| {
+        CliError::Refused("no backup recipient key: set [backup].recipient_key (or CUTTER_BACKUP_KEY); a live run never writes without a backup".into())
+    })?;
+    let recipient =
+        cutter_backup::load_recipient(&key, &pin).map_err(|e| CliError::Refused(e.to_string()))?;
+    Ok((recipient, key))
+}
+
+/// Everything a pipeline run needs, connected and authorized.
+pub struct Pipeline<'a> {
+    /// The state directory.
+    pub dir: &'a StateDir,
+    /// The run.
+    pub rec: RunRecord,
+    /// The target (exec role), holding the per-target run lock.
+    pub target: cutter_pg::Target,
+    /// Exec-role configuration, to reconnect after a lost connection.
+    pub exec_cfg: cutter_pg::ConnConfig,
+    /// Read-only role configuration (write_verify's re-read and pg_dump).
+    pub verify_cfg: cutter_pg::ConnConfig,
+    /// Pinned backup recipient.
+    pub recipient: cutter_backup::Recipient,
+    /// The gate's authorization.
+    pub auth: LiveAuthorization,
+    /// The validated plan.
+    pub plan: ValidPlan,
+    /// Recorded on rows.
+    pub actor: String,
+    /// Output.
+    pub out: Output,
+    /// Where the backup phase writes its artifact.
+    pub backups_dir: PathBuf,
+    /// A dry-run on a throwaway clone: failures hold the rehearsal only (no HOLD file,
+    /// no kill-switch change, no SG_3 on the target).
+    pub rehearsal: bool,
+}
+
+impl std::fmt::Debug for Pipeline<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("run", &self.rec.machine.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline<'_> {
+    fn change_set(&self) -> ChangeSetId {
+        ChangeSetId::for_run(self.auth.run_id())
+    }
+
+    /// Runs the mutating phases up to the run's final phase, then the post snapshot.
+    pub fn execute(&mut self) -> Result<()> {
+        // Test-only failpoints inside the adapter's own transactions (debug builds only).
+        #[cfg(debug_assertions)]
+        self.target.set_before_commit(Some(Box::new(|phase| {
+            failpoint::hit(phase, When::BeforeCommit)
+        })));
+        let final_phase = self.rec.machine.final_phase;
+        for phase in Phase::MUTATING.into_iter().filter(|p| *p <= final_phase) {
+            self.step(phase)?;
+        }
+        let post = self.target.snapshot().map_err(pg_err)?;
+        let rollback = self.dir.rollback_dir(&self.rec.machine.run_id)?;
+        write_json(&rollback.join("post.json"), &post)?;
+        self.rec.context.post_snapshot = Some(post);
+        self.rec.save(self.dir)
+    }
+
+    fn step(&mut self, phase: Phase) -> Result<()> {
+        self.rec.record(self.dir, Event::PhaseStarted { phase })?;
+        let started = now_ms();
+        let result = self.do_phase(phase);
+        let ended = now_ms();
+        match result {
+            Ok(()) => {
+                if let Err(e) = failpoint::hit(phase, When::AfterCommit) {
+                    return self.fail(phase, started, e);
+                }
+                self.rec.context.phases.push(PhaseRecord {
+                    phase,
+                    started_ms: started,
+                    ended_ms: ended,
+                    outcome: PhaseOutcome::Committed,
+                });
+                let effects = self.rec.record(self.dir, Event::PhaseCommitted { phase })?;
+                if !self.rehearsal {
+                    apply_effects(
+                        self.dir,
+                        &mut self.rec,
+                        &effects,
+                        None,
+                        &self.actor,
+                        self.out,
+                    )?;
+                }
+                Ok(())
+            }
+            Err(reason) => self.fail(phase, started, reason),
+        }
+    }
+
+    fn fail(&mut self, phase: Phase, started: i64, reason: String) -> Result<()> {
+        self.rec.context.phases.push(PhaseRecord {
+            phase,
+            started_ms: started,
+            ended_ms: now_ms(),
+            outcome: PhaseOutcome::Failed {
+                reason: reason.clone(),
+            },
+        });
+        self.rec.last_error = Some(format!("{phase}: {reason}"));
+        let effects = self.rec.record(
+            self.dir,
+            Event::PhaseFailed {
+                phase,
+                reason: reason.clone(),
+            },
+        )?;
+        if self.rehearsal {
+            return Err(CliError::Failed(format!("{phase}: {reason}")));
+        }
+        let exec = self.exec_cfg.clone();
+        apply_effects(
+            self.dir,
+            &mut self.rec,
+            &effects,
+            Some(&exec),
+            &self.actor,
+            self.out,
+        )?;
+        Err(CliError::Held(format!(
+            "run {} failed in {phase}: {reason}\nthe phase rolled back; kill-switch re-armed; HOLD written\nnext: {} — `cutter compensate --run-id {}`",
+            self.rec.machine.run_id,
+            self.rec.machine.prescribed_compensation().describe(),
+            self.rec.machine.run_id
+        )))
+    }
+
+    fn do_phase(&mut self, phase: Phase) -> std::result::Result<(), String> {
+        match phase {
+            Phase::PreWriteBackup => {
+                let cfg = cutter_backup::BackupConfig::new(
+                    self.backups_dir.clone(),
+                    self.rec.machine.run_id.clone(),
+                    self.recipient.clone(),
+                    self.verify_cfg.clone(),
+                );
+                let pb = self.out.progress(0, "pre_write_backup");
+                let artifact =
+                    cutter_backup::pre_write_backup(&cfg, &mut |bytes| pb.set_position(bytes))
+                        .map_err(|e| e.to_string())?;
+                pb.finish_and_clear();
+                failpoint::hit(phase, When::BeforeCommit)?;
+                let m = &artifact.manifest;
+                self.rec.context.backup = Some(BackupFacts {
+                    artifact: m.artifact.clone(),
+                    sha256: m.sha256,
+                    size_bytes: m.size_bytes,
+                    recipient: m.encryption.recipient.clone(),
+                });
+                Ok(())
+            }
+            Phase::CutLegA => {
+                let pb = self
+                    .out
+                    .progress(self.plan.rows().len() as u64, "cut_leg_a");
+                let report = self
+                    .target
+                    .cut_leg_a(&self.auth, &self.plan, &mut |n| pb.set_position(n))
+                    .map_err(|e| e.to_string())?;
+                pb.finish_and_clear();
+                self.rec.context.change_set_id = Some(report.change_set_id.clone());
+                self.rec.context.units_created = Some(report.units_created);
+                Ok(())
+            }
+            Phase::LegBRecord => {
+                let mut tx = self
+                    .target
+                    .phase_transaction(&self.auth, phase)
+                    .map_err(|e| e.to_string())?;
+                let report = cutter_governance::leg_b_record(
+                    tx.client(),
+                    &self.auth,
+                    &self.plan,
+                    &self.actor,
+                )
+                .map_err(|e| e.to_string())?;
+                failpoint::hit(phase, When::BeforeCommit)?;
+                tx.commit().map_err(|e| e.to_string())?;
+                let rows = 1 + report.units + 1 + report.signature_rows.len() as u64;
+                self.rec.context.ledger_rows = Some(rows);
+                Ok(())
+            }
+            Phase::WriteVerify => {
+                let mut verify = self
+                    .verify_cfg
+                    .connect()
+                    .map_err(|e| format!("connecting as the read-only role: {e}"))?;
+                let mut tx = self
+                    .target
+                    .phase_transaction(&self.auth, phase)
+                    .map_err(|e| e.to_string())?;
+                let report = cutter_governance::write_verify(
+                    tx.client(),
+                    &mut verify,
+                    &self.auth,
+                    &self.plan,
+                    &self.actor,
+                )
+                .map_err(|e| e.to_string())?;
+                failpoint::hit(phase, When::BeforeCommit)?;
+                tx.commit().map_err(|e| e.to_string())?;
+                self.rec.context.verify = Some(report.facts);
+                Ok(())
+            }
+            Phase::LifecycleEnact => {
+                let cs = self.change_set();
+                let n = self
+                    .target
+                    .lifecycle_enact(&self.auth, &cs)
+                    .map_err(|e| e.to_string())?;
+                self.rec.context.units_enacted = Some(n);
+                Ok(())
+            }
+            other => Err(format!("{other} is not a mutating phase")),
+        }
+    }
+}
+
+/// Carries out the effects of a transition. On a failure: re-arm the kill-switch first,
+/// then the post snapshot (on a fresh connection: the old one may be dead), the HOLD,
+/// and SG_3 (ledger row if the database answers, state file always).
+pub fn apply_effects(
+    dir: &StateDir,
+    rec: &mut RunRecord,
+    effects: &[Effect],
+    exec_cfg: Option<&cutter_pg::ConnConfig>,
+    actor: &str,
+    out: Output,
+) -> Result<()> {
+    let run = rec.machine.run_id.clone();
+    let mut notes: Vec<String> = Vec::new();
+    if effects.contains(&Effect::RearmKillSwitch) {
+        dir.set_kill_switch(&KillSwitch::Engaged)?;
+    }
+    let rollback = dir.rollback_dir(&run)?;
+    if effects.contains(&Effect::CapturePostSnapshot) {
+        match exec_cfg.map(|c| cutter_pg::Target::connect(c).and_then(|mut t| t.snapshot())) {
+            Some(Ok(post)) => {
+                write_json(&rollback.join("post.json"), &post)?;
+                rec.context.post_snapshot = Some(post);
+            }
+            Some(Err(e)) => notes.push(format!("post snapshot not captured: {e}")),
+            None => notes.push("post snapshot not captured: no connection configuration".into()),
+        }
+        rec.save(dir)?;
+    }
+    let (failed_phase, reason, compensation) = match &rec.machine.state {
+        RunState::Held {
+            failed_phase,
+            reason,
+            compensation,
+        } => (*failed_phase, reason.clone(), *compensation),
+        _ => (None, String::new(), rec.machine.prescribed_compensation()),
+    };
+    if effects.contains(&Effect::WriteHold) {
+        let pre = rollback.join("pre.json");
+        let post = rollback.join("post.json");
+        dir.write_hold(&HoldFile {
+            record: HoldRecord {
+                run_id: run.clone(),
+                failed_phase,
+                reason: reason.clone(),
+                at: now_unix(),
+            },
+            compensation,
+            pre_snapshot: pre.exists().then_some(pre),
+            post_snapshot: post.exists().then_some(post),
+        })?;
+    }
+    if effects.contains(&Effect::RecordSg3) {
+        let sg3 = cutter_governance::Sg3Record::new(
+            run.clone(),
+            failed_phase,
+            reason,
+            rec.context.pre_snapshot.clone(),
+            rec.context.post_snapshot.clone(),
+        );
+        crate::statedir::write_atomic(&rollback.join("sg3.json"), sg3.to_json_pretty().as_bytes())
+            .map_err(|e| CliError::io(&rollback.join("sg3.json"), e))?;
+        let written = exec_cfg.map(|c| {
+            c.connect()
+                .map_err(|e| e.to_string())
+                .and_then(|mut client| {
+                    cutter_governance::record_sg3(&mut client, &sg3, actor)
+                        .map_err(|e| e.to_string())
+                })
+        });
+        match written {
+            Some(Ok(id)) => notes.push(format!(
+                "SG_3 escalation recorded in the ledger (review_decision {id}) and in {}",
+                rollback.join("sg3.json").display()
+            )),
+            Some(Err(e)) => notes.push(format!(
+                "SG_3 escalation written to {} only; the ledger row failed: {e}",
+                rollback.join("sg3.json").display()
+            )),
+            None => notes.push(format!(
+                "SG_3 escalation written to {}",
+                rollback.join("sg3.json").display()
+            )),
+        }
+    }
+    if effects.contains(&Effect::RemoveHold) {
+        dir.remove_hold()?;
+    }
+    if !out.json {
+        for n in notes {
+            eprintln!("cutter: {n}");
+        }
+    }
+    Ok(())
+}
+
+/// `cutter run`.
+pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
+    let dir = StateDir::open(ctx.settings.require_state_dir()?)?;
+    let run_id = RunId::new(args.run_id.clone())?;
+    let (_lock, stale) = dir.lock(&format!("run {run_id}"), &now_rfc3339())?;
+    if let Some(s) = stale {
+        tracing::warn!("the state lock was last held by pid {} ({}) since {}, which is gone; its lock was released by the kernel", s.pid, s.purpose, s.since);
+    }
+    refuse_unfinished(&dir, &run_id)?;
+    let plan = super::plan::read_plan(&args.plan)?;
+    match args.mode {
+        RunMode::Live => live(ctx, &dir, run_id, plan, args),
+        RunMode::DryRun => super::dryrun::dry_run(ctx, &dir, run_id, plan, args),
+    }
+}
+
+/// Preflight and cut plan against a connected target: the findings, the valid plan and
+/// the pre snapshot. Only reads.
+pub fn preflight_and_plan(
+    target: &mut cutter_pg::Target,
+    plan: CutPlan,
+) -> Result<(ValidPlan, Snapshot)> {
+    let report = target.preflight().map_err(pg_err)?;
+    if !report.is_ok() {
+        let lines: Vec<String> = report
+            .findings
+            .iter()
+            .map(|f| format!("  {}: {}", f.object, f.problem))
+            .collect();
+        return Err(CliError::Failed(format!(
+            "preflight: {} differs from the reference schema in {} place(s):\n{}",
+            target.label(),
+            lines.len(),
+            lines.join("\n")
+        )));
+    }
+    let vocab = target.vocabularies().map_err(pg_err)?;
+    let valid = plan
+        .validate(&vocab)
+        .map_err(|r| CliError::Usage(r.to_string()))?;
+    let pre = target.snapshot().map_err(pg_err)?;
+    Ok((valid, pre))
+}
+
+fn live(ctx: &Ctx, dir: &StateDir, run_id: RunId, plan: CutPlan, args: &RunArgs) -> Result<u8> {
+    let exec_cfg = super::target_config(ctx)?;
+    let verify_cfg = exec_cfg.with_user(&ctx.settings.verify_user, None);
+    let mut target = cutter_pg::Target::connect(&exec_cfg).map_err(pg_err)?;
+    target
+        .lock_target(&run_id)
+        .map_err(|e| CliError::Refused(e.to_string()))?;
+    let started = now_ms();
+    let (valid, pre) = preflight_and_plan(&mut target, plan)?;
+    // The gate: everything it needs is read now; a refusal leaves no run behind.
+    let (recipient, _) = backup_recipient(ctx)?;
+    let approvals = read_approvals(&args.approvals)?;
+    let (approver_set, verifier) = approvers(ctx)?;
+    let kill_switch = dir.kill_switch()?;
+    let hold = dir.hold()?;
+    let auth = cutter_core::authorize(
+        &GateRequest {
+            run_id: &run_id,
+            plan_digest: valid.digest(),
+            target: target.system_identifier(),
+            kill_switch: &kill_switch,
+            hold: hold.as_ref().map(|h| &h.record),
+            approvals: &approvals,
+            approvers: &approver_set,
+            now: now_unix(),
+        },
+        &verifier,
+    )
+    .map_err(|r| CliError::Core(cutter_core::Error::Gate(r)))?;
+    let final_phase = if args.stage_only {
+        Phase::WriteVerify
+    } else {
+        Phase::LifecycleEnact
+    };
+    let claim = {
+        let mut c = exec_cfg
+            .connect()
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+        cutter_governance::claim(&mut c, &auth, &valid, &ctx.settings.actor)
+            .map_err(|e| CliError::Refused(e.to_string()))?
+    };
+    let mut context = RunContext::new(
+        run_id.clone(),
+        Mode::Live,
+        &valid,
+        target.system_identifier(),
+        now_unix(),
+    );
+    context.pre_snapshot = Some(pre.clone());
+    context.approvals = auth.approvals().to_vec();
+    let mut rec = RunRecord {
+        machine: RunMachine::new(run_id.clone(), Mode::Live, final_phase, kill_switch),
+        context,
+        last_error: None,
+        pid: std::process::id(),
+        updated_at: now_rfc3339(),
+    };
+    rec.save(dir)?;
+    write_json(&dir.rollback_dir(&run_id)?.join("pre.json"), &pre)?;
+    std::fs::write(
+        dir.run_dir(&run_id)?.join("plan.json"),
+        valid.plan().to_json(),
+    )
+    .map_err(|e| CliError::io(&dir.run_dir(&run_id).unwrap_or_default(), e))?;
+    let ended = now_ms();
+    for phase in [Phase::Preflight, Phase::Cutplan, Phase::Gate] {
+        rec.record(dir, Event::PhaseStarted { phase })?;
+        rec.record(
+            dir,
+            if phase == Phase::Gate {
+                Event::GatePassed
+            } else {
+                Event::PhaseCommitted { phase }
+            },
+        )?;
+        rec.context.phases.push(PhaseRecord {
+            phase,
+            started_ms: started,
+            ended_ms: ended,
+            outcome: PhaseOutcome::Committed,
+        });
+    }
+    tracing::info!("run {run_id}: claim {} held", claim.claim().claim_key);
+    let mut p = Pipeline {
+        dir,
+        rec,
+        target,
+        exec_cfg,
+        verify_cfg,
+        recipient,
+        auth,
+        plan: valid,
+        actor: ctx.settings.actor.clone(),
+        out: ctx.out,
+        backups_dir: dir.backups(),
+        rehearsal: false,
+    };
+    p.execute()?;
+    finish(ctx, dir, &p.rec)
+}
+
+/// Writes the report files and prints the summary of a finished run.
+pub fn finish(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> Result<u8> {
+    let extras = crate::report::ReportExtras::default();
+    let md = crate::report::to_markdown(rec, &extras);
+    let js = crate::report::to_json(rec, &extras);
+    let rd = dir.run_dir(&rec.machine.run_id)?;
+    crate::statedir::write_atomic(&rd.join("report.md"), md.as_bytes())
+        .map_err(|e| CliError::io(&rd, e))?;
+    write_json(&rd.join("report.json"), &js)?;
+    let c = &rec.context;
+    let human = format!(
+        "run {} {}: {} units created, verify {}/{} matched, {} enacted\nbackup: {}\nreport: {}",
+        rec.machine.run_id,
+        rec.machine.state,
+        c.units_created.unwrap_or(0),
+        c.verify.map_or(0, |v| v.matched),
+        c.verify.map_or(0, |v| v.checked),
+        c.units_enacted.unwrap_or(0),
+        c.backup.as_ref().map_or("none".to_string(), |b| format!(
+            "{} (sha256 {})",
+            b.artifact, b.sha256
+        )),
+        rd.join("report.md").display()
+    );
+    ctx.out.emit(&human, json!({"run": js}));
+    Ok(exit::OK)
+}

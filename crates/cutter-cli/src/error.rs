@@ -1,0 +1,109 @@
+//! The CLI's error type and its documented exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit codes scripts can trust.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The operation failed (a check, a phase, a verification).
+    pub const FAILURE: u8 = 1;
+    /// Bad usage: unknown flag or config key, missing argument, malformed input file.
+    pub const USAGE: u8 = 2;
+    /// Refused: by the gate, a lock held by someone else, a claim, a safety rule.
+    pub const REFUSED: u8 = 3;
+    /// A HOLD is in place (written by this command, or blocking it).
+    pub const HELD: u8 = 4;
+}
+
+/// Result alias.
+pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+/// Everything the CLI reports as an error.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Wrong usage or configuration.
+    #[error("{0}")]
+    Usage(String),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A state file is not what cutter wrote.
+    #[error("{}: not a valid cutter state file ({detail}); do not edit state files by hand", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Another process holds a lock.
+    #[error("{0}")]
+    Busy(String),
+    /// A safety rule refused the operation.
+    #[error("{0}")]
+    Refused(String),
+    /// A HOLD blocks the operation, or the operation ended in one.
+    #[error("{0}")]
+    Held(String),
+    /// The operation failed.
+    #[error("{0}")]
+    Failed(String),
+    /// A domain rule.
+    #[error(transparent)]
+    Core(#[from] cutter_core::Error),
+    /// A bug: the message says where.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl CliError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        CliError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+    /// An internal error.
+    pub fn internal(msg: impl Into<String>) -> Self {
+        CliError::Internal(msg.into())
+    }
+    /// The exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_)
+            | CliError::Core(cutter_core::Error::Contract(_))
+            | CliError::Core(cutter_core::Error::InvalidId { .. }) => exit::USAGE,
+            CliError::Busy(_)
+            | CliError::Refused(_)
+            | CliError::Core(cutter_core::Error::Gate(_))
+            | CliError::Core(cutter_core::Error::Transition(_)) => exit::REFUSED,
+            CliError::Held(_) => exit::HELD,
+            CliError::Io { .. }
+            | CliError::Corrupt { .. }
+            | CliError::Failed(_)
+            | CliError::Internal(_) => exit::FAILURE,
+        }
+    }
+    /// A stable kind name for `--json`.
+    pub fn kind(&self) -> &'static str {
+        match self.exit_code() {
+            exit::USAGE => "usage",
+            exit::REFUSED => "refused",
+            exit::HELD => "held",
+            _ => "failure",
+        }
+    }
+}
+
+impl From<CliError> for ExitCode {
+    fn from(e: CliError) -> Self {
+        ExitCode::from(e.exit_code())
+    }
+}

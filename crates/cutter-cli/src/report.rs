@@ -1,0 +1,225 @@
+//! The run report a reviewer reads months later: phases with timings, counts before
+//! and after, the backup, the restore proof, approvals and signers, the ledger chain,
+//! and the compensation — as Markdown, and as JSON with the same content.
+
+use std::fmt::Write as _;
+
+use cutter_core::{PhaseOutcome, RunState, Snapshot};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::runs::{rfc3339, RunRecord};
+
+/// Extra facts gathered when the report is made.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReportExtras {
+    /// The restore proof's result (JSON), if one was run for this run's backup.
+    pub restore_proof: Option<Value>,
+    /// The ledger verification (JSON), if the target was reachable.
+    pub ledger: Option<Value>,
+    /// Why the ledger could not be verified, if it could not.
+    pub ledger_error: Option<String>,
+}
+
+/// The report as JSON.
+pub fn to_json(r: &RunRecord, extras: &ReportExtras) -> Value {
+    serde_json::json!({
+        "format": "cutter-run-report/1",
+        "run_id": r.machine.run_id,
+        "mode": r.machine.mode,
+        "state": r.machine.state,
+        "final_phase": r.machine.final_phase,
+        "committed": r.machine.committed,
+        "prescribed_compensation": r.machine.prescribed_compensation(),
+        "last_error": r.last_error,
+        "context": r.context,
+        "restore_proof": extras.restore_proof,
+        "ledger": extras.ledger,
+        "ledger_error": extras.ledger_error,
+    })
+}
+
+fn counts_table(out: &mut String, pre: Option<&Snapshot>, post: Option<&Snapshot>) {
+    let (Some(pre), post) = (pre, post) else {
+        out.push_str("No snapshot was taken.\n");
+        return;
+    };
+    out.push_str("| table | before | after |\n|---|---:|---:|\n");
+    for (t, s) in &pre.tables {
+        let after = post
+            .and_then(|p| p.tables.get(t))
+            .map_or("—".to_string(), |a| a.rows.to_string());
+        let _ = writeln!(out, "| {t} | {} | {after} |", s.rows);
+    }
+    let mut statuses: Vec<&String> = pre.unit_statuses.keys().collect();
+    if let Some(p) = post {
+        statuses.extend(p.unit_statuses.keys());
+    }
+    statuses.sort();
+    statuses.dedup();
+    for s in statuses {
+        let b = pre.unit_statuses.get(s).copied().unwrap_or(0);
+        let a = post.map_or("—".to_string(), |p| {
+            p.unit_statuses.get(s).copied().unwrap_or(0).to_string()
+        });
+        let _ = writeln!(out, "| units {s} | {b} | {a} |");
+    }
+    if let Some(p) = post {
+        let diff = pre.diff(p);
+        if diff.is_empty() {
+            out.push_str("\nNet-zero: nothing differs between before and after.\n");
+        } else {
+            out.push_str("\nDifferences:\n");
+            for d in diff {
+                let _ = writeln!(out, "- {d}");
+            }
+        }
+    }
+}
+
+/// The report as Markdown.
+pub fn to_markdown(r: &RunRecord, extras: &ReportExtras) -> String {
+    let c = &r.context;
+    let m = &r.machine;
+    let mut out = String::new();
+    let _ = writeln!(out, "# cutter run report — {}\n", m.run_id);
+    let _ = writeln!(out, "| | |\n|---|---|");
+    let _ = writeln!(
+        out,
+        "| mode | {} |",
+        match m.mode {
+            cutter_core::Mode::Live => "live",
+            cutter_core::Mode::DryRun => "dry-run",
+        }
+    );
+    let _ = writeln!(out, "| state | {} |", m.state);
+    let _ = writeln!(
+        out,
+        "| document | {} (source version {}) |",
+        c.document_id, c.source_version_id
+    );
+    let _ = writeln!(
+        out,
+        "| plan | {} rows, sha256 {} |",
+        c.plan_rows, c.plan_digest
+    );
+    let _ = writeln!(out, "| target | system identifier {} |", c.target);
+    let _ = writeln!(out, "| created | {} |", rfc3339(c.created_at));
+    if let Some(e) = &r.last_error {
+        let _ = writeln!(
+            out,
+            "| error | {} |",
+            e.replace('|', "\\|").replace('\n', " ")
+        );
+    }
+    out.push_str("\n## Phases\n\n| phase | outcome | duration |\n|---|---|---:|\n");
+    for p in &c.phases {
+        let outcome = match &p.outcome {
+            PhaseOutcome::Committed => "committed".to_string(),
+            PhaseOutcome::Failed { reason } => {
+                format!("FAILED: {}", reason.replace('|', "\\|").replace('\n', " "))
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {outcome} | {} ms |",
+            p.phase,
+            p.ended_ms - p.started_ms
+        );
+    }
+    out.push_str("\n## Counts before and after\n\n");
+    counts_table(&mut out, c.pre_snapshot.as_ref(), c.post_snapshot.as_ref());
+    out.push_str("\n## What the phases produced\n\n");
+    match &c.backup {
+        Some(b) => {
+            let _ = writeln!(
+                out,
+                "- backup: `{}`, {} bytes, sha256 `{}`, encrypted to {}",
+                b.artifact, b.size_bytes, b.sha256, b.recipient
+            );
+        }
+        None => out.push_str("- backup: none\n"),
+    }
+    if let Some(cs) = &c.change_set_id {
+        let _ = writeln!(out, "- change set: `{cs}`");
+    }
+    if let Some(n) = c.units_created {
+        let _ = writeln!(out, "- units created (draft): {n}");
+    }
+    if let Some(n) = c.ledger_rows {
+        let _ = writeln!(out, "- ledger rows written by leg_b_record: {n}");
+    }
+    if let Some(v) = &c.verify {
+        let _ = writeln!(
+            out,
+            "- verify: {} checked, {} matched, {} mismatched",
+            v.checked, v.matched, v.mismatched
+        );
+    }
+    if let Some(n) = c.units_enacted {
+        let _ = writeln!(out, "- units enacted: {n}");
+    }
+    out.push_str("\n## Approvals\n\n");
+    if c.approvals.is_empty() {
+        out.push_str(match m.mode {
+            cutter_core::Mode::DryRun => {
+                "None needed: a dry-run writes only to a throwaway clone.\n"
+            }
+            cutter_core::Mode::Live => "None recorded.\n",
+        });
+    }
+    for a in &c.approvals {
+        let _ = writeln!(
+            out,
+            "- {} signed by `{}`, valid until {}",
+            a.gate,
+            a.signer,
+            rfc3339(a.statement.expires_at)
+        );
+    }
+    out.push_str("\n## Restore proof\n\n");
+    match &extras.restore_proof {
+        Some(v) => {
+            let _ = writeln!(
+                out,
+                "```json\n{}\n```",
+                serde_json::to_string_pretty(v).unwrap_or_default()
+            );
+        }
+        None => {
+            out.push_str("Not run for this backup (`cutter backup restore-proof <artifact>`).\n")
+        }
+    }
+    out.push_str("\n## Ledger\n\n");
+    match (&extras.ledger, &extras.ledger_error) {
+        (Some(v), _) => {
+            let _ = writeln!(
+                out,
+                "```json\n{}\n```",
+                serde_json::to_string_pretty(v).unwrap_or_default()
+            );
+        }
+        (None, Some(e)) => {
+            let _ = writeln!(out, "Not verified: {e}");
+        }
+        (None, None) => out.push_str("Not verified.\n"),
+    }
+    out.push_str("\n## Compensation\n\n");
+    match (&m.state, c.compensation) {
+        (_, Some(done)) => {
+            let _ = writeln!(out, "Executed: {}.", done.describe());
+        }
+        (RunState::Held { compensation, .. }, None) => {
+            let _ = writeln!(
+                out,
+                "Prescribed, not yet executed: {}. Next: `cutter compensate --run-id {}`.",
+                compensation.describe(),
+                m.run_id
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "{}.", m.prescribed_compensation().describe());
+        }
+    }
+    out
+}

@@ -1,0 +1,362 @@
+//! Configuration: `cutter.toml`, then the environment, then flags. Unknown keys are
+//! errors (a typo must never silently change what a live run does). Secrets are never
+//! accepted in the file or on the command line: passwords come from `.pgpass` or
+//! libpq's environment, passphrases from an environment variable or a file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{CliError, Result};
+
+/// The commented template `cutter init` writes.
+pub const TEMPLATE: &str = r#"# cutter configuration.
+# Precedence: this file, then the environment, then command-line flags.
+# Unknown keys are errors. Never put a password or passphrase in this file:
+# database passwords come from ~/.pgpass (or PGPASSFILE / PGPASSWORD), the backup
+# key's passphrase from CUTTER_BACKUP_PASSPHRASE or [backup].passphrase_file.
+# Relative paths are relative to this file's directory.
+
+# Where runs, backups, rollback snapshots and locks live (env CUTTER_STATE_DIR).
+state_dir = "."
+
+[database]
+# libpq URL or keyword string of the target (env DATABASE_URL, or PG* variables).
+# url = "postgres://cutter_exec@db.example.org:5432/production?sslmode=verify-full"
+# The read-only role that re-reads units in write_verify and runs pg_dump.
+verify_user = "cutter_verify"
+# Per-statement limits, in milliseconds (0 = no limit).
+statement_timeout_ms = 0
+lock_timeout_ms = 10000
+
+[backup]
+# Fingerprint the backup recipient key must have (env BACKUP_GPG_FPR). Required.
+# recipient_fingerprint = "0123456789ABCDEF0123456789ABCDEF01234567"
+# The recipient's public key (armored or binary), e.g. from `gpg --export --armor`.
+# recipient_key = "keys/backup.pub.asc"
+# For restore proofs only: the secret key and a file holding its passphrase.
+# secret_key = "keys/backup.sec.asc"
+# passphrase_file = "keys/backup.passphrase"
+
+[approvals]
+# Public keys of the people who may sign SG_1 and SG_2 (their fingerprints are the
+# approver set). Two distinct approvers must sign every live run.
+approver_keys = []
+# How long a new approval statement stays valid.
+validity_hours = 24
+
+[run]
+# Recorded as the actor of every unit and ledger row.
+actor = "cutter"
+"#;
+
+/// `[database]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// Target URL or keyword string.
+    pub url: Option<String>,
+    /// The read-only role.
+    pub verify_user: Option<String>,
+    /// Milliseconds.
+    pub statement_timeout_ms: Option<u64>,
+    /// Milliseconds.
+    pub lock_timeout_ms: Option<u64>,
+}
+
+/// `[backup]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// The pin.
+    pub recipient_fingerprint: Option<String>,
+    /// Public key file.
+    pub recipient_key: Option<PathBuf>,
+    /// Secret key file (restore proofs).
+    pub secret_key: Option<PathBuf>,
+    /// File holding the secret key's passphrase.
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// `[approvals]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsSection {
+    /// Approver public keys.
+    #[serde(default)]
+    pub approver_keys: Vec<PathBuf>,
+    /// Validity of new statements.
+    pub validity_hours: Option<u64>,
+}
+
+/// `[run]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Actor recorded on rows.
+    pub actor: Option<String>,
+}
+
+/// The file, as parsed.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// State directory.
+    pub state_dir: Option<PathBuf>,
+    /// `[database]`.
+    #[serde(default)]
+    pub database: DatabaseSection,
+    /// `[backup]`.
+    #[serde(default)]
+    pub backup: BackupSection,
+    /// `[approvals]`.
+    #[serde(default)]
+    pub approvals: ApprovalsSection,
+    /// `[run]`.
+    #[serde(default)]
+    pub run: RunSection,
+}
+
+/// Effective settings after file, environment and flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the config came from, if a file was read.
+    pub config_path: Option<PathBuf>,
+    /// State directory, if known.
+    pub state_dir: Option<PathBuf>,
+    /// Explicit target URL / keyword string (else libpq env).
+    pub database_url: Option<String>,
+    /// Read-only role.
+    pub verify_user: String,
+    /// Milliseconds, 0 = none.
+    pub statement_timeout_ms: u64,
+    /// Milliseconds, 0 = none.
+    pub lock_timeout_ms: u64,
+    /// Backup pin.
+    pub backup_fingerprint: Option<String>,
+    /// Backup public key.
+    pub backup_key: Option<PathBuf>,
+    /// Backup secret key.
+    pub backup_secret_key: Option<PathBuf>,
+    /// Passphrase file.
+    pub backup_passphrase_file: Option<PathBuf>,
+    /// Approver keys.
+    pub approver_keys: Vec<PathBuf>,
+    /// Validity of new statements.
+    pub validity_hours: u64,
+    /// Actor.
+    pub actor: String,
+}
+
+/// Flags that override the file and environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--state-dir`.
+    pub state_dir: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+}
+
+/// Refuses a connection string that carries a password where secrets are not allowed.
+pub fn refuse_password(where_: &str, url: &str) -> Result<()> {
+    let lower = url.to_ascii_lowercase();
+    let keyword = lower
+        .split_whitespace()
+        .any(|kv| kv.starts_with("password="));
+    let in_url = (lower.starts_with("postgres://") || lower.starts_with("postgresql://"))
+        && url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('@').next().filter(|_| rest.contains('@')))
+            .is_some_and(|userinfo| userinfo.contains(':'));
+    let in_query = lower.contains("?password=") || lower.contains("&password=");
+    if keyword || in_url || in_query {
+        return Err(CliError::Usage(format!(
+            "{where_} contains a password; secrets are never accepted there: put it in ~/.pgpass (mode 0600) or PGPASSFILE"
+        )));
+    }
+    Ok(())
+}
+
+fn resolve(base: &Path, p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        p
+    } else if p == Path::new(".") {
+        base.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+impl Settings {
+    /// Loads settings: the config file (`--config`, else `CUTTER_CONFIG`, else
+    /// `./cutter.toml` if present), then the environment (`env`), then `flags`.
+    pub fn load(flags: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings> {
+        let path = flags
+            .config
+            .clone()
+            .or_else(|| env("CUTTER_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("cutter.toml")).filter(|p| p.exists()));
+        let (file, base) = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| CliError::io(p, e))?;
+                let file: FileConfig = toml::from_str(&text)
+                    .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?;
+                let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
+                let base = if base.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    base
+                };
+                (file, base)
+            }
+            None => (FileConfig::default(), PathBuf::from(".")),
+        };
+        if let Some(u) = &file.database.url {
+            refuse_password(
+                &format!(
+                    "[database].url in {}",
+                    path.as_deref()
+                        .unwrap_or(Path::new("cutter.toml"))
+                        .display()
+                ),
+                u,
+            )?;
+        }
+        if let Some(u) = &flags.database_url {
+            refuse_password("--database-url", u)?;
+        }
+        let state_dir = flags
+            .state_dir
+            .clone()
+            .or_else(|| env("CUTTER_STATE_DIR").map(PathBuf::from))
+            .or_else(|| file.state_dir.clone().map(|p| resolve(&base, p)));
+        let database_url = flags
+            .database_url
+            .clone()
+            .or_else(|| env("DATABASE_URL"))
+            .or(file.database.url.clone());
+        let backup_fingerprint =
+            env("BACKUP_GPG_FPR").or(file.backup.recipient_fingerprint.clone());
+        let backup_key = env("CUTTER_BACKUP_KEY")
+            .map(PathBuf::from)
+            .or_else(|| file.backup.recipient_key.clone().map(|p| resolve(&base, p)));
+        let backup_secret_key = env("CUTTER_BACKUP_SECRET_KEY")
+            .map(PathBuf::from)
+            .or_else(|| file.backup.secret_key.clone().map(|p| resolve(&base, p)));
+        let backup_passphrase_file = env("CUTTER_BACKUP_PASSPHRASE_FILE")
+            .map(PathBuf::from)
+            .or_else(|| {
+                file.backup
+                    .passphrase_file
+                    .clone()
+                    .map(|p| resolve(&base, p))
+            });
+        let mut approver_keys: Vec<PathBuf> = file
+            .approvals
+            .approver_keys
+            .iter()
+            .cloned()
+            .map(|p| resolve(&base, p))
+            .collect();
+        if let Some(list) = env("CUTTER_APPROVER_KEYS") {
+            approver_keys = std::env::split_paths(&list).collect();
+        }
+        Ok(Settings {
+            config_path: path,
+            state_dir,
+            database_url,
+            verify_user: file
+                .database
+                .verify_user
+                .unwrap_or_else(|| "cutter_verify".into()),
+            statement_timeout_ms: file.database.statement_timeout_ms.unwrap_or(0),
+            lock_timeout_ms: file.database.lock_timeout_ms.unwrap_or(10_000),
+            backup_fingerprint,
+            backup_key,
+            backup_secret_key,
+            backup_passphrase_file,
+            approver_keys,
+            validity_hours: file.approvals.validity_hours.unwrap_or(24),
+            actor: env("CUTTER_ACTOR")
+                .or(file.run.actor)
+                .unwrap_or_else(|| "cutter".into()),
+        })
+    }
+
+    /// The state directory, or a usage error saying how to get one.
+    pub fn require_state_dir(&self) -> Result<&Path> {
+        self.state_dir.as_deref().ok_or_else(|| {
+            CliError::Usage("no state directory: pass --state-dir, set CUTTER_STATE_DIR, or run `cutter init DIR` and use its cutter.toml".into())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn template_parses_and_unknown_keys_fail() {
+        let f: FileConfig = toml::from_str(TEMPLATE).unwrap();
+        assert_eq!(f.database.verify_user.as_deref(), Some("cutter_verify"));
+        let err = toml::from_str::<FileConfig>("[database]\nurll = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `urll`"), "{err}");
+        assert!(toml::from_str::<FileConfig>("stat_dir = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn precedence_file_then_env_then_flags() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("cutter.toml");
+        std::fs::write(&cfg, "state_dir = \"st\"\n[database]\nurl = \"postgres://file@h/db\"\n[run]\nactor = \"file\"\n").unwrap();
+        let flags = Overrides {
+            config: Some(cfg.clone()),
+            ..Default::default()
+        };
+        let s = Settings::load(&flags, &no_env).unwrap();
+        assert_eq!(s.state_dir.unwrap(), d.path().join("st"));
+        assert_eq!(s.database_url.as_deref(), Some("postgres://file@h/db"));
+        let env = |k: &str| match k {
+            "DATABASE_URL" => Some("postgres://env@h/db".to_string()),
+            "CUTTER_ACTOR" => Some("env".to_string()),
+            _ => None,
+        };
+        let s = Settings::load(&flags, &env).unwrap();
+        assert_eq!(s.database_url.as_deref(), Some("postgres://env@h/db"));
+        assert_eq!(s.actor, "env");
+        let flags = Overrides {
+            database_url: Some("postgres://flag@h/db".into()),
+            state_dir: Some("/x".into()),
+            ..flags
+        };
+        let s = Settings::load(&flags, &env).unwrap();
+        assert_eq!(s.database_url.as_deref(), Some("postgres://flag@h/db"));
+        assert_eq!(s.state_dir.unwrap(), PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn passwords_are_refused_in_flags_and_file() {
+        for bad in [
+            "postgres://u:hunter2@h/db",
+            "host=h password=hunter2",
+            "postgres://u@h/db?password=hunter2",
+        ] {
+            let err = refuse_password("--database-url", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("contains a password"), "{err}");
+            assert!(!err.contains("hunter2"), "the password leaked: {err}");
+        }
+        assert!(refuse_password("x", "postgres://u@h:5432/db").is_ok());
+        assert!(refuse_password("x", "host=h user=u").is_ok());
+    }
+}

@@ -1,0 +1,509 @@
+//! The real `cutter` binary against throwaway databases: the operator's paths, the gate's
+//! refusals, failures in every mutating phase, crashes and recovery, concurrency, void.
+
+mod common;
+
+use common::World;
+use cutter_core::Phase;
+use predicates::prelude::*;
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_mistyped_flag_is_a_usage_error_and_runs_nothing() {
+    let w = World::new();
+    let before = w.snapshot();
+    w.cmd()
+        .args(["run", "--mode", "live", "--run-id", "r-typo", "--plan"])
+        .arg(&w.plan)
+        .arg("--stage-onyl")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "unexpected argument '--stage-onyl'",
+        ));
+    assert!(!w.state.join("runs/r-typo").exists());
+    assert_eq!(w.snapshot(), before);
+    // An unknown key in the config file is an error too.
+    let cfg = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(&w.config, cfg.replace("verify_user", "verify_usr")).unwrap();
+    w.cmd()
+        .args(["status"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown field `verify_usr`"));
+}
+
+#[test]
+fn happy_path_live_run_then_report_status_and_ledger() {
+    let w = World::new();
+    let before = w.snapshot();
+    let a = w.disarm("r-happy");
+    let o = w.run_live("r-happy", &a).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o)
+            .contains("run r-happy succeeded: 12 units created, verify 12/12 matched, 12 enacted"),
+        "{}",
+        stdout(&o)
+    );
+    let after = w.snapshot();
+    assert_eq!(
+        after.rows("public.information_unit"),
+        before.rows("public.information_unit") + 12
+    );
+    assert_eq!(
+        after.unit_statuses["enacted"],
+        before.unit_statuses["enacted"] + 12
+    );
+    assert!(
+        w.kill_switch().contains("engaged"),
+        "the kill-switch re-arms after the run: {}",
+        w.kill_switch()
+    );
+    assert!(!w.hold_exists());
+    assert!(w.state.join("backups/r-happy.dump.pgp").exists());
+    // Nothing in the state directory is plaintext dump.
+    for e in walk(&w.state) {
+        let bytes = std::fs::read(&e).unwrap();
+        assert!(
+            !bytes.windows(5).any(|x| x == b"PGDMP"),
+            "plaintext dump bytes in {}",
+            e.display()
+        );
+    }
+    let report = w
+        .cmd()
+        .args(["report", "--run-id", "r-happy"])
+        .output()
+        .unwrap();
+    let md = stdout(&report);
+    for needle in [
+        "# cutter run report — r-happy",
+        "| cut_leg_a | committed |",
+        "SG_1 signed by",
+        "SG_2 signed by",
+        "units enacted: 12",
+    ] {
+        assert!(md.contains(needle), "{needle} missing from\n{md}");
+    }
+    w.cmd().args(["ledger", "verify"]).assert().success();
+    let st = w.cmd().args(["--json", "status"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(v["runs"][0]["bucket"], "done");
+    // A run id never runs twice.
+    w.run_live("r-happy", &a)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("already used"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_gate_refuses_and_nothing_is_written() {
+    let w = World::new();
+    let before = w.snapshot();
+    let a = w.approvals("r-gate");
+    // 1. Kill-switch engaged.
+    let o = w.run_live("r-gate", &a).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the kill-switch is engaged"),
+        "{}",
+        stderr(&o)
+    );
+    // Disarm for this run, then: 2. one approval only.
+    w.disarm("r-gate");
+    let o = w.run_live("r-gate", &a[..1]).output().unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("no valid SG_2 approval"),
+        "{}",
+        stderr(&o)
+    );
+    // 3. Approvals for another run.
+    let other = w.approvals("r-other");
+    let o = w.run_live("r-gate", &other).output().unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("approves run r-other, not this run"),
+        "{}",
+        stderr(&o)
+    );
+    // 4. Same signer twice; 5. a signer who is not an approver.
+    let same = w.approvals_for("r-gate", &w.plan, [0, 0], w.db.system_identifier(), 3600);
+    assert!(
+        stderr(&w.run_live("r-gate", &same).output().unwrap()).contains("two distinct approvers")
+    );
+    let mallory = w.approvals_for("r-gate", &w.plan, [0, 2], w.db.system_identifier(), 3600);
+    let m = stderr(&w.run_live("r-gate", &mallory).output().unwrap());
+    let fpr = w.approvers[2].secret.fingerprint().to_string();
+    assert!(
+        m.contains(&format!(
+            "made by unknown key fingerprint {fpr}, which is none of the 2 trusted key(s)"
+        )),
+        "{m}"
+    );
+    // 6. Expired.
+    let expired = w.approvals_for("r-gate", &w.plan, [0, 1], w.db.system_identifier(), -10);
+    assert!(stderr(&w.run_live("r-gate", &expired).output().unwrap()).contains("expired"));
+    assert_eq!(w.snapshot(), before, "a refused run writes nothing");
+    assert!(
+        !w.state.join("runs/r-gate").exists(),
+        "a refused run leaves no run behind"
+    );
+    assert_eq!(
+        std::fs::read_dir(w.state.join("backups")).unwrap().count(),
+        0
+    );
+}
+
+/// An injected failure in each mutating phase: HOLD, kill-switch re-armed, the matrix's
+/// compensation; `compensate` then restores the pre-run snapshot (live units).
+#[test]
+fn an_injected_failure_in_each_mutating_phase_holds_and_compensates() {
+    let cases = [
+        (Phase::PreWriteBackup, "discard the backup artifact"),
+        (Phase::CutLegA, "discard the backup artifact"),
+        (Phase::LegBRecord, "compensation A:"),
+        (Phase::WriteVerify, "compensation A + B"),
+        (Phase::LifecycleEnact, "compensation A + B"),
+    ];
+    for (phase, prescribed) in cases {
+        let w = World::new();
+        let before = w.snapshot();
+        let run = format!("r-fail-{}", phase.name().replace('_', "-"));
+        let a = w.disarm(&run);
+        let o = w
+            .run_live(&run, &a)
+            .env("CUTTER_FAILPOINT", format!("{phase}:before_commit:error"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(4),
+            "{phase}: {}\n{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("failed in {phase}")),
+            "{phase}: {err}"
+        );
+        assert!(
+            err.contains(prescribed),
+            "{phase}: expected {prescribed:?} in {err}"
+        );
+        assert!(w.hold_exists(), "{phase}: no HOLD");
+        assert!(
+            w.kill_switch().contains("engaged"),
+            "{phase}: kill-switch not re-armed"
+        );
+        assert!(w.state.join(format!("rollback/{run}/sg3.json")).exists());
+        // The gate now refuses any live run while the HOLD stands.
+        let b = w.approvals("r-next");
+        w.run_live("r-next", &b)
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains("a HOLD from run"));
+        let c = w
+            .cmd()
+            .args(["compensate", "--run-id", &run])
+            .output()
+            .unwrap();
+        assert_eq!(
+            c.status.code(),
+            Some(0),
+            "{phase}: {}\n{}",
+            stdout(&c),
+            stderr(&c)
+        );
+        let after = w.snapshot();
+        assert_eq!(
+            World::live_statuses(&after),
+            World::live_statuses(&before),
+            "{phase}: live units differ after compensation"
+        );
+        // Compensating again is a no-op that says so.
+        let again = w
+            .cmd()
+            .args(["compensate", "--run-id", &run])
+            .output()
+            .unwrap();
+        assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+        assert_eq!(
+            World::live_statuses(&w.snapshot()),
+            World::live_statuses(&before)
+        );
+        if phase >= Phase::LegBRecord {
+            assert!(
+                stdout(&again).contains("already"),
+                "{phase}: {}",
+                stdout(&again)
+            );
+        }
+    }
+}
+
+#[test]
+fn kill_9_inside_cut_leg_a_and_after_its_commit_then_recover() {
+    // Inside the transaction: nothing of leg A commits.
+    let w = World::new();
+    let before = w.snapshot();
+    let a = w.disarm("r-kill-a");
+    let o = w
+        .run_live("r-kill-a", &a)
+        .env("CUTTER_FAILPOINT", "cut_leg_a:before_commit:abort")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert_eq!(
+        w.snapshot().rows("public.information_unit"),
+        before.rows("public.information_unit"),
+        "zero new units"
+    );
+    let r = w.cmd().args(["recover"]).output().unwrap();
+    assert_eq!(r.status.code(), Some(4), "{}\n{}", stdout(&r), stderr(&r));
+    let text = stdout(&r);
+    assert!(
+        text.contains("the process died during cut_leg_a; nothing of cut_leg_a committed"),
+        "{text}"
+    );
+    assert!(text.contains("discard the backup artifact"), "{text}");
+    // Right after the commit, before the journal records it: the database is the marker.
+    let w = World::new();
+    let a = w.disarm("r-kill-b");
+    let o = w
+        .run_live("r-kill-b", &a)
+        .env("CUTTER_FAILPOINT", "cut_leg_a:after_commit:abort")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let r = w.cmd().args(["recover"]).output().unwrap();
+    let text = stdout(&r);
+    assert!(
+        text.contains("cut_leg_a committed in the database after the journal's last line"),
+        "{text}"
+    );
+    assert!(text.contains("compensation A:"), "{text}");
+    w.cmd()
+        .args(["compensate", "--run-id", "r-kill-b"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn kill_9_inside_write_verify_then_recover_prescribes_a_and_b() {
+    let w = World::new();
+    let a = w.disarm("r-kill-v");
+    let o = w
+        .run_live("r-kill-v", &a)
+        .env("CUTTER_FAILPOINT", "write_verify:before_commit:abort")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let r = w.cmd().args(["recover"]).output().unwrap();
+    let text = stdout(&r);
+    assert!(
+        text.contains("the process died during write_verify"),
+        "{text}"
+    );
+    assert!(text.contains("compensation A + B"), "{text}");
+}
+
+#[test]
+fn two_runs_at_once_one_is_refused_naming_the_holder() {
+    let w = World::new();
+    let a = w.disarm("r-slow");
+    let mut slow = std::process::Command::new(assert_cmd::cargo::cargo_bin("cutter"));
+    slow.env("CUTTER_CONFIG", &w.config)
+        .env("PGPASSFILE", &w.pgpass)
+        .env("CUTTER_FAILPOINT", "cut_leg_a:before_commit:sleep=8")
+        .args(["run", "--mode", "live", "--run-id", "r-slow", "--plan"])
+        .arg(&w.plan)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for x in &a {
+        slow.args(["--approval", x]);
+    }
+    let mut child = slow.spawn().unwrap();
+    // Wait until it holds the lock (its journal exists).
+    for _ in 0..100 {
+        if w.state.join("runs/r-slow/journal.jsonl").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let b = w.approvals("r-second");
+    let o = w.run_live("r-second", &b).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("locked by pid {} (run r-slow)", child.id())),
+        "{}",
+        stderr(&o)
+    );
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn void_refuses_live_writes_and_retires_a_compensated_run() {
+    let w = World::new();
+    let a = w.disarm("r-void");
+    w.run_live("r-void", &a)
+        .arg("--stage-only")
+        .assert()
+        .success();
+    w.cmd()
+        .args(["void", "--run-id", "r-void", "--reason", "test"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("cannot void run r-void"));
+    w.cmd()
+        .args(["compensate", "--run-id", "r-void"])
+        .assert()
+        .success();
+    w.cmd()
+        .args(["void", "--run-id", "r-void", "--reason", "superseded"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("run r-void voided"));
+    // The same plan can now run under a new run id.
+    let b = w.disarm("r-void-2");
+    w.run_live("r-void-2", &b).assert().success();
+}
+
+#[test]
+fn a_dry_run_rehearses_on_a_throwaway_clone_and_leaves_the_target_unchanged() {
+    let w = World::new();
+    let before = w.snapshot();
+    let o = w
+        .cmd()
+        .args(["run", "--mode", "dry-run", "--run-id", "r-dry", "--plan"])
+        .arg(&w.plan)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o)
+            .contains("run r-dry succeeded: 12 units created, verify 12/12 matched, 12 enacted"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        w.snapshot(),
+        before,
+        "the target is never written by a dry-run"
+    );
+    assert!(
+        w.kill_switch().contains("engaged"),
+        "a dry-run needs no disarm and changes nothing"
+    );
+    let report = stdout(
+        &w.cmd()
+            .args(["report", "--run-id", "r-dry"])
+            .output()
+            .unwrap(),
+    );
+    assert!(report.contains("| mode | dry-run |"), "{report}");
+    assert!(
+        report.contains("Net-zero: nothing differs between before and after."),
+        "{report}"
+    );
+}
+
+#[test]
+fn cut_then_plan_check_and_show() {
+    let w = World::new();
+    let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/udhr/eng.html");
+    let plan = w.work.path().join("udhr.json");
+    let o = w
+        .cmd()
+        .args(["cut"])
+        .arg(&doc)
+        .args([
+            "--document-id",
+            "udhr-eng",
+            "--source-version",
+            "1948",
+            "-o",
+        ])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("63 rows"), "{}", stdout(&o));
+    // Never overwrites.
+    w.cmd()
+        .args(["cut"])
+        .arg(&doc)
+        .args([
+            "--document-id",
+            "udhr-eng",
+            "--source-version",
+            "1948",
+            "-o",
+        ])
+        .arg(&plan)
+        .assert()
+        .code(3);
+    w.cmd()
+        .args(["plan", "check"])
+        .arg(&plan)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("63 rows satisfy the row contract"));
+    w.cmd()
+        .args(["plan", "check", "--offline"])
+        .arg(&plan)
+        .assert()
+        .success();
+    w.cmd()
+        .args(["plan", "show", "--rows", "2"])
+        .arg(&plan)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("udhr-eng/preamble"));
+    // A broken plan: every violation listed, exit 2.
+    let bad = w.work.path().join("bad.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    v["rows"][0]["section_type"] = serde_json::Value::Null;
+    v["rows"][1]["title"] = serde_json::json!(7);
+    v["rows"][2]["unit_kind"] = serde_json::json!("nope");
+    std::fs::write(&bad, serde_json::to_vec(&v).unwrap()).unwrap();
+    let o = w.cmd().args(["plan", "check"]).arg(&bad).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("row 2 (udhr-eng/article-1), title: must be a string, found a number"),
+        "{}",
+        stderr(&o)
+    );
+    v["rows"][1]["title"] = serde_json::json!("Article 1");
+    std::fs::write(&bad, serde_json::to_vec(&v).unwrap()).unwrap();
+    let o = w
+        .cmd()
+        .args(["--json", "plan", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["violations"].as_array().unwrap().len(), 2, "{j}");
+}

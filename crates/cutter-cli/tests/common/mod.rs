@@ -1,0 +1,256 @@
+//! A throwaway world for driving the real `cutter` binary: a fresh database (reference
+//! schema + baseline) on the shared test cluster, a state directory made by `cutter init`,
+//! real OpenPGP keys for the backup recipient and two approvers, a private .pgpass, and a
+//! cutter.toml pointing at all of it.
+
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use cutter_core::{
+    ApprovalGate, ApprovalStatement, CutPlan, DocumentId, RunId, Snapshot, SourceVersionId,
+    UnixTime,
+};
+use cutter_pg::testing::TestDb;
+
+pub struct Approver {
+    pub secret: cutter_openpgp::SecretKey,
+    pub public: PathBuf,
+}
+
+pub struct World {
+    pub db: TestDb,
+    pub work: tempfile::TempDir,
+    pub state: PathBuf,
+    pub config: PathBuf,
+    pub pgpass: PathBuf,
+    pub approvers: Vec<Approver>,
+    pub plan: PathBuf,
+    pub backup_passphrase: String,
+}
+
+fn private(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A plan of `n` units for document `doc`.
+pub fn plan_json(doc: &str, n: u64) -> String {
+    let rows = cutter_pg::fixtures::scale_rows(doc, n).collect();
+    CutPlan::new(
+        DocumentId::new(doc).unwrap(),
+        SourceVersionId::new("v1").unwrap(),
+        rows,
+    )
+    .to_json()
+}
+
+impl World {
+    pub fn new() -> World {
+        Self::with_units(12)
+    }
+
+    pub fn with_units(n: u64) -> World {
+        let db = TestDb::new();
+        let work = tempfile::Builder::new()
+            .prefix("cutter-cli-test-")
+            .tempdir()
+            .unwrap();
+        let w = work.path();
+        let c = db.coordinates();
+        let pgpass = w.join("pgpass");
+        private(
+            &pgpass,
+            format!(
+                "{h}:{p}:{d}:cutter_exec:{e}\n{h}:{p}:{d}:cutter_verify:{v}\n",
+                h = c.host,
+                p = c.port,
+                d = db.name(),
+                e = c.exec_password,
+                v = c.verify_password
+            )
+            .as_bytes(),
+        );
+        let keys = w.join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        let backup_passphrase = "correct horse battery staple".to_string();
+        let backup = cutter_backup::generate_keys(
+            &keys,
+            "backup",
+            "Backup <backup@test.invalid>",
+            Some(&cutter_openpgp::Passphrase::new(backup_passphrase.clone())),
+        )
+        .unwrap();
+        private(
+            &keys.join("backup.passphrase"),
+            backup_passphrase.as_bytes(),
+        );
+        let mut approvers = Vec::new();
+        for name in ["alice", "bob", "mallory"] {
+            let g = cutter_openpgp::generate_key(&format!("{name} <{name}@test.invalid>"), None)
+                .unwrap();
+            let public = keys.join(format!("{name}.pub.asc"));
+            std::fs::write(&public, &g.public_armored).unwrap();
+            approvers.push(Approver {
+                secret: cutter_openpgp::SecretKey::from_bytes(g.secret_armored.as_bytes()).unwrap(),
+                public,
+            });
+        }
+        let state = w.join("state");
+        let world = World {
+            db,
+            state: state.clone(),
+            config: state.join("cutter.toml"),
+            pgpass,
+            approvers,
+            plan: w.join("plan.json"),
+            work,
+            backup_passphrase,
+        };
+        world.cmd().args(["init"]).arg(&state).assert().success();
+        // alice and bob are approvers; mallory has a key but is not in the set.
+        std::fs::write(
+            &world.config,
+            format!(
+                "state_dir = \".\"\n[database]\nurl = \"postgres://cutter_exec@{h}:{p}/{d}?sslmode=disable\"\nverify_user = \"cutter_verify\"\n[backup]\nrecipient_fingerprint = \"{fpr}\"\nrecipient_key = \"{pk}\"\nsecret_key = \"{sk}\"\npassphrase_file = \"{pf}\"\n[approvals]\napprover_keys = [\"{a}\", \"{b}\"]\n[run]\nactor = \"cli-test\"\n",
+                h = c.host,
+                p = c.port,
+                d = world.db.name(),
+                fpr = backup.fingerprint,
+                pk = backup.public_key.display(),
+                sk = backup.secret_key.display(),
+                pf = keys.join("backup.passphrase").display(),
+                a = world.approvers[0].public.display(),
+                b = world.approvers[1].public.display(),
+            ),
+        )
+        .unwrap();
+        std::fs::write(&world.plan, plan_json("cli-doc", n)).unwrap();
+        world
+    }
+
+    /// The binary, with this world's configuration and nothing from the caller's libpq
+    /// environment.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("cutter").unwrap();
+        for v in [
+            "DATABASE_URL",
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "PGDATABASE",
+            "PGPASSWORD",
+            "PGSSLMODE",
+            "CUTTER_STATE_DIR",
+            "CUTTER_FAILPOINT",
+            "BACKUP_GPG_FPR",
+        ] {
+            c.env_remove(v);
+        }
+        c.env("CUTTER_CONFIG", &self.config)
+            .env("PGPASSFILE", &self.pgpass)
+            .env("NO_COLOR", "1");
+        c.timeout(std::time::Duration::from_secs(120));
+        c
+    }
+
+    /// Signs SG_1 (by `signers[0]`) and SG_2 (by `signers[1]`) for `run` over `plan`,
+    /// naming `target`; returns the `--approval` values.
+    pub fn approvals_for(
+        &self,
+        run: &str,
+        plan: &Path,
+        signers: [usize; 2],
+        target: cutter_core::SystemIdentifier,
+        expires_in: i64,
+    ) -> Vec<String> {
+        let p = CutPlan::parse_json(&std::fs::read(plan).unwrap()).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let mut out = Vec::new();
+        for (gate, who) in [ApprovalGate::Sg1, ApprovalGate::Sg2]
+            .into_iter()
+            .zip(signers)
+        {
+            let st = ApprovalStatement {
+                run_id: RunId::new(run).unwrap(),
+                plan_digest: p.digest(),
+                target,
+                gate,
+                expires_at: UnixTime(now + expires_in),
+            };
+            let stem = self
+                .work
+                .path()
+                .join(format!("{run}-{}-{who}", gate.name()));
+            let s = cutter_governance::sign_approval(
+                &st,
+                &self.approvers[who].secret,
+                &cutter_openpgp::Passphrase::new(String::new()),
+                "test",
+            )
+            .unwrap();
+            std::fs::write(stem.with_extension("txt"), &s.statement).unwrap();
+            std::fs::write(stem.with_extension("asc"), &s.signature).unwrap();
+            out.push(format!(
+                "{}:{}",
+                stem.with_extension("txt").display(),
+                stem.with_extension("asc").display()
+            ));
+        }
+        out
+    }
+
+    pub fn approvals(&self, run: &str) -> Vec<String> {
+        self.approvals_for(run, &self.plan, [0, 1], self.db.system_identifier(), 3600)
+    }
+
+    /// Disarms the kill-switch for `run` with valid approvals; returns them for the run.
+    pub fn disarm(&self, run: &str) -> Vec<String> {
+        let a = self.approvals(run);
+        let mut c = self.cmd();
+        c.args(["kill-switch", "disarm", "--run-id", run, "--plan"])
+            .arg(&self.plan);
+        for x in &a {
+            c.args(["--approval", x]);
+        }
+        c.assert().success();
+        a
+    }
+
+    /// `cutter run --mode live` for `run` with `approvals`.
+    pub fn run_live(&self, run: &str, approvals: &[String]) -> Command {
+        let mut c = self.cmd();
+        c.args(["run", "--mode", "live", "--run-id", run, "--plan"])
+            .arg(&self.plan);
+        for x in approvals {
+            c.args(["--approval", x]);
+        }
+        c
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.db.target().snapshot().unwrap()
+    }
+
+    pub fn hold_exists(&self) -> bool {
+        self.state.join("locks/HOLD").exists()
+    }
+
+    pub fn kill_switch(&self) -> String {
+        std::fs::read_to_string(self.state.join("state/kill_switch.json")).unwrap_or_default()
+    }
+
+    /// Units that are not withdrawn, by status.
+    pub fn live_statuses(s: &Snapshot) -> Vec<(String, u64)> {
+        s.unit_statuses
+            .iter()
+            .filter(|(k, _)| k.as_str() != "withdrawn")
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+}
