@@ -98,8 +98,8 @@ impl Measured {
     }
 }
 
-/// The benchmarks: `write` (here), `ledger`, `compensation`, `backup`.
-pub const BENCHMARKS: &str = "write, ledger, compensation, backup";
+/// The benchmarks: `write` (here), `ledger`, `compensation`, `backup`, `cut`.
+pub const BENCHMARKS: &str = "write, ledger, compensation, backup, cut";
 
 /// `cargo xtask bench <benchmark> …`: dispatches on the benchmark's name (each module
 /// parses its own arguments, name included).
@@ -109,6 +109,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         Some("ledger") => crate::bench_ledger::main(args),
         Some("compensation") => crate::bench_compensation::main(args),
         Some("backup") => crate::bench_backup::main(args),
+        Some("cut") => crate::bench_cut::main(args),
         Some("-h" | "--help") => Err(format!("benchmarks: {BENCHMARKS}\n\n{USAGE}")),
         other => Err(format!(
             "unknown benchmark {other:?}; benchmarks: {BENCHMARKS}\n\n{USAGE}"

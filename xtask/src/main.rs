@@ -5,6 +5,7 @@ use std::process::{Command, ExitCode};
 mod bench;
 mod bench_backup;
 mod bench_compensation;
+mod bench_cut;
 mod bench_ledger;
 mod prereq;
 mod proof;
@@ -34,6 +35,8 @@ Commands:
   bench backup --megabytes N
                    the pre-write backup against pg_dump and pg_dump | gpg, and the restore
                    proof
+  bench cut [--rounds N]
+                   the document cutter over the whole corpus, best of N rounds
                    Run benchmarks in release mode, e.g.
                    cargo run --release -p xtask -- bench write --units 100000
   help             this text

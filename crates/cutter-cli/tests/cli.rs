@@ -83,6 +83,10 @@ fn happy_path_live_run_then_report_status_and_ledger() {
         .output()
         .unwrap();
     let md = stdout(&report);
+    insta::with_settings!({filters => redactions()}, {
+        insta::assert_snapshot!("happy_summary", stdout(&o));
+        insta::assert_snapshot!("happy_report", md);
+    });
     for needle in [
         "# cutter run report — r-happy",
         "| cut_leg_a | committed |",
@@ -101,6 +105,19 @@ fn happy_path_live_run_then_report_status_and_ledger() {
         .assert()
         .code(3)
         .stderr(predicate::str::contains("already used"));
+}
+
+/// What differs between two identical runs: keys, digests, times, paths, ids.
+fn redactions() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"[0-9A-F]{40}", "[FINGERPRINT]"),
+        (r"[0-9a-f]{64}", "[SHA256]"),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[TIME]"),
+        (r"/tmp/cutter-cli-test-[A-Za-z0-9]+", "[WORK]"),
+        (r"system identifier \d+", "system identifier [SYSID]"),
+        (r"\| \d+ ms \|", "| [MS] |"),
+        (r"\d+ bytes", "[N] bytes"),
+    ]
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
