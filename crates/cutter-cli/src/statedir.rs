@@ -21,7 +21,11 @@ pub const LAYOUT: [&str; 5] = ["runs", "state", "backups", "rollback", "locks"];
 /// rename over `path`, fsync of the directory. Readers see the old or the new file,
 /// never a torn one, even after a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // `plan.json` has the parent "" — the current directory.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
@@ -376,6 +380,17 @@ mod tests {
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn atomic_write_of_a_bare_file_name_uses_the_current_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let here = std::env::current_dir().unwrap();
+        std::env::set_current_dir(d.path()).unwrap();
+        let r = write_atomic(Path::new("plan.json"), b"{}");
+        std::env::set_current_dir(here).unwrap();
+        r.unwrap();
+        assert_eq!(fs::read(d.path().join("plan.json")).unwrap(), b"{}");
     }
 
     #[test]

@@ -5,11 +5,11 @@
 //! path, and report. The target is never written.
 
 use cutter_core::{
-    CutPlan, Event, LiveAuthorization, Mode, Phase, PhaseOutcome, PhaseRecord, RunContext, RunId,
+    CutPlan, LiveAuthorization, Mode, Phase, PhaseOutcome, PhaseRecord, RunContext, RunId,
     RunMachine, RunState,
 };
 
-use super::run::{backup_recipient, finish, preflight_and_plan, Pipeline};
+use super::run::{backup_recipient, finish, preflight_and_plan, record_reading_phases, Pipeline};
 use super::{pg_err, Ctx};
 use crate::cli::RunArgs;
 use crate::error::{CliError, Result};
@@ -42,8 +42,7 @@ pub fn dry_run(
     let exec_cfg = super::target_config(ctx)?;
     let verify_cfg = exec_cfg.with_user(&ctx.settings.verify_user, None);
     let mut target = cutter_pg::Target::connect(&exec_cfg).map_err(pg_err)?;
-    let started = now_ms();
-    let (valid, pre) = preflight_and_plan(&mut target, plan)?;
+    let (valid, pre, mut timings) = preflight_and_plan(&mut target, plan)?;
     let (recipient, _) = backup_recipient(ctx)?;
     let target_sysid = target.system_identifier();
 
@@ -62,9 +61,16 @@ pub fn dry_run(
     // L1: the throwaway clone; its identity is checked before anything is written to it.
     let clone = cutter_pg::Cluster::start().map_err(pg_err)?;
     let clone_sysid = clone.system_identifier().map_err(pg_err)?;
+    let gate_started = now_ms();
     let auth =
         LiveAuthorization::rehearsal(run_id.clone(), valid.digest(), target_sysid, clone_sysid)
             .map_err(|r| CliError::Core(cutter_core::Error::Gate(r)))?;
+    timings.push(PhaseRecord {
+        phase: Phase::Gate,
+        started_ms: gate_started,
+        ended_ms: now_ms(),
+        outcome: PhaseOutcome::Committed,
+    });
     let rehearsal_db = "cutter_rehearsal";
     clone
         .create_database(rehearsal_db, Some("template0"))
@@ -151,24 +157,7 @@ pub fn dry_run(
     };
     rec.save(dir)?;
     write_json(&dir.rollback_dir(&run_id)?.join("pre.json"), &pre)?;
-    let ended = now_ms();
-    for phase in [Phase::Preflight, Phase::Cutplan, Phase::Gate] {
-        rec.record(dir, Event::PhaseStarted { phase })?;
-        rec.record(
-            dir,
-            if phase == Phase::Gate {
-                Event::GatePassed
-            } else {
-                Event::PhaseCommitted { phase }
-            },
-        )?;
-        rec.context.phases.push(PhaseRecord {
-            phase,
-            started_ms: started,
-            ended_ms: ended,
-            outcome: PhaseOutcome::Committed,
-        });
-    }
+    record_reading_phases(dir, &mut rec, timings)?;
     let rehearsal_backups = tempfile::tempdir()
         .map_err(|e| CliError::io(std::path::Path::new("temporary directory"), e))?;
     let mut p = Pipeline {

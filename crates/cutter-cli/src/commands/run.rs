@@ -415,12 +415,13 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
     }
 }
 
-/// Preflight and cut plan against a connected target: the findings, the valid plan and
-/// the pre snapshot. Only reads.
+/// Preflight and cut plan against a connected target: the valid plan, the pre snapshot
+/// and the two phases' timings. Only reads.
 pub fn preflight_and_plan(
     target: &mut cutter_pg::Target,
     plan: CutPlan,
-) -> Result<(ValidPlan, Snapshot)> {
+) -> Result<(ValidPlan, Snapshot, Vec<PhaseRecord>)> {
+    let t0 = now_ms();
     let report = target.preflight().map_err(pg_err)?;
     if !report.is_ok() {
         let lines: Vec<String> = report
@@ -436,11 +437,45 @@ pub fn preflight_and_plan(
         )));
     }
     let vocab = target.vocabularies().map_err(pg_err)?;
+    let pre = target.snapshot().map_err(pg_err)?;
+    let t1 = now_ms();
     let valid = plan
         .validate(&vocab)
         .map_err(|r| CliError::Usage(r.to_string()))?;
-    let pre = target.snapshot().map_err(pg_err)?;
-    Ok((valid, pre))
+    let t2 = now_ms();
+    let rec = |phase, started_ms, ended_ms| PhaseRecord {
+        phase,
+        started_ms,
+        ended_ms,
+        outcome: PhaseOutcome::Committed,
+    };
+    Ok((
+        valid,
+        pre,
+        vec![rec(Phase::Preflight, t0, t1), rec(Phase::Cutplan, t1, t2)],
+    ))
+}
+
+/// Journals the three reading phases of a run that passed them, with their timings.
+pub fn record_reading_phases(
+    dir: &StateDir,
+    rec: &mut RunRecord,
+    timings: Vec<PhaseRecord>,
+) -> Result<()> {
+    for t in timings {
+        let phase = t.phase;
+        rec.record(dir, Event::PhaseStarted { phase })?;
+        rec.record(
+            dir,
+            if phase == Phase::Gate {
+                Event::GatePassed
+            } else {
+                Event::PhaseCommitted { phase }
+            },
+        )?;
+        rec.context.phases.push(t);
+    }
+    Ok(())
 }
 
 fn live(ctx: &Ctx, dir: &StateDir, run_id: RunId, plan: CutPlan, args: &RunArgs) -> Result<u8> {
@@ -450,8 +485,8 @@ fn live(ctx: &Ctx, dir: &StateDir, run_id: RunId, plan: CutPlan, args: &RunArgs)
     target
         .lock_target(&run_id)
         .map_err(|e| CliError::Refused(e.to_string()))?;
-    let started = now_ms();
-    let (valid, pre) = preflight_and_plan(&mut target, plan)?;
+    let (valid, pre, mut timings) = preflight_and_plan(&mut target, plan)?;
+    let gate_started = now_ms();
     // The gate: everything it needs is read now; a refusal leaves no run behind.
     let (recipient, _) = backup_recipient(ctx)?;
     let approvals = read_approvals(&args.approvals)?;
@@ -507,24 +542,13 @@ fn live(ctx: &Ctx, dir: &StateDir, run_id: RunId, plan: CutPlan, args: &RunArgs)
         valid.plan().to_json(),
     )
     .map_err(|e| CliError::io(&dir.run_dir(&run_id).unwrap_or_default(), e))?;
-    let ended = now_ms();
-    for phase in [Phase::Preflight, Phase::Cutplan, Phase::Gate] {
-        rec.record(dir, Event::PhaseStarted { phase })?;
-        rec.record(
-            dir,
-            if phase == Phase::Gate {
-                Event::GatePassed
-            } else {
-                Event::PhaseCommitted { phase }
-            },
-        )?;
-        rec.context.phases.push(PhaseRecord {
-            phase,
-            started_ms: started,
-            ended_ms: ended,
-            outcome: PhaseOutcome::Committed,
-        });
-    }
+    timings.push(PhaseRecord {
+        phase: Phase::Gate,
+        started_ms: gate_started,
+        ended_ms: now_ms(),
+        outcome: PhaseOutcome::Committed,
+    });
+    record_reading_phases(dir, &mut rec, timings)?;
     tracing::info!("run {run_id}: claim {} held", claim.claim().claim_key);
     let mut p = Pipeline {
         dir,

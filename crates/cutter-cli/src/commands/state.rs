@@ -95,10 +95,13 @@ pub fn hold_show(ctx: &Ctx) -> Result<u8> {
     }
 }
 
-fn bucket(state: &RunState) -> &'static str {
-    match state {
+/// Pending, running, held or done. A compensated run is still held until its HOLD is
+/// released — unless it never failed (a staged run that was compensated by choice).
+fn bucket(r: &RunRecord) -> &'static str {
+    match &r.machine.state {
         RunState::Created => "pending",
         RunState::Running { .. } | RunState::Passed { .. } => "running",
+        RunState::Compensated { .. } if r.last_error.is_none() => "done",
         RunState::Held { .. } | RunState::Compensated { .. } => "held",
         RunState::Succeeded | RunState::Released | RunState::Voided => "done",
     }
@@ -133,7 +136,7 @@ fn run_line(r: &RunRecord) -> String {
     format!(
         "{:<24} {:<8} {:<8} {:<32} {}{alive}",
         r.machine.run_id.as_str(),
-        bucket(&r.machine.state),
+        bucket(r),
         match r.machine.mode {
             cutter_core::Mode::DryRun => "dry-run",
             cutter_core::Mode::Live => "live",
@@ -146,7 +149,7 @@ fn run_line(r: &RunRecord) -> String {
 fn run_json(r: &RunRecord) -> serde_json::Value {
     json!({
         "run_id": r.machine.run_id,
-        "bucket": bucket(&r.machine.state),
+        "bucket": bucket(r),
         "mode": r.machine.mode,
         "state": r.machine.state,
         "document_id": r.context.document_id,
@@ -200,10 +203,7 @@ pub fn status(ctx: &Ctx) -> Result<u8> {
         None => human.push_str("HOLD: none\n"),
     }
     for b in ["pending", "running", "held", "done"] {
-        let of: Vec<&RunRecord> = runs
-            .iter()
-            .filter(|r| bucket(&r.machine.state) == b)
-            .collect();
+        let of: Vec<&RunRecord> = runs.iter().filter(|r| bucket(r) == b).collect();
         let _ = writeln!(human, "{b}: {}", of.len());
         for r in of {
             let _ = writeln!(human, "  {}", run_line(r));
