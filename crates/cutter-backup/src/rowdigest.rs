@@ -15,7 +15,7 @@
 //!
 //! pg_dump reads a table in physical order, which is id order for append-only tables
 //! and nearly so after updates. Row digests wait in a bounded reordering window
-//! (`WINDOW` rows, ~5 MiB); a row that would have to go before one already released
+//! (`WINDOW` rows, 2.5 MiB); a row that would have to go before one already released
 //! makes the table's stream digest unusable, and the caller computes that table's digest
 //! on the server instead (same snapshot). Memory is bounded whatever the table size:
 //! the window, and the current field up to `SPILL` bytes (longer values are hashed
@@ -28,7 +28,7 @@ use cutter_core::Sha256Digest;
 use sha2::{Digest as _, Sha256};
 
 /// Row digests held back for reordering.
-pub(crate) const WINDOW: usize = 131_072;
+pub(crate) const WINDOW: usize = 65_536;
 /// Field bytes buffered before hashing them as they come.
 const SPILL: usize = 1 << 20;
 
@@ -394,11 +394,13 @@ impl RowDigester {
             self.fail(format!("row {} has no integer id", self.rows));
             return;
         };
-        self.window.push(id, d, self.max_seen);
-        self.max_seen = Some(self.max_seen.map_or(id, |m| m.max(id)));
-        if self.window.len() > WINDOW {
+        // Release first, so the window never holds more than WINDOW rows (and its
+        // memory never grows past them).
+        if self.window.len() >= WINDOW {
             self.release_one();
         }
+        self.window.push(id, d, self.max_seen);
+        self.max_seen = Some(self.max_seen.map_or(id, |m| m.max(id)));
     }
 
     fn release_one(&mut self) {

@@ -124,6 +124,10 @@ fn backup_then_restore_proof_round_trip() {
     f.assert_no_plaintext();
     assert_secret_free("the manifest", &m.to_json(), &f.secrets());
     assert_secret_free("the proof", &proof.to_json(), &f.secrets());
+    assert_secret_free("the config's Debug", &format!("{:?}", f.config("x")), &f.secrets());
+    let rc = RestoreConfig::new(&art.path, &f.keys.secret_key)
+        .passphrase(PassphraseSource::File(f.passphrase_file.clone()));
+    assert_secret_free("the restore config's Debug", &format!("{rc:?}"), &f.secrets());
 }
 
 /// Values that stress the COPY-text → record-text translation; the stream digest must
@@ -175,7 +179,7 @@ fn digests_fall_back_to_the_server_when_the_stream_cannot_give_them() {
     let mut c = f.db.admin();
     c.batch_execute(
         "INSERT INTO cutter_governance.verify_result (run_id, change_set_id, checked, matched, mismatched, verdict) \
-           SELECT 'r', 'cs-' || g, g, g, 0, 'ok' FROM generate_series(1, 140000) g; \
+           SELECT 'r', 'cs-' || g, g, g, 0, 'ok' FROM generate_series(1, 70000) g; \
          UPDATE cutter_governance.verify_result SET verdict = 'moved' \
            WHERE id = (SELECT min(id) FROM cutter_governance.verify_result);",
     )
