@@ -124,10 +124,18 @@ fn backup_then_restore_proof_round_trip() {
     f.assert_no_plaintext();
     assert_secret_free("the manifest", &m.to_json(), &f.secrets());
     assert_secret_free("the proof", &proof.to_json(), &f.secrets());
-    assert_secret_free("the config's Debug", &format!("{:?}", f.config("x")), &f.secrets());
+    assert_secret_free(
+        "the config's Debug",
+        &format!("{:?}", f.config("x")),
+        &f.secrets(),
+    );
     let rc = RestoreConfig::new(&art.path, &f.keys.secret_key)
         .passphrase(PassphraseSource::File(f.passphrase_file.clone()));
-    assert_secret_free("the restore config's Debug", &format!("{rc:?}"), &f.secrets());
+    assert_secret_free(
+        "the restore config's Debug",
+        &format!("{rc:?}"),
+        &f.secrets(),
+    );
 }
 
 /// Values that stress the COPY-text → record-text translation; the stream digest must

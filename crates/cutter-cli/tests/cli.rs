@@ -533,14 +533,21 @@ fn a_hold_is_released_only_after_compensation_and_with_both_approvals() {
         .env("CUTTER_FAILPOINT", "leg_b_record:before_commit:error")
         .assert()
         .code(4);
-    w.cmd().args(["hold", "show"]).assert().code(4).stdout(predicate::str::contains("HOLD by run r-hold"));
+    w.cmd()
+        .args(["hold", "show"])
+        .assert()
+        .code(4)
+        .stdout(predicate::str::contains("HOLD by run r-hold"));
     // Not before the matrix's compensation…
     w.cmd()
         .args(["hold", "release", "--approval", &a[0], "--approval", &a[1]])
         .assert()
         .code(3)
         .stderr(predicate::str::contains("compensate first"));
-    w.cmd().args(["compensate", "--run-id", "r-hold"]).assert().success();
+    w.cmd()
+        .args(["compensate", "--run-id", "r-hold"])
+        .assert()
+        .success();
     // …and not without both approvals for the held run.
     w.cmd()
         .args(["hold", "release", "--approval", &a[0]])
@@ -552,8 +559,14 @@ fn a_hold_is_released_only_after_compensation_and_with_both_approvals() {
         .args(["hold", "release", "--approval", &a[0], "--approval", &a[1]])
         .assert()
         .success()
-        .stdout(predicate::str::contains("HOLD of run r-hold released; the kill-switch stays engaged"));
+        .stdout(predicate::str::contains(
+            "HOLD of run r-hold released; the kill-switch stays engaged",
+        ));
     assert!(!w.hold_exists());
     assert!(w.kill_switch().contains("engaged"));
-    w.cmd().args(["hold", "show"]).assert().success().stdout(predicate::str::contains("no HOLD"));
+    w.cmd()
+        .args(["hold", "show"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no HOLD"));
 }
