@@ -7,6 +7,7 @@ mod bench_backup;
 mod bench_compensation;
 mod bench_cut;
 mod bench_ledger;
+mod faults;
 mod prereq;
 mod proof;
 mod proof_compensation;
@@ -39,6 +40,10 @@ Commands:
                    the document cutter over the whole corpus, best of N rounds
                    Run benchmarks in release mode, e.g.
                    cargo run --release -p xtask -- bench write --units 100000
+  faults [--only N[,N…]] [--json] [--jobs N]
+                   the fault suite: every case of the fault table through the real cutter
+                   binary (debug build) against throwaway clusters; one row per case (rows
+                   lost, plaintext dump bytes on disk, secrets found); fails if any case fails
   help             this text
 ";
 
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
         Some("check-layering") => check_layering(),
         Some("proof") => proof::main(&args[1..]),
         Some("bench") => bench::main(&args[1..]),
+        Some("faults") => faults::main(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
             Ok(())

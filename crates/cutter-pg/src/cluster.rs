@@ -216,6 +216,7 @@ pub struct Cluster {
     superuser: String,
     password: Password,
     child: Option<Child>,
+    options: ClusterOptions,
 }
 
 impl fmt::Debug for Cluster {
@@ -276,10 +277,11 @@ impl Cluster {
             superuser: "postgres".into(),
             password: Password::new(random_secret()?),
             child: None,
+            options: options.clone(),
         };
         cluster.prepare_dirs()?;
         cluster.initdb(&bindir)?;
-        cluster.launch(&bindir, options)?;
+        cluster.launch(&bindir, None)?;
         Ok(cluster)
     }
 
@@ -358,12 +360,20 @@ impl Cluster {
         }
     }
 
-    fn launch(&mut self, bindir: &Path, options: &ClusterOptions) -> Result<()> {
+    /// Starts the server, on `port` if given (a restart), else on a free port.
+    fn launch(&mut self, bindir: &Path, port: Option<u16>) -> Result<()> {
         let program = bindir.join("postgres");
         let mut last_log = String::new();
         for _attempt in 0..5 {
-            let port = free_port()?;
-            let log = File::create(&self.log_path)
+            let port = match port {
+                Some(p) => p,
+                None => free_port()?,
+            };
+            // Appended to, so that a restart keeps the log of the previous server.
+            let log = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log_path)
                 .map_err(|e| Error::io("creating the server log", &self.log_path, e))?;
             let log2 = log
                 .try_clone()
@@ -379,7 +389,7 @@ impl Cluster {
                 ),
             ];
             settings.extend(SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-            settings.extend(options.settings.iter().cloned());
+            settings.extend(self.options.settings.iter().cloned());
             for (k, v) in &settings {
                 cmd.arg("-c").arg(format!("{k}={v}"));
             }
@@ -467,6 +477,17 @@ impl Cluster {
         }
         let _ = sys::send_signal(pid, sys::SIGKILL);
         let _ = child.wait();
+    }
+
+    /// Restarts the server the way an operator's `pg_ctl restart -m fast` does: a fast
+    /// shutdown (every session is terminated, open transactions roll back), then a new
+    /// server on the same data directory, port and settings. Returns once it accepts
+    /// connections. For tests of what a client sees when the server restarts under it.
+    pub fn restart(&mut self) -> Result<()> {
+        let bindir = pg_bindir()?;
+        self.stop_server();
+        let port = self.port;
+        self.launch(&bindir, Some(port))
     }
 
     /// Stops the server and removes the directory, reporting a failure to remove it.

@@ -80,3 +80,43 @@ fn two_clusters_are_independent_and_stop_explicitly() {
     b.stop().unwrap();
     assert!(!db.exists());
 }
+
+#[test]
+fn a_restart_ends_every_session_and_keeps_port_data_and_identity() {
+    let mut cluster = Cluster::start().unwrap();
+    let (port, sysid, pid) = (
+        cluster.port(),
+        cluster.system_identifier().unwrap(),
+        cluster.pid().unwrap(),
+    );
+    let mut c = cluster.connect("postgres").unwrap();
+    c.batch_execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (1)")
+        .unwrap();
+    let mut open = cluster.connect("postgres").unwrap();
+    open.batch_execute("BEGIN; INSERT INTO kept VALUES (2)")
+        .unwrap();
+
+    cluster.restart().unwrap();
+
+    assert!(!process_alive(pid), "the old server {pid} still runs");
+    assert_ne!(cluster.pid(), Some(pid));
+    assert_eq!(cluster.port(), port);
+    assert!(c.query_one("SELECT 1", &[]).is_err(), "old sessions end");
+    assert!(open.batch_execute("COMMIT").is_err());
+    let mut c = cluster.connect("postgres").unwrap();
+    let rows: i64 = c
+        .query_one("SELECT count(*) FROM kept", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        rows, 1,
+        "committed data survives, the open transaction rolled back"
+    );
+    assert_eq!(cluster.system_identifier().unwrap(), sysid);
+    drop(c);
+    let dir = cluster.dir().to_path_buf();
+    let pid = cluster.pid().unwrap();
+    drop(cluster);
+    assert!(!dir.exists());
+    assert!(!process_alive(pid));
+}

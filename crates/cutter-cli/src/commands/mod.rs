@@ -82,11 +82,41 @@ fn millis(ms: u64) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms))
 }
 
+/// The search_path every session cutter opens on the target is pinned to, sent as a
+/// startup option (it overrides `ALTER ROLE/DATABASE … SET search_path`). The SQL of the
+/// phases, the ledger and compensation calls built-in functions unqualified
+/// (`set_config`, `pg_try_advisory_lock`, `sha256`, …); under a search_path that lists
+/// another schema before `pg_catalog`, a function planted there would run in cutter's
+/// sessions instead. Every table cutter uses is schema-qualified, so nothing else needs
+/// the search_path; `pg_temp` last keeps temporary objects from shadowing anything.
+pub const PINNED_SEARCH_PATH: &str = "-c search_path=pg_catalog,pg_temp";
+
 /// The target's connection configuration: `--database-url`, `DATABASE_URL`, the config
-/// file's `[database].url`, else libpq's `PG*` variables; with the configured timeouts.
+/// file's `[database].url`, else libpq's `PG*` variables; with the configured timeouts and
+/// the search_path pinned ([`PINNED_SEARCH_PATH`], appended to `PGOPTIONS`).
 pub fn target_config(ctx: &Ctx) -> Result<cutter_pg::ConnConfig> {
-    let cfg = cutter_pg::ConnConfig::from_process_env(ctx.settings.database_url.as_deref())
+    let env = |k: &str| {
+        let v = std::env::var(k).ok();
+        if k != "PGOPTIONS" {
+            return v;
+        }
+        Some(match v.filter(|o| !o.trim().is_empty()) {
+            Some(o) => format!("{o} {PINNED_SEARCH_PATH}"),
+            None => PINNED_SEARCH_PATH.to_string(),
+        })
+    };
+    let cfg = cutter_pg::ConnConfig::resolve(ctx.settings.database_url.as_deref(), &env)
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    // `options` given in the connection string take the place of PGOPTIONS: they must
+    // then pin the search_path themselves.
+    if !cfg
+        .options()
+        .is_some_and(|o| o.trim_end().ends_with(PINNED_SEARCH_PATH))
+    {
+        return Err(CliError::Usage(format!(
+            "the connection string sets `options`, which replaces cutter's pinned search_path: end them with `{PINNED_SEARCH_PATH}`"
+        )));
+    }
     Ok(cfg
         .with_statement_timeout(millis(ctx.settings.statement_timeout_ms))
         .with_lock_timeout(millis(ctx.settings.lock_timeout_ms))
@@ -101,4 +131,41 @@ pub fn connect_target(ctx: &Ctx) -> Result<cutter_pg::Target> {
 /// A database error as a CLI error.
 pub fn pg_err(e: cutter_pg::Error) -> CliError {
     CliError::Failed(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(url: &str) -> Ctx {
+        let flags = Overrides {
+            database_url: Some(url.into()),
+            ..Overrides::default()
+        };
+        Ctx {
+            settings: Settings::load(&flags, &|_| None).unwrap(),
+            out: Output { json: false },
+        }
+    }
+
+    #[test]
+    fn every_session_pins_the_search_path() {
+        let cfg = target_config(&ctx("postgres://cutter_exec@db.invalid/prod")).unwrap();
+        let options = cfg.effective_options().unwrap();
+        assert!(options.contains(PINNED_SEARCH_PATH), "{options}");
+        // Options in the connection string replace PGOPTIONS: they must keep the pin.
+        let err = target_config(&ctx(
+            "postgres://cutter_exec@db.invalid/prod?options=-c%20work_mem%3D64MB",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("replaces cutter's pinned search_path"),
+            "{err}"
+        );
+        assert!(target_config(&ctx(
+            "postgres://cutter_exec@db.invalid/prod?options=-c%20work_mem%3D64MB%20-c%20search_path%3Dpg_catalog%2Cpg_temp"
+        ))
+        .is_ok());
+    }
 }

@@ -1,0 +1,554 @@
+//! `cargo xtask faults`: every fault case of the acceptance table, provoked through the
+//! real `cutter` binary (a debug build: it has the test-only failpoints) against
+//! throwaway databases, each followed by its prescribed recovery, and measured: rows that
+//! existed before and changed (must be 0), plaintext dump bytes on disk, secrets in any
+//! output, state file, artifact or process argument/environment.
+//!
+//! Cases run in parallel on one shared cluster (one database per world, so they cannot
+//! interfere); the server-restart case has its own cluster. The secrets audit (case 21)
+//! runs last and sums every other case's audit. Waits are on observable conditions (a
+//! line on stderr, a file's size, a backend in `pg_stat_activity`), never on guessed
+//! sleeps; [`world::PATIENCE`] only bounds a hang.
+
+mod audit;
+mod backup;
+mod database;
+mod env;
+mod input;
+mod runs;
+mod secrets;
+mod world;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::json;
+
+use env::Env;
+use world::Cx;
+
+const USAGE: &str = "\
+usage: cargo xtask faults [--only N[,N…]] [--json] [--jobs N]
+
+  --only N,M   run only these cases (case 21, the secrets audit, then sums those)
+  --json       print the results as JSON on stdout (the summary line goes to stderr)
+  --jobs N     cases run at once (default 4)
+";
+
+/// One case of the table.
+pub struct Case {
+    pub num: u32,
+    pub name: &'static str,
+    pub expected: &'static str,
+    run: fn(&mut Cx) -> Result<(), String>,
+}
+
+const CASES: [Case; 21] = [
+    Case {
+        num: 1,
+        name: "happy path live run",
+        expected: "restore proof equal; ledger chain verifies",
+        run: runs::happy_path,
+    },
+    Case {
+        num: 2,
+        name: "kill -9 of cutter while pg_dump streams",
+        expected: "no artifact, no plaintext, database unchanged, `recover` clean",
+        run: backup::kill_during_dump,
+    },
+    Case {
+        num: 3,
+        name: "pg_dump exits non-zero (a table of the surface missing or unreadable)",
+        expected: "fail closed, pg_dump's stderr in the error",
+        run: backup::pg_dump_fails,
+    },
+    Case {
+        num: 4,
+        name: "disk full during the backup",
+        expected: "no artifact, clear error",
+        run: backup::disk_full,
+    },
+    Case {
+        num: 5,
+        name: "kill -9 inside cut_leg_a (transaction open)",
+        expected: "zero new units; `recover`: nothing of leg A committed",
+        run: runs::kill_inside_leg_a,
+    },
+    Case {
+        num: 6,
+        name: "kill -9 right after cut_leg_a commits, before the journal is updated",
+        expected: "`recover` finds the change set in the database and prescribes A",
+        run: runs::kill_after_leg_a_commit,
+    },
+    Case {
+        num: 7,
+        name: "pg_terminate_backend of cutter's session in each mutating phase",
+        expected: "phase rolled back, HOLD, kill-switch re-armed",
+        run: runs::terminate_each_phase,
+    },
+    Case {
+        num: 8,
+        name: "server restart in the middle of a run",
+        expected: "same as 7",
+        run: runs::server_restart,
+    },
+    Case {
+        num: 9,
+        name: "two runs at once, same and different state directories",
+        expected: "one refused, naming the holder",
+        run: runs::two_runs_at_once,
+    },
+    Case {
+        num: 10,
+        name: "a stale state lock or advisory lock of a dead process",
+        expected: "detected and reported, never silently stolen",
+        run: runs::stale_locks,
+    },
+    Case {
+        num: 11,
+        name: "truncated artifact; one flipped bit",
+        expected: "sha256 refuses before any decryption",
+        run: backup::damaged_artifact,
+    },
+    Case {
+        num: 12,
+        name: "wrong private key or passphrase",
+        expected: "clear error, nothing restored",
+        run: backup::wrong_key_or_passphrase,
+    },
+    Case {
+        num: 13,
+        name: "recipient key missing or not matching the pin",
+        expected: "refused before pg_dump starts",
+        run: backup::recipient_refused,
+    },
+    Case {
+        num: 14,
+        name: "malformed plan: bad JSON, wrong types, 10 MB title, contract violations",
+        expected: "every violation listed, nothing written",
+        run: input::malformed_plans,
+    },
+    Case {
+        num: 15,
+        name: "hostile text in addresses, titles, bodies, ids",
+        expected: "stored verbatim or refused with a clear error; never executed",
+        run: input::hostile_text,
+    },
+    Case {
+        num: 16,
+        name: "cutter_exec tries UPDATE/DELETE/TRUNCATE on the ledger, direct writes to units, disabling a trigger",
+        expected: "all refused by the database",
+        run: database::exec_role_refused,
+    },
+    Case {
+        num: 17,
+        name: "a hostile object earlier in search_path",
+        expected: "the phases and functions are unaffected",
+        run: database::hostile_search_path,
+    },
+    Case {
+        num: 18,
+        name: "UPDATE or DELETE of an enacted unit or version; compensation A over an enacted unit",
+        expected: "triggers reject; compensation refuses, naming units",
+        run: database::enacted_is_immutable,
+    },
+    Case {
+        num: 19,
+        name: "compensation run twice; compensation killed half-way and rerun",
+        expected: "idempotent, final state equal",
+        run: database::compensation_idempotent,
+    },
+    Case {
+        num: 20,
+        name: "approvals: unknown signer, same signer twice, other run, other plan, expired",
+        expected: "gate refuses, nothing written",
+        run: input::bad_approvals,
+    },
+    Case {
+        num: 22,
+        name: "a .pgpass with loose permissions",
+        expected: "ignored with a warning, as libpq does",
+        run: input::loose_pgpass,
+    },
+];
+
+const AUDIT_NAME: &str = "secrets audit over all cases";
+const AUDIT_EXPECTED: &str = "no password or passphrase anywhere";
+
+/// The result of one case.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub num: u32,
+    pub name: String,
+    pub expected: String,
+    pub observed: String,
+    pub pass: bool,
+    pub rows_lost: u64,
+    pub plaintext_bytes: u64,
+    pub secrets: usize,
+    pub problems: Vec<String>,
+    pub seconds: f64,
+    pub audit: audit::AuditResult,
+}
+
+impl Outcome {
+    /// A case whose world could not even be set up: it fails with that reason.
+    fn not_started(num: u32, problem: String) -> Outcome {
+        Outcome {
+            num,
+            name: String::new(),
+            expected: String::new(),
+            observed: String::new(),
+            pass: false,
+            rows_lost: 0,
+            plaintext_bytes: 0,
+            secrets: 0,
+            problems: vec![problem],
+            seconds: 0.0,
+            audit: Default::default(),
+        }
+    }
+}
+
+fn finish_case(cx: Cx, result: Result<(), String>, started: Instant) -> Outcome {
+    let mut cx = cx;
+    if let Err(e) = result {
+        cx.problems.push(e);
+    }
+    let a = cx.audit.finish();
+    let mut problems = cx.problems.clone();
+    for s in &a.secrets {
+        problems.push(format!("secret found: {s}"));
+    }
+    for (p, n) in &a.plaintext {
+        problems.push(format!("plaintext dump bytes: {} ({n} bytes)", p.display()));
+    }
+    if cx.rows_lost > 0 {
+        problems.push(format!("{} pre-existing row(s) lost", cx.rows_lost));
+    }
+    let pass = problems.is_empty();
+    let _ = std::fs::remove_dir_all(&cx.dir);
+    Outcome {
+        num: cx.num,
+        name: String::new(),
+        expected: String::new(),
+        observed: cx.observed.join("; "),
+        pass,
+        rows_lost: cx.rows_lost,
+        plaintext_bytes: a.plaintext_bytes(),
+        secrets: a.secrets.len(),
+        problems,
+        seconds: started.elapsed().as_secs_f64(),
+        audit: a,
+    }
+}
+
+fn run_case(env: &'static Env, case: &Case) -> Outcome {
+    let started = Instant::now();
+    let mut out = match Cx::new(env, case.num) {
+        Ok(mut cx) => {
+            let run = case.run;
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut cx)))
+                .unwrap_or_else(|p| {
+                    Err(format!(
+                        "panicked: {}",
+                        p.downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default()
+                    ))
+                });
+            finish_case(cx, r, started)
+        }
+        Err(e) => Outcome::not_started(case.num, e),
+    };
+    out.name = case.name.into();
+    out.expected = case.expected.into();
+    out
+}
+
+struct Args {
+    only: Option<Vec<u32>>,
+    json: bool,
+    jobs: usize,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut a = Args {
+        only: None,
+        json: false,
+        jobs: 4,
+    };
+    let mut it = args.iter();
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--json" => a.json = true,
+            "--only" => {
+                let v = it.next().ok_or(format!("--only needs a value\n{USAGE}"))?;
+                let mut nums = Vec::new();
+                for n in v.split(',').filter(|s| !s.is_empty()) {
+                    let n: u32 = n
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("--only {v}: not a list of case numbers\n{USAGE}"))?;
+                    if !(1..=22).contains(&n) {
+                        return Err(format!("--only: there is no case {n} (1–22)"));
+                    }
+                    nums.push(n);
+                }
+                a.only = Some(nums);
+            }
+            "--jobs" => {
+                a.jobs = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or(format!("--jobs needs a positive number\n{USAGE}"))?;
+            }
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(a)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Builds the debug `cutter` binary and returns its path.
+fn build_binary() -> Result<PathBuf, String> {
+    let status = cargo()
+        .args([
+            "build",
+            "--quiet",
+            "--locked",
+            "-p",
+            "cutter-cli",
+            "--bin",
+            "cutter",
+        ])
+        .status()
+        .map_err(|e| format!("cannot run cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build -p cutter-cli failed with {status}"));
+    }
+    let out = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    let target = v["target_directory"]
+        .as_str()
+        .ok_or("cargo metadata: no target_directory")?;
+    let bin = PathBuf::from(target).join("debug").join("cutter");
+    if !bin.is_file() {
+        return Err(format!("{} was not built", bin.display()));
+    }
+    Ok(bin)
+}
+
+fn short(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn print_table(outcomes: &[Outcome]) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(
+        o,
+        "{:>2}  {:<40}  {:<40}  {:<56}  {:<4}  {:>9}  {:>9}  {:>7}",
+        "#", "case", "expected", "observed", "pass", "rows lost", "plaintext", "secrets"
+    );
+    let _ = writeln!(
+        o,
+        "{}",
+        "-".repeat(2 + 2 + 40 + 2 + 40 + 2 + 56 + 2 + 4 + 2 + 9 + 2 + 9 + 2 + 7)
+    );
+    for r in outcomes {
+        let _ = writeln!(
+            o,
+            "{:>2}  {:<40}  {:<40}  {:<56}  {:<4}  {:>9}  {:>9}  {:>7}",
+            r.num,
+            short(&r.name, 40),
+            short(&r.expected, 40),
+            short(&r.observed, 56),
+            if r.pass { "PASS" } else { "FAIL" },
+            r.rows_lost,
+            r.plaintext_bytes,
+            r.secrets
+        );
+    }
+    let _ = writeln!(o);
+    for r in outcomes {
+        let _ = writeln!(o, "case {} ({:.1} s): {}", r.num, r.seconds, r.observed);
+        for p in &r.problems {
+            let _ = writeln!(o, "    FAILED: {p}");
+        }
+    }
+}
+
+fn outcome_json(r: &Outcome) -> serde_json::Value {
+    json!({
+        "case": r.num,
+        "name": r.name,
+        "expected": r.expected,
+        "observed": r.observed,
+        "pass": r.pass,
+        "rows_lost": r.rows_lost,
+        "plaintext_dump_bytes": r.plaintext_bytes,
+        "secrets_found": r.secrets,
+        "problems": r.problems,
+        "seconds": r.seconds,
+        "audited": {"streams": r.audit.streams, "processes": r.audit.processes, "files": r.audit.files},
+    })
+}
+
+/// `cargo xtask faults`.
+pub fn main(args: &[String]) -> Result<(), String> {
+    let args = parse(args)?;
+    let started = Instant::now();
+    let bin = build_binary()?;
+
+    // The shared cluster: `cargo xtask test`'s, or one of our own, stopped at the end.
+    let mut own_cluster = None;
+    let cluster_log = match std::env::var_os(cutter_pg::testing::CLUSTER_ENV) {
+        Some(f) => PathBuf::from(f).parent().map(|d| d.join("postgres.log")),
+        None => {
+            let tc = cutter_pg::testing::TestCluster::start()
+                .map_err(|e| format!("cannot start a test cluster: {e}"))?;
+            for (k, v) in tc.env() {
+                // Single-threaded here; read by TestDb's shared_cluster().
+                std::env::set_var(k, v);
+            }
+            let log = tc.cluster().dir().join("postgres.log");
+            own_cluster = Some(tc);
+            Some(log)
+        }
+    };
+    let result = (|| {
+        let coords = cutter_pg::testing::shared_cluster()
+            .map_err(|e| format!("the test cluster: {e}"))?
+            .clone();
+        let root = tempfile::Builder::new()
+            .prefix("cutter-faults-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let env: &'static Env = Box::leak(Box::new(Env::new(
+            bin,
+            root.path().to_path_buf(),
+            coords,
+            cluster_log,
+        )?));
+        let outcomes = run_all(env, &args);
+        env.drop_big_template();
+        drop(root);
+        Ok::<_, String>(outcomes)
+    })();
+    if let Some(tc) = own_cluster {
+        if let Err(e) = tc.stop() {
+            eprintln!("xtask faults: stopping the test cluster: {e}");
+        }
+    }
+    let outcomes = result?;
+    let passed = outcomes.iter().filter(|o| o.pass).count();
+    let failed = outcomes.len() - passed;
+    let summary = format!("{passed} passed, {failed} failed");
+    if args.json {
+        let v = json!({
+            "cases": outcomes.iter().map(outcome_json).collect::<Vec<_>>(),
+            "passed": passed,
+            "failed": failed,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        eprintln!("{summary}");
+    } else {
+        print_table(&outcomes);
+        println!("runtime: {:.1} s", started.elapsed().as_secs_f64());
+        println!("{summary}");
+    }
+    if failed > 0 {
+        Err(format!("{failed} fault case(s) failed"))
+    } else {
+        Ok(())
+    }
+}
+
+fn run_all(env: &'static Env, args: &Args) -> Vec<Outcome> {
+    let wanted = |n: u32| args.only.as_ref().is_none_or(|o| o.contains(&n));
+    // The longest cases first, so they overlap with the short ones.
+    let order = [
+        2, 7, 4, 8, 10, 19, 1, 9, 17, 15, 5, 6, 18, 3, 12, 11, 16, 13, 20, 14, 22,
+    ];
+    let queue: Vec<&'static Case> = order
+        .iter()
+        .filter_map(|n| CASES.iter().find(|c| c.num == *n))
+        .filter(|c| wanted(c.num))
+        .collect();
+    let queue = Arc::new(Mutex::new(queue.into_iter()));
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..args.jobs)
+        .map(|_| {
+            let (q, r) = (Arc::clone(&queue), Arc::clone(&results));
+            std::thread::spawn(move || loop {
+                let next = q.lock().ok().and_then(|mut g| g.next());
+                let Some(case) = next else { break };
+                eprintln!("xtask faults: case {} ({}) …", case.num, case.name);
+                let o = run_case(env, case);
+                eprintln!(
+                    "xtask faults: case {} {} in {:.1} s",
+                    case.num,
+                    if o.pass { "passed" } else { "FAILED" },
+                    o.seconds
+                );
+                if let Ok(mut g) = r.lock() {
+                    g.push(o);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    let mut outcomes: Vec<Outcome> = results.lock().map(|g| g.clone()).unwrap_or_default();
+    if wanted(21) {
+        let started = Instant::now();
+        let mut o = match Cx::new(env, 21) {
+            Ok(mut cx) => {
+                let r = secrets::audit_all(&mut cx, &outcomes);
+                finish_case(cx, r, started)
+            }
+            Err(e) => Outcome::not_started(21, e),
+        };
+        o.name = AUDIT_NAME.into();
+        o.expected = AUDIT_EXPECTED.into();
+        // The audit's own count is the sum over every case.
+        let others: usize = outcomes.iter().map(|x| x.secrets).sum();
+        o.secrets += others;
+        if others > 0 {
+            o.pass = false;
+        }
+        outcomes.push(o);
+    }
+    outcomes.sort_by_key(|o| o.num);
+    outcomes
+}
