@@ -330,41 +330,16 @@ fn check_step(plan: &CompensationPlan, step: Step, revert_run: &RunId, actor: &s
 }
 
 fn lock_holder(c: &mut impl GenericClient) -> Result<LockHolder> {
-    let row = c
-        .query_opt(
-            "SELECT a.pid, coalesce(a.application_name, ''), a.usename::text, a.client_addr::text, \
-                    to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
-               FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
-              WHERE l.locktype = 'advisory' AND l.granted \
-                AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
-                AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 2 \
-              LIMIT 1",
-            &[&i64::from(RUN_LOCK_KEY.0), &i64::from(RUN_LOCK_KEY.1)],
-        )
-        .doing(|| "looking up the holder of the run lock (pg_locks, pg_stat_activity)".into())?;
-    Ok(match row {
-        Some(r) => {
-            let application_name: String = r.get(1);
-            LockHolder {
-                pid: r.get(0),
-                run_id: application_name
-                    .strip_prefix(APPLICATION_NAME_PREFIX)
-                    .map(str::to_string),
-                application_name,
-                user: r.get(2),
-                client_addr: r.get(3),
-                since: r.get(4),
-            }
-        }
-        None => LockHolder {
+    Ok(
+        cutter_pg::run_lock_holder(c)?.unwrap_or_else(|| LockHolder {
             pid: 0,
             application_name: "(unknown: the lock was released meanwhile)".into(),
             run_id: None,
             user: None,
             client_addr: None,
             since: None,
-        },
-    })
+        }),
+    )
 }
 
 /// The checks every step runs first, inside its transaction: the server is the run's

@@ -400,6 +400,12 @@ impl LiveAuthorization {
     /// Authorization to rehearse a run on a throwaway clone of the target: no approvals
     /// are needed because the clone is discarded, but the clone must be a different
     /// server from the source (`clone != source`), and the authorization names the clone.
+    ///
+    /// Core cannot tell a clone from production, so the identifiers given here are not
+    /// what makes this safe: every writer (cutter-pg's phases, cutter-governance's ledger
+    /// writers) refuses a rehearsal unless the server it is connected to is a throwaway
+    /// cluster that cutter-pg started (its `cluster_name`, which only a server's start can
+    /// set). A rehearsal naming a production server's identifier is refused there.
     pub fn rehearsal(
         run_id: RunId,
         plan_digest: Sha256Digest,

@@ -1,7 +1,7 @@
 //! Small checks shared by the writers: the target's identity, the transaction's time in
 //! canonical form, whether a run was voided.
 
-use cutter_core::{LiveAuthorization, RunId, SystemIdentifier, ValidPlan};
+use cutter_core::{AuthorizationScope, LiveAuthorization, RunId, SystemIdentifier, ValidPlan};
 use postgres::GenericClient;
 
 use crate::chain::now_sql;
@@ -22,16 +22,29 @@ pub(crate) fn system_identifier<C: GenericClient>(c: &mut C) -> Result<SystemIde
 }
 
 /// Refuses unless `c` is connected to the server `auth` names.
+/// A rehearsal authorization (no approvals) is good only on a throwaway cluster.
 pub(crate) fn check_target<C: GenericClient>(c: &mut C, auth: &LiveAuthorization) -> Result<()> {
     let actual = system_identifier(c)?;
-    if actual == auth.target() {
-        Ok(())
-    } else {
-        Err(Error::WrongTarget {
+    if actual != auth.target() {
+        return Err(Error::WrongTarget {
             expected: auth.target(),
             actual,
-        })
+        });
     }
+    if auth.scope() == AuthorizationScope::Rehearsal
+        && !cutter_pg::is_throwaway_server(c)
+            .map_err(Error::db("reading the server's cluster_name"))?
+    {
+        let cluster_name: String = c
+            .query_one("SELECT pg_catalog.current_setting('cluster_name')", &[])
+            .map_err(Error::db("reading the server's cluster_name"))?
+            .get(0);
+        return Err(Error::RehearsalOnRealServer {
+            run_id: auth.run_id().clone(),
+            cluster_name,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses unless `plan` is the plan `auth` authorizes.

@@ -279,6 +279,35 @@ pub fn void<C: GenericClient>(
     let mut tx = client
         .transaction()
         .map_err(Error::db(format!("starting the void of run {run}")))?;
+    // The per-target run lock, to the end of this transaction: a run holds it for all of
+    // its phases, so a void never lands between two of them.
+    let got: bool = tx
+        .query_one(
+            "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)",
+            &[&cutter_pg::RUN_LOCK_KEY.0, &cutter_pg::RUN_LOCK_KEY.1],
+        )
+        .map_err(Error::db("taking the per-target run lock for the void"))?
+        .get(0);
+    if !got {
+        let holder = cutter_pg::run_lock_holder(&mut tx)
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "the run lock is held, and its holder cannot be named: {e}"
+                ))
+            })?
+            .unwrap_or_else(|| cutter_pg::LockHolder {
+                pid: 0,
+                application_name: "(unknown: the lock was released meanwhile)".into(),
+                run_id: None,
+                user: None,
+                client_addr: None,
+                since: None,
+            });
+        return Err(Error::RunInFlight {
+            run_id: run.clone(),
+            holder: Box::new(holder),
+        });
+    }
     lock_tables(&mut tx, &[LedgerTable::ReviewDecision])?;
     let claim = claim_of(&mut tx, run)?;
     if let Some(decision_id) = voided_by(&mut tx, run)? {

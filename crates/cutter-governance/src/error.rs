@@ -120,6 +120,16 @@ pub enum Error {
         actual: SystemIdentifier,
     },
 
+    /// A rehearsal authorization (no approvals) offered to a server that is not a
+    /// throwaway cluster.
+    #[error("refusing to write: the authorization of run {run_id} is a rehearsal (no approvals), but this server is not a throwaway cluster (cluster_name = {cluster_name:?}); a live target needs the gate's SG_1 and SG_2")]
+    RehearsalOnRealServer {
+        /// The run the rehearsal is for.
+        run_id: RunId,
+        /// The server's `cluster_name`.
+        cluster_name: String,
+    },
+
     /// The ledger extension of the schema (migration G1) is missing.
     #[error("the governance ledger support (migration {migration}) is not installed: {missing}; apply it as the owner of the cutter_governance tables (cutter-governance's sql/G1__ledger.sql, idempotent; `cutter_governance::install`)")]
     NotInstalled {
@@ -240,6 +250,16 @@ pub enum Error {
         plan_digest: String,
         /// The claim row.
         decision_id: i64,
+    },
+
+    /// Another session holds the per-target run lock: a run is under way, so the void
+    /// waits for it to end rather than retiring a run id mid-write.
+    #[error("cannot void run {run_id} now: the target's run lock is held by {holder}; wait for that run to end (or see `cutter status`), then void again")]
+    RunInFlight {
+        /// The run to void.
+        run_id: RunId,
+        /// Who holds the run lock.
+        holder: Box<cutter_pg::LockHolder>,
     },
 
     /// The run id was voided and can never run again.

@@ -85,12 +85,34 @@ fn void_retires_a_run_that_did_not_write_and_releases_its_claim() {
     // The voided run id never runs again: no claim, no ledger phase.
     let err = claim(&mut c, &a1, &plan, ACTOR).unwrap_err();
     assert!(matches!(err, Error::RunVoided { .. }), "{err:?}");
-    cut(&db, &a1, &plan);
-    let err = leg_b(&db, &a1, &plan).unwrap_err();
+    let units = db.count("public.information_unit");
+    let err = db.target().cut_leg_a(&a1, &plan, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(err, cutter_pg::Error::RunVoided { decision_id, .. } if decision_id == report.decision_id),
+        "{err}"
+    );
+    assert_eq!(
+        db.count("public.information_unit"),
+        units,
+        "cut_leg_a wrote nothing"
+    );
+    // The adapter's phase transaction refuses it before any writer runs…
+    let Err(err) = db.target().phase_transaction(&a1, Phase::LegBRecord) else {
+        panic!("the phase transaction of a voided run must be refused");
+    };
+    assert!(
+        matches!(err, cutter_pg::Error::RunVoided { decision_id, .. } if decision_id == report.decision_id),
+        "{err}"
+    );
+    // …and the ledger writer refuses it on any transaction too.
+    let mut admin = db.admin();
+    let mut tx = admin.transaction().unwrap();
+    let err = cutter_governance::leg_b_record(&mut tx, &a1, &plan, ACTOR).unwrap_err();
     assert!(
         matches!(err, Error::RunVoided { decision_id, .. } if decision_id == report.decision_id),
         "{err:?}"
     );
+    drop(tx);
     assert_eq!(db.count("cutter_governance.cut_change_set"), 0);
 
     let facts = run_status_in_db(&mut c, &r1).unwrap();
@@ -242,4 +264,30 @@ fn sg3_is_recorded_with_phase_reason_and_snapshots() {
     let facts = run_status_in_db(&mut exec(&db), &r).unwrap();
     assert_eq!(facts.sg3_escalations, vec![id]);
     assert!(claim_of(&mut exec(&db), &r).unwrap().is_none());
+}
+
+/// A run holds the per-target run lock for all of its phases; a void of that run while it
+/// is under way is refused, naming the holder, and writes nothing. Once the run lets go,
+/// the void goes through.
+#[test]
+fn void_waits_for_a_run_in_flight() {
+    let db = db();
+    let r = run("r-in-flight");
+    let mut t = db.target();
+    t.lock_target(&r).unwrap();
+    let mut c = exec(&db);
+    let before = db.count("cutter_governance.review_decision");
+    let err = void(&mut c, &r, "operator changed their mind", ACTOR).unwrap_err();
+    assert!(
+        matches!(&err, Error::RunInFlight { holder, .. } if holder.run_id.as_deref() == Some("r-in-flight")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("run r-in-flight"), "{err}");
+    assert_eq!(db.count("cutter_governance.review_decision"), before);
+    t.unlock_target().unwrap();
+    assert!(
+        void(&mut c, &r, "operator changed their mind", ACTOR)
+            .unwrap()
+            .newly_voided
+    );
 }

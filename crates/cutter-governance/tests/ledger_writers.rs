@@ -343,3 +343,36 @@ fn rehearsal_runs_record_no_signatures() {
     write_verify(&db, &auth, &plan).unwrap();
     assert_eq!(ledger_counts(&db), vec![1, 10, 1, 0, 1, 0]);
 }
+
+/// leg_b_record refuses a rehearsal authorization (no approvals) on a server that is not
+/// a throwaway cluster, even when it names that server's system identifier; no ledger
+/// row is written.
+#[test]
+fn leg_b_record_refuses_a_rehearsal_on_a_real_server() {
+    let production = cutter_pg::Cluster::start_with(&cutter_pg::ClusterOptions {
+        settings: vec![("cluster_name".into(), "production".into())],
+    })
+    .unwrap();
+    let mut admin = production.connect("postgres").unwrap();
+    cutter_pg::schema::install_reference(&mut admin).unwrap();
+    let plan = plan("law-forged", 4);
+    let forged = LiveAuthorization::rehearsal(
+        run("r-forged"),
+        plan.digest(),
+        SystemIdentifier::new(1),
+        production.system_identifier().unwrap(),
+    )
+    .unwrap();
+    let mut tx = admin.transaction().unwrap();
+    let e = cutter_governance::leg_b_record(&mut tx, &forged, &plan, "tester").unwrap_err();
+    assert!(
+        matches!(&e, Error::RehearsalOnRealServer { cluster_name, .. } if cluster_name == "production"),
+        "{e}"
+    );
+    drop(tx);
+    let rows: i64 = admin
+        .query_one("SELECT count(*) FROM cutter_governance.cut_change_set", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+}

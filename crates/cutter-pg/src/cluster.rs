@@ -94,6 +94,24 @@ const SETTINGS: [(&str, &str); 11] = [
     ("shared_buffers", "128MB"),
 ];
 
+/// The `cluster_name` every throwaway cluster is started with. `cluster_name` can only be
+/// set when the server starts (postmaster context) and every role can read it, so a
+/// session can tell a cluster this crate started from any other server; the adapter
+/// accepts a rehearsal authorization only on such a cluster ([`is_throwaway_server`]).
+pub const THROWAWAY_CLUSTER_NAME: &str = "cutter-throwaway";
+
+/// Whether `c` is connected to a throwaway cluster started by [`Cluster`] (its
+/// `cluster_name` is [`THROWAWAY_CLUSTER_NAME`]); a production server never is.
+pub fn is_throwaway_server(
+    c: &mut impl postgres::GenericClient,
+) -> std::result::Result<bool, postgres::Error> {
+    let row = c.query_one(
+        "SELECT pg_catalog.current_setting('cluster_name') = $1",
+        &[&THROWAWAY_CLUSTER_NAME],
+    )?;
+    Ok(row.get(0))
+}
+
 /// Options for [`Cluster::start_with`].
 #[derive(Clone, Debug, Default)]
 pub struct ClusterOptions {
@@ -389,6 +407,7 @@ impl Cluster {
                 ),
             ];
             settings.extend(SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            settings.push(("cluster_name".into(), THROWAWAY_CLUSTER_NAME.into()));
             settings.extend(self.options.settings.iter().cloned());
             for (k, v) in &settings {
                 cmd.arg("-c").arg(format!("{k}={v}"));

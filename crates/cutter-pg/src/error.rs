@@ -198,6 +198,32 @@ pub enum Error {
         connected: SystemIdentifier,
     },
 
+    /// The run id was retired by `void`: it never writes again.
+    #[error(
+        "refusing to write: run {run_id} was voided (review_decision {decision_id}); a voided \
+         run id never runs again: start a new run with a new run id"
+    )]
+    RunVoided {
+        /// The voided run.
+        run_id: RunId,
+        /// The `review_decision` that voided it.
+        decision_id: i64,
+    },
+
+    /// A rehearsal authorization (no approvals) offered to a server that is not a
+    /// throwaway cluster: rehearsals write only to clusters this crate started.
+    #[error(
+        "refusing to write: the authorization of run {run_id} is a rehearsal (no approvals), but \
+         this server is not a throwaway cluster (cluster_name = {cluster_name:?}); a live target \
+         needs the gate's SG_1 and SG_2"
+    )]
+    RehearsalOnRealServer {
+        /// The run the rehearsal is for.
+        run_id: RunId,
+        /// The server's `cluster_name`.
+        cluster_name: String,
+    },
+
     /// The plan given is not the plan the gate authorized.
     #[error(
         "refusing to write: the authorization is for plan {authorized}, but the plan given has digest \

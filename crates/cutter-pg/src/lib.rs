@@ -24,7 +24,9 @@ mod target;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use cluster::{pg_bindir, pg_program, Cluster, ClusterOptions};
+pub use cluster::{
+    is_throwaway_server, pg_bindir, pg_program, Cluster, ClusterOptions, THROWAWAY_CLUSTER_NAME,
+};
 pub use config::{ConfigError, ConnConfig, Password};
 pub use error::{Error, LockHolder, Result, ServerError};
 pub use ident::{quote_ident, quote_table};
@@ -32,6 +34,6 @@ pub use preflight::{Finding, PreflightReport};
 pub use stream::StreamedPlan;
 pub use surface::SurfaceMark;
 pub use target::{
-    BatchLimits, BeforeCommit, LegAReport, PhaseTransaction, RollbackOnly, Target,
+    run_lock_holder, BatchLimits, BeforeCommit, LegAReport, PhaseTransaction, RollbackOnly, Target,
     APPLICATION_NAME_PREFIX, RUN_LOCK_KEY,
 };

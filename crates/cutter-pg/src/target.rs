@@ -16,8 +16,8 @@ use postgres::{Client, GenericClient, IsolationLevel, Statement, Transaction};
 use serde::{Deserialize, Serialize};
 
 use cutter_core::{
-    ChangeSetId, CutPlanRow, LiveAuthorization, Phase, RunId, Snapshot, SystemIdentifier,
-    TableName, TableStat, ValidPlan, Vocabularies,
+    AuthorizationScope, ChangeSetId, CutPlanRow, LiveAuthorization, Phase, RunId, Snapshot,
+    SystemIdentifier, TableName, TableStat, ValidPlan, Vocabularies,
 };
 
 use crate::config::ConnConfig;
@@ -322,32 +322,7 @@ impl Target {
 
     /// The session holding the run lock on this database, if any.
     pub fn lock_holder(&mut self) -> Result<Option<LockHolder>> {
-        let row = self
-            .client
-            .query_opt(
-                "SELECT a.pid, coalesce(a.application_name, ''), a.usename::text, a.client_addr::text, \
-                        to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
-                   FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
-                  WHERE l.locktype = 'advisory' AND l.granted \
-                    AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
-                    AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 2 \
-                  LIMIT 1",
-                &[&i64::from(RUN_LOCK_KEY.0), &i64::from(RUN_LOCK_KEY.1)],
-            )
-            .doing("looking up the holder of the run lock (pg_locks, pg_stat_activity)")?;
-        Ok(row.map(|r| {
-            let application_name: String = r.get(1);
-            LockHolder {
-                pid: r.get(0),
-                run_id: application_name
-                    .strip_prefix(APPLICATION_NAME_PREFIX)
-                    .map(str::to_string),
-                application_name,
-                user: r.get(2),
-                client_addr: r.get(3),
-                since: r.get(4),
-            }
-        }))
+        run_lock_holder(&mut self.client)
     }
 
     // ------------------------------------------------------------------------------
@@ -364,6 +339,8 @@ impl Target {
             .transaction()
             .doing(&format!("{phase}: BEGIN"))?;
         guard(&mut tx, auth.target(), phase)?;
+        refuse_rehearsal_on_real_server(&mut tx, auth)?;
+        refuse_voided_run(&mut tx, auth.run_id())?;
         Ok(tx)
     }
 
@@ -734,6 +711,78 @@ pub(crate) fn read_system_identifier(c: &mut impl GenericClient) -> Result<Syste
 }
 
 /// The checks every mutating phase runs first, inside its transaction.
+/// The session holding the per-target run lock ([`RUN_LOCK_KEY`]) on `c`'s database, if
+/// any: its pid, the run it works for (from its `application_name`), user and since when.
+pub fn run_lock_holder(c: &mut impl GenericClient) -> Result<Option<LockHolder>> {
+    let row = c
+        .query_opt(
+            "SELECT a.pid, coalesce(a.application_name, ''), a.usename::text, a.client_addr::text, \
+                    to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+               FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+              WHERE l.locktype = 'advisory' AND l.granted \
+                AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
+                AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 2 \
+              LIMIT 1",
+            &[&i64::from(RUN_LOCK_KEY.0), &i64::from(RUN_LOCK_KEY.1)],
+        )
+        .doing("looking up the holder of the run lock (pg_locks, pg_stat_activity)")?;
+    Ok(row.map(|r| {
+        let application_name: String = r.get(1);
+        LockHolder {
+            pid: r.get(0),
+            run_id: application_name
+                .strip_prefix(APPLICATION_NAME_PREFIX)
+                .map(str::to_string),
+            application_name,
+            user: r.get(2),
+            client_addr: r.get(3),
+            since: r.get(4),
+        }
+    }))
+}
+
+/// A run id retired by `void` (a `review_decision` of kind `void`) never writes again.
+/// Checked inside the phase's transaction, after the run lock is held: `void` takes the
+/// same lock, so it cannot commit while a phase of that run is under way.
+fn refuse_voided_run(c: &mut impl GenericClient, run_id: &RunId) -> Result<()> {
+    let row = c
+        .query_opt(
+            "SELECT id FROM cutter_governance.review_decision \
+             WHERE run_id = $1 AND decision = 'void' ORDER BY id LIMIT 1",
+            &[&run_id.as_str()],
+        )
+        .doing("looking up a void decision of the run")?;
+    match row {
+        None => Ok(()),
+        Some(r) => Err(Error::RunVoided {
+            run_id: run_id.clone(),
+            decision_id: r.get(0),
+        }),
+    }
+}
+
+/// A rehearsal authorization carries no approvals: it is good only on a throwaway
+/// cluster (see [`crate::cluster::THROWAWAY_CLUSTER_NAME`]), whatever system identifier
+/// its maker passed in.
+pub(crate) fn refuse_rehearsal_on_real_server(
+    c: &mut impl GenericClient,
+    auth: &LiveAuthorization,
+) -> Result<()> {
+    if auth.scope() != AuthorizationScope::Rehearsal
+        || crate::cluster::is_throwaway_server(c).doing("reading the server's cluster_name")?
+    {
+        return Ok(());
+    }
+    let cluster_name: String = c
+        .query_one("SELECT pg_catalog.current_setting('cluster_name')", &[])
+        .doing("reading the server's cluster_name")?
+        .get(0);
+    Err(Error::RehearsalOnRealServer {
+        run_id: auth.run_id().clone(),
+        cluster_name,
+    })
+}
+
 fn guard(c: &mut impl GenericClient, authorized: SystemIdentifier, phase: Phase) -> Result<()> {
     let connected = surface::system_identifier(c)?;
     if connected != authorized {

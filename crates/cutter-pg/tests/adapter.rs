@@ -529,3 +529,52 @@ fn a_dropped_target_has_released_its_run_lock() {
             .unwrap_or_else(|e| panic!("connection {i} after a drop: {e}"));
     }
 }
+
+/// A rehearsal authorization carries no approvals: aimed at a server that is not a
+/// throwaway cluster (a production server is never started with cutter's
+/// `cluster_name`), every mutating phase refuses it, even when the caller passed that
+/// server's system identifier as the "clone", and nothing is written.
+#[test]
+fn a_rehearsal_authorization_is_refused_by_a_server_that_is_not_throwaway() {
+    let production = cutter_pg::Cluster::start_with(&cutter_pg::ClusterOptions {
+        settings: vec![("cluster_name".into(), "production".into())],
+    })
+    .unwrap();
+    let mut admin = production.connect("postgres").unwrap();
+    assert!(!cutter_pg::is_throwaway_server(&mut admin).unwrap());
+    cutter_pg::schema::install_reference(&mut admin).unwrap();
+    cutter_pg::schema::install_baseline(&mut admin).unwrap();
+    let mut t = Target::connect(&production.superuser_config("postgres").unwrap()).unwrap();
+    let plan = fixtures::scale_plan("rehearsal-doc", 3).unwrap();
+    let sysid = production.system_identifier().unwrap();
+    let forged = cutter_core::LiveAuthorization::rehearsal(
+        RunId::new("r-forged").unwrap(),
+        plan.digest(),
+        SystemIdentifier::new(1),
+        sysid,
+    )
+    .unwrap();
+    let refused = |e: &Error| matches!(e, Error::RehearsalOnRealServer { cluster_name, .. } if cluster_name == "production");
+    let e = t.cut_leg_a(&forged, &plan, &mut |_| {}).unwrap_err();
+    assert!(refused(&e), "{e}");
+    assert!(e.to_string().contains("SG_1 and SG_2"), "{e}");
+    let e = t.phase_transaction(&forged, Phase::LegBRecord).unwrap_err();
+    assert!(refused(&e), "{e}");
+    let e = t
+        .lifecycle_enact(&forged, &ChangeSetId::for_run(forged.run_id()))
+        .unwrap_err();
+    assert!(refused(&e), "{e}");
+    let units: i64 = admin
+        .query_one("SELECT count(*) FROM public.information_unit", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(units, 158, "nothing was written");
+
+    // The shared test cluster is a throwaway one: the same kind of authorization works.
+    let db = TestDb::new();
+    let mut c = db.admin();
+    assert!(cutter_pg::is_throwaway_server(&mut c).unwrap());
+    let auth = db.authorization("r-rehearsal-ok", plan.digest());
+    db.target().cut_leg_a(&auth, &plan, &mut |_| {}).unwrap();
+    assert_eq!(db.count("public.information_unit"), 161);
+}
