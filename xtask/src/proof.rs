@@ -125,6 +125,15 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "only rollback-only proofs exist; pass --rollback-only explicitly\n\n{USAGE}"
         ));
     }
+    if let Some(url) = &a.url {
+        // Command lines are visible to every user of the machine (/proc/<pid>/cmdline).
+        if ConnConfig::string_has_password(url).map_err(|e| format!("--database-url: {e}"))? {
+            return Err(format!(
+                "--database-url contains a password; secrets are never accepted on the command line: \
+                 put it in ~/.pgpass (mode 0600), PGPASSFILE or PGPASSWORD\n\n{USAGE}"
+            ));
+        }
+    }
     match (&a.url, &a.expect) {
         (Some(_), None) => Err(format!(
             "--database-url requires --expect-system-identifier (read it with \
@@ -865,9 +874,25 @@ mod tests {
             .create_database("target", Some(TEMPLATE_DB))
             .unwrap();
         let c = tc.coordinates();
-        let url = format!(
+        let with_password = format!(
             "postgresql://{EXEC_ROLE}:{}@127.0.0.1:{}/target?sslmode=disable",
             c.exec_password, c.port
+        );
+        let e = main(&args(&[
+            "--rollback-only",
+            "--database-url",
+            &with_password,
+            "--expect-system-identifier",
+            "1",
+        ]))
+        .unwrap_err();
+        assert!(e.contains("contains a password"), "{e}");
+        assert!(!e.contains(&c.exec_password), "the password leaked: {e}");
+        // The password comes from the environment, as the usage says.
+        std::env::set_var("PGPASSWORD", &c.exec_password);
+        let url = format!(
+            "postgresql://{EXEC_ROLE}@127.0.0.1:{}/target?sslmode=disable",
+            c.port
         );
         let e = main(&args(&[
             "--database-url",

@@ -161,18 +161,8 @@ pub struct Overrides {
 
 /// Refuses a connection string that carries a password where secrets are not allowed.
 pub fn refuse_password(where_: &str, url: &str) -> Result<()> {
-    let lower = url.to_ascii_lowercase();
-    let keyword = lower
-        .split_whitespace()
-        .any(|kv| kv.starts_with("password="));
-    let in_url = (lower.starts_with("postgres://") || lower.starts_with("postgresql://"))
-        && url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split('@').next().filter(|_| rest.contains('@')))
-            .is_some_and(|userinfo| userinfo.contains(':'));
-    let in_query = lower.contains("?password=") || lower.contains("&password=");
-    if keyword || in_url || in_query {
+    // libpq's own parsing decides; a string it cannot parse is reported when it is used.
+    if cutter_pg::ConnConfig::string_has_password(url).unwrap_or(false) {
         return Err(CliError::Usage(format!(
             "{where_} contains a password; secrets are never accepted there: put it in ~/.pgpass (mode 0600) or PGPASSFILE"
         )));
@@ -349,6 +339,9 @@ mod tests {
             "postgres://u:hunter2@h/db",
             "host=h password=hunter2",
             "postgres://u@h/db?password=hunter2",
+            // libpq allows spaces around `=` and quoted values.
+            "host=h password = hunter2",
+            "host=h password='hunter2 x'",
         ] {
             let err = refuse_password("--database-url", bad)
                 .unwrap_err()

@@ -1269,6 +1269,13 @@ impl ConnConfig {
         Self::finish(params, &|_| None)
     }
 
+    /// Whether the connection string `s` itself carries a password (in a URL's user
+    /// info, a `password` query parameter, or a `password = …` keyword), by libpq's own
+    /// parsing rules. Places that refuse secrets (command lines, config files) use it.
+    pub fn string_has_password(s: &str) -> Result<bool, ConfigError> {
+        Ok(parse_conninfo(s, None)?.password.is_some())
+    }
+
     /// Resolves the connection the way libpq would for an operator: the
     /// explicit string if given (blank counts as not given), else
     /// `DATABASE_URL`; then `PG*` variables for what is still unset; then

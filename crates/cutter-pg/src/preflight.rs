@@ -19,7 +19,8 @@ use cutter_core::SystemIdentifier;
 use crate::error::{PgContext, Result};
 use crate::ident::quote_ident;
 use crate::schema::{
-    EXEC_ROLE, FUNCTIONS, IMMUTABILITY_TRIGGERS, REFERENCE_VERSION, VERIFY_ROLE, VOCABULARIES,
+    EXEC_ROLE, FUNCTIONS, IMMUTABILITY_TRIGGERS, IMMUTABILITY_TRIGGER_FUNCTION, REFERENCE_VERSION,
+    VERIFY_ROLE, VOCABULARIES,
 };
 
 /// One difference between the target and the reference.
@@ -559,9 +560,11 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
     for (name, table) in IMMUTABILITY_TRIGGERS {
         let row = c
             .query_opt(
-                "SELECT t.tgenabled::text, t.tgtype::int FROM pg_catalog.pg_trigger t \
+                "SELECT t.tgenabled::text, t.tgtype::int, \
+                        t.tgfoid = coalesce(to_regprocedure($3)::oid, 0), t.tgfoid::regprocedure::text \
+                   FROM pg_catalog.pg_trigger t \
                  WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2 AND NOT t.tgisinternal",
-                &[&table, &name],
+                &[&table, &name, &IMMUTABILITY_TRIGGER_FUNCTION],
             )
             .doing(&format!("looking for trigger {name}"))?;
         match row {
@@ -573,6 +576,16 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
                     push(
                         format!("trigger {name} on {table}"),
                         format!("tgenabled = '{enabled}', reference 'O' (enabled)"),
+                    );
+                }
+                if !r.get::<_, bool>(2) {
+                    let runs: String = r.get(3);
+                    push(
+                        format!("trigger {name} on {table}"),
+                        format!(
+                            "executes {runs}, reference {IMMUTABILITY_TRIGGER_FUNCTION}: a trigger \
+                             that runs another function may not protect enacted rows"
+                        ),
                     );
                 }
                 // ROW (1) | BEFORE (2) | DELETE (8) | UPDATE (16)
@@ -884,6 +897,42 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
             push(
                 format!("vocabulary {vocab}"),
                 "empty: no plan row can resolve against it".into(),
+            );
+            continue;
+        }
+        // Codes the reference holds (and the document cutter emits) that the target lacks:
+        // plan rows using them would fail in cut_leg_a. Extra codes are the target's own.
+        let reference = crate::schema::reference_vocabularies();
+        let wanted = match vocab {
+            "vocab.unit_kind" => &reference.unit_kind,
+            "vocab.section_type" => &reference.section_type,
+            _ => &reference.publication_type,
+        };
+        let codes: std::collections::BTreeSet<String> = c
+            .query(
+                &format!(
+                    "SELECT code::text FROM {}.{}",
+                    quote_ident(schema),
+                    quote_ident(table)
+                ),
+                &[],
+            )
+            .doing(&format!("reading the codes of {vocab}"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let missing: Vec<&str> = wanted
+            .iter()
+            .filter(|w| !codes.contains(*w))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            push(
+                format!("vocabulary {vocab}"),
+                format!(
+                    "lacks the reference code(s) {}: plan rows using them cannot resolve",
+                    missing.join(", ")
+                ),
             );
         }
     }

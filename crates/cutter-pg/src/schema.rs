@@ -63,6 +63,9 @@ pub const EXEC_ROLE: &str = "cutter_exec";
 /// The read-only role (write_verify's re-read, backups).
 pub const VERIFY_ROLE: &str = "cutter_verify";
 
+/// The function both immutability triggers must execute.
+pub const IMMUTABILITY_TRIGGER_FUNCTION: &str = "public.fn_trg_enacted_immut()";
+
 /// The immutability triggers: (trigger, table).
 pub const IMMUTABILITY_TRIGGERS: [(&str, &str); 2] = [
     ("trg_iu_enacted_immut", "public.information_unit"),

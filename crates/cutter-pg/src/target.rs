@@ -434,8 +434,24 @@ impl Target {
         progress: &mut dyn FnMut(u64),
         check: Option<&mut DigestCheck>,
     ) -> Result<LegAReport> {
-        let limits = self.batch;
+        // The hook is put back whatever happens, so a refused phase does not lose it for
+        // the phases after it.
         let mut hook = self.before_commit.take();
+        let outcome = self.leg_a_with(auth, input, rows, progress, check, &mut hook);
+        self.before_commit = hook;
+        outcome
+    }
+
+    fn leg_a_with<R: Borrow<CutPlanRow>>(
+        &mut self,
+        auth: &LiveAuthorization,
+        input: &LegAInput<'_>,
+        rows: impl Iterator<Item = R>,
+        progress: &mut dyn FnMut(u64),
+        check: Option<&mut DigestCheck>,
+        hook: &mut Option<BeforeCommit>,
+    ) -> Result<LegAReport> {
+        let limits = self.batch;
         let failed = {
             let mut tx = self.begin_phase(auth, Phase::CutLegA)?;
             refuse_used_change_set(&mut tx, auth.run_id(), input.change_set)?;
@@ -451,7 +467,6 @@ impl Target {
                         }
                         Ok(()) => commit(tx, Phase::CutLegA, input.change_set).map(|()| report),
                     };
-                    self.before_commit = hook;
                     if let Ok(report) = &result {
                         tracing::info!(
                             run_id = %auth.run_id(),
@@ -465,13 +480,11 @@ impl Target {
                 }
                 Err(LegAFail::Other(e)) => {
                     drop(tx);
-                    self.before_commit = hook;
                     return Err(e);
                 }
                 // The transaction is dropped here: rolled back.
                 Err(LegAFail::Batch(b)) => {
                     drop(tx);
-                    self.before_commit = hook;
                     *b
                 }
             }
@@ -800,6 +813,21 @@ fn guard(c: &mut impl GenericClient, authorized: SystemIdentifier, phase: Phase)
                 "trigger {name} on {table} is not enabled (tgenabled = '{state}', needs 'O')"
             )),
             None => problems.push(format!("trigger {name} on {table} is missing")),
+        }
+        let hollow = c
+            .query_opt(
+                "SELECT t.tgfoid::regprocedure::text FROM pg_catalog.pg_trigger t \
+                 WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2 AND NOT t.tgisinternal \
+                   AND t.tgfoid <> coalesce(to_regprocedure($3)::oid, 0)",
+                &[&table, &name, &crate::schema::IMMUTABILITY_TRIGGER_FUNCTION],
+            )
+            .doing("checking what the immutability triggers execute")?;
+        if let Some(r) = hollow {
+            let runs: String = r.get(0);
+            problems.push(format!(
+                "trigger {name} on {table} executes {runs}, not {}",
+                crate::schema::IMMUTABILITY_TRIGGER_FUNCTION
+            ));
         }
     }
     let functions = surface::functions_present(c)?;

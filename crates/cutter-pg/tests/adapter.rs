@@ -578,3 +578,37 @@ fn a_rehearsal_authorization_is_refused_by_a_server_that_is_not_throwaway() {
     db.target().cut_leg_a(&auth, &plan, &mut |_| {}).unwrap();
     assert_eq!(db.count("public.information_unit"), 161);
 }
+
+/// The before-commit hook survives a phase refused before its transaction began (here:
+/// an authorization for another server), and runs for the next phase.
+#[test]
+fn a_refused_phase_keeps_the_before_commit_hook() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let db = TestDb::new();
+    let mut t = db.target();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    t.set_before_commit(Some(Box::new(move |_phase| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    })));
+    let plan = fixtures::scale_plan("hook-doc", 2).unwrap();
+    let elsewhere = cutter_core::LiveAuthorization::rehearsal(
+        RunId::new("r-hook").unwrap(),
+        plan.digest(),
+        db.system_identifier(),
+        SystemIdentifier::new(42),
+    )
+    .unwrap();
+    let e = t.cut_leg_a(&elsewhere, &plan, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, Error::WrongTarget { .. }), "{e}");
+    t.unlock_target().unwrap();
+    let auth = db.authorization("r-hook", plan.digest());
+    t.cut_leg_a(&auth, &plan, &mut |_| {}).unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the hook ran for the committed phase"
+    );
+}

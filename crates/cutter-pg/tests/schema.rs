@@ -832,3 +832,40 @@ fn cutter_verify_can_pg_dump_the_mutation_surface() {
         .unwrap_err();
     assert_eq!(code(&e), "42501");
 }
+
+/// A trigger with the right name and state that runs some other function (here one
+/// that lets every change through), and a vocabulary missing a reference code, are each
+/// named by preflight; the phase guard refuses the hollow trigger too.
+#[test]
+fn preflight_names_a_hollow_trigger_and_a_missing_vocabulary_code() {
+    let db = TestDb::new();
+    db.admin()
+        .batch_execute(
+            "CREATE FUNCTION public.fn_let_through() RETURNS trigger LANGUAGE plpgsql AS \
+               $$BEGIN RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END; END$$; \
+             DROP TRIGGER trg_iu_enacted_immut ON public.information_unit; \
+             CREATE TRIGGER trg_iu_enacted_immut BEFORE UPDATE OR DELETE ON public.information_unit \
+               FOR EACH ROW EXECUTE FUNCTION public.fn_let_through(); \
+             DELETE FROM vocab.section_type WHERE code = 'point'",
+        )
+        .unwrap();
+    let report = db.target().preflight().unwrap();
+    let text = report.to_string();
+    for needle in [
+        "trigger trg_iu_enacted_immut on public.information_unit: executes fn_let_through(), reference public.fn_trg_enacted_immut()",
+        "vocabulary vocab.section_type: lacks the reference code(s) point",
+    ] {
+        assert!(text.contains(needle), "{needle} not in\n{text}");
+    }
+    let plan = cutter_pg::fixtures::scale_plan("hollow-doc", 1).unwrap();
+    let auth = db.authorization("r-hollow", plan.digest());
+    let e = db
+        .target()
+        .cut_leg_a(&auth, &plan, &mut |_| {})
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("trg_iu_enacted_immut") && e.to_string().contains("fn_let_through"),
+        "{e}"
+    );
+    assert_eq!(db.count("public.information_unit"), 158);
+}
