@@ -310,6 +310,18 @@ pub enum Error {
         detail: String,
     },
 
+    /// The restore proof's record already exists; it is never overwritten.
+    #[error(
+        "restore proof record {} already exists and is never overwritten; nothing was \
+         restored. Read it (it records an earlier proof of this artifact), move it away, \
+         then run the proof again",
+        path.display()
+    )]
+    RecordExists {
+        /// The existing record.
+        path: PathBuf,
+    },
+
     /// The restored data does not equal the manifest. The proof record says where.
     #[error("restore proof of {} FAILED: {}", proof.artifact, proof.failures.join("; "))]
     ProofFailed {

@@ -100,8 +100,10 @@ impl RestoreConfig {
         self
     }
 
-    /// Also writes the proof as JSON to `path` (atomically, never overwriting), whether
-    /// it passed or failed.
+    /// Also writes the proof as JSON to `path` (atomically, never overwriting): whenever
+    /// a restore target was set up, whether the proof passed, failed on the comparison
+    /// or stopped early (see [`restore_proof`]). An existing `path` is refused before
+    /// anything is restored.
     pub fn record_to(mut self, path: impl Into<PathBuf>) -> Self {
         self.record = Some(path.into());
         self
@@ -415,7 +417,17 @@ fn prepare(
 
 /// Runs the restore proof: see the module docs. Returns the proof when every table
 /// matched and both triggers are enabled; otherwise [`Error::ProofFailed`] carrying the
-/// full record. With [`RestoreConfig::record_to`], the record is written either way.
+/// full record.
+///
+/// With [`RestoreConfig::record_to`], the record is written whenever a restore target
+/// was set up, whatever happens next: passed, failed on the comparison, or stopped
+/// early (decryption or pg_restore failed, the restored database could not be read).
+/// In the last case the record has `passed: false`, the reason in `failures`, no
+/// `actual` for any table, and the original error is returned. Failures before a
+/// target is set up (the artifact does not match its manifest, the key or passphrase
+/// is wrong, pg_restore is too old, the record already exists, the target is the
+/// source server or could not be set up) write no record: nothing was restored, and
+/// the error says why.
 pub fn restore_proof(cfg: &RestoreConfig) -> Result<RestoreProof> {
     let started = Instant::now();
     let started_at = now();
@@ -441,10 +453,19 @@ pub fn restore_proof(cfg: &RestoreConfig) -> Result<RestoreProof> {
             ),
         });
     }
+    // The record is never overwritten: refuse now rather than after the restore.
+    let record = cfg.record.as_deref().map(record_location).transpose()?;
+    if let Some((dir, name)) = &record {
+        let path = dir.join(name);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Err(Error::RecordExists { path });
+        }
+    }
 
     // 3. The target, refusing the source server.
     let t = Instant::now();
     let (prepared, restore_sysid) = prepare(&cfg.target, manifest.server.system_identifier)?;
+    let target_text = prepared.describe();
     let outcome = run_in(
         &prepared,
         cfg,
@@ -455,15 +476,35 @@ pub fn restore_proof(cfg: &RestoreConfig) -> Result<RestoreProof> {
         &mut timings,
         t,
     );
-    let target_text = prepared.describe();
     let t = Instant::now();
     let teardown = prepared.teardown();
     timings.teardown_ms = ms(t);
     timings.total_ms = ms(started);
 
-    let (tables, triggers, plaintext_bytes, mut failures) = outcome?;
+    // From here on, every outcome is recorded.
+    let (tables, triggers, plaintext_bytes, mut failures, stopped) = match outcome {
+        Ok((tables, triggers, bytes, failures)) => (tables, triggers, bytes, failures, None),
+        Err(e) => {
+            let tables = mutation_surface()
+                .into_iter()
+                .filter_map(|t| {
+                    let expected = manifest.tables.get(&t).copied()?;
+                    Some(TableCheck {
+                        table: t,
+                        expected,
+                        actual: None,
+                        ok: false,
+                    })
+                })
+                .collect();
+            let failures = vec![format!(
+                "the restore into {target_text} stopped before the comparison: {e}"
+            )];
+            (tables, BTreeMap::new(), 0, failures, Some(e))
+        }
+    };
     if let Err(e) = teardown {
-        failures.push(format!("teardown failed: {e}"));
+        failures.push(format!("teardown of {target_text} failed: {e}"));
     }
     let proof = RestoreProof {
         format: PROOF_FORMAT.into(),
@@ -483,20 +524,21 @@ pub fn restore_proof(cfg: &RestoreConfig) -> Result<RestoreProof> {
         started_at,
         timings,
     };
-    if let Some(path) = &cfg.record {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| Error::Manifest {
-                path: path.clone(),
-                problem: "is not a file path for the proof record".into(),
-            })?;
-        crate::atomic::write_new(dir, name, proof.to_json().as_bytes())?;
+    let written = match &record {
+        Some((dir, name)) => {
+            crate::atomic::write_new(dir, name, proof.to_json().as_bytes()).map(|_| ())
+        }
+        None => Ok(()),
+    };
+    if let Some(e) = stopped {
+        // The reason the proof stopped matters most; a record that could not be
+        // written on top of it is logged (the error below says the proof failed).
+        if let Err(w) = written {
+            tracing::error!(error = %w, "the record of the failed restore proof was not written");
+        }
+        return Err(e);
     }
+    written?;
     if proof.passed {
         tracing::info!(artifact = %proof.artifact, "restore proof passed");
         Ok(proof)
@@ -505,6 +547,22 @@ pub fn restore_proof(cfg: &RestoreConfig) -> Result<RestoreProof> {
             proof: Box::new(proof),
         })
     }
+}
+
+/// The directory and file name of the proof record.
+fn record_location(path: &Path) -> Result<(PathBuf, String)> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::Manifest {
+            path: path.to_path_buf(),
+            problem: "is not a file path for the proof record".into(),
+        })?;
+    Ok((dir.to_path_buf(), name.to_string()))
 }
 
 type Outcome = (Vec<TableCheck>, BTreeMap<String, String>, u64, Vec<String>);

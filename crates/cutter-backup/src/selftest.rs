@@ -1,7 +1,9 @@
 //! `cutter backup selftest`: is everything in place to take (and prove) a backup? Every
 //! check runs, and the report has one line per check; the set-up passes only if all do
 //! (fail-closed). It touches the database only if a connection is given, and then only
-//! to read the server version and the size of the nine tables.
+//! to read the server version, the read-only role's privileges and the size of the
+//! nine tables. Without a connection the `pg_dump compatibility` line fails as "not
+//! checked": a PASS only ever vouches for what was checked.
 
 use std::fmt;
 use std::io::Write;
@@ -34,8 +36,9 @@ pub struct SelftestConfig {
     pub passphrase: Option<PassphraseSource>,
     /// A pg_dump other than `pg_config --bindir`'s.
     pub pg_dump: Option<PathBuf>,
-    /// The database as the read-only role: if given, pg_dump is checked against the
-    /// server's version and the free space against the tables' size.
+    /// The database as the read-only role: pg_dump is checked against the server's
+    /// version, the role's privileges and the free space against the tables' size.
+    /// Without it the `pg_dump compatibility` check fails as not checked.
     pub pg: Option<ConnConfig>,
 }
 
@@ -143,35 +146,24 @@ pub fn selftest(cfg: &SelftestConfig) -> SelftestReport {
         }),
     ));
 
-    // pg_dump: found, runs, new enough for the server.
+    // pg_dump: found and runs; then, as its own line, new enough for the server.
     let pg_dump = PgProgram::resolve(cfg.pg_dump.as_deref(), "pg_dump");
-    let mut estimate: Option<u64> = None;
-    let dump_check = match (&pg_dump, &cfg.pg) {
-        (Err(e), _) => Err(e.to_string()),
-        (Ok(p), None) => Ok(format!(
-            "{} version {} (no database given: compatibility with the server not checked)",
-            p.path.display(),
-            p.version
-        )),
-        (Ok(p), Some(pg)) => server_facts(pg).and_then(|(version, num, size)| {
-            estimate = Some(size);
-            let major = num / 10_000;
-            if p.major >= major {
-                Ok(format!(
-                    "{} version {} can dump server {version}",
-                    p.path.display(),
-                    p.version
-                ))
-            } else {
-                Err(format!(
-                    "{} version {} is older than server {version}; install PostgreSQL {major} client tools",
-                    p.path.display(),
-                    p.version
-                ))
-            }
-        }),
+    checks.push(check(
+        "pg_dump",
+        pg_dump
+            .as_ref()
+            .map(|p| format!("{} version {} runs", p.path.display(), p.version))
+            .map_err(|e| e.to_string()),
+    ));
+    let facts = cfg.pg.as_ref().map(server_facts);
+    let estimate = match &facts {
+        Some(Ok((_, _, size))) => Some(*size),
+        _ => None,
     };
-    checks.push(check("pg_dump", dump_check));
+    checks.push(check(
+        "pg_dump compatibility",
+        compatibility(pg_dump.as_ref().ok(), facts.as_ref()),
+    ));
     if let Some(pg) = &cfg.pg {
         checks.push(check("read-only role", role_check(pg)));
     }
@@ -255,6 +247,45 @@ fn round_trip(r: &Recipient, cfg: &SelftestConfig) -> Result<String, String> {
         plain.len(),
         r.fingerprint()
     ))
+}
+
+/// Whether `pg_dump` can dump the server. Fail-closed: without a database the server's
+/// version is unknown, so the check fails as "not checked" (a backup needs the
+/// database anyway, and pg_dump refuses a server newer than itself).
+fn compatibility(
+    pg_dump: Option<&PgProgram>,
+    facts: Option<&Result<(String, u32, u64), String>>,
+) -> Result<String, String> {
+    let Some(facts) = facts else {
+        return Err(
+            "not checked: no database connection was given to the selftest, so the \
+             server's version is unknown (nor were the read-only role and the space the \
+             nine tables need checked); configure the target database and the read-only \
+             role, then run the selftest again"
+                .into(),
+        );
+    };
+    let (version, num, _) = facts.as_ref().map_err(Clone::clone)?;
+    let Some(p) = pg_dump else {
+        return Err(format!(
+            "not checked: no usable pg_dump (see the pg_dump line); the server is {version}"
+        ));
+    };
+    let major = num / 10_000;
+    if p.major >= major {
+        Ok(format!(
+            "{} version {} can dump server {version}",
+            p.path.display(),
+            p.version
+        ))
+    } else {
+        Err(format!(
+            "{} version {} is older than server {version}; install PostgreSQL {major} client \
+             tools and make `pg_config --bindir` (or the configured pg_dump) point at them",
+            p.path.display(),
+            p.version
+        ))
+    }
 }
 
 fn role_check(pg: &ConnConfig) -> Result<String, String> {

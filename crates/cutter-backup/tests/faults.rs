@@ -75,6 +75,42 @@ fn check_clean(f: &Fixture, err: &Error) {
     assert_secret_free("the error's Debug", &format!("{err:?}"), &f.secrets());
 }
 
+/// The pg_dump among the descendants of `root` that dumps database `dbname`: its
+/// environment says `PGDATABASE=<dbname>` (cutter passes the connection only through
+/// the environment), and each test has a database of its own, so under `cargo test`
+/// (all tests as threads of one process) another test's pg_dump is never picked.
+fn pg_dump_of(root: u32, dbname: &str) -> Option<u32> {
+    let wanted = format!("PGDATABASE={dbname}");
+    descendants(root)
+        .into_iter()
+        .filter(|(_, comm)| comm == "pg_dump")
+        .map(|(pid, _)| pid)
+        .find(|pid| {
+            let fields = |f: &str| -> Vec<Vec<u8>> {
+                fs::read(format!("/proc/{pid}/{f}"))
+                    .unwrap_or_default()
+                    .split(|b| *b == 0)
+                    .map(<[u8]>::to_vec)
+                    .collect()
+            };
+            fields("cmdline")
+                .iter()
+                .any(|a| a.starts_with(b"--snapshot="))
+                && fields("environ").iter().any(|v| v == wanted.as_bytes())
+        })
+}
+
+/// Whether process `pid` has exited (gone, or a zombie nobody reaped yet).
+fn exited(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_none_or(|state| state == "Z" || state == "X"),
+    }
+}
+
 #[test]
 fn no_recipient_key_or_a_different_key_is_refused_before_pg_dump() {
     let f = Fixture::new();
@@ -190,6 +226,74 @@ fn pg_dump_exiting_non_zero_leaves_nothing_and_reports_its_stderr() {
     check_clean(&f, &err);
 }
 
+/// pg_dump must be at least the server's major version (an older one cannot read the
+/// server's catalogs correctly, or refuses): checked from `--version` before any
+/// snapshot or dump, leaving nothing behind. A pg_dump of the server's own major
+/// version passes the check (and is then run), so the refusal is the version's doing.
+#[test]
+fn a_pg_dump_older_than_the_server_is_refused_before_any_dump() {
+    let f = Fixture::new();
+    let row =
+        f.db.admin()
+            .query_one(
+                "SELECT current_setting('server_version'), \
+                        current_setting('server_version_num')::int4",
+                &[],
+            )
+            .unwrap();
+    let (server_version, num): (String, i32) = (row.get(0), row.get(1));
+    let server_major = u32::try_from(num).unwrap() / 10_000;
+    assert!(server_major >= 10, "server {server_version}");
+
+    let (old, marker) = fake_program(
+        f.bin.path(),
+        "pg_dump",
+        "pg_dump (PostgreSQL) 9.6",
+        "exit 0",
+    );
+    let err = pre_write_backup(&f.config("r").pg_dump(&old), &mut |_| {
+        panic!("nothing may be streamed")
+    })
+    .unwrap_err();
+    let text = err.to_string();
+    match &err {
+        Error::PgDumpTooOld {
+            path,
+            client,
+            server,
+            server_major: major,
+        } => {
+            assert_eq!(path, &old);
+            assert_eq!(client, "9.6");
+            assert_eq!(server, &server_version);
+            assert_eq!(*major, server_major);
+        }
+        other => panic!("expected PgDumpTooOld, got {other:?}"),
+    }
+    assert!(
+        text.contains("is version 9.6, older than the server")
+            && text.contains(&format!("Install PostgreSQL {server_major} client tools")),
+        "{text}"
+    );
+    assert!(!marker.exists(), "pg_dump was started for a dump");
+    check_clean(&f, &err);
+
+    // The same fake claiming the server's major version passes the check and runs.
+    let (same, marker) = fake_program(
+        f.bin.path(),
+        "pg_dump_same",
+        &format!("pg_dump (PostgreSQL) {server_major}.0"),
+        "exit 0",
+    );
+    let err = pre_write_backup(&f.config("r").pg_dump(&same), &mut |_| {}).unwrap_err();
+    assert!(matches!(err, Error::NotAnArchive { .. }), "{err}");
+    assert!(
+        marker.exists(),
+        "a pg_dump of the server's major version was refused"
+    );
+    check_clean(&f, &err);
+}
+
 #[test]
 fn pg_dump_killed_mid_stream_leaves_nothing() {
     let f = Fixture::new();
@@ -198,11 +302,8 @@ fn pg_dump_killed_mid_stream_leaves_nothing() {
     let mut seen_at_kill = 0;
     let err = pre_write_backup(&f.config("r"), &mut |n| {
         if killed.is_none() && n > 2_000_000 {
-            let pid = descendants(std::process::id())
-                .into_iter()
-                .find(|(_, c)| c == "pg_dump")
-                .map(|(p, _)| p)
-                .expect("pg_dump is running");
+            let pid = pg_dump_of(std::process::id(), f.db.name())
+                .expect("this test's pg_dump is running");
             let ok = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .status()
@@ -474,6 +575,7 @@ fn kill_9_of_the_backup_process_leaves_only_ciphertext_that_is_cleaned_up() {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
+    let pg_dump = pg_dump_of(child.id(), f.db.name()).expect("the helper's pg_dump is running");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
@@ -487,7 +589,11 @@ fn kill_9_of_the_backup_process_leaves_only_ciphertext_that_is_cleaned_up() {
     assert!(common::memfind(&bytes, b"bulk-1").is_none());
     // pg_dump dies with its reader.
     let start = Instant::now();
-    while !descendants(std::process::id()).is_empty() && start.elapsed() < Duration::from_secs(10) {
+    while !exited(pg_dump) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "pg_dump (pid {pg_dump}) outlived the backup process that read its output"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     // pg_dump's private password file was removed once it was connected.

@@ -29,6 +29,7 @@ fn everything_in_place_passes() {
         [
             "recipient key",
             "pg_dump",
+            "pg_dump compatibility",
             "read-only role",
             "state directory",
             "encryption round trip"
@@ -44,13 +45,49 @@ fn everything_in_place_passes() {
         f.listing()
     );
 
-    // Without a database: fewer checks, still a pass.
+    let compat = &r.checks[2];
+    assert!(
+        compat.ok && compat.detail.contains("can dump server"),
+        "{compat:?}"
+    );
+
+    // Without a database the server's version is unknown: pg_dump itself is fine, but
+    // its compatibility is reported, on its own line, as not checked, and that fails.
+    // Without a secret key only the decryption half is left out (the secret key is
+    // usually kept off the host that takes backups), which does not fail.
     let mut cfg = good(&f);
     cfg.pg = None;
     cfg.secret_key = None;
     let r = selftest(&cfg);
-    assert!(r.passed(), "{r}");
-    assert!(r.to_string().contains("decryption not checked"));
+    assert!(!r.passed(), "{r}");
+    let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "recipient key",
+            "pg_dump",
+            "pg_dump compatibility",
+            "state directory",
+            "encryption round trip"
+        ]
+    );
+    assert!(r.checks[1].ok, "{:?}", r.checks[1]);
+    assert!(r.checks[1].detail.ends_with(" runs"), "{:?}", r.checks[1]);
+    let failures = r.failures();
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    assert!(
+        failures[0].starts_with("FAIL pg_dump compatibility: not checked: no database"),
+        "{}",
+        failures[0]
+    );
+    assert!(
+        failures[0].contains("run the selftest again"),
+        "{}",
+        failures[0]
+    );
+    let text = r.to_string();
+    assert!(text.contains("decryption not checked"), "{text}");
+    assert!(text.ends_with("SELFTEST: FAIL"), "{text}");
 }
 
 #[test]
@@ -64,15 +101,20 @@ fn nothing_configured_fails_closed_with_one_line_per_failed_check() {
     let r = selftest(&cfg);
     assert!(!r.passed());
     let failures = r.failures();
-    assert_eq!(failures.len(), 4, "{failures:#?}");
+    assert_eq!(failures.len(), 5, "{failures:#?}");
     assert!(
         failures[0].starts_with("FAIL recipient key:") && failures[0].contains("BACKUP_GPG_FPR")
     );
     assert!(failures[1].starts_with("FAIL pg_dump:") && failures[1].contains("no-pg_dump"));
     assert!(
-        failures[2].starts_with("FAIL state directory:") && failures[2].contains("does not exist")
+        failures[2].starts_with("FAIL pg_dump compatibility: not checked: no database"),
+        "{}",
+        failures[2]
     );
-    assert!(failures[3].starts_with("FAIL encryption round trip:"));
+    assert!(
+        failures[3].starts_with("FAIL state directory:") && failures[3].contains("does not exist")
+    );
+    assert!(failures[4].starts_with("FAIL encryption round trip:"));
     assert!(failures.iter().all(|l| !l.contains('\n')), "{failures:#?}");
     assert!(r.to_string().ends_with("SELFTEST: FAIL"));
 }
@@ -94,7 +136,13 @@ fn wrong_pin_old_pg_dump_write_role_and_mismatched_secret_key_each_fail() {
     let r = selftest(&cfg);
     let failures = r.failures();
     assert_eq!(failures.len(), 3, "{failures:#?}");
-    assert!(failures[0].contains("older than server"), "{}", failures[0]);
+    assert!(
+        failures[0].starts_with("FAIL pg_dump compatibility:")
+            && failures[0].contains("9.6.24 is older than server")
+            && failures[0].contains("install PostgreSQL"),
+        "{}",
+        failures[0]
+    );
     assert!(
         failures[1].contains("cutter_exec can change"),
         "{}",
@@ -118,4 +166,18 @@ fn wrong_pin_old_pg_dump_write_role_and_mismatched_secret_key_each_fail() {
     );
     assert!(failures[1].contains("skipped"), "{}", failures[1]);
     common::assert_secret_free("the report", &r.to_string(), &f.secrets());
+
+    // No usable pg_dump, a database given: compatibility is not checked, and fails.
+    let mut cfg = good(&f);
+    cfg.pg_dump = Some(f.dir.path().join("no-pg_dump"));
+    let r = selftest(&cfg);
+    let failures = r.failures();
+    assert_eq!(failures.len(), 2, "{failures:#?}");
+    assert!(failures[0].starts_with("FAIL pg_dump:"), "{}", failures[0]);
+    assert!(
+        failures[1].starts_with("FAIL pg_dump compatibility: not checked: no usable pg_dump")
+            && failures[1].contains("the server is "),
+        "{}",
+        failures[1]
+    );
 }
