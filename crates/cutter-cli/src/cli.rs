@@ -246,6 +246,9 @@ pub enum RunsCommand {
 #[derive(Debug, Subcommand)]
 pub enum HoldCommand {
     /// Show the HOLD, if any.
+    #[command(
+        after_help = "Example:\n  cutter hold show\n  cutter hold show --json | jq '.hold.run_id'   # exit 4 while a HOLD is present"
+    )]
     Show,
     /// Release the HOLD: needs the run compensated (or nothing to compensate) and SG_1 +
     /// SG_2 approvals for the held run.
@@ -263,8 +266,12 @@ pub enum HoldCommand {
 #[derive(Debug, Subcommand)]
 pub enum KillSwitchCommand {
     /// Show the kill-switch.
+    #[command(
+        after_help = "Example:\n  cutter kill-switch show\n  cutter kill-switch show --json | jq -r '.kill_switch.state'"
+    )]
     Show,
     /// Engage the kill-switch (always allowed).
+    #[command(after_help = "Example:\n  cutter kill-switch arm")]
     Arm,
     /// Disarm it for exactly one run; needs SG_1 and SG_2 for that run and plan.
     #[command(

@@ -15,10 +15,65 @@ use crate::runs::{rfc3339, RunRecord};
 pub struct ReportExtras {
     /// The restore proof's result (JSON), if one was run for this run's backup.
     pub restore_proof: Option<Value>,
+    /// Why a restore proof record present for the backup could not be used.
+    pub restore_proof_error: Option<String>,
     /// The ledger verification (JSON), if the target was reachable.
     pub ledger: Option<Value>,
     /// Why the ledger could not be verified, if it could not.
     pub ledger_error: Option<String>,
+}
+
+impl ReportExtras {
+    /// Whether every hash chain of the ledger is intact; `None` if it was not verified.
+    pub fn ledger_intact(&self) -> Option<bool> {
+        let tables = self.ledger.as_ref()?["tables"].as_array()?;
+        Some(tables.iter().all(|t| t["broken"].is_null()))
+    }
+
+    /// The ledger's status in one line: rows and tables checked, or the first broken
+    /// link, or why it was not verified.
+    pub fn ledger_status(&self) -> String {
+        let tables = self
+            .ledger
+            .as_ref()
+            .and_then(|v| v["tables"].as_array())
+            .map(Vec::as_slice);
+        match (tables, &self.ledger_error) {
+            (Some(tables), _) => {
+                let rows: u64 = tables.iter().filter_map(|t| t["rows"].as_u64()).sum();
+                match tables.iter().find(|t| !t["broken"].is_null()) {
+                    None => format!(
+                        "{rows} row(s) in {} table(s), every hash chain intact",
+                        tables.len()
+                    ),
+                    Some(t) => format!(
+                        "BROKEN: {} row id {}: {} — investigate with `cutter ledger verify`",
+                        t["table"].as_str().unwrap_or("?"),
+                        t["broken"]["id"],
+                        t["broken"]["what"].as_str().unwrap_or("?")
+                    ),
+                }
+            }
+            (None, Some(e)) => format!("not verified: {e}"),
+            (None, None) => "not verified".into(),
+        }
+    }
+
+    /// The restore proof's status in one line, if a proof record was found.
+    pub fn restore_proof_status(&self) -> Option<String> {
+        if let Some(e) = &self.restore_proof_error {
+            return Some(format!("not usable: {e}"));
+        }
+        let v = self.restore_proof.as_ref()?;
+        Some(match v["passed"].as_bool() {
+            Some(true) => {
+                "PASSED: the backup restored into a throwaway cluster and matched its manifest"
+                    .into()
+            }
+            Some(false) => "FAILED: the restored backup did not match its manifest".into(),
+            None => "recorded, without a verdict".into(),
+        })
+    }
 }
 
 /// The report as JSON.
@@ -34,7 +89,9 @@ pub fn to_json(r: &RunRecord, extras: &ReportExtras) -> Value {
         "last_error": r.last_error,
         "context": r.context,
         "restore_proof": extras.restore_proof,
+        "restore_proof_error": extras.restore_proof_error,
         "ledger": extras.ledger,
+        "ledger_intact": extras.ledger_intact(),
         "ledger_error": extras.ledger_error,
     })
 }
@@ -178,31 +235,29 @@ pub fn to_markdown(r: &RunRecord, extras: &ReportExtras) -> String {
         );
     }
     out.push_str("\n## Restore proof\n\n");
-    match &extras.restore_proof {
-        Some(v) => {
-            let _ = writeln!(
-                out,
-                "```json\n{}\n```",
-                serde_json::to_string_pretty(v).unwrap_or_default()
-            );
+    match extras.restore_proof_status() {
+        Some(status) => {
+            let _ = writeln!(out, "Status: {status}.");
         }
         None => {
             out.push_str("Not run for this backup (`cutter backup restore-proof <artifact>`).\n")
         }
     }
+    if let Some(v) = &extras.restore_proof {
+        let _ = writeln!(
+            out,
+            "\n```json\n{}\n```",
+            serde_json::to_string_pretty(v).unwrap_or_default()
+        );
+    }
     out.push_str("\n## Ledger\n\n");
-    match (&extras.ledger, &extras.ledger_error) {
-        (Some(v), _) => {
-            let _ = writeln!(
-                out,
-                "```json\n{}\n```",
-                serde_json::to_string_pretty(v).unwrap_or_default()
-            );
-        }
-        (None, Some(e)) => {
-            let _ = writeln!(out, "Not verified: {e}");
-        }
-        (None, None) => out.push_str("Not verified.\n"),
+    let _ = writeln!(out, "Status: {}.", extras.ledger_status());
+    if let Some(v) = &extras.ledger {
+        let _ = writeln!(
+            out,
+            "\n```json\n{}\n```",
+            serde_json::to_string_pretty(v).unwrap_or_default()
+        );
     }
     out.push_str("\n## Compensation\n\n");
     match (&m.state, c.compensation) {

@@ -319,10 +319,12 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Appends one entry and fsyncs it.
+    /// Appends one entry and fsyncs it. The entry that creates the journal also fsyncs
+    /// the run's directory and `runs/`, so that the new file's name survives a crash.
     pub fn append(&self, entry: &JournalEntry) -> Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(|e| CliError::internal(e.to_string()))?;
         line.push(b'\n');
+        let created = !self.path.exists();
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -331,7 +333,16 @@ impl Journal {
             .map_err(|e| CliError::io(&self.path, e))?;
         f.write_all(&line)
             .and_then(|_| f.sync_data())
-            .map_err(|e| CliError::io(&self.path, e))
+            .map_err(|e| CliError::io(&self.path, e))?;
+        if created {
+            let run_dir = self.path.parent().unwrap_or(Path::new("."));
+            for d in std::iter::once(run_dir).chain(run_dir.parent()) {
+                File::open(d)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| CliError::io(d, e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads every entry. A torn last line (a crash mid-write) is ignored and reported;

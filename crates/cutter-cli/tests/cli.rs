@@ -96,7 +96,59 @@ fn happy_path_live_run_then_report_status_and_ledger() {
     ] {
         assert!(md.contains(needle), "{needle} missing from\n{md}");
     }
+    // The report stored at the end of the run has the ledger's chain verified then.
+    let stored = std::fs::read_to_string(w.state.join("runs/r-happy/report.md")).unwrap();
+    assert!(
+        stored.contains("## Ledger\n\nStatus: 18 row(s) in 6 table(s), every hash chain intact."),
+        "{stored}"
+    );
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.state.join("runs/r-happy/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(stored["ledger_intact"], true, "{stored}");
+    assert_eq!(stored["ledger"]["tables"].as_array().unwrap().len(), 6);
+    assert!(stored["restore_proof"].is_null() && stored["restore_proof_error"].is_null());
     w.cmd().args(["ledger", "verify"]).assert().success();
+    // A restore proof of the run's backup shows in its report from then on…
+    let proof = w
+        .cmd()
+        .args(["backup", "restore-proof"])
+        .arg(w.state.join("backups/r-happy.dump.pgp"))
+        .output()
+        .unwrap();
+    assert_eq!(proof.status.code(), Some(0), "{}", stderr(&proof));
+    let md = stdout(
+        &w.cmd()
+            .args(["report", "--run-id", "r-happy"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        md.contains("## Restore proof\n\nStatus: PASSED: the backup restored into a throwaway cluster and matched its manifest."),
+        "{md}"
+    );
+    // …and a record that proves another artifact is named, not passed off as this one's.
+    let record = w.state.join("backups/r-happy.restore-proof.json");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    v["artifact_sha256"] = serde_json::json!("00".repeat(32));
+    std::fs::write(&record, serde_json::to_vec(&v).unwrap()).unwrap();
+    let j: serde_json::Value = serde_json::from_slice(
+        &w.cmd()
+            .args(["--json", "report", "--run-id", "r-happy"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(j["report"]["restore_proof"].is_null(), "{j}");
+    assert!(
+        j["report"]["restore_proof_error"]
+            .as_str()
+            .unwrap()
+            .contains("not this run's backup"),
+        "{j}"
+    );
     let st = w.cmd().args(["--json", "status"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(v["runs"][0]["bucket"], "done");
@@ -230,11 +282,22 @@ fn an_injected_failure_in_each_mutating_phase_holds_and_compensates() {
             "{phase}: expected {prescribed:?} in {err}"
         );
         assert!(w.hold_exists(), "{phase}: no HOLD");
+        let hold = hold_of(&w);
+        assert_eq!(hold["run_id"], run.as_str(), "{phase}: {hold}");
+        assert_eq!(hold["failed_phase"], phase.name(), "{phase}: {hold}");
+        assert!(
+            hold["reason"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("injected failure at {phase}:before_commit")),
+            "{phase}: {hold}"
+        );
         assert!(
             w.kill_switch().contains("engaged"),
             "{phase}: kill-switch not re-armed"
         );
         assert!(w.state.join(format!("rollback/{run}/sg3.json")).exists());
+        assert_eq!(sg3_rows(&w, &run), 1, "{phase}: one SG_3 ledger row");
         // The gate now refuses any live run while the HOLD stands.
         let b = w.approvals("r-next");
         w.run_live("r-next", &b)
@@ -569,4 +632,235 @@ fn a_hold_is_released_only_after_compensation_and_with_both_approvals() {
         .assert()
         .success()
         .stdout(predicate::str::contains("no HOLD"));
+}
+
+/// The HOLD file as JSON (panics if absent).
+fn hold_of(w: &World) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(w.state.join("locks/HOLD")).unwrap()).unwrap()
+}
+
+/// SG_3 escalations the ledger holds for `run`.
+fn sg3_rows(w: &World, run: &str) -> usize {
+    cutter_governance::run_status_in_db(&mut w.db.admin(), &cutter_core::RunId::new(run).unwrap())
+        .unwrap()
+        .sg3_escalations
+        .len()
+}
+
+/// The journal lines of `run`, in order.
+fn journal_lines(w: &World, run: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(w.state.join(format!("runs/{run}/journal.jsonl")))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The process died right after journaling a phase's failure, before any of the
+/// failure's effects: no re-armed kill-switch, no post snapshot, no HOLD, no SG_3.
+/// `recover` carries them all out, once.
+#[test]
+fn recover_carries_out_the_failure_effects_a_crash_left_undone() {
+    let w = World::new();
+    let run = "r-died-held";
+    let a = w.disarm(run);
+    // Killed inside leg B's transaction: the journal ends with its start…
+    let o = w
+        .run_live(run, &a)
+        .env("CUTTER_FAILPOINT", "leg_b_record:before_commit:abort")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    // …then the failure's journal line, as `fail` writes it before its effects.
+    let journal = w.state.join(format!("runs/{run}/journal.jsonl"));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        b"{\"at_ms\":1,\"event\":\"phase_failed\",\"phase\":\"leg_b_record\",\"reason\":\"connection to the server was lost\"}\n",
+    )
+    .unwrap();
+    drop(f);
+    let rollback = w.state.join(format!("rollback/{run}"));
+    assert!(!w.hold_exists());
+    assert!(w.kill_switch().contains("disarmed"), "{}", w.kill_switch());
+    assert!(!rollback.join("sg3.json").exists() && !rollback.join("post.json").exists());
+    assert_eq!(sg3_rows(&w, run), 0);
+    // run.json, rewritten right after the journal line, may say running or held.
+    let b = w.approvals("r-next");
+    w.run_live("r-next", &b)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(format!(
+            "run {run} did not finish (running leg_b_record); run `cutter recover`"
+        )));
+    let run_json = w.state.join(format!("runs/{run}/run.json"));
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&run_json).unwrap()).unwrap();
+    v["machine"]["state"] = serde_json::json!({
+        "state": "held", "failed_phase": "leg_b_record",
+        "reason": "connection to the server was lost", "compensation": "a"
+    });
+    std::fs::write(&run_json, serde_json::to_vec(&v).unwrap()).unwrap();
+    // Held without a HOLD: no other run may start before `recover`.
+    w.run_live("r-next", &b)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(format!(
+            "run {run} is held after failure of leg_b_record but no HOLD is present"
+        )));
+
+    let r = w.cmd().args(["recover"]).output().unwrap();
+    assert_eq!(r.status.code(), Some(4), "{}\n{}", stdout(&r), stderr(&r));
+    assert!(
+        stdout(&r).contains(
+            "missing: the kill-switch re-arm, the post snapshot, the HOLD, the SG_3 record"
+        ),
+        "{}",
+        stdout(&r)
+    );
+    assert!(stdout(&r).contains("compensation A:"), "{}", stdout(&r));
+    let hold = hold_of(&w);
+    assert_eq!(hold["run_id"], run, "{hold}");
+    assert_eq!(hold["failed_phase"], "leg_b_record", "{hold}");
+    assert_eq!(
+        hold["reason"], "connection to the server was lost",
+        "{hold}"
+    );
+    assert_eq!(hold["compensation"], "a", "{hold}");
+    for (key, file) in [("pre_snapshot", "pre.json"), ("post_snapshot", "post.json")] {
+        let p = hold[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key}: {hold}"));
+        assert_eq!(std::path::Path::new(p), rollback.join(file));
+        assert!(rollback.join(file).exists(), "{file}");
+    }
+    assert!(w.kill_switch().contains("engaged"), "{}", w.kill_switch());
+    let sg3: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rollback.join("sg3.json")).unwrap()).unwrap();
+    assert_eq!(sg3["run_id"], run);
+    assert_eq!(sg3["failed_phase"], "leg_b_record");
+    assert_eq!(sg3["reason"], "connection to the server was lost");
+    assert!(sg3["pre_snapshot"].is_object() && sg3["post_snapshot"].is_object());
+    assert_eq!(sg3_rows(&w, run), 1, "the SG_3 ledger row");
+    // The gate now sees the HOLD.
+    w.run_live("r-next", &b)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(format!("a HOLD from run {run}")));
+
+    // Again: nothing is missing, nothing is written twice.
+    let hold_bytes = std::fs::read(w.state.join("locks/HOLD")).unwrap();
+    let r = w.cmd().args(["recover"]).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}\n{}", stdout(&r), stderr(&r));
+    assert!(stdout(&r).contains("nothing to recover"), "{}", stdout(&r));
+    assert_eq!(
+        std::fs::read(w.state.join("locks/HOLD")).unwrap(),
+        hold_bytes
+    );
+    assert_eq!(sg3_rows(&w, run), 1);
+    // Only the re-arm missing (disarmed again by hand): only the re-arm is carried out.
+    std::fs::write(
+        w.state.join("state/kill_switch.json"),
+        format!("{{\"state\":\"disarmed\",\"run_id\":\"{run}\"}}"),
+    )
+    .unwrap();
+    let r = w.cmd().args(["--json", "recover"]).output().unwrap();
+    assert_eq!(r.status.code(), Some(4), "{}\n{}", stdout(&r), stderr(&r));
+    let j: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(j["runs"][0]["run_id"], run, "{j}");
+    assert_eq!(
+        j["runs"][0]["reapplied"],
+        serde_json::json!([{"effect": "rearm_kill_switch"}]),
+        "{j}"
+    );
+    assert!(w.kill_switch().contains("engaged"));
+    assert_eq!(
+        std::fs::read(w.state.join("locks/HOLD")).unwrap(),
+        hold_bytes
+    );
+    assert_eq!(sg3_rows(&w, run), 1);
+    // The held run goes on as any held run: compensation A.
+    w.cmd()
+        .args(["compensate", "--run-id", run])
+        .assert()
+        .success();
+}
+
+/// Killed right after the enact committed, before the journal recorded it: `recover`
+/// records the commit through the state machine and carries out its effect, the
+/// kill-switch re-arm. A run journaled as succeeded whose re-arm was lost gets it too;
+/// a kill-switch disarmed for another run is left alone.
+#[test]
+fn recover_after_a_kill_right_after_the_enact_commits_rearms_the_kill_switch() {
+    let w = World::new();
+    let run = "r-died-enact";
+    let a = w.disarm(run);
+    let o = w
+        .run_live(run, &a)
+        .env("CUTTER_FAILPOINT", "lifecycle_enact:after_commit:abort")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let last = journal_lines(&w, run).pop().unwrap();
+    assert_eq!(last["event"], "phase_started", "{last}");
+    assert_eq!(last["phase"], "lifecycle_enact", "{last}");
+    assert!(w.kill_switch().contains("disarmed"), "{}", w.kill_switch());
+
+    let r = w.cmd().args(["recover"]).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}\n{}", stdout(&r), stderr(&r));
+    let text = stdout(&r);
+    assert!(
+        text.contains("lifecycle_enact committed in the database after the journal's last line"),
+        "{text}"
+    );
+    assert!(text.contains("the run had in fact succeeded"), "{text}");
+    assert!(
+        w.kill_switch().contains("engaged"),
+        "the enact's commit re-arms the kill-switch: {}",
+        w.kill_switch()
+    );
+    assert!(!w.hold_exists());
+    let last = journal_lines(&w, run).pop().unwrap();
+    assert_eq!(last["event"], "phase_committed", "{last}");
+    assert_eq!(last["phase"], "lifecycle_enact", "{last}");
+    let runs: serde_json::Value = serde_json::from_slice(
+        &w.cmd()
+            .args(["--json", "runs", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(runs["runs"][0]["state"]["state"], "succeeded", "{runs}");
+
+    // Journaled as succeeded, killed before the re-arm: recover re-arms.
+    std::fs::write(
+        w.state.join("state/kill_switch.json"),
+        format!("{{\"state\":\"disarmed\",\"run_id\":\"{run}\"}}"),
+    )
+    .unwrap();
+    let r = w.cmd().args(["recover"]).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}\n{}", stdout(&r), stderr(&r));
+    assert!(
+        stdout(&r).contains(&format!(
+            "run {run}: journal says succeeded, but the kill-switch is still disarmed for it"
+        )),
+        "{}",
+        stdout(&r)
+    );
+    assert!(w.kill_switch().contains("engaged"), "{}", w.kill_switch());
+
+    // Disarmed for the next run: not recover's to undo.
+    w.disarm("r-after");
+    let r = w.cmd().args(["recover"]).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    assert!(stdout(&r).contains("nothing to recover"), "{}", stdout(&r));
+    assert!(
+        w.kill_switch().contains("\"run_id\": \"r-after\""),
+        "{}",
+        w.kill_switch()
+    );
 }

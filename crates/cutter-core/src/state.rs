@@ -202,6 +202,24 @@ impl fmt::Display for RunState {
     }
 }
 
+/// What a run's last transition left behind, as found after a crash: the input of
+/// [`RunMachine::outstanding_effects`]. The journal line of a transition is written
+/// before its effects are carried out, so a process that died in between leaves the
+/// journal ahead of the state directory and the ledger.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Observed {
+    /// The kill-switch as it stands.
+    pub kill_switch: KillSwitch,
+    /// The run the HOLD names, if a HOLD is present.
+    pub hold: Option<RunId>,
+    /// Whether the post-failure snapshot was captured.
+    pub post_snapshot: bool,
+    /// Whether the SG_3 state file was written.
+    pub sg3_file: bool,
+    /// Whether the SG_3 ledger row was written; `None` if the database could not be asked.
+    pub sg3_ledger: Option<bool>,
+}
+
 impl RunMachine {
     /// A new run. `final_phase` must be `write_verify` or `lifecycle_enact`.
     pub fn new(run_id: RunId, mode: Mode, final_phase: Phase, kill_switch: KillSwitch) -> Self {
@@ -423,6 +441,79 @@ impl RunMachine {
         }
     }
 
+    /// The effects of the transition that brought the run where it stands which `seen`
+    /// shows were never carried out. A held live run owes the kill-switch engaged, its
+    /// post snapshot, a HOLD (unless another run's HOLD is present: there is one HOLD)
+    /// and the SG_3 record in both places; a live run that succeeded owes the
+    /// kill-switch it was disarmed with. A rehearsal owes nothing: its failures never
+    /// touch the HOLD, the kill-switch or the target's ledger.
+    pub fn outstanding_effects(&self, seen: &Observed) -> Vec<Effect> {
+        if self.mode == Mode::DryRun {
+            return Vec::new();
+        }
+        let mut effects = Vec::new();
+        match &self.state {
+            RunState::Held { .. } => {
+                if seen.kill_switch != KillSwitch::Engaged {
+                    effects.push(Effect::RearmKillSwitch);
+                }
+                if !seen.post_snapshot {
+                    effects.push(Effect::CapturePostSnapshot);
+                }
+                if seen.hold.is_none() {
+                    effects.push(Effect::WriteHold);
+                }
+                if !seen.sg3_file || seen.sg3_ledger == Some(false) {
+                    effects.push(Effect::RecordSg3);
+                }
+            }
+            RunState::Succeeded => {
+                if matches!(&seen.kill_switch, KillSwitch::Disarmed { run_id } if *run_id == self.run_id)
+                {
+                    effects.push(Effect::RearmKillSwitch);
+                }
+            }
+            _ => {}
+        }
+        effects
+    }
+
+    /// The events that catch the journal up with what the database shows committed
+    /// (`in_db`), as far as the machine allows: the commit of the phase that was running,
+    /// then the start and commit of each next mutating phase the database shows. Stops
+    /// at the first phase the database does not show or the machine refuses; the caller
+    /// journals each event and carries out its effects.
+    pub fn catch_up(&self, in_db: PhaseSet) -> Vec<Event> {
+        let mut m = self.clone();
+        let mut events = Vec::new();
+        loop {
+            let event = match m.state {
+                RunState::Running { phase }
+                    if phase.is_mutating()
+                        && in_db.contains(phase)
+                        && !m.committed.contains(phase) =>
+                {
+                    Event::PhaseCommitted { phase }
+                }
+                RunState::Passed { phase } => match phase.next() {
+                    Some(next) if next.is_mutating() && in_db.contains(next) => {
+                        Event::PhaseStarted { phase: next }
+                    }
+                    _ => break,
+                },
+                _ => break,
+            };
+            match m.apply(&event) {
+                Ok((next, _)) => {
+                    m = next;
+                    events.push(event);
+                }
+                Err(_) => break,
+            }
+        }
+        events
+    }
+
     /// Applies events in order (a journal replay), stopping at the first illegal one.
     pub fn replay<'a>(
         mut self,
@@ -583,6 +674,197 @@ mod tests {
             })
             .is_err());
         assert_eq!(compensation_for(None, m.committed), Compensation::AB);
+    }
+
+    fn replay_until(m: RunMachine, upto: &Event) -> RunMachine {
+        let ev = happy_events();
+        let i = ev.iter().position(|e| e == upto).unwrap();
+        m.replay(&ev[..=i]).unwrap()
+    }
+
+    fn mutating(ps: &[Phase]) -> PhaseSet {
+        ps.iter().fold(PhaseSet::EMPTY, |s, p| s.with(*p))
+    }
+
+    #[test]
+    fn catch_up_commits_the_running_phase_and_what_follows_it_in_the_database() {
+        let m = replay_until(
+            machine(),
+            &Event::PhaseStarted {
+                phase: Phase::LifecycleEnact,
+            },
+        );
+        // The enact committed after the journal's last line: one commit, and the
+        // machine's own effect for it (the kill-switch re-arms).
+        let in_db = mutating(&Phase::MUTATING);
+        let events = m.catch_up(in_db);
+        assert_eq!(
+            events,
+            vec![Event::PhaseCommitted {
+                phase: Phase::LifecycleEnact
+            }]
+        );
+        let (done, effects) = m.apply(&events[0]).unwrap();
+        assert_eq!(done.state, RunState::Succeeded);
+        assert_eq!(effects, vec![Effect::RearmKillSwitch]);
+        // Nothing in the database beyond the journal: nothing to catch up.
+        let none = m.catch_up(mutating(&[
+            Phase::PreWriteBackup,
+            Phase::CutLegA,
+            Phase::LegBRecord,
+            Phase::WriteVerify,
+        ]));
+        assert!(none.is_empty(), "{none:?}");
+        // Passed cut_leg_a, the database shows leg B and verify: start + commit of each,
+        // stopping at the enact the database does not show.
+        let m = replay_until(
+            machine(),
+            &Event::PhaseCommitted {
+                phase: Phase::CutLegA,
+            },
+        );
+        let events = m.catch_up(mutating(&[
+            Phase::PreWriteBackup,
+            Phase::CutLegA,
+            Phase::LegBRecord,
+            Phase::WriteVerify,
+        ]));
+        assert_eq!(
+            events,
+            vec![
+                Event::PhaseStarted {
+                    phase: Phase::LegBRecord
+                },
+                Event::PhaseCommitted {
+                    phase: Phase::LegBRecord
+                },
+                Event::PhaseStarted {
+                    phase: Phase::WriteVerify
+                },
+                Event::PhaseCommitted {
+                    phase: Phase::WriteVerify
+                },
+            ]
+        );
+        assert!(m.replay(&events).is_ok());
+        // A gap the machine cannot explain (verify without leg B) is not bridged.
+        let m = replay_until(
+            machine(),
+            &Event::PhaseCommitted {
+                phase: Phase::CutLegA,
+            },
+        );
+        assert!(m
+            .catch_up(mutating(&[
+                Phase::PreWriteBackup,
+                Phase::CutLegA,
+                Phase::WriteVerify
+            ]))
+            .is_empty());
+        // A staged run never catches up past its final phase.
+        let run = RunId::new("r-2").unwrap();
+        let staged = RunMachine::new(
+            run.clone(),
+            Mode::Live,
+            Phase::WriteVerify,
+            KillSwitch::Disarmed { run_id: run },
+        );
+        let staged = replay_until(
+            staged,
+            &Event::PhaseStarted {
+                phase: Phase::WriteVerify,
+            },
+        );
+        let events = staged.catch_up(mutating(&Phase::MUTATING));
+        assert_eq!(
+            events,
+            vec![Event::PhaseCommitted {
+                phase: Phase::WriteVerify
+            }]
+        );
+    }
+
+    #[test]
+    fn outstanding_effects_are_those_the_state_does_not_show() {
+        let run = RunId::new("r-1").unwrap();
+        let m = replay_until(
+            machine(),
+            &Event::PhaseStarted {
+                phase: Phase::LegBRecord,
+            },
+        );
+        let (held, all) = m
+            .apply(&Event::PhaseFailed {
+                phase: Phase::LegBRecord,
+                reason: "boom".into(),
+            })
+            .unwrap();
+        // Died right after the journal line: everything is owed, as the failure's own
+        // effects say.
+        let nothing_done = Observed {
+            kill_switch: KillSwitch::Disarmed {
+                run_id: run.clone(),
+            },
+            hold: None,
+            post_snapshot: false,
+            sg3_file: false,
+            sg3_ledger: Some(false),
+        };
+        let owed = held.outstanding_effects(&nothing_done);
+        assert_eq!(owed.len(), 4);
+        for e in &owed {
+            assert!(all.contains(e), "{e:?} is not an effect of the failure");
+        }
+        // Everything done: nothing owed.
+        let all_done = Observed {
+            kill_switch: KillSwitch::Engaged,
+            hold: Some(run.clone()),
+            post_snapshot: true,
+            sg3_file: true,
+            sg3_ledger: Some(true),
+        };
+        assert!(held.outstanding_effects(&all_done).is_empty());
+        // Only the ledger row is missing; or the database cannot be asked.
+        let no_row = Observed {
+            sg3_ledger: Some(false),
+            ..all_done.clone()
+        };
+        assert_eq!(held.outstanding_effects(&no_row), vec![Effect::RecordSg3]);
+        let unknown = Observed {
+            sg3_ledger: None,
+            ..all_done.clone()
+        };
+        assert!(held.outstanding_effects(&unknown).is_empty());
+        // Another run's HOLD is never overwritten; a kill-switch disarmed for another
+        // run still re-arms while this run is held.
+        let other = Observed {
+            hold: Some(RunId::new("r-other").unwrap()),
+            kill_switch: KillSwitch::Disarmed {
+                run_id: RunId::new("r-other").unwrap(),
+            },
+            ..all_done.clone()
+        };
+        assert_eq!(
+            held.outstanding_effects(&other),
+            vec![Effect::RearmKillSwitch]
+        );
+        // A succeeded run owes only the kill-switch it was disarmed with.
+        let ok = machine().replay(&happy_events()).unwrap();
+        let disarmed_for_it = Observed {
+            kill_switch: KillSwitch::Disarmed { run_id: run },
+            ..Observed::default()
+        };
+        assert_eq!(
+            ok.outstanding_effects(&disarmed_for_it),
+            vec![Effect::RearmKillSwitch]
+        );
+        assert!(ok.outstanding_effects(&other).is_empty());
+        assert!(ok.outstanding_effects(&Observed::default()).is_empty());
+        // A rehearsal owes nothing; nor does a run still in progress.
+        let mut rehearsal = held.clone();
+        rehearsal.mode = Mode::DryRun;
+        assert!(rehearsal.outstanding_effects(&nothing_done).is_empty());
+        assert!(m.outstanding_effects(&nothing_done).is_empty());
     }
 
     #[test]

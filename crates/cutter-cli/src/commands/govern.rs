@@ -267,22 +267,7 @@ pub fn report(ctx: &Ctx, run_id: &str) -> Result<u8> {
     let dir = open(ctx)?;
     let run = RunId::new(run_id)?;
     let rec = RunRecord::require(&dir, &run)?;
-    let mut extras = crate::report::ReportExtras::default();
-    let proof = dir.backups().join(format!("{run}.restore-proof.json"));
-    if let Ok(bytes) = std::fs::read(&proof) {
-        extras.restore_proof = serde_json::from_slice(&bytes).ok();
-    }
-    if rec.machine.mode == cutter_core::Mode::Live {
-        match super::target_config(ctx)
-            .and_then(|c| c.connect().map_err(|e| CliError::Failed(e.to_string())))
-        {
-            Ok(mut client) => match cutter_governance::verify_ledger(&mut client) {
-                Ok(r) => extras.ledger = serde_json::to_value(&r).ok(),
-                Err(e) => extras.ledger_error = Some(e.to_string()),
-            },
-            Err(e) => extras.ledger_error = Some(e.to_string()),
-        }
-    }
+    let extras = report_extras(ctx, &dir, &rec);
     if ctx.out.json {
         ctx.out
             .emit("", json!({"report": crate::report::to_json(&rec, &extras)}));
@@ -290,4 +275,64 @@ pub fn report(ctx: &Ctx, run_id: &str) -> Result<u8> {
         println!("{}", crate::report::to_markdown(&rec, &extras));
     }
     Ok(exit::OK)
+}
+
+/// What a report adds to the run record, gathered now: the restore proof recorded for
+/// the run's backup (`backups/<name>.restore-proof.json`), and the ledger's chain
+/// verification (`cutter ledger verify`) on the target for a live run. Never fails: what
+/// cannot be read is reported as such.
+pub fn report_extras(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> crate::report::ReportExtras {
+    let mut extras = crate::report::ReportExtras::default();
+    let stem = rec.context.backup.as_ref().map_or_else(
+        || rec.machine.run_id.to_string(),
+        |b| b.artifact.trim_end_matches(".dump.pgp").to_string(),
+    );
+    let proof = dir.backups().join(format!("{stem}.restore-proof.json"));
+    match std::fs::read(&proof) {
+        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) => {
+                let proved = v["artifact_sha256"].as_str().unwrap_or("none").to_string();
+                match rec.context.backup.as_ref().map(|b| b.sha256.to_string()) {
+                    Some(sha) if proved != sha => {
+                        extras.restore_proof_error = Some(format!(
+                            "{} proves an artifact with sha256 {proved}, not this run's backup (sha256 {sha}); prove this backup with `cutter backup restore-proof`",
+                            proof.display()
+                        ));
+                    }
+                    _ => extras.restore_proof = Some(v),
+                }
+            }
+            Err(e) => {
+                extras.restore_proof_error = Some(format!(
+                    "{} is not a restore proof record ({e}); run the proof again with `cutter backup restore-proof`",
+                    proof.display()
+                ));
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            extras.restore_proof_error = Some(format!("{}: {e}", proof.display()));
+        }
+    }
+    match rec.machine.mode {
+        cutter_core::Mode::Live => match super::target_config(ctx)
+            .and_then(|c| c.connect().map_err(|e| CliError::Failed(e.to_string())))
+        {
+            Ok(mut client) => match cutter_governance::verify_ledger(&mut client) {
+                Ok(r) => extras.ledger = serde_json::to_value(&r).ok(),
+                Err(e) => extras.ledger_error = Some(e.to_string()),
+            },
+            Err(e) => {
+                extras.ledger_error =
+                    Some(format!("{e}; verify it later with `cutter ledger verify`"))
+            }
+        },
+        cutter_core::Mode::DryRun => {
+            extras.ledger_error = Some(
+                "a dry-run writes its ledger rows only to its throwaway clone, which is gone"
+                    .into(),
+            );
+        }
+    }
+    extras
 }

@@ -48,8 +48,10 @@ pub fn approvers(
         .map_err(|e| CliError::Usage(e.to_string()))
 }
 
-/// Refuses to start while another run of this state directory is unfinished.
+/// Refuses to start while another run of this state directory is unfinished, or is
+/// held without a HOLD (its process died before writing it: `recover` finishes that).
 fn refuse_unfinished(dir: &StateDir, this: &RunId) -> Result<()> {
+    let hold_present = dir.hold().map_or(true, |h| h.is_some());
     for id in dir.run_ids()? {
         if &id == this {
             return Err(CliError::Refused(format!(
@@ -63,6 +65,15 @@ fn refuse_unfinished(dir: &StateDir, this: &RunId) -> Result<()> {
             ) {
                 return Err(CliError::Refused(format!(
                     "run {id} did not finish ({}); run `cutter recover` before starting another run",
+                    r.machine.state
+                )));
+            }
+            if !hold_present
+                && r.machine.mode == Mode::Live
+                && matches!(r.machine.state, RunState::Held { .. })
+            {
+                return Err(CliError::Refused(format!(
+                    "run {id} is {} but no HOLD is present (its process died before writing it); run `cutter recover` before starting another run",
                     r.machine.state
                 )));
             }
@@ -341,52 +352,41 @@ pub fn apply_effects(
         _ => (None, String::new(), rec.machine.prescribed_compensation()),
     };
     if effects.contains(&Effect::WriteHold) {
-        let pre = rollback.join("pre.json");
-        let post = rollback.join("post.json");
-        dir.write_hold(&HoldFile {
-            record: HoldRecord {
-                run_id: run.clone(),
-                failed_phase,
-                reason: reason.clone(),
-                at: now_unix(),
-            },
-            compensation,
-            pre_snapshot: pre.exists().then_some(pre),
-            post_snapshot: post.exists().then_some(post),
-        })?;
+        // There is one HOLD: this run's is kept as written, another run's never replaced.
+        match dir.hold() {
+            Ok(Some(h)) if h.record.run_id != run => notes.push(format!(
+                "HOLD not written: the HOLD of run {} is present and stays; run `cutter recover` again once it is released",
+                h.record.run_id
+            )),
+            Ok(Some(_)) => {}
+            // Absent, or unreadable: a HOLD for this run takes its place.
+            Ok(None) | Err(_) => {
+                let pre = rollback.join("pre.json");
+                let post = rollback.join("post.json");
+                dir.write_hold(&HoldFile {
+                    record: HoldRecord {
+                        run_id: run.clone(),
+                        failed_phase,
+                        reason: reason.clone(),
+                        at: now_unix(),
+                    },
+                    compensation,
+                    pre_snapshot: pre.exists().then_some(pre),
+                    post_snapshot: post.exists().then_some(post),
+                })?;
+            }
+        }
     }
     if effects.contains(&Effect::RecordSg3) {
-        let sg3 = cutter_governance::Sg3Record::new(
-            run.clone(),
+        record_sg3(
+            &rollback,
+            rec,
             failed_phase,
             reason,
-            rec.context.pre_snapshot.clone(),
-            rec.context.post_snapshot.clone(),
-        );
-        crate::statedir::write_atomic(&rollback.join("sg3.json"), sg3.to_json_pretty().as_bytes())
-            .map_err(|e| CliError::io(&rollback.join("sg3.json"), e))?;
-        let written = exec_cfg.map(|c| {
-            c.connect()
-                .map_err(|e| e.to_string())
-                .and_then(|mut client| {
-                    cutter_governance::record_sg3(&mut client, &sg3, actor)
-                        .map_err(|e| e.to_string())
-                })
-        });
-        match written {
-            Some(Ok(id)) => notes.push(format!(
-                "SG_3 escalation recorded in the ledger (review_decision {id}) and in {}",
-                rollback.join("sg3.json").display()
-            )),
-            Some(Err(e)) => notes.push(format!(
-                "SG_3 escalation written to {} only; the ledger row failed: {e}",
-                rollback.join("sg3.json").display()
-            )),
-            None => notes.push(format!(
-                "SG_3 escalation written to {}",
-                rollback.join("sg3.json").display()
-            )),
-        }
+            exec_cfg,
+            actor,
+            &mut notes,
+        )?;
     }
     if effects.contains(&Effect::RemoveHold) {
         dir.remove_hold()?;
@@ -396,6 +396,65 @@ pub fn apply_effects(
             eprintln!("cutter: {n}");
         }
     }
+    Ok(())
+}
+
+/// The SG_3 escalation, idempotently: the state file unless one was written before (its
+/// record is then the one the ledger gets), and the ledger row unless the ledger already
+/// has the run's escalation. A run fails at most once, so it has at most one.
+fn record_sg3(
+    rollback: &std::path::Path,
+    rec: &RunRecord,
+    failed_phase: Option<Phase>,
+    reason: String,
+    exec_cfg: Option<&cutter_pg::ConnConfig>,
+    actor: &str,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let run = &rec.machine.run_id;
+    let file = rollback.join("sg3.json");
+    let sg3 = match crate::statedir::read_json::<cutter_governance::Sg3Record>(&file) {
+        Ok(Some(earlier)) if &earlier.run_id == run => earlier,
+        _ => {
+            let sg3 = cutter_governance::Sg3Record::new(
+                run.clone(),
+                failed_phase,
+                reason,
+                rec.context.pre_snapshot.clone(),
+                rec.context.post_snapshot.clone(),
+            );
+            crate::statedir::write_atomic(&file, sg3.to_json_pretty().as_bytes())
+                .map_err(|e| CliError::io(&file, e))?;
+            sg3
+        }
+    };
+    let written = exec_cfg.map(|c| {
+        c.connect()
+            .map_err(|e| e.to_string())
+            .and_then(|mut client| {
+                let facts = cutter_governance::run_status_in_db(&mut client, run)
+                    .map_err(|e| e.to_string())?;
+                match facts.sg3_escalations.first() {
+                    Some(id) => Ok((*id, false)),
+                    None => cutter_governance::record_sg3(&mut client, &sg3, actor)
+                        .map(|id| (id, true))
+                        .map_err(|e| e.to_string()),
+                }
+            })
+    });
+    let file = file.display();
+    notes.push(match written {
+        Some(Ok((id, true))) => {
+            format!("SG_3 escalation recorded in the ledger (review_decision {id}) and in {file}")
+        }
+        Some(Ok((id, false))) => format!(
+            "SG_3 escalation already in the ledger (review_decision {id}); state file {file}"
+        ),
+        Some(Err(e)) => format!(
+            "SG_3 escalation written to {file} only; the ledger row failed: {e} — `cutter recover` writes it once the database answers"
+        ),
+        None => format!("SG_3 escalation written to {file}"),
+    });
     Ok(())
 }
 
@@ -537,11 +596,9 @@ fn live(ctx: &Ctx, dir: &StateDir, run_id: RunId, plan: CutPlan, args: &RunArgs)
     };
     rec.save(dir)?;
     write_json(&dir.rollback_dir(&run_id)?.join("pre.json"), &pre)?;
-    std::fs::write(
-        dir.run_dir(&run_id)?.join("plan.json"),
-        valid.plan().to_json(),
-    )
-    .map_err(|e| CliError::io(&dir.run_dir(&run_id).unwrap_or_default(), e))?;
+    let plan_file = dir.run_dir(&run_id)?.join("plan.json");
+    crate::statedir::write_atomic(&plan_file, valid.plan().to_json().as_bytes())
+        .map_err(|e| CliError::io(&plan_file, e))?;
     timings.push(PhaseRecord {
         phase: Phase::Gate,
         started_ms: gate_started,
@@ -568,9 +625,10 @@ fn live(ctx: &Ctx, dir: &StateDir, run_id: RunId, plan: CutPlan, args: &RunArgs)
     finish(ctx, dir, &p.rec)
 }
 
-/// Writes the report files and prints the summary of a finished run.
+/// Writes the report files — with the ledger's chain verified now and the backup's
+/// restore proof, if one is recorded — and prints the summary of a finished run.
 pub fn finish(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> Result<u8> {
-    let extras = crate::report::ReportExtras::default();
+    let extras = super::govern::report_extras(ctx, dir, rec);
     let md = crate::report::to_markdown(rec, &extras);
     let js = crate::report::to_json(rec, &extras);
     let rd = dir.run_dir(&rec.machine.run_id)?;
@@ -579,7 +637,7 @@ pub fn finish(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> Result<u8> {
     write_json(&rd.join("report.json"), &js)?;
     let c = &rec.context;
     let human = format!(
-        "run {} {}: {} units created, verify {}/{} matched, {} enacted\nbackup: {}\nreport: {}",
+        "run {} {}: {} units created, verify {}/{} matched, {} enacted\nbackup: {}{}\nledger: {}\nreport: {}",
         rec.machine.run_id,
         rec.machine.state,
         c.units_created.unwrap_or(0),
@@ -590,6 +648,10 @@ pub fn finish(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> Result<u8> {
             "{} (sha256 {})",
             b.artifact, b.sha256
         )),
+        extras
+            .restore_proof_status()
+            .map_or(String::new(), |p| format!("; restore proof {p}")),
+        extras.ledger_status(),
         rd.join("report.md").display()
     );
     ctx.out.emit(&human, json!({"run": js}));
