@@ -330,16 +330,8 @@ fn check_step(plan: &CompensationPlan, step: Step, revert_run: &RunId, actor: &s
 }
 
 fn lock_holder(c: &mut impl GenericClient) -> Result<LockHolder> {
-    Ok(
-        cutter_pg::run_lock_holder(c)?.unwrap_or_else(|| LockHolder {
-            pid: 0,
-            application_name: "(unknown: the lock was released meanwhile)".into(),
-            run_id: None,
-            user: None,
-            client_addr: None,
-            since: None,
-        }),
-    )
+    Ok(cutter_pg::run_lock_holder(c)?
+        .unwrap_or_else(|| LockHolder::unknown("the lock was released meanwhile")))
 }
 
 /// The checks every step runs first, inside its transaction: the server is the run's

@@ -1,7 +1,7 @@
 //! Small checks shared by the writers: the target's identity, the transaction's time in
 //! canonical form, whether a run was voided.
 
-use cutter_core::{AuthorizationScope, LiveAuthorization, RunId, SystemIdentifier, ValidPlan};
+use cutter_core::{LiveAuthorization, RunId, SystemIdentifier, ValidPlan};
 use postgres::GenericClient;
 
 use crate::chain::now_sql;
@@ -31,20 +31,15 @@ pub(crate) fn check_target<C: GenericClient>(c: &mut C, auth: &LiveAuthorization
             actual,
         });
     }
-    if auth.scope() == AuthorizationScope::Rehearsal
-        && !cutter_pg::is_throwaway_server(c)
-            .map_err(Error::db("reading the server's cluster_name"))?
+    match cutter_pg::rehearsal_refused_by(c, auth)
+        .map_err(Error::db("reading the server's cluster_name"))?
     {
-        let cluster_name: String = c
-            .query_one("SELECT pg_catalog.current_setting('cluster_name')", &[])
-            .map_err(Error::db("reading the server's cluster_name"))?
-            .get(0);
-        return Err(Error::RehearsalOnRealServer {
+        None => Ok(()),
+        Some(cluster_name) => Err(Error::RehearsalOnRealServer {
             run_id: auth.run_id().clone(),
             cluster_name,
-        });
+        }),
     }
-    Ok(())
 }
 
 /// Refuses unless `plan` is the plan `auth` authorizes.
@@ -82,16 +77,9 @@ pub(crate) fn now_text<C: GenericClient>(c: &mut C) -> Result<String> {
 
 /// The id of the `void` decision of `run`, if it was voided.
 pub fn voided_by<C: GenericClient>(c: &mut C, run: &RunId) -> Result<Option<i64>> {
-    let row = c
-        .query_opt(
-            "SELECT id FROM cutter_governance.review_decision \
-             WHERE run_id = $1 AND decision = 'void' ORDER BY id LIMIT 1",
-            &[&run.as_str()],
-        )
-        .map_err(Error::db(format!(
-            "looking up a void decision of run {run}"
-        )))?;
-    Ok(row.map(|r| r.get(0)))
+    cutter_pg::void_decision(c, run).map_err(Error::db(format!(
+        "looking up a void decision of run {run}"
+    )))
 }
 
 /// Refuses a voided run.

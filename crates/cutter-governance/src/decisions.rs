@@ -295,14 +295,7 @@ pub fn void<C: GenericClient>(
                     "the run lock is held, and its holder cannot be named: {e}"
                 ))
             })?
-            .unwrap_or_else(|| cutter_pg::LockHolder {
-                pid: 0,
-                application_name: "(unknown: the lock was released meanwhile)".into(),
-                run_id: None,
-                user: None,
-                client_addr: None,
-                since: None,
-            });
+            .unwrap_or_else(|| cutter_pg::LockHolder::unknown("the lock was released meanwhile"));
         return Err(Error::RunInFlight {
             run_id: run.clone(),
             holder: Box::new(holder),

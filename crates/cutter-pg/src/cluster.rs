@@ -105,11 +105,31 @@ pub const THROWAWAY_CLUSTER_NAME: &str = "cutter-throwaway";
 pub fn is_throwaway_server(
     c: &mut impl postgres::GenericClient,
 ) -> std::result::Result<bool, postgres::Error> {
-    let row = c.query_one(
-        "SELECT pg_catalog.current_setting('cluster_name') = $1",
-        &[&THROWAWAY_CLUSTER_NAME],
-    )?;
-    Ok(row.get(0))
+    Ok(cluster_name(c)? == THROWAWAY_CLUSTER_NAME)
+}
+
+/// Whether the writers must refuse `auth` on the server `c` is connected to because it
+/// is a rehearsal (no approvals) and the server is not a throwaway cluster: the
+/// server's `cluster_name` if so, `None` if `auth` may write there. Shared by the
+/// adapter's phases and the ledger writers, which wrap it in their own errors.
+pub fn rehearsal_refused_by(
+    c: &mut impl postgres::GenericClient,
+    auth: &cutter_core::LiveAuthorization,
+) -> std::result::Result<Option<String>, postgres::Error> {
+    if auth.scope() != cutter_core::AuthorizationScope::Rehearsal {
+        return Ok(None);
+    }
+    let name = cluster_name(c)?;
+    Ok((name != THROWAWAY_CLUSTER_NAME).then_some(name))
+}
+
+fn cluster_name(
+    c: &mut impl postgres::GenericClient,
+) -> std::result::Result<String, postgres::Error> {
+    Ok(
+        c.query_one("SELECT pg_catalog.current_setting('cluster_name')", &[])?
+            .get(0),
+    )
 }
 
 /// Options for [`Cluster::start_with`].

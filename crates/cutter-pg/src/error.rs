@@ -106,6 +106,21 @@ pub struct LockHolder {
     pub since: Option<String>,
 }
 
+impl LockHolder {
+    /// A holder that cannot be named (`reason` says why): the lock was held when asked,
+    /// but its session was gone or had changed by the time it was looked up.
+    pub fn unknown(reason: &str) -> LockHolder {
+        LockHolder {
+            pid: 0,
+            application_name: format!("(unknown: {reason})"),
+            run_id: None,
+            user: None,
+            client_addr: None,
+            since: None,
+        }
+    }
+}
+
 impl fmt::Display for LockHolder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.run_id {

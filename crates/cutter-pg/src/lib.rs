@@ -25,7 +25,8 @@ mod target;
 pub mod testing;
 
 pub use cluster::{
-    is_throwaway_server, pg_bindir, pg_program, Cluster, ClusterOptions, THROWAWAY_CLUSTER_NAME,
+    is_throwaway_server, pg_bindir, pg_program, rehearsal_refused_by, Cluster, ClusterOptions,
+    THROWAWAY_CLUSTER_NAME,
 };
 pub use config::{ConfigError, ConnConfig, Password};
 pub use error::{Error, LockHolder, Result, ServerError};
@@ -34,6 +35,6 @@ pub use preflight::{Finding, PreflightReport};
 pub use stream::StreamedPlan;
 pub use surface::SurfaceMark;
 pub use target::{
-    run_lock_holder, BatchLimits, BeforeCommit, LegAReport, PhaseTransaction, RollbackOnly, Target,
-    APPLICATION_NAME_PREFIX, RUN_LOCK_KEY,
+    run_lock_holder, void_decision, BatchLimits, BeforeCommit, LegAReport, PhaseTransaction,
+    RollbackOnly, Target, APPLICATION_NAME_PREFIX, RUN_LOCK_KEY,
 };

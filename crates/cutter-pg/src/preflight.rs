@@ -557,14 +557,13 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
     }
 
     // Triggers.
+    let hollow = crate::surface::hollow_immutability_triggers(c)?;
     for (name, table) in IMMUTABILITY_TRIGGERS {
         let row = c
             .query_opt(
-                "SELECT t.tgenabled::text, t.tgtype::int, \
-                        t.tgfoid = coalesce(to_regprocedure($3)::oid, 0), t.tgfoid::regprocedure::text \
-                   FROM pg_catalog.pg_trigger t \
+                "SELECT t.tgenabled::text, t.tgtype::int FROM pg_catalog.pg_trigger t \
                  WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2 AND NOT t.tgisinternal",
-                &[&table, &name, &IMMUTABILITY_TRIGGER_FUNCTION],
+                &[&table, &name],
             )
             .doing(&format!("looking for trigger {name}"))?;
         match row {
@@ -578,8 +577,7 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
                         format!("tgenabled = '{enabled}', reference 'O' (enabled)"),
                     );
                 }
-                if !r.get::<_, bool>(2) {
-                    let runs: String = r.get(3);
+                if let Some(runs) = hollow.get(name) {
                     push(
                         format!("trigger {name} on {table}"),
                         format!(
@@ -877,37 +875,12 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
     }
 
     // Vocabularies.
+    let reference = crate::schema::reference_vocabularies();
     for vocab in VOCABULARIES {
         if !present_tables.contains(vocab) {
             continue;
         }
         let (schema, table) = vocab.split_once('.').unwrap_or(("vocab", vocab));
-        let n: i64 = c
-            .query_one(
-                &format!(
-                    "SELECT count(*) FROM {}.{}",
-                    quote_ident(schema),
-                    quote_ident(table)
-                ),
-                &[],
-            )
-            .doing(&format!("counting {vocab}"))?
-            .get(0);
-        if n == 0 {
-            push(
-                format!("vocabulary {vocab}"),
-                "empty: no plan row can resolve against it".into(),
-            );
-            continue;
-        }
-        // Codes the reference holds (and the document cutter emits) that the target lacks:
-        // plan rows using them would fail in cut_leg_a. Extra codes are the target's own.
-        let reference = crate::schema::reference_vocabularies();
-        let wanted = match vocab {
-            "vocab.unit_kind" => &reference.unit_kind,
-            "vocab.section_type" => &reference.section_type,
-            _ => &reference.publication_type,
-        };
         let codes: std::collections::BTreeSet<String> = c
             .query(
                 &format!(
@@ -921,6 +894,20 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        if codes.is_empty() {
+            push(
+                format!("vocabulary {vocab}"),
+                "empty: no plan row can resolve against it".into(),
+            );
+            continue;
+        }
+        // Codes the reference holds (and the document cutter emits) that the target lacks:
+        // plan rows using them would fail in cut_leg_a. Extra codes are the target's own.
+        let wanted = match vocab {
+            "vocab.unit_kind" => &reference.unit_kind,
+            "vocab.section_type" => &reference.section_type,
+            _ => &reference.publication_type,
+        };
         let missing: Vec<&str> = wanted
             .iter()
             .filter(|w| !codes.contains(*w))

@@ -30,7 +30,7 @@ use cutter_core::{
 
 use crate::error::{Error, PgContext, Result};
 use crate::ident::quote_table;
-use crate::schema::{FUNCTIONS, IMMUTABILITY_TRIGGERS};
+use crate::schema::{FUNCTIONS, IMMUTABILITY_TRIGGERS, IMMUTABILITY_TRIGGER_FUNCTION};
 
 /// Sets the output settings of the canonical form for the current transaction.
 pub fn set_canonical_output(c: &mut impl GenericClient) -> Result<()> {
@@ -140,6 +140,30 @@ pub fn trigger_states(c: &mut impl GenericClient) -> Result<BTreeMap<String, Str
                 &[&table, &name],
             )
             .doing(&format!("reading the state of trigger {name}"))?;
+        if let Some(r) = row {
+            out.insert(name.to_string(), r.get(0));
+        }
+    }
+    Ok(out)
+}
+
+/// Trigger name → the function it executes, for each immutability trigger that runs
+/// anything but [`IMMUTABILITY_TRIGGER_FUNCTION`] (a trigger with the right name and
+/// state that runs another function may not protect enacted rows). Empty when both
+/// are right; a missing trigger is [`trigger_states`]' business.
+pub fn hollow_immutability_triggers(
+    c: &mut impl GenericClient,
+) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (name, table) in IMMUTABILITY_TRIGGERS {
+        let row = c
+            .query_opt(
+                "SELECT t.tgfoid::regprocedure::text FROM pg_catalog.pg_trigger t \
+                 WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2 AND NOT t.tgisinternal \
+                   AND t.tgfoid <> coalesce(to_regprocedure($3)::oid, 0)",
+                &[&table, &name, &IMMUTABILITY_TRIGGER_FUNCTION],
+            )
+            .doing(&format!("checking what trigger {name} executes"))?;
         if let Some(r) = row {
             out.insert(name.to_string(), r.get(0));
         }

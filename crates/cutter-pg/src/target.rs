@@ -16,8 +16,8 @@ use postgres::{Client, GenericClient, IsolationLevel, Statement, Transaction};
 use serde::{Deserialize, Serialize};
 
 use cutter_core::{
-    AuthorizationScope, ChangeSetId, CutPlanRow, LiveAuthorization, Phase, RunId, Snapshot,
-    SystemIdentifier, TableName, TableStat, ValidPlan, Vocabularies,
+    ChangeSetId, CutPlanRow, LiveAuthorization, Phase, RunId, Snapshot, SystemIdentifier,
+    TableName, TableStat, ValidPlan, Vocabularies,
 };
 
 use crate::config::ConnConfig;
@@ -290,14 +290,7 @@ impl Target {
             // Released between the two queries: try again.
         }
         Err(Error::Locked {
-            holder: Box::new(LockHolder {
-                pid: 0,
-                application_name: "(unknown: the lock changed hands repeatedly)".into(),
-                run_id: None,
-                user: None,
-                client_addr: None,
-                since: None,
-            }),
+            holder: Box::new(LockHolder::unknown("the lock changed hands repeatedly")),
             wanted: run_id.clone(),
         })
     }
@@ -754,46 +747,50 @@ pub fn run_lock_holder(c: &mut impl GenericClient) -> Result<Option<LockHolder>>
     }))
 }
 
-/// A run id retired by `void` (a `review_decision` of kind `void`) never writes again.
-/// Checked inside the phase's transaction, after the run lock is held: `void` takes the
-/// same lock, so it cannot commit while a phase of that run is under way.
+/// The `review_decision` that voided `run_id` (a decision of kind `void`), if any. A
+/// voided run id never writes again; the adapter's phases and the ledger writers both
+/// ask this, and wrap it in their own errors.
+pub fn void_decision(
+    c: &mut impl GenericClient,
+    run_id: &RunId,
+) -> std::result::Result<Option<i64>, postgres::Error> {
+    Ok(c.query_opt(
+        "SELECT id FROM cutter_governance.review_decision \
+         WHERE run_id = $1 AND decision = 'void' ORDER BY id LIMIT 1",
+        &[&run_id.as_str()],
+    )?
+    .map(|r| r.get(0)))
+}
+
+/// Refuses a voided run. Checked inside the phase's transaction, after the run lock is
+/// held: `void` takes the same lock, so it cannot commit while a phase of that run is
+/// under way.
 fn refuse_voided_run(c: &mut impl GenericClient, run_id: &RunId) -> Result<()> {
-    let row = c
-        .query_opt(
-            "SELECT id FROM cutter_governance.review_decision \
-             WHERE run_id = $1 AND decision = 'void' ORDER BY id LIMIT 1",
-            &[&run_id.as_str()],
-        )
-        .doing("looking up a void decision of the run")?;
-    match row {
+    match void_decision(c, run_id).doing("looking up a void decision of the run")? {
         None => Ok(()),
-        Some(r) => Err(Error::RunVoided {
+        Some(decision_id) => Err(Error::RunVoided {
             run_id: run_id.clone(),
-            decision_id: r.get(0),
+            decision_id,
         }),
     }
 }
 
 /// A rehearsal authorization carries no approvals: it is good only on a throwaway
-/// cluster (see [`crate::cluster::THROWAWAY_CLUSTER_NAME`]), whatever system identifier
+/// cluster (see [`crate::cluster::rehearsal_refused_by`]), whatever system identifier
 /// its maker passed in.
-pub(crate) fn refuse_rehearsal_on_real_server(
+fn refuse_rehearsal_on_real_server(
     c: &mut impl GenericClient,
     auth: &LiveAuthorization,
 ) -> Result<()> {
-    if auth.scope() != AuthorizationScope::Rehearsal
-        || crate::cluster::is_throwaway_server(c).doing("reading the server's cluster_name")?
-    {
-        return Ok(());
-    }
-    let cluster_name: String = c
-        .query_one("SELECT pg_catalog.current_setting('cluster_name')", &[])
+    match crate::cluster::rehearsal_refused_by(c, auth)
         .doing("reading the server's cluster_name")?
-        .get(0);
-    Err(Error::RehearsalOnRealServer {
-        run_id: auth.run_id().clone(),
-        cluster_name,
-    })
+    {
+        None => Ok(()),
+        Some(cluster_name) => Err(Error::RehearsalOnRealServer {
+            run_id: auth.run_id().clone(),
+            cluster_name,
+        }),
+    }
 }
 
 fn guard(c: &mut impl GenericClient, authorized: SystemIdentifier, phase: Phase) -> Result<()> {
@@ -806,6 +803,7 @@ fn guard(c: &mut impl GenericClient, authorized: SystemIdentifier, phase: Phase)
     }
     let mut problems = Vec::new();
     let triggers = surface::trigger_states(c)?;
+    let hollow = surface::hollow_immutability_triggers(c)?;
     for (name, table) in IMMUTABILITY_TRIGGERS {
         match triggers.get(name).map(String::as_str) {
             Some("O") => {}
@@ -814,16 +812,7 @@ fn guard(c: &mut impl GenericClient, authorized: SystemIdentifier, phase: Phase)
             )),
             None => problems.push(format!("trigger {name} on {table} is missing")),
         }
-        let hollow = c
-            .query_opt(
-                "SELECT t.tgfoid::regprocedure::text FROM pg_catalog.pg_trigger t \
-                 WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2 AND NOT t.tgisinternal \
-                   AND t.tgfoid <> coalesce(to_regprocedure($3)::oid, 0)",
-                &[&table, &name, &crate::schema::IMMUTABILITY_TRIGGER_FUNCTION],
-            )
-            .doing("checking what the immutability triggers execute")?;
-        if let Some(r) = hollow {
-            let runs: String = r.get(0);
+        if let Some(runs) = hollow.get(name) {
             problems.push(format!(
                 "trigger {name} on {table} executes {runs}, not {}",
                 crate::schema::IMMUTABILITY_TRIGGER_FUNCTION

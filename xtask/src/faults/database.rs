@@ -21,6 +21,31 @@ fn refused(c: &mut postgres::Client, sql: &str) -> Option<String> {
     }
 }
 
+/// Runs `sql`, which must be refused, the way `is_right(sqlstate, message)` says.
+/// Records a problem (`{sql}: {label}{error}`, or that it was accepted) unless it was;
+/// returns whether it was.
+fn expect_refusal(
+    cx: &mut Cx,
+    c: &mut postgres::Client,
+    sql: &str,
+    label: &str,
+    is_right: impl Fn(Option<&str>, &str) -> bool,
+) -> bool {
+    match c.batch_execute(sql) {
+        Ok(()) => cx.check(false, format!("accepted: {sql}")),
+        Err(e) => {
+            let msg = e
+                .as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_default();
+            cx.check(
+                is_right(e.code().map(|c| c.code()), &msg),
+                format!("{sql}: {label}{e}"),
+            )
+        }
+    }
+}
+
 /// Case 16.
 pub fn exec_role_refused(cx: &mut Cx) -> Result<(), String> {
     let w = cx.world(Opts::new("faults-exec-role"))?;
@@ -96,22 +121,14 @@ pub fn exec_role_refused(cx: &mut Cx) -> Result<(), String> {
         "DELETE FROM cutter_governance.cut_change_set",
         "TRUNCATE cutter_governance.review_decision",
     ] {
-        match c.batch_execute(sql) {
-            Ok(()) => {
-                cx.check(false, format!("with the grant, cutter_exec could: {sql}"));
-            }
-            Err(e) => {
-                let msg = e
-                    .as_db_error()
-                    .map(|d| d.message().to_string())
-                    .unwrap_or_default();
-                if cx.check(
-                    msg.contains("is an append-only ledger"),
-                    format!("{sql}: refused, but not by the append-only trigger: {e}"),
-                ) {
-                    by_trigger += 1;
-                }
-            }
+        if expect_refusal(
+            cx,
+            &mut c,
+            sql,
+            "refused, but not by the append-only trigger: ",
+            |_, msg| msg.contains("is an append-only ledger"),
+        ) {
+            by_trigger += 1;
         }
     }
     w.db.admin()?
@@ -302,23 +319,10 @@ pub fn enacted_is_immutable(cx: &mut Cx) -> Result<(), String> {
         "DELETE FROM public.unit_version WHERE id = 4",
         "UPDATE public.information_unit SET lifecycle_status = 'withdrawn' WHERE id = 5",
     ] {
-        match admin.batch_execute(sql) {
-            Ok(()) => {
-                cx.check(false, format!("accepted: {sql}"));
-            }
-            Err(e) => {
-                let msg = e
-                    .as_db_error()
-                    .map(|d| d.message().to_string())
-                    .unwrap_or_default();
-                if cx.check(
-                    msg.contains("enacted rows are immutable")
-                        && e.code().map(|c| c.code()) == Some("55000"),
-                    format!("{sql}: {e}"),
-                ) {
-                    rejected += 1;
-                }
-            }
+        if expect_refusal(cx, &mut admin, sql, "", |code, msg| {
+            msg.contains("enacted rows are immutable") && code == Some("55000")
+        }) {
+            rejected += 1;
         }
     }
     // Compensation A over a change set one of whose units got enacted.

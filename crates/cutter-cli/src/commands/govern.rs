@@ -216,8 +216,14 @@ pub fn void(ctx: &Ctx, run_id: &str, reason: &str) -> Result<u8> {
         .map_err(|e| CliError::Refused(e.to_string()))?;
     if let Some(mut r) = rec {
         if r.machine.state != RunState::Voided {
-            let effects = r.record(&dir, Event::Voided)?;
-            super::run::apply_effects(&dir, &mut r, &effects, None, &ctx.settings.actor, ctx.out)?;
+            super::run::record_and_apply(
+                &dir,
+                &mut r,
+                Event::Voided,
+                None,
+                &ctx.settings.actor,
+                ctx.out,
+            )?;
         }
     }
     let human = if report.newly_voided {

@@ -142,11 +142,10 @@ pub fn recover(ctx: &Ctx) -> Result<u8> {
                 }
                 _ => {}
             }
-            let effects = rec.record(&dir, event)?;
-            super::run::apply_effects(
+            let effects = super::run::record_and_apply(
                 &dir,
                 &mut rec,
-                &effects,
+                event,
                 Some(&exec_cfg),
                 &ctx.settings.actor,
                 ctx.out,
@@ -184,16 +183,12 @@ pub fn recover(ctx: &Ctx) -> Result<u8> {
             _ => "the process died before its first phase".into(),
         };
         rec.last_error = Some(format!("recovered after a crash: {phase_note}"));
-        let effects = rec.record(
+        super::run::record_and_apply(
             &dir,
+            &mut rec,
             Event::Held {
                 reason: format!("recovered after a crash: {phase_note}"),
             },
-        )?;
-        super::run::apply_effects(
-            &dir,
-            &mut rec,
-            &effects,
             Some(&exec_cfg),
             &ctx.settings.actor,
             ctx.out,

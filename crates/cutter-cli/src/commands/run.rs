@@ -315,6 +315,21 @@ impl Pipeline<'_> {
     }
 }
 
+/// Journals `event` for the run (fsynced) and then carries out every effect the state
+/// machine returns for it; returns those effects.
+pub fn record_and_apply(
+    dir: &StateDir,
+    rec: &mut RunRecord,
+    event: Event,
+    exec_cfg: Option<&cutter_pg::ConnConfig>,
+    actor: &str,
+    out: Output,
+) -> Result<Vec<Effect>> {
+    let effects = rec.record(dir, event)?;
+    apply_effects(dir, rec, &effects, exec_cfg, actor, out)?;
+    Ok(effects)
+}
+
 /// Carries out the effects of a transition. On a failure: re-arm the kill-switch first,
 /// then the post snapshot (on a fresh connection: the old one may be dead), the HOLD,
 /// and SG_3 (ledger row if the database answers, state file always).
