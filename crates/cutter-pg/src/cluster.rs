@@ -418,18 +418,7 @@ impl Cluster {
                 .map_err(|e| Error::io("duplicating the server log", &self.log_path, e))?;
             let mut cmd = self.command(&program);
             cmd.arg("-D").arg(&self.data_dir);
-            let mut settings: Vec<(String, String)> = vec![
-                ("listen_addresses".into(), "127.0.0.1".into()),
-                ("port".into(), port.to_string()),
-                (
-                    "unix_socket_directories".into(),
-                    self.socket_dir.display().to_string(),
-                ),
-            ];
-            settings.extend(SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-            settings.push(("cluster_name".into(), THROWAWAY_CLUSTER_NAME.into()));
-            settings.extend(self.options.settings.iter().cloned());
-            for (k, v) in &settings {
+            for (k, v) in self.server_settings(port) {
                 cmd.arg("-c").arg(format!("{k}={v}"));
             }
             cmd.stdout(log).stderr(log2);
@@ -458,6 +447,22 @@ impl Cluster {
             problem: format!("the server in {} did not start", self.path.display()),
             output: last_log,
         })
+    }
+
+    /// Every `-c` setting the server starts with on `port`, in order (later wins).
+    fn server_settings(&self, port: u16) -> Vec<(String, String)> {
+        let mut settings: Vec<(String, String)> = vec![
+            ("listen_addresses".into(), "127.0.0.1".into()),
+            ("port".into(), port.to_string()),
+            (
+                "unix_socket_directories".into(),
+                self.socket_dir.display().to_string(),
+            ),
+        ];
+        settings.extend(SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        settings.push(("cluster_name".into(), THROWAWAY_CLUSTER_NAME.into()));
+        settings.extend(self.options.settings.iter().cloned());
+        settings
     }
 
     /// Waits for `postmaster.pid` to say `ready`; on failure returns the log tail.
@@ -538,6 +543,78 @@ impl Cluster {
                 .map_err(|e| Error::io("removing the cluster directory", &self.path, e)),
             None => Ok(()),
         }
+    }
+
+    /// Hands the cluster over to the operator instead of removing it: the server is
+    /// restarted through `pg_ctl` (so it outlives this process, which it otherwise never
+    /// does), on the same port, with its settings appended to the data directory's
+    /// `postgresql.conf` so that a later `pg_ctl restart` keeps them, and the directory
+    /// is no longer removed. Returns what the operator needs to connect and to stop it.
+    pub fn keep(mut self) -> Result<KeptCluster> {
+        let bindir = pg_bindir()?;
+        let port = self.port;
+        self.stop_server();
+        let conf = self.data_dir.join("postgresql.conf");
+        let mut text = String::from(
+            "\n# cutter: the settings of this throwaway cluster, kept for the operator\n",
+        );
+        for (k, v) in self.server_settings(port) {
+            text.push_str(&format!("{k} = '{}'\n", v.replace('\'', "''")));
+        }
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| Error::io("appending the settings to", &conf, e))?;
+        let pg_ctl = bindir.join("pg_ctl");
+        // A log of its own: the old one was opened by this process, which may be root.
+        self.log_path = self.path.join("postgres-kept.log");
+        let out = self
+            .command(&pg_ctl)
+            .arg("start")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(&self.log_path)
+            .args(["-w", "-t", "60"])
+            .stdout(Stdio::null())
+            .output()
+            .map_err(|e| Error::Program {
+                program: pg_ctl.display().to_string(),
+                problem: format!("cannot start: {e}"),
+                output: String::new(),
+            })?;
+        if !out.status.success() {
+            return Err(Error::Program {
+                program: pg_ctl.display().to_string(),
+                problem: format!(
+                    "could not restart the kept server in {} ({})",
+                    self.path.display(),
+                    out.status
+                ),
+                output: format!(
+                    "{}\n{}",
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    self.log_tail(2000)
+                ),
+            });
+        }
+        let pid = fs::read_to_string(self.data_dir.join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()));
+        // From here on nothing is removed on drop: the directory belongs to the operator.
+        if let Some(d) = self.dir.take() {
+            let _ = d.keep();
+        }
+        let run_as = self.run_as.map(|_| "postgres".to_string());
+        Ok(KeptCluster {
+            dir: self.path.clone(),
+            data_dir: self.data_dir.clone(),
+            port,
+            pid,
+            pg_ctl,
+            run_as,
+        })
     }
 
     /// The TCP port the server listens on (loopback only).
@@ -623,6 +700,69 @@ impl Drop for Cluster {
         if let Some(d) = self.dir.take() {
             let _ = d.close();
         }
+    }
+}
+
+/// A throwaway cluster handed over to the operator by [`Cluster::keep`]: still running,
+/// detached from this process, and no longer removed by cutter.
+#[derive(Clone, Debug)]
+pub struct KeptCluster {
+    /// The cluster's directory (data, socket, log): remove it when done.
+    pub dir: PathBuf,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The loopback TCP port.
+    pub port: u16,
+    /// The postmaster's process id, from `postmaster.pid`.
+    pub pid: Option<u32>,
+    /// The `pg_ctl` that stops it.
+    pub pg_ctl: PathBuf,
+    /// The user the server runs as, when it is not the current one (running as root).
+    pub run_as: Option<String>,
+}
+
+impl KeptCluster {
+    /// The shell command that stops the server and removes its directory.
+    pub fn teardown_command(&self) -> String {
+        let stop = format!(
+            "{} -D {} stop -m fast",
+            self.pg_ctl.display(),
+            self.data_dir.display()
+        );
+        let stop = match &self.run_as {
+            Some(user) => format!("runuser -u {user} -- {stop}"),
+            None => stop,
+        };
+        format!("{stop} && rm -rf {}", self.dir.display())
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`) and removes the directory.
+    pub fn teardown(self) -> Result<()> {
+        let mut cmd = Command::new(&self.pg_ctl);
+        cmd.arg("-D")
+            .arg(&self.data_dir)
+            .args(["stop", "-m", "fast", "-w"])
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if self.run_as.is_some() {
+            if let Some(r) = lookup_user("postgres") {
+                r.apply(&mut cmd);
+            }
+        }
+        let out = cmd.output().map_err(|e| Error::Program {
+            program: self.pg_ctl.display().to_string(),
+            problem: format!("cannot start: {e}"),
+            output: String::new(),
+        })?;
+        if !out.status.success() {
+            return Err(Error::Program {
+                program: self.pg_ctl.display().to_string(),
+                problem: format!("could not stop the kept server ({})", out.status),
+                output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        fs::remove_dir_all(&self.dir).map_err(|e| Error::io("removing", &self.dir, e))
     }
 }
 

@@ -26,7 +26,7 @@ pub mod testing;
 
 pub use cluster::{
     is_throwaway_server, pg_bindir, pg_program, rehearsal_refused_by, Cluster, ClusterOptions,
-    THROWAWAY_CLUSTER_NAME,
+    KeptCluster, THROWAWAY_CLUSTER_NAME,
 };
 pub use config::{ConfigError, ConnConfig, Password};
 pub use error::{Error, LockHolder, Result, ServerError};

@@ -201,6 +201,59 @@ pub fn unit_statuses(c: &mut impl GenericClient) -> Result<BTreeMap<String, u64>
         .collect())
 }
 
+/// What one change set (one cut) occupies in `public.information_unit`, against
+/// everything else.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ChangeSetFootprint {
+    /// The change set's units by lifecycle status.
+    pub statuses: BTreeMap<String, u64>,
+    /// Units outside the change set.
+    pub other_units: u64,
+    /// MD5 over every other unit's row, its versions and its lifecycle log (all columns,
+    /// timestamps included, in id order): any change to them changes it.
+    pub other_digest: String,
+}
+
+/// The [`ChangeSetFootprint`] of `change_set`: how compensating a cut can be shown to
+/// have touched nothing outside it.
+pub fn change_set_footprint(
+    c: &mut impl GenericClient,
+    change_set: &str,
+) -> Result<ChangeSetFootprint> {
+    let statuses = c
+        .query(
+            "SELECT lifecycle_status, count(*) FROM public.information_unit
+              WHERE change_set_id = $1 GROUP BY 1 ORDER BY 1",
+            &[&change_set],
+        )
+        .doing("counting a change set's units by lifecycle_status")?
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, String>(0),
+                u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+            )
+        })
+        .collect();
+    let row = c
+        .query_one(
+            "SELECT count(*), md5(coalesce(string_agg(concat_ws('|', u::text,
+                    (SELECT string_agg(v::text, '|' ORDER BY v.id) FROM public.unit_version v
+                      WHERE v.information_unit_id = u.id),
+                    (SELECT string_agg(l::text, '|' ORDER BY l.id) FROM public.iu_lifecycle_log l
+                      WHERE l.information_unit_id = u.id)),
+                    '#' ORDER BY u.id), ''))
+               FROM public.information_unit u WHERE u.change_set_id IS DISTINCT FROM $1",
+            &[&change_set],
+        )
+        .doing("digesting the units outside a change set")?;
+    Ok(ChangeSetFootprint {
+        statuses,
+        other_units: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+        other_digest: row.get(1),
+    })
+}
+
 /// A full snapshot, read inside the caller's transaction (use a REPEATABLE READ one so
 /// the nine tables are read at one instant; [`crate::Target::snapshot`] does).
 pub fn snapshot_in(c: &mut impl GenericClient) -> Result<Snapshot> {

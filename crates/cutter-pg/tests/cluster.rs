@@ -120,3 +120,40 @@ fn a_restart_ends_every_session_and_keeps_port_data_and_identity() {
     assert!(!dir.exists());
     assert!(!process_alive(pid));
 }
+
+#[test]
+fn a_kept_cluster_keeps_running_with_its_settings_until_torn_down() {
+    let cluster = Cluster::start().unwrap();
+    let (port, sysid, old_pid) = (
+        cluster.port(),
+        cluster.system_identifier().unwrap(),
+        cluster.pid().unwrap(),
+    );
+    let config = cluster.superuser_config("postgres").unwrap();
+    let kept = cluster.keep().unwrap();
+    // A new server (detached through pg_ctl) on the same port, data and settings.
+    let pid = kept.pid.unwrap();
+    assert_ne!(pid, old_pid);
+    assert!(process_alive(pid) && !process_alive(old_pid));
+    assert_eq!(kept.port, port);
+    let mut c = config.connect().unwrap();
+    let row = c
+        .query_one(
+            "SELECT current_setting('cluster_name'), current_setting('listen_addresses')",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), cutter_pg::THROWAWAY_CLUSTER_NAME);
+    assert_eq!(row.get::<_, String>(1), "127.0.0.1");
+    assert_eq!(
+        cutter_pg::surface::system_identifier(&mut c).unwrap(),
+        sysid
+    );
+    drop(c);
+    let command = kept.teardown_command();
+    assert!(command.contains("stop -m fast") && command.contains(&*kept.dir.to_string_lossy()));
+    let dir = kept.dir.clone();
+    kept.teardown().unwrap();
+    assert!(!process_alive(pid));
+    assert!(!dir.exists());
+}

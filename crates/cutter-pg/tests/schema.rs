@@ -133,6 +133,50 @@ fn baseline_digests_are_deterministic_and_pinned() {
     );
 }
 
+/// A change set's footprint counts its units and digests everything else: a change to a
+/// unit outside it, or to one of their versions or log rows, changes the digest; a change
+/// inside it does not.
+#[test]
+fn change_set_footprint_sees_every_change_outside_the_change_set() {
+    use cutter_pg::surface::change_set_footprint;
+    let db = TestDb::new();
+    let mut c = db.admin();
+    let before = change_set_footprint(&mut c, "cs-x").unwrap();
+    assert_eq!(before.other_units, 158);
+    assert!(before.statuses.is_empty());
+    // Two draft units join change set cs-x, then one of them is withdrawn.
+    c.batch_execute(
+        "UPDATE public.information_unit SET change_set_id = 'cs-x'
+          WHERE id IN (SELECT id FROM public.information_unit
+                        WHERE lifecycle_status = 'draft' ORDER BY id LIMIT 2)",
+    )
+    .unwrap();
+    let joined = change_set_footprint(&mut c, "cs-x").unwrap();
+    assert_eq!(joined.other_units, 156);
+    assert_eq!(joined.statuses["draft"], 2);
+    c.batch_execute(
+        "UPDATE public.information_unit SET lifecycle_status = 'withdrawn'
+          WHERE id = (SELECT min(id) FROM public.information_unit WHERE change_set_id = 'cs-x')",
+    )
+    .unwrap();
+    let inside = change_set_footprint(&mut c, "cs-x").unwrap();
+    assert_eq!(inside.other_digest, joined.other_digest);
+    assert_eq!(inside.statuses["withdrawn"], 1);
+    // One byte of one version of a unit outside it.
+    let changed = c.execute(
+        "UPDATE public.unit_version SET body = body || ' '
+          WHERE id = (SELECT min(v.id) FROM public.unit_version v
+                        JOIN public.information_unit u ON u.id = v.information_unit_id
+                       WHERE v.lifecycle_status = 'draft' AND u.change_set_id IS DISTINCT FROM 'cs-x')",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(changed, 1);
+    let outside = change_set_footprint(&mut c, "cs-x").unwrap();
+    assert_ne!(outside.other_digest, inside.other_digest);
+    assert_eq!(outside.other_units, 156);
+}
+
 /// The canonical form, recomputed on the client from the documented definition.
 #[test]
 fn digest_canonical_form_matches_its_documentation() {
