@@ -4,6 +4,7 @@
 //! anything is decrypted, and the plaintext only ever flows through a pipe.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -33,12 +34,14 @@ pub fn pg_restore_data_args(dbname: &str) -> Vec<String> {
 /// Verifies `artifact` against its manifest, then decrypts it while streaming into
 /// `pg_restore --data-only` against `conn` (a superuser of a throwaway server whose
 /// database has the reference schema with empty tables). Refuses a server whose system
-/// identifier is the backup's source. Returns the plaintext bytes restored.
+/// identifier is the backup's source. `progress` is called with the artifact bytes
+/// decrypted so far. Returns the plaintext bytes restored.
 pub fn restore_data_into(
     artifact: &Path,
     secret_key: &Path,
     passphrase: &PassphraseSource,
     conn: &ConnConfig,
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64> {
     let manifest = verify_artifact(artifact)?.manifest;
     let secret = load_secret_key(secret_key)?;
@@ -96,6 +99,7 @@ pub fn restore_data_into(
             problem: "no stdin pipe".into(),
         })?;
     let file = File::open(artifact).map_err(|e| Error::io("opening", artifact, e))?;
+    let file = CountingReader::new(file, progress);
     match cutter_openpgp::decrypt(&secret, &passphrase, file, stdin) {
         Ok(bytes) => {
             let status = child.wait()?;
@@ -128,5 +132,32 @@ pub fn restore_data_into(
                 })
             }
         }
+    }
+}
+
+/// A reader that reports the bytes read so far: the progress of a restore, measured on
+/// the artifact (whose size the manifest knows) rather than on the plaintext.
+pub(crate) struct CountingReader<'a, R> {
+    inner: R,
+    read: u64,
+    progress: &'a mut (dyn FnMut(u64) + Send),
+}
+
+impl<'a, R> CountingReader<'a, R> {
+    pub(crate) fn new(inner: R, progress: &'a mut (dyn FnMut(u64) + Send)) -> Self {
+        Self {
+            inner,
+            read: 0,
+            progress,
+        }
+    }
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        (self.progress)(self.read);
+        Ok(n)
     }
 }

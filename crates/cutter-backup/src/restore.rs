@@ -66,6 +66,21 @@ pub struct RestoreConfig {
     target: RestoreTarget,
     pg_restore: Option<PathBuf>,
     record: Option<PathBuf>,
+    progress: Progress,
+}
+
+/// A callback told the artifact bytes decrypted so far.
+#[derive(Clone, Default)]
+struct Progress(Option<std::sync::Arc<dyn Fn(u64) + Send + Sync>>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(set)"
+        } else {
+            "Progress(none)"
+        })
+    }
 }
 
 impl RestoreConfig {
@@ -79,7 +94,15 @@ impl RestoreConfig {
             target: RestoreTarget::Throwaway,
             pg_restore: None,
             record: None,
+            progress: Progress::default(),
         }
+    }
+
+    /// Calls `f` with the artifact bytes decrypted so far while the restore streams
+    /// (for a progress bar: the manifest's `size_bytes` is the total).
+    pub fn on_progress(mut self, f: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        self.progress = Progress(Some(std::sync::Arc::new(f)));
+        self
     }
 
     /// Where the secret key's passphrase comes from (environment variable or file).
@@ -609,6 +632,12 @@ fn run_in(
     let stderr = StderrCollector::spawn(child.child_mut().stderr.take().expect("piped stderr"));
     let stdin = child.child_mut().stdin.take().expect("piped stdin");
     let file = File::open(&cfg.artifact).map_err(|e| Error::io("opening", &cfg.artifact, e))?;
+    let mut report = |n: u64| {
+        if let Some(f) = &cfg.progress.0 {
+            f(n);
+        }
+    };
+    let file = crate::clone::CountingReader::new(file, &mut report);
     let decrypted = cutter_openpgp::decrypt(secret, passphrase, file, stdin);
     let (status, err_text) = match &decrypted {
         Ok(_) => (child.wait()?, stderr.finish()),

@@ -67,13 +67,20 @@ fn backup_then_restore_proof_round_trip() {
 
     // Restore proof with the passphrase from a file.
     let record = f.dir.path().join("r-1.restore-proof.json");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let progress = seen.clone();
     let proof = restore_proof(
         &RestoreConfig::new(&art.path, &f.keys.secret_key)
             .passphrase(PassphraseSource::File(f.passphrase_file.clone()))
-            .record_to(&record),
+            .record_to(&record)
+            .on_progress(move |n| progress.lock().unwrap().push(n)),
     )
     .expect("restore proof");
     assert!(proof.passed, "{:?}", proof.failures);
+    // Progress rises monotonically to the artifact's size.
+    let seen = seen.lock().unwrap();
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(seen.last().copied(), Some(m.size_bytes));
     assert_eq!(proof.tables.len(), 9);
     assert!(proof.tables.iter().all(|t| t.ok));
     assert_eq!(proof.triggers["trg_iu_enacted_immut"], "O");
