@@ -117,7 +117,8 @@ pub enum Command {
         after_help = "Example:\n  cargo run --release -p cutter-cli -- demo\n  cutter demo --keep        # leave the cluster running and print how to connect"
     )]
     Demo {
-        /// Leave the throwaway cluster running at the end.
+        /// Leave the throwaway cluster running at the end, detached, with the demo's
+        /// state directory and keys, and print how to connect and how to tear it down.
         #[arg(long)]
         keep: bool,
     },

@@ -13,15 +13,48 @@ use crate::error::CliError;
 pub struct Output {
     /// `--json`.
     pub json: bool,
+    /// With `json`: keep results for [`Output::take_captured`] instead of printing them,
+    /// so that a command made of other commands (`demo`) prints one object.
+    capture: bool,
+}
+
+thread_local! {
+    static CAPTURED: std::cell::RefCell<Vec<Value>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Output {
+    /// Human output, or one JSON object per command with `json`.
+    pub fn new(json: bool) -> Self {
+        Self {
+            json,
+            capture: false,
+        }
+    }
+
+    /// For the steps of a composite command under `--json`: their results are kept (in
+    /// this thread) until [`Output::take_captured`], not printed.
+    pub fn capturing(self) -> Self {
+        Self {
+            capture: self.json,
+            ..self
+        }
+    }
+
+    /// The results captured so far in this thread, in order; clears them.
+    pub fn take_captured() -> Vec<Value> {
+        CAPTURED.with(|c| std::mem::take(&mut *c.borrow_mut()))
+    }
+
     /// Prints a result: `human` unless `--json`, then `{"ok": true, ...data}`.
     pub fn emit(&self, human: &str, data: Value) {
         if self.json {
             let mut obj = json!({"ok": true});
             if let (Some(o), Value::Object(d)) = (obj.as_object_mut(), data) {
                 o.extend(d);
+            }
+            if self.capture {
+                CAPTURED.with(|c| c.borrow_mut().push(obj));
+                return;
             }
             println!("{}", serde_json::to_string_pretty(&obj).unwrap_or_default());
         } else if !human.is_empty() {
@@ -37,6 +70,18 @@ impl Output {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
         eprintln!("cutter: {e}");
+    }
+
+    /// A progress bar over `len` bytes (a restore streaming an artifact of known size),
+    /// hidden like [`Output::progress`].
+    pub fn bytes_progress(&self, len: u64, what: &str) -> ProgressBar {
+        let pb = self.progress(len.max(1), what);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg:>18} [{bar:32}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        ) {
+            pb.set_style(style.progress_chars("=> "));
+        }
+        pb
     }
 
     /// A progress bar for `len` units of work (`len == 0`: a spinner), hidden when

@@ -28,6 +28,29 @@ fn a_mistyped_flag_is_a_usage_error_and_runs_nothing() {
             "unexpected argument '--stage-onyl'",
         ));
     assert!(!w.state.join("runs/r-typo").exists());
+    // With --json, a script still gets the documented envelope on stdout.
+    let o = w
+        .cmd()
+        .args([
+            "--json", "run", "--mode", "live", "--run-id", "r-typo", "--plan",
+        ])
+        .arg(&w.plan)
+        .arg("--stage-onyl")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"]["kind"], "usage");
+    assert_eq!(v["error"]["exit_code"], 2);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unexpected argument '--stage-onyl'"),
+        "{v}"
+    );
+    assert!(!w.state.join("runs/r-typo").exists());
     assert_eq!(w.snapshot(), before);
     // An unknown key in the config file is an error too.
     let cfg = std::fs::read_to_string(&w.config).unwrap();

@@ -141,10 +141,13 @@ pub fn restore_proof(ctx: &Ctx, artifact: &Path) -> Result<u8> {
         .trim_end_matches(".dump.pgp")
         .to_string();
     let record = artifact.with_file_name(format!("{name}.restore-proof.json"));
+    let size = std::fs::metadata(artifact).map_or(0, |m| m.len());
+    let pb = ctx.out.bytes_progress(size, "restore proof");
+    let bar = pb.clone();
     let cfg = cutter_backup::RestoreConfig::new(artifact, secret)
         .passphrase(passphrase_source(ctx))
-        .record_to(&record);
-    let pb = ctx.out.progress(0, "restore proof");
+        .record_to(&record)
+        .on_progress(move |n| bar.set_position(n));
     let result = cutter_backup::restore_proof(&cfg);
     pb.finish_and_clear();
     let proof = result.map_err(|e| CliError::Failed(e.to_string()))?;

@@ -4,9 +4,9 @@
 //! `corpus/` with its licence) cut into a plan; SG_1 and SG_2 signed; a live run
 //! staged as verified drafts; the restore proof; the report; compensation A+B back to
 //! the pre-run snapshot; the run voided; then the same plan run live through
-//! lifecycle_enact. Everything is torn down at the end (`--keep` waits first).
+//! lifecycle_enact. Everything is torn down at the end, unless `--keep` hands the
+//! running cluster and the state directory over to the operator.
 
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -113,6 +113,9 @@ fn sign_pair(
 /// `cutter demo [--keep]`.
 pub fn demo(keep: bool, out: Output) -> Result<u8> {
     let started = std::time::Instant::now();
+    // Under --json the steps' results are collected into the demo's one object.
+    let steps = out.capturing();
+    Output::take_captured();
     let work = tempfile::Builder::new()
         .prefix("cutter-demo-")
         .tempdir()
@@ -215,7 +218,7 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         "cutter init, and a cutter.toml pointing at the throwaway cluster",
     );
     let state = w.join("state");
-    super::state::init(&state, out)?;
+    super::state::init(&state, steps)?;
     let cfg_path = state.join("cutter.toml");
     let toml = format!(
         "state_dir = \".\"\n[database]\nurl = \"postgres://cutter_exec@127.0.0.1:{port}/{DB}?sslmode=disable\"\nverify_user = \"cutter_verify\"\n[backup]\nrecipient_fingerprint = \"{}\"\nrecipient_key = \"{}\"\nsecret_key = \"{}\"\npassphrase_file = \"{}\"\n[approvals]\napprover_keys = [\"{}\", \"{}\"]\n[run]\nactor = \"cutter-demo\"\n",
@@ -234,7 +237,10 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         },
         &|_| None,
     )?;
-    let ctx = Ctx { settings, out };
+    let ctx = Ctx {
+        settings,
+        out: steps,
+    };
     super::backup::doctor(&ctx)?;
 
     step(out, 4, "cut the 2013 Constitution of Viet Nam into a plan");
@@ -258,13 +264,24 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
     let mut target = super::connect_target(&ctx)?;
     let sysid = target.system_identifier();
     let pre = target.snapshot().map_err(super::pg_err)?;
+    // The demo's own superuser view, to check afterwards that compensation touched
+    // nothing but the cut's units.
+    let mut admin = cluster
+        .connect(DB)
+        .map_err(fail("connecting as the superuser"))?;
+    let r1 = RunId::new("demo-1")?;
+    let change_set = cutter_core::ChangeSetId::for_run(&r1);
+    let footprint = |admin: &mut _| {
+        cutter_pg::surface::change_set_footprint(admin, change_set.as_str())
+            .map_err(fail("reading the change set's footprint"))
+    };
+    let before = footprint(&mut admin)?;
 
     step(
         out,
         5,
         "SG_1 and SG_2 for run demo-1, kill-switch disarmed for it alone",
     );
-    let r1 = RunId::new("demo-1")?;
     let a1 = sign_pair(out, &w, &approvers, &r1, &plan, sysid)?;
     super::govern::disarm(&ctx, r1.as_str(), &plan_path, &a1)?;
 
@@ -302,11 +319,24 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         },
     )?;
     let after = target.snapshot().map_err(super::pg_err)?;
+    let reverted = footprint(&mut admin)?;
+    let cut = &reverted.statuses;
     if !out.json {
         println!(
             "  before demo-1: {}\n  after revert:  {}",
             units_line(&pre),
             units_line(&after)
+        );
+        println!(
+            "  the {} units that were there before: unchanged, with their versions and lifecycle log (md5 {})",
+            reverted.other_units, reverted.other_digest
+        );
+        println!(
+            "  change set {change_set}: {} (lineage kept, addresses free again)",
+            cut.iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let live = |s: &Snapshot| {
@@ -316,10 +346,16 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
             .map(|(k, v)| (k.clone(), *v))
             .collect::<Vec<_>>()
     };
-    if live(&pre) != live(&after) {
-        return Err(CliError::Failed(
-            "demo: the live units after compensation differ from the pre-run snapshot".into(),
-        ));
+    let all_withdrawn = cut.len() == 1 && cut.get("withdrawn") == Some(&(plan.rows.len() as u64));
+    if before.other_digest != reverted.other_digest || live(&pre) != live(&after) || !all_withdrawn
+    {
+        return Err(CliError::Failed(format!(
+            "demo: after compensation the database is not the pre-run snapshot plus {} withdrawn units: \
+             digest of the units outside the cut {} → {}, the cut's units {cut:?}",
+            plan.rows.len(),
+            before.other_digest,
+            reverted.other_digest
+        )));
     }
     super::govern::void(&ctx, r1.as_str(), "demo: compensated, superseded by demo-2")?;
 
@@ -351,22 +387,47 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         );
     }
     drop(target);
+    drop(admin);
     if keep {
-        println!(
-            "\nthe cluster is still running. Connect with:\n  PGPASSFILE={} psql \"host=127.0.0.1 port={port} dbname={DB} user=cutter_exec\"\n  state directory: {}\npress Enter to stop it and remove everything",
-            pgpass.display(),
-            state.display()
+        let kept = cluster.keep().map_err(fail("keeping the cluster"))?;
+        let work = work.keep();
+        let psql = cutter_pg::pg_program("psql")
+            .map_or_else(|_| "psql".to_string(), |p| p.display().to_string());
+        let connect = format!(
+            "PGPASSFILE={} {psql} \"host=127.0.0.1 port={port} dbname={DB} user=cutter_exec\"",
+            pgpass.display()
         );
-        let _ = std::io::stdout().flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
+        let teardown = format!("{} && rm -rf {}", kept.teardown_command(), work.display());
+        out.emit(
+            &format!(
+                "\nkept: the cluster is still running (pid {}, directory {}).\n\
+                 connect as the writer (cutter_verify reads only):\n  {connect}\n\
+                 use the cutter command on it:\n  CUTTER_CONFIG={} cutter status\n\
+                 when done, stop it and remove everything:\n  {teardown}",
+                kept.pid.map_or("?".to_string(), |p| p.to_string()),
+                kept.dir.display(),
+                cfg_path.display(),
+            ),
+            json!({"demo": "ok", "runs": ["demo-1", "demo-2"], "seconds": started.elapsed().as_secs_f64(),
+                   "steps": Output::take_captured(),
+                   "kept": {"cluster_dir": kept.dir, "port": port, "database": DB, "pid": kept.pid,
+                            "pgpassfile": pgpass, "config": cfg_path, "work_dir": work,
+                            "connect": connect, "teardown": teardown}}),
+        );
+        return Ok(exit::OK);
     }
     let cluster_dir: PathBuf = cluster.dir().to_path_buf();
     cluster.stop().map_err(fail("stopping the cluster"))?;
-    drop(work);
+    work.close().map_err(|e| CliError::io(&w, e))?;
     out.emit(
-        &format!("torn down: {} and the demo's temporary directory removed", cluster_dir.display()),
-        json!({"demo": "ok", "runs": ["demo-1", "demo-2"], "seconds": started.elapsed().as_secs_f64()}),
+        &format!(
+            "torn down: {} and {} removed",
+            cluster_dir.display(),
+            w.display()
+        ),
+        json!({"demo": "ok", "runs": ["demo-1", "demo-2"], "seconds": started.elapsed().as_secs_f64(),
+               "steps": Output::take_captured(),
+               "removed": [cluster_dir, w]}),
     );
     Ok(exit::OK)
 }

@@ -83,12 +83,15 @@ pub fn dry_run(
         cutter_pg::schema::install_reference(&mut c).map_err(pg_err)?;
         cutter_governance::install(&mut c).map_err(|e| CliError::Failed(e.to_string()))?;
     }
-    let pb = ctx.out.progress(0, "restore into clone");
+    let pb = ctx
+        .out
+        .bytes_progress(artifact.manifest.size_bytes, "restore into clone");
     cutter_backup::restore_data_into(
         &artifact.path,
         &secret_key,
         &passphrase_source(ctx),
         &admin_cfg,
+        &mut |n| pb.set_position(n),
     )
     .map_err(|e| {
         CliError::Failed(format!(

@@ -144,7 +144,7 @@ mod tests {
         };
         Ctx {
             settings: Settings::load(&flags, &|_| None).unwrap(),
-            out: Output { json: false },
+            out: Output::new(false),
         }
     }
 
