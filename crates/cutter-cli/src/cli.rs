@@ -209,7 +209,8 @@ pub struct ApproveArgs {
 /// Run modes.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum RunMode {
-    /// Rehearse on a throwaway clone restored from a fresh backup; the target is never written.
+    /// Rehearse on a throwaway clone restored from a fresh backup; the target is never
+    /// written. Recorded as `<run-id>.dry-run-<n>`, so the live run keeps the run id.
     DryRun,
     /// Write to the target (needs the kill-switch disarmed for this run, SG_1 and SG_2).
     Live,

@@ -505,8 +505,14 @@ fn a_dry_run_rehearses_on_a_throwaway_clone_and_leaves_the_target_unchanged() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     assert!(
+        stdout(&o).contains("rehearsal of run r-dry, recorded as r-dry.dry-run-1"),
+        "{}",
         stdout(&o)
-            .contains("run r-dry succeeded: 12 units created, verify 12/12 matched, 12 enacted"),
+    );
+    assert!(
+        stdout(&o).contains(
+            "run r-dry.dry-run-1 succeeded: 12 units created, verify 12/12 matched, 12 enacted"
+        ),
         "{}",
         stdout(&o)
     );
@@ -521,7 +527,7 @@ fn a_dry_run_rehearses_on_a_throwaway_clone_and_leaves_the_target_unchanged() {
     );
     let report = stdout(
         &w.cmd()
-            .args(["report", "--run-id", "r-dry"])
+            .args(["report", "--run-id", "r-dry.dry-run-1"])
             .output()
             .unwrap(),
     );
@@ -530,6 +536,23 @@ fn a_dry_run_rehearses_on_a_throwaway_clone_and_leaves_the_target_unchanged() {
         report.contains("Net-zero: nothing differs between before and after."),
         "{report}"
     );
+    // Rehearsals repeat, each under its own id; then the rehearsed run id runs live.
+    w.cmd()
+        .args(["run", "--mode", "dry-run", "--run-id", "r-dry", "--plan"])
+        .arg(&w.plan)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("recorded as r-dry.dry-run-2"));
+    assert_eq!(w.snapshot(), before);
+    let a = w.disarm("r-dry");
+    w.run_live("r-dry", &a).assert().success();
+    // Once it ran live there is nothing left to rehearse.
+    w.cmd()
+        .args(["run", "--mode", "dry-run", "--run-id", "r-dry", "--plan"])
+        .arg(&w.plan)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("run id r-dry has already run"));
 }
 
 #[test]

@@ -481,12 +481,43 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
     if let Some(s) = stale {
         tracing::warn!("the state lock was last held by pid {} ({}) since {}, which is gone; its lock was released by the kernel", s.pid, s.purpose, s.since);
     }
-    refuse_unfinished(&dir, &run_id)?;
-    let plan = super::plan::read_plan(&args.plan)?;
     match args.mode {
-        RunMode::Live => live(ctx, &dir, run_id, plan, args),
-        RunMode::DryRun => super::dryrun::dry_run(ctx, &dir, run_id, plan, args),
+        RunMode::Live => {
+            refuse_unfinished(&dir, &run_id)?;
+            let plan = super::plan::read_plan(&args.plan)?;
+            live(ctx, &dir, run_id, plan, args)
+        }
+        RunMode::DryRun => {
+            let rehearsal = rehearsal_id(&dir, &run_id)?;
+            refuse_unfinished(&dir, &rehearsal)?;
+            let plan = super::plan::read_plan(&args.plan)?;
+            if !ctx.out.json {
+                println!("rehearsal of run {run_id}, recorded as {rehearsal} (the live run keeps the id {run_id})");
+            }
+            super::dryrun::dry_run(ctx, &dir, rehearsal, plan, args)
+        }
     }
+}
+
+/// The id a dry-run of `run` is recorded under: `<run>.dry-run-<n>`, the first one not
+/// yet used, so that rehearsals repeat and leave `run` itself to the live run. Refused
+/// once `run` has run live: there is nothing left to rehearse.
+fn rehearsal_id(dir: &StateDir, run: &RunId) -> Result<RunId> {
+    let used = dir.run_ids()?;
+    if used.contains(run) {
+        return Err(CliError::Refused(format!(
+            "run id {run} has already run in this state directory; rehearse a new run id"
+        )));
+    }
+    (1u32..)
+        .map(|n| RunId::new(format!("{run}.dry-run-{n}")))
+        .find(|id| id.as_ref().map_or(true, |id| !used.contains(id)))
+        .expect("an unbounded range yields a free id")
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "run id {run} is too long to name its rehearsal: {e}"
+            ))
+        })
 }
 
 /// Preflight and cut plan against a connected target: the valid plan, the pre snapshot
