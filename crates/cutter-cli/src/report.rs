@@ -244,20 +244,12 @@ pub fn to_markdown(r: &RunRecord, extras: &ReportExtras) -> String {
         }
     }
     if let Some(v) = &extras.restore_proof {
-        let _ = writeln!(
-            out,
-            "\n```json\n{}\n```",
-            serde_json::to_string_pretty(v).unwrap_or_default()
-        );
+        restore_proof_table(&mut out, v);
     }
     out.push_str("\n## Ledger\n\n");
     let _ = writeln!(out, "Status: {}.", extras.ledger_status());
     if let Some(v) = &extras.ledger {
-        let _ = writeln!(
-            out,
-            "\n```json\n{}\n```",
-            serde_json::to_string_pretty(v).unwrap_or_default()
-        );
+        ledger_table(&mut out, v);
     }
     out.push_str("\n## Compensation\n\n");
     match (&m.state, c.compensation) {
@@ -277,4 +269,116 @@ pub fn to_markdown(r: &RunRecord, extras: &ReportExtras) -> String {
         }
     }
     out
+}
+
+/// `text` of a JSON value: strings without quotes, anything else as JSON.
+fn text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// The first 16 hex digits of a digest, for a table cell (the JSON report has it whole).
+fn short(v: &Value) -> String {
+    let s = text(v);
+    match s.get(..16) {
+        Some(head) if s.len() > 16 => format!("{head}…"),
+        _ => s,
+    }
+}
+
+/// The restore proof as a reviewer reads it: where it restored, then one row per table.
+fn restore_proof_table(out: &mut String, v: &Value) {
+    let _ = writeln!(
+        out,
+        "\nArtifact `{}` (sha256 `{}`), decrypted with `{}` into {} (system {}, source {}) \
+         by pg_restore {}: {} plaintext bytes, {} ms in all.\n",
+        text(&v["artifact"]),
+        text(&v["artifact_sha256"]),
+        text(&v["decrypted_with"]),
+        text(&v["restore_target"]),
+        text(&v["restore_system_identifier"]),
+        text(&v["source_system_identifier"]),
+        text(&v["pg_restore_version"]),
+        v["plaintext_bytes"],
+        v["timings"]["total_ms"],
+    );
+    out.push_str("| table | rows in manifest | rows restored | content digest | ok |\n");
+    out.push_str("|---|---:|---:|---|---|\n");
+    for t in v["tables"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let (expected, actual) = (&t["expected"], &t["actual"]);
+        let digest = if actual.is_null() {
+            format!("`{}`, not restored", short(&expected["digest"]))
+        } else if actual["digest"] == expected["digest"] {
+            format!("`{}` equal", short(&expected["digest"]))
+        } else {
+            format!(
+                "`{}` expected, `{}` restored",
+                short(&expected["digest"]),
+                short(&actual["digest"])
+            )
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {digest} | {} |",
+            text(&t["table"]),
+            expected["rows"],
+            if actual.is_null() {
+                "-".to_string()
+            } else {
+                actual["rows"].to_string()
+            },
+            if t["ok"] == true { "yes" } else { "**NO**" },
+        );
+    }
+    if let Some(triggers) = v["triggers"].as_object() {
+        let list: Vec<String> = triggers
+            .iter()
+            .map(|(k, s)| format!("{k} `{}`", text(s)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nImmutability triggers after the restore: {} (`O` = enabled).",
+            list.join(", ")
+        );
+    }
+    for f in v["failures"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let _ = writeln!(out, "- failure: {}", text(f));
+    }
+}
+
+/// The ledger's hash chains, one row per table.
+fn ledger_table(out: &mut String, v: &Value) {
+    out.push_str("\n| table | rows | head id | head hash | chain |\n|---|---:|---:|---|---|\n");
+    for t in v["tables"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let chain = if t["broken"].is_null() {
+            "intact".to_string()
+        } else {
+            format!(
+                "**BROKEN** at id {}: {}",
+                t["broken"]["id"],
+                text(&t["broken"]["what"])
+            )
+        };
+        let head = match &t["head"] {
+            Value::Null => "- | -".to_string(),
+            h => format!("{} | `{}`", h[0], short(&h[1])),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {head} | {chain} |",
+            text(&t["table"]),
+            t["rows"],
+        );
+    }
 }

@@ -150,6 +150,21 @@ fn happy_path_live_run_then_report_status_and_ledger() {
         md.contains("## Restore proof\n\nStatus: PASSED: the backup restored into a throwaway cluster and matched its manifest."),
         "{md}"
     );
+    // One row per table of the surface, read by a person rather than pasted as JSON.
+    let rows: Vec<&str> = md
+        .lines()
+        .filter(|l| l.starts_with("| public.") || l.starts_with("| cutter_governance."))
+        .filter(|l| l.ends_with("| yes |"))
+        .collect();
+    assert_eq!(rows.len(), 9, "{md}");
+    assert!(
+        rows.iter().any(
+            |l| l.starts_with("| public.information_unit | 158 | 158 | `")
+                && l.contains("` equal |")
+        ),
+        "{md}"
+    );
+    assert!(!md.contains("```json"), "{md}");
     // …and a record that proves another artifact is named, not passed off as this one's.
     let record = w.state.join("backups/r-happy.restore-proof.json");
     let mut v: serde_json::Value =
@@ -187,6 +202,7 @@ fn redactions() -> Vec<(&'static str, &'static str)> {
     vec![
         (r"[0-9A-F]{40}", "[FINGERPRINT]"),
         (r"[0-9a-f]{64}", "[SHA256]"),
+        (r"`[0-9a-f]{16}…`", "`[SHA256 PREFIX]…`"),
         (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[TIME]"),
         (r"/tmp/cutter-cli-test-[A-Za-z0-9]+", "[WORK]"),
         (r"system identifier \d+", "system identifier [SYSID]"),
