@@ -111,17 +111,17 @@ impl RunContext {
     pub fn new(
         run_id: RunId,
         mode: Mode,
-        plan: &crate::plan::ValidPlan,
+        plan: &dyn crate::plan::PlanFacts,
         target: SystemIdentifier,
         created_at: UnixTime,
     ) -> Self {
         Self {
             run_id,
             mode,
-            document_id: plan.plan().document_id.clone(),
-            source_version_id: plan.plan().source_version_id.clone(),
+            document_id: plan.document_id().clone(),
+            source_version_id: plan.source_version_id().clone(),
             plan_digest: plan.digest(),
-            plan_rows: plan.rows().len() as u64,
+            plan_rows: plan.row_count(),
             target,
             created_at,
             pre_snapshot: None,

@@ -11,6 +11,7 @@ pub mod gate;
 pub mod ids;
 pub mod phase;
 pub mod plan;
+pub mod planread;
 pub mod snapshot;
 pub mod state;
 
@@ -28,8 +29,10 @@ pub use ids::{
 };
 pub use phase::{Phase, PhaseSet};
 pub use plan::{
-    ContractReport, CutPlan, CutPlanRow, Field, ValidPlan, Violation, Vocabularies, PLAN_FORMAT,
+    ContractReport, CutPlan, CutPlanRow, Field, PlanDigester, PlanFacts, RowFacts, ValidPlan,
+    Violation, Vocabularies, PLAN_FORMAT,
 };
+pub use planread::{read_plan, PlanHeader};
 pub use snapshot::{Difference, NetZeroViolation, Snapshot, TableStat};
 pub use state::{Effect, Event, IllegalTransition, Mode, RunMachine, RunState};
 

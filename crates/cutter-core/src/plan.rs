@@ -167,7 +167,7 @@ impl fmt::Display for ContractReport {
     }
 }
 
-fn shorten(s: &str, max: usize) -> String {
+pub(crate) fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
     } else {
@@ -213,6 +213,100 @@ impl ValidPlan {
     }
 }
 
+/// [`CutPlan::digest`] computed one row at a time, for plans streamed from a file: the
+/// row count comes first in the encoding, so it must be known before the first row.
+#[derive(Clone, Debug)]
+pub struct PlanDigester(CanonicalHasher);
+
+impl PlanDigester {
+    /// Starts the digest of a plan of `rows` rows in the current format.
+    pub fn new(document_id: &DocumentId, source_version_id: &SourceVersionId, rows: u64) -> Self {
+        Self::with_format(PLAN_FORMAT, document_id, source_version_id, rows)
+    }
+
+    fn with_format(
+        format: &str,
+        document_id: &DocumentId,
+        source_version_id: &SourceVersionId,
+        rows: u64,
+    ) -> Self {
+        let mut h = CanonicalHasher::new("cutter-plan-v1");
+        h.field(format.as_bytes())
+            .field(document_id.as_str().as_bytes())
+            .field(source_version_id.as_str().as_bytes())
+            .u64_field(rows);
+        Self(h)
+    }
+
+    /// Adds the next row.
+    pub fn row(&mut self, r: &CutPlanRow) {
+        self.0
+            .field(r.canonical_address.as_bytes())
+            .field(r.title.as_bytes())
+            .field(r.body.as_bytes())
+            .field(r.actor.as_bytes())
+            .field(r.unit_kind.as_bytes())
+            .opt_field(r.section_type.as_deref().map(str::as_bytes))
+            .field(r.publication_type.as_bytes())
+            .opt_field(r.owner_ref.as_deref().map(str::as_bytes));
+    }
+
+    /// The digest.
+    pub fn finish(self) -> Sha256Digest {
+        self.0.finish()
+    }
+}
+
+/// One row as the ledger writers and verify see it: no body, only its digest.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RowFacts<'a> {
+    /// The unit's canonical address.
+    pub canonical_address: &'a str,
+    /// Its title.
+    pub title: &'a str,
+    /// SHA-256 of its body (UTF-8).
+    pub body_sha256: Sha256Digest,
+}
+
+/// What everything after `cut_leg_a` needs of a validated plan: its identity, digest and
+/// size, and per row the address, title and body digest — never the bodies, so that a
+/// plan too large for memory ([`crate::read_plan`]) can be recorded and verified.
+/// Implemented by [`ValidPlan`] and by plans streamed from a file.
+pub trait PlanFacts {
+    /// The document.
+    fn document_id(&self) -> &DocumentId;
+    /// Its source version.
+    fn source_version_id(&self) -> &SourceVersionId;
+    /// The plan digest (see [`CutPlan::digest`]).
+    fn digest(&self) -> Sha256Digest;
+    /// Number of rows.
+    fn row_count(&self) -> u64;
+    /// The rows' facts, in plan order.
+    fn row_facts(&self) -> Box<dyn Iterator<Item = RowFacts<'_>> + '_>;
+}
+
+impl PlanFacts for ValidPlan {
+    fn document_id(&self) -> &DocumentId {
+        &self.plan.document_id
+    }
+    fn source_version_id(&self) -> &SourceVersionId {
+        &self.plan.source_version_id
+    }
+    fn digest(&self) -> Sha256Digest {
+        self.digest
+    }
+    fn row_count(&self) -> u64 {
+        self.plan.rows.len() as u64
+    }
+    fn row_facts(&self) -> Box<dyn Iterator<Item = RowFacts<'_>> + '_> {
+        Box::new(self.plan.rows.iter().map(|r| RowFacts {
+            canonical_address: &r.canonical_address,
+            title: &r.title,
+            body_sha256: Sha256Digest::of(r.body.as_bytes()),
+        }))
+    }
+}
+
 impl CutPlan {
     /// A new plan in the current format.
     pub fn new(
@@ -228,107 +322,6 @@ impl CutPlan {
         }
     }
 
-    /// Parses a plan file, reporting every problem at once: JSON syntax, a wrong or
-    /// missing header, and per row each missing, mistyped or unknown field. A plan that
-    /// parses still has to pass [`CutPlan::validate`].
-    pub fn parse_json(bytes: &[u8]) -> Result<CutPlan, ContractReport> {
-        let mut report = ContractReport::default();
-        let header = |msg: String| Violation {
-            row: None,
-            canonical_address: None,
-            field: Field::Plan,
-            message: msg,
-        };
-        let value: Value = match serde_json::from_slice(bytes) {
-            Ok(v) => v,
-            Err(e) => {
-                report.violations.push(header(format!(
-                    "not valid JSON at line {}, column {}: {e}",
-                    e.line(),
-                    e.column()
-                )));
-                return Err(report);
-            }
-        };
-        let Value::Object(obj) = value else {
-            report
-                .violations
-                .push(header("the plan must be a JSON object".into()));
-            return Err(report);
-        };
-        for k in obj.keys() {
-            if !matches!(
-                k.as_str(),
-                "format" | "document_id" | "source_version_id" | "rows"
-            ) {
-                report.violations.push(header(format!(
-                    "unknown key {:?}; expected format, document_id, source_version_id, rows",
-                    shorten(k, 40)
-                )));
-            }
-        }
-        match obj.get("format") {
-            Some(Value::String(s)) if s == PLAN_FORMAT => {}
-            other => report.violations.push(header(format!(
-                "format must be {PLAN_FORMAT:?}, found {}",
-                describe(other)
-            ))),
-        }
-        let doc = match obj.get("document_id") {
-            Some(Value::String(s)) => DocumentId::new(s.clone())
-                .map_err(|e| report.violations.push(header(format!("document_id: {e}"))))
-                .ok(),
-            other => {
-                report.violations.push(header(format!(
-                    "document_id must be a string, found {}",
-                    describe(other)
-                )));
-                None
-            }
-        };
-        let ver = match obj.get("source_version_id") {
-            Some(Value::String(s)) => SourceVersionId::new(s.clone())
-                .map_err(|e| {
-                    report
-                        .violations
-                        .push(header(format!("source_version_id: {e}")))
-                })
-                .ok(),
-            other => {
-                report.violations.push(header(format!(
-                    "source_version_id must be a string, found {}",
-                    describe(other)
-                )));
-                None
-            }
-        };
-        let mut rows = Vec::new();
-        match obj.get("rows") {
-            Some(Value::Array(items)) => {
-                if items.len() > limits::ROWS {
-                    report.violations.push(header(format!(
-                        "{} rows; at most {} are accepted in one plan",
-                        items.len(),
-                        limits::ROWS
-                    )));
-                }
-                for (i, item) in items.iter().enumerate() {
-                    if let Some(row) = parse_row(i + 1, item, &mut report) {
-                        rows.push(row);
-                    }
-                }
-            }
-            other => report.violations.push(header(format!(
-                "rows must be an array, found {}",
-                describe(other)
-            ))),
-        }
-        match (doc, ver, report.violations.is_empty()) {
-            (Some(d), Some(v), true) => Ok(CutPlan::new(d, v, rows)),
-            _ => Err(report),
-        }
-    }
-
     /// Serializes the plan as pretty JSON (the plan file format).
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
@@ -341,20 +334,14 @@ impl CutPlan {
     /// `section_type` (optional), `publication_type`, `owner_ref` (optional), all UTF-8.
     /// Independent of JSON formatting, key order and platform.
     pub fn digest(&self) -> Sha256Digest {
-        let mut h = CanonicalHasher::new("cutter-plan-v1");
-        h.field(self.format.as_bytes())
-            .field(self.document_id.as_str().as_bytes())
-            .field(self.source_version_id.as_str().as_bytes())
-            .u64_field(self.rows.len() as u64);
+        let mut h = PlanDigester::with_format(
+            &self.format,
+            &self.document_id,
+            &self.source_version_id,
+            self.rows.len() as u64,
+        );
         for r in &self.rows {
-            h.field(r.canonical_address.as_bytes())
-                .field(r.title.as_bytes())
-                .field(r.body.as_bytes())
-                .field(r.actor.as_bytes())
-                .field(r.unit_kind.as_bytes())
-                .opt_field(r.section_type.as_deref().map(str::as_bytes))
-                .field(r.publication_type.as_bytes())
-                .opt_field(r.owner_ref.as_deref().map(str::as_bytes));
+            h.row(r);
         }
         h.finish()
     }
@@ -516,7 +503,7 @@ fn check_code(
     }
 }
 
-fn describe(v: Option<&Value>) -> &'static str {
+pub(crate) fn describe(v: Option<&Value>) -> &'static str {
     match v {
         None => "nothing (missing)",
         Some(Value::Null) => "null",
@@ -528,7 +515,7 @@ fn describe(v: Option<&Value>) -> &'static str {
     }
 }
 
-fn parse_row(n: usize, item: &Value, report: &mut ContractReport) -> Option<CutPlanRow> {
+pub(crate) fn parse_row(n: usize, item: &Value, report: &mut ContractReport) -> Option<CutPlanRow> {
     let Value::Object(obj) = item else {
         report.violations.push(Violation {
             row: Some(n),

@@ -1,7 +1,7 @@
 //! Small checks shared by the writers: the target's identity, the transaction's time in
 //! canonical form, whether a run was voided.
 
-use cutter_core::{LiveAuthorization, RunId, SystemIdentifier, ValidPlan};
+use cutter_core::{LiveAuthorization, PlanFacts, RunId, SystemIdentifier};
 use postgres::GenericClient;
 
 use crate::chain::now_sql;
@@ -43,7 +43,7 @@ pub(crate) fn check_target<C: GenericClient>(c: &mut C, auth: &LiveAuthorization
 }
 
 /// Refuses unless `plan` is the plan `auth` authorizes.
-pub(crate) fn check_plan(auth: &LiveAuthorization, plan: &ValidPlan) -> Result<()> {
+pub(crate) fn check_plan(auth: &LiveAuthorization, plan: &dyn PlanFacts) -> Result<()> {
     if auth.plan_digest() == plan.digest() {
         Ok(())
     } else {

@@ -6,7 +6,7 @@
 //! `claim`, `void`, `reverted`, `sg3_escalation`.
 
 use cutter_core::{
-    CanonicalHasher, ChangeSetId, LiveAuthorization, Phase, RunId, Snapshot, ValidPlan,
+    CanonicalHasher, ChangeSetId, LiveAuthorization, Phase, PlanFacts, RunId, Snapshot,
 };
 use postgres::{GenericClient, Transaction};
 use serde::{Deserialize, Serialize};
@@ -149,17 +149,16 @@ fn active_claim<C: GenericClient>(c: &mut C, key: &str) -> Result<Option<Claim>>
 pub fn claim<C: GenericClient>(
     client: &mut C,
     auth: &LiveAuthorization,
-    plan: &ValidPlan,
+    plan: &dyn PlanFacts,
     actor: &str,
 ) -> Result<ClaimOutcome> {
     check_actor(actor)?;
     check_plan(auth, plan)?;
     let run = auth.run_id();
-    let p = plan.plan();
     let digest = plan.digest().to_hex();
     let key = claim_key(
-        p.document_id.as_str(),
-        p.source_version_id.as_str(),
+        plan.document_id().as_str(),
+        plan.source_version_id().as_str(),
         &digest,
     );
     let mut tx = client
@@ -187,8 +186,8 @@ pub fn claim<C: GenericClient>(
     }
     if let Some(first) = active_claim(&mut tx, &key)? {
         return Err(Error::ClaimCollision {
-            document_id: p.document_id.to_string(),
-            source_version_id: p.source_version_id.to_string(),
+            document_id: plan.document_id().to_string(),
+            source_version_id: plan.source_version_id().to_string(),
             plan_digest: digest,
             first_run: first.run_id,
             decision_id: first.decision_id,
@@ -196,8 +195,8 @@ pub fn claim<C: GenericClient>(
     }
     let payload = json!({
         "claim_key": key,
-        "document_id": p.document_id.as_str(),
-        "source_version_id": p.source_version_id.as_str(),
+        "document_id": plan.document_id().as_str(),
+        "source_version_id": plan.source_version_id().as_str(),
         "plan_digest": digest,
     });
     let now = now_text(&mut tx)?;
@@ -219,8 +218,8 @@ pub fn claim<C: GenericClient>(
     Ok(ClaimOutcome::Claimed(Claim {
         decision_id: app.map_or(0, |a| a.first_id()),
         run_id: run.clone(),
-        document_id: p.document_id.to_string(),
-        source_version_id: p.source_version_id.to_string(),
+        document_id: plan.document_id().to_string(),
+        source_version_id: plan.source_version_id().to_string(),
         plan_digest: digest,
         claim_key: key,
     }))

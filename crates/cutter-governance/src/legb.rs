@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 
 use cutter_core::{
-    CanonicalHasher, ChangeSetId, LiveAuthorization, RunId, Sha256Digest, ValidPlan,
+    CanonicalHasher, ChangeSetId, LiveAuthorization, PlanFacts, RowFacts, RunId, Sha256Digest,
     VerifiedApproval,
 };
 use cutter_pg::RollbackOnly;
-use postgres::Transaction;
+use postgres::{fallible_iterator::FallibleIterator, Transaction};
 use serde::Serialize;
 use serde_json::json;
 
@@ -57,6 +57,33 @@ pub fn units_digest<'a>(pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>
     h.finish()
 }
 
+/// Affected rows appended per statement: bounds memory for any number of units.
+const AFFECTED_CHUNK: usize = 10_000;
+
+/// The manifest's canonical JSON text: `fields` (with `"units": null`) in the canonical
+/// form of the ledger, with the units array — `[[address, body digest], …]` in plan
+/// order — written straight into the text instead of being built as a value tree.
+fn manifest_text<'a>(
+    fields: serde_json::Value,
+    units: impl Iterator<Item = (&'a str, &'a str)>,
+) -> String {
+    let mut array = String::from("[");
+    for (i, (a, d)) in units.enumerate() {
+        if i > 0 {
+            array.push(',');
+        }
+        array.push('[');
+        array.push_str(&serde_json::Value::from(a).to_string());
+        array.push(',');
+        array.push_str(&serde_json::Value::from(d).to_string());
+        array.push(']');
+    }
+    array.push(']');
+    // Keys are written sorted and strings escaped (a quote inside a string is `\"`), so
+    // `"units":null` occurs exactly once: as the placeholder.
+    canonical_json(&fields).replacen("\"units\":null", &format!("\"units\":{array}"), 1)
+}
+
 /// Records the change set of `auth`'s run in the ledger, inside the phase transaction
 /// `tx` (the caller commits it; dropped, it rolls back and leaves no row):
 ///
@@ -74,7 +101,7 @@ pub fn units_digest<'a>(pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>
 pub fn leg_b_record(
     tx: &mut Transaction<'_>,
     auth: &LiveAuthorization,
-    plan: &ValidPlan,
+    plan: &dyn PlanFacts,
     actor: &str,
 ) -> Result<LegBReport> {
     check_actor(actor)?;
@@ -87,7 +114,7 @@ pub fn leg_b_record(
 /// never commit): the same rows for the proof's run id, without pair signatures.
 pub fn prove_leg_b_record(
     ro: &mut RollbackOnly<'_>,
-    plan: &ValidPlan,
+    plan: &dyn PlanFacts,
     actor: &str,
 ) -> Result<LegBReport> {
     check_actor(actor)?;
@@ -98,7 +125,7 @@ pub fn prove_leg_b_record(
 fn record_in(
     tx: &mut Transaction<'_>,
     run: &RunId,
-    plan: &ValidPlan,
+    plan: &dyn PlanFacts,
     approvals: &[VerifiedApproval],
     actor: &str,
 ) -> Result<LegBReport> {
@@ -129,105 +156,138 @@ fn record_in(
         });
     }
 
-    // The units cut_leg_a committed, with their stored body digests.
-    let units = tx
-        .query(
-            "SELECT iu.id, iu.canonical_address, uv.body_sha256 \
-             FROM public.information_unit iu \
-             LEFT JOIN LATERAL (SELECT v.body_sha256 FROM public.unit_version v \
-                                 WHERE v.information_unit_id = iu.id \
-                                 ORDER BY v.version_no DESC LIMIT 1) uv ON true \
-             WHERE iu.change_set_id = $1 \
-             ORDER BY iu.id",
-            &[&cs.as_str()],
-        )
-        .map_err(Error::db(format!("reading the units of change set {cs}")))?;
-
-    let rows = plan.rows();
-    let mut planned: HashMap<&str, bool> = rows
+    // The units cut_leg_a committed, with their stored body digests, matched to the
+    // plan rows by address while streaming: per plan row only (unit id, digest), so
+    // memory stays small whatever N is.
+    let rows: Vec<RowFacts<'_>> = plan.row_facts().collect();
+    let index: HashMap<&str, usize> = rows
         .iter()
-        .map(|r| (r.canonical_address.as_str(), false))
+        .enumerate()
+        .map(|(i, r)| (r.canonical_address, i))
         .collect();
+    let mut found: Vec<Option<(i64, String)>> = vec![None; rows.len()];
+    // Plan row indices in unit id order: the order the affected rows are chained in.
+    let mut order: Vec<usize> = Vec::with_capacity(rows.len());
     let mut unexpected = Vec::new();
-    let mut affected = Vec::with_capacity(units.len());
-    let now = now_text(tx)?;
-    for u in &units {
-        let id: i64 = u.get(0);
-        let addr: &str = u.get(1);
-        let sha: Option<&str> = u.get(2);
-        match planned.get_mut(addr) {
-            Some(seen @ false) => *seen = true,
-            Some(true) => unexpected.push(format!("{addr} (a second unit, id {id})")),
-            None => unexpected.push(addr.to_string()),
+    let mut units_found = 0u64;
+    {
+        let what = format!("reading the units of change set {cs}");
+        let mut it = tx
+            .query_raw(
+                "SELECT iu.id, iu.canonical_address, uv.body_sha256 \
+                 FROM public.information_unit iu \
+                 LEFT JOIN LATERAL (SELECT v.body_sha256 FROM public.unit_version v \
+                                     WHERE v.information_unit_id = iu.id \
+                                     ORDER BY v.version_no DESC LIMIT 1) uv ON true \
+                 WHERE iu.change_set_id = $1 \
+                 ORDER BY iu.id",
+                [cs.as_str()],
+            )
+            .map_err(Error::db(what.clone()))?;
+        while let Some(u) = it.next().map_err(Error::db(what.clone()))? {
+            units_found += 1;
+            let id: i64 = u.get(0);
+            let addr: &str = u.get(1);
+            let sha: Option<&str> = u.get(2);
+            match index.get(addr) {
+                Some(&i) if found[i].is_none() => {
+                    found[i] = Some((id, sha.unwrap_or_default().to_string()));
+                    order.push(i);
+                }
+                Some(_) => unexpected.push(format!("{addr} (a second unit, id {id})")),
+                None => unexpected.push(addr.to_string()),
+            }
+            if sha.is_none() {
+                unexpected.push(format!("{addr} (unit id {id} has no version)"));
+            }
         }
-        let Some(sha) = sha else {
-            unexpected.push(format!("{addr} (unit id {id} has no version)"));
-            continue;
-        };
-        affected.push(NewRow(vec![
-            Some(cs.as_str().to_string()),
-            Some(id.to_string()),
-            Some(addr.to_string()),
-            Some(sha.to_string()),
-            Some(now.clone()),
-        ]));
     }
     let missing: Vec<String> = rows
         .iter()
-        .filter(|r| planned.get(r.canonical_address.as_str()) == Some(&false))
-        .map(|r| r.canonical_address.clone())
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(r, _)| r.canonical_address.to_string())
         .collect();
     if !missing.is_empty() || !unexpected.is_empty() {
         return Err(Error::UnitsDoNotMatchPlan {
             change_set: cs,
             plan_rows: rows.len() as u64,
-            found: units.len() as u64,
+            found: units_found,
             missing,
             unexpected,
         });
     }
-    drop(units);
+    drop(index);
 
-    let p = plan.plan();
+    let now = now_text(tx)?;
     let digest_hex = plan.digest().to_hex();
     let cs_row = NewRow(vec![
         Some(cs.as_str().to_string()),
         Some(run.as_str().to_string()),
-        Some(p.document_id.as_str().to_string()),
-        Some(p.source_version_id.as_str().to_string()),
+        Some(plan.document_id().as_str().to_string()),
+        Some(plan.source_version_id().as_str().to_string()),
         Some(digest_hex.clone()),
         Some(rows.len().to_string()),
         Some(now.clone()),
     ]);
+    let cs_app = append(tx, LedgerTable::CutChangeSet, &[cs_row])?;
+    // The affected rows, appended in chunks (one chain: each chunk continues the last).
+    let mut affected_ids = (0, 0);
+    for chunk in order.chunks(AFFECTED_CHUNK) {
+        let batch: Vec<NewRow> = chunk
+            .iter()
+            .filter_map(|&i| {
+                let (id, sha) = found[i].as_ref()?;
+                Some(NewRow(vec![
+                    Some(cs.as_str().to_string()),
+                    Some(id.to_string()),
+                    Some(rows[i].canonical_address.to_string()),
+                    Some(sha.clone()),
+                    Some(now.clone()),
+                ]))
+            })
+            .collect();
+        if let Some(a) = append(tx, LedgerTable::CutChangeSetAffectedRow, &batch)? {
+            if affected_ids.0 == 0 {
+                affected_ids.0 = a.first_id();
+            }
+            affected_ids.1 = a.last_id();
+        }
+    }
+    drop(found);
+    drop(order);
 
-    let body_digests: Vec<String> = rows.iter().map(|r| body_sha256(&r.body)).collect();
+    let body_digests: Vec<String> = rows.iter().map(|r| r.body_sha256.to_hex()).collect();
     let units_digest = units_digest(
         rows.iter()
             .zip(&body_digests)
-            .map(|(r, d)| (r.canonical_address.as_str(), d.as_str())),
+            .map(|(r, d)| (r.canonical_address, d.as_str())),
     );
-    let manifest = json!({
-        "format": MANIFEST_FORMAT,
-        "run_id": run.as_str(),
-        "change_set_id": cs.as_str(),
-        "document_id": p.document_id.as_str(),
-        "source_version_id": p.source_version_id.as_str(),
-        "plan_digest": digest_hex,
-        "unit_count": rows.len() as u64,
-        "units_digest": units_digest.to_hex(),
-        "recorded_by": actor,
-        "units": rows.iter().zip(&body_digests)
-            .map(|(r, d)| json!([r.canonical_address, d]))
-            .collect::<Vec<_>>(),
-    });
+    let manifest = manifest_text(
+        json!({
+            "format": MANIFEST_FORMAT,
+            "run_id": run.as_str(),
+            "change_set_id": cs.as_str(),
+            "document_id": plan.document_id().as_str(),
+            "source_version_id": plan.source_version_id().as_str(),
+            "plan_digest": digest_hex,
+            "unit_count": rows.len() as u64,
+            "units_digest": units_digest.to_hex(),
+            "recorded_by": actor,
+            "units": null,
+        }),
+        rows.iter()
+            .zip(&body_digests)
+            .map(|(r, d)| (r.canonical_address, d.as_str())),
+    );
+    drop(body_digests);
     let manifest_row = NewRow(vec![
         Some(cs.as_str().to_string()),
         Some(run.as_str().to_string()),
         Some(digest_hex),
-        Some(canonical_json(&manifest)),
+        Some(manifest),
         Some(now.clone()),
     ]);
-    drop(manifest);
 
     let signatures: Vec<NewRow> = approvals
         .iter()
@@ -243,8 +303,6 @@ fn record_in(
         })
         .collect();
 
-    let cs_app = append(tx, LedgerTable::CutChangeSet, &[cs_row])?;
-    let aff_app = append(tx, LedgerTable::CutChangeSetAffectedRow, &affected)?;
     let man_app = append(tx, LedgerTable::ManifestEnvelope, &[manifest_row])?;
     let sig_app = append(tx, LedgerTable::DotPairSignature, &signatures)?;
 
@@ -252,9 +310,7 @@ fn record_in(
         change_set: cs,
         units: rows.len() as u64,
         change_set_row: cs_app.as_ref().map_or(0, Appended::first_id),
-        affected_rows: aff_app
-            .as_ref()
-            .map_or((0, 0), |a| (a.first_id(), a.last_id())),
+        affected_rows: affected_ids,
         manifest_row: man_app.as_ref().map_or(0, Appended::first_id),
         signature_rows: sig_app.map_or_else(Vec::new, |a| a.ids),
         units_digest,

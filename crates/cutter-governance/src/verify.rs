@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::fmt;
 
 use cutter_core::{
-    CanonicalHasher, ChangeSetId, LiveAuthorization, RunId, Sha256Digest, ValidPlan, VerifyFacts,
+    CanonicalHasher, ChangeSetId, LiveAuthorization, PlanFacts, RowFacts, RunId, Sha256Digest,
+    VerifyFacts,
 };
 use cutter_pg::RollbackOnly;
 use postgres::{
@@ -21,7 +22,6 @@ use crate::common::{
     check_actor, check_plan, check_target, ensure_not_voided, now_text, system_identifier,
 };
 use crate::error::{Error, Result};
-use crate::legb::body_sha256;
 
 /// How a unit differs from the plan.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
@@ -135,7 +135,7 @@ pub fn write_verify(
     tx: &mut Transaction<'_>,
     verify: &mut Client,
     auth: &LiveAuthorization,
-    plan: &ValidPlan,
+    plan: &dyn PlanFacts,
     actor: &str,
 ) -> Result<VerifyReport> {
     check_actor(actor)?;
@@ -189,7 +189,7 @@ pub fn write_verify(
 /// proof.
 pub fn prove_write_verify(
     ro: &mut RollbackOnly<'_>,
-    plan: &ValidPlan,
+    plan: &dyn PlanFacts,
     actor: &str,
 ) -> Result<VerifyReport> {
     check_actor(actor)?;
@@ -219,7 +219,7 @@ fn preconditions(
     tx: &mut Transaction<'_>,
     run: &RunId,
     cs: &ChangeSetId,
-    plan: &ValidPlan,
+    plan: &dyn PlanFacts,
 ) -> Result<()> {
     lock_tables(tx, &[LedgerTable::VerifyResult])?;
     ensure_not_voided(tx, run)?;
@@ -268,16 +268,16 @@ struct Compared {
 fn compare<C: GenericClient>(
     reader: &mut C,
     cs: &ChangeSetId,
-    plan: &ValidPlan,
+    plan: &dyn PlanFacts,
     read_as: &str,
 ) -> Result<Compared> {
-    let rows = plan.rows();
-    let doc = plan.plan().document_id.as_str();
-    let ver = plan.plan().source_version_id.as_str();
+    let rows: Vec<RowFacts<'_>> = plan.row_facts().collect();
+    let doc = plan.document_id().as_str();
+    let ver = plan.source_version_id().as_str();
     let index: HashMap<&str, usize> = rows
         .iter()
         .enumerate()
-        .map(|(i, r)| (r.canonical_address.as_str(), i))
+        .map(|(i, r)| (r.canonical_address, i))
         .collect();
     // found[i] = (unit id, title, body_sha256) as read.
     let mut found: Vec<Option<(i64, String, String)>> = vec![None; rows.len()];
@@ -320,11 +320,11 @@ fn compare<C: GenericClient>(
             let r = &rows[i];
             if r.title != title {
                 mismatches.push(mis(MismatchKind::Title {
-                    expected: r.title.clone(),
+                    expected: r.title.to_string(),
                     found: title.to_string(),
                 }));
             }
-            let expected = body_sha256(&r.body);
+            let expected = r.body_sha256.to_hex();
             if sha != Some(expected.as_str()) {
                 mismatches.push(mis(MismatchKind::Body {
                     expected,
@@ -347,7 +347,7 @@ fn compare<C: GenericClient>(
     for (r, f) in rows.iter().zip(&found) {
         if f.is_none() {
             mismatches.push(Mismatch {
-                canonical_address: r.canonical_address.clone(),
+                canonical_address: r.canonical_address.to_string(),
                 kind: MismatchKind::Missing,
             });
         }
@@ -394,7 +394,7 @@ fn compare<C: GenericClient>(
     for (r, seen) in rows.iter().zip(&ledger_seen) {
         if !seen {
             mismatches.push(Mismatch {
-                canonical_address: r.canonical_address.clone(),
+                canonical_address: r.canonical_address.to_string(),
                 kind: MismatchKind::Ledger {
                     detail: "no affected row recorded".into(),
                 },
@@ -422,13 +422,13 @@ fn record(
     tx: &mut Transaction<'_>,
     run: &RunId,
     cs: &ChangeSetId,
-    plan: &ValidPlan,
+    plan: &dyn PlanFacts,
     compared: Compared,
     read_as: String,
     isolation: &str,
     actor: &str,
 ) -> Result<VerifyReport> {
-    let rows = plan.rows();
+    let rows: Vec<RowFacts<'_>> = plan.row_facts().collect();
     let mut h = CanonicalHasher::new("cutter-verify-units-v1");
     h.u64_field(rows.len() as u64);
     for (r, (title, sha)) in rows.iter().zip(&compared.read) {

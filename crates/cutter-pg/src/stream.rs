@@ -3,52 +3,23 @@
 //! across chunks) and digested with the same canonical encoding as
 //! [`cutter_core::CutPlan::digest`], so the gate's authorization applies unchanged.
 //! `cut_leg_a_streamed` re-reads the source while writing, re-computes the digest and
-//! rolls back if the rows changed.
+//! rolls back if the rows changed. A streamed plan keeps, per row, only what the ledger
+//! writers need ([`PlanFacts`]: address, title, body digest).
 
 use std::collections::HashMap;
 use std::fmt;
 
 use cutter_core::plan::limits;
 use cutter_core::{
-    CanonicalHasher, ContractReport, CutPlan, CutPlanRow, DocumentId, Field, Sha256Digest,
-    SourceVersionId, Violation, Vocabularies, PLAN_FORMAT,
+    ContractReport, CutPlan, CutPlanRow, DocumentId, Field, PlanFacts, RowFacts, Sha256Digest,
+    SourceVersionId, Violation, Vocabularies,
 };
 
 /// Rows validated per chunk.
 const CHUNK: usize = 4096;
 
 /// The running plan digest of [`CutPlan::digest`]'s encoding.
-#[derive(Clone, Debug)]
-pub(crate) struct PlanHasher(CanonicalHasher);
-
-impl PlanHasher {
-    pub(crate) fn new(
-        document_id: &DocumentId,
-        source_version_id: &SourceVersionId,
-        rows: u64,
-    ) -> Self {
-        let mut h = CanonicalHasher::new("cutter-plan-v1");
-        h.field(PLAN_FORMAT.as_bytes())
-            .field(document_id.as_str().as_bytes())
-            .field(source_version_id.as_str().as_bytes())
-            .u64_field(rows);
-        Self(h)
-    }
-    pub(crate) fn row(&mut self, r: &CutPlanRow) {
-        self.0
-            .field(r.canonical_address.as_bytes())
-            .field(r.title.as_bytes())
-            .field(r.body.as_bytes())
-            .field(r.actor.as_bytes())
-            .field(r.unit_kind.as_bytes())
-            .opt_field(r.section_type.as_deref().map(str::as_bytes))
-            .field(r.publication_type.as_bytes())
-            .opt_field(r.owner_ref.as_deref().map(str::as_bytes));
-    }
-    pub(crate) fn finish(self) -> Sha256Digest {
-        self.0.finish()
-    }
-}
+pub(crate) use cutter_core::PlanDigester as PlanHasher;
 
 /// A validated plan whose rows come from `source`, a function that yields the same rows
 /// in the same order every time it is called (a generator, a re-opened file). Only
@@ -58,6 +29,8 @@ pub struct StreamedPlan<F> {
     source_version_id: SourceVersionId,
     rows: u64,
     digest: Sha256Digest,
+    /// Per row: address, title, body digest (what the ledger writers need; no bodies).
+    facts: Vec<(String, String, Sha256Digest)>,
     source: F,
 }
 
@@ -175,14 +148,32 @@ where
             return Err(report);
         }
         let mut h = PlanHasher::new(&document_id, &source_version_id, rows);
+        let mut facts = Vec::with_capacity(usize::try_from(rows).unwrap_or(0));
         for row in source() {
             h.row(&row);
+            let body = Sha256Digest::of(row.body.as_bytes());
+            facts.push((row.canonical_address, row.title, body));
+        }
+        if facts.len() as u64 != rows {
+            // The source changed between the two readings.
+            return Err(ContractReport {
+                violations: vec![Violation {
+                    row: None,
+                    canonical_address: None,
+                    field: Field::Plan,
+                    message: format!(
+                        "the plan's source gave {rows} rows, then {}: it changed while being read",
+                        facts.len()
+                    ),
+                }],
+            });
         }
         Ok(Self {
             document_id,
             source_version_id,
             rows,
             digest: h.finish(),
+            facts,
             source,
         })
     }
@@ -209,5 +200,27 @@ impl<F> StreamedPlan<F> {
     /// Its source version.
     pub fn source_version_id(&self) -> &SourceVersionId {
         &self.source_version_id
+    }
+}
+
+impl<F> PlanFacts for StreamedPlan<F> {
+    fn document_id(&self) -> &DocumentId {
+        &self.document_id
+    }
+    fn source_version_id(&self) -> &SourceVersionId {
+        &self.source_version_id
+    }
+    fn digest(&self) -> Sha256Digest {
+        self.digest
+    }
+    fn row_count(&self) -> u64 {
+        self.rows
+    }
+    fn row_facts(&self) -> Box<dyn Iterator<Item = RowFacts<'_>> + '_> {
+        Box::new(self.facts.iter().map(|(a, t, b)| RowFacts {
+            canonical_address: a,
+            title: t,
+            body_sha256: *b,
+        }))
     }
 }
