@@ -99,7 +99,7 @@ impl Measured {
 }
 
 /// The benchmarks: `write` (here), `ledger`, `compensation`, `backup`, `cut`.
-pub const BENCHMARKS: &str = "write, ledger, compensation, backup, cut";
+pub const BENCHMARKS: &str = "write, ledger, compensation, backup, cut, run";
 
 /// `cargo xtask bench <benchmark> …`: dispatches on the benchmark's name (each module
 /// parses its own arguments, name included).
@@ -110,6 +110,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         Some("compensation") => crate::bench_compensation::main(args),
         Some("backup") => crate::bench_backup::main(args),
         Some("cut") => crate::bench_cut::main(args),
+        Some("run") => crate::bench_run::main(args),
         Some("-h" | "--help") => Err(format!("benchmarks: {BENCHMARKS}\n\n{USAGE}")),
         other => Err(format!(
             "unknown benchmark {other:?}; benchmarks: {BENCHMARKS}\n\n{USAGE}"

@@ -7,6 +7,7 @@ mod bench_backup;
 mod bench_compensation;
 mod bench_cut;
 mod bench_ledger;
+mod bench_run;
 mod faults;
 mod prereq;
 mod proof;
@@ -38,6 +39,9 @@ Commands:
                    proof
   bench cut [--rounds N]
                    the document cutter over the whole corpus, best of N rounds
+  bench run --units N
+                   the release cutter binary's live run of an N-unit plan: phase times
+                   and its peak memory (target < 128 MiB at 100000 units)
                    Run benchmarks in release mode, e.g.
                    cargo run --release -p xtask -- bench write --units 100000
   faults [--only N[,N…]] [--json] [--jobs N]

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod error;
 pub mod failpoint;
 pub mod output;
+pub mod planfile;
 pub mod report;
 pub mod runs;
 pub mod settings;

@@ -324,16 +324,26 @@ fn cargo() -> Command {
 
 /// Builds the debug `cutter` binary and returns its path.
 fn build_binary() -> Result<PathBuf, String> {
+    build_cutter(false)
+}
+
+/// Builds the `cutter` binary (release: without the test-only failpoints) and returns
+/// its path.
+pub(crate) fn build_cutter(release: bool) -> Result<PathBuf, String> {
+    let mut args = vec![
+        "build",
+        "--quiet",
+        "--locked",
+        "-p",
+        "cutter-cli",
+        "--bin",
+        "cutter",
+    ];
+    if release {
+        args.push("--release");
+    }
     let status = cargo()
-        .args([
-            "build",
-            "--quiet",
-            "--locked",
-            "-p",
-            "cutter-cli",
-            "--bin",
-            "cutter",
-        ])
+        .args(args)
         .status()
         .map_err(|e| format!("cannot run cargo build: {e}"))?;
     if !status.success() {
@@ -354,7 +364,8 @@ fn build_binary() -> Result<PathBuf, String> {
     let target = v["target_directory"]
         .as_str()
         .ok_or("cargo metadata: no target_directory")?;
-    let bin = PathBuf::from(target).join("debug").join("cutter");
+    let profile = if release { "release" } else { "debug" };
+    let bin = PathBuf::from(target).join(profile).join("cutter");
     if !bin.is_file() {
         return Err(format!("{} was not built", bin.display()));
     }

@@ -10,7 +10,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use cutter_core::{ApprovalGate, ApprovalStatement, CutPlan, RunId, Snapshot, UnixTime};
+use cutter_core::{ApprovalGate, ApprovalStatement, RunId, Snapshot, UnixTime};
 use serde_json::json;
 
 use super::Ctx;
@@ -70,7 +70,7 @@ fn sign_pair(
     dir: &Path,
     approvers: &[Approver; 2],
     run: &RunId,
-    plan: &CutPlan,
+    plan_digest: cutter_core::Sha256Digest,
     target: cutter_core::SystemIdentifier,
 ) -> Result<Vec<String>> {
     let mut args = Vec::new();
@@ -80,7 +80,7 @@ fn sign_pair(
     {
         let st = ApprovalStatement {
             run_id: run.clone(),
-            plan_digest: plan.digest(),
+            plan_digest,
             target,
             gate,
             expires_at: UnixTime(now_unix().0 + 3600),
@@ -259,7 +259,9 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
             report: None,
         },
     )?;
-    let plan = super::plan::read_plan(&plan_path)?;
+    let plan = crate::planfile::PlanFile::open(&plan_path)?;
+    let digest = plan.digest()?;
+    let units = plan.header().rows;
     let dir = StateDir::open(&state)?;
     let mut target = super::connect_target(&ctx)?;
     let sysid = target.system_identifier();
@@ -282,7 +284,7 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         5,
         "SG_1 and SG_2 for run demo-1, kill-switch disarmed for it alone",
     );
-    let a1 = sign_pair(out, &w, &approvers, &r1, &plan, sysid)?;
+    let a1 = sign_pair(out, &w, &approvers, &r1, digest, sysid)?;
     super::govern::disarm(&ctx, r1.as_str(), &plan_path, &a1)?;
 
     step(out, 6, "live run demo-1, staged: backup, cut_leg_a, leg_b_record, write_verify (the units stay verified drafts)");
@@ -346,13 +348,13 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
             .map(|(k, v)| (k.clone(), *v))
             .collect::<Vec<_>>()
     };
-    let all_withdrawn = cut.len() == 1 && cut.get("withdrawn") == Some(&(plan.rows.len() as u64));
+    let all_withdrawn = cut.len() == 1 && cut.get("withdrawn") == Some(&units);
     if before.other_digest != reverted.other_digest || live(&pre) != live(&after) || !all_withdrawn
     {
         return Err(CliError::Failed(format!(
             "demo: after compensation the database is not the pre-run snapshot plus {} withdrawn units: \
              digest of the units outside the cut {} → {}, the cut's units {cut:?}",
-            plan.rows.len(),
+            units,
             before.other_digest,
             reverted.other_digest
         )));
@@ -365,7 +367,7 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         "the same plan again as run demo-2, live through lifecycle_enact",
     );
     let r2 = RunId::new("demo-2")?;
-    let a2 = sign_pair(out, &w, &approvers, &r2, &plan, sysid)?;
+    let a2 = sign_pair(out, &w, &approvers, &r2, digest, sysid)?;
     super::govern::disarm(&ctx, r2.as_str(), &plan_path, &a2)?;
     super::run::run(
         &ctx,

@@ -5,14 +5,15 @@
 //! path, and report. The target is never written.
 
 use cutter_core::{
-    CutPlan, LiveAuthorization, Mode, Phase, PhaseOutcome, PhaseRecord, RunContext, RunId,
-    RunMachine, RunState,
+    LiveAuthorization, Mode, Phase, PhaseOutcome, PhaseRecord, RunContext, RunId, RunMachine,
+    RunState,
 };
 
 use super::run::{backup_recipient, finish, preflight_and_plan, record_reading_phases, Pipeline};
 use super::{pg_err, Ctx};
 use crate::cli::RunArgs;
 use crate::error::{CliError, Result};
+use crate::planfile::{PlanCopy, PlanFile};
 use crate::runs::{now_ms, now_rfc3339, now_unix, RunRecord};
 use crate::statedir::{write_json, StateDir};
 
@@ -33,7 +34,8 @@ pub fn dry_run(
     ctx: &Ctx,
     dir: &StateDir,
     run_id: RunId,
-    plan: CutPlan,
+    copy: &PlanCopy,
+    plan: PlanFile,
     args: &RunArgs,
 ) -> Result<u8> {
     let secret_key = ctx.settings.backup_secret_key.clone().ok_or_else(|| {
@@ -42,7 +44,7 @@ pub fn dry_run(
     let exec_cfg = super::target_config(ctx)?;
     let verify_cfg = exec_cfg.with_user(&ctx.settings.verify_user, None);
     let mut target = cutter_pg::Target::connect(&exec_cfg).map_err(pg_err)?;
-    let (valid, pre, mut timings) = preflight_and_plan(&mut target, plan)?;
+    let (valid, pre, mut timings) = preflight_and_plan(&mut target, &plan)?;
     let (recipient, _) = backup_recipient(ctx)?;
     let target_sysid = target.system_identifier();
 
@@ -159,6 +161,7 @@ pub fn dry_run(
         updated_at: now_rfc3339(),
     };
     rec.save(dir)?;
+    copy.keep_as(&dir.run_dir(&run_id)?.join("plan.json"))?;
     write_json(&dir.rollback_dir(&run_id)?.join("pre.json"), &pre)?;
     record_reading_phases(dir, &mut rec, timings)?;
     let rehearsal_backups = tempfile::tempdir()

@@ -17,16 +17,15 @@ fn open(ctx: &Ctx) -> Result<StateDir> {
     StateDir::open(ctx.settings.require_state_dir()?)
 }
 
-fn valid_plan_digest(ctx: &Ctx, plan: &Path) -> Result<cutter_core::Sha256Digest> {
-    let p = super::plan::read_plan(plan)?;
-    let _ = ctx;
-    Ok(p.digest())
+/// The digest of the plan file an approval names (streamed: any size).
+fn plan_digest(plan: &Path) -> Result<cutter_core::Sha256Digest> {
+    crate::planfile::PlanFile::open(plan)?.digest()
 }
 
 /// `cutter approve`: writes a statement to sign, or verifies a signed one.
 pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
     let run_id = RunId::new(args.run_id.clone())?;
-    let digest = valid_plan_digest(ctx, &args.plan)?;
+    let digest = plan_digest(&args.plan)?;
     let target = connect_target(ctx)?.system_identifier();
     if let Some(files) = &args.verify {
         let (approver_set, verifier) = approvers(ctx)?;
@@ -116,7 +115,7 @@ pub fn disarm(ctx: &Ctx, run_id: &str, plan: &Path, approvals: &[String]) -> Res
             h.record.run_id, h.record.reason
         )));
     }
-    let digest = valid_plan_digest(ctx, plan)?;
+    let digest = plan_digest(plan)?;
     let target = connect_target(ctx)?.system_identifier();
     let (approver_set, verifier) = approvers(ctx)?;
     let signed = read_approvals(approvals)?;

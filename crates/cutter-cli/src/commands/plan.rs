@@ -5,20 +5,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use cutter_core::{CutPlan, DocumentId, SourceVersionId, Vocabularies};
+use cutter_core::{DocumentId, PlanDigester, SourceVersionId};
 use serde_json::json;
 
 use super::Ctx;
 use crate::cli::{CutArgs, InputFormat};
 use crate::error::{exit, CliError, Result};
+use crate::planfile::PlanFile;
 use crate::statedir::write_atomic;
-
-/// Reads and parses a plan file; every problem is reported at once.
-pub fn read_plan(path: &Path) -> Result<CutPlan> {
-    let bytes = std::fs::read(path).map_err(|e| CliError::io(path, e))?;
-    CutPlan::parse_json(&bytes)
-        .map_err(|report| CliError::Usage(format!("{}: {report}", path.display())))
-}
 
 /// `cutter cut FILE --document-id … --source-version … -o PLAN`.
 pub fn cut(ctx: &Ctx, args: &CutArgs) -> Result<u8> {
@@ -61,7 +55,7 @@ pub fn cut(ctx: &Ctx, args: &CutArgs) -> Result<u8> {
 
 /// `cutter plan check PLAN`.
 pub fn check(ctx: &Ctx, plan: &Path, offline: bool) -> Result<u8> {
-    let p = read_plan(plan)?;
+    let p = PlanFile::open(plan)?;
     let (vocab, source) = if offline {
         (
             cutter_pg::schema::reference_vocabularies(),
@@ -72,16 +66,12 @@ pub fn check(ctx: &Ctx, plan: &Path, offline: bool) -> Result<u8> {
         let label = target.label().to_string();
         (target.vocabularies().map_err(super::pg_err)?, label)
     };
-    validate(ctx, plan, p, &vocab, &source)
-}
-
-fn validate(ctx: &Ctx, path: &Path, p: CutPlan, vocab: &Vocabularies, source: &str) -> Result<u8> {
-    let rows = p.rows.len();
-    match p.validate(vocab) {
+    let rows = p.header().rows;
+    match p.validate(&vocab) {
         Ok(valid) => {
             let human = format!(
                 "{}: {rows} rows satisfy the row contract (vocabularies of {source})\nplan digest: sha256 {}",
-                path.display(),
+                plan.display(),
                 valid.digest()
             );
             ctx.out.emit(&human, json!({"valid": true, "rows": rows, "plan_digest": valid.digest(), "vocabularies_from": source}));
@@ -95,33 +85,40 @@ fn validate(ctx: &Ctx, path: &Path, p: CutPlan, vocab: &Vocabularies, source: &s
                 );
                 return Ok(exit::USAGE);
             }
-            Err(CliError::Usage(format!("{}: {report}", path.display())))
+            Err(CliError::Usage(format!("{}: {report}", plan.display())))
         }
     }
 }
 
-/// `cutter plan show PLAN`.
+/// `cutter plan show PLAN`: one reading, whatever the plan's size.
 pub fn show(ctx: &Ctx, plan: &Path, rows: usize) -> Result<u8> {
-    let p = read_plan(plan)?;
+    let p = PlanFile::open(plan)?;
+    let h = p.header();
     let mut per_type: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &p.rows {
+    let mut first = Vec::new();
+    let mut digest = PlanDigester::new(&h.document_id, &h.source_version_id, h.rows);
+    for r in p.rows() {
+        digest.row(&r);
         *per_type
             .entry(r.section_type.clone().unwrap_or_else(|| "(null)".into()))
             .or_default() += 1;
+        if first.len() < rows {
+            first.push(r);
+        }
     }
-    let digest = p.digest();
+    let digest = digest.finish();
     let mut human = format!(
         "plan {}\n  document: {} (source version {})\n  rows: {}\n  sha256: {digest}\n  by section type:",
         plan.display(),
-        p.document_id,
-        p.source_version_id,
-        p.rows.len()
+        h.document_id,
+        h.source_version_id,
+        h.rows
     );
     for (t, n) in &per_type {
         let _ = write!(human, " {t}={n}");
     }
     human.push('\n');
-    for (i, r) in p.rows.iter().take(rows).enumerate() {
+    for (i, r) in first.iter().enumerate() {
         let first_line = r.body.lines().next().unwrap_or_default();
         let short: String = first_line.chars().take(70).collect();
         let _ = writeln!(
@@ -132,12 +129,12 @@ pub fn show(ctx: &Ctx, plan: &Path, rows: usize) -> Result<u8> {
             short
         );
     }
-    if p.rows.len() > rows {
-        let _ = writeln!(human, "  … {} more", p.rows.len() - rows);
+    if h.rows > first.len() as u64 {
+        let _ = writeln!(human, "  … {} more", h.rows - first.len() as u64);
     }
     ctx.out.emit(
         &human,
-        json!({"document_id": p.document_id, "source_version_id": p.source_version_id, "rows": p.rows.len(), "plan_digest": digest, "by_section_type": per_type, "first_rows": p.rows.iter().take(rows).collect::<Vec<_>>()}),
+        json!({"document_id": h.document_id, "source_version_id": h.source_version_id, "rows": h.rows, "plan_digest": digest, "by_section_type": per_type, "first_rows": first}),
     );
     Ok(exit::OK)
 }

@@ -68,8 +68,13 @@ pub fn recover(ctx: &Ctx) -> Result<u8> {
             s.pid, s.purpose, s.since
         );
     }
-    let removed = cutter_backup::remove_stale_partials(&dir.backups())
+    let mut removed = cutter_backup::remove_stale_partials(&dir.backups())
         .map_err(|e| CliError::Failed(e.to_string()))?;
+    // Plan copies of runs whose process died before the run had a directory.
+    let plans = cutter_backup::remove_stale_partials(&dir.root().join("runs"))
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    removed.removed.extend(plans.removed);
+    removed.in_use.extend(plans.in_use);
     let _ = writeln!(
         human,
         "partial backup files of dead processes removed: {removed:?}"

@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use cutter_core::{
-    BackupFacts, ChangeSetId, CutPlan, Effect, Event, GateRequest, HoldRecord, KillSwitch,
+    BackupFacts, ChangeSetId, Effect, Event, GateRequest, HoldRecord, KillSwitch,
     LiveAuthorization, Mode, Phase, PhaseOutcome, PhaseRecord, RunContext, RunId, RunMachine,
-    RunState, SignedApproval, Snapshot, ValidPlan,
+    RunState, SignedApproval, Snapshot,
 };
 use serde_json::json;
 
@@ -17,6 +17,7 @@ use crate::cli::{RunArgs, RunMode};
 use crate::error::{exit, CliError, Result};
 use crate::failpoint::{self, When};
 use crate::output::Output;
+use crate::planfile::{FilePlan, PlanCopy, PlanFile};
 use crate::runs::{now_ms, now_rfc3339, now_unix, RunRecord};
 use crate::statedir::{write_json, HoldFile, StateDir};
 
@@ -110,8 +111,8 @@ pub struct Pipeline<'a> {
     pub recipient: cutter_backup::Recipient,
     /// The gate's authorization.
     pub auth: LiveAuthorization,
-    /// The validated plan.
-    pub plan: ValidPlan,
+    /// The validated plan, streamed from the run's own copy of the plan file.
+    pub plan: FilePlan,
     /// Recorded on rows.
     pub actor: String,
     /// Output.
@@ -249,12 +250,10 @@ impl Pipeline<'_> {
                 Ok(())
             }
             Phase::CutLegA => {
-                let pb = self
-                    .out
-                    .progress(self.plan.rows().len() as u64, "cut_leg_a");
+                let pb = self.out.progress(self.plan.rows(), "cut_leg_a");
                 let report = self
                     .target
-                    .cut_leg_a(&self.auth, &self.plan, &mut |n| pb.set_position(n))
+                    .cut_leg_a_streamed(&self.auth, &self.plan, &mut |n| pb.set_position(n))
                     .map_err(|e| e.to_string())?;
                 pb.finish_and_clear();
                 self.rec.context.change_set_id = Some(report.change_set_id.clone());
@@ -484,17 +483,19 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
     match args.mode {
         RunMode::Live => {
             refuse_unfinished(&dir, &run_id)?;
-            let plan = super::plan::read_plan(&args.plan)?;
-            live(ctx, &dir, run_id, plan, args)
+            let copy = PlanCopy::take(&args.plan, &dir.root().join("runs"))?;
+            let plan = PlanFile::open_named(copy.path(), &args.plan)?;
+            live(ctx, &dir, run_id, &copy, plan, args)
         }
         RunMode::DryRun => {
             let rehearsal = rehearsal_id(&dir, &run_id)?;
             refuse_unfinished(&dir, &rehearsal)?;
-            let plan = super::plan::read_plan(&args.plan)?;
+            let copy = PlanCopy::take(&args.plan, &dir.root().join("runs"))?;
+            let plan = PlanFile::open_named(copy.path(), &args.plan)?;
             if !ctx.out.json {
                 println!("rehearsal of run {run_id}, recorded as {rehearsal} (the live run keeps the id {run_id})");
             }
-            super::dryrun::dry_run(ctx, &dir, rehearsal, plan, args)
+            super::dryrun::dry_run(ctx, &dir, rehearsal, &copy, plan, args)
         }
     }
 }
@@ -524,8 +525,8 @@ fn rehearsal_id(dir: &StateDir, run: &RunId) -> Result<RunId> {
 /// and the two phases' timings. Only reads.
 pub fn preflight_and_plan(
     target: &mut cutter_pg::Target,
-    plan: CutPlan,
-) -> Result<(ValidPlan, Snapshot, Vec<PhaseRecord>)> {
+    plan: &PlanFile,
+) -> Result<(FilePlan, Snapshot, Vec<PhaseRecord>)> {
     let t0 = now_ms();
     let report = target.preflight().map_err(pg_err)?;
     if !report.is_ok() {
@@ -546,7 +547,7 @@ pub fn preflight_and_plan(
     let t1 = now_ms();
     let valid = plan
         .validate(&vocab)
-        .map_err(|r| CliError::Usage(r.to_string()))?;
+        .map_err(|r| CliError::Usage(format!("{}: {r}", plan.name().display())))?;
     let t2 = now_ms();
     let rec = |phase, started_ms, ended_ms| PhaseRecord {
         phase,
@@ -583,14 +584,21 @@ pub fn record_reading_phases(
     Ok(())
 }
 
-fn live(ctx: &Ctx, dir: &StateDir, run_id: RunId, plan: CutPlan, args: &RunArgs) -> Result<u8> {
+fn live(
+    ctx: &Ctx,
+    dir: &StateDir,
+    run_id: RunId,
+    copy: &PlanCopy,
+    plan: PlanFile,
+    args: &RunArgs,
+) -> Result<u8> {
     let exec_cfg = super::target_config(ctx)?;
     let verify_cfg = exec_cfg.with_user(&ctx.settings.verify_user, None);
     let mut target = cutter_pg::Target::connect(&exec_cfg).map_err(pg_err)?;
     target
         .lock_target(&run_id)
         .map_err(|e| CliError::Refused(e.to_string()))?;
-    let (valid, pre, mut timings) = preflight_and_plan(&mut target, plan)?;
+    let (valid, pre, mut timings) = preflight_and_plan(&mut target, &plan)?;
     let gate_started = now_ms();
     // The gate: everything it needs is read now; a refusal leaves no run behind.
     let (recipient, _) = backup_recipient(ctx)?;
@@ -642,9 +650,7 @@ fn live(ctx: &Ctx, dir: &StateDir, run_id: RunId, plan: CutPlan, args: &RunArgs)
     };
     rec.save(dir)?;
     write_json(&dir.rollback_dir(&run_id)?.join("pre.json"), &pre)?;
-    let plan_file = dir.run_dir(&run_id)?.join("plan.json");
-    crate::statedir::write_atomic(&plan_file, valid.plan().to_json().as_bytes())
-        .map_err(|e| CliError::io(&plan_file, e))?;
+    copy.keep_as(&dir.run_dir(&run_id)?.join("plan.json"))?;
     timings.push(PhaseRecord {
         phase: Phase::Gate,
         started_ms: gate_started,

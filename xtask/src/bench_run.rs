@@ -1,0 +1,314 @@
+//! `cargo xtask bench run --units N`: the real release `cutter` binary runs an N-unit plan
+//! live through all five mutating phases on a throwaway cluster — keys, approvals signed
+//! by two approvers, kill-switch disarmed for the run — and this reports the phases'
+//! times (from the run report) and the binary's peak resident memory (VmHWM of
+//! `/proc/<pid>/status`, sampled every millisecond until it exits). The plan file is
+//! written streaming. Target: the process stays under 128 MiB at 100,000 units.
+//! `cargo run --release -p xtask -- bench run --units 100000`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cutter_core::{ApprovalGate, ApprovalStatement, RunId, SystemIdentifier, UnixTime};
+use cutter_pg::fixtures;
+use cutter_pg::testing::TestCluster;
+
+const USAGE: &str = "usage: cargo run --release -p xtask -- bench run [--units N]";
+const DOC: &str = "bench-run-doc";
+const RUN: &str = "bench-run-1";
+const MEMORY_LIMIT_MIB: f64 = 128.0;
+
+fn parse(args: &[String]) -> Result<u64, String> {
+    let mut units = 100_000;
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--units" => {
+                units = it
+                    .next()
+                    .ok_or("--units needs a number")?
+                    .replace('_', "")
+                    .parse()
+                    .map_err(|e| format!("--units: {e}"))?;
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}; {USAGE}")),
+        }
+    }
+    if units == 0 {
+        return Err("--units must be at least 1".into());
+    }
+    Ok(units)
+}
+
+fn private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// VmHWM of `pid` in KiB, while it runs.
+fn hwm_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `cargo xtask bench run`.
+pub fn main(args: &[String]) -> Result<(), String> {
+    let units = parse(args)?;
+    let bin = crate::faults::build_cutter(true)?;
+    let err = |e: cutter_pg::Error| e.to_string();
+    eprintln!("bench: starting a throwaway cluster (reference schema + baseline)");
+    let tc = TestCluster::start().map_err(err)?;
+    let c = tc.coordinates();
+    tc.cluster()
+        .create_database("bench_run", Some(&c.template))
+        .map_err(err)?;
+    let work = tempfile::Builder::new()
+        .prefix("cutter-bench-run-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let w = work.path();
+
+    // Keys: the backup recipient and two approvers.
+    let keys = w.join("keys");
+    std::fs::create_dir_all(&keys).map_err(|e| e.to_string())?;
+    let backup =
+        cutter_backup::generate_keys(&keys, "backup", "bench <backup@bench.invalid>", None)
+            .map_err(|e| e.to_string())?;
+    let mut approvers = Vec::new();
+    for name in ["alice", "bob"] {
+        let g = cutter_openpgp::generate_key(&format!("{name} <{name}@bench.invalid>"), None)
+            .map_err(|e| e.to_string())?;
+        let public = keys.join(format!("{name}.pub.asc"));
+        std::fs::write(&public, &g.public_armored).map_err(|e| e.to_string())?;
+        let secret = cutter_openpgp::SecretKey::from_bytes(g.secret_armored.as_bytes())
+            .map_err(|e| e.to_string())?;
+        approvers.push((public, secret));
+    }
+
+    // The plan file, written one row at a time.
+    eprintln!("bench: writing and digesting the {units}-unit plan (streamed)");
+    let plan_path = w.join("plan.json");
+    {
+        let f = File::create(&plan_path).map_err(|e| e.to_string())?;
+        let mut out = BufWriter::new(f);
+        let io = |e: std::io::Error| e.to_string();
+        write!(
+            out,
+            "{{\"format\":\"{}\",\"document_id\":\"{DOC}\",\"source_version_id\":\"v1\",\"rows\":[",
+            cutter_core::PLAN_FORMAT
+        )
+        .map_err(io)?;
+        for (i, row) in fixtures::scale_rows(DOC, units).enumerate() {
+            if i > 0 {
+                out.write_all(b",\n").map_err(io)?;
+            }
+            serde_json::to_writer(&mut out, &row).map_err(|e| e.to_string())?;
+        }
+        out.write_all(b"]}\n").map_err(io)?;
+        out.flush().map_err(io)?;
+    }
+    let digest = fixtures::scale_streamed(DOC, units)
+        .map_err(|r| r.to_string())?
+        .digest();
+
+    // State directory, configuration, passwords in a private .pgpass.
+    let state = w.join("state");
+    let pgpass = w.join("pgpass");
+    private(
+        &pgpass,
+        format!(
+            "{h}:{p}:bench_run:cutter_exec:{e}\n{h}:{p}:bench_run:cutter_verify:{v}\n",
+            h = c.host,
+            p = c.port,
+            e = c.exec_password,
+            v = c.verify_password
+        )
+        .as_bytes(),
+    )?;
+    let cutter = |args: &[&str]| -> Command {
+        let mut cmd = Command::new(&bin);
+        for v in [
+            "DATABASE_URL",
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "PGDATABASE",
+            "PGPASSWORD",
+        ] {
+            cmd.env_remove(v);
+        }
+        cmd.env("PGPASSFILE", &pgpass)
+            .env("CUTTER_CONFIG", state.join("cutter.toml"))
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    };
+    let ok = |mut cmd: Command, what: &str| -> Result<Vec<u8>, String> {
+        let o = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+        if !o.status.success() {
+            return Err(format!(
+                "{what} failed ({}): {}{}",
+                o.status,
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+        Ok(o.stdout)
+    };
+    ok(
+        cutter(&["init", &state.display().to_string()]),
+        "cutter init",
+    )?;
+    let config = format!(
+        "state_dir = \".\"\n[database]\nurl = \"postgres://cutter_exec@{}:{}/bench_run?sslmode=disable\"\n\
+         verify_user = \"cutter_verify\"\n[backup]\nrecipient_fingerprint = \"{}\"\nrecipient_key = \"{}\"\n\
+         [approvals]\napprover_keys = [\"{}\", \"{}\"]\n[run]\nactor = \"bench\"\n",
+        c.host,
+        c.port,
+        backup.fingerprint,
+        backup.public_key.display(),
+        approvers[0].0.display(),
+        approvers[1].0.display()
+    );
+    std::fs::write(state.join("cutter.toml"), config).map_err(|e| e.to_string())?;
+
+    // SG_1 and SG_2 for this run, plan and server.
+    let run = RunId::new(RUN).map_err(|e| e.to_string())?;
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs() as i64
+        + 3600;
+    let mut approval_args = Vec::new();
+    for (gate, (_, secret)) in [ApprovalGate::Sg1, ApprovalGate::Sg2]
+        .into_iter()
+        .zip(&approvers)
+    {
+        let st = ApprovalStatement {
+            run_id: run.clone(),
+            plan_digest: digest,
+            target: SystemIdentifier::new(c.system_identifier),
+            gate,
+            expires_at: UnixTime(expires),
+        };
+        let signed = cutter_governance::sign_approval(
+            &st,
+            secret,
+            &cutter_openpgp::Passphrase::new(String::new()),
+            gate.name(),
+        )
+        .map_err(|e| e.to_string())?;
+        let stem = w.join(gate.name().to_lowercase());
+        let (s, a) = (stem.with_extension("txt"), stem.with_extension("txt.asc"));
+        private(&s, &signed.statement)?;
+        private(&a, &signed.signature)?;
+        approval_args.push(format!("{}:{}", s.display(), a.display()));
+    }
+    let plan_arg = plan_path.display().to_string();
+    let mut disarm = vec![
+        "kill-switch",
+        "disarm",
+        "--run-id",
+        RUN,
+        "--plan",
+        &plan_arg,
+    ];
+    for a in &approval_args {
+        disarm.extend(["--approval", a.as_str()]);
+    }
+    ok(cutter(&disarm), "cutter kill-switch disarm")?;
+
+    // The measured run.
+    eprintln!("bench: cutter run --mode live ({units} units)");
+    let mut live = vec![
+        "--json", "run", "--plan", &plan_arg, "--run-id", RUN, "--mode", "live",
+    ];
+    for a in &approval_args {
+        live.extend(["--approval", a.as_str()]);
+    }
+    let started = Instant::now();
+    let mut cmd = cutter(&live);
+    let report_path = w.join("run.json");
+    let report_file = File::create(&report_path).map_err(|e| e.to_string())?;
+    let mut child = cmd
+        .stdout(report_file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting cutter run: {e}"))?;
+    let pid = child.id();
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Some(k) = hwm_kib(pid) {
+            peak_kib = peak_kib.max(k);
+        }
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(st) => break st,
+            None => std::thread::sleep(Duration::from_millis(1)),
+        }
+    };
+    let wall = started.elapsed();
+    let stderr = child
+        .stderr
+        .take()
+        .map(|mut e| {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+            s
+        })
+        .unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("cutter run --json: {e}; stderr: {stderr}"))?;
+    if !status.success() || v["run"]["state"]["state"] != "succeeded" {
+        return Err(format!("cutter run failed ({status}): {stderr}\n{v}"));
+    }
+    let ctx = &v["run"]["context"];
+
+    println!("\nbench run: cutter run --mode live of a {units}-unit plan (bodies ~1500 bytes of Vietnamese text), release binary");
+    println!("{:<18} {:>10} {:>12}", "phase", "ms", "units/s");
+    for p in ctx["phases"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let ms = p["ended_ms"].as_i64().unwrap_or(0) - p["started_ms"].as_i64().unwrap_or(0);
+        let rate = if ms > 0 {
+            format!("{:.0}", units as f64 * 1000.0 / ms as f64)
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<18} {:>10} {:>12}",
+            p["phase"].as_str().unwrap_or("?"),
+            ms,
+            rate
+        );
+    }
+    println!(
+        "units created {}, verified {}/{}, enacted {}; ledger rows {}",
+        ctx["units_created"],
+        ctx["verify"]["matched"],
+        ctx["verify"]["checked"],
+        ctx["units_enacted"],
+        ctx["ledger_rows"]
+    );
+    let mib = peak_kib as f64 / 1024.0;
+    println!(
+        "wall {:.2} s; peak memory of the cutter process (VmHWM, sampled each ms): {mib:.1} MiB  (limit < {MEMORY_LIMIT_MIB} MiB)  {}",
+        wall.as_secs_f64(),
+        if mib < MEMORY_LIMIT_MIB { "PASS" } else { "FAIL" }
+    );
+    if mib >= MEMORY_LIMIT_MIB {
+        return Err(format!(
+            "peak memory {mib:.1} MiB is over {MEMORY_LIMIT_MIB} MiB"
+        ));
+    }
+    Ok(())
+}
