@@ -2,29 +2,15 @@
 //! cut on a throwaway cluster, one JSON object on stdout, nothing left behind; and
 //! `--keep`, which hands a running cluster over to the operator.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
 fn demo(args: &[&str]) -> Value {
-    let mut c = Command::cargo_bin("cutter").unwrap();
-    for v in [
-        "DATABASE_URL",
-        "PGHOST",
-        "PGPORT",
-        "PGUSER",
-        "PGDATABASE",
-        "PGPASSWORD",
-        "PGPASSFILE",
-        "CUTTER_CONFIG",
-        "CUTTER_STATE_DIR",
-        "CUTTER_FAILPOINT",
-        "BACKUP_GPG_FPR",
-    ] {
-        c.env_remove(v);
-    }
+    let mut c = common::cutter();
     let o = c.arg("demo").args(args).arg("--json").output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
@@ -134,8 +120,7 @@ fn demo_keep_hands_a_running_cluster_to_the_operator() {
     );
 
     // The kept state directory works with the cutter command.
-    let status = Command::cargo_bin("cutter")
-        .unwrap()
+    let status = common::cutter()
         .env("CUTTER_CONFIG", kept["config"].as_str().unwrap())
         .env("PGPASSFILE", kept["pgpassfile"].as_str().unwrap())
         .args(["status", "--json"])

@@ -36,6 +36,28 @@ fn private(path: &Path, bytes: &[u8]) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
+/// The binary with nothing from the caller's libpq or cutter environment.
+pub fn cutter() -> Command {
+    let mut c = Command::cargo_bin("cutter").unwrap();
+    for v in [
+        "DATABASE_URL",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGPASSWORD",
+        "PGPASSFILE",
+        "PGSSLMODE",
+        "CUTTER_CONFIG",
+        "CUTTER_STATE_DIR",
+        "CUTTER_FAILPOINT",
+        "BACKUP_GPG_FPR",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
 /// A plan of `n` units for document `doc`.
 pub fn plan_json(doc: &str, n: u64) -> String {
     let rows = cutter_pg::fixtures::scale_rows(doc, n).collect();
@@ -134,21 +156,7 @@ impl World {
     /// The binary, with this world's configuration and nothing from the caller's libpq
     /// environment.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("cutter").unwrap();
-        for v in [
-            "DATABASE_URL",
-            "PGHOST",
-            "PGPORT",
-            "PGUSER",
-            "PGDATABASE",
-            "PGPASSWORD",
-            "PGSSLMODE",
-            "CUTTER_STATE_DIR",
-            "CUTTER_FAILPOINT",
-            "BACKUP_GPG_FPR",
-        ] {
-            c.env_remove(v);
-        }
+        let mut c = cutter();
         c.env("CUTTER_CONFIG", &self.config)
             .env("PGPASSFILE", &self.pgpass)
             .env("NO_COLOR", "1");
