@@ -399,8 +399,28 @@ fn kill_9_inside_cut_leg_a_and_after_its_commit_then_recover() {
         before.rows("public.information_unit"),
         "zero new units"
     );
+    // The run read its own copy of the plan: kept as the run's plan.json, and left under
+    // its temporary name too by the crash.
+    let partials = || -> Vec<String> {
+        std::fs::read_dir(w.state.join("runs"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(".plan.partial-"))
+            .collect()
+    };
+    assert_eq!(partials().len(), 1, "{:?}", partials());
+    assert_eq!(
+        std::fs::read(w.state.join("runs/r-kill-a/plan.json")).unwrap(),
+        std::fs::read(&w.plan).unwrap()
+    );
     let r = w.cmd().args(["recover"]).output().unwrap();
     assert_eq!(r.status.code(), Some(4), "{}\n{}", stdout(&r), stderr(&r));
+    assert!(
+        partials().is_empty(),
+        "recover removes it: {:?}",
+        partials()
+    );
+    assert!(w.state.join("runs/r-kill-a/plan.json").is_file());
     let text = stdout(&r);
     assert!(
         text.contains("the process died during cut_leg_a; nothing of cut_leg_a committed"),
