@@ -226,9 +226,13 @@ pub fn to_markdown(r: &RunRecord, extras: &ReportExtras) -> String {
         });
     }
     for a in &c.approvals {
+        let who = c
+            .signers
+            .get(&a.signer)
+            .map_or_else(String::new, |name| format!(" ({name})"));
         let _ = writeln!(
             out,
-            "- {} signed by `{}`, valid until {}",
+            "- {} signed by `{}`{who}, valid until {}",
             a.gate,
             a.signer,
             rfc3339(a.statement.expires_at)

@@ -88,6 +88,10 @@ pub struct RunContext {
     pub post_snapshot: Option<Snapshot>,
     /// The verified approvals the gate accepted.
     pub approvals: Vec<VerifiedApproval>,
+    /// Who the signers are, as their keys said when the run started (OpenPGP user id by
+    /// primary fingerprint): a reviewer reads names, the fingerprints prove them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub signers: std::collections::BTreeMap<crate::Fingerprint, String>,
     /// The backup.
     pub backup: Option<BackupFacts>,
     /// The change set of cut_leg_a.
@@ -127,6 +131,7 @@ impl RunContext {
             pre_snapshot: None,
             post_snapshot: None,
             approvals: Vec::new(),
+            signers: std::collections::BTreeMap::new(),
             backup: None,
             change_set_id: None,
             units_created: None,

@@ -43,6 +43,15 @@ impl OpenPgpVerifier {
     pub fn fingerprints(&self) -> Vec<Fingerprint> {
         self.keys.iter().map(PublicKey::fingerprint).collect()
     }
+    /// The first valid user id of the trusted key with primary fingerprint `fp`.
+    pub fn user_id(&self, fp: &Fingerprint) -> Option<String> {
+        self.keys
+            .iter()
+            .find(|k| &k.fingerprint() == fp)?
+            .user_ids()
+            .into_iter()
+            .next()
+    }
 }
 
 impl SignatureVerifier for OpenPgpVerifier {

@@ -641,6 +641,11 @@ fn live(
     );
     context.pre_snapshot = Some(pre.clone());
     context.approvals = auth.approvals().to_vec();
+    context.signers = auth
+        .approvals()
+        .iter()
+        .filter_map(|a| Some((a.signer.clone(), verifier.user_id(&a.signer)?)))
+        .collect();
     let mut rec = RunRecord {
         machine: RunMachine::new(run_id.clone(), Mode::Live, final_phase, kill_switch),
         context,
