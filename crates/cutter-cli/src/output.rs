@@ -72,6 +72,20 @@ impl Output {
         eprintln!("cutter: {e}");
     }
 
+    /// A spinner with the elapsed time, for work whose size is not known (a phase that
+    /// runs on the server); hidden like [`Output::progress`]. Ticks on its own, and
+    /// clears itself when dropped, also on an early return.
+    pub fn spinner(&self, what: &str) -> ProgressBar {
+        let pb = self
+            .progress(0, what)
+            .with_finish(indicatif::ProgressFinish::AndClear);
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+            pb.set_style(style);
+        }
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb
+    }
+
     /// A progress bar over `len` bytes (a restore streaming an artifact of known size),
     /// hidden like [`Output::progress`].
     pub fn bytes_progress(&self, len: u64, what: &str) -> ProgressBar {
@@ -98,10 +112,19 @@ impl Output {
         let template = if len == 0 {
             "{spinner} {msg} {bytes} ({bytes_per_sec}) {elapsed}"
         } else {
-            "{msg:>18} [{bar:32}] {pos}/{len} ({per_sec}, eta {eta})"
+            "{msg:>18} [{bar:32}] {pos}/{len} ({rate}/s, eta {eta})"
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
-            pb.set_style(style.progress_chars("=> "));
+            pb.set_style(
+                style
+                    .with_key(
+                        "rate",
+                        |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.0}", s.per_sec());
+                        },
+                    )
+                    .progress_chars("=> "),
+            );
         }
         pb.set_message(what.to_string());
         pb

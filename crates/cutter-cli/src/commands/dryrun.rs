@@ -44,7 +44,7 @@ pub fn dry_run(
     let exec_cfg = super::target_config(ctx)?;
     let verify_cfg = exec_cfg.with_user(&ctx.settings.verify_user, None);
     let mut target = cutter_pg::Target::connect(&exec_cfg).map_err(pg_err)?;
-    let (valid, pre, mut timings) = preflight_and_plan(&mut target, &plan)?;
+    let (valid, pre, mut timings) = preflight_and_plan(ctx.out, &mut target, &plan)?;
     let (recipient, _) = backup_recipient(ctx)?;
     let target_sysid = target.system_identifier();
 

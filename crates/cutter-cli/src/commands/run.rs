@@ -226,6 +226,17 @@ impl Pipeline<'_> {
     }
 
     fn do_phase(&mut self, phase: Phase) -> std::result::Result<(), String> {
+        // The backup and cut_leg_a show their own bars; the others run on the server.
+        let spinner = match phase {
+            Phase::PreWriteBackup | Phase::CutLegA => None,
+            _ => Some(self.out.spinner(phase.name())),
+        };
+        let outcome = self.phase_work(phase);
+        drop(spinner);
+        outcome
+    }
+
+    fn phase_work(&mut self, phase: Phase) -> std::result::Result<(), String> {
         match phase {
             Phase::PreWriteBackup => {
                 let cfg = cutter_backup::BackupConfig::new(
@@ -524,6 +535,7 @@ fn rehearsal_id(dir: &StateDir, run: &RunId) -> Result<RunId> {
 /// Preflight and cut plan against a connected target: the valid plan, the pre snapshot
 /// and the two phases' timings. Only reads.
 pub fn preflight_and_plan(
+    out: Output,
     target: &mut cutter_pg::Target,
     plan: &PlanFile,
 ) -> Result<(FilePlan, Snapshot, Vec<PhaseRecord>)> {
@@ -545,9 +557,11 @@ pub fn preflight_and_plan(
     let vocab = target.vocabularies().map_err(pg_err)?;
     let pre = target.snapshot().map_err(pg_err)?;
     let t1 = now_ms();
+    let spinner = out.spinner("checking the plan");
     let valid = plan
         .validate(&vocab)
         .map_err(|r| CliError::Usage(format!("{}: {r}", plan.name().display())))?;
+    drop(spinner);
     let t2 = now_ms();
     let rec = |phase, started_ms, ended_ms| PhaseRecord {
         phase,
@@ -598,7 +612,7 @@ fn live(
     target
         .lock_target(&run_id)
         .map_err(|e| CliError::Refused(e.to_string()))?;
-    let (valid, pre, mut timings) = preflight_and_plan(&mut target, &plan)?;
+    let (valid, pre, mut timings) = preflight_and_plan(ctx.out, &mut target, &plan)?;
     let gate_started = now_ms();
     // The gate: everything it needs is read now; a refusal leaves no run behind.
     let (recipient, _) = backup_recipient(ctx)?;
@@ -685,7 +699,9 @@ fn live(
 /// Writes the report files — with the ledger's chain verified now and the backup's
 /// restore proof, if one is recorded — and prints the summary of a finished run.
 pub fn finish(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> Result<u8> {
+    let spinner = ctx.out.spinner("report (verifying the ledger)");
     let extras = super::govern::report_extras(ctx, dir, rec);
+    drop(spinner);
     let md = crate::report::to_markdown(rec, &extras);
     let js = crate::report::to_json(rec, &extras);
     let rd = dir.run_dir(&rec.machine.run_id)?;
