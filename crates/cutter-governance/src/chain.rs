@@ -28,7 +28,7 @@
 //! | `dot_pair_signature` (6) | run_id, gate, signer_fpr, statement, signature, created_at |
 //!
 //! `row_hash` itself is lower-case hex. A test pins this order against
-//! [`LedgerTable::columns`]; changing it breaks every existing ledger (make it `v2`).
+//! `LedgerTable::columns`; changing it breaks every existing ledger (make it `v2`).
 //!
 //! `prev_hash` of a table's first row is [`GENESIS`] (64 zeros); every other row's is the
 //! `row_hash` of the row with the next-lower `id`. One chain per table, in `id` order.
