@@ -237,9 +237,11 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let mut cmd = cutter(&live);
     let report_path = w.join("run.json");
     let report_file = File::create(&report_path).map_err(|e| e.to_string())?;
+    let stderr_path = w.join("run.stderr");
+    let stderr_file = File::create(&stderr_path).map_err(|e| e.to_string())?;
     let mut child = cmd
         .stdout(report_file)
-        .stderr(Stdio::piped())
+        .stderr(stderr_file)
         .spawn()
         .map_err(|e| format!("starting cutter run: {e}"))?;
     let pid = child.id();
@@ -254,15 +256,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         }
     };
     let wall = started.elapsed();
-    let stderr = child
-        .stderr
-        .take()
-        .map(|mut e| {
-            let mut s = String::new();
-            let _ = std::io::Read::read_to_string(&mut e, &mut s);
-            s
-        })
-        .unwrap_or_default();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report_path).map_err(|e| e.to_string())?)
             .map_err(|e| format!("cutter run --json: {e}; stderr: {stderr}"))?;

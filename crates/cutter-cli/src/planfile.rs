@@ -1,13 +1,14 @@
-//! Plan files read one row at a time, so that a plan of any size is checked, digested
-//! and written in constant memory: rows are parsed on a reader thread and handed over
-//! through a small bounded channel; only each row's address, title and body digest are
-//! kept (for the ledger). A run reads its own copy in the state directory, never the
-//! operator's file, so the rows written are the rows validated and approved.
+//! Plan files read one row at a time: rows are parsed on a reader thread and handed over
+//! through a small bounded channel, so the bodies are never held together; only each
+//! row's address, title and body digest are kept (for the ledger). A run reads its own
+//! copy in the state directory, never the operator's file, so the rows written are the
+//! rows validated and approved. Input that can be read only once (a pipe, `<(…)`) is
+//! copied to a temporary file first.
 
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use cutter_core::{
     read_plan, ContractReport, CutPlanRow, PlanDigester, PlanHeader, Sha256Digest, Vocabularies,
@@ -64,13 +65,24 @@ pub struct PlanFile {
     /// How messages name it: the operator's file, even when a copy is read.
     name: PathBuf,
     header: PlanHeader,
+    /// The copy of input that is not a regular file, alive as long as anything reads it.
+    copy: Option<Arc<PlanCopy>>,
 }
 
 impl PlanFile {
     /// Reads `path` once, checking its form; every problem is reported at once, naming
     /// the file.
     pub fn open(path: &Path) -> Result<PlanFile> {
-        Self::open_named(path, path)
+        let regular = std::fs::metadata(path)
+            .map_err(|e| CliError::io(path, e))?
+            .is_file();
+        if regular {
+            return Self::open_named(path, path);
+        }
+        let copy = Arc::new(PlanCopy::take(path, &std::env::temp_dir())?);
+        let mut file = Self::open_named(copy.path(), path)?;
+        file.copy = Some(copy);
+        Ok(file)
     }
 
     /// Like [`PlanFile::open`] for a copy at `path` of the operator's file `name`, which
@@ -83,6 +95,7 @@ impl PlanFile {
             path: path.to_path_buf(),
             name: name.to_path_buf(),
             header,
+            copy: None,
         })
     }
 
@@ -120,16 +133,36 @@ impl PlanFile {
         Ok(d.finish())
     }
 
-    /// Checks the row contract against `vocab` and digests the plan (two more readings).
+    /// Checks the row contract against `vocab` and digests the plan (two more readings,
+    /// which must find as many rows as the first).
     pub fn validate(&self, vocab: &Vocabularies) -> std::result::Result<FilePlan, ContractReport> {
         let path = self.path.clone();
-        let source: Box<dyn Fn() -> Rows + Send + Sync> = Box::new(move || rows(&path));
-        StreamedPlan::validate(
+        let keep = self.copy.clone();
+        let source: Box<dyn Fn() -> Rows + Send + Sync> = Box::new(move || {
+            let _ = &keep;
+            rows(&path)
+        });
+        let plan = StreamedPlan::validate(
             self.header.document_id.clone(),
             self.header.source_version_id.clone(),
             vocab,
             source,
-        )
+        )?;
+        if plan.rows() != self.header.rows {
+            return Err(ContractReport {
+                violations: vec![cutter_core::Violation {
+                    row: None,
+                    canonical_address: None,
+                    field: cutter_core::Field::Plan,
+                    message: format!(
+                        "read {} rows, then {}: the file changed while cutter read it",
+                        self.header.rows,
+                        plan.rows()
+                    ),
+                }],
+            });
+        }
+        Ok(plan)
     }
 }
 
@@ -146,9 +179,15 @@ impl PlanCopy {
     pub fn take(from: &Path, dir: &Path) -> Result<PlanCopy> {
         let mut src = File::open(from).map_err(|e| CliError::io(from, e))?;
         // Named like the backup's temp files, `.<name>.partial-<pid>`, so that `cutter
-        // recover` removes it after a crash the same way.
+        // recover` removes it after a crash the same way; the random part keeps a name
+        // left by a dead process with the same pid (a container) from blocking this one.
+        let name = format!(
+            ".plan-{:016x}.partial-{}",
+            rand::random::<u64>(),
+            std::process::id()
+        );
         let mut file = tempfile::Builder::new()
-            .prefix(&format!(".plan.partial-{}", std::process::id()))
+            .prefix(&name)
             .rand_bytes(0)
             .tempfile_in(dir)
             .map_err(|e| CliError::io(dir, e))?;
@@ -164,11 +203,20 @@ impl PlanCopy {
         self.file.path()
     }
 
-    /// Gives the copy its lasting name too (a hard link: the state directory is one file
-    /// system), and makes the name durable. The copy stays readable under both names
+    /// Gives the copy its lasting name too (a hard link, or a copy where the file system
+    /// has none), and makes the name durable. The copy stays readable under both names
     /// until this value is dropped.
     pub fn keep_as(&self, path: &Path) -> Result<()> {
-        std::fs::hard_link(self.file.path(), path).map_err(|e| CliError::io(path, e))?;
+        if std::fs::hard_link(self.file.path(), path).is_err() {
+            let mut to = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| CliError::io(path, e))?;
+            let mut from = File::open(self.file.path()).map_err(|e| CliError::io(path, e))?;
+            std::io::copy(&mut from, &mut to).map_err(|e| CliError::io(path, e))?;
+            to.sync_all().map_err(|e| CliError::io(path, e))?;
+        }
         if let Some(parent) = path.parent() {
             File::open(parent)
                 .and_then(|d| d.sync_all())

@@ -229,7 +229,7 @@ pub fn to_markdown(r: &RunRecord, extras: &ReportExtras) -> String {
         let who = c
             .signers
             .get(&a.signer)
-            .map_or_else(String::new, |name| format!(" ({name})"));
+            .map_or_else(String::new, |name| format!(" ({})", cell(name)));
         let _ = writeln!(
             out,
             "- {} signed by `{}`{who}, valid until {}",
@@ -273,6 +273,11 @@ pub fn to_markdown(r: &RunRecord, extras: &ReportExtras) -> String {
         }
     }
     out
+}
+
+/// `s` safe inside a Markdown table cell or list item: one line, `|` escaped.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
 /// `text` of a JSON value: strings without quotes, anything else as JSON.
@@ -371,7 +376,7 @@ fn ledger_table(out: &mut String, v: &Value) {
             format!(
                 "**BROKEN** at id {}: {}",
                 t["broken"]["id"],
-                text(&t["broken"]["what"])
+                cell(&text(&t["broken"]["what"]))
             )
         };
         let head = match &t["head"] {

@@ -405,7 +405,7 @@ fn kill_9_inside_cut_leg_a_and_after_its_commit_then_recover() {
         std::fs::read_dir(w.state.join("runs"))
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(".plan.partial-"))
+            .filter(|n| n.starts_with(".plan-") && n.contains(".partial-"))
             .collect()
     };
     assert_eq!(partials().len(), 1, "{:?}", partials());
@@ -668,6 +668,45 @@ fn cut_then_plan_check_and_show() {
     assert_eq!(o.status.code(), Some(2));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["violations"].as_array().unwrap().len(), 2, "{j}");
+}
+
+#[test]
+fn plan_check_reads_a_plan_that_can_be_read_only_once() {
+    // A FIFO, as `cutter plan check <(zcat plan.json.gz)` gives: copied once, then read.
+    let w = World::new();
+    let fifo = w.work.path().join("plan.fifo");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (from, to) = (w.plan.clone(), fifo.clone());
+    let writer = std::thread::spawn(move || {
+        let bytes = std::fs::read(from).unwrap();
+        std::fs::write(to, bytes).unwrap();
+    });
+    let o = w
+        .cmd()
+        .args(["--json", "plan", "check", "--offline"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    writer.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["rows"], 12);
+    // The same digest as the regular file's.
+    let r: serde_json::Value = serde_json::from_slice(
+        &w.cmd()
+            .args(["--json", "plan", "check", "--offline"])
+            .arg(&w.plan)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["plan_digest"], r["plan_digest"]);
 }
 
 #[test]

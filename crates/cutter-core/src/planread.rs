@@ -1,6 +1,8 @@
-//! Reading a plan file one row at a time, so that a plan of any size is checked, digested
-//! and written in constant memory. Same checks and messages as [`CutPlan::parse_json`],
-//! which is built on it. Takes any reader the caller opened: no files are opened here.
+//! Reading a plan file one row at a time, so that a plan is checked, digested and written
+//! without its rows ever being held together. [`CutPlan::parse_json`] is built on it, so
+//! there is one parser: it reports every problem of the header and of each row, and
+//! refuses a top-level key given twice. Takes any reader the caller opened: no files are
+//! opened here.
 
 use std::fmt;
 use std::io::Read;
@@ -44,6 +46,7 @@ pub fn read_plan<R: Read>(
         source_version_id: None,
         rows: None,
         stopped: false,
+        not_an_object: false,
     };
     let mut de = serde_json::Deserializer::from_reader(reader);
     let parsed = de::Deserializer::deserialize_any(&mut de, Top(&mut st)).and_then(|()| de.end());
@@ -104,10 +107,17 @@ struct State<'a> {
     /// Rows read (`Some` once a `rows` array was seen), or what `rows` was instead.
     rows: Option<Result<u64, &'static str>>,
     stopped: bool,
+    /// The file is JSON but not an object: that is the one thing to say.
+    not_an_object: bool,
 }
 
 impl State<'_> {
     fn finish(self) -> Result<PlanHeader, ContractReport> {
+        if self.not_an_object {
+            return Err(report(vec![header(
+                "the plan must be a JSON object".into(),
+            )]));
+        }
         let mut v = self.header;
         match &self.format {
             Some(Value::String(s)) if s == PLAN_FORMAT => {}
@@ -179,9 +189,7 @@ struct Top<'a, 'b>(&'a mut State<'b>);
 
 impl Top<'_, '_> {
     fn not_an_object<E>(self) -> Result<(), E> {
-        self.0
-            .header
-            .push(header("the plan must be a JSON object".into()));
+        self.0.not_an_object = true;
         Ok(())
     }
 }
@@ -366,8 +374,9 @@ mod tests {
 
     #[test]
     fn every_header_problem_is_named() {
-        let cases: [(&str, &[&str]); 6] = [
+        let cases: [(&str, &[&str]); 7] = [
             ("[1,2]", &["the plan must be a JSON object"]),
+            ("\"plan\"", &["the plan must be a JSON object"]),
             (
                 r#"{"format":"x","document_id":7,"rows":"many","extra":1}"#,
                 &[
@@ -391,6 +400,10 @@ mod tests {
         ];
         for (text, expected) in cases {
             let r = read_plan(text.as_bytes(), &mut |_| true).unwrap_err();
+            if expected == ["the plan must be a JSON object"] {
+                // Said once, and alone: nothing else about a file that is not a plan.
+                assert_eq!(r.violations.len(), 1, "{text}: {:?}", r.violations);
+            }
             for e in expected {
                 assert!(
                     r.violations.iter().any(|v| v.message.starts_with(e)),

@@ -722,18 +722,19 @@ pub struct KeptCluster {
 }
 
 impl KeptCluster {
-    /// The shell command that stops the server and removes its directory.
+    /// The shell command that stops the server and removes its directory (paths
+    /// quoted for a POSIX shell).
     pub fn teardown_command(&self) -> String {
         let stop = format!(
             "{} -D {} stop -m fast",
-            self.pg_ctl.display(),
-            self.data_dir.display()
+            shell_quote(&self.pg_ctl),
+            shell_quote(&self.data_dir)
         );
         let stop = match &self.run_as {
             Some(user) => format!("runuser -u {user} -- {stop}"),
             None => stop,
         };
-        format!("{stop} && rm -rf {}", self.dir.display())
+        format!("{stop} && rm -rf {}", shell_quote(&self.dir))
     }
 
     /// Stops the server (`pg_ctl stop -m fast`) and removes the directory.
@@ -764,6 +765,11 @@ impl KeptCluster {
         }
         fs::remove_dir_all(&self.dir).map_err(|e| Error::io("removing", &self.dir, e))
     }
+}
+
+/// `path` as one word for a POSIX shell: single-quoted, a `'` written as `'\''`.
+pub fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
 
 /// A loopback TCP connection configuration.

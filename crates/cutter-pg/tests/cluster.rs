@@ -157,3 +157,21 @@ fn a_kept_cluster_keeps_running_with_its_settings_until_torn_down() {
     assert!(!process_alive(pid));
     assert!(!dir.exists());
 }
+
+#[test]
+fn shell_quote_survives_spaces_quotes_and_metacharacters() {
+    for p in [
+        "/tmp/plain",
+        "/tmp/a b",
+        "/tmp/it's; rm -rf x $HOME `id`",
+        "/tmp/'",
+    ] {
+        let quoted = cutter_pg::shell_quote(Path::new(p));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {quoted}"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), p, "{quoted}");
+    }
+}

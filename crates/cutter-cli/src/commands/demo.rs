@@ -396,10 +396,15 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         let psql = cutter_pg::pg_program("psql")
             .map_or_else(|_| "psql".to_string(), |p| p.display().to_string());
         let connect = format!(
-            "PGPASSFILE={} {psql} \"host=127.0.0.1 port={port} dbname={DB} user=cutter_exec\"",
-            pgpass.display()
+            "PGPASSFILE={} {} \"host=127.0.0.1 port={port} dbname={DB} user=cutter_exec\"",
+            cutter_pg::shell_quote(&pgpass),
+            cutter_pg::shell_quote(std::path::Path::new(&psql))
         );
-        let teardown = format!("{} && rm -rf {}", kept.teardown_command(), work.display());
+        let teardown = format!(
+            "{} && rm -rf {}",
+            kept.teardown_command(),
+            cutter_pg::shell_quote(&work)
+        );
         out.emit(
             &format!(
                 "\nkept: the cluster is still running (pid {}, directory {}).\n\
@@ -408,7 +413,7 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
                  when done, stop it and remove everything:\n  {teardown}",
                 kept.pid.map_or("?".to_string(), |p| p.to_string()),
                 kept.dir.display(),
-                cfg_path.display(),
+                cutter_pg::shell_quote(&cfg_path),
             ),
             json!({"demo": "ok", "runs": ["demo-1", "demo-2"], "seconds": started.elapsed().as_secs_f64(),
                    "steps": Output::take_captured(),
