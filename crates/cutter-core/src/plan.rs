@@ -25,8 +25,13 @@ pub mod limits {
     pub const BODY_BYTES: usize = 1 << 20;
     /// Longest actor, vocabulary code or owner reference, in bytes.
     pub const SHORT_BYTES: usize = 256;
-    /// Most rows in one plan.
-    pub const ROWS: usize = 5_000_000;
+    /// Most rows in one plan. The ledger records every unit of a plan in one manifest,
+    /// a `jsonb` value, which PostgreSQL caps at 256 MiB: with [`ADDRESSES_BYTES`] this
+    /// keeps a manifest under about 200 MiB (addresses escaped at most twice over, plus
+    /// 72 bytes a row), so a plan that passes the contract can always be recorded.
+    pub const ROWS: usize = 1_000_000;
+    /// Most bytes of canonical addresses, all rows together (see [`ROWS`]).
+    pub const ADDRESSES_BYTES: usize = 64 << 20;
 }
 
 /// One row of a cut plan: one information unit to create.
@@ -257,6 +262,44 @@ impl PlanDigester {
     }
 }
 
+/// The plan-wide limits ([`limits::ROWS`], [`limits::ADDRESSES_BYTES`]) for a plan of
+/// `rows` rows whose canonical addresses total `address_bytes`: what would not fit in
+/// the ledger, refused before anything is written.
+pub fn size_violations(rows: u64, address_bytes: u64) -> Vec<Violation> {
+    size_violations_within(
+        rows,
+        address_bytes,
+        limits::ROWS as u64,
+        limits::ADDRESSES_BYTES as u64,
+    )
+}
+
+fn size_violations_within(
+    rows: u64,
+    address_bytes: u64,
+    max_rows: u64,
+    max_address_bytes: u64,
+) -> Vec<Violation> {
+    let plan = |message: String| Violation {
+        row: None,
+        canonical_address: None,
+        field: Field::Plan,
+        message,
+    };
+    let mut v = Vec::new();
+    if rows > max_rows {
+        v.push(plan(format!(
+            "{rows} rows; at most {max_rows} are accepted in one plan (the ledger records a plan's units in one manifest): split the document into several plans"
+        )));
+    }
+    if address_bytes > max_address_bytes {
+        v.push(plan(format!(
+            "the canonical addresses total {address_bytes} bytes; at most {max_address_bytes} fit in the ledger's manifest: shorten them or split the document into several plans"
+        )));
+    }
+    v
+}
+
 /// One row as the ledger writers and verify see it: no body, only its digest.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct RowFacts<'a> {
@@ -366,6 +409,13 @@ impl CutPlan {
                 message: "the plan has no rows; nothing to write".into(),
             });
         }
+        report.violations.extend(size_violations(
+            self.rows.len() as u64,
+            self.rows
+                .iter()
+                .map(|r| r.canonical_address.len() as u64)
+                .sum(),
+        ));
         let mut first_seen: BTreeMap<&str, usize> = BTreeMap::new();
         for (i, r) in self.rows.iter().enumerate() {
             let n = i + 1;
@@ -626,6 +676,22 @@ impl From<ContractReport> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_wide_limits_name_what_would_not_fit_in_the_ledger() {
+        assert!(size_violations_within(10, 100, 10, 100).is_empty());
+        let v = size_violations_within(11, 101, 10, 100);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v[0].message.starts_with("11 rows; at most 10 are accepted"));
+        assert!(v[1]
+            .message
+            .starts_with("the canonical addresses total 101 bytes; at most 100"));
+        assert!(v.iter().all(|x| x.field == Field::Plan && x.row.is_none()));
+        // The real limits keep the worst manifest under PostgreSQL's jsonb cap.
+        let worst = 2 * limits::ADDRESSES_BYTES as u64 + 72 * limits::ROWS as u64;
+        assert!(worst < 256 << 20, "{worst}");
+        assert!(size_violations(limits::ROWS as u64, limits::ADDRESSES_BYTES as u64).is_empty());
+    }
 
     pub(crate) fn vocab() -> Vocabularies {
         Vocabularies {

@@ -152,12 +152,7 @@ impl State<'_> {
         };
         let rows = match self.rows {
             Some(Ok(n)) => {
-                if n > limits::ROWS as u64 {
-                    v.push(header(format!(
-                        "{n} rows; at most {} are accepted in one plan",
-                        limits::ROWS
-                    )));
-                }
+                v.extend(crate::plan::size_violations(n, 0));
                 n
             }
             Some(Err(found)) => {

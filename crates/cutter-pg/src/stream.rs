@@ -86,8 +86,10 @@ where
                 }
             }
         };
+        let mut address_bytes: u64 = 0;
         for row in source() {
             rows += 1;
+            address_bytes += row.canonical_address.len() as u64;
             if !row.canonical_address.is_empty() {
                 let d = Sha256Digest::of(row.canonical_address.as_bytes());
                 let mut key = [0u8; 16];
@@ -131,15 +133,20 @@ where
             });
         }
         if rows > limits::ROWS as u64 {
+            // Reading stopped there.
             report.violations.push(Violation {
                 row: None,
                 canonical_address: None,
                 field: Field::Plan,
                 message: format!(
-                    "more than {} rows; at most that many are accepted in one plan",
+                    "more than {} rows; at most that many are accepted in one plan: split the document into several plans",
                     limits::ROWS
                 ),
             });
+        } else {
+            report
+                .violations
+                .extend(cutter_core::plan::size_violations(rows, address_bytes));
         }
         if !report.violations.is_empty() {
             report

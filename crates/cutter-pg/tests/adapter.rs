@@ -399,6 +399,36 @@ fn streamed_validation_reports_every_violation_with_plan_row_numbers() {
     );
 }
 
+/// A plan whose addresses would not fit in the ledger's manifest is refused by the
+/// contract, before anything is written (the limit is checked across the whole stream).
+#[test]
+fn streamed_validation_refuses_a_plan_too_large_for_the_ledger() {
+    use cutter_core::plan::limits;
+    let n = (limits::ADDRESSES_BYTES / 500 + 1) as u64;
+    let rows = move || {
+        fixtures::scale_rows("big-doc", n).map(|mut r| {
+            let pad = "x".repeat(500 - r.canonical_address.len());
+            r.canonical_address.push_str(&pad);
+            r
+        })
+    };
+    let err = cutter_pg::StreamedPlan::validate(
+        DocumentId::new("big-doc").unwrap(),
+        SourceVersionId::new("v1").unwrap(),
+        &fixtures::vocabularies(),
+        rows,
+    )
+    .unwrap_err();
+    assert_eq!(err.violations.len(), 1, "{err}");
+    assert!(
+        err.violations[0].message.contains(&format!(
+            "at most {} fit in the ledger's manifest",
+            limits::ADDRESSES_BYTES
+        )),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_streamed_source_that_changes_after_validation_is_rolled_back() {
     use std::sync::atomic::{AtomicU32, Ordering};
