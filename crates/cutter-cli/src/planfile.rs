@@ -125,12 +125,20 @@ impl PlanFile {
         }
         if n != h.rows {
             return Err(CliError::Failed(format!(
-                "{}: read {} rows, then {n}: the file changed while cutter read it",
+                "{}: {}",
                 self.name.display(),
-                h.rows
+                self.changed(n)
             )));
         }
         Ok(d.finish())
+    }
+
+    /// Why a later reading that found `then` rows cannot be trusted.
+    fn changed(&self, then: u64) -> String {
+        format!(
+            "read {} rows, then {then}: the file changed while cutter read it",
+            self.header.rows
+        )
     }
 
     /// Checks the row contract against `vocab` and digests the plan (two more readings,
@@ -154,11 +162,7 @@ impl PlanFile {
                     row: None,
                     canonical_address: None,
                     field: cutter_core::Field::Plan,
-                    message: format!(
-                        "read {} rows, then {}: the file changed while cutter read it",
-                        self.header.rows,
-                        plan.rows()
-                    ),
+                    message: self.changed(plan.rows()),
                 }],
             });
         }

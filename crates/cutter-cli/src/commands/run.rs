@@ -491,22 +491,21 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
     if let Some(s) = stale {
         tracing::warn!("the state lock was last held by pid {} ({}) since {}, which is gone; its lock was released by the kernel", s.pid, s.purpose, s.since);
     }
+    // The id the run is recorded under: a rehearsal has its own.
+    let record_id = match args.mode {
+        RunMode::Live => run_id.clone(),
+        RunMode::DryRun => rehearsal_id(&dir, &run_id)?,
+    };
+    refuse_unfinished(&dir, &record_id)?;
+    let copy = PlanCopy::take(&args.plan, &dir.root().join("runs"))?;
+    let plan = PlanFile::open_named(copy.path(), &args.plan)?;
     match args.mode {
-        RunMode::Live => {
-            refuse_unfinished(&dir, &run_id)?;
-            let copy = PlanCopy::take(&args.plan, &dir.root().join("runs"))?;
-            let plan = PlanFile::open_named(copy.path(), &args.plan)?;
-            live(ctx, &dir, run_id, &copy, plan, args)
-        }
+        RunMode::Live => live(ctx, &dir, record_id, &copy, plan, args),
         RunMode::DryRun => {
-            let rehearsal = rehearsal_id(&dir, &run_id)?;
-            refuse_unfinished(&dir, &rehearsal)?;
-            let copy = PlanCopy::take(&args.plan, &dir.root().join("runs"))?;
-            let plan = PlanFile::open_named(copy.path(), &args.plan)?;
             if !ctx.out.json {
-                println!("rehearsal of run {run_id}, recorded as {rehearsal} (the live run keeps the id {run_id})");
+                println!("rehearsal of run {run_id}, recorded as {record_id} (the live run keeps the id {run_id})");
             }
-            super::dryrun::dry_run(ctx, &dir, rehearsal, &copy, plan, args)
+            super::dryrun::dry_run(ctx, &dir, record_id, &copy, plan, args)
         }
     }
 }
