@@ -130,8 +130,8 @@ pub enum Error {
         cluster_name: String,
     },
 
-    /// The ledger extension of the schema (migration G1) is missing.
-    #[error("the governance ledger support (migration {migration}) is not installed: {missing}; apply it as the owner of the cutter_governance tables (cutter-governance's sql/G1__ledger.sql, idempotent; `cutter_governance::install`)")]
+    /// The ledger part of the reference schema (`V2__ledger.sql`) is missing or broken.
+    #[error("the governance ledger support (migration {migration}) is not installed: {missing}; run `cutter db status` to see what differs, then `cutter db upgrade` as the owner of the cutter_governance tables")]
     NotInstalled {
         /// The migration.
         migration: &'static str,
@@ -326,7 +326,7 @@ fn hint_db(e: &postgres::Error) -> String {
     use postgres::error::SqlState;
     match e.code() {
         Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => {
-            "; the role lacks a privilege: check that the schema and migration G1 are installed and the role is cutter_exec".into()
+            "; the role lacks a privilege: check with `cutter db status` that the schema is at the reference and the role is cutter_exec".into()
         }
         Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => {
             "; the transaction is read-only".into()

@@ -1,18 +1,24 @@
-//! Migration G1 — shipped as the reference schema's `V2__ledger.sql` in cutter-pg, so
-//! every install of the reference schema has it: what the ledger needs on top of V1 — unique `prev_hash` per chain, id allocation for `cutter_exec`, the
-//! append-only trigger, uniqueness per change set, lookup indexes. Idempotent.
+//! The ledger's part of the reference schema, `V2__ledger.sql` in cutter-pg (unique
+//! `prev_hash` per chain, id allocation for `cutter_exec`, the append-only trigger,
+//! uniqueness per change set, lookup indexes): bringing a database to it, and checking it.
 
 use postgres::GenericClient;
 
 use crate::error::{Error, Result};
 
-/// The migration's name.
-pub const MIGRATION: &str = "G1__ledger";
+/// The migration that creates what [`check_installed`] checks.
+pub const MIGRATION: &str = "V2__ledger.sql";
 
-/// The migration's SQL text.
-pub const G1_SQL: &str = cutter_pg::schema::LEDGER_SQL;
+/// Brings the database to cutter-pg's reference schema through its migration runner
+/// (which records every version it applies). Run it as the owner of the
+/// `cutter_governance` tables; running it again changes nothing.
+pub fn install(client: &mut postgres::Client) -> Result<()> {
+    cutter_pg::schema::install_reference(client)
+        .map(|_| ())
+        .map_err(|e| Error::Invalid(format!("bringing the schema to the reference: {e}")))
+}
 
-/// The objects G1 creates, checked by [`check_installed`]: (kind, name).
+/// The objects V2 creates, checked by [`check_installed`]: (kind, name).
 const OBJECTS: &[(&str, &str)] = &[
     ("index", "cut_change_set_chain"),
     ("index", "cut_change_set_affected_row_chain"),
@@ -28,20 +34,7 @@ const OBJECTS: &[(&str, &str)] = &[
     ("index", "review_decision_claim_key"),
 ];
 
-/// Applies migration G1 in one transaction. Run it as the owner of the
-/// `cutter_governance` tables, after cutter-pg's reference schema; running it again
-/// changes nothing.
-pub fn install<C: GenericClient>(client: &mut C) -> Result<()> {
-    let mut tx = client
-        .transaction()
-        .map_err(Error::db("starting the G1 migration"))?;
-    tx.batch_execute(G1_SQL)
-        .map_err(Error::db(format!("applying migration {MIGRATION}")))?;
-    tx.commit()
-        .map_err(Error::db(format!("committing migration {MIGRATION}")))
-}
-
-/// Checks that G1 is installed: its indexes, the append-only trigger on each ledger
+/// Checks that V2 is installed: its indexes, the append-only trigger on each ledger
 /// table, and `cutter_exec`'s USAGE on the id sequences. [`Error::NotInstalled`] lists
 /// what is missing.
 pub fn check_installed<C: GenericClient>(client: &mut C) -> Result<()> {
@@ -54,7 +47,7 @@ pub fn check_installed<C: GenericClient>(client: &mut C) -> Result<()> {
              WHERE n.nspname = 'cutter_governance' AND c.relname = ANY($1)",
             &[&names],
         )
-        .map_err(Error::db("checking the G1 indexes"))?
+        .map_err(Error::db("checking the V2 ledger indexes"))?
         .iter()
         .map(|r| r.get(0))
         .collect();
@@ -79,7 +72,7 @@ pub fn check_installed<C: GenericClient>(client: &mut C) -> Result<()> {
                 .map(|t| t.name())
                 .collect::<Vec<_>>()],
         )
-        .map_err(Error::db("checking the G1 triggers and grants"))?;
+        .map_err(Error::db("checking the V2 ledger triggers and grants"))?;
     for r in rows {
         let name: String = r.get(0);
         if !r.get::<_, bool>(1) {

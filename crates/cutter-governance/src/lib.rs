@@ -9,8 +9,9 @@
 //!   with; [`verify_approvals`] applies the core's approval rules.
 //! * [`claim`], [`void`], [`append_reverted`], [`record_sg3`] append review decisions;
 //!   [`run_status_in_db`] reads back what a run committed.
-//! * [`install`] applies migration G1 (`sql/G1__ledger.sql`) on top of cutter-pg's
-//!   reference schema.
+//! * [`install`] brings a database to cutter-pg's reference schema (its migration
+//!   runner); [`check_installed`] names what of the ledger's part (`V2__ledger.sql`) is
+//!   missing.
 //!
 //! Invariant: ledger rows are only ever appended, by the functions of this crate, under
 //! a per-table advisory lock; nothing here updates or deletes a ledger row.
@@ -38,7 +39,7 @@ pub use decisions::{
 };
 pub use error::{Error, LiveUnit, Result};
 pub use facts::{run_status_in_db, DbRunFacts};
-pub use install::{check_installed, install, G1_SQL, MIGRATION};
+pub use install::{check_installed, install, MIGRATION};
 pub use legb::{
     body_sha256, leg_b_record, prove_leg_b_record, units_digest, LegBReport, MANIFEST_FORMAT,
 };

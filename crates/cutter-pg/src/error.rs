@@ -335,6 +335,27 @@ pub enum Error {
     )]
     RollbackOnlyEnded,
 
+    /// A migration step failed or was refused; what was applied before it is named
+    /// (committed), and running the upgrade again continues from the failed step.
+    #[error("{0}")]
+    Migration(Box<MigrationFailure>),
+
+    /// The text of an applied migration differs from the file this cutter embeds.
+    #[error("{0}")]
+    MigrationChanged(Box<ChangedMigration>),
+
+    /// The connected role may not change the schema.
+    #[error(
+        "refusing to change the schema as role {user}: {why}; connect as the schema owner with \
+         --owner-url or [database] owner_url"
+    )]
+    NotOwner {
+        /// The connected role.
+        user: String,
+        /// Why it may not.
+        why: String,
+    },
+
     /// Installing the reference schema or fixture failed.
     #[error("installing {what}: {reason}")]
     Install {
@@ -367,7 +388,57 @@ pub enum Error {
     },
 }
 
+/// Why an upgrade stopped ([`Error::Migration`]).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "db upgrade stopped at {step}: {reason}; {}; {next}",
+    if .applied.is_empty() { "nothing was applied before it".to_string() } else { format!("applied before it (committed): {}", .applied.join(", ")) }
+)]
+pub struct MigrationFailure {
+    /// The step.
+    pub step: String,
+    /// The steps applied before it.
+    pub applied: Vec<String>,
+    /// What went wrong.
+    pub reason: String,
+    /// What to do next.
+    pub next: String,
+}
+
+/// An applied migration whose text changed ([`Error::MigrationChanged`]).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "migration {name} (version {version}) was applied with sha256 {recorded}, but this cutter's {name} has \
+     sha256 {embedded}: the file changed after it was applied; refusing to upgrade (restore the released \
+     file, or use the cutter release that applied it)"
+)]
+pub struct ChangedMigration {
+    /// Version.
+    pub version: i32,
+    /// File name.
+    pub name: String,
+    /// SHA-256 recorded in the database.
+    pub recorded: String,
+    /// SHA-256 of the embedded file.
+    pub embedded: String,
+}
+
 impl Error {
+    /// An upgrade that stopped at `step`.
+    pub(crate) fn migration(
+        step: impl Into<String>,
+        applied: Vec<String>,
+        reason: impl Into<String>,
+        next: impl Into<String>,
+    ) -> Self {
+        Error::Migration(Box::new(MigrationFailure {
+            step: step.into(),
+            applied,
+            reason: reason.into(),
+            next: next.into(),
+        }))
+    }
+
     /// The SQLSTATE the server reported, if this error came from the server.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {

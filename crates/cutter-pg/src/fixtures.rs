@@ -148,3 +148,51 @@ pub fn hostile_row() -> CutPlanRow {
         owner_ref: Some("owner'; --".into()),
     }
 }
+
+/// The earlier tool's production database (`sql/fixtures/legacy_production.sql`): the
+/// seeds' tables, functions, triggers and roles with the 158/165/60 baseline, governance
+/// tables without hash chains holding 1,048 rows, no `schema_version`.
+pub const LEGACY_PRODUCTION_SQL: &str = include_str!("../sql/fixtures/legacy_production.sql");
+
+/// Rows the legacy fixture writes to the ledger tables, per table.
+pub const LEGACY_LEDGER_ROWS: [(&str, i64); 6] = [
+    ("cut_change_set", 12),
+    ("cut_change_set_affected_row", 940),
+    ("manifest_envelope", 12),
+    ("review_decision", 48),
+    ("verify_result", 12),
+    ("dot_pair_signature", 24),
+];
+
+/// Installs the earlier tool's production shape into an empty database, as the owner:
+/// V1's text and the baseline, turned into that shape and filled, in one transaction.
+/// This is a fixture for adoption tests and benchmarks, never a way to install cutter.
+pub fn install_legacy(c: &mut postgres::Client) -> crate::Result<()> {
+    use crate::error::PgContext;
+    let mut tx = c.transaction().doing("BEGIN")?;
+    let empty: bool = tx
+        .query_one(
+            "SELECT to_regclass('public.information_unit') IS NULL \
+                AND to_regnamespace('cutter_governance') IS NULL",
+            &[],
+        )
+        .doing("looking for an existing schema")?
+        .get(0);
+    if !empty {
+        return Err(crate::Error::Install {
+            what: "legacy production fixture".into(),
+            reason: "the database is not empty".into(),
+        });
+    }
+    for (what, sql) in [
+        ("V1__reference.sql", crate::schema::MIGRATIONS[0].sql),
+        ("V1__baseline.sql", crate::schema::BASELINE_SQL),
+        ("legacy_production.sql", LEGACY_PRODUCTION_SQL),
+    ] {
+        tx.batch_execute(sql).map_err(|e| crate::Error::Install {
+            what: format!("legacy production fixture ({what})"),
+            reason: crate::ServerError::from_pg(&e).to_string(),
+        })?;
+    }
+    tx.commit().doing("COMMIT of the legacy production fixture")
+}

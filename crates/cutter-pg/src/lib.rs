@@ -15,6 +15,7 @@ pub mod config;
 mod error;
 pub mod fixtures;
 mod ident;
+pub mod migrate;
 pub mod preflight;
 pub mod schema;
 mod stream;
@@ -29,7 +30,7 @@ pub use cluster::{
     ClusterOptions, KeptCluster, THROWAWAY_CLUSTER_NAME,
 };
 pub use config::{ConfigError, ConnConfig, Password};
-pub use error::{Error, LockHolder, Result, ServerError};
+pub use error::{ChangedMigration, Error, LockHolder, MigrationFailure, Result, ServerError};
 pub use ident::{quote_ident, quote_table};
 pub use preflight::{Finding, PreflightReport};
 pub use stream::StreamedPlan;

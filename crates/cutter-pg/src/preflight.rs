@@ -98,7 +98,7 @@ pub(crate) type TableSpec = (
 const TS: &str = "timestamp with time zone";
 
 /// Every table and column of the reference schema, in table order.
-pub(crate) const REFERENCE_TABLES: [TableSpec; 13] = [
+pub(crate) const REFERENCE_TABLES: [TableSpec; 14] = [
     (
         "public",
         "information_unit",
@@ -248,6 +248,20 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 13] = [
             ("name", "text", true),
             ("sha256", "text", true),
             ("installed_at", TS, true),
+            ("applied_by", "text", false),
+        ],
+    ),
+    (
+        "cutter_governance",
+        "ledger_anchor",
+        &[
+            ("ledger_table", "text", true),
+            ("through_id", "bigint", true),
+            ("row_count", "bigint", true),
+            ("rows_sha256", "text", true),
+            ("anchor_hash", "text", true),
+            ("anchored_at", TS, true),
+            ("anchored_by", "text", true),
         ],
     ),
     (
@@ -352,6 +366,22 @@ const LEDGER_INDEXES: [(&str, &str, bool, &str); 12] = [
 /// the owner, and its function.
 const LEDGER_TRIGGER: &str = "trg_ledger_append_only";
 const LEDGER_TRIGGER_FUNCTION: &str = "cutter_governance.fn_ledger_append_only()";
+
+/// V3's function that digests ledger rows written before cutter.
+const LEGACY_DIGEST_FUNCTION: &str = "cutter_governance.fn_ledger_legacy_digest(text,bigint)";
+
+/// Lookup indexes of the reference on tables that grow without end: (index, table).
+const LOOKUP_INDEXES: [(&str, &str); 3] = [
+    (
+        "public.information_unit_change_set",
+        "public.information_unit",
+    ),
+    ("public.iu_lifecycle_log_unit", "public.iu_lifecycle_log"),
+    (
+        "cutter_governance.cut_change_set_affected_row_cs",
+        "cutter_governance.cut_change_set_affected_row",
+    ),
+];
 
 const TABLE_PRIVILEGES: [&str; 7] = [
     "SELECT",
@@ -611,7 +641,8 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
             "missing".into(),
         );
     }
-    for table in LEDGER {
+    // The ledger tables and, since V3, the genesis anchors are append-only.
+    for table in LEDGER.iter().chain(&["ledger_anchor"]) {
         let qualified = format!("cutter_governance.{table}");
         if !present_tables.contains(&qualified) {
             continue;
@@ -716,6 +747,41 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
         }
     }
 
+    // V3's digest of rows written before cutter (ledger verify needs it).
+    let digest_fn: bool = c
+        .query_one(
+            "SELECT to_regprocedure($1) IS NOT NULL",
+            &[&LEGACY_DIGEST_FUNCTION],
+        )
+        .doing("looking for the ledger's legacy digest function")?
+        .get(0);
+    if !digest_fn {
+        push(
+            format!("function {LEGACY_DIGEST_FUNCTION}"),
+            "missing (reference V3)".into(),
+        );
+    }
+
+    // The lookup indexes on tables that grow without end (built CONCURRENTLY when a
+    // database is adopted): present and valid.
+    for (index, table) in LOOKUP_INDEXES {
+        if !present_tables.contains(table) {
+            continue;
+        }
+        match crate::migrate::index_state(c, index)? {
+            crate::migrate::IndexState::Valid => {}
+            crate::migrate::IndexState::Missing => push(
+                format!("index {index} on {table}"),
+                "missing; `cutter db upgrade` builds it CONCURRENTLY".into(),
+            ),
+            crate::migrate::IndexState::Invalid => push(
+                format!("index {index} on {table}"),
+                "INVALID (an interrupted CONCURRENTLY build); `cutter db upgrade` rebuilds it"
+                    .into(),
+            ),
+        }
+    }
+
     // Roles and table privileges.
     for role in [EXEC_ROLE, VERIFY_ROLE] {
         let row = c
@@ -804,10 +870,11 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
         if schema == "vocab" || !present_tables.contains(&qualified) {
             continue;
         }
-        let column = if table == "schema_version" {
-            "version"
-        } else {
-            "id"
+        let column = match table {
+            "schema_version" => "version",
+            // Keyed by ledger table name: no sequence.
+            "ledger_anchor" => continue,
+            _ => "id",
         };
         let seq: Option<String> = c
             .query_one(
@@ -947,6 +1014,61 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
         schema_version,
         findings,
     })
+}
+
+/// What differs between the connected database and the earlier tool's shape (the
+/// seeds'): every reference table but `schema_version` and `ledger_anchor`, with its
+/// columns but the hash chain's, and the functions `fn_iu_create` and `fn_iu_enact`.
+/// Empty when the database has that shape (and may have more).
+pub(crate) fn legacy_shape_problems(c: &mut impl GenericClient) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for (schema, table, columns) in REFERENCE_TABLES {
+        if schema == "cutter_governance" && (table == "schema_version" || table == "ledger_anchor")
+        {
+            continue;
+        }
+        let qualified = format!("{schema}.{table}");
+        let found: BTreeMap<String, String> = c
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_catalog.pg_attribute a \
+                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&qualified],
+            )
+            .doing(&format!("reading the columns of {qualified}"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if found.is_empty() {
+            problems.push(format!("table {qualified}: missing"));
+            continue;
+        }
+        for (col, ty, _) in columns.iter() {
+            if *col == "prev_hash" || *col == "row_hash" {
+                continue;
+            }
+            match found.get(*col) {
+                None => problems.push(format!("column {qualified}.{col}: missing")),
+                Some(t) if t != ty => {
+                    problems.push(format!("column {qualified}.{col}: type {t}, expected {ty}"))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    for (name, signature) in FUNCTIONS {
+        if name != "fn_iu_create" && name != "fn_iu_enact" {
+            continue;
+        }
+        let ok: bool = c
+            .query_one("SELECT to_regprocedure($1) IS NOT NULL", &[&signature])
+            .doing(&format!("looking for function {name}"))?
+            .get(0);
+        if !ok {
+            problems.push(format!("function {signature}: missing"));
+        }
+    }
+    Ok(problems)
 }
 
 fn role_label(role: &str) -> String {

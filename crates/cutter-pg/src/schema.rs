@@ -6,25 +6,24 @@
 
 use postgres::GenericClient;
 
-use cutter_core::Sha256Digest;
-
 use crate::config::Password;
 use crate::error::{Error, PgContext, Result};
 use crate::ident::{quote_ident, quote_literal};
 
-/// One versioned SQL file of the reference schema.
+/// One versioned SQL file of the reference schema (or the adoption of the earlier
+/// tool's database). Applied by [`crate::migrate`].
 #[derive(Clone, Copy, Debug)]
 pub struct Migration {
     /// Version number (`V1__…`).
     pub version: i32,
-    /// File name.
+    /// File name: the one name this migration has, recorded in `schema_version`.
     pub name: &'static str,
     /// The SQL text.
     pub sql: &'static str,
 }
 
 /// The reference schema, version by version.
-pub const MIGRATIONS: [Migration; 2] = [
+pub const MIGRATIONS: [Migration; 3] = [
     Migration {
         version: 1,
         name: "V1__reference.sql",
@@ -33,18 +32,26 @@ pub const MIGRATIONS: [Migration; 2] = [
     Migration {
         version: 2,
         name: "V2__ledger.sql",
-        sql: LEDGER_SQL,
+        sql: include_str!("../sql/V2__ledger.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "V3__history_and_anchors.sql",
+        sql: include_str!("../sql/V3__history_and_anchors.sql"),
     },
 ];
 
-/// Migration V2: what the hash-chained ledger needs on top of V1 (unique `prev_hash`
-/// per chain, id allocation for `cutter_exec`, the owner-only append trigger,
-/// uniqueness per change set, lookup indexes). Idempotent; `cutter-governance` owns its
-/// meaning and applies it to targets still at V1.
-pub const LEDGER_SQL: &str = include_str!("../sql/V2__ledger.sql");
+/// Version 1 for a database of the earlier tool's shape: takes it to what
+/// `V1__reference.sql` installs, in place, and is recorded as version 1 under its own
+/// name.
+pub const ADOPTION: Migration = Migration {
+    version: 1,
+    name: "A1__adopt_legacy.sql",
+    sql: include_str!("../sql/A1__adopt_legacy.sql"),
+};
 
 /// The schema version this build of cutter expects.
-pub const REFERENCE_VERSION: i32 = 2;
+pub const REFERENCE_VERSION: i32 = 3;
 
 /// The baseline fixture (for reference version 1).
 pub const BASELINE_SQL: &str = include_str!("../sql/V1__baseline.sql");
@@ -139,50 +146,32 @@ pub fn installed_version(c: &mut impl GenericClient) -> Result<Option<i32>> {
     Ok(row.get(0))
 }
 
-/// Installs every reference version not yet installed, each in one transaction, and
-/// records it. Returns the version now installed. Run as the role that is to own the
+/// Brings the connected database to the reference schema through the migration
+/// runner: installs it into an empty database, or applies the versions not yet
+/// recorded. Returns the version now installed. Run as the role that is to own the
 /// schema (it owns the SECURITY DEFINER functions); it needs CREATEROLE only if the
-/// roles `cutter_exec` and `cutter_verify` do not exist yet.
+/// roles `cutter_exec` and `cutter_verify` do not exist yet. A database of the earlier
+/// tool's shape, or with cutter tables and no recorded version, is refused here: adopt
+/// it with `cutter db upgrade` ([`crate::migrate::upgrade`]).
 pub fn install_reference(c: &mut postgres::Client) -> Result<i32> {
-    let mut current = installed_version(c)?.unwrap_or(0);
-    if current == 0 {
-        let present: bool = c
-            .query_one(
-                "SELECT to_regclass('public.information_unit') IS NOT NULL \
-                 OR to_regnamespace('cutter_governance') IS NOT NULL",
-                &[],
-            )
-            .doing("looking for an existing schema")?
-            .get(0);
-        if present {
+    let shape = crate::migrate::detect(c)?;
+    match shape {
+        crate::migrate::Shape::Empty | crate::migrate::Shape::Versioned { .. } => {}
+        other => {
             return Err(Error::Install {
                 what: "reference schema".into(),
-                reason: "the database already has cutter tables but no recorded schema version; \
-                         refusing to install over them (use a fresh database, or run preflight)"
-                    .into(),
-            });
+                reason: format!(
+                    "the database already has cutter tables but no recorded schema version ({other}); \
+                     refusing to install over them (use a fresh database, or adopt it with `cutter db upgrade`)"
+                ),
+            })
         }
     }
-    let from = current;
-    for m in MIGRATIONS.iter().filter(|m| m.version > from) {
-        let mut tx = c.transaction().doing("BEGIN")?;
-        tx.batch_execute(m.sql).map_err(|e| Error::Install {
-            what: format!("reference schema {}", m.name),
-            reason: crate::error::ServerError::from_pg(&e).to_string(),
-        })?;
-        tx.execute(
-            "INSERT INTO cutter_governance.schema_version (version, name, sha256) VALUES ($1, $2, $3)",
-            &[
-                &m.version,
-                &m.name,
-                &Sha256Digest::of(m.sql.as_bytes()).to_hex(),
-            ],
-        )
-        .doing("recording the schema version")?;
-        tx.commit().doing("COMMIT of the reference schema")?;
-        current = m.version;
-    }
-    Ok(current)
+    let options = crate::migrate::UpgradeOptions {
+        install: shape == crate::migrate::Shape::Empty,
+        ..Default::default()
+    };
+    Ok(crate::migrate::upgrade(c, &options, &mut |_| {})?.to)
 }
 
 /// Installs the deterministic baseline (158 units, 165 versions, 60 lifecycle log rows)

@@ -724,7 +724,7 @@ const LEDGER_TABLES: [&str; 6] = [
 
 /// A target still at V1 (only `MIGRATIONS[0]` installed, by hand, as an older cutter
 /// left it): preflight names every missing V2 object and the version, and
-/// `install_reference` upgrades it to the reference, after which preflight is clean.
+/// `install_reference` upgrades it to the reference (V2, V3), after which preflight is clean.
 #[test]
 fn a_target_at_v1_is_named_by_preflight_and_upgraded_to_the_reference() {
     assert!(schema::MIGRATIONS.len() >= 2, "the reference has a V2");
@@ -781,6 +781,13 @@ fn a_target_at_v1_is_named_by_preflight_and_upgraded_to_the_reference() {
             needles.push(format!("index cutter_governance.{index} on "));
         }
         needles.push("function cutter_governance.fn_ledger_append_only(): missing".into());
+        // And V3's.
+        needles.push("column cutter_governance.schema_version.applied_by: missing".into());
+        needles.push("table cutter_governance.ledger_anchor: missing".into());
+        needles.push(
+            "function cutter_governance.fn_ledger_legacy_digest(text,bigint): missing (reference V3)"
+                .into(),
+        );
         for needle in &needles {
             assert!(text.contains(needle.as_str()), "{needle} not in\n{text}");
         }
