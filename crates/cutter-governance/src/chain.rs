@@ -39,7 +39,7 @@
 //! rows sent with one `COPY … FROM STDIN`, whatever their number. Appenders of one table
 //! are serialized by a transaction-scoped advisory lock
 //! (`pg_advisory_xact_lock(1279607879, <table number>)`, `1279607879` = `"LEDG"`), and
-//! migration G1 makes `prev_hash` unique per table, so a chain can never fork: a writer
+//! `V2__ledger.sql` makes `prev_hash` unique per table, so a chain can never fork: a writer
 //! that raced anyway fails with [`Error::ChainContention`] and writes nothing.
 
 use std::borrow::Cow;
@@ -371,6 +371,21 @@ pub(crate) fn append(
             let hash: Option<String> = r.get(1);
             match hash {
                 Some(h) if is_hex64(&h) => (id, h),
+                // Rows written before cutter: the chain continues from their genesis
+                // anchor (V3), if one covers them.
+                None => match read_anchor(tx, table)? {
+                    Some(a) if id <= a.through_id => (id, a.anchor_hash),
+                    _ => {
+                        return Err(Error::ChainUnusable {
+                            table,
+                            detail: format!(
+                                "its last row (id {id}) carries no row_hash and no genesis anchor \
+                                 covers it; run `cutter db upgrade` as the owner to anchor rows \
+                                 written before cutter"
+                            ),
+                        })
+                    }
+                },
                 _ => {
                     return Err(Error::ChainUnusable {
                         table,
@@ -484,6 +499,68 @@ impl fmt::Display for BrokenLink {
     }
 }
 
+/// A genesis anchor (`cutter_governance.ledger_anchor`, V3): commits to the rows a
+/// table held before cutter wrote to it (ids up to `through_id`) by their count and
+/// digest; the chain's first cutter row has `anchor_hash` as its `prev_hash`.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct Anchor {
+    /// The last id it covers.
+    pub through_id: i64,
+    /// Rows it covers.
+    pub row_count: i64,
+    /// `fn_ledger_legacy_digest` of those rows when anchored.
+    pub rows_sha256: String,
+    /// The recorded hash of the anchor.
+    pub anchor_hash: String,
+}
+
+impl Anchor {
+    /// The hash the anchor's fields give: sha256 of
+    /// `cutter-ledger-anchor-v1/<table>/<through_id>/<row_count>/<rows_sha256>`.
+    pub fn computed_hash(&self, table: LedgerTable) -> String {
+        cutter_core::Sha256Digest::of(
+            format!(
+                "cutter-ledger-anchor-v1/{}/{}/{}/{}",
+                table.name(),
+                self.through_id,
+                self.row_count,
+                self.rows_sha256
+            )
+            .as_bytes(),
+        )
+        .to_hex()
+    }
+}
+
+/// The genesis anchor of `table`, if the schema has anchors (V3) and the table has one.
+pub(crate) fn read_anchor<C: GenericClient>(
+    c: &mut C,
+    table: LedgerTable,
+) -> Result<Option<Anchor>> {
+    let has: bool = c
+        .query_one(
+            "SELECT to_regclass('cutter_governance.ledger_anchor') IS NOT NULL",
+            &[],
+        )
+        .map_err(Error::db("looking for cutter_governance.ledger_anchor"))?
+        .get(0);
+    if !has {
+        return Ok(None);
+    }
+    Ok(c.query_opt(
+        "SELECT through_id, row_count, rows_sha256, anchor_hash \
+               FROM cutter_governance.ledger_anchor WHERE ledger_table = $1",
+        &[&table.name()],
+    )
+    .map_err(Error::db(format!("reading the genesis anchor of {table}")))?
+    .map(|r| Anchor {
+        through_id: r.get(0),
+        row_count: r.get(1),
+        rows_sha256: r.get(2),
+        anchor_hash: r.get(3),
+    }))
+}
+
 /// One table's verification.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
 pub struct TableReport {
@@ -491,6 +568,9 @@ pub struct TableReport {
     pub table: LedgerTable,
     /// Rows read and checked.
     pub rows: u64,
+    /// The genesis anchor of rows written before cutter, if the table has one; its rows
+    /// are counted in `rows` and checked against the anchor's count and digest.
+    pub anchor: Option<Anchor>,
     /// The last row's id and `row_hash` (the chain head), if the table has rows. Record
     /// it outside the database to detect a rewrite of the whole chain later.
     pub head: Option<(i64, String)>,
@@ -539,6 +619,13 @@ impl fmt::Display for LedgerReport {
                 None => write!(f, "{}: {} row(s), chain intact", t.table, t.rows)?,
                 Some(b) => write!(f, "{}: BROKEN at row id {}: {}", t.table, b.id, b.what)?,
             }
+            if let Some(a) = &t.anchor {
+                write!(
+                    f,
+                    " ({} row(s) written before cutter, ids up to {}, anchored by genesis entry {})",
+                    a.row_count, a.through_id, a.anchor_hash
+                )?;
+            }
             if let Some((id, h)) = &t.head {
                 write!(f, " (head id {id} {h})")?;
             }
@@ -564,21 +651,40 @@ pub fn verify_ledger<C: GenericClient>(client: &mut C) -> Result<LedgerReport> {
 pub fn verify_table<C: GenericClient>(client: &mut C, table: LedgerTable) -> Result<TableReport> {
     let cols = table.columns();
     let exprs: Vec<String> = cols.iter().map(read_expr).collect();
+    let what = format!("reading {table} for verification");
+    let io_err = |e: std::io::Error| copy_error(table, &what, e);
+    let n_fields = cols.len() + 3;
+    let mut fields: Vec<Option<Vec<u8>>> = vec![None; n_fields];
+    let anchor = read_anchor(client, table)?;
+    let mut broken: Option<BrokenLink> = None;
+    let mut expected_prev: Vec<u8> = match &anchor {
+        None => GENESIS.as_bytes().to_vec(),
+        Some(a) => {
+            let computed = a.computed_hash(table);
+            if computed != a.anchor_hash {
+                broken = Some(BrokenLink {
+                    table,
+                    id: a.through_id,
+                    what: format!(
+                        "the genesis anchor's anchor_hash {} is not the hash of its fields ({computed}): \
+                         the anchor was modified after it was written",
+                        a.anchor_hash
+                    ),
+                });
+            }
+            computed.into_bytes()
+        }
+    };
+    let through = anchor.as_ref().map_or(0, |a| a.through_id);
+    let mut rows = 0u64;
     let sql = format!(
         "COPY (SELECT id, {}, prev_hash, row_hash FROM {} ORDER BY id) TO STDOUT (FORMAT binary)",
         exprs.join(", "),
         table.qualified()
     );
-    let what = format!("reading {table} for verification");
     let reader = client.copy_out(&sql).map_err(Error::db(what.clone()))?;
     let mut copy = BinaryCopy::new(BufReader::with_capacity(1 << 16, reader));
-    let io_err = |e: std::io::Error| copy_error(table, &what, e);
     copy.header().map_err(io_err)?;
-    let n_fields = cols.len() + 3;
-    let mut fields: Vec<Option<Vec<u8>>> = vec![None; n_fields];
-    let mut expected_prev: Vec<u8> = GENESIS.as_bytes().to_vec();
-    let mut rows = 0u64;
-    let mut broken: Option<BrokenLink> = None;
     while copy.next_row(&mut fields).map_err(io_err)? {
         rows += 1;
         let id = match fields[0].as_deref() {
@@ -589,6 +695,10 @@ pub fn verify_table<C: GenericClient>(client: &mut C, table: LedgerTable) -> Res
                 )))
             }
         };
+        if id <= through {
+            // Written before cutter: covered by the anchor's count and digest below.
+            continue;
+        }
         if broken.is_none() {
             broken = check_row(table, id, cols, &fields, &expected_prev);
         }
@@ -604,12 +714,48 @@ pub fn verify_table<C: GenericClient>(client: &mut C, table: LedgerTable) -> Res
             .unwrap_or_default();
         (id, String::from_utf8_lossy(&expected_prev).into_owned())
     });
+    drop(copy);
+    if let (Some(a), None) = (&anchor, &broken) {
+        broken = check_anchored_rows(client, table, a)?;
+    }
     Ok(TableReport {
         table,
         rows,
+        anchor,
         head,
         broken,
     })
+}
+
+/// Recomputes, on the server, the count and digest of the rows an anchor covers
+/// (`fn_ledger_legacy_digest`, V3) and compares them with the anchor.
+fn check_anchored_rows<C: GenericClient>(
+    client: &mut C,
+    table: LedgerTable,
+    a: &Anchor,
+) -> Result<Option<BrokenLink>> {
+    let r = client
+        .query_one(
+            "SELECT row_count, rows_sha256 FROM cutter_governance.fn_ledger_legacy_digest($1, $2)",
+            &[&table.name(), &a.through_id],
+        )
+        .map_err(Error::db(format!(
+            "digesting the rows of {table} written before cutter"
+        )))?;
+    let (count, digest): (i64, String) = (r.get(0), r.get(1));
+    if count == a.row_count && digest == a.rows_sha256 {
+        return Ok(None);
+    }
+    Ok(Some(BrokenLink {
+        table,
+        id: a.through_id,
+        what: format!(
+            "the rows written before cutter (ids up to {}) no longer match their genesis anchor: \
+             {count} row(s) with digest {digest}, anchored {} row(s) with digest {}; a row was \
+             changed, added or removed after adoption",
+            a.through_id, a.row_count, a.rows_sha256
+        ),
+    }))
 }
 
 /// Checks one row against the expected `prev_hash`; the first problem, if any.

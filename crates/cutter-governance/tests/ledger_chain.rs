@@ -244,9 +244,9 @@ fn concurrent_writers_never_fork_a_chain() {
     assert_eq!(report.tables[3].rows, 90);
 }
 
-/// The reference schema carries G1 (its V2); installing again changes nothing;
-/// check_installed names what is missing or disabled, and install restores what it
-/// creates.
+/// The reference schema carries the ledger's part (V2); installing again changes
+/// nothing; check_installed names what is missing or disabled, and so do preflight and
+/// `db validate` (a drifted object is reported, never silently recreated).
 #[test]
 fn install_is_idempotent_and_checked() {
     let db = cutter_pg::testing::TestDb::new();
@@ -265,7 +265,8 @@ fn install_is_idempotent_and_checked() {
         (r.get(0), r.get(1))
     };
     let before = objects(&mut admin);
-    assert_eq!(before.0, 6);
+    // Six ledger tables and the genesis anchors (V3).
+    assert_eq!(before.0, 7);
     install(&mut admin).unwrap();
     install(&mut admin).unwrap();
     check_installed(&mut admin).unwrap();
@@ -291,6 +292,7 @@ fn install_is_idempotent_and_checked() {
             "index review_decision_chain",
             "cutter_exec USAGE on the id sequence of verify_result",
             "enabled trigger trg_ledger_append_only on manifest_envelope",
+            "cutter db status",
         ] {
             assert!(text.contains(needle), "{needle} not in {text}");
         }
@@ -302,23 +304,24 @@ fn install_is_idempotent_and_checked() {
             assert!(!text.contains(intact), "{intact} named in {text}");
         }
     }
-
-    // install recreates the index and the grant; it leaves an existing trigger as it is.
-    install(&mut admin).unwrap();
-    let err = check_installed(&mut admin).unwrap_err().to_string();
-    assert!(!err.contains("review_decision_chain"), "{err}");
-    assert!(!err.contains("USAGE"), "{err}");
-    assert!(
-        err.contains("enabled trigger trg_ledger_append_only on manifest_envelope"),
-        "{err}"
-    );
+    let findings = cutter_pg::migrate::validate(&mut admin).unwrap().join("\n");
+    for needle in [
+        "index cutter_governance.review_decision_chain on cutter_governance.review_decision: missing",
+        "privilege USAGE on sequence cutter_governance.verify_result_id_seq for cutter_exec: missing",
+        "trigger trg_ledger_append_only on cutter_governance.manifest_envelope: tgenabled = 'D'",
+    ] {
+        assert!(findings.contains(needle), "{needle} not in {findings}");
+    }
     admin
         .batch_execute(
-            "ALTER TABLE cutter_governance.manifest_envelope ENABLE TRIGGER trg_ledger_append_only",
+            "CREATE UNIQUE INDEX review_decision_chain ON cutter_governance.review_decision (prev_hash COLLATE \"C\"); \
+             GRANT USAGE ON SEQUENCE cutter_governance.verify_result_id_seq TO cutter_exec; \
+             ALTER TABLE cutter_governance.manifest_envelope ENABLE TRIGGER trg_ledger_append_only",
         )
         .unwrap();
     check_installed(&mut admin).unwrap();
     assert_eq!(objects(&mut admin), before);
+    assert!(cutter_pg::migrate::validate(&mut admin).unwrap().is_empty());
 }
 
 #[test]
@@ -390,4 +393,93 @@ fn the_ledger_writers_run_in_the_rollback_only_proof_with_net_zero_effect() {
     assert_eq!(ledger_counts(&db), vec![0; 6]);
     let after = target.snapshot().unwrap();
     assert!(before.diff(&after).is_empty(), "{:?}", before.diff(&after));
+}
+
+/// An adopted database (the earlier tool's, upgraded by the migration runner): the rows
+/// written before cutter are covered by one genesis anchor per chain, the rows cutter
+/// appends chain from it, and a legacy row changed afterwards, or an edited anchor, is
+/// found and named.
+#[test]
+fn an_adopted_ledger_is_covered_from_its_genesis_anchors() {
+    let db = cutter_pg::testing::TestDb::empty();
+    let mut admin = db.admin();
+    cutter_pg::fixtures::install_legacy(&mut admin).unwrap();
+    // Before adoption cutter refuses to append to a chain it cannot anchor.
+    let e = record_sg3(
+        &mut admin,
+        &Sg3Record::new(run("r-early"), None, "too early", None, None),
+        ACTOR,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("row_hash"), "{e}");
+    cutter_pg::migrate::upgrade(&mut admin, &Default::default(), &mut |_| {}).unwrap();
+    let verify = |db: &cutter_pg::testing::TestDb| {
+        verify_ledger(&mut db.verify_config().connect().unwrap()).unwrap()
+    };
+    let report = verify(&db);
+    assert!(report.is_intact(), "{report}");
+    for (t, (name, n)) in report
+        .tables
+        .iter()
+        .zip(cutter_pg::fixtures::LEGACY_LEDGER_ROWS)
+    {
+        assert_eq!(t.table.name(), name);
+        assert_eq!(t.rows as i64, n);
+        let a = t.anchor.as_ref().expect("an anchor");
+        assert_eq!((a.row_count, a.through_id), (n, n));
+    }
+    assert!(
+        report.to_string().contains("written before cutter"),
+        "{report}"
+    );
+
+    // cutter's rows chain from the anchors.
+    let plan = plan("law-adopted", 20);
+    let r = run("r-adopted");
+    let auth = live_auth(&db, &r, &plan);
+    cut(&db, &auth, &plan);
+    leg_b(&db, &auth, &plan).unwrap();
+    write_verify(&db, &auth, &plan).unwrap();
+    let report = verify(&db);
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.tables[1].rows, 940 + 20);
+    let (anchor_hash, first_prev): (String, String) = {
+        let r = admin
+            .query_one(
+                "SELECT (SELECT anchor_hash FROM cutter_governance.ledger_anchor WHERE ledger_table = 'cut_change_set'), \
+                        (SELECT prev_hash FROM cutter_governance.cut_change_set WHERE id = 13)",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(first_prev, anchor_hash);
+
+    // A legacy row changed by the owner after adoption is found, at the anchor.
+    admin
+        .batch_execute(
+            "UPDATE cutter_governance.review_decision SET actor = 'someone else' WHERE id = 7",
+        )
+        .unwrap();
+    let (table, id, what) = first_broken(&db);
+    assert_eq!((table, id), (LedgerTable::ReviewDecision, 48));
+    assert!(
+        what.contains("no longer match their genesis anchor"),
+        "{what}"
+    );
+    admin
+        .batch_execute(
+            "UPDATE cutter_governance.review_decision SET actor = 'gpt-sovereign' WHERE id = 7",
+        )
+        .unwrap();
+    assert!(verify(&db).is_intact());
+    // So is an anchor edited to match a forged history.
+    admin
+        .batch_execute(
+            "UPDATE cutter_governance.ledger_anchor SET row_count = 11 WHERE ledger_table = 'verify_result'",
+        )
+        .unwrap();
+    let (table, id, what) = first_broken(&db);
+    assert_eq!((table, id), (LedgerTable::VerifyResult, 12));
+    assert!(what.contains("anchor_hash"), "{what}");
 }
