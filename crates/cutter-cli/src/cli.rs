@@ -86,6 +86,13 @@ pub enum Command {
     /// Show or release the HOLD.
     #[command(subcommand)]
     Hold(HoldCommand),
+    /// The database's schema: what is installed, what an upgrade would do, and the
+    /// upgrade itself (as the schema owner, never the writer).
+    #[command(
+        subcommand,
+        after_help = "Example:\n  cutter db status\n  cutter db upgrade --owner-url postgres://cutter_owner@db/production --dry-run\n  cutter db upgrade --owner-url postgres://cutter_owner@db/production\n  cutter db validate"
+    )]
+    Db(DbCommand),
     /// Show, arm or disarm the kill-switch (disable level 0).
     #[command(subcommand, name = "kill-switch")]
     KillSwitch(KillSwitchCommand),
@@ -121,6 +128,63 @@ pub enum Command {
         /// state directory and keys, and print how to connect and how to tear it down.
         #[arg(long)]
         keep: bool,
+    },
+}
+
+/// How `cutter db` reaches the schema owner.
+#[derive(Debug, Clone, Args)]
+pub struct OwnerArgs {
+    /// The schema owner as a libpq URL or keyword string, without a password
+    /// [default: $CUTTER_OWNER_URL, else [database] owner_url]. Never the writer's role.
+    #[arg(long, value_name = "URL")]
+    pub owner_url: Option<String>,
+    /// Give up a step that cannot get its lock within this many milliseconds, so
+    /// production never queues behind the upgrade [default: [database] lock_timeout_ms].
+    #[arg(long, value_name = "MS")]
+    pub lock_timeout_ms: Option<u64>,
+}
+
+/// `cutter db …`.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Installed versions and their checksums, what differs from the reference schema
+    /// (per object), the roles' grants (extra ones flagged), and what `upgrade` would
+    /// apply. Reads only; as the owner if one is configured, else as the writer.
+    #[command(
+        after_help = "Example:\n  cutter db status\n  cutter db status --json | jq '.pending'"
+    )]
+    Status(OwnerArgs),
+    /// Apply the pending migrations as the schema owner: each in one transaction with
+    /// lock_timeout set, indexes on large tables CONCURRENTLY after it, under an
+    /// advisory lock; adopts the earlier tool's database; refuses a changed checksum.
+    #[command(
+        after_help = "Example:\n  cutter db upgrade --dry-run          # print the SQL, apply nothing\n  cutter db upgrade\n  cutter db upgrade --lock-timeout-ms 2000"
+    )]
+    Upgrade {
+        /// The owner connection and lock timeout.
+        #[command(flatten)]
+        owner: OwnerArgs,
+        /// Print the SQL of every step without applying anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Checksums of the applied migrations and every drift from the reference: one line
+    /// per finding; exit 0 when there is none, 1 otherwise.
+    #[command(after_help = "Example:\n  cutter db validate || echo 'the schema drifted'")]
+    Validate(OwnerArgs),
+    /// Install the schema into an empty database (roles, schemas, vocabularies,
+    /// functions, ledger), as the owner; `--baseline` adds the demo's 158/165/60 rows.
+    #[command(
+        after_help = "Example:\n  cutter db install --owner-url postgres://cutter_owner@db/staging"
+    )]
+    Install {
+        /// The owner connection and lock timeout.
+        #[command(flatten)]
+        owner: OwnerArgs,
+        /// Also install the seeds' baseline (158 units, 165 versions, 60 lifecycle
+        /// rows): for demos and tests, never for production.
+        #[arg(long)]
+        baseline: bool,
     },
 }
 

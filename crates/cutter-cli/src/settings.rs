@@ -23,6 +23,9 @@ state_dir = "."
 [database]
 # libpq URL or keyword string of the target (env DATABASE_URL, or PG* variables).
 # url = "postgres://cutter_exec@db.example.org:5432/production?sslmode=verify-full"
+# The schema owner, for `cutter db upgrade|install` only (env CUTTER_OWNER_URL); never the
+# writer's role. Its password comes from ~/.pgpass like the writer's.
+# owner_url = "postgres://cutter_owner@db.example.org:5432/production?sslmode=verify-full"
 # The read-only role that re-reads units in write_verify and runs pg_dump.
 verify_user = "cutter_verify"
 # Per-statement limits, in milliseconds (0 = no limit).
@@ -56,6 +59,8 @@ actor = "cutter"
 pub struct DatabaseSection {
     /// Target URL or keyword string.
     pub url: Option<String>,
+    /// The schema owner's URL or keyword string (`cutter db`).
+    pub owner_url: Option<String>,
     /// The read-only role.
     pub verify_user: Option<String>,
     /// Milliseconds.
@@ -126,6 +131,8 @@ pub struct Settings {
     pub state_dir: Option<PathBuf>,
     /// Explicit target URL / keyword string (else libpq env).
     pub database_url: Option<String>,
+    /// The schema owner's URL / keyword string, for `cutter db`.
+    pub owner_url: Option<String>,
     /// Read-only role.
     pub verify_user: String,
     /// Milliseconds, 0 = none.
@@ -215,8 +222,15 @@ impl Settings {
                 u,
             )?;
         }
+        if let Some(u) = &file.database.owner_url {
+            refuse_password("[database].owner_url", u)?;
+        }
         if let Some(u) = &flags.database_url {
             refuse_password("--database-url", u)?;
+        }
+        let owner_url = env("CUTTER_OWNER_URL").or(file.database.owner_url.clone());
+        if let Some(u) = &owner_url {
+            refuse_password("the owner URL", u)?;
         }
         let state_dir = flags
             .state_dir
@@ -258,6 +272,7 @@ impl Settings {
             config_path: path,
             state_dir,
             database_url,
+            owner_url,
             verify_user: file
                 .database
                 .verify_user

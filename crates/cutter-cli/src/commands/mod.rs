@@ -9,6 +9,7 @@ use crate::settings::{Overrides, Settings};
 
 mod backup;
 mod compensate;
+mod db;
 mod demo;
 mod dryrun;
 mod govern;
@@ -51,6 +52,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<u8> {
         Command::Cut(args) => plan::cut(&ctx, &args),
         Command::Run(args) => run::run(&ctx, &args),
         Command::Doctor => backup::doctor(&ctx),
+        Command::Db(cmd) => db::db(&ctx, &cmd),
         Command::Recover => recover::recover(&ctx),
         Command::Compensate(args) => compensate::compensate(&ctx, &args),
         Command::Backup(crate::cli::BackupCommand::Create { name }) => {
@@ -95,6 +97,12 @@ pub const PINNED_SEARCH_PATH: &str = "-c search_path=pg_catalog,pg_temp";
 /// file's `[database].url`, else libpq's `PG*` variables; with the configured timeouts and
 /// the search_path pinned ([`PINNED_SEARCH_PATH`], appended to `PGOPTIONS`).
 pub fn target_config(ctx: &Ctx) -> Result<cutter_pg::ConnConfig> {
+    config_for(ctx, ctx.settings.database_url.as_deref())
+}
+
+/// The configuration of connection string `url` (else libpq's `PG*` variables), with
+/// the configured timeouts and the search_path pinned, as [`target_config`] builds it.
+pub fn config_for(ctx: &Ctx, url: Option<&str>) -> Result<cutter_pg::ConnConfig> {
     let env = |k: &str| {
         let v = std::env::var(k).ok();
         if k != "PGOPTIONS" {
@@ -105,8 +113,8 @@ pub fn target_config(ctx: &Ctx) -> Result<cutter_pg::ConnConfig> {
             None => PINNED_SEARCH_PATH.to_string(),
         })
     };
-    let cfg = cutter_pg::ConnConfig::resolve(ctx.settings.database_url.as_deref(), &env)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let cfg =
+        cutter_pg::ConnConfig::resolve(url, &env).map_err(|e| CliError::Usage(e.to_string()))?;
     // `options` given in the connection string take the place of PGOPTIONS: they must
     // then pin the search_path themselves.
     if !cfg

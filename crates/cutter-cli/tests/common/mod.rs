@@ -39,24 +39,28 @@ fn private(path: &Path, bytes: &[u8]) {
 /// The binary with nothing from the caller's libpq or cutter environment.
 pub fn cutter() -> Command {
     let mut c = Command::cargo_bin("cutter").unwrap();
-    for v in [
-        "DATABASE_URL",
-        "PGHOST",
-        "PGPORT",
-        "PGUSER",
-        "PGDATABASE",
-        "PGPASSWORD",
-        "PGPASSFILE",
-        "PGSSLMODE",
-        "CUTTER_CONFIG",
-        "CUTTER_STATE_DIR",
-        "CUTTER_FAILPOINT",
-        "BACKUP_GPG_FPR",
-    ] {
+    for v in CLEARED {
         c.env_remove(v);
     }
     c
 }
+
+/// The caller's libpq and cutter variables, never passed to the binary under test.
+const CLEARED: [&str; 13] = [
+    "DATABASE_URL",
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGDATABASE",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGSSLMODE",
+    "CUTTER_CONFIG",
+    "CUTTER_STATE_DIR",
+    "CUTTER_FAILPOINT",
+    "CUTTER_OWNER_URL",
+    "BACKUP_GPG_FPR",
+];
 
 /// A plan of `n` units for document `doc`.
 pub fn plan_json(doc: &str, n: u64) -> String {
@@ -75,7 +79,43 @@ impl World {
     }
 
     pub fn with_units(n: u64) -> World {
-        let db = TestDb::new();
+        Self::on(TestDb::new(), n)
+    }
+
+    /// A world whose database has the earlier tool's shape (not yet adopted), with the
+    /// schema owner's URL configured as `[database] owner_url`.
+    pub fn legacy() -> World {
+        let db = TestDb::empty();
+        cutter_pg::fixtures::install_legacy(&mut db.admin()).unwrap();
+        Self::on(db, 12)
+    }
+
+    /// The schema owner's URL (the cluster's superuser; password in this world's .pgpass).
+    pub fn owner_url(&self) -> String {
+        let c = self.db.coordinates();
+        format!(
+            "postgres://{}@{}:{}/{}?sslmode=disable",
+            c.superuser,
+            c.host,
+            c.port,
+            self.db.name()
+        )
+    }
+
+    /// The binary as a `std::process::Command` (to spawn and signal it), with this
+    /// world's environment.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("cutter"));
+        for v in CLEARED {
+            c.env_remove(v);
+        }
+        c.env("CUTTER_CONFIG", &self.config)
+            .env("PGPASSFILE", &self.pgpass)
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    fn on(db: TestDb, n: u64) -> World {
         let work = tempfile::Builder::new()
             .prefix("cutter-cli-test-")
             .tempdir()
@@ -86,12 +126,14 @@ impl World {
         private(
             &pgpass,
             format!(
-                "{h}:{p}:{d}:cutter_exec:{e}\n{h}:{p}:{d}:cutter_verify:{v}\n",
+                "{h}:{p}:{d}:cutter_exec:{e}\n{h}:{p}:{d}:cutter_verify:{v}\n{h}:{p}:{d}:{su}:{sp}\n",
                 h = c.host,
                 p = c.port,
                 d = db.name(),
                 e = c.exec_password,
-                v = c.verify_password
+                v = c.verify_password,
+                su = c.superuser,
+                sp = c.superuser_password
             )
             .as_bytes(),
         );
