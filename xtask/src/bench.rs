@@ -99,7 +99,7 @@ impl Measured {
 }
 
 /// The benchmarks: `write` (here), `ledger`, `compensation`, `backup`, `cut`.
-pub const BENCHMARKS: &str = "write, ledger, compensation, backup, cut, run";
+pub const BENCHMARKS: &str = "write, ledger, compensation, backup, cut, run, upgrade";
 
 /// `cargo xtask bench <benchmark> …`: dispatches on the benchmark's name (each module
 /// parses its own arguments, name included).
@@ -111,6 +111,17 @@ pub fn main(args: &[String]) -> Result<(), String> {
         Some("backup") => crate::bench_backup::main(args),
         Some("cut") => crate::bench_cut::main(args),
         Some("run") => crate::bench_run::main(args),
+        Some("upgrade") => {
+            let units = match args.get(1..) {
+                Some([flag, n]) if flag == "--units" => n
+                    .replace('_', "")
+                    .parse()
+                    .map_err(|e| format!("--units: {e}"))?,
+                Some([]) => 1_000_000,
+                _ => return Err("usage: bench upgrade [--units N]".into()),
+            };
+            crate::bench_upgrade::run(units)
+        }
         Some("-h" | "--help") => Err(format!("benchmarks: {BENCHMARKS}\n\n{USAGE}")),
         other => Err(format!(
             "unknown benchmark {other:?}; benchmarks: {BENCHMARKS}\n\n{USAGE}"

@@ -8,6 +8,7 @@ mod bench_compensation;
 mod bench_cut;
 mod bench_ledger;
 mod bench_run;
+mod bench_upgrade;
 mod faults;
 mod prereq;
 mod proof;
@@ -42,6 +43,10 @@ Commands:
   bench run --units N
                    the release cutter binary's live run of an N-unit plan: phase times
                    and its peak memory (target < 128 MiB at 100000 units)
+  bench upgrade --units N
+                   `cutter db upgrade` of the earlier tool's database grown to N units
+                   while a probe writes every 50 ms: step times and the longest probe wait
+                   (target < 1 s)
                    Run benchmarks in release mode, e.g.
                    cargo run --release -p xtask -- bench write --units 100000
   faults [--only N[,N…]] [--json] [--jobs N]
