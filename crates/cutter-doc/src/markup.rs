@@ -122,12 +122,16 @@ pub(crate) fn detect(doc: &HtmlDoc) -> Option<Markup> {
         ));
     }
 
-    // The container: the deepest element holding every article.
+    // The container: the deepest element holding every article (and more than one
+    // article: the parent of a single one, which holds what precedes it).
     let mut common = path_from_root(&doc.html, articles[0].node);
     for a in &articles[1..] {
         let path = path_from_root(&doc.html, a.node);
         let same = common.iter().zip(&path).take_while(|(x, y)| x == y).count();
         common.truncate(same);
+    }
+    if articles.len() == 1 {
+        common.pop();
     }
     let container = *common.last()?;
     Some(Markup {

@@ -5,7 +5,7 @@
 //! paragraph stands as a heading (bold, a heading element, or an anchor such as
 //! `dieu_5`); a link is never a heading, and a table of contents never gives articles.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use crate::assemble::{Assembly, FoundArticle};
 use crate::extract::Para;
@@ -371,9 +371,36 @@ fn bare_article_number(text: &str) -> Option<u32> {
 }
 
 /// Paragraphs that form a table of contents: a run of two or more article headings
-/// (with structure headings and their titles between them) and nothing else, every one
-/// of whose articles is found again after the run.
+/// (with structure headings and their titles between them; as links or not) and nothing
+/// else, every one of whose articles is found again after the run.
 fn table_of_contents(paras: &[Para], kinds: &[Kind]) -> Vec<bool> {
+    // Entries as they would read without their links, set as headings.
+    let entries: Vec<Kind> = paras
+        .iter()
+        .zip(kinds)
+        .map(|(p, k)| match k {
+            Kind::Article(_) | Kind::Structure(..) => k.clone(),
+            _ => classify_set(
+                &p.text,
+                Setting {
+                    emphasized: true,
+                    ..Setting::default()
+                },
+            ),
+        })
+        .collect();
+    let kinds = &entries[..];
+    let label = |k: &Kind| match k {
+        Kind::Article(h) => Some((h.number, h.suffix)),
+        _ => None,
+    };
+    // Where each article label is found last.
+    let mut last: BTreeMap<(u32, Option<char>), usize> = BTreeMap::new();
+    for (i, k) in kinds.iter().enumerate() {
+        if let Some(l) = label(k) {
+            last.insert(l, i);
+        }
+    }
     let mut toc = vec![false; kinds.len()];
     let mut i = 0;
     while i < kinds.len() {
@@ -381,36 +408,42 @@ fn table_of_contents(paras: &[Para], kinds: &[Kind]) -> Vec<bool> {
             i += 1;
             continue;
         }
+        // The longest run of entries from i whose every article is found again after
+        // the run (the condition, once false, stays false as the run grows), ending on
+        // an article: the headings after it are the document's own.
         let mut j = i;
-        let mut labels = Vec::new();
+        let mut earliest_last = usize::MAX;
+        let mut articles = 0;
+        let mut end = i;
         while j < kinds.len() {
-            match &kinds[j] {
-                Kind::Article(h) => labels.push((h.number, h.suffix)),
-                Kind::Structure(_, h) => {
+            let step = match &kinds[j] {
+                Kind::Article(_) => 1,
+                Kind::Structure(_, h)
                     if h.title.is_none()
                         && kinds.get(j + 1) == Some(&Kind::Text)
-                        && looks_like_title(&paras[j + 1].text)
-                    {
-                        j += 1;
-                    }
+                        && looks_like_title(&paras[j + 1].text) =>
+                {
+                    2
                 }
+                Kind::Structure(..) => 1,
                 _ => break,
+            };
+            if let Some(l) = label(&kinds[j]) {
+                earliest_last = earliest_last.min(last.get(&l).copied().unwrap_or(0));
+                if earliest_last < j + 1 {
+                    break;
+                }
+                articles += 1;
+                end = j + 1;
             }
-            j += 1;
+            j += step;
         }
-        if labels.len() >= 2 {
-            let later: BTreeSet<(u32, Option<char>)> = kinds[j..]
-                .iter()
-                .filter_map(|k| match k {
-                    Kind::Article(h) => Some((h.number, h.suffix)),
-                    _ => None,
-                })
-                .collect();
-            if labels.iter().all(|l| later.contains(l)) {
-                toc[i..j].iter_mut().for_each(|t| *t = true);
-            }
+        if articles >= 2 {
+            toc[i..end].iter_mut().for_each(|t| *t = true);
+            i = end;
+        } else {
+            i = j.max(i + 1);
         }
-        i = j.max(i + 1);
     }
     toc
 }
