@@ -43,14 +43,20 @@ pub fn cut(ctx: &Ctx, args: &CutArgs) -> Result<u8> {
         write_atomic(r, outcome.report.to_string().as_bytes()).map_err(|e| CliError::io(r, e))?;
     }
     let digest = outcome.plan.digest();
+    let findings = outcome
+        .plan
+        .findings
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let human = format!(
-        "{}\nplan: {} ({} rows, sha256 {digest})\nnext: `cutter plan check {}`",
+        "{}\nplan: {} ({} rows, sha256 {digest})\n{findings}\nnext: `cutter plan check {}`",
         outcome.report,
         args.output.display(),
         outcome.plan.rows.len(),
         args.output.display()
     );
-    ctx.out.emit(&human, json!({"plan": args.output, "rows": outcome.plan.rows.len(), "plan_digest": digest, "report": outcome.report}));
+    ctx.out.emit(&human, json!({"plan": args.output, "rows": outcome.plan.rows.len(), "plan_digest": digest, "findings": outcome.plan.findings, "report": outcome.report}));
     Ok(exit::OK)
 }
 
