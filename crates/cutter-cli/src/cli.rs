@@ -211,6 +211,10 @@ pub struct CutArgs {
     /// Also write the cut report (Markdown) here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Accept replacement characters (U+FFFD), control and bidirectional characters in
+    /// unit bodies instead of refusing the cut; the plan's findings record every one.
+    #[arg(long)]
+    pub accept_forbidden_characters: bool,
 }
 
 /// Input formats of `cutter cut`.

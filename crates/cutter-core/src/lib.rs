@@ -29,8 +29,9 @@ pub use ids::{
 };
 pub use phase::{Phase, PhaseSet};
 pub use plan::{
-    ContractReport, CutPlan, CutPlanRow, Field, PlanDigester, PlanFacts, RowFacts, ValidPlan,
-    Violation, Vocabularies, PLAN_FORMAT,
+    ContractReport, CutPlan, CutPlanRow, Field, ForbiddenCharacter, OutOfOrderNumber, PlanDigester,
+    PlanFacts, PlanFindings, RowFacts, TextInNoUnit, ValidPlan, Violation, Vocabularies,
+    PLAN_FORMAT,
 };
 pub use planread::{read_plan, PlanHeader};
 pub use snapshot::{Difference, NetZeroViolation, Snapshot, TableStat};

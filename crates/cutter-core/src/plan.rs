@@ -1,6 +1,9 @@
-//! The cut plan — the rows one run creates — and its row contract (seed 003, F2).
-//! Validation reports every violation of every row at once, before anything touches
-//! a database; a [`ValidPlan`] can only be had from a plan that passed.
+//! The cut plan — the rows one run creates, and the cutter's findings about them — and
+//! its row contract (seed 003, F2). Validation reports every violation of every row at
+//! once, before anything touches a database; a [`ValidPlan`] can only be had from a plan
+//! that passed.
+
+mod findings;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -11,6 +14,11 @@ use serde_json::Value;
 use crate::digest::{CanonicalHasher, Sha256Digest};
 use crate::ids::{DocumentId, SourceVersionId};
 use crate::Error;
+
+pub use findings::{
+    code_point, describe_forbidden, forbidden_characters, is_bidi_control, is_forbidden_in_body,
+    ForbiddenCharacter, OutOfOrderNumber, PlanFindings, TextInNoUnit,
+};
 
 /// The `format` field every plan file carries.
 pub const PLAN_FORMAT: &str = "cutter-plan/1";
@@ -67,6 +75,12 @@ pub struct CutPlan {
     pub document_id: DocumentId,
     /// The version of the document's source.
     pub source_version_id: SourceVersionId,
+    /// What the cutter found (absent in plans cut before findings were recorded). Not
+    /// part of the plan digest, which stays the digest of the rows that a run writes and
+    /// that streamed readers recompute; the findings carry their own digest, bound to
+    /// the plan digest (see [`PlanFindings::compute_digest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<PlanFindings>,
     /// The units, in document order.
     pub rows: Vec<CutPlanRow>,
 }
@@ -184,8 +198,7 @@ pub(crate) fn shorten(s: &str, max: usize) -> String {
 /// Characters that have no place in an address, id or title: C0/C1 controls
 /// (tab and newline included) and the Unicode bidirectional controls.
 fn is_forbidden_in_name(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{061C}')
+    c.is_control() || is_bidi_control(c)
 }
 
 /// A plan that passed the row contract against a given set of vocabularies.
@@ -361,8 +374,16 @@ impl CutPlan {
             format: PLAN_FORMAT.into(),
             document_id,
             source_version_id,
+            findings: None,
             rows,
         }
+    }
+
+    /// Records `findings`, sealed with this plan's digest (set the rows first).
+    pub fn with_findings(mut self, mut findings: PlanFindings) -> Self {
+        findings.seal(&self.digest());
+        self.findings = Some(findings);
+        self
     }
 
     /// Serializes the plan as pretty JSON (the plan file format).
@@ -375,7 +396,8 @@ impl CutPlan {
     /// `format`, `document_id`, `source_version_id`, the row count (u64), and for each
     /// row in order `canonical_address`, `title`, `body`, `actor`, `unit_kind`,
     /// `section_type` (optional), `publication_type`, `owner_ref` (optional), all UTF-8.
-    /// Independent of JSON formatting, key order and platform.
+    /// Independent of JSON formatting, key order and platform. The findings are not part
+    /// of it (their own digest names it).
     pub fn digest(&self) -> Sha256Digest {
         let mut h = PlanDigester::with_format(
             &self.format,
@@ -390,7 +412,9 @@ impl CutPlan {
     }
 
     /// Checks the row contract of seed 003 (F2) against `vocab`, reporting every
-    /// violation of every row at once.
+    /// violation of every row at once. Forbidden characters ([`is_forbidden_in_body`])
+    /// in a body are violations, each named with its offset, unless the findings record
+    /// that they were accepted and list them; findings must match their digest.
     pub fn validate(self, vocab: &Vocabularies) -> Result<ValidPlan, ContractReport> {
         let mut report = ContractReport::default();
         if self.format != PLAN_FORMAT {
@@ -490,6 +514,15 @@ impl CutPlan {
                 check_name(o, limits::SHORT_BYTES, Field::OwnerRef, &mut push);
             }
         }
+        PlanFindings::check(
+            self.findings.as_ref(),
+            || self.digest(),
+            self.rows.iter(),
+            &mut report.violations,
+        );
+        report
+            .violations
+            .sort_by_key(|v| (v.row.unwrap_or(0), v.field));
         if report.violations.is_empty() {
             let digest = self.digest();
             Ok(ValidPlan { plan: self, digest })
@@ -816,6 +849,156 @@ mod tests {
         let p = plan(vec![row("doc/dieu-1")]);
         let back = CutPlan::parse_json(p.to_json().as_bytes()).unwrap();
         assert_eq!(back, p);
+    }
+
+    fn findings() -> PlanFindings {
+        PlanFindings {
+            missing_article_numbers: vec![3],
+            duplicate_article_numbers: vec!["2".into()],
+            out_of_order_article_numbers: vec![OutOfOrderNumber {
+                number: "1".into(),
+                after: "2".into(),
+            }],
+            text_in_no_unit: vec![TextInNoUnit {
+                location: "after Chương I".into(),
+                paragraphs: 1,
+                chars: 4,
+                excerpt: "Lời.".into(),
+            }],
+            forbidden_characters_accepted: false,
+            forbidden_characters: Vec::new(),
+            digest: Sha256Digest::from_bytes([0; 32]),
+        }
+    }
+
+    #[test]
+    fn forbidden_characters_in_bodies_are_refused_with_unit_and_offset() {
+        let mut a = row("doc/dieu-1");
+        a.body = "Tout individu a droit \u{FFFD} la vie".into();
+        let mut b = row("doc/dieu-2");
+        b.body = "a\u{202E}b\u{85}c\u{1}\td\ne".into();
+        let ok = row("doc/dieu-3");
+        let err = plan(vec![a, b, ok]).validate(&vocab()).unwrap_err();
+        let msgs: Vec<String> = err.violations.iter().map(ToString::to_string).collect();
+        assert_eq!(msgs.len(), 2, "{msgs:#?}");
+        assert!(msgs[0].starts_with("row 1 (doc/dieu-1), body: 1 forbidden character(s): U+FFFD (replacement character: bytes the decoder could not read as text) at character 22;"), "{}", msgs[0]);
+        assert!(msgs[0].contains("--accept-forbidden-characters"));
+        // Tab and line feed are text; U+0085 is whitespace but a C1 control.
+        assert!(msgs[1].contains("3 forbidden character(s): U+202E (bidirectional control) at character 1, U+0085 (C1 control) at character 3, U+0001 (C0 control) at character 5"), "{}", msgs[1]);
+    }
+
+    #[test]
+    fn accepted_forbidden_characters_must_be_listed_in_sealed_findings() {
+        let mut a = row("doc/dieu-1");
+        a.body = "x\u{FFFD}".into();
+        let mut f = findings();
+        f.forbidden_characters_accepted = true;
+        f.forbidden_characters = vec![ForbiddenCharacter {
+            canonical_address: "doc/dieu-1".into(),
+            offset: 1,
+            code_point: "U+FFFD".into(),
+        }];
+        let p = plan(vec![a.clone()]).with_findings(f.clone());
+        let valid = p.clone().validate(&vocab()).expect("accepted and listed");
+        // The plan digest is the digest of the rows alone.
+        assert_eq!(valid.digest(), plan(vec![a.clone()]).digest());
+        // Listed elsewhere than where it is: refused, and the listing is called out.
+        let mut wrong = f.clone();
+        wrong.forbidden_characters[0].offset = 0;
+        let err = plan(vec![a.clone()])
+            .with_findings(wrong)
+            .validate(&vocab())
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("not in the bodies at the offsets given"),
+            "{text}"
+        );
+        assert!(
+            text.contains("row 1 (doc/dieu-1), body: 1 forbidden character(s)"),
+            "{text}"
+        );
+        // Listed but not accepted.
+        let mut unaccepted = f.clone();
+        unaccepted.forbidden_characters_accepted = false;
+        let err = plan(vec![a.clone()])
+            .with_findings(unaccepted)
+            .validate(&vocab())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("acceptance is not recorded"),
+            "{err}"
+        );
+        // NUL is never accepted.
+        let mut nul = a.clone();
+        nul.body = "x\0".into();
+        let mut fnul = f.clone();
+        fnul.forbidden_characters[0].code_point = "U+0000".into();
+        let err = plan(vec![nul])
+            .with_findings(fnul)
+            .validate(&vocab())
+            .unwrap_err();
+        assert!(err.to_string().contains("NUL character"), "{err}");
+    }
+
+    #[test]
+    fn findings_are_bound_to_their_rows_by_their_digest() {
+        let p = plan(vec![row("doc/dieu-1")]).with_findings(findings());
+        p.clone()
+            .validate(&vocab())
+            .expect("sealed findings validate");
+        let sealed = p.findings.clone().unwrap();
+        assert_eq!(sealed.digest, sealed.compute_digest(&p.digest()));
+        // Edited findings, or rows changed under them, no longer match.
+        let mut edited = p.clone();
+        edited
+            .findings
+            .as_mut()
+            .unwrap()
+            .missing_article_numbers
+            .clear();
+        let err = edited.validate(&vocab()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("does not match the findings and rows"),
+            "{err}"
+        );
+        let mut moved = p.clone();
+        moved.rows[0].body = "Other".into();
+        assert!(moved.validate(&vocab()).is_err());
+    }
+
+    #[test]
+    fn findings_round_trip_and_plans_without_them_still_parse() {
+        let p = plan(vec![row("doc/dieu-1")]).with_findings(findings());
+        let json = p.to_json();
+        assert!(json.find("\"findings\"").unwrap() < json.find("\"rows\"").unwrap());
+        let back = CutPlan::parse_json(json.as_bytes()).unwrap();
+        assert_eq!(back, p);
+        let old = plan(vec![row("doc/dieu-1")]);
+        assert!(!old.to_json().contains("findings"));
+        let back = CutPlan::parse_json(old.to_json().as_bytes()).unwrap();
+        assert_eq!(back.findings, None);
+        back.validate(&vocab())
+            .expect("a plan without findings validates");
+        let bad = json.replace("\"missing_article_numbers\"", "\"missing\"");
+        let err = CutPlan::parse_json(bad.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("findings: unknown field `missing`"),
+            "{err}"
+        );
+    }
+
+    /// Fixed vectors, cross-checked with an independent Python implementation of the
+    /// documented encoding.
+    #[test]
+    fn findings_digest_is_stable() {
+        let plan_digest = plan(vec![row("doc/dieu-1")]).digest();
+        assert_eq!(
+            findings().compute_digest(&plan_digest).to_hex(),
+            "36f414527ba3ae7876c1633fb637feed8f71980b85330aba32f6397fc0105a55"
+        );
     }
 
     /// A fixed vector, cross-checked with an independent Python implementation of the

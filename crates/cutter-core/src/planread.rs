@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::ids::{DocumentId, SourceVersionId};
 use crate::plan::{describe, limits, parse_row, shorten};
-use crate::{ContractReport, CutPlan, CutPlanRow, Field, Violation, PLAN_FORMAT};
+use crate::{ContractReport, CutPlan, CutPlanRow, Field, PlanFindings, Violation, PLAN_FORMAT};
 
 /// What a plan file says besides its rows.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -23,6 +23,8 @@ pub struct PlanHeader {
     pub source_version_id: SourceVersionId,
     /// How many rows the file holds.
     pub rows: u64,
+    /// The cutter's findings, when the plan records them (see [`CutPlan::findings`]).
+    pub findings: Option<PlanFindings>,
 }
 
 /// The message of the violation returned when `on_row` asked [`read_plan`] to stop.
@@ -44,6 +46,7 @@ pub fn read_plan<R: Read>(
         format: None,
         document_id: None,
         source_version_id: None,
+        findings: None,
         rows: None,
         stopped: false,
         not_an_object: false,
@@ -79,7 +82,9 @@ impl CutPlan {
             rows.push(r);
             true
         })?;
-        Ok(CutPlan::new(h.document_id, h.source_version_id, rows))
+        let mut plan = CutPlan::new(h.document_id, h.source_version_id, rows);
+        plan.findings = h.findings;
+        Ok(plan)
     }
 }
 
@@ -104,6 +109,7 @@ struct State<'a> {
     format: Option<Value>,
     document_id: Option<Value>,
     source_version_id: Option<Value>,
+    findings: Option<Value>,
     /// Rows read (`Some` once a `rows` array was seen), or what `rows` was instead.
     rows: Option<Result<u64, &'static str>>,
     stopped: bool,
@@ -150,6 +156,12 @@ impl State<'_> {
                 None
             }
         };
+        let findings = match self.findings {
+            None | Some(Value::Null) => None,
+            Some(f) => serde_json::from_value::<PlanFindings>(f)
+                .map_err(|e| v.push(header(format!("findings: {e}"))))
+                .ok(),
+        };
         let rows = match self.rows {
             Some(Ok(n)) => {
                 v.extend(crate::plan::size_violations(n, 0));
@@ -173,6 +185,7 @@ impl State<'_> {
                 document_id,
                 source_version_id,
                 rows,
+                findings,
             }),
             _ => Err(report(v)),
         }
@@ -203,6 +216,7 @@ impl<'de> Visitor<'de> for Top<'_, '_> {
                 "format" => Some(&mut st.format),
                 "document_id" => Some(&mut st.document_id),
                 "source_version_id" => Some(&mut st.source_version_id),
+                "findings" => Some(&mut st.findings),
                 _ => None,
             };
             match (key.as_str(), slot) {
@@ -224,7 +238,7 @@ impl<'de> Visitor<'de> for Top<'_, '_> {
                 (_, None) => {
                     map.next_value::<IgnoredAny>()?;
                     st.header.push(header(format!(
-                        "unknown key {:?}; expected format, document_id, source_version_id, rows",
+                        "unknown key {:?}; expected format, document_id, source_version_id, findings, rows",
                         shorten(&key, 40)
                     )));
                 }

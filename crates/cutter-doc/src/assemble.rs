@@ -46,6 +46,8 @@ pub(crate) struct Assembly {
     pub articles: Vec<FoundArticle>,
     pub tally: Tally,
     pub notes: Vec<String>,
+    /// The location of the span that starts at the closing formula, if any.
+    pub closing: Option<String>,
     paths: BTreeSet<String>,
 }
 
@@ -59,6 +61,7 @@ impl Assembly {
             articles: Vec::new(),
             tally: Tally::default(),
             notes: Vec::new(),
+            closing: None,
             paths: BTreeSet::new(),
         }
     }
@@ -124,6 +127,7 @@ impl Assembly {
             chars: chars(text),
             excerpt: excerpt(text, 80),
             article_headings: usize::from(article_like),
+            closing_block: false,
         });
     }
 }

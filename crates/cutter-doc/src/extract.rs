@@ -1,6 +1,7 @@
 //! Paragraphs out of the input: one walk over the html5ever DOM breaks text at block
 //! elements and `<br>`, skips what is not rendered text (head, scripts, styles, form
-//! controls, comments) and records element spans and article context; plain text: lines.
+//! controls, comments) and records element spans, article context and how each paragraph
+//! is set (bold or a heading element, a link, the anchors it carries); plain text: lines.
 
 use ego_tree::iter::Edge;
 use ego_tree::{NodeId, NodeRef};
@@ -19,6 +20,13 @@ pub(crate) struct Para {
     pub item: Option<NodeId>,
     /// The innermost heading element (`h1`–`h6`) around the paragraph.
     pub heading: Option<NodeId>,
+    /// All its text is in a heading element or bold (`<b>`, `<strong>`, `font-weight`).
+    pub emphasized: bool,
+    /// All its text is inside a link (`<a href>`): a reference, never a heading.
+    pub link: bool,
+    /// Structural anchors it carries or that stand right before it (`name`/`id` such
+    /// as `dieu_5`, `chuong_2`): the word (`dieu`, `chuong`, `muc`, `phan`) and number.
+    pub anchors: Vec<(&'static str, u32)>,
 }
 
 impl Para {
@@ -28,8 +36,28 @@ impl Para {
             article: None,
             item: None,
             heading: None,
+            emphasized: false,
+            link: false,
+            anchors: Vec::new(),
         }
     }
+}
+
+/// Most anchors kept per paragraph.
+const MAX_ANCHORS: usize = 8;
+
+/// A structural anchor name: `dieu_5`, `dieu5`, `Dieu-5`, `chuong_2`, `muc_1`, `phan_3`.
+pub(crate) fn structural_anchor(name: &str) -> Option<(&'static str, u32)> {
+    let lower = name.trim().to_ascii_lowercase();
+    for word in ["dieu", "chuong", "muc", "phan"] {
+        if let Some(rest) = lower.strip_prefix(word) {
+            let rest = rest.strip_prefix(['_', '-']).unwrap_or(rest);
+            if !rest.is_empty() && rest.len() <= 4 && rest.bytes().all(|b| b.is_ascii_digit()) {
+                return rest.parse().ok().map(|n| (word, n));
+            }
+        }
+    }
+    None
 }
 
 /// An element and the paragraphs it holds: `paras[first..end]`.
@@ -57,8 +85,6 @@ pub(crate) struct HtmlDoc {
     pub spans: Vec<Span>,
     /// Leaf `<article>` elements in document order.
     pub leaf_articles: Vec<LeafArticle>,
-    /// The charset the page declares in `<meta>`, if any.
-    pub declared_charset: Option<String>,
 }
 
 /// Elements whose content is not rendered text.
@@ -160,7 +186,14 @@ struct Walk {
     /// `buf` holds something other than whitespace.
     has_text: bool,
     current: Option<Para>,
-    removed: usize,
+    /// The text of `current` seen so far is all emphasized / all in links.
+    all_emphasized: bool,
+    all_link: bool,
+    /// Open elements that make text bold (including headings) or a link.
+    emphasis: Vec<NodeId>,
+    links: Vec<NodeId>,
+    /// Anchors met since the last paragraph started, for the next one.
+    pending_anchors: Vec<(&'static str, u32)>,
     headings: Vec<NodeId>,
     /// The bottom entry stands for "outside any article".
     articles: Vec<OpenArticle>,
@@ -169,9 +202,14 @@ struct Walk {
 impl Walk {
     fn flush(&mut self) {
         if let Some(mut para) = self.current.take() {
-            para.text = normalize_paragraph(&self.buf, &mut self.removed);
+            para.text = normalize_paragraph(&self.buf);
+            para.emphasized = self.all_emphasized;
+            para.link = self.all_link;
             if !para.text.is_empty() {
                 self.paras.push(para);
+            } else {
+                // An empty paragraph hands its anchors on to the next one.
+                self.pending_anchors.extend(para.anchors);
             }
             self.buf.clear();
             self.has_text = false;
@@ -180,15 +218,40 @@ impl Walk {
     fn push(&mut self, text: &str) {
         if self.current.is_none() {
             let top = self.articles.last();
+            let mut anchors = std::mem::take(&mut self.pending_anchors);
+            anchors.truncate(MAX_ANCHORS);
             self.current = Some(Para {
                 text: String::new(),
                 article: top.filter(|_| self.articles.len() > 1).map(|a| a.id),
                 item: top.and_then(|a| a.item),
                 heading: self.headings.last().copied(),
+                emphasized: false,
+                link: false,
+                anchors,
             });
+            self.all_emphasized = true;
+            self.all_link = true;
         }
-        self.has_text = self.has_text || text.chars().any(|c| !c.is_whitespace());
+        if text.chars().any(|c| !c.is_whitespace()) {
+            self.has_text = true;
+            self.all_emphasized &= !self.emphasis.is_empty();
+            self.all_link &= !self.links.is_empty();
+        }
         self.buf.push_str(text);
+    }
+    fn anchor(&mut self, a: (&'static str, u32)) {
+        match self.current.as_mut() {
+            Some(p) => {
+                if p.anchors.len() < MAX_ANCHORS {
+                    p.anchors.push(a);
+                }
+            }
+            None => {
+                if self.pending_anchors.len() < MAX_ANCHORS {
+                    self.pending_anchors.push(a);
+                }
+            }
+        }
     }
     /// Index the current paragraph will have if it is kept.
     fn end(&self) -> usize {
@@ -196,10 +259,30 @@ impl Walk {
     }
 }
 
+/// True for an element that makes its text bold.
+fn is_bold(el: &scraper::node::Element) -> bool {
+    matches!(el.name(), "b" | "strong")
+        || is_heading(el.name())
+        || el.attr("style").is_some_and(|s| {
+            let s = s.to_ascii_lowercase().replace(' ', "");
+            s.contains("font-weight:bold")
+                || s.contains("font-weight:700")
+                || s.contains("font-weight:800")
+                || s.contains("font-weight:900")
+        })
+}
+
+/// True for an element that makes its text not bold (inside a bold one).
+fn is_unbold(el: &scraper::node::Element) -> bool {
+    el.attr("style").is_some_and(|s| {
+        let s = s.to_ascii_lowercase().replace(' ', "");
+        s.contains("font-weight:normal") || s.contains("font-weight:400")
+    })
+}
+
 /// Parses `source` as an HTML document and extracts its paragraphs, element spans and
-/// leaf articles in one walk. Returns the document and the number of control characters
-/// removed.
-pub(crate) fn html(source: &str) -> (HtmlDoc, usize) {
+/// leaf articles in one walk.
+pub(crate) fn html(source: &str) -> HtmlDoc {
     let html = Html::parse_document(source);
     let mut w = Walk::default();
     let root_id = html.tree.root().id();
@@ -214,13 +297,11 @@ pub(crate) fn html(source: &str) -> (HtmlDoc, usize) {
     let mut leaf_articles = Vec::new();
     let mut skip_until: Option<NodeId> = None;
     let mut pre_depth = 0usize;
-    let mut declared_charset = None;
+    // Elements that switch bold off inside bold ones, with the emphasis stack they hid.
+    let mut unbold: Vec<(NodeId, Vec<NodeId>)> = Vec::new();
     for edge in html.tree.root().traverse() {
         match edge {
             Edge::Open(node) => {
-                if declared_charset.is_none() {
-                    declared_charset = meta_charset(&node);
-                }
                 if skip_until.is_some() {
                     continue;
                 }
@@ -240,6 +321,19 @@ pub(crate) fn html(source: &str) -> (HtmlDoc, usize) {
                             if name == "pre" {
                                 pre_depth += 1;
                             }
+                        }
+                        for attr in ["name", "id"] {
+                            if let Some(a) = el.attr(attr).and_then(structural_anchor) {
+                                w.anchor(a);
+                            }
+                        }
+                        if is_bold(el) {
+                            w.emphasis.push(node.id());
+                        } else if is_unbold(el) && !w.emphasis.is_empty() {
+                            unbold.push((node.id(), std::mem::take(&mut w.emphasis)));
+                        }
+                        if name == "a" && el.attr("href").is_some() {
+                            w.links.push(node.id());
                         }
                         if is_heading(name) {
                             w.headings.push(node.id());
@@ -309,6 +403,17 @@ pub(crate) fn html(source: &str) -> (HtmlDoc, usize) {
                 if is_heading(name) && w.headings.last() == Some(&node.id()) {
                     w.headings.pop();
                 }
+                if w.emphasis.last() == Some(&node.id()) {
+                    w.emphasis.pop();
+                }
+                if unbold.last().map(|(id, _)| *id) == Some(node.id()) {
+                    if let Some((_, hidden)) = unbold.pop() {
+                        w.emphasis = hidden;
+                    }
+                }
+                if w.links.last() == Some(&node.id()) {
+                    w.links.pop();
+                }
                 if name == "li" {
                     if let Some(a) = w.articles.last_mut() {
                         if a.item == Some(node.id()) {
@@ -333,49 +438,22 @@ pub(crate) fn html(source: &str) -> (HtmlDoc, usize) {
         }
     }
     w.flush();
-    let removed = w.removed;
-    (
-        HtmlDoc {
-            html,
-            paras: w.paras,
-            spans,
-            leaf_articles,
-            declared_charset,
-        },
-        removed,
-    )
-}
-
-/// The charset a `<meta charset>` or `<meta http-equiv content="…; charset=…">` declares.
-fn meta_charset(node: &NodeRef<'_, Node>) -> Option<String> {
-    let el = node.value().as_element()?;
-    if el.name() != "meta" {
-        return None;
+    HtmlDoc {
+        html,
+        paras: w.paras,
+        spans,
+        leaf_articles,
     }
-    if let Some(c) = el.attr("charset") {
-        return Some(c.trim().to_ascii_lowercase());
-    }
-    let content = el.attr("content")?.to_ascii_lowercase();
-    let at = content.find("charset=")?;
-    let value = content[at + "charset=".len()..]
-        .trim_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'')
-        .split(|c: char| c == ';' || c.is_whitespace())
-        .next()?
-        .to_string();
-    (!value.is_empty()).then_some(value)
 }
 
 /// Plain text: one paragraph per line (`\n`, `\r\n`, `\r`, U+2028, U+2029).
-/// Returns the paragraphs and the number of control characters removed.
-pub(crate) fn text(source: &str) -> (Vec<Para>, usize) {
-    let mut removed = 0;
-    let paras = source
+pub(crate) fn text(source: &str) -> Vec<Para> {
+    source
         .split(['\n', '\r', '\u{2028}', '\u{2029}'])
-        .map(|line| normalize_paragraph(line, &mut removed))
+        .map(normalize_paragraph)
         .filter(|t| !t.is_empty())
         .map(Para::plain)
-        .collect();
-    (paras, removed)
+        .collect()
 }
 
 /// The chain from the root down to `node`, both included.
@@ -394,7 +472,7 @@ mod tests {
     use super::*;
 
     fn texts(src: &str) -> Vec<String> {
-        html(src).0.paras.into_iter().map(|p| p.text).collect()
+        html(src).paras.into_iter().map(|p| p.text).collect()
     }
 
     #[test]
@@ -421,18 +499,42 @@ mod tests {
     }
 
     #[test]
-    fn declared_charset_is_read() {
-        let (doc, _) = html(
-            "<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1258\"></head><body>x</body></html>",
+    fn emphasis_links_and_anchors_are_recorded() {
+        let doc = html(
+            "<p><a name=dieu_5><strong><span>Điều 5 Chính sách</span></strong></a></p>\
+             <p><b>Điều</b> 6 Một</p>\
+             <p style='font-weight: bold'>Điều 7 <span style='font-weight:normal'>thường</span></p>\
+             <h3>Chương 2 Tên</h3>\
+             <a id='Dieu-8'></a><p>Điều 8 Tám</p>\
+             <p><a href='#dieu_9'>Điều 9 Chín</a></p>\
+             <p>Xem <a href='#dieu_9'>Điều 9</a></p>",
         );
-        assert_eq!(doc.declared_charset.as_deref(), Some("windows-1258"));
-        let (doc, _) = html("<meta charset=UTF-8><p>x");
-        assert_eq!(doc.declared_charset.as_deref(), Some("utf-8"));
+        type Seen<'a> = (&'a str, bool, bool, Vec<(&'static str, u32)>);
+        let got: Vec<Seen<'_>> = doc
+            .paras
+            .iter()
+            .map(|p| (p.text.as_str(), p.emphasized, p.link, p.anchors.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Điều 5 Chính sách", true, false, vec![("dieu", 5)]),
+                ("Điều 6 Một", false, false, vec![]),
+                ("Điều 7 thường", false, false, vec![]),
+                ("Chương 2 Tên", true, false, vec![]),
+                ("Điều 8 Tám", false, false, vec![("dieu", 8)]),
+                ("Điều 9 Chín", false, true, vec![]),
+                ("Xem Điều 9", false, false, vec![]),
+            ]
+        );
+        assert_eq!(structural_anchor("chuong_12"), Some(("chuong", 12)));
+        assert_eq!(structural_anchor("dieu_1_name"), None);
+        assert_eq!(structural_anchor("khoan_2_9"), None);
     }
 
     #[test]
     fn text_lines() {
-        let (p, _) = text("a\r\n\r\n  b  c\rd\u{2028}e");
+        let p = text("a\r\n\r\n  b  c\rd\u{2028}e");
         let t: Vec<_> = p.into_iter().map(|p| p.text).collect();
         assert_eq!(t, ["a", "b c", "d", "e"]);
     }

@@ -1,6 +1,7 @@
 //! The document cutter: a published legal document (HTML as published, or plain text)
 //! becomes a cut plan with one unit per article and per clause, plus a report of what was
-//! found, skipped, or left in no unit. Pure: bytes in, plan and report out; no I/O.
+//! found, skipped, or left in no unit; the report's findings go into the plan. Pure:
+//! bytes in, plan and report out; no I/O.
 
 mod assemble;
 mod decode;
@@ -10,9 +11,14 @@ mod report;
 mod text;
 mod vn;
 
+use std::collections::BTreeSet;
 use std::ops::Range;
 
-use cutter_core::{CutPlan, CutPlanRow, DocumentId, SourceVersionId};
+use cutter_core::plan::{code_point, describe_forbidden, forbidden_characters};
+use cutter_core::{
+    CutPlan, CutPlanRow, DocumentId, ForbiddenCharacter, OutOfOrderNumber, PlanFindings,
+    Sha256Digest, SourceVersionId, TextInNoUnit,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::assemble::Assembly;
@@ -57,6 +63,9 @@ pub struct CutOptions {
     pub publication_type: String,
     /// What the input is.
     pub format: InputFormat,
+    /// Accept forbidden characters ([`cutter_core::plan::is_forbidden_in_body`]) in unit
+    /// bodies instead of refusing the cut; the plan's findings then record them.
+    pub accept_forbidden_characters: bool,
 }
 
 impl CutOptions {
@@ -72,6 +81,7 @@ impl CutOptions {
             actor: actor.into(),
             publication_type: DEFAULT_PUBLICATION_TYPE.into(),
             format: InputFormat::Auto,
+            accept_forbidden_characters: false,
         }
     }
 }
@@ -122,17 +132,33 @@ pub enum Error {
     /// There is no text to cut.
     #[error("nothing to cut: {0}")]
     Empty(String),
+    /// The bytes cannot be read as text.
+    #[error("cannot decode the input: {0}")]
+    Encoding(String),
     /// There is text, but no structure the cutter knows.
     #[error(
-        "no legal structure found in the {format} input ({paragraphs} paragraph(s) of text read): {missing}"
+        "no legal structure found in the {format} input ({paragraphs} paragraph(s) of text read); tried: {missing}"
     )]
     NoStructure {
         /// `HTML` or `plain text`.
         format: &'static str,
         /// Paragraphs of text read.
         paragraphs: usize,
-        /// What was looked for and not found.
+        /// What was looked for, and what was found of it.
         missing: String,
+    },
+    /// Unit bodies hold characters no unit may hold (replacement characters, controls,
+    /// bidirectional controls).
+    #[error(
+        "{count} forbidden character(s) in unit bodies: {listed}{hint}; fix the source or its encoding, or cut with --accept-forbidden-characters to record them in the plan's findings"
+    )]
+    ForbiddenCharacters {
+        /// How many.
+        count: usize,
+        /// The first ones, with unit and offset.
+        listed: String,
+        /// What the decoding says about them.
+        hint: String,
     },
 }
 
@@ -152,24 +178,60 @@ fn check_option(field: &'static str, value: &str) -> Result<(), Error> {
     })
 }
 
-const MISSING_STRUCTURE: &str =
-    "no article heading (a paragraph starting “Điều <number>.”) and no \
-     marked-up articles (two or more <article> elements with heading elements)";
+/// What was tried, for [`Error::NoStructure`].
+fn tried(doc: Option<&HtmlDoc>, all: &[Para]) -> String {
+    let headings = all.iter().filter(|p| vn::is_article_heading(p)).count();
+    let mut out = Vec::new();
+    if let Some(d) = doc {
+        let marked = d
+            .leaf_articles
+            .iter()
+            .filter(|a| a.heading.is_some())
+            .count();
+        out.push(format!(
+            "marked-up articles (<article> elements holding a heading element): {marked} found"
+        ));
+    }
+    out.push(format!(
+        "article headings opening a paragraph (the Vietnamese “Điều <number>” followed by a period, a colon or the end of the paragraph, or standing as a bold, heading-element or anchored heading): {headings} found"
+    ));
+    if doc.is_some() {
+        let anchors = all.iter().filter(|p| !p.anchors.is_empty()).count();
+        out.push(format!(
+            "structural anchors (name or id such as dieu_<number>, chuong_<number>): {anchors} paragraph(s) carry one"
+        ));
+    }
+    out.join("; ")
+}
 
 /// Cuts one document.
 ///
-/// **Decoding.** UTF-8 (UTF-16 with a byte-order mark), lossy: invalid sequences become
-/// U+FFFD and are counted. [`InputFormat::Auto`] means HTML when the first non-blank
-/// character is `<`. HTML goes through html5ever (via `scraper`); text is broken into
-/// paragraphs at block elements and `<br>` (in plain text: at line ends). Every paragraph
-/// is NFC-normalized, whitespace (non-breaking spaces included) collapsed to one space.
+/// **Decoding.** By declaration, in the order the HTML standard gives: a byte-order mark,
+/// then `<meta charset>` / `http-equiv`, then an XML declaration, then — nothing declared
+/// and the bytes not UTF-8 — detection (`chardetng`); `encoding_rs` decodes. A declaration
+/// the bytes contradict is reported (and not followed when the bytes are clearly UTF-8, or
+/// decode cleanly only in the detected encoding); UTF-16 without a byte-order mark is
+/// refused. [`InputFormat::Auto`] means HTML when the first non-blank character is `<`.
+/// HTML goes through html5ever (via `scraper`); text is broken into paragraphs at block
+/// elements and `<br>` (in plain text: at line ends). Every paragraph is NFC-normalized
+/// (which composes windows-1258's combining tone marks), whitespace (non-breaking spaces
+/// included) collapsed to one space.
 ///
-/// **Structure.** A page with at least two leaf `<article>` elements carrying heading
-/// elements is read from its markup alone: the `<article>`s are the articles, items of
+/// **Forbidden characters.** A unit body holding U+FFFD (bytes that did not decode), a
+/// C0 or C1 control other than line feed and tab, or a bidirectional control refuses the
+/// cut, naming each unit and offset — unless [`CutOptions::accept_forbidden_characters`],
+/// and then the plan's findings list every one.
+///
+/// **Structure.** A page with leaf `<article>` elements carrying heading elements (one
+/// is enough) is read from its markup alone: the `<article>`s are the articles, items of
 /// their top-level `<ol>` are clauses, and everything before the first article is the
 /// preamble. Anything else is read as a Vietnamese legal document, from paragraph starts:
 /// `Phần`/`Chương`/`Mục` + number (Roman, arabic or `thứ …`) are headings (the next
-/// paragraph is their title when they have none), `Điều N.` starts an article,
+/// paragraph is their title when they have none), `Điều N.` starts an article (so do
+/// `Điều N:` and `Điều N` alone; `Điều N Tên…`, a space and a capital letter, only when
+/// the paragraph stands as a heading: bold, a heading element, or an anchor `dieu_N`;
+/// a link is never a heading, and a run of headings whose articles all follow again is a
+/// table of contents, in no unit),
 /// `N.` inside an article starts clause N when N is higher than the clause before,
 /// `a)` … `y)` (Vietnamese alphabet) are points and stay in their clause.
 ///
@@ -194,6 +256,10 @@ const MISSING_STRUCTURE: &str =
 /// for marked-up pages `…/article-N[/clause-N]` and `…/preamble`; an address already
 /// taken (a duplicated article number) gets `-dup-2`, `-dup-3`, … and a note.
 ///
+/// **Findings.** Missing, duplicate and out-of-order article numbers, legal text in no
+/// unit beyond the closing formula, and accepted forbidden characters go into the plan's
+/// `findings`, sealed with the plan digest.
+///
 /// ```
 /// use cutter_core::{DocumentId, SourceVersionId};
 /// use cutter_doc::{cut, CutOptions};
@@ -209,7 +275,12 @@ const MISSING_STRUCTURE: &str =
 pub fn cut(input: &[u8], opts: &CutOptions) -> Result<CutOutcome, Error> {
     check_option("actor", &opts.actor)?;
     check_option("publication_type", &opts.publication_type)?;
-    let decoded = decode::decode(input);
+    let decoded = decode::decode(input, opts.format).map_err(|e| match e {
+        decode::DecodeError::Utf16WithoutBom { endianness } => Error::Encoding(format!(
+            "the {} bytes look like {endianness} UTF-16 without a byte-order mark, which cannot be recognised (the HTML standard reads a UTF-16 declaration as UTF-8): save the document with a byte-order mark, or as UTF-8",
+            input.len()
+        )),
+    })?;
     if decoded.text.trim().is_empty() {
         return Err(Error::Empty(format!(
             "the input ({} bytes) holds no text",
@@ -217,15 +288,9 @@ pub fn cut(input: &[u8], opts: &CutOptions) -> Result<CutOutcome, Error> {
         )));
     }
     let format = decode::resolve_format(opts.format, &decoded.text);
-    let (paras, removed, doc) = match format {
-        InputFormat::Html => {
-            let (doc, removed) = extract::html(&decoded.text);
-            (None, removed, Some(doc))
-        }
-        _ => {
-            let (paras, removed) = extract::text(&decoded.text);
-            (Some(paras), removed, None)
-        }
+    let (paras, doc) = match format {
+        InputFormat::Html => (None, Some(extract::html(&decoded.text))),
+        _ => (Some(extract::text(&decoded.text)), None),
     };
     let format_name = if doc.is_some() { "HTML" } else { "plain text" };
     let all: &[Para] = match (&paras, &doc) {
@@ -242,7 +307,7 @@ pub fn cut(input: &[u8], opts: &CutOptions) -> Result<CutOutcome, Error> {
     let no_structure = || Error::NoStructure {
         format: format_name,
         paragraphs: all.len(),
-        missing: MISSING_STRUCTURE.into(),
+        missing: tried(doc.as_ref(), all),
     };
 
     let (structure, range, rule, asm) = match &doc {
@@ -273,29 +338,72 @@ pub fn cut(input: &[u8], opts: &CutOptions) -> Result<CutOutcome, Error> {
     }
 
     let mut notes = Vec::new();
-    let declared_charset = doc.as_ref().and_then(|d| d.declared_charset.clone());
-    if let Some(cs) = &declared_charset {
-        if !matches!(
-            cs.as_str(),
-            "utf-8" | "utf8" | "unicode-1-1-utf-8" | "us-ascii"
-        ) && decoded.encoding == "utf-8"
-        {
-            notes.push(format!(
-                "the page declares charset {cs} but was decoded as UTF-8 ({} invalid sequence(s))",
-                decoded.replaced
-            ));
-        }
+    if let Some(c) = &decoded.contradiction {
+        notes.push(format!("encoding: {c}"));
     }
     let input_summary = InputSummary {
         bytes: input.len(),
         format,
         structure,
         encoding: decoded.encoding.to_string(),
+        encoding_from: decoded.source.describe().to_string(),
         invalid_sequences_replaced: decoded.replaced,
-        declared_charset,
-        control_chars_removed: removed,
+        declared_charset: decoded.declared.as_ref().map(|d| d.label.clone()),
+        declaration_contradicted: decoded.contradiction.clone(),
     };
-    Ok(finish(opts, all, range, rule, asm, input_summary, notes))
+    let outcome = finish(opts, all, range, rule, asm, input_summary, notes);
+    let forbidden = &outcome.report.forbidden_characters;
+    if !forbidden.is_empty() && !opts.accept_forbidden_characters {
+        return Err(forbidden_error(&outcome, &decoded));
+    }
+    Ok(outcome)
+}
+
+/// The refusal of a cut whose unit bodies hold forbidden characters.
+fn forbidden_error(outcome: &CutOutcome, decoded: &decode::Decoded) -> Error {
+    let forbidden = &outcome.report.forbidden_characters;
+    let listed: Vec<String> = forbidden
+        .iter()
+        .take(10)
+        .map(|f| {
+            format!(
+                "{} at character {} of {}",
+                f.code_point, f.offset, f.canonical_address
+            )
+        })
+        .collect();
+    let more = forbidden.len().saturating_sub(listed.len());
+    let kinds: BTreeSet<&str> = outcome
+        .plan
+        .rows
+        .iter()
+        .flat_map(|r| forbidden_characters(&r.body).map(|(_, c)| describe_forbidden(c)))
+        .collect();
+    let mut hint = format!(" ({})", kinds.into_iter().collect::<Vec<_>>().join("; "));
+    if decoded.replaced > 0 {
+        hint.push_str(&format!(
+            "; {} byte sequence(s) were not {} ({})",
+            decoded.replaced,
+            decoded.encoding,
+            decoded.source.describe()
+        ));
+    }
+    if let Some(c) = &decoded.contradiction {
+        hint.push_str(&format!("; {c}"));
+    }
+    Error::ForbiddenCharacters {
+        count: forbidden.len(),
+        listed: format!(
+            "{}{}",
+            listed.join(", "),
+            if more > 0 {
+                format!(", and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+        hint,
+    }
 }
 
 /// The paragraph range of an element.
@@ -313,7 +421,7 @@ fn vn_legal_range(doc: &HtmlDoc) -> Option<(Range<usize>, String)> {
     prefix.push(0usize);
     for p in paras {
         let last = *prefix.last().unwrap_or(&0);
-        prefix.push(last + usize::from(vn::is_article_heading(&p.text)));
+        prefix.push(last + usize::from(vn::is_article_heading(p)));
     }
     let total = *prefix.last().unwrap_or(&0);
     if total == 0 {
@@ -469,6 +577,48 @@ fn finish(
     let (article_numbers, missing_articles, duplicate_articles, out_of_order_articles) =
         report::numbering(&asm.articles);
     notes.extend(asm.notes);
+    let mut unassigned = asm.spans;
+    for s in &mut unassigned {
+        s.closing_block = asm.closing.as_deref() == Some(s.location.as_str());
+    }
+    let forbidden: Vec<ForbiddenCharacter> = rows
+        .iter()
+        .flat_map(|r| {
+            forbidden_characters(&r.body).map(|(offset, c)| ForbiddenCharacter {
+                canonical_address: r.canonical_address.clone(),
+                offset,
+                code_point: code_point(c),
+            })
+        })
+        .collect();
+    let findings = PlanFindings {
+        missing_article_numbers: missing_articles.clone(),
+        duplicate_article_numbers: duplicate_articles.clone(),
+        out_of_order_article_numbers: out_of_order_articles
+            .iter()
+            .map(|o| OutOfOrderNumber {
+                number: o.number.clone(),
+                after: o.after.clone(),
+            })
+            .collect(),
+        text_in_no_unit: unassigned
+            .iter()
+            .filter(|s| !s.closing_block)
+            .map(|s| TextInNoUnit {
+                location: s.location.clone(),
+                paragraphs: s.paragraphs as u64,
+                chars: s.chars as u64,
+                excerpt: s.excerpt.clone(),
+            })
+            .collect(),
+        forbidden_characters_accepted: opts.accept_forbidden_characters,
+        forbidden_characters: if opts.accept_forbidden_characters {
+            forbidden.clone()
+        } else {
+            Vec::new()
+        },
+        digest: Sha256Digest::from_bytes([0; 32]),
+    };
     let report = CutReport {
         document_id: doc_id.to_string(),
         input,
@@ -480,15 +630,19 @@ fn finish(
         missing_articles,
         duplicate_articles,
         out_of_order_articles,
-        unassigned: asm.spans,
+        unassigned,
+        forbidden_characters: forbidden,
+        forbidden_characters_accepted: opts.accept_forbidden_characters,
         notes,
     };
+    let plan = CutPlan::new(
+        opts.document_id.clone(),
+        opts.source_version_id.clone(),
+        rows,
+    )
+    .with_findings(findings);
     CutOutcome {
-        plan: CutPlan::new(
-            opts.document_id.clone(),
-            opts.source_version_id.clone(),
-            rows,
-        ),
+        plan,
         report,
         paragraphs,
     }
@@ -521,7 +675,22 @@ mod tests {
         assert!(matches!(e, Err(Error::Empty(_))), "{e:?}");
         let e = cut_str("Một văn bản không có điều nào.\n1. Một dòng.").unwrap_err();
         assert!(matches!(e, Error::NoStructure { paragraphs: 2, .. }));
-        assert!(e.to_string().contains("Điều <number>."), "{e}");
+        assert!(
+            e.to_string()
+                .contains("tried: article headings opening a paragraph"),
+            "{e}"
+        );
+        // Language-neutral, and listing what was tried.
+        let e = cut_str("<html><body><h1>Хүний эрхийн түгээмэл тунхаглал</h1><p>Бүх хүн эрх чөлөөтэй.</p></body></html>").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(
+                "marked-up articles (<article> elements holding a heading element): 0 found"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("structural anchors"), "{text}");
+        assert!(!text.contains("two or more"), "{text}");
         let e = cut_str("<p>Chương I</p><p>Không có điều.</p>").unwrap_err();
         assert!(
             e.to_string().contains("plain text") || e.to_string().contains("HTML"),
@@ -549,13 +718,81 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_and_controls_are_counted_not_fatal() {
+    fn forbidden_characters_refuse_the_cut_naming_unit_and_offset() {
         let mut input = "Điều 1.\n1. Khoản\u{1} một \u{c0}".as_bytes().to_vec();
         input.extend_from_slice(b"\xC0\xFF\n");
-        let o = cut(&input, &opts(InputFormat::Auto)).unwrap();
-        assert_eq!(o.report.input.invalid_sequences_replaced, 2);
-        assert_eq!(o.report.input.control_chars_removed, 1);
-        assert_eq!(o.plan.rows[1].body, "1. Khoản một \u{c0}\u{fffd}\u{fffd}");
+        input.extend_from_slice("Điều 2.\nHai \u{202E}.".as_bytes());
+        let e = cut(&input, &opts(InputFormat::Auto)).unwrap_err();
+        let Error::ForbiddenCharacters { count, .. } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(*count, 4);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("4 forbidden character(s) in unit bodies: U+0001 at character 8 of doc/dieu-1/khoan-1, U+FFFD at character 15 of doc/dieu-1/khoan-1, U+FFFD at character 16 of doc/dieu-1/khoan-1, U+202E at character 12 of doc/dieu-2"),
+            "{text}"
+        );
+        assert!(text.contains("2 byte sequence(s) were not UTF-8"), "{text}");
+        assert!(text.contains("--accept-forbidden-characters"), "{text}");
+
+        // Accepted: kept as they are, and recorded in the plan's findings.
+        let mut o = opts(InputFormat::Auto);
+        o.accept_forbidden_characters = true;
+        let out = cut(&input, &o).unwrap();
+        assert_eq!(
+            out.plan.rows[1].body,
+            "1. Khoản\u{1} một \u{c0}\u{fffd}\u{fffd}"
+        );
+        assert_eq!(out.report.input.invalid_sequences_replaced, 2);
+        let f = out.plan.findings.as_ref().unwrap();
+        assert!(f.forbidden_characters_accepted);
+        assert_eq!(f.forbidden_characters.len(), 4);
+        assert_eq!(f.forbidden_characters[0].code_point, "U+0001");
+        assert!(out
+            .report
+            .to_string()
+            .contains("forbidden characters in unit bodies (4): ACCEPTED"));
+        let valid = out
+            .plan
+            .clone()
+            .validate(&vocab())
+            .expect("the contract accepts what the findings list");
+        assert_eq!(valid.digest(), out.plan.digest());
+        // Without the findings, the row contract refuses the same rows.
+        let mut bare = out.plan.clone();
+        bare.findings = None;
+        let err = bare.validate(&vocab()).unwrap_err().to_string();
+        assert!(err.contains("row 2 (doc/dieu-1/khoan-1), body: 3 forbidden character(s): U+0001 (C0 control) at character 8"), "{err}");
+    }
+
+    fn vocab() -> cutter_core::Vocabularies {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        cutter_core::Vocabularies {
+            unit_kind: set(&["law_unit"]),
+            section_type: set(&["preamble", "article", "clause"]),
+            publication_type: set(&["law"]),
+        }
+    }
+
+    #[test]
+    fn findings_summarize_the_report_and_leave_the_closing_block_out() {
+        let o = cut_str(
+            "Điều 1.\nA.\nĐiều 3.\nB.\nĐiều 3.\nC.\nĐiều 2.\nD.\nChương II\nTÊN\nLời dẫn.\nĐiều 4.\nE.\n\
+             Luật này đã được Quốc hội thông qua ngày 1 tháng 1 năm 2020.\nCHỦ TỊCH",
+        )
+        .unwrap();
+        let f = o.plan.findings.clone().unwrap();
+        assert_eq!(f.missing_article_numbers, Vec::<u32>::new());
+        assert_eq!(f.duplicate_article_numbers, ["3"]);
+        assert_eq!(f.out_of_order_article_numbers.len(), 1);
+        assert_eq!(f.out_of_order_article_numbers[0].number, "2");
+        assert_eq!(f.text_in_no_unit.len(), 1, "{:?}", f.text_in_no_unit);
+        assert_eq!(f.text_in_no_unit[0].excerpt, "Lời dẫn.");
+        assert_eq!(o.report.unassigned.len(), 2);
+        assert!(o.report.unassigned[1].closing_block);
+        assert!(!f.forbidden_characters_accepted);
+        assert_eq!(f.digest, f.compute_digest(&o.plan.digest()));
+        o.plan.validate(&vocab()).expect("valid");
     }
 
     #[test]

@@ -36,10 +36,11 @@ impl Markup {
     }
 }
 
-/// Finds marked-up articles: at least two leaf `<article>` elements that each contain a
-/// heading element. A page is *not* read this way when one `<article>` holds several
-/// Vietnamese article headings or when as many such headings lie outside `<article>`s
-/// (a law page that merely uses `<article>` for teasers or as a wrapper).
+/// Finds marked-up articles: leaf `<article>` elements that each contain a heading
+/// element (one is enough: a page may hold a single article). A page is *not* read this
+/// way when one `<article>` holds several Vietnamese article headings, when as many such
+/// headings lie outside `<article>`s (a law page that merely uses `<article>` for teasers
+/// or as a wrapper), or when its only `<article>` holds one (a one-article law).
 pub(crate) fn detect(doc: &HtmlDoc) -> Option<Markup> {
     let tree = &doc.html.tree;
     let mut articles = Vec::new();
@@ -47,11 +48,10 @@ pub(crate) fn detect(doc: &HtmlDoc) -> Option<Markup> {
         let Some(heading) = leaf.heading else {
             continue;
         };
-        let mut removed = 0;
         let heading_text = tree
             .get(heading)
             .and_then(ElementRef::wrap)
-            .map(|e| normalize_paragraph(&e.text().collect::<String>(), &mut removed))
+            .map(|e| normalize_paragraph(&e.text().collect::<String>()))
             .unwrap_or_default();
         articles.push(MarkedArticle {
             node: leaf.id,
@@ -60,7 +60,7 @@ pub(crate) fn detect(doc: &HtmlDoc) -> Option<Markup> {
             number: 0,
         });
     }
-    if articles.len() < 2 {
+    if articles.is_empty() {
         return None;
     }
     let by_node: BTreeMap<NodeId, usize> = articles
@@ -72,13 +72,16 @@ pub(crate) fn detect(doc: &HtmlDoc) -> Option<Markup> {
     // Guard for Vietnamese law pages that use <article> for something else.
     let mut inside = vec![0usize; articles.len()];
     let mut outside = 0usize;
-    for p in doc.paras.iter().filter(|p| vn::is_article_heading(&p.text)) {
+    for p in doc.paras.iter().filter(|p| vn::is_article_heading(p)) {
         match p.article.and_then(|id| by_node.get(&id)) {
             Some(&k) => inside[k] += 1,
             None => outside += 1,
         }
     }
-    if inside.iter().any(|n| *n >= 2) || outside >= articles.len() {
+    if inside.iter().any(|n| *n >= 2)
+        || outside >= articles.len()
+        || (articles.len() == 1 && inside[0] > 0)
+    {
         return None;
     }
 
@@ -119,12 +122,16 @@ pub(crate) fn detect(doc: &HtmlDoc) -> Option<Markup> {
         ));
     }
 
-    // The container: the deepest element holding every article.
+    // The container: the deepest element holding every article (and more than one
+    // article: the parent of a single one, which holds what precedes it).
     let mut common = path_from_root(&doc.html, articles[0].node);
     for a in &articles[1..] {
         let path = path_from_root(&doc.html, a.node);
         let same = common.iter().zip(&path).take_while(|(x, y)| x == y).count();
         common.truncate(same);
+    }
+    if articles.len() == 1 {
+        common.pop();
     }
     let container = *common.last()?;
     Some(Markup {

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use cutter_core::ForbiddenCharacter;
 use serde::{Deserialize, Serialize};
 
 use crate::assemble::FoundArticle;
@@ -29,14 +30,16 @@ pub struct InputSummary {
     pub format: InputFormat,
     /// How the structure was read.
     pub structure: Structure,
-    /// The encoding the bytes were decoded as.
+    /// The encoding the bytes were decoded as (`encoding_rs` name).
     pub encoding: String,
-    /// Invalid byte sequences replaced by U+FFFD.
+    /// Where that encoding came from: byte-order mark, declaration, or detection.
+    pub encoding_from: String,
+    /// Malformed byte sequences replaced by U+FFFD.
     pub invalid_sequences_replaced: usize,
-    /// The charset the HTML declares, if any.
+    /// The charset the HTML declares (`<meta>` or XML declaration), as written.
     pub declared_charset: Option<String>,
-    /// Control characters removed from the text (NUL becomes U+FFFD instead).
-    pub control_chars_removed: usize,
+    /// How the bytes contradict the declaration, when they do.
+    pub declaration_contradicted: Option<String>,
 }
 
 /// Text outside the legal text: page chrome, skipped and only counted.
@@ -139,6 +142,9 @@ pub struct UnassignedSpan {
     pub excerpt: String,
     /// Paragraphs in the span that look like article headings (e.g. in an annex).
     pub article_headings: usize,
+    /// The span starts at the closing formula (adoption formula, recipients, signature):
+    /// in no unit by design, and not a finding.
+    pub closing_block: bool,
 }
 
 /// The report of one cut.
@@ -166,6 +172,10 @@ pub struct CutReport {
     pub out_of_order_articles: Vec<OutOfOrder>,
     /// Every span of legal text in no unit.
     pub unassigned: Vec<UnassignedSpan>,
+    /// Every forbidden character in a unit body (a cut refuses them unless accepted).
+    pub forbidden_characters: Vec<ForbiddenCharacter>,
+    /// The cut was told to accept forbidden characters.
+    pub forbidden_characters_accepted: bool,
     /// Anything else worth a look: clause or point numbering, renamed addresses, charset.
     pub notes: Vec<String>,
 }
@@ -253,7 +263,7 @@ impl fmt::Display for CutReport {
         writeln!(f, "cut report for {}", self.document_id)?;
         writeln!(
             f,
-            "input: {} bytes of {}, decoded as {} ({} invalid sequence(s) replaced{}), {} control character(s) removed",
+            "input: {} bytes of {}, decoded as {} ({}; {} malformed sequence(s) replaced{})",
             i.bytes,
             match i.format {
                 InputFormat::Html => "HTML",
@@ -261,13 +271,16 @@ impl fmt::Display for CutReport {
                 InputFormat::Auto => "input",
             },
             i.encoding,
+            i.encoding_from,
             i.invalid_sequences_replaced,
             i.declared_charset
                 .as_ref()
                 .map(|cs| format!("; the page declares {cs}"))
                 .unwrap_or_default(),
-            i.control_chars_removed
         )?;
+        if let Some(c) = &i.declaration_contradicted {
+            writeln!(f, "DECLARATION CONTRADICTED: {c}")?;
+        }
         writeln!(
             f,
             "structure: {}",
@@ -373,6 +386,32 @@ impl fmt::Display for CutReport {
         }
         if self.unassigned.len() > MAX_LISTED {
             writeln!(f, "  … and {} more", self.unassigned.len() - MAX_LISTED)?;
+        }
+        writeln!(
+            f,
+            "forbidden characters in unit bodies ({}){}",
+            self.forbidden_characters.len(),
+            if self.forbidden_characters.is_empty() {
+                ""
+            } else if self.forbidden_characters_accepted {
+                ": ACCEPTED (--accept-forbidden-characters), recorded in the plan's findings"
+            } else {
+                ": the cut is refused"
+            }
+        )?;
+        for c in self.forbidden_characters.iter().take(MAX_LISTED) {
+            writeln!(
+                f,
+                "  {} at character {} of {}",
+                c.code_point, c.offset, c.canonical_address
+            )?;
+        }
+        if self.forbidden_characters.len() > MAX_LISTED {
+            writeln!(
+                f,
+                "  … and {} more",
+                self.forbidden_characters.len() - MAX_LISTED
+            )?;
         }
         writeln!(f, "notes ({}):", self.notes.len())?;
         for note in self.notes.iter().take(MAX_LISTED) {

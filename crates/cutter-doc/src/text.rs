@@ -7,8 +7,9 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Normalizes one paragraph: NFC, every run of Unicode whitespace (non-breaking spaces
 /// included) becomes one space, leading and trailing whitespace goes, U+FEFF goes, NUL
-/// becomes U+FFFD and other control characters are removed (counted in `removed`).
-pub(crate) fn normalize_paragraph(raw: &str, removed: &mut usize) -> String {
+/// becomes U+FFFD. Other control characters stay, so that the cut refuses them (or
+/// records them when told to accept them) instead of silently changing the text.
+pub(crate) fn normalize_paragraph(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut pending_space = false;
     for c in raw.nfc() {
@@ -19,10 +20,6 @@ pub(crate) fn normalize_paragraph(raw: &str, removed: &mut usize) -> String {
         let c = match c {
             '\u{FEFF}' => continue,
             '\0' => '\u{FFFD}',
-            c if c.is_control() => {
-                *removed += 1;
-                continue;
-            }
             c => c,
         };
         if pending_space {
@@ -187,10 +184,7 @@ pub(crate) fn title_safe(s: &str) -> String {
     excerpt(clean.trim(), 1000)
 }
 
-/// The Unicode bidirectional formatting characters, which no title may contain.
-pub(crate) fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{061C}')
-}
+pub(crate) use cutter_core::plan::is_bidi_control;
 
 /// Number of characters, the unit every count in the report uses.
 pub(crate) fn chars(s: &str) -> usize {
@@ -203,11 +197,9 @@ mod tests {
 
     #[test]
     fn paragraphs_are_nfc_with_single_spaces() {
-        let mut removed = 0;
-        let decomposed = "  \u{a0}Đie\u{302}\u{300}u\u{a0}\u{a0}64.\t\n x\u{1}y ";
-        assert_eq!(normalize_paragraph(decomposed, &mut removed), "Điều 64. xy");
-        assert_eq!(removed, 1);
-        assert_eq!(normalize_paragraph("a\0b", &mut removed), "a\u{FFFD}b");
+        let decomposed = "  \u{a0}Đie\u{302}\u{300}u\u{a0}\u{a0}64.\t\n x\u{1}y\u{feff} ";
+        assert_eq!(normalize_paragraph(decomposed), "Điều 64. x\u{1}y");
+        assert_eq!(normalize_paragraph("a\0b"), "a\u{FFFD}b");
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! Vietnamese legal structure: Phần / Chương / Mục headings, `Điều N.` articles, numbered
 //! clauses (khoản) and lettered points (điểm), recognized at the start of a paragraph;
-//! then the paragraphs are assembled into units. Points never start a unit.
+//! then the paragraphs are assembled into units. Points never start a unit. A heading
+//! written as published without punctuation (`Điều 5 Chính sách …`) counts only when the
+//! paragraph stands as a heading (bold, a heading element, or an anchor such as
+//! `dieu_5`); a link is never a heading, and a table of contents never gives articles.
+
+use std::collections::BTreeMap;
 
 use crate::assemble::{Assembly, FoundArticle};
 use crate::extract::Para;
 use crate::report::StructureHeading;
-use crate::text::{fold, is_upper_title, roman, slug};
+use crate::text::{excerpt, fold, is_upper_title, roman, slug};
 
 /// The Vietnamese alphabet as used for points, in order (no f, j, w, z).
 const POINT_LETTERS: [char; 23] = [
@@ -43,6 +48,14 @@ impl Level {
             Level::Section => "section",
         }
     }
+    /// The word of its anchors (`chuong_2`).
+    fn anchor(self) -> &'static str {
+        match self {
+            Level::Part => "phan",
+            Level::Chapter => "chuong",
+            Level::Section => "muc",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,15 +85,53 @@ pub(crate) enum Kind {
     Text,
 }
 
-/// Classifies one normalized paragraph by how it starts.
-pub(crate) fn classify(text: &str) -> Kind {
+/// How a paragraph is set, as far as headings go.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Setting<'a> {
+    /// All its text is bold or in a heading element.
+    pub emphasized: bool,
+    /// All its text is a link.
+    pub link: bool,
+    /// Its structural anchors.
+    pub anchors: &'a [(&'static str, u32)],
+}
+
+impl Setting<'_> {
+    /// True if the paragraph stands as the heading `word` `number`: bold, a heading
+    /// element, or anchored as `word_number`.
+    fn stands_as(&self, word: &str, number: u32) -> bool {
+        self.emphasized || self.anchors.iter().any(|(w, n)| *w == word && *n == number)
+    }
+}
+
+impl<'a> From<&'a Para> for Setting<'a> {
+    fn from(p: &'a Para) -> Self {
+        Setting {
+            emphasized: p.emphasized,
+            link: p.link,
+            anchors: &p.anchors,
+        }
+    }
+}
+
+/// Classifies one paragraph by how it starts and how it is set.
+pub(crate) fn classify(p: &Para) -> Kind {
+    classify_set(&p.text, Setting::from(p))
+}
+
+/// Classifies one normalized paragraph by how it starts, given how it is set.
+pub(crate) fn classify_set(text: &str, setting: Setting<'_>) -> Kind {
+    if setting.link {
+        // A table of contents or a cross-reference: never structure.
+        return Kind::Text;
+    }
     if let Some((word, after)) = text.split_once(' ') {
         let level = match fold(word).as_str() {
             "phần" => Some(Level::Part),
             "chương" => Some(Level::Chapter),
             "mục" => Some(Level::Section),
             "điều" => {
-                if let Some(a) = article(after) {
+                if let Some(a) = article(after, setting) {
                     return Kind::Article(a);
                 }
                 None
@@ -88,7 +139,7 @@ pub(crate) fn classify(text: &str) -> Kind {
             _ => None,
         };
         if let Some(level) = level {
-            if let Some(h) = structure(level, after) {
+            if let Some(h) = structure(level, after, setting) {
                 return Kind::Structure(level, h);
             }
         }
@@ -107,7 +158,7 @@ pub(crate) fn classify(text: &str) -> Kind {
 
 const HEADING_PUNCT: [char; 5] = ['.', ':', '-', '–', '—'];
 
-fn structure(level: Level, after: &str) -> Option<Heading> {
+fn structure(level: Level, after: &str, setting: Setting<'_>) -> Option<Heading> {
     let end = after
         .find(|c: char| c == ' ' || HEADING_PUNCT.contains(&c))
         .unwrap_or(after.len());
@@ -123,7 +174,7 @@ fn structure(level: Level, after: &str) -> Option<Heading> {
     } else {
         return None;
     };
-    let title = heading_rest(rest)?;
+    let title = heading_rest(rest, setting.stands_as(level.anchor(), number))?;
     Some(Heading {
         number,
         label,
@@ -131,9 +182,10 @@ fn structure(level: Level, after: &str) -> Option<Heading> {
     })
 }
 
-/// What may follow a heading number: nothing, punctuation and any title, or a title in
-/// capitals. `None` means "not a heading" (e.g. `Mục 2 của Chương này …`).
-fn heading_rest(rest: &str) -> Option<Option<String>> {
+/// What may follow a heading number: nothing, punctuation and any title, a title in
+/// capitals, or — when the paragraph stands as a heading — a title starting with a
+/// capital letter. `None` means "not a heading" (e.g. `Mục 2 của Chương này …`).
+fn heading_rest(rest: &str, stands: bool) -> Option<Option<String>> {
     let r = rest.trim_start();
     if r.is_empty() {
         return Some(None);
@@ -142,7 +194,11 @@ fn heading_rest(rest: &str) -> Option<Option<String>> {
         let t = r.trim_start_matches(|c: char| c == ' ' || HEADING_PUNCT.contains(&c));
         return Some((!t.is_empty()).then(|| t.to_string()));
     }
-    is_upper_title(r).then(|| Some(r.to_string()))
+    (is_upper_title(r) || (stands && starts_capital(r))).then(|| Some(r.to_string()))
+}
+
+fn starts_capital(s: &str) -> bool {
+    s.chars().next().is_some_and(char::is_uppercase)
 }
 
 /// `thứ nhất`, `thứ hai` … `thứ mười chín`: the value and the bytes of `s` used.
@@ -194,7 +250,7 @@ fn arabic(tok: &str, max_digits: usize) -> Option<u32> {
     tok.parse().ok().filter(|n| *n > 0)
 }
 
-fn article(after: &str) -> Option<ArticleHead> {
+fn article(after: &str, setting: Setting<'_>) -> Option<ArticleHead> {
     let end = after
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(after.len());
@@ -216,7 +272,20 @@ fn article(after: &str) -> Option<ArticleHead> {
             rest: String::new(),
         });
     }
-    let r = r.strip_prefix(['.', ':'])?;
+    let Some(r) = r.strip_prefix(['.', ':']) else {
+        // As published: `Điều 5 Chính sách …` (or `Điều 5 - Chính sách …`), when the
+        // paragraph stands as a heading; otherwise a cross-reference such as
+        // `Điều 5 Luật này …` opening a sentence.
+        let title = r.trim_start_matches(|c: char| c == ' ' || HEADING_PUNCT.contains(&c));
+        let spaced = rest.starts_with(' ');
+        return (spaced && starts_capital(title) && setting.stands_as("dieu", number)).then(|| {
+            ArticleHead {
+                number,
+                suffix,
+                rest: title.trim().to_string(),
+            }
+        });
+    };
     if r.starts_with(|c: char| c.is_ascii_digit()) {
         // `Điều 1.2 …` is a cross-reference, not a heading.
         return None;
@@ -283,8 +352,100 @@ pub(crate) fn is_motto(text: &str) -> bool {
         || f.starts_with("cộng hoà xã hội chủ nghĩa việt nam")
 }
 
-pub(crate) fn is_article_heading(text: &str) -> bool {
-    matches!(classify(text), Kind::Article(_))
+pub(crate) fn is_article_heading(p: &Para) -> bool {
+    matches!(classify(p), Kind::Article(_))
+}
+
+/// The number of a paragraph that opens like a published article heading without
+/// punctuation (`Điều 5 Chính sách …`) whatever its setting.
+fn bare_article_number(text: &str) -> Option<u32> {
+    let (word, after) = text.split_once(' ')?;
+    if fold(word) != "điều" {
+        return None;
+    }
+    let set = Setting {
+        emphasized: true,
+        ..Setting::default()
+    };
+    article(after, set).map(|a| a.number)
+}
+
+/// Paragraphs that form a table of contents: a run of two or more article headings
+/// (with structure headings and their titles between them; as links or not) and nothing
+/// else, every one of whose articles is found again after the run.
+fn table_of_contents(paras: &[Para], kinds: &[Kind]) -> Vec<bool> {
+    // Entries as they would read without their links, set as headings.
+    let entries: Vec<Kind> = paras
+        .iter()
+        .zip(kinds)
+        .map(|(p, k)| match k {
+            Kind::Article(_) | Kind::Structure(..) => k.clone(),
+            _ => classify_set(
+                &p.text,
+                Setting {
+                    emphasized: true,
+                    ..Setting::default()
+                },
+            ),
+        })
+        .collect();
+    let kinds = &entries[..];
+    let label = |k: &Kind| match k {
+        Kind::Article(h) => Some((h.number, h.suffix)),
+        _ => None,
+    };
+    // Where each article label is found last.
+    let mut last: BTreeMap<(u32, Option<char>), usize> = BTreeMap::new();
+    for (i, k) in kinds.iter().enumerate() {
+        if let Some(l) = label(k) {
+            last.insert(l, i);
+        }
+    }
+    let mut toc = vec![false; kinds.len()];
+    let mut i = 0;
+    while i < kinds.len() {
+        if !matches!(kinds[i], Kind::Article(_) | Kind::Structure(..)) {
+            i += 1;
+            continue;
+        }
+        // The longest run of entries from i whose every article is found again after
+        // the run (the condition, once false, stays false as the run grows), ending on
+        // an article: the headings after it are the document's own.
+        let mut j = i;
+        let mut earliest_last = usize::MAX;
+        let mut articles = 0;
+        let mut end = i;
+        while j < kinds.len() {
+            let step = match &kinds[j] {
+                Kind::Article(_) => 1,
+                Kind::Structure(_, h)
+                    if h.title.is_none()
+                        && kinds.get(j + 1) == Some(&Kind::Text)
+                        && looks_like_title(&paras[j + 1].text) =>
+                {
+                    2
+                }
+                Kind::Structure(..) => 1,
+                _ => break,
+            };
+            if let Some(l) = label(&kinds[j]) {
+                earliest_last = earliest_last.min(last.get(&l).copied().unwrap_or(0));
+                if earliest_last < j + 1 {
+                    break;
+                }
+                articles += 1;
+                end = j + 1;
+            }
+            j += step;
+        }
+        if articles >= 2 {
+            toc[i..end].iter_mut().for_each(|t| *t = true);
+            i = end;
+        } else {
+            i = j.max(i + 1);
+        }
+    }
+    toc
 }
 
 /// The text after `Điều N.` is a title when it is short and not a sentence.
@@ -378,10 +539,43 @@ pub(crate) fn assemble(paras: &[Para]) -> Assembly {
     let mut closed: Option<String> = None;
     let mut seen_heading = false;
     let mut preamble: Option<usize> = None;
+    let kinds: Vec<Kind> = paras.iter().map(classify).collect();
+    let toc = table_of_contents(paras, &kinds);
+    if let Some(first) = toc.iter().position(|t| *t) {
+        let n = toc.iter().filter(|t| **t).count();
+        a.notes.push(format!(
+            "a table of contents ({n} paragraph(s) from paragraph {}) lists articles found again after it: not cut, listed as text in no unit",
+            first + 1
+        ));
+    }
 
-    for (i, p) in paras.iter().enumerate() {
+    for (i, (p, kind)) in paras.iter().zip(kinds).enumerate() {
         let text = p.text.as_str();
-        let kind = classify(text);
+        if toc[i] {
+            a.place_unassigned(
+                i,
+                "table of contents (its articles follow)",
+                text,
+                matches!(kind, Kind::Article(_)),
+            );
+            continue;
+        }
+        if !matches!(kind, Kind::Article(_)) {
+            let expected = a.articles.last().map_or(1, |x| x.number + 1);
+            if let Some(n) = bare_article_number(text).filter(|n| *n == expected) {
+                a.notes.push(format!(
+                    "paragraph {} opens like the heading of Điều {n} (\"{}\") but does not stand as one (not bold, no heading element, no anchor dieu_{n}): kept as text",
+                    i + 1,
+                    excerpt(text, 60)
+                ));
+            } else if let Some((_, n)) = p.anchors.iter().find(|(w, _)| *w == "dieu") {
+                a.notes.push(format!(
+                    "paragraph {} carries the anchor dieu_{n} but is not an article heading: \"{}\"",
+                    i + 1,
+                    excerpt(text, 60)
+                ));
+            }
+        }
         if let Some(location) = &closed {
             a.place_unassigned(i, location, text, matches!(kind, Kind::Article(_)));
             continue;
@@ -448,6 +642,7 @@ pub(crate) fn assemble(paras: &[Para]) -> Assembly {
                 );
                 open = None;
                 a.place_unassigned(i, &location, text, false);
+                a.closing = Some(location.clone());
                 closed = Some(location);
             }
             (Kind::Clause(n), Some(art)) => {
@@ -528,6 +723,10 @@ pub(crate) fn assemble(paras: &[Para]) -> Assembly {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn classify(text: &str) -> Kind {
+        classify_set(text, Setting::default())
+    }
 
     fn heading(n: u32, label: &str, title: Option<&str>) -> Heading {
         Heading {

@@ -1,6 +1,7 @@
 //! Property tests: the cutter never panics on arbitrary bytes or tag soup (every
 //! successful cut keeping its bookkeeping), and a generated law, rendered as messy HTML
-//! or plain text, is cut exactly as built without losing a word of its legal text.
+//! or plain text with its article headings in a mix of the published forms, is cut into
+//! exactly its units without losing or moving a word of its legal text.
 
 mod common;
 
@@ -229,9 +230,22 @@ struct Clause {
     more: Vec<String>,
 }
 
+/// How an article heading is written, as published laws write them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeadingForm {
+    /// `Điều 5. Tên` (or `Điều 5.`)
+    Period,
+    /// `Điều 5: Tên` (or `Điều 5:`)
+    Colon,
+    /// `Điều 5 Tên`, a space and a capital letter, standing as a heading (bold, a heading
+    /// element or an anchor); in plain text, which has no such setting, `Điều 5. Tên`.
+    Published,
+}
+
 #[derive(Debug, Clone)]
 struct Article {
     title: Option<String>,
+    form: HeadingForm,
     lead: Vec<String>,
     clauses: Vec<Clause>,
 }
@@ -261,15 +275,28 @@ fn clause() -> impl Strategy<Value = Clause> {
 fn article() -> impl Strategy<Value = Article> {
     (
         proptest::option::of(phrase(WORDS, 1..5)),
+        proptest::sample::select(vec![
+            HeadingForm::Period,
+            HeadingForm::Colon,
+            HeadingForm::Published,
+        ]),
         proptest::collection::vec(sentence(), 0..3),
         proptest::collection::vec(clause(), 0..4),
     )
-        .prop_map(|(title, mut lead, clauses)| {
+        .prop_map(|(title, form, mut lead, clauses)| {
             if clauses.is_empty() && lead.is_empty() {
                 lead.push("Nội dung của điều.".into());
             }
+            // The published form always has a title, starting with a capital letter.
+            let title = match (form, title) {
+                (HeadingForm::Published, t) => {
+                    Some(capitalized(&t.unwrap_or_else(|| "quy định chung".into())))
+                }
+                (_, t) => t,
+            };
             Article {
                 title,
+                form,
                 lead,
                 clauses,
             }
@@ -296,36 +323,83 @@ fn law() -> impl Strategy<Value = Law> {
         })
 }
 
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 /// One line of the law and whether it belongs in a unit body.
-fn lines(law: &Law) -> Vec<(String, bool)> {
+fn lines(law: &Law, html: bool) -> Vec<(String, bool)> {
+    lines_and_units(law, html).0
+}
+
+/// The lines of the law; the unit each line goes to (`None` for headings and the
+/// closing block); and the article number of each published-form heading line.
+#[allow(clippy::type_complexity)]
+fn lines_and_units(
+    law: &Law,
+    html: bool,
+) -> (Vec<(String, bool)>, Vec<Option<usize>>, Vec<(usize, u32)>) {
     let mut out = Vec::new();
-    out.extend(law.preamble.iter().map(|p| (p.clone(), true)));
+    let mut unit_of = Vec::new();
+    let mut published = Vec::new();
+    let mut units = 0usize;
+    if !law.preamble.is_empty() {
+        units += 1;
+    }
+    for p in &law.preamble {
+        out.push((p.clone(), true));
+        unit_of.push(Some(0));
+    }
     let mut n = 0;
     for (c, chapter) in law.chapters.iter().enumerate() {
         out.push((format!("Chương {}", ["I", "II", "III", "IV"][c]), false));
         out.push((chapter.title.clone(), false));
+        unit_of.extend([None, None]);
         for a in &chapter.articles {
             n += 1;
-            let heading = match &a.title {
-                Some(t) => format!("Điều {n}. {t}"),
-                None => format!("Điều {n}."),
+            let heading = match (&a.title, a.form) {
+                (Some(t), HeadingForm::Published) if html => {
+                    published.push((out.len(), n));
+                    format!("Điều {n} {t}")
+                }
+                (Some(t), HeadingForm::Colon) => format!("Điều {n}: {t}"),
+                (Some(t), _) => format!("Điều {n}. {t}"),
+                (None, HeadingForm::Colon) => format!("Điều {n}:"),
+                (None, _) => format!("Điều {n}."),
             };
+            let article_unit = units;
+            units += 1;
             out.push((heading, true));
-            out.extend(a.lead.iter().map(|l| (l.clone(), true)));
+            unit_of.push(Some(article_unit));
+            for l in &a.lead {
+                out.push((l.clone(), true));
+                unit_of.push(Some(article_unit));
+            }
             for (k, cl) in a.clauses.iter().enumerate() {
+                let clause_unit = units;
+                units += 1;
                 out.push((format!("{}. {}", k + 1, cl.text), true));
+                unit_of.push(Some(clause_unit));
                 for (p, point) in cl.points.iter().enumerate() {
                     out.push((format!("{}) {}", LETTERS[p], point), true));
+                    unit_of.push(Some(clause_unit));
                 }
-                out.extend(cl.more.iter().map(|m| (m.clone(), true)));
+                for m in &cl.more {
+                    out.push((m.clone(), true));
+                    unit_of.push(Some(clause_unit));
+                }
             }
         }
     }
     if law.closing {
         out.push((CLOSING[0].to_string(), false));
         out.push((CLOSING[1].to_string(), false));
+        unit_of.extend([None, None]);
     }
-    out
+    (out, unit_of, published)
 }
 
 const CLOSING: [&str; 2] = [
@@ -362,11 +436,30 @@ fn render_line(line: &str, seed: u64, html: bool) -> String {
     }
 }
 
+/// A published-form heading standing as one: bold, in a heading element, or anchored.
+fn render_heading(line: &str, n: u32, seed: u64) -> String {
+    let s = line.replace('&', "&amp;").replace('<', "&lt;");
+    match seed % 5 {
+        0 => format!("<p><b>{s}</b></p>"),
+        1 => format!("<p><a name='dieu_{n}'>{s}</a></p>"),
+        2 => format!("<h3>{s}</h3>"),
+        3 => format!("<p style='margin-top:6pt'><a name='dieu_{n}'><strong><span style='color:black'>{s}</span></strong></a></p>"),
+        _ => format!("<a name='dieu_{n}'></a><p><span>{s}</span></p>"),
+    }
+}
+
 fn render(law: &Law, seed: u64, html: bool) -> String {
-    let body: Vec<String> = lines(law)
+    let (all, _, published) = lines_and_units(law, html);
+    let body: Vec<String> = all
         .iter()
         .enumerate()
-        .map(|(i, (l, _))| render_line(l, seed.wrapping_mul(31).wrapping_add(i as u64 * 7), html))
+        .map(|(i, (l, _))| {
+            let line_seed = seed.wrapping_mul(31).wrapping_add(i as u64 * 7);
+            match published.iter().find(|(k, _)| *k == i) {
+                Some((_, n)) => render_heading(l, *n, line_seed),
+                None => render_line(l, line_seed, html),
+            }
+        })
         .collect();
     if !html {
         return body.join("\n");
@@ -391,7 +484,7 @@ proptest! {
         assert_accounting(&o);
         o.plan.clone().validate(&vocab()).expect("valid plan");
 
-        let expected = lines(&law);
+        let expected = lines(&law, html);
         let r = &o.report;
         let articles: usize = law.chapters.iter().map(|c| c.articles.len()).sum();
         let clauses: usize = law.chapters.iter().flat_map(|c| &c.articles).map(|a| a.clauses.len()).sum();
@@ -427,6 +520,17 @@ proptest! {
             prop_assert_eq!(row.body.nfc().collect::<String>(), row.body.clone());
             let clean = !row.body.contains("  ") && !row.body.contains(NBSP);
             prop_assert!(clean, "unnormalized whitespace in {}", row.canonical_address);
+        }
+        // No text moved between units: each body holds exactly its unit's lines.
+        let (all, unit_of, _) = lines_and_units(&law, html);
+        for (r, row) in o.plan.rows.iter().enumerate() {
+            let want: Vec<String> = all
+                .iter()
+                .zip(&unit_of)
+                .filter(|(_, u)| **u == Some(r))
+                .flat_map(|((l, _), _)| words(l))
+                .collect();
+            prop_assert_eq!(words(&row.body), want, "{}", row.canonical_address);
         }
         // Same input, same plan.
         let again = cut(source.as_bytes(), &options("gen-law", format)).expect("cut");

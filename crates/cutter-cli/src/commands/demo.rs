@@ -257,6 +257,7 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
             format: crate::cli::InputFormat::Auto,
             publication_type: "constitution".into(),
             report: None,
+            accept_forbidden_characters: false,
         },
     )?;
     let plan = crate::planfile::PlanFile::open(&plan_path)?;

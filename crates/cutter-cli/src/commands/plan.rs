@@ -23,6 +23,7 @@ pub fn cut(ctx: &Ctx, args: &CutArgs) -> Result<u8> {
         ctx.settings.actor.clone(),
     );
     opts.publication_type = args.publication_type.clone();
+    opts.accept_forbidden_characters = args.accept_forbidden_characters;
     opts.format = match args.format {
         InputFormat::Auto => cutter_doc::InputFormat::Auto,
         InputFormat::Html => cutter_doc::InputFormat::Html,
@@ -42,14 +43,20 @@ pub fn cut(ctx: &Ctx, args: &CutArgs) -> Result<u8> {
         write_atomic(r, outcome.report.to_string().as_bytes()).map_err(|e| CliError::io(r, e))?;
     }
     let digest = outcome.plan.digest();
+    let findings = outcome
+        .plan
+        .findings
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let human = format!(
-        "{}\nplan: {} ({} rows, sha256 {digest})\nnext: `cutter plan check {}`",
+        "{}\nplan: {} ({} rows, sha256 {digest})\n{findings}\nnext: `cutter plan check {}`",
         outcome.report,
         args.output.display(),
         outcome.plan.rows.len(),
         args.output.display()
     );
-    ctx.out.emit(&human, json!({"plan": args.output, "rows": outcome.plan.rows.len(), "plan_digest": digest, "report": outcome.report}));
+    ctx.out.emit(&human, json!({"plan": args.output, "rows": outcome.plan.rows.len(), "plan_digest": digest, "findings": outcome.plan.findings, "report": outcome.report}));
     Ok(exit::OK)
 }
 
@@ -67,25 +74,50 @@ pub fn check(ctx: &Ctx, plan: &Path, offline: bool) -> Result<u8> {
         (target.vocabularies().map_err(super::pg_err)?, label)
     };
     let rows = p.header().rows;
+    let findings = p.header().findings.as_ref();
     match p.validate(&vocab) {
         Ok(valid) => {
+            let summary = match findings {
+                Some(f) => {
+                    let expected = f.compute_digest(&valid.digest());
+                    if f.digest != expected {
+                        return Err(CliError::Usage(format!(
+                            "{}: the findings digest {} does not match the findings and rows (expected {expected}): the plan was changed after the cut; cut again",
+                            plan.display(),
+                            f.digest
+                        )));
+                    }
+                    f.to_string()
+                }
+                None => "findings: none recorded (a plan cut before findings were recorded)".into(),
+            };
             let human = format!(
-                "{}: {rows} rows satisfy the row contract (vocabularies of {source})\nplan digest: sha256 {}",
+                "{}: {rows} rows satisfy the row contract (vocabularies of {source})\nplan digest: sha256 {}\n{summary}",
                 plan.display(),
                 valid.digest()
             );
-            ctx.out.emit(&human, json!({"valid": true, "rows": rows, "plan_digest": valid.digest(), "vocabularies_from": source}));
+            ctx.out.emit(&human, json!({"valid": true, "rows": rows, "plan_digest": valid.digest(), "vocabularies_from": source, "findings": findings}));
             Ok(exit::OK)
         }
         Err(report) => {
             if ctx.out.json {
                 ctx.out.emit(
                     "",
-                    json!({"valid": false, "rows": rows, "violations": report.violations}),
+                    json!({"valid": false, "rows": rows, "violations": report.violations, "findings": findings}),
                 );
                 return Ok(exit::USAGE);
             }
-            Err(CliError::Usage(format!("{}: {report}", plan.display())))
+            let accepted = findings
+                .filter(|f| f.forbidden_characters_accepted)
+                .map(|f| format!(
+                    "\nthe plan's findings accept {} forbidden character(s), but the streamed row contract does not read the findings yet: such a plan cannot be checked or run",
+                    f.forbidden_characters.len()
+                ))
+                .unwrap_or_default();
+            Err(CliError::Usage(format!(
+                "{}: {report}{accepted}",
+                plan.display()
+            )))
         }
     }
 }

@@ -163,3 +163,195 @@ pub fn assert_nothing_invented(o: &CutOutcome, source_text: &str) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Encoded fixtures, generated from the shipped corpus (never downloaded).
+
+use encoding_rs::Encoding;
+use unicode_normalization::char::compose;
+
+/// How a re-encoded page declares its encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declare {
+    /// `<meta charset="…">`
+    MetaCharset,
+    /// `<meta http-equiv="Content-Type" content="text/html; charset=…">`
+    HttpEquiv,
+    /// `<?xml version="1.0" encoding="…"?>` before the page.
+    Xml,
+    /// No declaration at all (left to detection).
+    Nothing,
+}
+
+/// `page` (UTF-8 HTML from the corpus) with every charset declaration removed and the
+/// given one put in: `label` is what the page says, whatever the bytes are.
+pub fn declare(page: &str, label: &str, how: Declare) -> String {
+    let mut out = strip_declarations(page);
+    match how {
+        Declare::MetaCharset | Declare::HttpEquiv => {
+            let meta = if how == Declare::MetaCharset {
+                format!("<meta charset=\"{label}\">")
+            } else {
+                format!("<meta http-equiv=\"Content-Type\" content=\"text/html; charset={label}\">")
+            };
+            let at = out
+                .find("<head")
+                .and_then(|k| out[k..].find('>').map(|e| k + e + 1))
+                .expect("the corpus pages have a <head>");
+            out.insert_str(at, &meta);
+        }
+        Declare::Xml => {
+            out = format!(
+                "<?xml version=\"1.0\" encoding=\"{label}\"?>{}",
+                out.trim_start()
+            );
+        }
+        Declare::Nothing => {}
+    }
+    out
+}
+
+/// Removes `<meta … charset …>` elements.
+fn strip_declarations(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    let mut rest = page;
+    while let Some(k) = rest.to_ascii_lowercase().find("<meta") {
+        let end = rest[k..].find('>').map_or(rest.len(), |e| k + e + 1);
+        let tag = &rest[k..end];
+        out.push_str(&rest[..k]);
+        if !tag.to_ascii_lowercase().contains("charset") {
+            out.push_str(tag);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Text as `enc` can hold it: for windows-1258, letters it lacks are decomposed into a
+/// letter it has plus combining marks (`ế` → `ê` + U+0301, `ộ` → `ô` + U+0323), as
+/// Vietnamese pages in that code page are written. Other encodings get the text as is.
+pub fn fit_for(enc: &'static Encoding, text: &str) -> String {
+    if enc != encoding_rs::WINDOWS_1258 {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if encodable(enc, c) {
+            out.push(c);
+            continue;
+        }
+        let mut d = String::new();
+        unicode_normalization::char::decompose_canonical(c, |x| d.push(x));
+        let mut parts = d.chars();
+        let Some(mut base) = parts.next() else {
+            out.push(c);
+            continue;
+        };
+        let mut marks: Vec<char> = parts.collect();
+        // Fold into the base the marks that give a letter windows-1258 has.
+        let mut k = 0;
+        while k < marks.len() {
+            match compose(base, marks[k]).filter(|x| encodable(enc, *x)) {
+                Some(x) => {
+                    base = x;
+                    marks.remove(k);
+                }
+                None => k += 1,
+            }
+        }
+        out.push(base);
+        out.extend(marks);
+    }
+    out
+}
+
+fn encodable(enc: &'static Encoding, c: char) -> bool {
+    let mut buf = [0u8; 4];
+    let (_, _, unmappable) = enc.encode(c.encode_utf8(&mut buf));
+    !unmappable
+}
+
+/// `text` in `enc`, or `None` if `enc` cannot represent it. UTF-16 gets a byte-order mark.
+pub fn encode(enc: &'static Encoding, text: &str) -> Option<Vec<u8>> {
+    if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
+        let le = enc == encoding_rs::UTF_16LE;
+        let mut out = if le {
+            vec![0xFF, 0xFE]
+        } else {
+            vec![0xFE, 0xFF]
+        };
+        for u in text.encode_utf16() {
+            out.extend_from_slice(&if le { u.to_le_bytes() } else { u.to_be_bytes() });
+        }
+        return Some(out);
+    }
+    let fitted = fit_for(enc, text);
+    let mut encoder = enc.new_encoder();
+    let mut out = Vec::with_capacity(
+        encoder
+            .max_buffer_length_from_utf8_without_replacement(fitted.len())
+            .unwrap_or(fitted.len() * 4),
+    );
+    let (result, _) = encoder.encode_from_utf8_to_vec_without_replacement(&fitted, &mut out, true);
+    match result {
+        encoding_rs::EncoderResult::InputEmpty => Some(out),
+        _ => None,
+    }
+}
+
+/// `text` in `enc`, characters it cannot represent written as HTML numeric character
+/// references (`&#8208;`), as pages published in a legacy code page write them.
+pub fn encode_with_references(enc: &'static Encoding, text: &str) -> Vec<u8> {
+    let fitted = fit_for(enc, text);
+    let (bytes, _, _) = enc.encode(&fitted);
+    bytes.into_owned()
+}
+
+/// How many characters of `text` `enc` cannot represent (after [`fit_for`]).
+pub fn unmappable(enc: &'static Encoding, text: &str) -> usize {
+    if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
+        return 0;
+    }
+    fit_for(enc, text)
+        .chars()
+        .filter(|c| !encodable(enc, *c))
+        .count()
+}
+
+/// Most characters a page may write as numeric references and still count as
+/// represented by an encoding: symbols of the site around the text (a pictogram, a
+/// private-use bullet), never the text itself.
+pub const MAX_REFERENCES: usize = 16;
+
+/// A corpus page re-encoded in `enc` and declared as `how` says with `enc`'s name, or
+/// `None` if `enc` cannot represent it (more than [`MAX_REFERENCES`] characters it lacks,
+/// which are written as numeric references).
+pub fn reencoded(page: &str, enc: &'static Encoding, how: Declare) -> Option<Vec<u8>> {
+    let text = declare(page, enc.name(), how);
+    if unmappable(enc, &text) > MAX_REFERENCES {
+        return None;
+    }
+    match encode(enc, &text) {
+        Some(bytes) => Some(bytes),
+        None => Some(encode_with_references(enc, &text)),
+    }
+}
+
+/// Rows as (address, title, body).
+pub fn rows(o: &CutOutcome) -> Vec<(String, String, String)> {
+    o.plan
+        .rows
+        .iter()
+        .map(|r| (r.canonical_address.clone(), r.title.clone(), r.body.clone()))
+        .collect()
+}
+
+/// The rows' canonical addresses.
+pub fn addresses(o: &CutOutcome) -> Vec<&str> {
+    o.plan
+        .rows
+        .iter()
+        .map(|r| r.canonical_address.as_str())
+        .collect()
+}
