@@ -351,6 +351,7 @@ pub fn wrong_key_or_passphrase(cx: &mut Cx) -> Result<(), String> {
         .secret("the wrong passphrase typed in", &wrong_pass_text);
     let wrong_file = w.dir.join("secrets").join("wrong.passphrase");
     write_private(&wrong_file, wrong_pass_text.as_bytes())?;
+    cx.audit.exclude(&wrong_file);
     let wrong_pass = w
         .cutter()
         .env("CUTTER_BACKUP_PASSPHRASE_FILE", &wrong_file)
