@@ -2,6 +2,7 @@
 //! anyone can read.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use cutter_core::{CutPlan, DocumentId, SourceVersionId};
 use serde_json::{json, Value};
@@ -386,6 +387,18 @@ pub fn bad_approvals(cx: &mut Cx) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `stderr` warns that the password file `pgpass` was ignored for its group or
+/// world access, and whether the connection then failed because the server asked for a
+/// password and none was found (tokio-postgres's "password missing").
+fn ignored_for_loose_permissions(stderr: &str, pgpass: &Path) -> (bool, bool) {
+    let warning = format!(
+        "password file \"{}\" has group or world access",
+        pgpass.display()
+    );
+    let warned = stderr.contains(&warning) && stderr.contains("ignoring it");
+    (warned, stderr.contains("password missing"))
+}
+
 /// Case 22.
 pub fn loose_pgpass(cx: &mut Cx) -> Result<(), String> {
     let w = cx.world(Opts::new("faults-pgpass"))?;
@@ -393,33 +406,62 @@ pub fn loose_pgpass(cx: &mut Cx) -> Result<(), String> {
     let a = w.disarm("r22")?;
     std::fs::set_permissions(&w.pgpass, std::fs::Permissions::from_mode(0o644))
         .map_err(|e| e.to_string())?;
-    let warning = format!(
-        "password file \"{}\" has group or world access",
-        w.pgpass.display()
-    );
     let check = w.cutter().args(["plan", "check"]).arg(&w.plan).run();
     let run = w.run_live("r22", &a).run();
-    let mut ok = true;
+    let mut seen = Vec::new();
     for (what, d) in [("plan check", &check), ("run", &run)] {
-        let warned = d.stderr.contains(&warning) && d.stderr.contains("ignoring it");
-        let no_password = d.stderr.contains("password");
-        ok &= cx.check(
+        let (warned, no_password) = ignored_for_loose_permissions(&d.stderr, &w.pgpass);
+        cx.check(
             d.code == Some(1) && warned && no_password,
             format!("{what} with a 0644 .pgpass: exit {:?}: {}", d.code, d.all()),
         );
+        seen.push(format!(
+            "{what}: exit {:?}, warned {warned}, refused for want of a password {no_password}",
+            d.code
+        ));
     }
     nothing_written(cx, &w, &pre, &["r22"])?;
     std::fs::set_permissions(&w.pgpass, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| e.to_string())?;
     let fixed = w.cutter().args(["plan", "check"]).arg(&w.plan).run();
+    let (fixed_warned, _) = ignored_for_loose_permissions(&fixed.stderr, &w.pgpass);
     cx.check(
-        fixed.code == Some(0) && !fixed.stderr.contains("group or world access"),
+        fixed.code == Some(0) && !fixed_warned,
         format!("with 0600 again: {}", fixed.all()),
     );
     cx.obs(format!(
-        "0644 .pgpass: warned (\"has group or world access … ignoring it\") and not used: {ok}, connection refused (exit {:?}); 0600: used",
-        check.code
+        "0644 .pgpass: {}; 0600: plan check exit {:?}, warned {fixed_warned}",
+        seen.join("; "),
+        fixed.code
     ));
     cx.settle(&w, &pre)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_warning_alone_is_not_a_refusal_for_want_of_a_password() {
+        let pgpass = Path::new("/w/secrets/pgpass");
+        let warning = "cutter: warning: password file \"/w/secrets/pgpass\" has group or world \
+                       access; permissions should be u=rw (0600) or less (it has mode 0644); \
+                       ignoring it (fix: chmod 0600 /w/secrets/pgpass)\n";
+        assert_eq!(
+            ignored_for_loose_permissions(warning, pgpass),
+            (true, false)
+        );
+        let refused =
+            format!("{warning}cutter: cannot connect: invalid configuration: password missing\n");
+        assert_eq!(
+            ignored_for_loose_permissions(&refused, pgpass),
+            (true, true)
+        );
+        let other_file = refused.replace("/w/secrets/pgpass", "/elsewhere/pgpass");
+        assert_eq!(
+            ignored_for_loose_permissions(&other_file, pgpass),
+            (false, true)
+        );
+    }
 }
