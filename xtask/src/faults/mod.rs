@@ -246,21 +246,50 @@ fn finish_case(cx: Cx, result: Result<(), String>, started: Instant) -> Outcome 
     }
 }
 
+/// The message of a panic's payload.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// Adds a failed row for every queued case that reported nothing (its worker thread
+/// died, `deaths` says how): a case that did not report never goes missing from the
+/// table or the summary, and never counts as passed.
+fn account_for_every_case(queued: &[&Case], outcomes: &mut Vec<Outcome>, deaths: &[String]) {
+    for case in queued {
+        if outcomes.iter().all(|o| o.num != case.num) {
+            let why = if deaths.is_empty() {
+                "no worker thread panicked".to_string()
+            } else {
+                deaths.join("; ")
+            };
+            let mut o = Outcome::not_started(
+                case.num,
+                format!("the case reported nothing: its worker thread died ({why})"),
+            );
+            o.name = case.name.into();
+            o.expected = case.expected.into();
+            o.observed = "no result".into();
+            outcomes.push(o);
+        }
+    }
+}
+
+/// (passed, failed).
+fn tally(outcomes: &[Outcome]) -> (usize, usize) {
+    let passed = outcomes.iter().filter(|o| o.pass).count();
+    (passed, outcomes.len() - passed)
+}
+
 fn run_case(env: &'static Env, case: &Case) -> Outcome {
     let started = Instant::now();
     let mut out = match Cx::new(env, case.num) {
         Ok(mut cx) => {
             let run = case.run;
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut cx)))
-                .unwrap_or_else(|p| {
-                    Err(format!(
-                        "panicked: {}",
-                        p.downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_default()
-                    ))
-                });
+                .unwrap_or_else(|p| Err(format!("panicked: {}", panic_text(&*p))));
             finish_case(cx, r, started)
         }
         Err(e) => Outcome::not_started(case.num, e),
@@ -480,8 +509,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         }
     }
     let outcomes = result?;
-    let passed = outcomes.iter().filter(|o| o.pass).count();
-    let failed = outcomes.len() - passed;
+    let (passed, failed) = tally(&outcomes);
     let summary = format!("{passed} passed, {failed} failed");
     if args.json {
         let v = json!({
@@ -510,12 +538,12 @@ fn run_all(env: &'static Env, args: &Args) -> Vec<Outcome> {
     let order = [
         2, 7, 4, 8, 10, 19, 1, 9, 17, 15, 5, 6, 18, 3, 12, 11, 16, 13, 20, 14, 22,
     ];
-    let queue: Vec<&'static Case> = order
+    let queued: Vec<&'static Case> = order
         .iter()
         .filter_map(|n| CASES.iter().find(|c| c.num == *n))
         .filter(|c| wanted(c.num))
         .collect();
-    let queue = Arc::new(Mutex::new(queue.into_iter()));
+    let queue = Arc::new(Mutex::new(queued.clone().into_iter()));
     let results = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..args.jobs)
         .map(|_| {
@@ -537,10 +565,13 @@ fn run_all(env: &'static Env, args: &Args) -> Vec<Outcome> {
             })
         })
         .collect();
-    for w in workers {
-        let _ = w.join();
-    }
+    let deaths: Vec<String> = workers
+        .into_iter()
+        .filter_map(|w| w.join().err())
+        .map(|p| format!("a worker panicked: {}", panic_text(&*p)))
+        .collect();
     let mut outcomes: Vec<Outcome> = results.lock().map(|g| g.clone()).unwrap_or_default();
+    account_for_every_case(&queued, &mut outcomes, &deaths);
     if wanted(21) {
         let started = Instant::now();
         let mut o = match Cx::new(env, 21) {
@@ -562,4 +593,45 @@ fn run_all(env: &'static Env, args: &Args) -> Vec<Outcome> {
     }
     outcomes.sort_by_key(|o| o.num);
     outcomes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passed(case: &Case) -> Outcome {
+        let mut o = Outcome::not_started(case.num, String::new());
+        o.pass = true;
+        o.problems.clear();
+        o
+    }
+
+    #[test]
+    fn a_case_whose_worker_died_is_counted_as_failed() {
+        let queued: Vec<&Case> = CASES.iter().take(3).collect();
+        let mut outcomes = vec![passed(queued[0]), passed(queued[2])];
+        assert_eq!(tally(&outcomes), (2, 0));
+        let deaths = ["a worker panicked: audit lock".to_string()];
+        account_for_every_case(&queued, &mut outcomes, &deaths);
+        assert_eq!(tally(&outcomes), (2, 1));
+        let lost = outcomes
+            .iter()
+            .find(|o| o.num == queued[1].num)
+            .expect("a row");
+        assert!(!lost.pass);
+        assert_eq!(lost.name, queued[1].name);
+        assert!(
+            lost.problems[0].contains("audit lock"),
+            "{:?}",
+            lost.problems
+        );
+    }
+
+    #[test]
+    fn every_case_reported_adds_nothing() {
+        let queued: Vec<&Case> = CASES.iter().collect();
+        let mut outcomes: Vec<Outcome> = queued.iter().map(|c| passed(c)).collect();
+        account_for_every_case(&queued, &mut outcomes, &[]);
+        assert_eq!(tally(&outcomes), (CASES.len(), 0));
+    }
 }
