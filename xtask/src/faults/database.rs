@@ -292,9 +292,13 @@ pub fn hostile_search_path(cx: &mut Cx) -> Result<(), String> {
         format!("stored: {bad_sha} wrong body digests, {shadow_rows} rows in shadow tables, units {enacted:?}"),
     );
     cx.obs(format!(
-        "{} shadowing functions + 4 tables first in search_path: live run, restore proof, ledger verify, failed run + compensation all as normal; {} shadow called; stored digests right",
+        "{} shadowing functions + 4 tables first in search_path ({resolved}): live run exit {:?}, restore proof exit {:?}, ledger intact {intact}, failing run exit {:?}, compensate exit {:?}; shadows called {}; {bad_sha} wrong body digests, {shadow_rows} rows in shadow tables, units {enacted:?}",
         HOSTILE.len(),
-        if hostile_calls.is_empty() { "none" } else { "SOME" }
+        run.code,
+        proof.code,
+        failed.code,
+        comp.code,
+        hostile_calls.len()
     ));
     // Leave the roles as they were for other databases (the setting is per database,
     // dropped with it, but be explicit).
@@ -365,7 +369,7 @@ pub fn enacted_is_immutable(cx: &mut Cx) -> Result<(), String> {
         format!("compensation changed the change set: {units:?}"),
     );
     cx.obs(format!(
-        "{rejected}/5 UPDATE/DELETE of enacted rows rejected by the triggers (55000, even for the owner); compensation A refused (exit {:?}) naming unit id {id}: {names}; nothing withdrawn",
+        "{rejected}/5 UPDATE/DELETE of enacted rows by the owner rejected by the triggers with 55000; compensation A over enacted unit id {id}: exit {:?}, names it: {names}; change set after: {units:?}",
         c.code
     ));
     cx.settle(&w, &pre)?;
@@ -480,7 +484,13 @@ pub fn compensation_idempotent(cx: &mut Cx) -> Result<(), String> {
         format!("not compensated: {e1}"),
     );
     cx.obs(format!(
-        "twice: second is a no-op (database equal); killed inside A (rolled back) and between A and B (A kept), rerun completes; final states equal ({e1})"
+        "twice: exits {:?}/{:?}, database equal after the second: {}; killed inside A: {after_a_killed:?}; killed between A and B: {between:?}; rerun exits {:?}/{:?}; final states equal: {} ({e1})",
+        first.code,
+        second.code,
+        s1 == s2,
+        rerun.code,
+        again.code,
+        e1 == e2
     ));
     cx.settle(&w1, &pre1)?;
     cx.settle(&w2, &pre2)?;

@@ -41,11 +41,13 @@ pub fn malformed_plans(cx: &mut Cx) -> Result<(), String> {
     let w = cx.world(Opts::new("faults-malformed"))?;
     let pre = w.pre()?;
     let mut notes = Vec::new();
+    let mut run_exits = Vec::new();
 
     // 1. Not JSON at all.
     let bad = w.plan_file("bad.json", br#"{"document_id": "x", "rows": [ {"title": "#);
     let d = w.cutter().args(["plan", "check"]).arg(&bad).run();
     let r = w.run_plan("r14a", &bad, &[]).run();
+    run_exits.push(r.code);
     cx.check(
         d.code == Some(2) && d.stderr.contains("bad.json") && r.code == Some(2),
         format!(
@@ -73,6 +75,7 @@ pub fn malformed_plans(cx: &mut Cx) -> Result<(), String> {
     ];
     let missing: Vec<&&str> = wanted.iter().filter(|n| !d.stderr.contains(**n)).collect();
     let r = w.run_plan("r14b", &types, &[]).run();
+    run_exits.push(r.code);
     cx.check(
         d.code == Some(2) && missing.is_empty() && r.code == Some(2),
         format!(
@@ -131,6 +134,7 @@ pub fn malformed_plans(cx: &mut Cx) -> Result<(), String> {
     }
     let human = w.cutter().args(["plan", "check"]).arg(&contract).run();
     let r = w.run_plan("r14c", &contract, &[]).run();
+    run_exits.push(r.code);
     cx.check(
         d.code == Some(2)
             && violations.len() == expected.len()
@@ -150,9 +154,9 @@ pub fn malformed_plans(cx: &mut Cx) -> Result<(), String> {
         expected.len()
     ));
     // The refused runs never got as far as a lock or a backup.
-    nothing_written(cx, &w, &pre, &["r14a", "r14b", "r14c"])?;
+    let nothing = nothing_written(cx, &w, &pre, &["r14a", "r14b", "r14c"])?;
     cx.obs(format!(
-        "{}; every run refused (exit 2), nothing written",
+        "{}; the 3 runs exit {run_exits:?}; nothing written: {nothing}",
         notes.join("; ")
     ));
     cx.settle(&w, &pre)?;
@@ -190,6 +194,7 @@ pub fn hostile_text(cx: &mut Cx) -> Result<(), String> {
     let plan_path = w.plan_file("hostile.json", plan.to_json().as_bytes());
     let a = w.disarm_plan("r15", &plan_path)?;
     let d = w.run_plan("r15", &plan_path, &a).run();
+    let d_legal = d.code;
     cx.check(
         d.code == Some(0),
         format!("the hostile but legal plan: exit {:?}: {}", d.code, d.all()),
@@ -225,7 +230,12 @@ pub fn hostile_text(cx: &mut Cx) -> Result<(), String> {
             ok,
             format!("{what}: exit {:?} / run {:?}: {}", d.code, r.code, d.all()),
         );
-        refused.push(what.to_string());
+        refused.push(format!(
+            "{what} {:?}/{:?}{}",
+            d.code,
+            r.code,
+            if ok { "" } else { " (NOT as expected)" }
+        ));
     };
     let mut v = base_plan("faults-nul", 3);
     v["rows"][0]["body"] = json!("before\u{0}after");
@@ -279,15 +289,14 @@ pub fn hostile_text(cx: &mut Cx) -> Result<(), String> {
         ])
         .arg(&w.plan)
         .run();
+    let named = d.stderr.contains("run id");
     cx.check(
-        d.code == Some(2) && d.stderr.contains("run id"),
+        d.code == Some(2) && named,
         format!("a hostile run id: exit {:?}: {}", d.code, d.all()),
     );
-    refused.push("a hostile run id".into());
-    cx.check(
-        !w.state.join("runs/r15x").exists(),
-        "a refused plan left a run behind",
-    );
+    refused.push(format!("a hostile run id {:?}, named: {named}", d.code));
+    let run_left = w.state.join("runs/r15x").exists();
+    cx.check(!run_left, "a refused plan left a run behind");
     let after = w.snapshot()?;
     let units_after = after.rows("public.information_unit");
     cx.check(
@@ -298,7 +307,9 @@ pub fn hostile_text(cx: &mut Cx) -> Result<(), String> {
         ),
     );
     cx.obs(format!(
-        "quotes, $$, ;, backslashes, bidi in bodies: stored verbatim: {verbatim}; refused (exit 2, clear error): {}",
+        "quotes, $$, ;, backslashes, bidi in bodies: run exit {:?}, stored verbatim: {verbatim}; units {} → {units_after}; refused (plan check/run exits): {}; run directory left: {run_left}",
+        d_legal,
+        pre.full.rows("public.information_unit"),
         refused.join(", ")
     ));
     cx.settle(&w, &pre)?;
@@ -379,9 +390,10 @@ pub fn bad_approvals(cx: &mut Cx) -> Result<(), String> {
             refused += 1;
         }
     }
-    nothing_written(cx, &w, &pre, &[run])?;
+    let nothing = nothing_written(cx, &w, &pre, &[run])?;
     cx.obs(format!(
-        "{refused}/5 refused by the gate (exit 3, reason named), run and disarm; nothing written"
+        "{refused}/{} refused by the gate (run and disarm exit 3, reason named); nothing written: {nothing}",
+        cases.len()
     ));
     cx.settle(&w, &pre)?;
     Ok(())

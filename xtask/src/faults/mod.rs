@@ -201,7 +201,7 @@ impl Outcome {
             num,
             name: String::new(),
             expected: String::new(),
-            observed: String::new(),
+            observed: observed_column(&[], std::slice::from_ref(&problem)),
             pass: false,
             rows_lost: 0,
             plaintext_bytes: 0,
@@ -210,6 +210,20 @@ impl Outcome {
             seconds: 0.0,
             audit: Default::default(),
         }
+    }
+}
+
+/// The "observed" column: what the case measured, led by its first problem when it has
+/// any, so that a failed case can never read as a success.
+fn observed_column(observed: &[String], problems: &[String]) -> String {
+    let measured = observed.join("; ");
+    match problems {
+        [] => measured,
+        [first, ..] => format!(
+            "FAILED ({} problem(s)): {first}{}{measured}",
+            problems.len(),
+            if measured.is_empty() { "" } else { " | " }
+        ),
     }
 }
 
@@ -235,7 +249,7 @@ fn finish_case(cx: Cx, result: Result<(), String>, started: Instant) -> Outcome 
         num: cx.num,
         name: String::new(),
         expected: String::new(),
-        observed: cx.observed.join("; "),
+        observed: observed_column(&cx.observed, &problems),
         pass,
         rows_lost: cx.rows_lost,
         plaintext_bytes: a.plaintext_bytes(),
@@ -271,7 +285,6 @@ fn account_for_every_case(queued: &[&Case], outcomes: &mut Vec<Outcome>, deaths:
             );
             o.name = case.name.into();
             o.expected = case.expected.into();
-            o.observed = "no result".into();
             outcomes.push(o);
         }
     }
@@ -624,6 +637,24 @@ mod tests {
             lost.problems[0].contains("audit lock"),
             "{:?}",
             lost.problems
+        );
+    }
+
+    #[test]
+    fn a_failed_case_never_reads_as_success() {
+        let observed = ["recover: nothing of cut_leg_a committed".to_string()];
+        assert_eq!(observed_column(&observed, &[]), observed[0]);
+        let problems = [
+            "recover: exit Some(0)".to_string(),
+            "HOLD missing".to_string(),
+        ];
+        assert_eq!(
+            observed_column(&observed, &problems),
+            "FAILED (2 problem(s)): recover: exit Some(0) | recover: nothing of cut_leg_a committed"
+        );
+        assert_eq!(
+            observed_column(&[], &problems[..1]),
+            "FAILED (1 problem(s)): recover: exit Some(0)"
         );
     }
 
