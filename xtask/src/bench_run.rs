@@ -17,33 +17,9 @@ use cutter_core::{ApprovalGate, ApprovalStatement, RunId, SystemIdentifier, Unix
 use cutter_pg::fixtures;
 use cutter_pg::testing::TestCluster;
 
-const USAGE: &str = "usage: cargo run --release -p xtask -- bench run [--units N]";
 const DOC: &str = "bench-run-doc";
 const RUN: &str = "bench-run-1";
 const MEMORY_LIMIT_MIB: f64 = 128.0;
-
-fn parse(args: &[String]) -> Result<u64, String> {
-    let mut units = 100_000;
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--units" => {
-                units = it
-                    .next()
-                    .ok_or("--units needs a number")?
-                    .replace('_', "")
-                    .parse()
-                    .map_err(|e| format!("--units: {e}"))?;
-            }
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown argument {other:?}; {USAGE}")),
-        }
-    }
-    if units == 0 {
-        return Err("--units must be at least 1".into());
-    }
-    Ok(units)
-}
 
 fn private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -82,9 +58,8 @@ fn memory_check(peak_kib: Option<u64>, pid: u32) -> Result<f64, String> {
     }
 }
 
-/// `cargo xtask bench run`.
-pub fn main(args: &[String]) -> Result<(), String> {
-    let units = parse(args)?;
+/// `cargo xtask bench run --units N` (at least 1).
+pub fn main(units: u64) -> Result<(), String> {
     let bin = crate::faults::build_cutter(true)?;
     let err = |e: cutter_pg::Error| e.to_string();
     eprintln!("bench: starting a throwaway cluster (reference schema + baseline)");

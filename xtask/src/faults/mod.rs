@@ -30,14 +30,6 @@ use serde_json::json;
 use env::Env;
 use world::Cx;
 
-const USAGE: &str = "\
-usage: cargo xtask faults [--only N[,N…]] [--json] [--jobs N]
-
-  --only N,M   run only these cases (case 21, the secrets audit, then sums those)
-  --json       print the results as JSON on stdout (the summary line goes to stderr)
-  --jobs N     cases run at once (default 4)
-";
-
 /// One case of the table.
 pub struct Case {
     pub num: u32,
@@ -312,52 +304,31 @@ fn run_case(env: &'static Env, case: &Case) -> Outcome {
     out
 }
 
-struct Args {
-    only: Option<Vec<u32>>,
-    json: bool,
-    jobs: usize,
+/// `cargo xtask faults`'s options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run only these cases (case 21, the secrets audit, then sums those).
+    #[arg(long, value_name = "N[,N…]", value_delimiter = ',', value_parser = case_number)]
+    pub(crate) only: Option<Vec<u32>>,
+    /// Print the results as JSON on stdout (the summary line goes to stderr).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Cases run at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = crate::count)]
+    pub(crate) jobs: u64,
 }
 
-fn parse(args: &[String]) -> Result<Args, String> {
-    let mut a = Args {
-        only: None,
-        json: false,
-        jobs: 4,
-    };
-    let mut it = args.iter();
-    while let Some(x) = it.next() {
-        match x.as_str() {
-            "--json" => a.json = true,
-            "--only" => {
-                let v = it.next().ok_or(format!("--only needs a value\n{USAGE}"))?;
-                let mut nums = Vec::new();
-                for n in v.split(',').filter(|s| !s.is_empty()) {
-                    let n: u32 = n
-                        .trim()
-                        .parse()
-                        .map_err(|_| format!("--only {v}: not a list of case numbers\n{USAGE}"))?;
-                    if !(1..=22).contains(&n) {
-                        return Err(format!("--only: there is no case {n} (1–22)"));
-                    }
-                    nums.push(n);
-                }
-                a.only = Some(nums);
-            }
-            "--jobs" => {
-                a.jobs = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|n| *n > 0)
-                    .ok_or(format!("--jobs needs a positive number\n{USAGE}"))?;
-            }
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
+/// The number of a case of the table (1–22).
+fn case_number(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a case number"))?;
+    if (1..=22).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("there is no case {n} (1–22)"))
     }
-    Ok(a)
 }
 
 fn cargo() -> Command {
@@ -476,8 +447,7 @@ fn outcome_json(r: &Outcome) -> serde_json::Value {
 }
 
 /// `cargo xtask faults`.
-pub fn main(args: &[String]) -> Result<(), String> {
-    let args = parse(args)?;
+pub fn main(args: &Args) -> Result<(), String> {
     let started = Instant::now();
     let bin = build_binary()?;
 
@@ -511,7 +481,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
             coords,
             cluster_log,
         )?));
-        let outcomes = run_all(env, &args);
+        let outcomes = run_all(env, args);
         env.drop_big_template();
         drop(root);
         Ok::<_, String>(outcomes)
