@@ -341,6 +341,20 @@ mod tests {
             bench(&["backup", "--megabytes", "5"]),
             Ok(Bench::Backup(_))
         ));
+        // The benchmark runs itself as the measured backup's child process.
+        assert!(matches!(
+            bench(&[
+                "backup",
+                "--child-backup",
+                "dir",
+                "b1",
+                "key.asc",
+                "FPR",
+                "host=h"
+            ]),
+            Ok(Bench::Backup(_))
+        ));
+        assert!(bench(&["backup", "--child-backup", "dir"]).is_err());
         for bad in [
             &["compensation", "--units", "0"][..],
             &["compensation", "--bogus"],
