@@ -21,61 +21,30 @@ use cutter_pg::fixtures;
 use cutter_pg::schema::EXEC_ROLE;
 use cutter_pg::testing::{TestCluster, TEMPLATE_DB};
 use cutter_pg::{BatchLimits, Target};
+
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
-
-const USAGE: &str = "\
-usage: cargo run --release -p xtask -- bench write [--units N] [--batch-rows R] [--batch-bytes B] [--skip-psql]
-
-  --units N         units in the plan (default 100000)
-  --batch-rows R    cut_leg_a batch size in rows (default 2000)
-  --batch-bytes B   cut_leg_a batch size in bytes (default 4194304)
-  --skip-psql       do not measure anchor (a) (psql, one call per row)
-";
 
 const DOC: &str = "bench-doc";
 const TARGET_VS_B: f64 = 0.85;
 const TARGET_VS_A: f64 = 2.5;
 const MEMORY_LIMIT_MIB: f64 = 128.0;
 
-struct Options {
+/// `bench write`'s options.
+#[derive(Debug, clap::Args)]
+pub struct WriteArgs {
+    /// Units in the plan.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = crate::count)]
     units: u64,
-    batch: BatchLimits,
-    psql: bool,
-}
-
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut it = args.iter();
-    match it.next().map(String::as_str) {
-        Some("write") => {}
-        Some("-h" | "--help") => return Err(USAGE.into()),
-        other => return Err(format!("unknown benchmark {other:?}\n\n{USAGE}")),
-    }
-    let mut o = Options {
-        units: 100_000,
-        batch: BatchLimits::default(),
-        psql: true,
-    };
-    let num = |flag: &str, v: Option<&String>| -> Result<u64, String> {
-        v.ok_or_else(|| format!("{flag} needs a value"))?
-            .replace('_', "")
-            .parse()
-            .map_err(|e| format!("{flag}: {e}"))
-    };
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--units" => o.units = num(a, it.next())?,
-            "--batch-rows" => o.batch.rows = num(a, it.next())? as usize,
-            "--batch-bytes" => o.batch.bytes = num(a, it.next())? as usize,
-            "--skip-psql" => o.psql = false,
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
-        }
-    }
-    if o.units == 0 {
-        return Err("--units must be at least 1".into());
-    }
-    Ok(o)
+    /// cut_leg_a batch size in rows.
+    #[arg(long, value_name = "R", default_value_t = BatchLimits::default().rows as u64, value_parser = crate::count)]
+    batch_rows: u64,
+    /// cut_leg_a batch size in bytes.
+    #[arg(long, value_name = "B", default_value_t = BatchLimits::default().bytes as u64, value_parser = crate::count)]
+    batch_bytes: u64,
+    /// Do not measure anchor (a) (psql, one call per row).
+    #[arg(long)]
+    skip_psql: bool,
 }
 
 /// Peak resident set size of this process, MiB (VmHWM of /proc/self/status).
@@ -98,39 +67,73 @@ impl Measured {
     }
 }
 
-/// The benchmarks: `write` (here), `ledger`, `compensation`, `backup`, `cut`.
-pub const BENCHMARKS: &str = "write, ledger, compensation, backup, cut, run, upgrade";
+/// `cargo xtask bench <benchmark>`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Bench {
+    /// cut_leg_a throughput against psql-per-row and COPY+INSERT…SELECT, and peak memory.
+    Write(WriteArgs),
+    /// leg_b_record and write_verify of an N-unit change set, and verify_ledger
+    /// throughput.
+    Ledger {
+        /// Units in the change set.
+        #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = crate::count)]
+        units: u64,
+        /// verify_ledger passes to time, best kept.
+        #[arg(long, value_name = "R", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: u32,
+    },
+    /// Compensation A (soft and hard delete) of an N-unit change set.
+    Compensation {
+        /// Units in the change set.
+        #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = crate::count)]
+        units: u64,
+        /// Rounds per revert mode, best kept.
+        #[arg(long, value_name = "R", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        rounds: u32,
+    },
+    /// The pre-write backup against pg_dump and pg_dump | gpg, and the restore proof.
+    Backup(crate::bench_backup::Args),
+    /// The document cutter over the whole corpus, best of N rounds.
+    Cut {
+        /// Rounds, best kept.
+        #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: u32,
+    },
+    /// The release cutter binary's live run of an N-unit plan: phase times and its peak
+    /// memory (target < 128 MiB at 100000 units).
+    Run {
+        /// Units in the plan.
+        #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = crate::count)]
+        units: u64,
+    },
+    /// `cutter db upgrade` of the earlier tool's database grown to N units, while a probe
+    /// writes to every public table each 50 ms: step times and the longest probe wait
+    /// (target < 1 s).
+    Upgrade {
+        /// Units of the grown database (at least 158, the baseline).
+        #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = crate::count)]
+        units: u64,
+    },
+}
 
-/// `cargo xtask bench <benchmark> …`: dispatches on the benchmark's name (each module
-/// parses its own arguments, name included).
-pub fn main(args: &[String]) -> Result<(), String> {
-    match args.first().map(String::as_str) {
-        Some("write") => write(args),
-        Some("ledger") => crate::bench_ledger::main(args),
-        Some("compensation") => crate::bench_compensation::main(args),
-        Some("backup") => crate::bench_backup::main(args),
-        Some("cut") => crate::bench_cut::main(args),
-        Some("run") => crate::bench_run::main(args),
-        Some("upgrade") => {
-            let units = match args.get(1..) {
-                Some([flag, n]) if flag == "--units" => n
-                    .replace('_', "")
-                    .parse()
-                    .map_err(|e| format!("--units: {e}"))?,
-                Some([]) => 1_000_000,
-                _ => return Err("usage: bench upgrade [--units N]".into()),
-            };
-            crate::bench_upgrade::run(units)
-        }
-        Some("-h" | "--help") => Err(format!("benchmarks: {BENCHMARKS}\n\n{USAGE}")),
-        other => Err(format!(
-            "unknown benchmark {other:?}; benchmarks: {BENCHMARKS}\n\n{USAGE}"
-        )),
+/// `cargo xtask bench <benchmark> …`.
+pub fn main(b: Bench) -> Result<(), String> {
+    match b {
+        Bench::Write(o) => write(&o),
+        Bench::Ledger { units, rounds } => crate::bench_ledger::run(units, rounds),
+        Bench::Compensation { units, rounds } => crate::bench_compensation::run(units, rounds),
+        Bench::Backup(o) => crate::bench_backup::main(&o),
+        Bench::Cut { rounds } => crate::bench_cut::main(rounds),
+        Bench::Run { units } => crate::bench_run::main(units),
+        Bench::Upgrade { units } => crate::bench_upgrade::run(units),
     }
 }
 
-fn write(args: &[String]) -> Result<(), String> {
-    let o = parse(args)?;
+fn write(o: &WriteArgs) -> Result<(), String> {
+    let batch = BatchLimits {
+        rows: o.batch_rows as usize,
+        bytes: o.batch_bytes as usize,
+    };
     let e = |e: cutter_pg::Error| e.to_string();
     eprintln!("bench: starting a throwaway cluster (reference schema + baseline template)");
     let tc = TestCluster::start().map_err(e)?;
@@ -176,7 +179,7 @@ fn write(args: &[String]) -> Result<(), String> {
     {
         let db = fresh("bench_adapter")?;
         let mut target = Target::connect(&coords.config(&db, EXEC_ROLE).map_err(e)?).map_err(e)?;
-        target.set_batch_limits(o.batch);
+        target.set_batch_limits(batch);
         let sysid = target.system_identifier();
         let run = RunId::new("bench-run").map_err(|x| x.to_string())?;
         let auth = LiveAuthorization::rehearsal(
@@ -188,7 +191,7 @@ fn write(args: &[String]) -> Result<(), String> {
         .map_err(|x| x.to_string())?;
         eprintln!(
             "bench: cut_leg_a ({} rows/batch, {} bytes/batch)",
-            o.batch.rows, o.batch.bytes
+            batch.rows, batch.bytes
         );
         let t = Instant::now();
         let report = target
@@ -232,7 +235,7 @@ fn write(args: &[String]) -> Result<(), String> {
     }
 
     // (a) psql, one SELECT fn_iu_create(…) per row.
-    if o.psql {
+    if !o.skip_psql {
         let db = fresh("bench_psql")?;
         let config = coords.config(&db, EXEC_ROLE).map_err(e)?;
         eprintln!("bench: anchor (a) psql, one SELECT public.fn_iu_create(…) per row");

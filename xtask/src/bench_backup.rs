@@ -40,50 +40,25 @@ const PASSPHRASE: &str = "bench passphrase, not a secret";
 const BYTES_PER_UNIT: u64 = 1_640;
 const BATCH: u64 = 50_000;
 
-struct Options {
+/// `bench backup`'s options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Size of the generated mutation surface, in MB.
+    #[arg(long, value_name = "N", default_value_t = 300, value_parser = crate::count)]
     megabytes: u64,
-    /// Only the dump alone and the cutter backup, this many times each, alternating
-    /// (for profiling; not the benchmark).
+    /// Only the dump alone and the cutter backup, this many times each, alternating (for
+    /// profiling; not the benchmark).
+    #[arg(long, value_name = "COUNT")]
     only_backup: Option<u32>,
-}
-
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        megabytes: 300,
-        only_backup: None,
-    };
-    let mut it = args.iter().map(String::as_str).peekable();
-    if it.peek() == Some(&"backup") {
-        it.next();
-    }
-    while let Some(a) = it.next() {
-        match a {
-            "--megabytes" => {
-                o.megabytes = it
-                    .next()
-                    .ok_or("--megabytes needs a number")?
-                    .parse()
-                    .map_err(|e| format!("--megabytes: {e}"))?;
-                if o.megabytes == 0 {
-                    return Err("--megabytes must be at least 1".into());
-                }
-            }
-            "--only-backup" => {
-                o.only_backup = Some(
-                    it.next()
-                        .ok_or("--only-backup needs a count")?
-                        .parse()
-                        .map_err(|e| format!("--only-backup: {e}"))?,
-                );
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; usage: cargo xtask bench backup --megabytes N"
-                ))
-            }
-        }
-    }
-    Ok(o)
+    /// Internal: the child half of a measured cutter backup (this binary runs itself).
+    #[arg(
+        long,
+        hide = true,
+        num_args = 5,
+        value_names = ["DIR", "NAME", "PUBLIC_KEY", "FINGERPRINT", "CONNINFO"],
+        conflicts_with_all = ["megabytes", "only_backup"]
+    )]
+    child_backup: Option<Vec<String>>,
 }
 
 fn random_hex() -> Result<String, String> {
@@ -490,11 +465,10 @@ fn mb(b: u64) -> f64 {
 }
 
 /// Runs the benchmark. See the module docs.
-pub fn main(args: &[String]) -> Result<(), String> {
-    if let Some(i) = args.iter().position(|a| a == "--child-backup") {
-        return child_backup(&args[i + 1..]);
+pub fn main(o: &Args) -> Result<(), String> {
+    if let Some(args) = &o.child_backup {
+        return child_backup(args);
     }
-    let o = parse(args)?;
     let work = tempfile::Builder::new()
         .prefix("cutter-bench-backup-")
         .tempdir_in("/tmp")

@@ -24,51 +24,8 @@ use cutter_pg::schema::EXEC_ROLE;
 use cutter_pg::testing::{TestCluster, TEMPLATE_DB};
 use cutter_pg::Target;
 
-const USAGE: &str = "\
-usage: cargo run --release -p xtask -- bench compensation [--units N] [--rounds R]
-
-  --units N    units in the change set (default 100000)
-  --rounds R   rounds per revert mode, best kept (default 1)
-";
-
 const DOC: &str = "bench-compensation";
 const TARGET_RATE: f64 = 20_000.0;
-
-struct Options {
-    units: u64,
-    rounds: u32,
-}
-
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut it = args.iter();
-    match it.next().map(String::as_str) {
-        Some("compensation") => {}
-        Some("-h" | "--help") => return Err(USAGE.into()),
-        other => return Err(format!("unknown benchmark {other:?}\n\n{USAGE}")),
-    }
-    let mut o = Options {
-        units: 100_000,
-        rounds: 1,
-    };
-    let num = |flag: &str, v: Option<&String>| -> Result<u64, String> {
-        v.ok_or_else(|| format!("{flag} needs a value"))?
-            .replace('_', "")
-            .parse()
-            .map_err(|e| format!("{flag}: {e}"))
-    };
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--units" => o.units = num(a, it.next())?,
-            "--rounds" => o.rounds = num(a, it.next())?.clamp(1, 100) as u32,
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
-        }
-    }
-    if o.units == 0 {
-        return Err("--units must be at least 1".into());
-    }
-    Ok(o)
-}
 
 struct Measured {
     what: &'static str,
@@ -83,9 +40,9 @@ impl Measured {
     }
 }
 
-pub fn main(args: &[String]) -> Result<(), String> {
-    let o = parse(args)?;
-    let units = o.units;
+/// Runs the compensation benchmark: change sets of `units` units (at least 1), `rounds`
+/// rounds per revert mode (1 to 100), best kept.
+pub fn run(units: u64, rounds: u32) -> Result<(), String> {
     let e = |e: cutter_pg::Error| e.to_string();
     let c = |e: cutter_compensation::Error| e.to_string();
     eprintln!("bench: starting a throwaway cluster (reference schema + baseline template)");
@@ -99,7 +56,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     for hard in [false, true] {
         let mode_name = if hard { "hard" } else { "soft" };
         let mut best: Option<(Duration, Duration)> = None;
-        for round in 1..=o.rounds {
+        for round in 1..=rounds {
             let db = format!("bench_compensation_{mode_name}_{round}");
             cluster.create_database(&db, Some(TEMPLATE_DB)).map_err(e)?;
             let r = revert_once(cluster, coords, &db, &streamed, &approvers, hard, round);
@@ -137,7 +94,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     println!();
     println!(
         "bench compensation: change sets of {units} units (bodies ~{} bytes), as {EXEC_ROLE}, best of {} round(s)",
-        fixtures::BODY_BYTES, o.rounds
+        fixtures::BODY_BYTES, rounds
     );
     println!("{:<58} {:>10} {:>12}  target", "step", "seconds", "units/s");
     let mut ok = true;

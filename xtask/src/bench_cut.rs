@@ -5,23 +5,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-const USAGE: &str = "usage: cargo run --release -p xtask -- bench cut [--rounds N]";
-
-pub fn main(args: &[String]) -> Result<(), String> {
-    let mut rounds = 10u32;
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--rounds" => {
-                rounds = it
-                    .next()
-                    .ok_or("--rounds needs a value")?
-                    .parse()
-                    .map_err(|e| format!("--rounds: {e}"))?
-            }
-            _ => return Err(format!("unknown option {a:?}\n{USAGE}")),
-        }
-    }
+/// Runs the benchmark, best of `rounds` (at least 1).
+pub fn main(rounds: u32) -> Result<(), String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus");
     let mut files = Vec::new();
     for sub in ["vn", "udhr"] {

@@ -18,52 +18,9 @@ use cutter_pg::schema::{EXEC_ROLE, VERIFY_ROLE};
 use cutter_pg::testing::{TestCluster, TEMPLATE_DB};
 use cutter_pg::Target;
 
-const USAGE: &str = "\
-usage: cargo run --release -p xtask -- bench ledger [--units N] [--rounds R]
-
-  --units N    units in the change set (default 100000)
-  --rounds R   verify_ledger passes to time, best kept (default 3)
-";
-
 const DOC: &str = "bench-ledger";
 const PHASE_LIMIT: Duration = Duration::from_secs(5);
 const VERIFY_RATE: f64 = 100_000.0;
-
-struct Options {
-    units: u64,
-    rounds: u32,
-}
-
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut it = args.iter();
-    match it.next().map(String::as_str) {
-        Some("ledger") => {}
-        Some("-h" | "--help") => return Err(USAGE.into()),
-        other => return Err(format!("unknown benchmark {other:?}\n\n{USAGE}")),
-    }
-    let mut o = Options {
-        units: 100_000,
-        rounds: 3,
-    };
-    let num = |flag: &str, v: Option<&String>| -> Result<u64, String> {
-        v.ok_or_else(|| format!("{flag} needs a value"))?
-            .replace('_', "")
-            .parse()
-            .map_err(|e| format!("{flag}: {e}"))
-    };
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--units" => o.units = num(a, it.next())?,
-            "--rounds" => o.rounds = num(a, it.next())?.max(1) as u32,
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
-        }
-    }
-    if o.units == 0 {
-        return Err("--units must be at least 1".into());
-    }
-    Ok(o)
-}
 
 /// Peak resident set size of this process, MiB (VmHWM of /proc/self/status).
 fn peak_rss_mib() -> Option<f64> {
@@ -81,9 +38,9 @@ fn server(what: &str, e: &postgres::Error) -> String {
     }
 }
 
-/// Runs the ledger benchmark (`args` starts with `ledger`).
-pub fn main(args: &[String]) -> Result<(), String> {
-    let o = parse(args)?;
+/// Runs the ledger benchmark: a change set of `units` units (at least 1), verify_ledger
+/// timed `rounds` times (at least 1), best kept.
+pub fn run(units: u64, rounds: u32) -> Result<(), String> {
     let pg = |e: cutter_pg::Error| e.to_string();
     let gov = |e: cutter_governance::Error| e.to_string();
     eprintln!("bench: starting a throwaway cluster (reference schema + baseline template)");
@@ -94,8 +51,8 @@ pub fn main(args: &[String]) -> Result<(), String> {
     cluster.create_database(db, Some(TEMPLATE_DB)).map_err(pg)?;
     cutter_governance::install(&mut cluster.connect(db).map_err(pg)?).map_err(gov)?;
 
-    eprintln!("bench: generating and validating the {}-unit plan", o.units);
-    let plan = fixtures::scale_plan(DOC, o.units).map_err(|r| r.to_string())?;
+    eprintln!("bench: generating and validating the {}-unit plan", units);
+    let plan = fixtures::scale_plan(DOC, units).map_err(|r| r.to_string())?;
     let mut target = Target::connect(&coords.config(db, EXEC_ROLE).map_err(pg)?).map_err(pg)?;
     let sysid = target.system_identifier();
     let run = RunId::new("bench-ledger-run").map_err(|e| e.to_string())?;
@@ -127,10 +84,10 @@ pub fn main(args: &[String]) -> Result<(), String> {
         r
     };
     let leg_b = t.elapsed();
-    if legb.units != o.units {
+    if legb.units != units {
         return Err(format!(
             "leg_b_record recorded {} units, expected {}",
-            legb.units, o.units
+            legb.units, units
         ));
     }
 
@@ -151,18 +108,18 @@ pub fn main(args: &[String]) -> Result<(), String> {
         r
     };
     let write_verify = t.elapsed();
-    if v.facts.matched != o.units {
+    if v.facts.matched != units {
         return Err(format!(
             "write_verify matched {} units, expected {}",
-            v.facts.matched, o.units
+            v.facts.matched, units
         ));
     }
     drop(target);
 
-    eprintln!("bench: verify_ledger ({} passes)", o.rounds);
+    eprintln!("bench: verify_ledger ({} passes)", rounds);
     let mut best = Duration::MAX;
     let mut rows = 0;
-    for _ in 0..o.rounds {
+    for _ in 0..rounds {
         let t = Instant::now();
         let report = cutter_governance::verify_ledger(&mut verify).map_err(gov)?;
         best = best.min(t.elapsed());
@@ -178,7 +135,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     println!();
     println!(
         "bench ledger: {} units, bodies ~{} bytes (cut_leg_a, not timed: {:.2}s)",
-        o.units,
+        units,
         fixtures::BODY_BYTES,
         secs(leg_a)
     );
@@ -194,8 +151,8 @@ pub fn main(args: &[String]) -> Result<(), String> {
             if pass { "PASS" } else { "FAIL" }
         );
     };
-    phase("leg_b_record", leg_b, o.units + 3);
-    phase("write_verify", write_verify, o.units);
+    phase("leg_b_record", leg_b, units + 3);
+    phase("write_verify", write_verify, units);
     let rate = rows as f64 / secs(best);
     let pass = rate >= VERIFY_RATE;
     ok &= pass;
@@ -204,7 +161,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "verify_ledger",
         secs(best),
         rate,
-        o.rounds,
+        rounds,
         if pass { "PASS" } else { "FAIL" }
     );
     if let Some(mib) = rss {

@@ -1,6 +1,8 @@
 //! `cargo xtask <command>`: the project's chores, in Rust. Run `cargo xtask help`.
 
-use std::process::{Command, ExitCode};
+use std::process::{Command as Process, ExitCode};
+
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod bench;
 mod bench_backup;
@@ -14,61 +16,74 @@ mod prereq;
 mod proof;
 mod proof_compensation;
 
-const HELP: &str = "\
-cargo xtask <command>
+/// `cargo xtask <command>`: the project's chores, in Rust.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    flatten_help = true,
+    about = "The project's chores, in Rust: tests, layering check, rollback-only proof, fault suite, benchmarks.",
+    after_help = "`cargo xtask help <command>` (or `<command> --help`) shows a command's flags.\n\
+                  Run benchmarks in release mode, e.g.\n  \
+                  cargo run --release -p xtask -- bench write --units 100000"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-Commands:
-  test             install missing prerequisites, then run every test (the README's test command)
-  check-layering   fail if cutter-core depends on an I/O crate (postgres, pgp, tempfile, tokio)
-  proof --rollback-only [--database-url URL --expect-system-identifier ID]
-                   run the real SQL of every mutating phase (cut_leg_a, leg_b_record and
-                   write_verify through cutter-governance, lifecycle_enact) and of
-                   compensation A and B (cutter-compensation) in transactions that always
-                   roll back, assert each contract, the ledger's hash chains and net-zero;
-                   without --database-url on a throwaway cluster with the reference schema
-                   and the baseline
-  bench write --units N
-                   cut_leg_a throughput against psql-per-row and COPY+INSERT…SELECT, and
-                   peak memory
-  bench ledger --units N [--rounds R]
-                   leg_b_record and write_verify of an N-unit change set, and verify_ledger
-                   throughput
-  bench compensation --units N
-                   compensation A (soft and hard delete) of an N-unit change set
-  bench backup --megabytes N
-                   the pre-write backup against pg_dump and pg_dump | gpg, and the restore
-                   proof
-  bench cut [--rounds N]
-                   the document cutter over the whole corpus, best of N rounds
-  bench run --units N
-                   the release cutter binary's live run of an N-unit plan: phase times
-                   and its peak memory (target < 128 MiB at 100000 units)
-  bench upgrade --units N
-                   `cutter db upgrade` of the earlier tool's database grown to N units
-                   while a probe writes every 50 ms: step times and the longest probe wait
-                   (target < 1 s)
-                   Run benchmarks in release mode, e.g.
-                   cargo run --release -p xtask -- bench write --units 100000
-  faults [--only N[,N…]] [--json] [--jobs N]
-                   the fault suite: every case of the fault table through the real cutter
-                   binary (debug build) against throwaway clusters; one row per case (rows
-                   lost, plaintext dump bytes on disk, secrets found); fails if any case fails
-  help             this text
-";
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install missing prerequisites, then run every test (the README's test command).
+    ///
+    /// Prerequisites (PostgreSQL server binaries, GnuPG, OpenSSL) are installed with
+    /// apt-get when missing and running as root. Then the layering check, one shared
+    /// throwaway cluster, nextest (or cargo test) and the doc tests. Arguments after the
+    /// command go to nextest (or cargo test).
+    Test {
+        /// Passed on to `cargo nextest run` (or `cargo test`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        extra: Vec<String>,
+    },
+    /// Fail if cutter-core depends on an I/O crate (postgres, pgp, tempfile, tokio, libc).
+    CheckLayering,
+    /// The real SQL of every mutating phase and of compensation A and B, rolled back.
+    ///
+    /// Runs cut_leg_a, leg_b_record and write_verify (through cutter-governance) and
+    /// lifecycle_enact, and compensation A and B (cutter-compensation), in transactions
+    /// that always roll back; asserts each contract, the ledger's hash chains and
+    /// net-zero. Without --database-url on a throwaway cluster with the reference schema
+    /// and the baseline.
+    Proof(proof::Args),
+    /// Benchmarks (run them in release mode).
+    #[command(subcommand, flatten_help = true)]
+    Bench(bench::Bench),
+    /// The fault suite: every case of the fault table through the real cutter binary.
+    ///
+    /// The debug build (it has the test-only failpoints) against throwaway clusters; one
+    /// row per case (rows lost, plaintext dump bytes on disk, secrets found); fails if
+    /// any case fails or does not report.
+    Faults(faults::Args),
+}
+
+/// A count of at least 1; `_` may group digits (`100_000`).
+pub(crate) fn count(s: &str) -> Result<u64, String> {
+    match s.replace('_', "").parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?}: {e}")),
+    }
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("test") => test(&args[1..]),
-        Some("check-layering") => check_layering(),
-        Some("proof") => proof::main(&args[1..]),
-        Some("bench") => bench::main(&args[1..]),
-        Some("faults") => faults::main(&args[1..]),
-        Some("help") | Some("--help") | Some("-h") | None => {
-            print!("{HELP}");
-            Ok(())
-        }
-        Some(other) => Err(format!("unknown command {other:?}\n\n{HELP}")),
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Test { extra }) => test(&extra),
+        Some(Command::CheckLayering) => check_layering(),
+        Some(Command::Proof(a)) => proof::main(&a),
+        Some(Command::Bench(b)) => bench::main(b),
+        Some(Command::Faults(a)) => faults::main(&a),
+        None => Cli::command().print_help().map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,11 +94,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+fn cargo() -> Process {
+    Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
+fn run(cmd: &mut Process) -> Result<(), String> {
     eprintln!("xtask: running {cmd:?}");
     let status = cmd
         .status()
@@ -183,4 +198,184 @@ fn run_tests(extra: &[String]) -> Result<(), String> {
             .args(extra))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    /// `cargo xtask <argv…>` parsed: the command, or clap's message.
+    pub(crate) fn parse(argv: &[&str]) -> Result<Command, String> {
+        let cli = Cli::try_parse_from(std::iter::once("xtask").chain(argv.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.command.ok_or_else(|| "no command".into())
+    }
+
+    fn bench(argv: &[&str]) -> Result<bench::Bench, String> {
+        match parse(&[&["bench"], argv].concat())? {
+            Command::Bench(b) => Ok(b),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_and_no_command_teach_every_command() {
+        for argv in [&["help"][..], &["--help"], &["-h"]] {
+            let e = Cli::try_parse_from(std::iter::once("xtask").chain(argv.iter().copied()))
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::DisplayHelp, "{argv:?}");
+            let text = e.to_string();
+            // Every command, benchmark and flag, in the one text.
+            for taught in [
+                "cargo xtask test",
+                "cargo xtask check-layering",
+                "cargo xtask proof",
+                "--rollback-only",
+                "--database-url",
+                "--expect-system-identifier",
+                "cargo xtask bench write",
+                "--batch-rows",
+                "--skip-psql",
+                "cargo xtask bench ledger",
+                "cargo xtask bench compensation",
+                "cargo xtask bench backup",
+                "--megabytes",
+                "cargo xtask bench cut",
+                "cargo xtask bench run",
+                "--units",
+                "--rounds",
+                "cargo xtask faults",
+                "--only",
+                "--jobs",
+                "cargo xtask help",
+            ] {
+                assert!(
+                    text.contains(taught),
+                    "{argv:?} does not teach {taught}: {text}"
+                );
+            }
+        }
+        assert!(Cli::try_parse_from(["xtask"]).unwrap().command.is_none());
+        let e = Cli::try_parse_from(["xtask", "help", "bench"]).unwrap_err();
+        for benchmark in ["write", "ledger", "compensation", "backup", "cut", "run"] {
+            assert!(e.to_string().contains(benchmark), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_readme_and_ci_commands_parse() {
+        assert!(matches!(parse(&["test"]), Ok(Command::Test { extra }) if extra.is_empty()));
+        assert!(matches!(
+            parse(&["test", "--no-capture", "-E", "test(x)"]),
+            Ok(Command::Test { extra }) if extra == ["--no-capture", "-E", "test(x)"]
+        ));
+        assert!(matches!(
+            parse(&["check-layering"]),
+            Ok(Command::CheckLayering)
+        ));
+        assert!(matches!(
+            parse(&["proof", "--rollback-only"]),
+            Ok(Command::Proof(_))
+        ));
+        assert!(matches!(parse(&["faults"]), Ok(Command::Faults(_))));
+        assert!(parse(&["frobnicate"]).is_err());
+    }
+
+    #[test]
+    fn faults_flags_and_defaults() {
+        let Ok(Command::Faults(a)) = parse(&["faults"]) else {
+            panic!()
+        };
+        assert_eq!((a.only.is_none(), a.json, a.jobs), (true, false, 4));
+        let Ok(Command::Faults(a)) =
+            parse(&["faults", "--only", "1,21,22", "--json", "--jobs", "2"])
+        else {
+            panic!()
+        };
+        assert_eq!(a.only.as_deref(), Some(&[1, 21, 22][..]));
+        assert_eq!((a.json, a.jobs), (true, 2));
+        let e = parse(&["faults", "--only", "3,23"]).unwrap_err();
+        assert!(e.contains("there is no case 23 (1–22)"), "{e}");
+        assert!(parse(&["faults", "--only", "x"]).is_err());
+        assert!(parse(&["faults", "--jobs", "0"]).is_err());
+        assert!(parse(&["faults", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn bench_flags_and_defaults() {
+        use bench::Bench;
+        assert!(matches!(
+            bench(&["ledger"]),
+            Ok(Bench::Ledger {
+                units: 100_000,
+                rounds: 3
+            })
+        ));
+        assert!(matches!(
+            bench(&["ledger", "--units", "1_000", "--rounds", "5"]),
+            Ok(Bench::Ledger {
+                units: 1_000,
+                rounds: 5
+            })
+        ));
+        assert!(matches!(
+            bench(&["compensation"]),
+            Ok(Bench::Compensation {
+                units: 100_000,
+                rounds: 1
+            })
+        ));
+        assert!(matches!(bench(&["cut"]), Ok(Bench::Cut { rounds: 10 })));
+        assert!(matches!(
+            bench(&["run", "--units", "20"]),
+            Ok(Bench::Run { units: 20 })
+        ));
+        assert!(matches!(bench(&["run"]), Ok(Bench::Run { units: 100_000 })));
+        assert!(matches!(bench(&["write"]), Ok(Bench::Write(_))));
+        assert!(matches!(
+            bench(&["backup", "--megabytes", "5"]),
+            Ok(Bench::Backup(_))
+        ));
+        // The benchmark runs itself as the measured backup's child process.
+        assert!(matches!(
+            bench(&[
+                "backup",
+                "--child-backup",
+                "dir",
+                "b1",
+                "key.asc",
+                "FPR",
+                "host=h"
+            ]),
+            Ok(Bench::Backup(_))
+        ));
+        assert!(bench(&["backup", "--child-backup", "dir"]).is_err());
+        for bad in [
+            &["compensation", "--units", "0"][..],
+            &["compensation", "--bogus"],
+            &["compensation", "--rounds", "101"],
+            &["ledger", "--rounds", "0"],
+            &["write", "--units", "many"],
+            &["backup", "--megabytes", "0"],
+            &["cut", "--rounds", "0"],
+            &["frobnicate"],
+        ] {
+            assert!(bench(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn counts_are_positive_and_may_group_digits() {
+        assert_eq!(count("100_000"), Ok(100_000));
+        assert_eq!(count("7"), Ok(7));
+        assert!(count("0").is_err());
+        assert!(count("-1").is_err());
+        assert!(count("").is_err());
+    }
 }

@@ -1,8 +1,9 @@
 //! Prerequisites of the test suite and the demo: the machine's PostgreSQL server
-//! binaries (found through `pg_config --bindir`) and GnuPG. Installed with apt-get when
-//! missing and running as root; otherwise a clear error says what to install.
+//! binaries (found through `pg_config --bindir`), GnuPG and OpenSSL (cutter-pg's TLS
+//! tests make their certificates with it). Installed with apt-get when missing and
+//! running as root; otherwise a clear error says what to install.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const NEEDED: [&str; 6] = [
@@ -14,6 +15,23 @@ const NEEDED: [&str; 6] = [
     "psql",
 ];
 
+/// The Debian packages of the PostgreSQL server binaries and of `pg_config`.
+const POSTGRESQL_PACKAGES: [&str; 2] = ["postgresql", "postgresql-server-dev-all"];
+
+/// Programs found on `PATH`: (program, the argument that makes it print its version,
+/// the Debian package that installs it).
+const TOOLS: [(&str, &str, &str); 2] = [
+    ("gpg", "--version", "gnupg"),
+    ("openssl", "version", "openssl"),
+];
+
+/// One missing prerequisite and the packages that install it.
+#[derive(Debug, PartialEq)]
+struct Missing {
+    what: String,
+    packages: &'static [&'static str],
+}
+
 fn bindir() -> Option<PathBuf> {
     let out = Command::new("pg_config").arg("--bindir").output().ok()?;
     out.status
@@ -21,25 +39,69 @@ fn bindir() -> Option<PathBuf> {
         .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
-fn missing() -> Vec<String> {
+/// What is missing, given PostgreSQL's bindir (if `pg_config` answered), whether a file
+/// exists, and whether a program runs successfully with an argument.
+fn missing_from(
+    bindir: Option<&Path>,
+    exists: impl Fn(&Path) -> bool,
+    runs: impl Fn(&str, &str) -> bool,
+) -> Vec<Missing> {
     let mut m = Vec::new();
-    match bindir() {
+    match bindir {
         Some(dir) => m.extend(
             NEEDED
                 .iter()
-                .filter(|b| !dir.join(b).exists())
-                .map(|b| format!("{b} (in {})", dir.display())),
+                .filter(|b| !exists(&dir.join(b)))
+                .map(|b| Missing {
+                    what: format!("{b} (in {})", dir.display()),
+                    packages: &POSTGRESQL_PACKAGES,
+                }),
         ),
-        None => m.push("pg_config (PostgreSQL server development tools)".into()),
+        None => m.push(Missing {
+            what: "pg_config (PostgreSQL server development tools)".into(),
+            packages: &POSTGRESQL_PACKAGES,
+        }),
     }
-    if !Command::new("gpg")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        m.push("gpg".into());
+    for (program, version, package) in &TOOLS {
+        if !runs(program, version) {
+            m.push(Missing {
+                what: (*program).into(),
+                packages: std::slice::from_ref(package),
+            });
+        }
     }
     m
+}
+
+fn missing() -> Vec<Missing> {
+    missing_from(
+        bindir().as_deref(),
+        |p| p.exists(),
+        |program, arg| {
+            Command::new(program)
+                .arg(arg)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        },
+    )
+}
+
+/// The packages that install everything in `m`, each once, in order.
+fn packages(m: &[Missing]) -> Vec<&'static str> {
+    let mut p: Vec<&'static str> = Vec::new();
+    for package in m.iter().flat_map(|x| x.packages) {
+        if !p.contains(package) {
+            p.push(package);
+        }
+    }
+    p
+}
+
+fn names(m: &[Missing]) -> String {
+    m.iter()
+        .map(|x| x.what.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn is_root() -> bool {
@@ -55,34 +117,70 @@ pub fn ensure() -> Result<(), String> {
     if m.is_empty() {
         return Ok(());
     }
+    let packages = packages(&m);
     if !is_root() {
         return Err(format!(
-            "missing prerequisites: {}. Install PostgreSQL (server, with pg_config), GnuPG and OpenSSL, e.g. `sudo apt-get install postgresql postgresql-server-dev-all gnupg openssl`",
-            m.join(", ")
+            "missing prerequisites: {}. Install them, e.g. `sudo apt-get install {}`",
+            names(&m),
+            packages.join(" ")
         ));
     }
-    eprintln!("xtask: installing missing prerequisites: {}", m.join(", "));
+    eprintln!("xtask: installing missing prerequisites: {}", names(&m));
     let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
     if !ok(Command::new("apt-get")
         .arg("update")
         .env("DEBIAN_FRONTEND", "noninteractive"))
         || !ok(Command::new("apt-get")
-            .args([
-                "install",
-                "-y",
-                "--no-install-recommends",
-                "postgresql",
-                "postgresql-server-dev-all",
-                "gnupg",
-            ])
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&packages)
             .env("DEBIAN_FRONTEND", "noninteractive"))
     {
-        return Err("apt-get could not install postgresql, gnupg and openssl".into());
+        return Err(format!("apt-get could not install {}", packages.join(", ")));
     }
     let still = missing();
     if still.is_empty() {
         Ok(())
     } else {
-        Err(format!("still missing after apt-get: {}", still.join(", ")))
+        Err(format!("still missing after apt-get: {}", names(&still)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_openssl_is_found_and_installed_from_its_package() {
+        let dir = Path::new("/usr/lib/postgresql/16/bin");
+        let m = missing_from(Some(dir), |_| true, |program, _| program != "openssl");
+        assert_eq!(names(&m), "openssl");
+        assert_eq!(packages(&m), ["openssl"]);
+    }
+
+    #[test]
+    fn everything_missing_installs_each_package_once() {
+        let m = missing_from(None, |_| false, |_, _| false);
+        assert_eq!(
+            names(&m),
+            "pg_config (PostgreSQL server development tools), gpg, openssl"
+        );
+        assert_eq!(
+            packages(&m),
+            [
+                "postgresql",
+                "postgresql-server-dev-all",
+                "gnupg",
+                "openssl"
+            ]
+        );
+        let dir = Path::new("/pg/bin");
+        let m = missing_from(Some(dir), |p| !p.ends_with("psql"), |_, _| true);
+        assert_eq!(names(&m), "psql (in /pg/bin)");
+        assert_eq!(packages(&m), POSTGRESQL_PACKAGES);
+    }
+
+    #[test]
+    fn nothing_missing_when_every_probe_succeeds() {
+        assert!(missing_from(Some(Path::new("/pg/bin")), |_| true, |_, _| true).is_empty());
     }
 }

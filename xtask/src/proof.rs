@@ -28,15 +28,6 @@ use postgres::GenericClient;
 /// The actor the proof's ledger rows name.
 const ACTOR: &str = "cutter-proof";
 
-const USAGE: &str = "\
-usage: cargo xtask proof --rollback-only [--database-url URL --expect-system-identifier ID]
-
-  --rollback-only                 required: every statement runs in a transaction that rolls back
-  --database-url URL              target this database (libpq URL or keyword string; password
-                                  from PGPASSWORD or the password file, never on the command line)
-  --expect-system-identifier ID   the target's system_identifier; required with --database-url
-";
-
 #[derive(Default)]
 struct Proofs {
     rows: Vec<(String, bool, String)>,
@@ -89,70 +80,60 @@ impl Proofs {
     }
 }
 
-struct Args {
-    url: Option<String>,
-    expect: Option<SystemIdentifier>,
+/// `cargo xtask proof --rollback-only [--database-url URL --expect-system-identifier ID]`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Required: every statement runs in a transaction that rolls back.
+    #[arg(long)]
+    rollback_only: bool,
+    /// Target this database (libpq URL or keyword string; the password from PGPASSWORD
+    /// or the password file, never on the command line).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// The target's system_identifier; required with --database-url.
+    #[arg(long, value_name = "ID")]
+    expect_system_identifier: Option<u64>,
 }
 
-fn parse(args: &[String]) -> Result<Args, String> {
-    let mut rollback_only = false;
-    let mut a = Args {
-        url: None,
-        expect: None,
-    };
-    let mut it = args.iter();
-    while let Some(x) = it.next() {
-        match x.as_str() {
-            "--rollback-only" => rollback_only = true,
-            "--database-url" => {
-                a.url = Some(it.next().ok_or("--database-url needs a value")?.clone())
-            }
-            "--expect-system-identifier" => {
-                let v = it
-                    .next()
-                    .ok_or("--expect-system-identifier needs a value")?;
-                let id: u64 = v.trim().parse().map_err(|_| {
-                    format!("--expect-system-identifier {v:?}: not a decimal 64-bit number")
-                })?;
-                a.expect = Some(SystemIdentifier::new(id));
-            }
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
-        }
+/// Refuses what the flags alone cannot say: a proof that is not rollback-only, a
+/// password on the command line, a URL without the server it must be.
+fn check(a: &Args) -> Result<(), String> {
+    if !a.rollback_only {
+        return Err("only rollback-only proofs exist; pass --rollback-only explicitly".into());
     }
-    if !rollback_only {
-        return Err(format!(
-            "only rollback-only proofs exist; pass --rollback-only explicitly\n\n{USAGE}"
-        ));
-    }
-    if let Some(url) = &a.url {
+    if let Some(url) = &a.database_url {
         // Command lines are visible to every user of the machine (/proc/<pid>/cmdline).
         if ConnConfig::string_has_password(url).map_err(|e| format!("--database-url: {e}"))? {
-            return Err(format!(
+            return Err(
                 "--database-url contains a password; secrets are never accepted on the command line: \
-                 put it in ~/.pgpass (mode 0600), PGPASSFILE or PGPASSWORD\n\n{USAGE}"
-            ));
+                 put it in ~/.pgpass (mode 0600), PGPASSFILE or PGPASSWORD"
+                    .into(),
+            );
         }
     }
-    match (&a.url, &a.expect) {
-        (Some(_), None) => Err(format!(
+    match (&a.database_url, &a.expect_system_identifier) {
+        (Some(_), None) => Err(
             "--database-url requires --expect-system-identifier (read it with \
-             `SELECT system_identifier FROM pg_control_system()` and check it is the server you mean)\n\n{USAGE}"
-        )),
-        (None, Some(_)) => Err(format!(
-            "--expect-system-identifier only makes sense with --database-url\n\n{USAGE}"
-        )),
-        _ => Ok(a),
+             `SELECT system_identifier FROM pg_control_system()` and check it is the server you mean)"
+                .into(),
+        ),
+        (None, Some(_)) => {
+            Err("--expect-system-identifier only makes sense with --database-url".into())
+        }
+        _ => Ok(()),
     }
 }
 
-pub fn main(args: &[String]) -> Result<(), String> {
-    let a = parse(args)?;
+pub fn main(a: &Args) -> Result<(), String> {
+    check(a)?;
     let mut proofs = Proofs::default();
-    let outcome = match &a.url {
+    let outcome = match &a.database_url {
         Some(url) => {
             let config = ConnConfig::from_process_env(Some(url)).map_err(|e| e.to_string())?;
-            let expect = a.expect.ok_or("missing --expect-system-identifier")?;
+            let expect = SystemIdentifier::new(
+                a.expect_system_identifier
+                    .ok_or("missing --expect-system-identifier")?,
+            );
             println!("proof --rollback-only against {}", config.redacted());
             run(&mut proofs, &config, None, expect)
         }
@@ -863,8 +844,50 @@ fn run(
 mod tests {
     use super::*;
 
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
+    fn args(a: &[&str]) -> Args {
+        match crate::tests::parse(&[&["proof"], a].concat()) {
+            Ok(crate::Command::Proof(a)) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_flags_alone_never_make_a_proof_that_is_not_rollback_only_or_unpinned() {
+        let refused = |a: &[&str], why: &str| {
+            let e = check(&args(a)).unwrap_err();
+            assert!(e.contains(why), "{a:?}: {e}");
+        };
+        refused(&[], "pass --rollback-only explicitly");
+        let url = "postgresql://cutter_exec@127.0.0.1:5/target";
+        refused(
+            &["--rollback-only", "--database-url", url],
+            "requires --expect-system-identifier",
+        );
+        refused(
+            &["--rollback-only", "--expect-system-identifier", "1"],
+            "only makes sense with --database-url",
+        );
+        let with_password = "postgresql://cutter_exec:hunter2@127.0.0.1:5/target";
+        refused(
+            &[
+                "--rollback-only",
+                "--database-url",
+                with_password,
+                "--expect-system-identifier",
+                "1",
+            ],
+            "contains a password",
+        );
+        check(&args(&["--rollback-only"])).unwrap();
+        check(&args(&[
+            "--rollback-only",
+            "--database-url",
+            url,
+            "--expect-system-identifier",
+            "1",
+        ]))
+        .unwrap();
+        assert!(crate::tests::parse(&["proof", "--expect-system-identifier", "x1"]).is_err());
     }
 
     #[test]

@@ -17,11 +17,30 @@ use cutter_pg::testing::TestDb;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
+/// `CUTTER_COMPENSATION_CASES` (default 64). Zero or a value that is not a number is
+/// refused: zero cases would pass without checking anything.
 fn cases() -> u32 {
-    std::env::var("CUTTER_COMPENSATION_CASES")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(64)
+    cases_from(std::env::var("CUTTER_COMPENSATION_CASES").ok())
+}
+
+fn cases_from(value: Option<String>) -> u32 {
+    match value.as_deref().map(|v| v.trim().parse::<u32>()) {
+        None => 64,
+        Some(Ok(n)) if n > 0 => n,
+        _ => panic!("CUTTER_COMPENSATION_CASES={value:?}: must be a number of cases of at least 1"),
+    }
+}
+
+#[test]
+fn a_case_count_of_zero_is_refused() {
+    assert_eq!(cases_from(None), 64);
+    assert_eq!(cases_from(Some(" 3 ".into())), 3);
+    let refused = std::panic::catch_unwind(|| cases_from(Some("0".into())));
+    let msg = refused
+        .expect_err("0 cases")
+        .downcast::<String>()
+        .expect("a message");
+    assert!(msg.contains("CUTTER_COMPENSATION_CASES"), "{msg}");
 }
 
 const SECTIONS: [&str; 3] = ["article", "clause", "preamble"];

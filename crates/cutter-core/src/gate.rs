@@ -361,7 +361,7 @@ pub enum AuthorizationScope {
 ///
 /// Only the gate constructs it:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0451
 /// use cutter_core::gate::LiveAuthorization;
 /// let forged = LiveAuthorization { run_id: todo!(), plan_digest: todo!(), target: todo!(), scope: todo!(), signers: vec![] };
 /// ```

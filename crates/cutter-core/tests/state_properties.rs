@@ -8,11 +8,29 @@ use cutter_core::{
 };
 use proptest::prelude::*;
 
+/// `CUTTER_PROPTEST_CASES` (default 1000). Zero or a value that is not a number is
+/// refused: zero cases would pass without checking anything.
 fn cases() -> u32 {
-    std::env::var("CUTTER_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+    cases_from(std::env::var("CUTTER_PROPTEST_CASES").ok().as_deref())
+}
+
+fn cases_from(value: Option<&str>) -> u32 {
+    match value.map(|v| v.trim().parse::<u32>()) {
+        None => 1000,
+        Some(Ok(n)) if n > 0 => n,
+        _ => panic!("CUTTER_PROPTEST_CASES={value:?}: must be a number of cases of at least 1"),
+    }
+}
+
+#[test]
+fn zero_or_unreadable_case_counts_are_refused() {
+    assert_eq!(cases_from(None), 1000);
+    assert_eq!(cases_from(Some("7")), 7);
+    for bad in ["0", "", "many", "-1"] {
+        let r = std::panic::catch_unwind(|| cases_from(Some(bad)));
+        let msg = r.expect_err(bad).downcast::<String>().expect("a message");
+        assert!(msg.contains("CUTTER_PROPTEST_CASES"), "{msg}");
+    }
 }
 
 fn phase() -> impl Strategy<Value = Phase> {

@@ -196,6 +196,7 @@ pub struct Audit {
     texts: Mutex<Vec<(String, Vec<u8>)>>,
     samples: Mutex<Vec<(String, Sample)>>,
     dirs: Mutex<Vec<PathBuf>>,
+    excluded: Mutex<Vec<PathBuf>>,
     markers: Mutex<Vec<String>>,
     findings: Mutex<Vec<(PathBuf, u64)>>,
     excluded_tmp: PathBuf,
@@ -284,6 +285,7 @@ impl Audit {
             texts: Mutex::new(Vec::new()),
             samples: Mutex::new(Vec::new()),
             dirs: Mutex::new(Vec::new()),
+            excluded: Mutex::new(Vec::new()),
             markers: Mutex::new(Vec::new()),
             findings: Mutex::new(Vec::new()),
             excluded_tmp,
@@ -313,6 +315,14 @@ impl Audit {
     /// A directory to scan at the end (state directory, work directory).
     pub fn dir(&self, p: &Path) {
         self.dirs.lock().expect("audit lock").push(p.to_path_buf());
+    }
+    /// A file where a secret belongs by design (a world's .pgpass): not searched for
+    /// secrets. Excluded by this exact path, never by a name anywhere in a path.
+    pub fn exclude(&self, file: &Path) {
+        self.excluded
+            .lock()
+            .expect("audit lock")
+            .push(file.to_path_buf());
     }
     /// A string planted in the database that must never be found in plaintext on disk.
     pub fn marker(&self, m: &str) {
@@ -360,13 +370,8 @@ impl Audit {
     pub fn finish(&self) -> AuditResult {
         let secrets = self.secret_list();
         let mut r = AuditResult::default();
-        let find = |hay: &[u8], r: &mut AuditResult, what: &str| {
-            for (label, value) in &secrets {
-                if !value.is_empty() && memfind(hay, value.as_bytes()).is_some() {
-                    r.secrets.push(format!("{label} in {what}"));
-                }
-            }
-        };
+        let find =
+            |hay: &[u8], r: &mut AuditResult, what: &str| find_secrets(&secrets, hay, what, r);
         for (label, bytes) in self.texts.lock().expect("audit lock").iter() {
             r.streams += 1;
             find(bytes, &mut r, label);
@@ -384,23 +389,8 @@ impl Audit {
                 &format!("/proc/{}/environ of {} ({label})", s.pid, s.comm),
             );
         }
-        let needles = self.plaintext_needles();
-        let markers: Vec<Vec<u8>> = needles[1..].to_vec();
-        let dirs = self.dirs.lock().expect("audit lock").clone();
-        for d in &dirs {
-            for f in files_under(d) {
-                // The world's own secret store (its .pgpass) is where secrets belong.
-                if f.components().any(|c| c.as_os_str() == "secrets") {
-                    continue;
-                }
-                let Ok(bytes) = fs::read(&f) else { continue };
-                r.files += 1;
-                find(&bytes, &mut r, &f.display().to_string());
-                if needles.iter().any(|n| memfind(&bytes, n).is_some()) {
-                    r.plaintext.push((f.clone(), bytes.len() as u64));
-                }
-            }
-        }
+        self.scan_dirs(&secrets, &mut r);
+        let markers: Vec<Vec<u8>> = self.plaintext_needles()[1..].to_vec();
         // The system temp directory: entries created or changed during the case (not
         // the suite's own root, which the directories above cover); a dump file starts
         // with PGDMP, and the planted markers are table data.
@@ -436,6 +426,37 @@ impl Audit {
         r.plaintext
             .extend(self.findings.lock().expect("audit lock").iter().cloned());
         r
+    }
+}
+
+impl Audit {
+    /// Every file of the recorded directories: secrets (but in the excluded files) and
+    /// plaintext dump bytes.
+    fn scan_dirs(&self, secrets: &[(String, String)], r: &mut AuditResult) {
+        let needles = self.plaintext_needles();
+        let excluded = self.excluded.lock().expect("audit lock").clone();
+        let dirs = self.dirs.lock().expect("audit lock").clone();
+        for d in &dirs {
+            for f in files_under(d) {
+                let Ok(bytes) = fs::read(&f) else { continue };
+                r.files += 1;
+                if !excluded.contains(&f) {
+                    find_secrets(secrets, &bytes, &f.display().to_string(), r);
+                }
+                if needles.iter().any(|n| memfind(&bytes, n).is_some()) {
+                    r.plaintext.push((f.clone(), bytes.len() as u64));
+                }
+            }
+        }
+    }
+}
+
+/// Records in `r` each of `secrets` (label, value) found in `hay`, found in `what`.
+fn find_secrets(secrets: &[(String, String)], hay: &[u8], what: &str, r: &mut AuditResult) {
+    for (label, value) in secrets {
+        if !value.is_empty() && memfind(hay, value.as_bytes()).is_some() {
+            r.secrets.push(format!("{label} in {what}"));
+        }
     }
 }
 
@@ -541,4 +562,38 @@ pub fn rows_lost(admin: &mut postgres::Client, pre: &Pre) -> Result<(u64, Vec<St
         }
     }
     Ok((lost, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_found_everywhere_but_in_the_excluded_file() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let store = root.path().join("w1").join("secrets");
+        fs::create_dir_all(&store).expect("mkdir");
+        let pgpass = store.join("pgpass");
+        let leaked = store.join("leaked.log");
+        let elsewhere = root.path().join("w1").join("state.json");
+        for f in [&pgpass, &leaked, &elsewhere] {
+            fs::write(f, "host:5432:db:user:hunter2-not-real\n").expect("write");
+        }
+        let a = Audit::new(Vec::new(), root.path().to_path_buf());
+        a.dir(root.path());
+        a.exclude(&pgpass);
+        let mut r = AuditResult::default();
+        let secrets = [("the password".to_string(), "hunter2-not-real".to_string())];
+        a.scan_dirs(&secrets, &mut r);
+        let mut found = r.secrets.clone();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                format!("the password in {}", leaked.display()),
+                format!("the password in {}", elsewhere.display()),
+            ]
+        );
+        assert_eq!(r.files, 3);
+    }
 }

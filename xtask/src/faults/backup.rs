@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::audit::{alive, descendants};
 use super::env::{random_hex, write_private};
 use super::runs::partial_size;
-use super::world::{Cx, Opts, World, PATIENCE};
+use super::world::{Cx, Done, Opts, World, PATIENCE};
 
 const SURFACE_DATA: [&str; 3] = [
     "public.information_unit",
@@ -88,10 +88,12 @@ pub fn kill_during_dump(cx: &mut Cx) -> Result<(), String> {
         }
     }
     let left = w.backups();
+    let final_names = left
+        .iter()
+        .filter(|f| *f == "r2.dump.pgp" || *f == "r2.manifest.json")
+        .count();
     cx.check(
-        !left
-            .iter()
-            .any(|f| f == "r2.dump.pgp" || f == "r2.manifest.json"),
+        final_names == 0,
         format!("an artifact under its final name: {left:?}"),
     );
     // The partial file holds ciphertext only (counted in the plaintext column if not).
@@ -133,9 +135,11 @@ pub fn kill_during_dump(cx: &mut Cx) -> Result<(), String> {
     let c = w.cutter().args(["compensate", "--run-id", "r2"]).run();
     cx.check(c.code == Some(0), format!("compensate: {}", c.all()));
     cx.obs(format!(
-        "killed after {} MB streamed: no artifact, partial holds {} plaintext hits; units unchanged: {unchanged}; recover removed the partial: {removed}",
+        "killed after {} MB streamed: {final_names} file(s) under the artifact's final names, partial holds {} plaintext hits; units unchanged: {unchanged}, {foreign} other ledger rows; recover exit {:?}, removed the partial: {removed}, nothing committed: {nothing}; compensate exit {:?}",
         streamed >> 20,
-        hits.len()
+        hits.len(),
+        rec.code,
+        c.code
     ));
     cx.settle(&w, &pre)?;
     Ok(())
@@ -161,14 +165,10 @@ pub fn pg_dump_fails(cx: &mut Cx) -> Result<(), String> {
         format!("run: exit {:?}: {}", d.code, d.all()),
     );
     cx.check(dump_ran, "pg_dump was not seen running");
-    cx.check(
-        w.backups().is_empty(),
-        format!("left in backups/: {:?}", w.backups()),
-    );
-    cx.check(
-        w.hold_exists() && w.kill_switch_engaged(),
-        "no HOLD or kill-switch not engaged",
-    );
+    let left = w.backups();
+    cx.check(left.is_empty(), format!("left in backups/: {left:?}"));
+    let (held, engaged) = (w.hold_exists(), w.kill_switch_engaged());
+    cx.check(held && engaged, "no HOLD or kill-switch not engaged");
     w.db.admin()?
         .batch_execute("ALTER TABLE public.iu_lifecycle_log DISABLE ROW LEVEL SECURITY")
         .map_err(|e| e.to_string())?;
@@ -191,8 +191,11 @@ pub fn pg_dump_fails(cx: &mut Cx) -> Result<(), String> {
         format!("unreadable table: exit {:?}: {}", b.code, b.all()),
     );
     cx.obs(format!(
-        "RLS-hidden table: pg_dump exited non-zero, run held (exit {:?}), pg_dump's stderr in the error: {stderr_in}; unSELECTable table: refused before pg_dump, named: {named}",
-        d.code
+        "RLS-hidden table: pg_dump ran: {dump_ran}, run exit {:?}, HOLD {held}, kill-switch engaged {engaged}, {} file(s) left, pg_dump's stderr in the error: {stderr_in}; unSELECTable table: exit {:?}, pg_dump ran: {}, named: {named}",
+        d.code,
+        left.len(),
+        b.code,
+        b.ran("pg_dump")
     ));
     cx.settle(&w, &pre)?;
     Ok(())
@@ -239,18 +242,17 @@ pub fn disk_full(cx: &mut Cx) -> Result<(), String> {
     );
     let left = w.backups();
     cx.check(left.is_empty(), format!("left on the full disk: {left:?}"));
-    cx.audit.scan_now(&backups);
-    cx.check(
-        w.hold_exists() && w.kill_switch_engaged(),
-        "no HOLD or kill-switch not engaged",
-    );
+    let plaintext = cx.audit.scan_now(&backups);
+    let (held, engaged) = (w.hold_exists(), w.kill_switch_engaged());
+    cx.check(held && engaged, "no HOLD or kill-switch not engaged");
     let c = w.cutter().args(["compensate", "--run-id", "r4"]).run();
     cx.check(c.code == Some(0), format!("compensate: {}", c.all()));
     drop(mount);
     cx.obs(format!(
-        "4 MB tmpfs filled: run held (exit {:?}), error says the file system is full: {clear}; {} file(s) left",
+        "4 MB tmpfs filled: run exit {:?}, HOLD {held}, kill-switch engaged {engaged}, error says the file system is full: {clear}; {} file(s) left, {} with plaintext",
         d.code,
-        left.len()
+        left.len(),
+        plaintext.len()
     ));
     cx.settle(&w, &pre)?;
     Ok(())
@@ -280,6 +282,14 @@ fn copy_artifact(art: &Path, dir: &Path) -> Result<PathBuf, String> {
     Ok(dir.join(name))
 }
 
+/// The throwaway-cluster and restore programs `d` started.
+fn restore_children(d: &Done) -> Vec<&String> {
+    d.children
+        .iter()
+        .filter(|c| ["pg_restore", "postgres", "initdb"].contains(&c.as_str()))
+        .collect()
+}
+
 /// Case 11.
 pub fn damaged_artifact(cx: &mut Cx) -> Result<(), String> {
     let w = cx.world(Opts::new("faults-damaged"))?;
@@ -306,11 +316,7 @@ pub fn damaged_artifact(cx: &mut Cx) -> Result<(), String> {
             let refused = d.code == Some(1)
                 && d.stderr.contains("does not match its manifest: sha256")
                 && d.stderr.contains("Nothing was decrypted");
-            let started: Vec<&String> = d
-                .children
-                .iter()
-                .filter(|c| ["pg_restore", "postgres", "initdb"].contains(&c.as_str()))
-                .collect();
+            let started = restore_children(d);
             cx.check(
                 refused && started.is_empty(),
                 format!(
@@ -320,15 +326,19 @@ pub fn damaged_artifact(cx: &mut Cx) -> Result<(), String> {
                 ),
             );
         }
+        let said = |d: &Done| {
+            d.stderr.contains("does not match its manifest: sha256")
+                && d.stderr.contains("Nothing was decrypted")
+        };
         notes.push(format!(
-            "{damage}: verify exit {:?}, restore-proof exit {:?}, sha256 mismatch, nothing decrypted",
-            v.code, p.code
+            "{damage}: verify exit {:?}, restore-proof exit {:?}, both say sha256 mismatch and nothing decrypted: {}, cluster or restore started: {:?}",
+            v.code,
+            p.code,
+            said(&v) && said(&p),
+            [restore_children(&v), restore_children(&p)].concat()
         ));
     }
-    cx.obs(format!(
-        "{}; no cluster, no pg_restore started",
-        notes.join("; ")
-    ));
+    cx.obs(notes.join("; "));
     cx.settle(&w, &pre)?;
     Ok(())
 }
@@ -351,6 +361,7 @@ pub fn wrong_key_or_passphrase(cx: &mut Cx) -> Result<(), String> {
         .secret("the wrong passphrase typed in", &wrong_pass_text);
     let wrong_file = w.dir.join("secrets").join("wrong.passphrase");
     write_private(&wrong_file, wrong_pass_text.as_bytes())?;
+    cx.audit.exclude(&wrong_file);
     let wrong_pass = w
         .cutter()
         .env("CUTTER_BACKUP_PASSPHRASE_FILE", &wrong_file)
@@ -366,11 +377,7 @@ pub fn wrong_key_or_passphrase(cx: &mut Cx) -> Result<(), String> {
         ("wrong key", &wrong_key, key_clear),
         ("wrong passphrase", &wrong_pass, pass_clear),
     ] {
-        let started: Vec<&String> = d
-            .children
-            .iter()
-            .filter(|c| ["pg_restore", "postgres", "initdb"].contains(&c.as_str()))
-            .collect();
+        let started = restore_children(d);
         cx.check(
             d.code == Some(1) && clear && started.is_empty(),
             format!(
@@ -385,8 +392,10 @@ pub fn wrong_key_or_passphrase(cx: &mut Cx) -> Result<(), String> {
         .unwrap_or(false);
     cx.check(!recorded_pass, "a passing restore-proof record was written");
     cx.obs(format!(
-        "wrong key: exit {:?}, names the key: {key_clear}; wrong passphrase: exit {:?}, says so: {pass_clear}; no cluster, no pg_restore",
-        wrong_key.code, wrong_pass.code
+        "wrong key: exit {:?}, names the key: {key_clear}; wrong passphrase: exit {:?}, says so: {pass_clear}; cluster or restore started: {:?}; passing record written: {recorded_pass}",
+        wrong_key.code,
+        wrong_pass.code,
+        [restore_children(&wrong_key), restore_children(&wrong_pass)].concat()
     ));
     cx.settle(&w, &pre)?;
     Ok(())
@@ -438,7 +447,7 @@ pub fn recipient_refused(cx: &mut Cx) -> Result<(), String> {
                     d.all()
                 ),
             );
-            seen.push(d.code);
+            seen.push((d.code, d.ran("pg_dump")));
         }
     }
     // 3. No pin at all.
@@ -451,15 +460,20 @@ pub fn recipient_refused(cx: &mut Cx) -> Result<(), String> {
         format!("no pin: exit {:?}: {}", d.code, d.all()),
     );
     w.write_config(&w.config)?;
+    let left = (w.state.join("runs/r13").exists(), w.backups());
     cx.check(
-        !w.state.join("runs/r13").exists() && w.backups().is_empty(),
+        !left.0 && left.1.is_empty(),
         "a refused run left a run or a backup behind",
     );
     let now = w.snapshot()?;
-    cx.check(now == pre.full, "the database changed");
+    let unchanged = now == pre.full;
+    cx.check(unchanged, "the database changed");
     cx.obs(format!(
-        "missing key, other key, no pin: run and backup create refused (exit {:?}, {:?}) before pg_dump; nothing written",
-        seen, d.code
+        "missing key, other key (run, backup create): (exit, pg_dump ran) {seen:?}; no pin: exit {:?}, pg_dump ran: {}; run directory left: {}, backups left: {:?}; database unchanged: {unchanged}",
+        d.code,
+        d.ran("pg_dump"),
+        left.0,
+        left.1
     ));
     cx.settle(&w, &pre)?;
     Ok(())

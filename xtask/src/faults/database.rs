@@ -9,16 +9,14 @@ use super::world::{Cx, Done, Opts, World};
 const LEDGER_LOCK_CLASS: i32 = 0x4C45_4447;
 const REVIEW_DECISION_TABLE: i32 = 4;
 
-/// Runs `sql` and returns the SQLSTATE it was refused with, or `None` if it succeeded.
-fn refused(c: &mut postgres::Client, sql: &str) -> Option<String> {
-    match c.batch_execute(sql) {
-        Ok(()) => None,
-        Err(e) => Some(
-            e.code()
-                .map(|s| s.code().to_string())
-                .unwrap_or_else(|| format!("error without SQLSTATE: {e}")),
-        ),
-    }
+/// The SQLSTATEs of a refusal by the database's own rules, as `xtask proof` accepts
+/// them: the privilege layer (42501 insufficient_privilege) and the triggers (55000
+/// object_not_in_prerequisite_state). Any other error (a typo, a missing table, a lost
+/// connection) proves nothing about the rules.
+const REFUSAL_SQLSTATES: [&str; 2] = ["42501", "55000"];
+
+fn is_refusal(sqlstate: Option<&str>) -> bool {
+    sqlstate.is_some_and(|s| REFUSAL_SQLSTATES.contains(&s))
 }
 
 /// Runs `sql`, which must be refused, the way `is_right(sqlstate, message)` says.
@@ -85,11 +83,19 @@ pub fn exec_role_refused(cx: &mut Cx) -> Result<(), String> {
     ];
     let mut states = std::collections::BTreeMap::<String, u32>::new();
     for (what, sql) in attempts {
-        match refused(&mut c, sql) {
-            Some(code) => *states.entry(code).or_default() += 1,
+        match c.batch_execute(sql) {
+            Err(e) => {
+                let code = e.code().map(|s| s.code());
+                if cx.check(
+                    is_refusal(code),
+                    format!("{what}: failed, but not refused by a privilege or a trigger: {e}"),
+                ) {
+                    *states.entry(code.unwrap_or_default().into()).or_default() += 1;
+                }
+            }
             // A GRANT without the grant option "succeeds" with the warning "no
             // privileges were granted": refused if the privilege is still not there.
-            None if sql.starts_with("GRANT") => {
+            Ok(()) if sql.starts_with("GRANT") => {
                 let has: bool = c
                     .query_one(
                         "SELECT has_table_privilege('cutter_governance.review_decision', 'UPDATE')",
@@ -103,7 +109,7 @@ pub fn exec_role_refused(cx: &mut Cx) -> Result<(), String> {
                         .or_default() += 1;
                 }
             }
-            None => {
+            Ok(()) => {
                 cx.check(false, format!("cutter_exec could: {what}"));
             }
         }
@@ -141,7 +147,8 @@ pub fn exec_role_refused(cx: &mut Cx) -> Result<(), String> {
     cx.check(intact, "ledger verify: a chain is broken");
     let total: u32 = states.values().sum();
     cx.obs(format!(
-        "{total}/16 refused (SQLSTATE {}); with UPDATE/DELETE/TRUNCATE granted by mistake: {by_trigger}/3 refused by the append-only trigger; ledger intact",
+        "{total}/{} refused (SQLSTATE {}); with UPDATE/DELETE/TRUNCATE granted by mistake: {by_trigger}/3 refused by the append-only trigger; ledger intact: {intact}",
+        attempts.len(),
         states
             .iter()
             .map(|(k, v)| format!("{k}×{v}"))
@@ -285,9 +292,13 @@ pub fn hostile_search_path(cx: &mut Cx) -> Result<(), String> {
         format!("stored: {bad_sha} wrong body digests, {shadow_rows} rows in shadow tables, units {enacted:?}"),
     );
     cx.obs(format!(
-        "{} shadowing functions + 4 tables first in search_path: live run, restore proof, ledger verify, failed run + compensation all as normal; {} shadow called; stored digests right",
+        "{} shadowing functions + 4 tables first in search_path ({resolved}): live run exit {:?}, restore proof exit {:?}, ledger intact {intact}, failing run exit {:?}, compensate exit {:?}; shadows called {}; {bad_sha} wrong body digests, {shadow_rows} rows in shadow tables, units {enacted:?}",
         HOSTILE.len(),
-        if hostile_calls.is_empty() { "none" } else { "SOME" }
+        run.code,
+        proof.code,
+        failed.code,
+        comp.code,
+        hostile_calls.len()
     ));
     // Leave the roles as they were for other databases (the setting is per database,
     // dropped with it, but be explicit).
@@ -358,7 +369,7 @@ pub fn enacted_is_immutable(cx: &mut Cx) -> Result<(), String> {
         format!("compensation changed the change set: {units:?}"),
     );
     cx.obs(format!(
-        "{rejected}/5 UPDATE/DELETE of enacted rows rejected by the triggers (55000, even for the owner); compensation A refused (exit {:?}) naming unit id {id}: {names}; nothing withdrawn",
+        "{rejected}/5 UPDATE/DELETE of enacted rows by the owner rejected by the triggers with 55000; compensation A over enacted unit id {id}: exit {:?}, names it: {names}; change set after: {units:?}",
         c.code
     ));
     cx.settle(&w, &pre)?;
@@ -473,9 +484,30 @@ pub fn compensation_idempotent(cx: &mut Cx) -> Result<(), String> {
         format!("not compensated: {e1}"),
     );
     cx.obs(format!(
-        "twice: second is a no-op (database equal); killed inside A (rolled back) and between A and B (A kept), rerun completes; final states equal ({e1})"
+        "twice: exits {:?}/{:?}, database equal after the second: {}; killed inside A: {after_a_killed:?}; killed between A and B: {between:?}; rerun exits {:?}/{:?}; final states equal: {} ({e1})",
+        first.code,
+        second.code,
+        s1 == s2,
+        rerun.code,
+        again.code,
+        e1 == e2
     ));
     cx.settle(&w1, &pre1)?;
     cx.settle(&w2, &pre2)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_privilege_and_trigger_errors_count_as_refusals() {
+        assert!(is_refusal(Some("42501")));
+        assert!(is_refusal(Some("55000")));
+        // undefined_table, syntax_error, admin_shutdown, no SQLSTATE at all.
+        for other in [Some("42P01"), Some("42601"), Some("57P01"), None] {
+            assert!(!is_refusal(other), "{other:?}");
+        }
+    }
 }

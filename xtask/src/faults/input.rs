@@ -2,6 +2,7 @@
 //! anyone can read.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use cutter_core::{CutPlan, DocumentId, SourceVersionId};
 use serde_json::{json, Value};
@@ -40,11 +41,13 @@ pub fn malformed_plans(cx: &mut Cx) -> Result<(), String> {
     let w = cx.world(Opts::new("faults-malformed"))?;
     let pre = w.pre()?;
     let mut notes = Vec::new();
+    let mut run_exits = Vec::new();
 
     // 1. Not JSON at all.
     let bad = w.plan_file("bad.json", br#"{"document_id": "x", "rows": [ {"title": "#);
     let d = w.cutter().args(["plan", "check"]).arg(&bad).run();
     let r = w.run_plan("r14a", &bad, &[]).run();
+    run_exits.push(r.code);
     cx.check(
         d.code == Some(2) && d.stderr.contains("bad.json") && r.code == Some(2),
         format!(
@@ -72,6 +75,7 @@ pub fn malformed_plans(cx: &mut Cx) -> Result<(), String> {
     ];
     let missing: Vec<&&str> = wanted.iter().filter(|n| !d.stderr.contains(**n)).collect();
     let r = w.run_plan("r14b", &types, &[]).run();
+    run_exits.push(r.code);
     cx.check(
         d.code == Some(2) && missing.is_empty() && r.code == Some(2),
         format!(
@@ -130,6 +134,7 @@ pub fn malformed_plans(cx: &mut Cx) -> Result<(), String> {
     }
     let human = w.cutter().args(["plan", "check"]).arg(&contract).run();
     let r = w.run_plan("r14c", &contract, &[]).run();
+    run_exits.push(r.code);
     cx.check(
         d.code == Some(2)
             && violations.len() == expected.len()
@@ -149,9 +154,9 @@ pub fn malformed_plans(cx: &mut Cx) -> Result<(), String> {
         expected.len()
     ));
     // The refused runs never got as far as a lock or a backup.
-    nothing_written(cx, &w, &pre, &["r14a", "r14b", "r14c"])?;
+    let nothing = nothing_written(cx, &w, &pre, &["r14a", "r14b", "r14c"])?;
     cx.obs(format!(
-        "{}; every run refused (exit 2), nothing written",
+        "{}; the 3 runs exit {run_exits:?}; nothing written: {nothing}",
         notes.join("; ")
     ));
     cx.settle(&w, &pre)?;
@@ -189,6 +194,7 @@ pub fn hostile_text(cx: &mut Cx) -> Result<(), String> {
     let plan_path = w.plan_file("hostile.json", plan.to_json().as_bytes());
     let a = w.disarm_plan("r15", &plan_path)?;
     let d = w.run_plan("r15", &plan_path, &a).run();
+    let d_legal = d.code;
     cx.check(
         d.code == Some(0),
         format!("the hostile but legal plan: exit {:?}: {}", d.code, d.all()),
@@ -224,7 +230,12 @@ pub fn hostile_text(cx: &mut Cx) -> Result<(), String> {
             ok,
             format!("{what}: exit {:?} / run {:?}: {}", d.code, r.code, d.all()),
         );
-        refused.push(what.to_string());
+        refused.push(format!(
+            "{what} {:?}/{:?}{}",
+            d.code,
+            r.code,
+            if ok { "" } else { " (NOT as expected)" }
+        ));
     };
     let mut v = base_plan("faults-nul", 3);
     v["rows"][0]["body"] = json!("before\u{0}after");
@@ -278,15 +289,14 @@ pub fn hostile_text(cx: &mut Cx) -> Result<(), String> {
         ])
         .arg(&w.plan)
         .run();
+    let named = d.stderr.contains("run id");
     cx.check(
-        d.code == Some(2) && d.stderr.contains("run id"),
+        d.code == Some(2) && named,
         format!("a hostile run id: exit {:?}: {}", d.code, d.all()),
     );
-    refused.push("a hostile run id".into());
-    cx.check(
-        !w.state.join("runs/r15x").exists(),
-        "a refused plan left a run behind",
-    );
+    refused.push(format!("a hostile run id {:?}, named: {named}", d.code));
+    let run_left = w.state.join("runs/r15x").exists();
+    cx.check(!run_left, "a refused plan left a run behind");
     let after = w.snapshot()?;
     let units_after = after.rows("public.information_unit");
     cx.check(
@@ -297,7 +307,9 @@ pub fn hostile_text(cx: &mut Cx) -> Result<(), String> {
         ),
     );
     cx.obs(format!(
-        "quotes, $$, ;, backslashes, bidi in bodies: stored verbatim: {verbatim}; refused (exit 2, clear error): {}",
+        "quotes, $$, ;, backslashes, bidi in bodies: run exit {:?}, stored verbatim: {verbatim}; units {} → {units_after}; refused (plan check/run exits): {}; run directory left: {run_left}",
+        d_legal,
+        pre.full.rows("public.information_unit"),
         refused.join(", ")
     ));
     cx.settle(&w, &pre)?;
@@ -378,12 +390,25 @@ pub fn bad_approvals(cx: &mut Cx) -> Result<(), String> {
             refused += 1;
         }
     }
-    nothing_written(cx, &w, &pre, &[run])?;
+    let nothing = nothing_written(cx, &w, &pre, &[run])?;
     cx.obs(format!(
-        "{refused}/5 refused by the gate (exit 3, reason named), run and disarm; nothing written"
+        "{refused}/{} refused by the gate (run and disarm exit 3, reason named); nothing written: {nothing}",
+        cases.len()
     ));
     cx.settle(&w, &pre)?;
     Ok(())
+}
+
+/// Whether `stderr` warns that the password file `pgpass` was ignored for its group or
+/// world access, and whether the connection then failed because the server asked for a
+/// password and none was found (tokio-postgres's "password missing").
+fn ignored_for_loose_permissions(stderr: &str, pgpass: &Path) -> (bool, bool) {
+    let warning = format!(
+        "password file \"{}\" has group or world access",
+        pgpass.display()
+    );
+    let warned = stderr.contains(&warning) && stderr.contains("ignoring it");
+    (warned, stderr.contains("password missing"))
 }
 
 /// Case 22.
@@ -393,33 +418,62 @@ pub fn loose_pgpass(cx: &mut Cx) -> Result<(), String> {
     let a = w.disarm("r22")?;
     std::fs::set_permissions(&w.pgpass, std::fs::Permissions::from_mode(0o644))
         .map_err(|e| e.to_string())?;
-    let warning = format!(
-        "password file \"{}\" has group or world access",
-        w.pgpass.display()
-    );
     let check = w.cutter().args(["plan", "check"]).arg(&w.plan).run();
     let run = w.run_live("r22", &a).run();
-    let mut ok = true;
+    let mut seen = Vec::new();
     for (what, d) in [("plan check", &check), ("run", &run)] {
-        let warned = d.stderr.contains(&warning) && d.stderr.contains("ignoring it");
-        let no_password = d.stderr.contains("password");
-        ok &= cx.check(
+        let (warned, no_password) = ignored_for_loose_permissions(&d.stderr, &w.pgpass);
+        cx.check(
             d.code == Some(1) && warned && no_password,
             format!("{what} with a 0644 .pgpass: exit {:?}: {}", d.code, d.all()),
         );
+        seen.push(format!(
+            "{what}: exit {:?}, warned {warned}, refused for want of a password {no_password}",
+            d.code
+        ));
     }
     nothing_written(cx, &w, &pre, &["r22"])?;
     std::fs::set_permissions(&w.pgpass, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| e.to_string())?;
     let fixed = w.cutter().args(["plan", "check"]).arg(&w.plan).run();
+    let (fixed_warned, _) = ignored_for_loose_permissions(&fixed.stderr, &w.pgpass);
     cx.check(
-        fixed.code == Some(0) && !fixed.stderr.contains("group or world access"),
+        fixed.code == Some(0) && !fixed_warned,
         format!("with 0600 again: {}", fixed.all()),
     );
     cx.obs(format!(
-        "0644 .pgpass: warned (\"has group or world access … ignoring it\") and not used: {ok}, connection refused (exit {:?}); 0600: used",
-        check.code
+        "0644 .pgpass: {}; 0600: plan check exit {:?}, warned {fixed_warned}",
+        seen.join("; "),
+        fixed.code
     ));
     cx.settle(&w, &pre)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_warning_alone_is_not_a_refusal_for_want_of_a_password() {
+        let pgpass = Path::new("/w/secrets/pgpass");
+        let warning = "cutter: warning: password file \"/w/secrets/pgpass\" has group or world \
+                       access; permissions should be u=rw (0600) or less (it has mode 0644); \
+                       ignoring it (fix: chmod 0600 /w/secrets/pgpass)\n";
+        assert_eq!(
+            ignored_for_loose_permissions(warning, pgpass),
+            (true, false)
+        );
+        let refused =
+            format!("{warning}cutter: cannot connect: invalid configuration: password missing\n");
+        assert_eq!(
+            ignored_for_loose_permissions(&refused, pgpass),
+            (true, true)
+        );
+        let other_file = refused.replace("/w/secrets/pgpass", "/elsewhere/pgpass");
+        assert_eq!(
+            ignored_for_loose_permissions(&other_file, pgpass),
+            (false, true)
+        );
+    }
 }

@@ -30,14 +30,6 @@ use serde_json::json;
 use env::Env;
 use world::Cx;
 
-const USAGE: &str = "\
-usage: cargo xtask faults [--only N[,N…]] [--json] [--jobs N]
-
-  --only N,M   run only these cases (case 21, the secrets audit, then sums those)
-  --json       print the results as JSON on stdout (the summary line goes to stderr)
-  --jobs N     cases run at once (default 4)
-";
-
 /// One case of the table.
 pub struct Case {
     pub num: u32,
@@ -201,7 +193,7 @@ impl Outcome {
             num,
             name: String::new(),
             expected: String::new(),
-            observed: String::new(),
+            observed: observed_column(&[], std::slice::from_ref(&problem)),
             pass: false,
             rows_lost: 0,
             plaintext_bytes: 0,
@@ -210,6 +202,20 @@ impl Outcome {
             seconds: 0.0,
             audit: Default::default(),
         }
+    }
+}
+
+/// The "observed" column: what the case measured, led by its first problem when it has
+/// any, so that a failed case can never read as a success.
+fn observed_column(observed: &[String], problems: &[String]) -> String {
+    let measured = observed.join("; ");
+    match problems {
+        [] => measured,
+        [first, ..] => format!(
+            "FAILED ({} problem(s)): {first}{}{measured}",
+            problems.len(),
+            if measured.is_empty() { "" } else { " | " }
+        ),
     }
 }
 
@@ -235,7 +241,7 @@ fn finish_case(cx: Cx, result: Result<(), String>, started: Instant) -> Outcome 
         num: cx.num,
         name: String::new(),
         expected: String::new(),
-        observed: cx.observed.join("; "),
+        observed: observed_column(&cx.observed, &problems),
         pass,
         rows_lost: cx.rows_lost,
         plaintext_bytes: a.plaintext_bytes(),
@@ -246,21 +252,49 @@ fn finish_case(cx: Cx, result: Result<(), String>, started: Instant) -> Outcome 
     }
 }
 
+/// The message of a panic's payload.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// Adds a failed row for every queued case that reported nothing (its worker thread
+/// died, `deaths` says how): a case that did not report never goes missing from the
+/// table or the summary, and never counts as passed.
+fn account_for_every_case(queued: &[&Case], outcomes: &mut Vec<Outcome>, deaths: &[String]) {
+    for case in queued {
+        if outcomes.iter().all(|o| o.num != case.num) {
+            let why = if deaths.is_empty() {
+                "no worker thread panicked".to_string()
+            } else {
+                deaths.join("; ")
+            };
+            let mut o = Outcome::not_started(
+                case.num,
+                format!("the case reported nothing: its worker thread died ({why})"),
+            );
+            o.name = case.name.into();
+            o.expected = case.expected.into();
+            outcomes.push(o);
+        }
+    }
+}
+
+/// (passed, failed).
+fn tally(outcomes: &[Outcome]) -> (usize, usize) {
+    let passed = outcomes.iter().filter(|o| o.pass).count();
+    (passed, outcomes.len() - passed)
+}
+
 fn run_case(env: &'static Env, case: &Case) -> Outcome {
     let started = Instant::now();
     let mut out = match Cx::new(env, case.num) {
         Ok(mut cx) => {
             let run = case.run;
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut cx)))
-                .unwrap_or_else(|p| {
-                    Err(format!(
-                        "panicked: {}",
-                        p.downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_default()
-                    ))
-                });
+                .unwrap_or_else(|p| Err(format!("panicked: {}", panic_text(&*p))));
             finish_case(cx, r, started)
         }
         Err(e) => Outcome::not_started(case.num, e),
@@ -270,52 +304,31 @@ fn run_case(env: &'static Env, case: &Case) -> Outcome {
     out
 }
 
-struct Args {
-    only: Option<Vec<u32>>,
-    json: bool,
-    jobs: usize,
+/// `cargo xtask faults`'s options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run only these cases (case 21, the secrets audit, then sums those).
+    #[arg(long, value_name = "N[,N…]", value_delimiter = ',', value_parser = case_number)]
+    pub(crate) only: Option<Vec<u32>>,
+    /// Print the results as JSON on stdout (the summary line goes to stderr).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Cases run at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = crate::count)]
+    pub(crate) jobs: u64,
 }
 
-fn parse(args: &[String]) -> Result<Args, String> {
-    let mut a = Args {
-        only: None,
-        json: false,
-        jobs: 4,
-    };
-    let mut it = args.iter();
-    while let Some(x) = it.next() {
-        match x.as_str() {
-            "--json" => a.json = true,
-            "--only" => {
-                let v = it.next().ok_or(format!("--only needs a value\n{USAGE}"))?;
-                let mut nums = Vec::new();
-                for n in v.split(',').filter(|s| !s.is_empty()) {
-                    let n: u32 = n
-                        .trim()
-                        .parse()
-                        .map_err(|_| format!("--only {v}: not a list of case numbers\n{USAGE}"))?;
-                    if !(1..=22).contains(&n) {
-                        return Err(format!("--only: there is no case {n} (1–22)"));
-                    }
-                    nums.push(n);
-                }
-                a.only = Some(nums);
-            }
-            "--jobs" => {
-                a.jobs = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|n| *n > 0)
-                    .ok_or(format!("--jobs needs a positive number\n{USAGE}"))?;
-            }
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
+/// The number of a case of the table (1–22).
+fn case_number(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a case number"))?;
+    if (1..=22).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("there is no case {n} (1–22)"))
     }
-    Ok(a)
 }
 
 fn cargo() -> Command {
@@ -434,8 +447,7 @@ fn outcome_json(r: &Outcome) -> serde_json::Value {
 }
 
 /// `cargo xtask faults`.
-pub fn main(args: &[String]) -> Result<(), String> {
-    let args = parse(args)?;
+pub fn main(args: &Args) -> Result<(), String> {
     let started = Instant::now();
     let bin = build_binary()?;
 
@@ -469,7 +481,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
             coords,
             cluster_log,
         )?));
-        let outcomes = run_all(env, &args);
+        let outcomes = run_all(env, args);
         env.drop_big_template();
         drop(root);
         Ok::<_, String>(outcomes)
@@ -480,8 +492,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         }
     }
     let outcomes = result?;
-    let passed = outcomes.iter().filter(|o| o.pass).count();
-    let failed = outcomes.len() - passed;
+    let (passed, failed) = tally(&outcomes);
     let summary = format!("{passed} passed, {failed} failed");
     if args.json {
         let v = json!({
@@ -510,12 +521,12 @@ fn run_all(env: &'static Env, args: &Args) -> Vec<Outcome> {
     let order = [
         2, 7, 4, 8, 10, 19, 1, 9, 17, 15, 5, 6, 18, 3, 12, 11, 16, 13, 20, 14, 22,
     ];
-    let queue: Vec<&'static Case> = order
+    let queued: Vec<&'static Case> = order
         .iter()
         .filter_map(|n| CASES.iter().find(|c| c.num == *n))
         .filter(|c| wanted(c.num))
         .collect();
-    let queue = Arc::new(Mutex::new(queue.into_iter()));
+    let queue = Arc::new(Mutex::new(queued.clone().into_iter()));
     let results = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..args.jobs)
         .map(|_| {
@@ -537,10 +548,13 @@ fn run_all(env: &'static Env, args: &Args) -> Vec<Outcome> {
             })
         })
         .collect();
-    for w in workers {
-        let _ = w.join();
-    }
+    let deaths: Vec<String> = workers
+        .into_iter()
+        .filter_map(|w| w.join().err())
+        .map(|p| format!("a worker panicked: {}", panic_text(&*p)))
+        .collect();
     let mut outcomes: Vec<Outcome> = results.lock().map(|g| g.clone()).unwrap_or_default();
+    account_for_every_case(&queued, &mut outcomes, &deaths);
     if wanted(21) {
         let started = Instant::now();
         let mut o = match Cx::new(env, 21) {
@@ -562,4 +576,63 @@ fn run_all(env: &'static Env, args: &Args) -> Vec<Outcome> {
     }
     outcomes.sort_by_key(|o| o.num);
     outcomes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passed(case: &Case) -> Outcome {
+        let mut o = Outcome::not_started(case.num, String::new());
+        o.pass = true;
+        o.problems.clear();
+        o
+    }
+
+    #[test]
+    fn a_case_whose_worker_died_is_counted_as_failed() {
+        let queued: Vec<&Case> = CASES.iter().take(3).collect();
+        let mut outcomes = vec![passed(queued[0]), passed(queued[2])];
+        assert_eq!(tally(&outcomes), (2, 0));
+        let deaths = ["a worker panicked: audit lock".to_string()];
+        account_for_every_case(&queued, &mut outcomes, &deaths);
+        assert_eq!(tally(&outcomes), (2, 1));
+        let lost = outcomes
+            .iter()
+            .find(|o| o.num == queued[1].num)
+            .expect("a row");
+        assert!(!lost.pass);
+        assert_eq!(lost.name, queued[1].name);
+        assert!(
+            lost.problems[0].contains("audit lock"),
+            "{:?}",
+            lost.problems
+        );
+    }
+
+    #[test]
+    fn a_failed_case_never_reads_as_success() {
+        let observed = ["recover: nothing of cut_leg_a committed".to_string()];
+        assert_eq!(observed_column(&observed, &[]), observed[0]);
+        let problems = [
+            "recover: exit Some(0)".to_string(),
+            "HOLD missing".to_string(),
+        ];
+        assert_eq!(
+            observed_column(&observed, &problems),
+            "FAILED (2 problem(s)): recover: exit Some(0) | recover: nothing of cut_leg_a committed"
+        );
+        assert_eq!(
+            observed_column(&[], &problems[..1]),
+            "FAILED (1 problem(s)): recover: exit Some(0)"
+        );
+    }
+
+    #[test]
+    fn every_case_reported_adds_nothing() {
+        let queued: Vec<&Case> = CASES.iter().collect();
+        let mut outcomes: Vec<Outcome> = queued.iter().map(|c| passed(c)).collect();
+        account_for_every_case(&queued, &mut outcomes, &[]);
+        assert_eq!(tally(&outcomes), (CASES.len(), 0));
+    }
 }

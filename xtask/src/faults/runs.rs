@@ -87,15 +87,17 @@ pub fn happy_path(cx: &mut Cx) -> Result<(), String> {
         format!("report: {}", r.all()),
     );
     let post = w.snapshot()?;
+    let enacted = |s: &cutter_core::Snapshot| s.unit_statuses.get("enacted").copied().unwrap_or(0);
+    let newly_enacted = enacted(&post).saturating_sub(enacted(&pre.full));
     cx.check(
         post.unit_statuses.get("enacted").copied()
             == pre.full.unit_statuses.get("enacted").map(|n| n + 12),
         "12 more enacted units expected",
     );
     cx.obs(format!(
-        "run succeeded (12 enacted); restore proof {}: {equal}/9 tables equal; ledger {} ({rows} rows)",
-        if proof_ok { "passed" } else { "FAILED" },
-        if intact { "intact" } else { "BROKEN" }
+        "run exit {:?}, {newly_enacted} more units enacted; restore proof exit {:?}, passed: {proof_ok}, {equal}/9 tables equal; ledger intact: {intact} ({rows} rows)",
+        d.code,
+        p.code
     ));
     cx.settle(&w, &pre)?;
     Ok(())
@@ -164,18 +166,14 @@ pub fn kill_inside_leg_a(cx: &mut Cx) -> Result<(), String> {
     );
     let c = w.cutter().args(["compensate", "--run-id", "r5"]).run();
     cx.check(c.code == Some(0), format!("compensate: {}", c.all()));
-    cx.check(
-        w.backups().is_empty(),
-        format!("backups left: {:?}", w.backups()),
-    );
+    let left = w.backups();
+    cx.check(left.is_empty(), format!("backups left: {left:?}"));
     cx.obs(format!(
-        "killed with the transaction open: {} new units; recover: {}; artifact discarded",
+        "killed with the transaction open: {} new units; recover exit {:?}, says nothing of cut_leg_a committed: {said}; compensate exit {:?}, {} backup file(s) left",
         total_after.saturating_sub(total_before),
-        if said {
-            "nothing of cut_leg_a committed"
-        } else {
-            "WRONG"
-        }
+        rec.code,
+        c.code,
+        left.len()
     ));
     cx.settle(&w, &pre)?;
     Ok(())
@@ -214,14 +212,16 @@ pub fn kill_after_leg_a_commit(cx: &mut Cx) -> Result<(), String> {
     let c = w.cutter().args(["compensate", "--run-id", "r6"]).run();
     cx.check(c.code == Some(0), format!("compensate: {}", c.all()));
     let after = w.snapshot()?;
+    let restored = live_statuses(&after) == live_statuses(&pre.full);
     cx.check(
-        live_statuses(&after) == live_statuses(&pre.full),
+        restored,
         "live units differ from before the run after compensation A",
     );
     cx.obs(format!(
-        "journal stopped at cut_leg_a's start, 12 units committed; recover {}, prescribed {}; compensated",
-        if found { "found the change set" } else { "MISSED it" },
-        if prescribed_a { "A" } else { "WRONG" }
+        "journal's last line is cut_leg_a's start: {}; committed units {units:?}; recover exit {:?}, found the change set: {found}, prescribed A: {prescribed_a}; compensate exit {:?}, live units as before: {restored}",
+        last.contains("\"phase_started\"") && last.contains("cut_leg_a"),
+        rec.code,
+        c.code
     ));
     cx.settle(&w, &pre)?;
     Ok(())
@@ -397,17 +397,23 @@ pub fn terminate_each_phase(cx: &mut Cx) -> Result<(), String> {
             })
             .collect()
     });
-    let mut good = Vec::new();
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
     for (phase, r) in results {
         match r {
             Ok(p) if p.is_empty() => good.push(phase),
-            Ok(p) => cx.problems.extend(p),
-            Err(e) => cx.problems.push(format!("{phase}: {e}")),
+            Ok(p) => {
+                bad.push(phase);
+                cx.problems.extend(p);
+            }
+            Err(e) => {
+                cx.problems.push(format!("{phase}: {e}"));
+                bad.push(phase);
+            }
         }
     }
     cx.obs(format!(
-        "terminated in {}/5 phases: each rolled back, exit 4, HOLD, kill-switch engaged; compensated",
-        good.len()
+        "session terminated in each of {} phases: rolled back with exit 4, HOLD, kill-switch engaged, then compensated in {good:?}; not so in {bad:?}",
+        MUTATING.len()
     ));
     for (_, _, w, pre) in &worlds {
         cx.settle(w, pre)?;
@@ -479,12 +485,8 @@ pub fn server_restart(cx: &mut Cx) -> Result<(), String> {
         cx.problems.extend(problems);
         let sg3 = d.stderr.contains("SG_3 escalation recorded in the ledger");
         cx.obs(format!(
-            "server restarted inside cut_leg_a: {}; SG_3 {} after the restart; compensated",
-            if ok {
-                "rolled back, exit 4, HOLD, kill-switch engaged"
-            } else {
-                "NOT as expected"
-            },
+            "server restarted inside cut_leg_a: run exit {:?}; rolled back, HOLD, kill-switch engaged, compensated: {ok}; SG_3 {} after the restart",
+            d.code,
             if sg3 {
                 "recorded in the ledger"
             } else {
@@ -551,6 +553,7 @@ pub fn two_runs_at_once(cx: &mut Cx) -> Result<(), String> {
         "the first run ended before both contenders were refused",
     );
     cx.check(d.code == Some(0), format!("the first run: {}", d.all()));
+    let first_code = d.code;
     let named_same = same
         .stderr
         .contains(&format!("is locked by pid {holder_pid} (run r9a)"));
@@ -568,13 +571,11 @@ pub fn two_runs_at_once(cx: &mut Cx) -> Result<(), String> {
             other.all()
         ),
     );
-    cx.check(
-        !w.state.join("runs/r9b").exists()
-            && !second.parent().is_some_and(|p| p.join("runs/r9c").exists()),
-        "a refused run left a run behind",
-    );
+    let left_behind = w.state.join("runs/r9b").exists()
+        || second.parent().is_some_and(|p| p.join("runs/r9c").exists());
+    cx.check(!left_behind, "a refused run left a run behind");
     cx.obs(format!(
-        "same dir: exit {:?}, {}; other dir: exit {:?}, {}; the first run succeeded",
+        "same dir: exit {:?}, {}; other dir: exit {:?}, {}; refused run left behind: {left_behind}; the first run: still running then {still_running}, exit {first_code:?}",
         same.code,
         if named_same {
             format!("names pid {holder_pid} (run r9a)")
@@ -742,9 +743,10 @@ pub fn stale_locks(cx: &mut Cx) -> Result<(), String> {
         format!("after the session ended: {}", again.all()),
     );
     cx.obs(format!(
-        "stale state lock of dead pid reported by status and recover: {}; dead session's run lock: new run refused naming it ({}), not stolen; free once the session ended",
-        if stale_reported && status_says { "yes" } else { "NO" },
-        if named { "run r10" } else { "NOT named" }
+        "stale state lock of dead pid {dead_pid}: reported by status {status_says}, by recover {stale_reported} (exit {:?}); dead session's run lock: new run exit {:?}, names run r10: {named}, sessions of r10 kept: {kept}; after the session ended: run exit {:?}",
+        rec.code,
+        refused.code,
+        again.code
     ));
     cx.settle(&w, &pre)?;
     Ok(())

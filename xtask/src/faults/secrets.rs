@@ -27,14 +27,45 @@ pub fn audit_all(cx: &mut Cx, others: &[Outcome]) -> Result<(), String> {
     cx.check(d.code == Some(0), format!("the run: {}", d.all()));
     record(&d);
     let art = w.state.join("backups/r21.dump.pgp");
-    for args in [
-        vec!["backup", "verify"],
-        vec!["backup", "restore-proof"],
-        vec!["--json", "backup", "restore-proof"],
-    ] {
-        let d = w.cutter().args(args).arg(&art).run();
-        record(&d);
-    }
+    let verify = w.cutter().args(["backup", "verify"]).arg(&art).run();
+    cx.check(
+        verify.code == Some(0),
+        format!("backup verify: {}", verify.all()),
+    );
+    record(&verify);
+    let human = w.cutter().args(["backup", "restore-proof"]).arg(&art).run();
+    cx.check(
+        human.code == Some(0) && human.stdout.contains("PASSED"),
+        format!(
+            "backup restore-proof: exit {:?}: {}",
+            human.code,
+            human.all()
+        ),
+    );
+    record(&human);
+    // A restore proof never overwrites its record: move the first one aside (it stays in
+    // the state directory, so the audit still reads it) for the JSON run to do the
+    // whole proof again, pg_restore and throwaway server included.
+    let proof_record = w.state.join("backups/r21.restore-proof.json");
+    std::fs::rename(&proof_record, proof_record.with_extension("first.json"))
+        .map_err(|e| format!("moving {} aside: {e}", proof_record.display()))?;
+    let json = w
+        .cutter()
+        .args(["--json", "backup", "restore-proof"])
+        .arg(&art)
+        .run();
+    let json_passed = serde_json::from_str::<serde_json::Value>(&json.stdout)
+        .is_ok_and(|v| v["ok"] == true && v["proof"]["passed"] == true);
+    cx.check(
+        json.code == Some(0) && json_passed && json.ran("pg_restore"),
+        format!(
+            "--json backup restore-proof: exit {:?}, children {:?}: {}",
+            json.code,
+            json.children,
+            json.all()
+        ),
+    );
+    record(&json);
     for args in [
         vec!["report", "--run-id", "r21"],
         vec!["--json", "report", "--run-id", "r21"],
@@ -76,19 +107,29 @@ pub fn audit_all(cx: &mut Cx, others: &[Outcome]) -> Result<(), String> {
             format!("the audit never saw {program} running (children seen: {seen_children:?})"),
         );
     }
-    if let Some(log) = &cx.env.cluster_log {
-        if let Ok(bytes) = std::fs::read(log) {
-            cx.audit
-                .text(format!("server log {}", log.display()), &bytes);
-        }
-    }
+    let server_log = match &cx.env.cluster_log {
+        Some(log) => match std::fs::read(log) {
+            Ok(bytes) => {
+                cx.audit
+                    .text(format!("server log {}", log.display()), &bytes);
+                format!("server log of {} bytes", bytes.len())
+            }
+            Err(e) => {
+                cx.check(false, format!("the server log {}: {e}", log.display()));
+                "server log unreadable".into()
+            }
+        },
+        None => "no server log known".into(),
+    };
     let found: usize = others.iter().map(|o| o.secrets).sum();
     let streams: usize = others.iter().map(|o| o.audit.streams).sum();
     let processes: usize = others.iter().map(|o| o.audit.processes).sum();
     let files: usize = others.iter().map(|o| o.audit.files).sum();
     cx.obs(format!(
-        "{} other cases ({streams} outputs, {processes} process samples, {files} files): {found} secrets; own run with pg_dump, pg_restore, servers, server log",
-        others.len()
+        "{} other cases ({streams} outputs, {processes} process samples, {files} files): {found} secrets; own run's children {seen_children:?}, restore proofs exit {:?}/{:?} (JSON passed: {json_passed}); {server_log}",
+        others.len(),
+        human.code,
+        json.code
     ));
     cx.settle(&w, &pre)?;
     Ok(())

@@ -257,6 +257,7 @@ impl World {
             signed: Mutex::new(0),
         };
         cx.audit.dir(&w.dir);
+        cx.audit.exclude(&w.pgpass);
         cx.audit.marker(&marker);
         let init = w.cutter().arg("init").arg(&w.state).run();
         if init.code != Some(0) {
