@@ -132,14 +132,15 @@ pub const HOSTILE_ADDRESS: &str = "doc/it's \"quoted\"; DROP TABLE x; --$$ $fn$ 
 /// A hostile title.
 pub const HOSTILE_TITLE: &str = "Điều 1'); DELETE FROM public.information_unit; -- $$;$q$\\";
 
-/// A row whose address, title and body are hostile text; the body also holds
-/// bidirectional controls, which bodies may contain (names may not).
+/// A row whose address, title and body are hostile text: quoting, SQL, dollar quotes,
+/// backslashes, escape syntax, tab and newline (bidirectional and other controls are
+/// refused by the row contract, so a plan never carries them).
 pub fn hostile_row() -> CutPlanRow {
     CutPlanRow {
         canonical_address: HOSTILE_ADDRESS.into(),
         title: HOSTILE_TITLE.into(),
         body: "Body with 'quotes', \"double\", ; semicolons; $$dollar$$ $body$ \\backslash\\ \
-               E'\\x41' \u{202E}bidi\u{202C} \u{2066}isolate\u{2069} and tab\tand newline\n"
+               E'\\x41' \\u202E \\N \\. and tab\tand newline\n"
             .into(),
         actor: "cutter's \"actor\"; $$".into(),
         unit_kind: "law_unit".into(),

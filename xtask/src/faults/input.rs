@@ -183,7 +183,7 @@ pub fn hostile_text(cx: &mut Cx) -> Result<(), String> {
     let mut r2 = cutter_pg::fixtures::row(doc, 2);
     r2.canonical_address = format!("{doc}/a'b\"c;d$$e$x$\\f--g/*h*/");
     r2.title = "'); TRUNCATE public.information_unit; SELECT ('".into();
-    r2.body = "$$; DROP TABLE public.unit_version; $$ \\\\ \\x00 E'\\'' \u{202E}\u{2067}rtl\u{2069} ;--\r\n\t".into();
+    r2.body = "$$; DROP TABLE public.unit_version; $$ \\\\ \\x00 E'\\'' \\u202E ;--\n\t".into();
     r2.owner_ref = Some("\\\\'\"".into());
     rows.push(r2);
     let plan = CutPlan::new(
@@ -261,6 +261,14 @@ pub fn hostile_text(cx: &mut Cx) -> Result<(), String> {
         "bidi controls in an address and a title",
         serde_json::to_vec(&v).expect("json"),
         "contains the control or bidirectional character U+202E",
+    );
+    let mut v = base_plan("faults-bidi-body", 3);
+    v["rows"][2]["body"] = json!("Mọi người \u{202E}đều\u{202C} bình đẳng\r\n");
+    try_plan(
+        cx,
+        "bidi and CR controls in a body",
+        serde_json::to_vec(&v).expect("json"),
+        "3 forbidden character(s): U+202E (bidirectional control) at character 10",
     );
     let mut bytes = plan_json("faults-utf8", 3).into_bytes();
     let at = bytes
