@@ -1,5 +1,5 @@
-//! TLS: the rustls client configuration for an sslmode and `sslrootcert`, and the two
-//! certificate verifiers (any certificate; chain only) that libpq's weaker modes need.
+//! TLS: the rustls client configuration for an sslmode and `sslrootcert`, and the verifier
+//! that libpq's modes without a host-name check need (chain only, or any certificate).
 //! Invariant: handshake signatures are always verified; the chain whenever a root file is
 //! configured (or under `verify-ca`/`verify-full`), the host name only under `verify-full`.
 
@@ -41,16 +41,12 @@ impl ConnConfig {
                      verify against the bundled public roots"
                         .to_owned(),
                 )),
-                (_, Some(roots)) => builder
+                (_, roots) => builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(ChainOnlyVerifier {
-                        roots: Arc::new(roots),
+                    .with_custom_certificate_verifier(Arc::new(NoHostNameVerifier {
+                        roots: roots.map(Arc::new),
                         provider,
                     }))
-                    .with_no_client_auth(),
-                (_, None) => builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(AnyCertVerifier { provider }))
                     .with_no_client_auth(),
             };
         config.alpn_protocols = vec![b"postgresql".to_vec()];
@@ -113,69 +109,17 @@ fn load_root_file(path: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// `sslmode=require` without a root file: accept any certificate, but still
-/// check that the server owns it (handshake signatures are verified).
+/// The modes that never check the host name. With `roots` (`sslmode=verify-ca`, and weaker
+/// modes with a root file) the chain must lead to one of them; without (`require`,
+/// `prefer`, `allow` and no root file) any certificate is accepted. Either way the server
+/// must prove it owns the certificate: handshake signatures are always verified.
 #[derive(Debug)]
-struct AnyCertVerifier {
+struct NoHostNameVerifier {
+    roots: Option<Arc<RootCertStore>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for AnyCertVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// `sslmode=verify-ca` (and weaker modes with a root file): verify the chain
-/// to the configured roots, not the host name.
-#[derive(Debug)]
-struct ChainOnlyVerifier {
-    roots: Arc<RootCertStore>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for ChainOnlyVerifier {
+impl ServerCertVerifier for NoHostNameVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -184,14 +128,16 @@ impl ServerCertVerifier for ChainOnlyVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
