@@ -51,7 +51,8 @@ pub enum RecountDifference {
     Total {
         /// `schema.table`.
         table: String,
-        /// Expected rows (the pre snapshot, plus the change set's rows for a soft revert).
+        /// Expected rows: the pre snapshot, plus (soft revert) the change set's rows as
+        /// counted before the step.
         expected: u64,
         /// Rows counted.
         found: u64,

@@ -21,7 +21,7 @@ use cutter_pg::{LockHolder, ServerError, APPLICATION_NAME_PREFIX, RUN_LOCK_KEY};
 use crate::approval::{RevertKind, RevertMode};
 use crate::error::{Doing, Error, Result, UnitRef};
 use crate::plan::{CompensationPlan, Step};
-use crate::recount::{recount, Expected};
+use crate::recount::{recount, Before, Expected};
 
 /// What the database holds of one change set. Read by every step before it writes, and by
 /// `cutter compensate --show`.
@@ -486,6 +486,8 @@ pub(crate) fn step_a(
         }
         return Ok(already(0));
     }
+    // What the re-count compares the step's result with, counted before it writes.
+    let before = Before::count(tx, cs.as_str())?;
     let mut hard_versions = 0;
     let changed: i64 = match kind {
         RevertKind::Soft => {
@@ -546,10 +548,7 @@ pub(crate) fn step_a(
         }
     };
     let changed = u64::try_from(changed).unwrap_or(0);
-    let expected = Expected {
-        units: total,
-        changed,
-    };
+    let expected = Expected { before, changed };
     let (differences, versions_withdrawn) = recount(tx, plan, kind, revert_run, expected)?;
     if !differences.is_empty() {
         return Err(Error::RecountMismatch {

@@ -1,8 +1,9 @@
 //! The re-count before COMMIT: inside compensation A's transaction, the rows outside the
 //! change set (exactly the rows that existed before the run) must equal the run's pre
 //! snapshot — row counts, content digests, units by status — and the change set's own
-//! rows must be what the revert leaves (soft: every unit and version withdrawn, one
-//! lifecycle log row per unit; hard: none). Any difference rolls the step back.
+//! rows must be what the revert leaves (soft: the units and versions counted before the
+//! step ([`Before`]), all withdrawn, one lifecycle log row per unit; hard: none). Any
+//! difference rolls the step back.
 //!
 //! One pass per table. The digests use cutter-pg's canonical form (`cutter_pg::surface`)
 //! over the rows outside the change set; a test checks they equal cutter-pg's own digests
@@ -112,11 +113,43 @@ pub(crate) fn pass(
     })
 }
 
+/// What the change set held when the step started, counted inside the step's transaction
+/// before it writes: the figures the re-count compares the step's result with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Before {
+    /// Units of the change set.
+    pub units: u64,
+    /// Versions of the change set's units.
+    pub versions: u64,
+}
+
+impl Before {
+    /// Counts the units of change set `cs` and their versions, in one statement.
+    pub(crate) fn count(c: &mut impl GenericClient, cs: &str) -> Result<Self> {
+        let row = c
+            .query_one(
+                "SELECT (SELECT count(*) FROM public.information_unit WHERE change_set_id = $1), \
+                        (SELECT count(*) FROM public.unit_version v \
+                           JOIN public.information_unit u ON u.id = v.information_unit_id \
+                          WHERE u.change_set_id = $1)",
+                &[&cs],
+            )
+            .doing(|| {
+                format!("counting the units and versions of change set {cs} before the step")
+            })?;
+        let n = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+        Ok(Before {
+            units: n(0),
+            versions: n(1),
+        })
+    }
+}
+
 /// What the change set held when the step started, and what the step did.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Expected {
-    /// Units of the change set before the step.
-    pub units: u64,
+    /// The change set's rows before the step.
+    pub before: Before,
     /// Units the step withdrew (soft) or deleted (hard).
     pub changed: u64,
 }
@@ -159,9 +192,12 @@ pub(crate) fn recount(
                 difference: Difference::Content { table: t.clone() },
             });
         }
+        // The change set's own rows, as counted before the step (never this pass's own
+        // count: that would only repeat the comparison above). Soft: each unit gets one
+        // lifecycle log row.
         let own = match *name {
-            "information_unit" => p.counts[3],
-            _ => p.counts[0],
+            "unit_version" => expected.before.versions,
+            _ => expected.before.units,
         };
         let pre_rows = before.map_or(0, |s| s.rows);
         let want = if soft { pre_rows + own } else { pre_rows };
@@ -217,11 +253,13 @@ pub(crate) fn recount(
         }
     };
     if soft {
-        check(format!("units of {cs}"), expected.units, cs_units);
+        let units = expected.before.units;
+        check(format!("units of {cs}"), units, cs_units);
+        check(format!("units of {cs} withdrawn"), units, cs_withdrawn);
         check(
-            format!("units of {cs} withdrawn"),
-            expected.units,
-            cs_withdrawn,
+            format!("versions of {cs}"),
+            expected.before.versions,
+            cs_versions,
         );
         check(
             format!("versions of {cs} withdrawn"),
@@ -230,12 +268,12 @@ pub(crate) fn recount(
         );
         check(
             format!("lifecycle log rows of the units of {cs}"),
-            expected.units,
+            units,
             log[0],
         );
         check(
             format!("units of {cs} with a lifecycle log row"),
-            expected.units,
+            units,
             log[2],
         );
         check(

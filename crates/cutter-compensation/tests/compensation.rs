@@ -669,6 +669,69 @@ fn a_change_outside_the_change_set_rolls_the_revert_back() {
     );
 }
 
+/// A soft revert must leave every version of the change set in place: if the step
+/// deleted one, the re-count (against the versions counted before the step) refuses and
+/// nothing commits. The faulty step is a `fn_iu_withdraw` that also deletes a version,
+/// installed by the schema owner; the guard only checks that the function exists.
+#[test]
+fn a_soft_revert_that_deletes_a_version_is_refused_before_commit() {
+    let db = db();
+    let p = scale_plan("doc-lost-version", 4);
+    let sim = simulate(&db, "r-lost-version", &p, Some(Phase::WriteVerify));
+    let plan = plan(&sim.facts);
+    let cs = plan.change_set().clone();
+    db.admin()
+        .batch_execute(
+            "ALTER FUNCTION public.fn_iu_withdraw(text, text, text) RENAME TO fn_iu_withdraw_real; \
+             CREATE FUNCTION public.fn_iu_withdraw(p_change_set_id text, p_run_id text, p_actor text) \
+             RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp \
+             AS $fn$ \
+             DECLARE n bigint; \
+             BEGIN \
+                 n := public.fn_iu_withdraw_real(p_change_set_id, p_run_id, p_actor); \
+                 DELETE FROM public.unit_version WHERE id = \
+                     (SELECT v.id FROM public.unit_version v \
+                        JOIN public.information_unit u ON u.id = v.information_unit_id \
+                       WHERE u.change_set_id = p_change_set_id ORDER BY v.id LIMIT 1); \
+                 RETURN n; \
+             END $fn$; \
+             GRANT EXECUTE ON FUNCTION public.fn_iu_withdraw(text, text, text) TO cutter_exec;",
+        )
+        .unwrap();
+    let before = public_counts(&db);
+    let mut c = exec(&db);
+    let err = compensate_a(
+        &mut c,
+        &plan,
+        &RevertMode::Soft,
+        &revert_run_for(plan.run_id()),
+        ACTOR,
+    )
+    .unwrap_err();
+    let Error::RecountMismatch { differences, .. } = &err else {
+        panic!("expected a re-count mismatch, got: {err}");
+    };
+    assert!(
+        differences.iter().any(|d| matches!(
+            d,
+            RecountDifference::ChangeSet { what, expected: 4, found: 3 }
+                if *what == format!("versions of {cs}")
+        )),
+        "{differences:?}"
+    );
+    assert!(
+        differences.iter().any(|d| matches!(
+            d,
+            RecountDifference::Total { table, found, expected }
+                if table == "public.unit_version" && *found + 1 == *expected
+        )),
+        "{differences:?}"
+    );
+    // Rolled back: the units are still draft and no version is gone.
+    assert_eq!(public_counts(&db), before);
+    assert_eq!(units_by_status(&db, &cs), vec![("draft".to_string(), 4)]);
+}
+
 #[test]
 fn refuses_another_server_and_a_locked_target() {
     let db = db();

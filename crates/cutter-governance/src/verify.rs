@@ -2,6 +2,8 @@
 //! snapshot, compare it with the plan (canonical address, title, body digest, status,
 //! document) and with the change set recorded by leg_b_record, and record the verdict.
 //! A difference fails the phase: nothing is written and the error lists every difference.
+//! The body digest compared is computed by the server from the stored body in the same
+//! query; the stored `body_sha256` column must agree with it, never stands in for it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -44,8 +46,16 @@ pub enum MismatchKind {
     Body {
         /// SHA-256 of the planned body.
         expected: String,
-        /// `unit_version.body_sha256` of the latest version, if any.
+        /// SHA-256 of the latest version's `body`, computed by the server, if any.
         found: Option<String>,
+    },
+    /// The latest version's stored `body_sha256` is not the digest of its `body` (the body
+    /// or the digest was changed after insert).
+    StoredDigest {
+        /// `unit_version.body_sha256` as stored.
+        stored: String,
+        /// SHA-256 of `unit_version.body`, computed by the server.
+        computed: String,
     },
     /// The unit is not a draft.
     Status {
@@ -89,6 +99,10 @@ impl fmt::Display for Mismatch {
                 "{a}: body sha256 {}, planned {expected}",
                 found.as_deref().unwrap_or("(no version)")
             ),
+            MismatchKind::StoredDigest { stored, computed } => write!(
+                f,
+                "{a}: stored body_sha256 {stored} is not the digest of the stored body ({computed})"
+            ),
             MismatchKind::Status { found } => write!(f, "{a}: status {found}, expected draft"),
             MismatchKind::Document { found } => write!(f, "{a}: belongs to {found}"),
             MismatchKind::Ledger { detail } => write!(f, "{a}: ledger: {detail}"),
@@ -105,7 +119,8 @@ pub struct VerifyReport {
     pub facts: VerifyFacts,
     /// `verify_result.id`.
     pub verify_result_row: i64,
-    /// Digest over `(address, title, body_sha256)` of every unit in plan order, as read.
+    /// Digest over `(address, title, body sha256)` of every unit in plan order, as read
+    /// (the digest computed from the stored body).
     pub units_digest: Sha256Digest,
     /// The role the units were read as.
     pub read_as: String,
@@ -257,7 +272,8 @@ fn preconditions(
     }
 }
 
-/// What the comparison read: per plan row, the unit's (title, body_sha256) as read.
+/// What the comparison read: per plan row, the unit's (title, body sha256 computed from
+/// the body) as read.
 struct Compared {
     checked: u64,
     read: Vec<(String, String)>,
@@ -279,7 +295,7 @@ fn compare<C: GenericClient>(
         .enumerate()
         .map(|(i, r)| (r.canonical_address, i))
         .collect();
-    // found[i] = (unit id, title, body_sha256) as read.
+    // found[i] = (unit id, title, body sha256 computed from the body) as read.
     let mut found: Vec<Option<(i64, String, String)>> = vec![None; rows.len()];
     let mut mismatches = Vec::new();
     let mut checked = 0u64;
@@ -288,9 +304,10 @@ fn compare<C: GenericClient>(
         let mut it = reader
             .query_raw(
                 "SELECT iu.id, iu.canonical_address, iu.title, iu.lifecycle_status, \
-                        iu.document_id, iu.source_version_id, uv.body_sha256 \
+                        iu.document_id, iu.source_version_id, \
+                        encode(sha256(convert_to(uv.body, 'UTF8')), 'hex'), uv.body_sha256 \
                  FROM public.information_unit iu \
-                 LEFT JOIN LATERAL (SELECT v.body_sha256 FROM public.unit_version v \
+                 LEFT JOIN LATERAL (SELECT v.body, v.body_sha256 FROM public.unit_version v \
                                      WHERE v.information_unit_id = iu.id \
                                      ORDER BY v.version_no DESC LIMIT 1) uv ON true \
                  WHERE iu.change_set_id = $1",
@@ -305,6 +322,7 @@ fn compare<C: GenericClient>(
             let status: &str = u.get(3);
             let (udoc, uver): (&str, &str) = (u.get(4), u.get(5));
             let sha: Option<&str> = u.get(6);
+            let stored: Option<&str> = u.get(7);
             let mis = |kind| Mismatch {
                 canonical_address: addr.to_string(),
                 kind,
@@ -330,6 +348,14 @@ fn compare<C: GenericClient>(
                     expected,
                     found: sha.map(str::to_string),
                 }));
+            }
+            if let (Some(stored), Some(computed)) = (stored, sha) {
+                if stored != computed {
+                    mismatches.push(mis(MismatchKind::StoredDigest {
+                        stored: stored.to_string(),
+                        computed: computed.to_string(),
+                    }));
+                }
             }
             if status != "draft" {
                 mismatches.push(mis(MismatchKind::Status {

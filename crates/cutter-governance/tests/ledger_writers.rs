@@ -297,6 +297,64 @@ fn write_verify_reports_every_difference_and_writes_nothing() {
     assert_eq!(db.count("cutter_governance.verify_result"), 0);
 }
 
+/// A draft body edited in place after insert, its stored `body_sha256` left alone: the
+/// digest write_verify compares is computed from the body, so the edit is seen, and the
+/// stale stored digest is reported too.
+#[test]
+fn write_verify_recomputes_the_body_digest_from_the_body() {
+    let db = db();
+    let plan = plan("law-body-edit", 6);
+    let r = run("r-body-edit");
+    let auth = live_auth(&db, &r, &plan);
+    cut(&db, &auth, &plan);
+    leg_b(&db, &auth, &plan).unwrap();
+    let address = "law-body-edit/dieu-2";
+    let edited = "a body edited after insert";
+    // As the table owner, straight through SQL: the body only.
+    let changed = db
+        .admin()
+        .execute(
+            "UPDATE public.unit_version SET body = $2 WHERE information_unit_id = \
+             (SELECT id FROM public.information_unit WHERE canonical_address = $1)",
+            &[&address, &edited],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let planned = plan
+        .rows()
+        .iter()
+        .find(|r| r.canonical_address.as_str() == address)
+        .map(|r| body_sha256(&r.body))
+        .expect("planned row");
+    let edited_sha = body_sha256(edited);
+    let before = ledger_counts(&db);
+    match write_verify(&db, &auth, &plan) {
+        Err(Error::VerifyMismatch { mismatches, .. }) => {
+            assert!(
+                mismatches.iter().all(|m| m.canonical_address == address),
+                "{mismatches:?}"
+            );
+            let kinds: Vec<&MismatchKind> = mismatches.iter().map(|m| &m.kind).collect();
+            assert!(
+                kinds.contains(&&MismatchKind::Body {
+                    expected: planned.clone(),
+                    found: Some(edited_sha.clone()),
+                }),
+                "{kinds:?}"
+            );
+            assert!(
+                kinds.contains(&&MismatchKind::StoredDigest {
+                    stored: planned.clone(),
+                    computed: edited_sha.clone(),
+                }),
+                "{kinds:?}"
+            );
+        }
+        other => panic!("expected VerifyMismatch, got {other:?}"),
+    }
+    assert_eq!(ledger_counts(&db), before, "nothing is written");
+}
+
 #[test]
 fn write_verify_needs_leg_b_and_a_read_only_verify_role() {
     let db = db();

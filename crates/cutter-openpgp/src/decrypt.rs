@@ -4,6 +4,10 @@ use std::{
     error::Error as StdError,
     fmt,
     io::{self, BufRead, BufReader, Read, Write},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
 };
 
 use pgp::{
@@ -32,20 +36,32 @@ impl fmt::Display for InputError {
 }
 impl StdError for InputError {}
 
-/// The caller's reader, buffered, with its errors marked.
-struct Input<R>(BufReader<R>);
+/// The caller's reader, buffered, with its errors marked and its end noted.
+struct Input<R> {
+    inner: BufReader<R>,
+    /// Set once the reader has reported its end (no more octets) to rpgp.
+    ended: Arc<AtomicBool>,
+}
 
 impl<R: Read> Read for Input<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf).map_err(mark)
+        let n = self.inner.read(buf).map_err(mark)?;
+        if n == 0 && !buf.is_empty() {
+            self.ended.store(true, Ordering::Relaxed);
+        }
+        Ok(n)
     }
 }
 impl<R: Read> BufRead for Input<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.0.fill_buf().map_err(mark)
+        let buf = self.inner.fill_buf().map_err(mark)?;
+        if buf.is_empty() {
+            self.ended.store(true, Ordering::Relaxed);
+        }
+        Ok(buf)
     }
     fn consume(&mut self, amt: usize) {
-        self.0.consume(amt)
+        self.inner.consume(amt)
     }
 }
 impl<R> fmt::Debug for Input<R> {
@@ -69,15 +85,25 @@ enum Kind {
     Other,
 }
 
-/// Walks the error chain (through `io::Error` payloads and `source()`s).
-fn kind_of(top: &(dyn StdError + 'static)) -> Kind {
+/// Walks the error chain (through `io::Error` payloads and `source()`s) and matches rpgp's
+/// error variants and I/O error kinds, never their text.
+///
+/// `input_ended`: the caller's reader had reported its end before the error. rpgp reports a
+/// packet body that ends before the length its header gives as a bare `io::Error` of kind
+/// `Other` (a message and nothing else, no variant to match): that error, raised after the
+/// input ended, is a truncation. An error of kind `Other` that carries one of rpgp's own
+/// errors (e.g. trailing bytes after the message) is not.
+fn kind_of(top: &(dyn StdError + 'static), input_ended: bool) -> Kind {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(top);
     let mut truncated = false;
+    // The deepest error so far is an `io::Error` of kind `Other` with nothing of rpgp's below.
+    let mut bare_io = false;
     while let Some(e) = cur {
         if e.downcast_ref::<InputError>().is_some() {
             return Kind::Input;
         }
         if let Some(pe) = e.downcast_ref::<pgp::errors::Error>() {
+            bare_io = false;
             match pe {
                 pgp::errors::Error::MdcError => return Kind::Mdc,
                 pgp::errors::Error::PacketIncomplete { .. } => truncated = true,
@@ -85,27 +111,25 @@ fn kind_of(top: &(dyn StdError + 'static)) -> Kind {
             }
         }
         if let Some(io) = e.downcast_ref::<io::Error>() {
+            // E.g. the input ends inside the quick check or before the next packet.
             if io.kind() == io::ErrorKind::UnexpectedEof {
                 truncated = true;
             }
-            let text = io.to_string();
-            if text.contains("shorter than expected") || text.contains("missing quick check") {
-                truncated = true;
-            }
+            bare_io = io.kind() == io::ErrorKind::Other;
             cur = io.get_ref().map(|i| i as &(dyn StdError + 'static));
             continue;
         }
         cur = e.source();
     }
-    if truncated {
+    if truncated || (input_ended && bare_io) {
         Kind::Truncated
     } else {
         Kind::Other
     }
 }
 
-fn read_error(e: io::Error) -> Error {
-    match kind_of(&e) {
+fn read_error(e: io::Error, input_ended: bool) -> Error {
+    match kind_of(&e, input_ended) {
         Kind::Input => Error::DecryptInput { source: e },
         Kind::Mdc => Error::IntegrityCheckFailed {
             detail: "the MDC (SHA-1 over the plaintext) does not match".into(),
@@ -119,8 +143,12 @@ fn read_error(e: io::Error) -> Error {
     }
 }
 
-fn pgp_error(e: pgp::errors::Error, outside: impl FnOnce(String) -> Error) -> Error {
-    match kind_of(&e) {
+fn pgp_error(
+    e: pgp::errors::Error,
+    input_ended: bool,
+    outside: impl FnOnce(String) -> Error,
+) -> Error {
+    match kind_of(&e, input_ended) {
         Kind::Input => Error::DecryptInput {
             source: io::Error::other(e.to_string()),
         },
@@ -170,9 +198,14 @@ where
     R: Read + Send,
     W: Write,
 {
-    let input = Input(BufReader::with_capacity(INPUT_BUFFER, input));
+    let ended = Arc::new(AtomicBool::new(false));
+    let input_ended = || ended.load(Ordering::Relaxed);
+    let input = Input {
+        inner: BufReader::with_capacity(INPUT_BUFFER, input),
+        ended: Arc::clone(&ended),
+    };
     let (msg, _headers) = Message::from_reader(input)
-        .map_err(|e| pgp_error(e, |detail| Error::NotAMessage { detail }))?;
+        .map_err(|e| pgp_error(e, input_ended(), |detail| Error::NotAMessage { detail }))?;
 
     let esks = match &msg {
         Message::Encrypted { esk, .. } => esk,
@@ -218,11 +251,11 @@ where
     };
     let (mut msg, _) = msg
         .decrypt_the_ring(ring, true)
-        .map_err(|e| pgp_error(e, |detail| Error::Malformed { detail }))?;
+        .map_err(|e| pgp_error(e, input_ended(), |detail| Error::Malformed { detail }))?;
     while msg.is_compressed() {
         msg = msg
             .decompress()
-            .map_err(|e| pgp_error(e, |detail| Error::Malformed { detail }))?;
+            .map_err(|e| pgp_error(e, input_ended(), |detail| Error::Malformed { detail }))?;
     }
     if msg.is_encrypted() {
         return Err(Error::Malformed {
@@ -232,7 +265,7 @@ where
 
     let mut total = 0u64;
     loop {
-        let chunk = msg.fill_buf().map_err(read_error)?;
+        let chunk = msg.fill_buf().map_err(|e| read_error(e, input_ended()))?;
         if chunk.is_empty() {
             break;
         }

@@ -199,6 +199,98 @@ fn truncated_message_is_an_error() {
     );
 }
 
+/// Each way a decryption can fail, pinned to a real input and to exactly one error: rpgp's
+/// error variants and I/O error kinds decide, never its message text, so an rpgp upgrade
+/// that changes how it reports one of these fails here instead of changing the
+/// classification silently.
+#[test]
+fn each_decryption_failure_has_exactly_one_classification() {
+    let p = pair("Classes <classes@example.org>", "pw");
+    let ct = encrypt(&p.recipient, b"hello, world", &[usize::MAX]);
+    // PKESK with a one-octet length, then the SEIPD packet with a one-octet (fixed) length
+    // that runs to the end.
+    assert!(ct[1] < 192, "one-octet PKESK length");
+    let pk = 2 + ct[1] as usize;
+    assert_eq!(ct[pk], 0xD2, "SEIPD tag");
+    assert!(ct[pk + 1] < 192, "one-octet SEIPD length");
+    assert_eq!(pk + 2 + ct[pk + 1] as usize, ct.len());
+    assert_eq!(ct[pk + 2], 1, "SEIPD version 1");
+    decrypt_vec(&p, &ct).expect("the intact message decrypts");
+
+    let flipped = |pos: usize| {
+        let mut bad = ct.clone();
+        bad[pos] ^= 0x40;
+        bad
+    };
+    // The SEIPD packet's header says 11 octets and it holds 11: too short for the 18-octet
+    // prefix with its quick check.
+    let mut short_seipd = ct[..pk].to_vec();
+    short_seipd.extend([0xD2, 11]);
+    short_seipd.extend(&ct[pk + 2..pk + 13]);
+    let mut trailing = ct.clone();
+    trailing.extend(b"trailing");
+
+    let class = |e: &Error| match e {
+        Error::Truncated { .. } => "truncated",
+        Error::IntegrityCheckFailed { .. } => "integrity",
+        Error::Malformed { .. } => "malformed",
+        Error::NotAMessage { .. } => "not a message",
+        Error::DecryptInput { .. } => "input",
+        _ => "other",
+    };
+    let cases = [
+        // The input ends inside a fixed-length packet body.
+        (
+            "cut inside the SEIPD body",
+            ct[..ct.len() - 10].to_vec(),
+            "truncated",
+        ),
+        (
+            "cut inside the PKESK body",
+            ct[..pk - 5].to_vec(),
+            "truncated",
+        ),
+        // The input ends where the next packet's header should be.
+        ("cut after the PKESK", ct[..pk].to_vec(), "truncated"),
+        ("SEIPD shorter than its prefix", short_seipd, "truncated"),
+        (
+            "last octet (MDC) changed",
+            flipped(ct.len() - 1),
+            "integrity",
+        ),
+        ("bytes after the message", trailing, "malformed"),
+        ("empty input", Vec::new(), "not a message"),
+        ("SEIPD version changed", flipped(pk + 2), "not a message"),
+    ];
+    for (what, input, expected) in cases {
+        let err = decrypt_vec(&p, &input).expect_err(what);
+        assert_eq!(class(&err), expected, "{what}: {err:?}");
+    }
+
+    // The caller's reader fails (with the kind rpgp also uses for a body cut short):
+    // the input's error, not the message's.
+    struct Failing<'a>(&'a [u8]);
+    impl std::io::Read for Failing<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("the disk went away"));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let err = decrypt(
+        &p.secret,
+        &p.pass,
+        Failing(&ct[..ct.len() - 10]),
+        Vec::new(),
+    )
+    .expect_err("failing reader");
+    assert!(matches!(err, Error::DecryptInput { .. }), "{err:?}");
+}
+
 #[test]
 fn wrong_key_names_the_key_ids() {
     let alice = pair("Alice <alice@example.org>", "a");

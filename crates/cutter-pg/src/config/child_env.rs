@@ -1,0 +1,197 @@
+//! The environment of a child libpq program (`pg_dump`, `pg_restore`, `psql`): the `PG*`
+//! variables that make it connect exactly like a [`ConnConfig`], and a private password file.
+//! Invariant: the password never goes into `PGPASSWORD` or a command line, and inherited
+//! `PG*` connection variables are removed.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use super::passfile::escape_pgpass;
+use super::{ConfigError, ConnConfig, Host, Password, SslRootCert};
+
+/// Variables a child libpq program must not inherit from cutter's own
+/// environment, because they would make it connect somewhere else or with
+/// other credentials than [`ConnConfig::child_env`] describes.
+const CHILD_CLEARED_VARS: &[&str] = &[
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGUSER",
+    "PGDATABASE",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGOPTIONS",
+    "PGAPPNAME",
+    "PGSSLMODE",
+    "PGREQUIRESSL",
+    "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGSSLCRL",
+    "PGSSLCRLDIR",
+    "PGSSLNEGOTIATION",
+    "PGCONNECT_TIMEOUT",
+    "PGTARGETSESSIONATTRS",
+    "PGLOADBALANCEHOSTS",
+    "PGCHANNELBINDING",
+    "PGREQUIREAUTH",
+];
+
+impl ConnConfig {
+    /// The environment for a child libpq program (`pg_dump`, `pg_restore`,
+    /// `psql`) that must connect exactly like this configuration: `PGHOST`,
+    /// `PGHOSTADDR`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGSSLMODE`,
+    /// `PGSSLROOTCERT`, `PGAPPNAME`, `PGCONNECT_TIMEOUT`, `PGOPTIONS` (including
+    /// statement/lock timeouts), and `PGPASSFILE` pointing at a private
+    /// temporary password file (directory 0700, file 0600, removed when the
+    /// returned [`ChildEnv`] drops) holding the password found by
+    /// [`ConnConfig::lookup_password`] (empty if none). The password is never
+    /// put in `PGPASSWORD` or on a command line; inherited `PG*` connection
+    /// variables (including `PGPASSWORD`) are removed by [`ChildEnv::apply`].
+    pub fn child_env(&self) -> Result<ChildEnv, ConfigError> {
+        let lookup = self.lookup_password();
+        let io_err =
+            |detail: String| move |io: std::io::Error| ConfigError::ChildEnv { detail, io };
+        let line = match &lookup.password {
+            Some(pw) if pw.expose_secret().contains(['\n', '\r']) => {
+                return Err(ConfigError::UnrepresentablePassword)
+            }
+            Some(pw) => Some(Password(format!(
+                "*:*:*:*:{}\n",
+                escape_pgpass(pw.expose_secret())
+            ))),
+            None => None,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("cutter-pgpass-")
+            .tempdir()
+            .map_err(io_err("creating a private temporary directory".to_owned()))?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).map_err(
+            io_err(format!("setting mode 0700 on {}", dir.path().display())),
+        )?;
+        let passfile = dir.path().join("pgpass");
+        let what = format!("writing the temporary password file {}", passfile.display());
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&passfile)
+            .map_err(io_err(what.clone()))?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err(what.clone()))?;
+        if let Some(line) = &line {
+            f.write_all(line.expose_secret().as_bytes())
+                .map_err(io_err(what.clone()))?;
+        }
+        f.sync_all().map_err(io_err(what))?;
+        drop(f);
+
+        let abs = |p: &Path| -> OsString {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.to_owned())
+                .into_os_string()
+        };
+        let mut vars: Vec<(&'static str, OsString)> = Vec::new();
+        match &self.host {
+            Some(Host::Tcp(h)) => vars.push(("PGHOST", h.into())),
+            Some(Host::Unix(d)) => vars.push(("PGHOST", abs(d))),
+            None => {}
+        }
+        if let Some(a) = self.hostaddr {
+            vars.push(("PGHOSTADDR", a.to_string().into()));
+        }
+        vars.push(("PGPORT", self.port.to_string().into()));
+        vars.push(("PGUSER", self.user.clone().into()));
+        vars.push(("PGDATABASE", self.dbname.clone().into()));
+        vars.push(("PGSSLMODE", self.sslmode.as_str().into()));
+        match &self.sslrootcert {
+            Some(SslRootCert::File(p)) => vars.push(("PGSSLROOTCERT", abs(p))),
+            Some(SslRootCert::System) => vars.push(("PGSSLROOTCERT", "system".into())),
+            None => {}
+        }
+        if let Some(a) = &self.application_name {
+            vars.push(("PGAPPNAME", a.into()));
+        }
+        if let Some(t) = self.connect_timeout {
+            let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
+            vars.push(("PGCONNECT_TIMEOUT", secs.max(2).to_string().into()));
+        }
+        if let Some(o) = self.effective_options() {
+            vars.push(("PGOPTIONS", o.into()));
+        }
+        vars.push(("PGPASSFILE", passfile.clone().into_os_string()));
+        let unset = CHILD_CLEARED_VARS
+            .iter()
+            .copied()
+            .filter(|k| !vars.iter().any(|(v, _)| v == k))
+            .collect();
+        Ok(ChildEnv {
+            vars,
+            unset,
+            passfile,
+            _dir: dir,
+        })
+    }
+}
+
+/// Environment for a child libpq program; see [`ConnConfig::child_env`].
+/// Keep it alive until the child has exited: dropping it deletes the
+/// temporary password file.
+pub struct ChildEnv {
+    vars: Vec<(&'static str, OsString)>,
+    unset: Vec<&'static str>,
+    passfile: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl fmt::Debug for ChildEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The variables never contain the password; the file is not read.
+        f.debug_struct("ChildEnv")
+            .field("vars", &self.vars)
+            .field("unset", &self.unset)
+            .field("passfile", &self.passfile)
+            .finish()
+    }
+}
+
+impl ChildEnv {
+    /// Removes inherited `PG*` connection variables (including `PGPASSWORD`)
+    /// from `cmd` and sets this configuration's.
+    pub fn apply(&self, cmd: &mut std::process::Command) {
+        for k in &self.unset {
+            cmd.env_remove(k);
+        }
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+    }
+
+    /// The variables [`ChildEnv::apply`] sets.
+    pub fn vars(&self) -> &[(&'static str, OsString)] {
+        &self.vars
+    }
+
+    /// One variable's value, if set.
+    pub fn var(&self, name: &str) -> Option<&OsStr> {
+        self.vars
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_os_str())
+    }
+
+    /// The variables [`ChildEnv::apply`] removes.
+    pub fn unset(&self) -> &[&'static str] {
+        &self.unset
+    }
+
+    /// The temporary password file (exists while `self` lives).
+    pub fn passfile(&self) -> &Path {
+        &self.passfile
+    }
+}
