@@ -48,7 +48,9 @@ const SECTIONS: [&str; 3] = ["article", "clause", "preamble"];
 fn row() -> impl Strategy<Value = (String, String, usize, bool)> {
     (
         "[\\p{L}\\p{N}][\\p{L}\\p{N} .,;'\"$()-]{0,40}",
-        "[^\u{0}]{0,300}",
+        // Any text the row contract accepts in a body: no NUL, no C0/C1 control but
+        // tab and line feed, no bidirectional control, no replacement character.
+        "[^\u{0}-\u{8}\u{B}-\u{1F}\u{7F}-\u{9F}\u{61C}\u{200E}\u{200F}\u{202A}-\u{202E}\u{2066}-\u{2069}\u{FFFD}]{0,300}",
         0..SECTIONS.len(),
         any::<bool>(),
     )
