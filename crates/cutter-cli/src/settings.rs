@@ -33,7 +33,8 @@ statement_timeout_ms = 0
 lock_timeout_ms = 10000
 
 [backup]
-# Fingerprint the backup recipient key must have (env BACKUP_GPG_FPR). Required.
+# Fingerprint the backup recipient key must have. Required. BACKUP_GPG_FPR (the seed's
+# name) may repeat it; if both are set and differ, every command refuses.
 # recipient_fingerprint = "0123456789ABCDEF0123456789ABCDEF01234567"
 # The recipient's public key (armored or binary), e.g. from `gpg --export --armor`.
 # recipient_key = "keys/backup.pub.asc"
@@ -43,7 +44,8 @@ lock_timeout_ms = 10000
 
 [approvals]
 # Public keys of the people who may sign SG_1 and SG_2 (their fingerprints are the
-# approver set). Two distinct approvers must sign every live run.
+# approver set). Two distinct approvers must sign every live run. CUTTER_APPROVER_KEYS
+# may only repeat this list, never replace or widen it.
 approver_keys = []
 # How long a new approval statement stays valid.
 validity_hours = 24
@@ -177,6 +179,62 @@ pub fn refuse_password(where_: &str, url: &str) -> Result<()> {
     Ok(())
 }
 
+/// A pinned value (a fingerprint) that the config file and the environment may both
+/// give: the environment never replaces the file's value; where both are set they must
+/// name the same thing (compared without case and spaces), or the command refuses.
+fn pinned_value(
+    file_key: &str,
+    from_file: Option<String>,
+    env_key: &str,
+    from_env: Option<String>,
+) -> Result<Option<String>> {
+    let norm = |v: &str| -> String {
+        v.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_uppercase()
+    };
+    let from_file = from_file.filter(|v| !v.trim().is_empty());
+    let from_env = from_env.filter(|v| !v.trim().is_empty());
+    match (from_file, from_env) {
+        (Some(f), Some(e)) if norm(&f) != norm(&e) => Err(CliError::Refused(format!(
+            "{file_key} pins {f} but {env_key} says {e}: a pinned value is never replaced from the \
+             environment; unset {env_key} or make both name the same key"
+        ))),
+        (Some(f), _) => Ok(Some(f)),
+        (None, e) => Ok(e),
+    }
+}
+
+/// `CUTTER_APPROVER_KEYS` may repeat the approvers the config file pins, never replace
+/// or widen them: otherwise whoever runs cutter could approve their own run with two
+/// keys of their own.
+fn pinned_approvers(from_file: &[PathBuf], from_env: &[PathBuf]) -> Result<()> {
+    let canon = |ps: &[PathBuf]| -> std::collections::BTreeSet<PathBuf> {
+        ps.iter()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+            .collect()
+    };
+    let (file, env) = (canon(from_file), canon(from_env));
+    if file == env {
+        return Ok(());
+    }
+    let extra: Vec<String> = env
+        .difference(&file)
+        .map(|p| p.display().to_string())
+        .collect();
+    Err(CliError::Refused(format!(
+        "CUTTER_APPROVER_KEYS names approver keys that [approvals].approver_keys does not pin{}: \
+         the approvers are never replaced or widened from the environment; unset \
+         CUTTER_APPROVER_KEYS",
+        if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", extra.join(", "))
+        }
+    )))
+}
+
 fn resolve(base: &Path, p: PathBuf) -> PathBuf {
     if p.is_absolute() {
         p
@@ -242,8 +300,12 @@ impl Settings {
             .clone()
             .or_else(|| env("DATABASE_URL"))
             .or(file.database.url.clone());
-        let backup_fingerprint =
-            env("BACKUP_GPG_FPR").or(file.backup.recipient_fingerprint.clone());
+        let backup_fingerprint = pinned_value(
+            "[backup].recipient_fingerprint",
+            file.backup.recipient_fingerprint.clone(),
+            "BACKUP_GPG_FPR",
+            env("BACKUP_GPG_FPR"),
+        )?;
         let backup_key = env("CUTTER_BACKUP_KEY")
             .map(PathBuf::from)
             .or_else(|| file.backup.recipient_key.clone().map(|p| resolve(&base, p)));
@@ -258,15 +320,18 @@ impl Settings {
                     .clone()
                     .map(|p| resolve(&base, p))
             });
-        let mut approver_keys: Vec<PathBuf> = file
+        let approver_keys: Vec<PathBuf> = file
             .approvals
             .approver_keys
             .iter()
             .cloned()
             .map(|p| resolve(&base, p))
             .collect();
-        if let Some(list) = env("CUTTER_APPROVER_KEYS") {
-            approver_keys = std::env::split_paths(&list).collect();
+        if let Some(list) = env("CUTTER_APPROVER_KEYS").filter(|l| !l.trim().is_empty()) {
+            pinned_approvers(
+                &approver_keys,
+                &std::env::split_paths(&list).collect::<Vec<_>>(),
+            )?;
         }
         Ok(Settings {
             config_path: path,
@@ -346,6 +411,90 @@ mod tests {
         let s = Settings::load(&flags, &env).unwrap();
         assert_eq!(s.database_url.as_deref(), Some("postgres://flag@h/db"));
         assert_eq!(s.state_dir.unwrap(), PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn the_environment_never_replaces_or_widens_a_pin() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("cutter.toml");
+        let (a, b, m) = (
+            d.path().join("a.asc"),
+            d.path().join("b.asc"),
+            d.path().join("m.asc"),
+        );
+        for k in [&a, &b, &m] {
+            std::fs::write(k, "key").unwrap();
+        }
+        std::fs::write(
+            &cfg,
+            format!(
+                "[backup]\nrecipient_fingerprint = \"0123456789ABCDEF0123456789ABCDEF01234567\"\n[approvals]\napprover_keys = [{:?}, {:?}]\n",
+                a.display().to_string(),
+                b.display().to_string()
+            ),
+        )
+        .unwrap();
+        let flags = Overrides {
+            config: Some(cfg.clone()),
+            ..Default::default()
+        };
+        let with = |k: &'static str, v: String| move |x: &str| (x == k).then(|| v.clone());
+        // Self-approval: the operator's own two keys through the environment.
+        let own = std::env::join_paths([&m, &b])
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let e = Settings::load(&flags, &with("CUTTER_APPROVER_KEYS", own)).unwrap_err();
+        assert!(matches!(e, CliError::Refused(_)), "{e}");
+        assert!(e.to_string().contains("m.asc"), "{e}");
+        // Repeating the pinned set is allowed.
+        let same = std::env::join_paths([&b, &a])
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let s = Settings::load(&flags, &with("CUTTER_APPROVER_KEYS", same)).unwrap();
+        assert_eq!(s.approver_keys, vec![a.clone(), b.clone()]);
+        // The backup recipient: another fingerprint is refused, the same one (any case,
+        // spaced) is fine, and the file's value is kept.
+        let e = Settings::load(
+            &flags,
+            &with(
+                "BACKUP_GPG_FPR",
+                "FFFF456789ABCDEF0123456789ABCDEF01234567".into(),
+            ),
+        )
+        .unwrap_err();
+        assert!(matches!(e, CliError::Refused(_)), "{e}");
+        assert!(e.to_string().contains("BACKUP_GPG_FPR says FFFF"), "{e}");
+        let s = Settings::load(
+            &flags,
+            &with(
+                "BACKUP_GPG_FPR",
+                "01234567 89abcdef0123456789ABCDEF01234567".into(),
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            s.backup_fingerprint.as_deref(),
+            Some("0123456789ABCDEF0123456789ABCDEF01234567")
+        );
+        // Without a file value the seed's variable still works alone.
+        let s = Settings::load(
+            &Overrides::default(),
+            &with(
+                "BACKUP_GPG_FPR",
+                "0123456789ABCDEF0123456789ABCDEF01234567".into(),
+            ),
+        )
+        .unwrap();
+        assert!(s.backup_fingerprint.is_some());
+        // And approver keys from the environment alone are refused.
+        let e = Settings::load(
+            &Overrides::default(),
+            &with("CUTTER_APPROVER_KEYS", m.display().to_string()),
+        )
+        .unwrap_err();
+        assert!(matches!(e, CliError::Refused(_)), "{e}");
     }
 
     #[test]

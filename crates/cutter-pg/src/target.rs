@@ -801,7 +801,7 @@ fn guard(c: &mut impl GenericClient, authorized: SystemIdentifier, phase: Phase)
             connected,
         });
     }
-    let mut problems = Vec::new();
+    let mut problems = writer_role_problems(c)?;
     let triggers = surface::trigger_states(c)?;
     let hollow = surface::hollow_immutability_triggers(c)?;
     for (name, table) in IMMUTABILITY_TRIGGERS {
@@ -839,6 +839,45 @@ fn guard(c: &mut impl GenericClient, authorized: SystemIdentifier, phase: Phase)
     } else {
         Err(Error::UnsafeTarget { phase, problems })
     }
+}
+
+/// A mutating phase runs only as the writer: never as a superuser (the append-only
+/// and immutability triggers do not bind one that disables them, and it could write
+/// anything), never as the owner of the ledger (whom the append-only trigger lets
+/// through), and only as a member of `cutter_exec`. Checked inside each phase's
+/// transaction; also what `doctor` reports.
+pub fn writer_role_problems(c: &mut impl GenericClient) -> Result<Vec<String>> {
+    let r = c
+        .query_one(
+            "SELECT current_user::text, \
+                    coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), false), \
+                    coalesce((SELECT pg_catalog.pg_has_role(current_user, n.nspowner, 'MEMBER') \
+                                FROM pg_catalog.pg_namespace n WHERE n.nspname = 'cutter_governance'), false), \
+                    coalesce((SELECT pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER') \
+                                FROM pg_catalog.pg_roles r WHERE r.rolname = $1), false)",
+            &[&crate::schema::EXEC_ROLE],
+        )
+        .doing("reading the connected role")?;
+    let user: String = r.get(0);
+    let (superuser, owner, writer): (bool, bool, bool) = (r.get(1), r.get(2), r.get(3));
+    let mut problems = Vec::new();
+    if superuser {
+        problems.push(format!(
+            "connected as {user}, a superuser: runs write only as the writer role {}",
+            crate::schema::EXEC_ROLE
+        ));
+    } else if owner {
+        problems.push(format!(
+            "connected as {user}, the owner of the ledger tables: runs write only as the writer role {}",
+            crate::schema::EXEC_ROLE
+        ));
+    } else if !writer {
+        problems.push(format!(
+            "connected as {user}, which is not the writer role {} (nor a member of it)",
+            crate::schema::EXEC_ROLE
+        ));
+    }
+    Ok(problems)
 }
 
 fn refuse_used_change_set(

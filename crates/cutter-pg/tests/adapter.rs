@@ -574,7 +574,15 @@ fn a_rehearsal_authorization_is_refused_by_a_server_that_is_not_throwaway() {
     assert!(!cutter_pg::is_throwaway_server(&mut admin).unwrap());
     cutter_pg::schema::install_reference(&mut admin).unwrap();
     cutter_pg::schema::install_baseline(&mut admin).unwrap();
-    let mut t = Target::connect(&production.superuser_config("postgres").unwrap()).unwrap();
+    // As the writer: the superuser is refused before anything else (its own test).
+    let pw = cutter_pg::Password::new("rehearsal-writer".to_string());
+    cutter_pg::schema::set_login_password(&mut admin, cutter_pg::schema::EXEC_ROLE, &pw).unwrap();
+    let mut t = Target::connect(
+        &production
+            .config("postgres", cutter_pg::schema::EXEC_ROLE, Some(pw))
+            .unwrap(),
+    )
+    .unwrap();
     let plan = fixtures::scale_plan("rehearsal-doc", 3).unwrap();
     let sysid = production.system_identifier().unwrap();
     let forged = cutter_core::LiveAuthorization::rehearsal(
@@ -599,6 +607,15 @@ fn a_rehearsal_authorization_is_refused_by_a_server_that_is_not_throwaway() {
         .unwrap()
         .get(0);
     assert_eq!(units, 158, "nothing was written");
+
+    // The superuser is refused whatever the authorization, inside the phase.
+    drop(t);
+    let mut su = Target::connect(&production.superuser_config("postgres").unwrap()).unwrap();
+    let e = su.cut_leg_a(&forged, &plan, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(&e, Error::UnsafeTarget { problems, .. } if problems.iter().any(|p| p.contains("a superuser"))),
+        "{e}"
+    );
 
     // The shared test cluster is a throwaway one: the same kind of authorization works.
     let db = TestDb::new();

@@ -210,6 +210,15 @@ pub fn doctor(ctx: &Ctx) -> Result<u8> {
                 true,
                 format!("{} (system {})", t.label(), t.system_identifier()),
             ));
+            match t.read_only(|tx| cutter_pg::writer_role_problems(tx)) {
+                Ok(p) if p.is_empty() => checks.push((
+                    "writer role".into(),
+                    true,
+                    "connected as the writer (not a superuser, not the ledger's owner)".into(),
+                )),
+                Ok(p) => checks.push(("writer role".into(), false, p.join("; "))),
+                Err(e) => checks.push(("writer role".into(), false, e.to_string())),
+            }
             match t.preflight() {
                 Ok(r) if r.is_ok() => checks.push((
                     "preflight".into(),

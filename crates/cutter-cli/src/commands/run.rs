@@ -42,7 +42,7 @@ pub fn approvers(
 ) -> Result<(cutter_core::ApproverSet, cutter_governance::OpenPgpVerifier)> {
     if ctx.settings.approver_keys.is_empty() {
         return Err(CliError::Usage(
-            "no approvers configured: list their public keys in [approvals].approver_keys (or CUTTER_APPROVER_KEYS)".into(),
+            "no approvers configured: list their public keys in [approvals].approver_keys".into(),
         ));
     }
     cutter_governance::load_approvers(&ctx.settings.approver_keys)
