@@ -188,8 +188,11 @@ pub struct SignedApproval {
 /// Checks a detached signature; implemented by the OpenPGP crate.
 pub trait SignatureVerifier {
     /// The primary-key fingerprint of the signer if `signature` is a valid signature over
-    /// `data` by one of the verifier's known keys; otherwise why not.
-    fn verify(&self, data: &[u8], signature: &[u8]) -> Result<Fingerprint, String>;
+    /// `data` by one of the verifier's known keys, judged at `now` (the gate's time, not
+    /// the signature's own creation time: the key and signing subkey must be unexpired,
+    /// unrevoked and able to sign at `now`, and the signature not dated in the future);
+    /// otherwise why not.
+    fn verify(&self, data: &[u8], signature: &[u8], now: UnixTime) -> Result<Fingerprint, String>;
 }
 
 /// The approvers whose signatures count.
@@ -450,8 +453,9 @@ pub struct GateRequest<'a> {
     pub now: UnixTime,
 }
 
-/// Checks approvals for `run_id`/`plan_digest`/`target`: each must parse, verify, be by
-/// a configured approver, name exactly this run, plan and target, and not be expired;
+/// Checks approvals for `run_id`/`plan_digest`/`target`: each must parse, verify at
+/// `now`, be by a configured approver, name exactly this run, plan and target, and not
+/// be expired;
 /// SG_1 and SG_2 must both be present, once each, from two distinct keys. Used by the
 /// gate and by the operations that need both approvals (disarm, hold release).
 pub fn check_approvals(
@@ -474,7 +478,7 @@ pub fn check_approvals(
                 continue;
             }
         };
-        let signer = match verifier.verify(&a.statement, &a.signature) {
+        let signer = match verifier.verify(&a.statement, &a.signature, now) {
             Ok(f) => f,
             Err(detail) => {
                 reasons.push(Refusal::BadSignature { source, detail });
@@ -595,7 +599,8 @@ pub fn authorize(
 pub(crate) mod tests {
     use super::*;
 
-    /// A fake verifier: a "signature" is `SIG:<fingerprint>:<sha256 of data>`.
+    /// A fake verifier: a "signature" is `SIG:<fingerprint>:<sha256 of data>`, optionally
+    /// followed by `:<unix time>` from which on the signing key is revoked.
     pub(crate) struct FakeVerifier;
 
     pub(crate) fn fake_sign(fpr: &Fingerprint, data: &[u8]) -> Vec<u8> {
@@ -603,14 +608,25 @@ pub(crate) mod tests {
     }
 
     impl SignatureVerifier for FakeVerifier {
-        fn verify(&self, data: &[u8], signature: &[u8]) -> Result<Fingerprint, String> {
+        fn verify(
+            &self,
+            data: &[u8],
+            signature: &[u8],
+            now: UnixTime,
+        ) -> Result<Fingerprint, String> {
             let s = std::str::from_utf8(signature).map_err(|_| "malformed armor".to_string())?;
             let mut parts = s.split(':');
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some("SIG"), Some(f), Some(d)) if d == Sha256Digest::of(data).to_hex() => {
-                    Fingerprint::new(f).map_err(|e| e.to_string())
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("SIG"), Some(f), Some(d), revoked)
+                    if d == Sha256Digest::of(data).to_hex() =>
+                {
+                    let revoked = revoked.map(|r| r.parse::<i64>().map_err(|e| e.to_string()));
+                    match revoked.transpose()? {
+                        Some(r) if r <= now.0 => Err(format!("key revoked at {r}")),
+                        _ => Fingerprint::new(f).map_err(|e| e.to_string()),
+                    }
                 }
-                (Some("SIG"), Some(_), Some(_)) => Err("bad signature".into()),
+                (Some("SIG"), Some(_), Some(_), _) => Err("bad signature".into()),
                 _ => Err("malformed armor".into()),
             }
         }
@@ -638,15 +654,19 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn approval(w: &World, gate: ApprovalGate, signer: u8) -> SignedApproval {
-        let st = ApprovalStatement {
+    /// A statement for `w`'s run, plan and target.
+    fn statement(w: &World, gate: ApprovalGate, expires_at: UnixTime) -> ApprovalStatement {
+        ApprovalStatement {
             run_id: w.run.clone(),
             plan_digest: w.plan,
             target: w.target,
             gate,
-            expires_at: UnixTime(2_000),
-        };
-        approval_of(&st, signer)
+            expires_at,
+        }
+    }
+
+    pub(crate) fn approval(w: &World, gate: ApprovalGate, signer: u8) -> SignedApproval {
+        approval_of(&statement(w, gate, UnixTime(2_000)), signer)
     }
 
     fn approval_of(st: &ApprovalStatement, signer: u8) -> SignedApproval {
@@ -812,6 +832,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_verifier_judges_signatures_at_the_gates_now() {
+        let w = world();
+        let ks = disarmed(&w);
+        let mut a2 = approval(&w, ApprovalGate::Sg2, 2);
+        // Signer 2's key is revoked from w.now on: valid a second earlier, refused at now.
+        a2.signature = [a2.signature, format!(":{}", w.now.0).into_bytes()].concat();
+        let a = [approval(&w, ApprovalGate::Sg1, 1), a2];
+        let r = reasons(gate(&w, &ks, None, &a));
+        assert!(
+            matches!(&r[0], Refusal::BadSignature { detail, .. } if detail.contains("revoked")),
+            "{r:?}"
+        );
+        let earlier = World {
+            now: UnixTime(w.now.0 - 1),
+            ..world()
+        };
+        assert!(gate(&earlier, &ks, None, &a).is_ok());
+    }
+
+    #[test]
     fn refuses_tampered_statement_and_malformed_signature() {
         let w = world();
         let ks = disarmed(&w);
@@ -841,13 +881,7 @@ pub(crate) mod tests {
     #[test]
     fn statements_parse_strictly() {
         let w = world();
-        let st = ApprovalStatement {
-            run_id: w.run.clone(),
-            plan_digest: w.plan,
-            target: w.target,
-            gate: ApprovalGate::Sg2,
-            expires_at: UnixTime(2_000),
-        };
+        let st = statement(&w, ApprovalGate::Sg2, UnixTime(2_000));
         let text = st.canonical_text();
         assert_eq!(ApprovalStatement::parse(text.as_bytes()).unwrap(), st);
         assert!(ApprovalStatement::parse(text.trim_end().as_bytes()).is_err());

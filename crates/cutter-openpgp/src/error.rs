@@ -252,7 +252,8 @@ pub enum Error {
         detail: String,
     },
 
-    /// The signing key was not valid for signing when the signature was made.
+    /// The signing key is not valid for signing at the time of verification or was not
+    /// when the signature was made, or the signature is expired or dated in the future.
     #[error("signature by key {fingerprint} is not acceptable: {reason}")]
     SignerNotValid {
         /// The primary fingerprint of the signer.
