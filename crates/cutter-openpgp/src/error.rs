@@ -262,6 +262,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The signature, or the key that made it, uses an algorithm that is refused
+    /// (MD5, SHA-1 or RIPEMD-160 digests; RSA below 2048 bits, DSA or ElGamal keys).
+    #[error("signature by key {fingerprint} is refused: {rule}; {hint}")]
+    WeakAlgorithm {
+        /// The primary fingerprint of the signer.
+        fingerprint: Fingerprint,
+        /// What is weak, and the rule it breaks.
+        rule: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
+
     /// Key generation failed.
     #[error("generating an OpenPGP key failed: {detail}")]
     KeyGeneration {

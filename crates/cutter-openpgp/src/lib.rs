@@ -9,7 +9,7 @@
 //!   in bounded memory (two 256 KiB buffers), as a binary OpenPGP message.
 //! * [`decrypt`] streams an encrypted message from a `Read` into a `Write`, in bounded memory.
 //! * [`sign_detached`] / [`verify_detached`] handle approvals; a signature is judged at
-//!   the verifier's time.
+//!   the verifier's time, and weak digests and keys are refused.
 //! * [`PublicKey`] / [`SecretKey`] parse keys; [`Recipient::pinned`] only accepts a key whose
 //!   primary fingerprint is the configured pin and which can encrypt now.
 //!

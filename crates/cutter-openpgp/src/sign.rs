@@ -153,8 +153,10 @@ pub const MAX_CLOCK_SKEW_SECS: u64 = 5 * 60;
 /// chooses): at `now` the primary key must be bound, unexpired and unrevoked, the signing
 /// (sub)key bound, unexpired, unrevoked and allowed to sign (a subkey with a valid
 /// back-signature), and the signature itself unexpired. A signature dated before the
-/// (sub)key that made it, or more than [`MAX_CLOCK_SKEW_SECS`] after `now`, is refused,
-/// and so are signature types other than binary or text data signatures.
+/// (sub)key that made it, or more than [`MAX_CLOCK_SKEW_SECS`] after `now`, is refused;
+/// so are MD5, SHA-1 and RIPEMD-160 signatures and signatures by weak keys (RSA below
+/// 2048 bits, DSA, ElGamal) as the primary or signing key ([`Error::WeakAlgorithm`]),
+/// and signature types other than binary or text data signatures.
 pub fn verify_detached(
     keys: &[PublicKey],
     data: &[u8],
@@ -254,6 +256,28 @@ fn judge(
         fingerprint: fingerprint.clone(),
         reason,
     };
+    let weak = |rule: String, hint: &'static str| Error::WeakAlgorithm {
+        fingerprint: fingerprint.clone(),
+        rule,
+        hint,
+    };
+    const NEW_KEY: &str = "the approver needs a new key (ed25519, or RSA of 3072 bits), \
+                           registered in place of this one";
+    if let Some(rule) = validity::weak_hash(sig) {
+        return Err(weak(
+            rule,
+            "sign again with SHA-256 or stronger (`gpg --digest-algo SHA256 --detach-sign`)",
+        ));
+    }
+    if let Some(rule) = validity::weak_key(&inner.primary_key) {
+        return Err(weak(format!("the primary key: {rule}"), NEW_KEY));
+    }
+    if let Component::Subkey(sub) = component {
+        if let Some(rule) = validity::weak_key(&sub.key) {
+            let sub_fp = fpr(&sub.key.fingerprint());
+            return Err(weak(format!("signing subkey {sub_fp}: {rule}"), NEW_KEY));
+        }
+    }
     if created > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
         return Err(not_valid(format!(
             "the signature is dated {}, more than {} minutes after the time of verification \

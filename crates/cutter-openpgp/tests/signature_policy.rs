@@ -1,6 +1,6 @@
 //! Which signatures `verify_detached` accepts, with keys and signatures made by GnuPG 2.2
 //! (backdated with `--faked-system-time`): judged at the
-//! verifier's time, never dated in the future.
+//! verifier's time, never dated in the future, no weak digests, no weak keys.
 
 mod common;
 
@@ -169,6 +169,59 @@ fn a_signature_older_than_its_key_is_refused() {
     let sig = gpg.sign_at(now - 2 * DAY, &fpr, &["--ignore-time-conflict"]);
     let says = ["before the primary key that made it was created"];
     refused(&gpg.public(&fpr), &sig, now, &says);
+}
+
+#[test]
+fn md5_sha1_and_ripemd160_signatures_are_refused() {
+    let gpg = Gpg::new();
+    let now = now_secs();
+    let uid = "Digest <digest@example.org>";
+    let fpr = gpg.gen_key_at(now - 60, uid, "rsa2048", "sign", "never");
+    let key = gpg.public(&fpr);
+    // An RSA-2048 key and SHA-256 are fine.
+    accepted(
+        &key,
+        &gpg.sign_at(now, &fpr, &["--digest-algo", "SHA256"]),
+        now,
+    );
+
+    for (algo, name) in [
+        ("SHA1", "SHA-1"),
+        ("MD5", "MD5"),
+        ("RIPEMD160", "RIPEMD-160"),
+    ] {
+        let sig = gpg.sign_at(now, &fpr, &["--digest-algo", algo]);
+        let digest = format!("uses the {name} digest");
+        let err = refused(&key, &sig, now, &[&digest, "are not accepted"]);
+        assert!(matches!(err, Error::WeakAlgorithm { .. }), "{err:?}");
+    }
+}
+
+#[test]
+fn rsa_below_2048_bits_and_dsa_keys_are_refused() {
+    let gpg = Gpg::new();
+    let now = now_secs();
+    for (algo, says) in [
+        (
+            "rsa1024",
+            "RSA-1024 key, and RSA keys need at least 2048 bits",
+        ),
+        ("dsa2048", "DSA key, and DSA keys are not accepted"),
+    ] {
+        let uid = format!("{algo} <{algo}@example.org>");
+        let fpr = gpg.gen_key_at(now - 60, &uid, algo, "sign", "never");
+        let sig = gpg.sign_at(now, &fpr, &["--digest-algo", "SHA256"]);
+        let err = refused(&gpg.public(&fpr), &sig, now, &[says]);
+        assert!(matches!(err, Error::WeakAlgorithm { .. }), "{err:?}");
+    }
+
+    // A weak signing subkey under a strong primary key is refused too, naming the subkey.
+    let uid = "Weak Sub <ws@example.org>";
+    let fpr = gpg.gen_key_at(now - 60, uid, "ed25519", "cert", "never");
+    let sub = gpg.add_key_at(now - 60, &fpr, "rsa1024", "sign", "never");
+    let sig = gpg.sign_at(now, &fpr, &[]);
+    let names = format!("signing subkey {sub}: it is an RSA-1024 key");
+    refused(&gpg.public(&fpr), &sig, now, &[&names]);
 }
 
 #[test]
