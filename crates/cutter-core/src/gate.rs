@@ -195,6 +195,10 @@ pub trait SignatureVerifier {
     fn verify(&self, data: &[u8], signature: &[u8], now: UnixTime) -> Result<Fingerprint, String>;
 }
 
+/// The longest an approval may stay valid: a statement whose `expires_at` is more than
+/// this after the gate's `now` is refused, whatever a configuration allows.
+pub const MAX_APPROVAL_LIFETIME_SECS: i64 = 7 * 24 * 3600;
+
 /// The approvers whose signatures count.
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -304,6 +308,15 @@ pub enum Refusal {
         /// When it expired.
         expires_at: UnixTime,
     },
+    /// The approval expires too far in the future ([`MAX_APPROVAL_LIFETIME_SECS`]).
+    ExpiresTooLate {
+        /// The approval's source.
+        source: String,
+        /// When it would expire.
+        expires_at: UnixTime,
+        /// The latest expiry accepted at the gate's time.
+        latest: UnixTime,
+    },
     /// A rehearsal clone has the same system identifier as the source.
     RehearsalIsNotAClone {
         /// The shared identifier.
@@ -327,6 +340,7 @@ impl fmt::Display for Refusal {
             Refusal::WrongPlan { source, named } => write!(f, "{source}: approves plan sha256:{named}, not this plan"),
             Refusal::WrongTarget { source, named } => write!(f, "{source}: approves target system identifier {named}, not this target"),
             Refusal::Expired { source, expires_at } => write!(f, "{source}: expired at unix time {}", expires_at.0),
+            Refusal::ExpiresTooLate { source, expires_at, latest } => write!(f, "{source}: expires at unix time {}, more than 7 days from now (latest accepted: {}); sign a statement with an earlier expires_at", expires_at.0, latest.0),
             Refusal::RehearsalIsNotAClone { system_identifier } => write!(f, "the rehearsal target has the source's system identifier {system_identifier}: it is not a clone; refusing to write"),
         }
     }
@@ -454,8 +468,8 @@ pub struct GateRequest<'a> {
 }
 
 /// Checks approvals for `run_id`/`plan_digest`/`target`: each must parse, verify at
-/// `now`, be by a configured approver, name exactly this run, plan and target, and not
-/// be expired;
+/// `now`, be by a configured approver, name exactly this run, plan and target, not be
+/// expired and not expire more than [`MAX_APPROVAL_LIFETIME_SECS`] after `now`;
 /// SG_1 and SG_2 must both be present, once each, from two distinct keys. Used by the
 /// gate and by the operations that need both approvals (disarm, hold release).
 pub fn check_approvals(
@@ -510,10 +524,17 @@ pub fn check_approvals(
                 named: statement.target,
             });
         }
+        let latest = UnixTime(now.0.saturating_add(MAX_APPROVAL_LIFETIME_SECS));
         if statement.expires_at <= now {
             reasons.push(Refusal::Expired {
                 source,
                 expires_at: statement.expires_at,
+            });
+        } else if statement.expires_at > latest {
+            reasons.push(Refusal::ExpiresTooLate {
+                source,
+                expires_at: statement.expires_at,
+                latest,
             });
         }
         if reasons.len() == before {
@@ -829,6 +850,51 @@ pub(crate) mod tests {
             &[approval_of(&st, 1), approval(&w, ApprovalGate::Sg2, 2)],
         ));
         assert!(matches!(r[0], Refusal::Expired { .. }));
+    }
+
+    #[test]
+    fn refuses_an_expiry_more_than_seven_days_after_now() {
+        let w = world();
+        let ks = disarmed(&w);
+        let latest = UnixTime(w.now.0 + MAX_APPROVAL_LIFETIME_SECS);
+        let st = |expires_at| statement(&w, ApprovalGate::Sg1, expires_at);
+        // Exactly seven days is the limit, and is accepted.
+        let a = [
+            approval_of(&st(latest), 1),
+            approval(&w, ApprovalGate::Sg2, 2),
+        ];
+        assert!(gate(&w, &ks, None, &a).is_ok());
+        // One second more is refused, naming the source and the latest expiry accepted.
+        let too_late = UnixTime(latest.0 + 1);
+        let a = [
+            approval_of(&st(too_late), 1),
+            approval(&w, ApprovalGate::Sg2, 2),
+        ];
+        let r = reasons(gate(&w, &ks, None, &a));
+        assert_eq!(
+            r[0],
+            Refusal::ExpiresTooLate {
+                source: "SG_1-by-1.asc".into(),
+                expires_at: too_late,
+                latest,
+            }
+        );
+        assert!(r[0].to_string().contains("more than 7 days"), "{}", r[0]);
+        assert_eq!(
+            r[1],
+            Refusal::MissingApproval {
+                gate: ApprovalGate::Sg1
+            }
+        );
+        // A statement that in practice never expires is refused too.
+        let a = [
+            approval_of(&st(UnixTime(i64::MAX)), 1),
+            approval(&w, ApprovalGate::Sg2, 2),
+        ];
+        assert!(matches!(
+            reasons(gate(&w, &ks, None, &a))[0],
+            Refusal::ExpiresTooLate { .. }
+        ));
     }
 
     #[test]
