@@ -1,5 +1,5 @@
 //! Prerequisites of the test suite and the demo: the machine's PostgreSQL server
-//! binaries (found through `pg_config --bindir`) and GnuPG. Installed with apt-get when
+//! binaries (found through `pg_config --bindir`), GnuPG and sqop. Installed with apt-get when
 //! missing and running as root; otherwise a clear error says what to install.
 
 use std::path::PathBuf;
@@ -39,6 +39,14 @@ fn missing() -> Vec<String> {
     {
         m.push("gpg".into());
     }
+    // Sequoia's stateless OpenPGP CLI: approvals signed with it must verify.
+    if !Command::new("sqop")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        m.push("sqop".into());
+    }
     m
 }
 
@@ -57,7 +65,7 @@ pub fn ensure() -> Result<(), String> {
     }
     if !is_root() {
         return Err(format!(
-            "missing prerequisites: {}. Install PostgreSQL (server, with pg_config), GnuPG and OpenSSL, e.g. `sudo apt-get install postgresql postgresql-server-dev-all gnupg openssl`",
+            "missing prerequisites: {}. Install PostgreSQL (server, with pg_config), GnuPG, sqop and OpenSSL, e.g. `sudo apt-get install postgresql postgresql-server-dev-all gnupg sqop openssl`",
             m.join(", ")
         ));
     }
@@ -74,10 +82,11 @@ pub fn ensure() -> Result<(), String> {
                 "postgresql",
                 "postgresql-server-dev-all",
                 "gnupg",
+                "sqop",
             ])
             .env("DEBIAN_FRONTEND", "noninteractive"))
     {
-        return Err("apt-get could not install postgresql, gnupg and openssl".into());
+        return Err("apt-get could not install postgresql, gnupg, sqop and openssl".into());
     }
     let still = missing();
     if still.is_empty() {

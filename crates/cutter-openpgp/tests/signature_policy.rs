@@ -1,16 +1,24 @@
 //! Which signatures `verify_detached` accepts, with keys and signatures made by GnuPG 2.2
-//! (backdated with `--faked-system-time`): judged at the
+//! (backdated with `--faked-system-time`) and by Sequoia's `sqop`: judged at the
 //! verifier's time, never dated in the future, no weak digests, no weak keys.
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    path::PathBuf,
+    process::Command,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use common::Gpg;
-use cutter_openpgp::{verify_detached, Error, PublicKey};
+use cutter_openpgp::{verify_detached, Error, Fingerprint, PublicKey};
 
 const DAY: u64 = 86_400;
 const DOC: &[u8] = b"cutter-approval/1\nrun_id: r-policy\n";
+
+fn fp(s: &str) -> Fingerprint {
+    Fingerprint::new(s).expect("fingerprint")
+}
 
 fn now_secs() -> u64 {
     SystemTime::now()
@@ -288,4 +296,68 @@ fn a_subkey_that_may_no_longer_sign_is_refused() {
         now,
         &[&flags, "at the time of verification"],
     );
+}
+
+/// The `sqop` binary (Sequoia's stateless OpenPGP CLI, Debian package `sqop`). Fails the
+/// test if absent: `cargo xtask test` installs it.
+fn sqop() -> PathBuf {
+    common::binary_on_path(
+        "sqop",
+        "sqop must be installed (Debian package `sqop`; `cargo xtask test` installs it)",
+    )
+}
+
+/// Runs `sqop args` with `input` on stdin; its stdout, or a panic with its stderr.
+fn run_sqop(args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut c = Command::new(sqop());
+    c.args(args);
+    let out = common::output_with_input(c, input);
+    assert!(
+        out.status.success(),
+        "sqop {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn good_signatures_by_gpg_and_sqop_are_accepted() {
+    let now = now_secs();
+    let gpg = Gpg::new();
+    let fpr = gpg.gen_key_at(
+        now - 60,
+        "Good <good@example.org>",
+        "future-default",
+        "default",
+        "1y",
+    );
+    let key = gpg.public(&fpr);
+    accepted(&key, &gpg.sign_at(now, &fpr, &[]), now);
+    accepted(&key, &gpg.sign_at(now, &fpr, &["--armor"]), now);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = run_sqop(&["generate-key", "Sequoia <sequoia@example.org>"], b"");
+    let secret_path = dir.path().join("sequoia.key");
+    std::fs::write(&secret_path, &secret).expect("write the sqop key");
+    let cert = PublicKey::from_bytes(&run_sqop(&["extract-cert"], &secret)).expect("sqop cert");
+    let key_arg = secret_path.to_str().expect("utf8");
+    for mode in ["binary", "text"] {
+        let sig = run_sqop(&["sign", "--as", mode, key_arg], DOC);
+        assert!(sig.starts_with(b"-----BEGIN PGP SIGNATURE-----"));
+        assert_eq!(
+            verify_detached(std::slice::from_ref(&cert), DOC, &sig, SystemTime::now())
+                .expect("a sqop signature is accepted"),
+            cert.fingerprint()
+        );
+        // And it is bound to the data.
+        let err = verify_detached(
+            std::slice::from_ref(&cert),
+            b"other",
+            &sig,
+            SystemTime::now(),
+        )
+        .expect_err("a sqop signature over other data was accepted");
+        assert!(matches!(err, Error::BadSignature { .. }), "{err:?}");
+    }
+    assert_ne!(cert.fingerprint(), fp(&fpr));
 }

@@ -15,6 +15,16 @@ use std::{
 
 use tempfile::TempDir;
 
+/// The program `name` on `PATH`. Panics (fails the test, never skips it) with `missing`
+/// if it is absent.
+pub fn binary_on_path(name: &str, missing: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").expect("PATH is set");
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{missing}"))
+}
+
 /// Runs `c` with `input` on its stdin and its stdout and stderr captured. Returns the
 /// output whatever the exit status.
 pub fn output_with_input(mut c: Command, input: &[u8]) -> Output {
@@ -37,11 +47,10 @@ pub fn output_with_input(mut c: Command, input: &[u8]) -> Output {
 pub fn gpg_binary() -> PathBuf {
     static GPG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     GPG.get_or_init(|| {
-        let path = std::env::var_os("PATH").expect("PATH is set");
-        std::env::split_paths(&path)
-            .map(|d| d.join("gpg"))
-            .find(|p| p.is_file())
-            .expect("gpg (GnuPG 2.2) must be installed and on PATH for these tests")
+        binary_on_path(
+            "gpg",
+            "gpg (GnuPG 2.2) must be installed and on PATH for these tests",
+        )
     })
     .clone()
 }
