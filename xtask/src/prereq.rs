@@ -1,6 +1,7 @@
 //! Prerequisites of the test suite and the demo: the machine's PostgreSQL server
-//! binaries (found through `pg_config --bindir`), GnuPG and OpenSSL (cutter-pg's TLS
-//! tests make their certificates with it). Installed with apt-get when missing and
+//! binaries (found through `pg_config --bindir`), GnuPG, sqop (Sequoia's stateless
+//! OpenPGP CLI, for interoperability) and OpenSSL (cutter-pg's TLS tests make their
+//! certificates with it). Installed with apt-get when missing and
 //! running as root; otherwise a clear error says what to install.
 
 use std::path::{Path, PathBuf};
@@ -20,9 +21,11 @@ const POSTGRESQL_PACKAGES: [&str; 2] = ["postgresql", "postgresql-server-dev-all
 
 /// Programs found on `PATH`: (program, the argument that makes it print its version,
 /// the Debian package that installs it).
-const TOOLS: [(&str, &str, &str); 2] = [
+const TOOLS: [(&str, &str, &str); 3] = [
     ("gpg", "--version", "gnupg"),
     ("openssl", "version", "openssl"),
+    // Sequoia's stateless OpenPGP CLI: approvals signed with it must verify.
+    ("sqop", "version", "sqop"),
 ];
 
 /// One missing prerequisite and the packages that install it.
@@ -162,7 +165,7 @@ mod tests {
         let m = missing_from(None, |_| false, |_, _| false);
         assert_eq!(
             names(&m),
-            "pg_config (PostgreSQL server development tools), gpg, openssl"
+            "pg_config (PostgreSQL server development tools), gpg, openssl, sqop"
         );
         assert_eq!(
             packages(&m),
@@ -170,7 +173,8 @@ mod tests {
                 "postgresql",
                 "postgresql-server-dev-all",
                 "gnupg",
-                "openssl"
+                "openssl",
+                "sqop"
             ]
         );
         let dir = Path::new("/pg/bin");

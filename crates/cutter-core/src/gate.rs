@@ -188,9 +188,16 @@ pub struct SignedApproval {
 /// Checks a detached signature; implemented by the OpenPGP crate.
 pub trait SignatureVerifier {
     /// The primary-key fingerprint of the signer if `signature` is a valid signature over
-    /// `data` by one of the verifier's known keys; otherwise why not.
-    fn verify(&self, data: &[u8], signature: &[u8]) -> Result<Fingerprint, String>;
+    /// `data` by one of the verifier's known keys, judged at `now` (the gate's time, not
+    /// the signature's own creation time: the key and signing subkey must be unexpired,
+    /// unrevoked and able to sign at `now`, and the signature not dated in the future);
+    /// otherwise why not.
+    fn verify(&self, data: &[u8], signature: &[u8], now: UnixTime) -> Result<Fingerprint, String>;
 }
+
+/// The longest an approval may stay valid: a statement whose `expires_at` is more than
+/// this after the gate's `now` is refused, whatever a configuration allows.
+pub const MAX_APPROVAL_LIFETIME_SECS: i64 = 7 * 24 * 3600;
 
 /// The approvers whose signatures count.
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
@@ -301,6 +308,15 @@ pub enum Refusal {
         /// When it expired.
         expires_at: UnixTime,
     },
+    /// The approval expires too far in the future ([`MAX_APPROVAL_LIFETIME_SECS`]).
+    ExpiresTooLate {
+        /// The approval's source.
+        source: String,
+        /// When it would expire.
+        expires_at: UnixTime,
+        /// The latest expiry accepted at the gate's time.
+        latest: UnixTime,
+    },
     /// A rehearsal clone has the same system identifier as the source.
     RehearsalIsNotAClone {
         /// The shared identifier.
@@ -324,6 +340,7 @@ impl fmt::Display for Refusal {
             Refusal::WrongPlan { source, named } => write!(f, "{source}: approves plan sha256:{named}, not this plan"),
             Refusal::WrongTarget { source, named } => write!(f, "{source}: approves target system identifier {named}, not this target"),
             Refusal::Expired { source, expires_at } => write!(f, "{source}: expired at unix time {}", expires_at.0),
+            Refusal::ExpiresTooLate { source, expires_at, latest } => write!(f, "{source}: expires at unix time {}, more than 7 days from now (latest accepted: {}); sign a statement with an earlier expires_at", expires_at.0, latest.0),
             Refusal::RehearsalIsNotAClone { system_identifier } => write!(f, "the rehearsal target has the source's system identifier {system_identifier}: it is not a clone; refusing to write"),
         }
     }
@@ -450,8 +467,9 @@ pub struct GateRequest<'a> {
     pub now: UnixTime,
 }
 
-/// Checks approvals for `run_id`/`plan_digest`/`target`: each must parse, verify, be by
-/// a configured approver, name exactly this run, plan and target, and not be expired;
+/// Checks approvals for `run_id`/`plan_digest`/`target`: each must parse, verify at
+/// `now`, be by a configured approver, name exactly this run, plan and target, not be
+/// expired and not expire more than [`MAX_APPROVAL_LIFETIME_SECS`] after `now`;
 /// SG_1 and SG_2 must both be present, once each, from two distinct keys. Used by the
 /// gate and by the operations that need both approvals (disarm, hold release).
 pub fn check_approvals(
@@ -474,7 +492,7 @@ pub fn check_approvals(
                 continue;
             }
         };
-        let signer = match verifier.verify(&a.statement, &a.signature) {
+        let signer = match verifier.verify(&a.statement, &a.signature, now) {
             Ok(f) => f,
             Err(detail) => {
                 reasons.push(Refusal::BadSignature { source, detail });
@@ -506,10 +524,17 @@ pub fn check_approvals(
                 named: statement.target,
             });
         }
+        let latest = UnixTime(now.0.saturating_add(MAX_APPROVAL_LIFETIME_SECS));
         if statement.expires_at <= now {
             reasons.push(Refusal::Expired {
                 source,
                 expires_at: statement.expires_at,
+            });
+        } else if statement.expires_at > latest {
+            reasons.push(Refusal::ExpiresTooLate {
+                source,
+                expires_at: statement.expires_at,
+                latest,
             });
         }
         if reasons.len() == before {
@@ -595,7 +620,8 @@ pub fn authorize(
 pub(crate) mod tests {
     use super::*;
 
-    /// A fake verifier: a "signature" is `SIG:<fingerprint>:<sha256 of data>`.
+    /// A fake verifier: a "signature" is `SIG:<fingerprint>:<sha256 of data>`, optionally
+    /// followed by `:<unix time>` from which on the signing key is revoked.
     pub(crate) struct FakeVerifier;
 
     pub(crate) fn fake_sign(fpr: &Fingerprint, data: &[u8]) -> Vec<u8> {
@@ -603,14 +629,25 @@ pub(crate) mod tests {
     }
 
     impl SignatureVerifier for FakeVerifier {
-        fn verify(&self, data: &[u8], signature: &[u8]) -> Result<Fingerprint, String> {
+        fn verify(
+            &self,
+            data: &[u8],
+            signature: &[u8],
+            now: UnixTime,
+        ) -> Result<Fingerprint, String> {
             let s = std::str::from_utf8(signature).map_err(|_| "malformed armor".to_string())?;
             let mut parts = s.split(':');
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some("SIG"), Some(f), Some(d)) if d == Sha256Digest::of(data).to_hex() => {
-                    Fingerprint::new(f).map_err(|e| e.to_string())
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("SIG"), Some(f), Some(d), revoked)
+                    if d == Sha256Digest::of(data).to_hex() =>
+                {
+                    let revoked = revoked.map(|r| r.parse::<i64>().map_err(|e| e.to_string()));
+                    match revoked.transpose()? {
+                        Some(r) if r <= now.0 => Err(format!("key revoked at {r}")),
+                        _ => Fingerprint::new(f).map_err(|e| e.to_string()),
+                    }
                 }
-                (Some("SIG"), Some(_), Some(_)) => Err("bad signature".into()),
+                (Some("SIG"), Some(_), Some(_), _) => Err("bad signature".into()),
                 _ => Err("malformed armor".into()),
             }
         }
@@ -638,15 +675,19 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn approval(w: &World, gate: ApprovalGate, signer: u8) -> SignedApproval {
-        let st = ApprovalStatement {
+    /// A statement for `w`'s run, plan and target.
+    fn statement(w: &World, gate: ApprovalGate, expires_at: UnixTime) -> ApprovalStatement {
+        ApprovalStatement {
             run_id: w.run.clone(),
             plan_digest: w.plan,
             target: w.target,
             gate,
-            expires_at: UnixTime(2_000),
-        };
-        approval_of(&st, signer)
+            expires_at,
+        }
+    }
+
+    pub(crate) fn approval(w: &World, gate: ApprovalGate, signer: u8) -> SignedApproval {
+        approval_of(&statement(w, gate, UnixTime(2_000)), signer)
     }
 
     fn approval_of(st: &ApprovalStatement, signer: u8) -> SignedApproval {
@@ -812,6 +853,71 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn refuses_an_expiry_more_than_seven_days_after_now() {
+        let w = world();
+        let ks = disarmed(&w);
+        let latest = UnixTime(w.now.0 + MAX_APPROVAL_LIFETIME_SECS);
+        let st = |expires_at| statement(&w, ApprovalGate::Sg1, expires_at);
+        // Exactly seven days is the limit, and is accepted.
+        let a = [
+            approval_of(&st(latest), 1),
+            approval(&w, ApprovalGate::Sg2, 2),
+        ];
+        assert!(gate(&w, &ks, None, &a).is_ok());
+        // One second more is refused, naming the source and the latest expiry accepted.
+        let too_late = UnixTime(latest.0 + 1);
+        let a = [
+            approval_of(&st(too_late), 1),
+            approval(&w, ApprovalGate::Sg2, 2),
+        ];
+        let r = reasons(gate(&w, &ks, None, &a));
+        assert_eq!(
+            r[0],
+            Refusal::ExpiresTooLate {
+                source: "SG_1-by-1.asc".into(),
+                expires_at: too_late,
+                latest,
+            }
+        );
+        assert!(r[0].to_string().contains("more than 7 days"), "{}", r[0]);
+        assert_eq!(
+            r[1],
+            Refusal::MissingApproval {
+                gate: ApprovalGate::Sg1
+            }
+        );
+        // A statement that in practice never expires is refused too.
+        let a = [
+            approval_of(&st(UnixTime(i64::MAX)), 1),
+            approval(&w, ApprovalGate::Sg2, 2),
+        ];
+        assert!(matches!(
+            reasons(gate(&w, &ks, None, &a))[0],
+            Refusal::ExpiresTooLate { .. }
+        ));
+    }
+
+    #[test]
+    fn the_verifier_judges_signatures_at_the_gates_now() {
+        let w = world();
+        let ks = disarmed(&w);
+        let mut a2 = approval(&w, ApprovalGate::Sg2, 2);
+        // Signer 2's key is revoked from w.now on: valid a second earlier, refused at now.
+        a2.signature = [a2.signature, format!(":{}", w.now.0).into_bytes()].concat();
+        let a = [approval(&w, ApprovalGate::Sg1, 1), a2];
+        let r = reasons(gate(&w, &ks, None, &a));
+        assert!(
+            matches!(&r[0], Refusal::BadSignature { detail, .. } if detail.contains("revoked")),
+            "{r:?}"
+        );
+        let earlier = World {
+            now: UnixTime(w.now.0 - 1),
+            ..world()
+        };
+        assert!(gate(&earlier, &ks, None, &a).is_ok());
+    }
+
+    #[test]
     fn refuses_tampered_statement_and_malformed_signature() {
         let w = world();
         let ks = disarmed(&w);
@@ -841,13 +947,7 @@ pub(crate) mod tests {
     #[test]
     fn statements_parse_strictly() {
         let w = world();
-        let st = ApprovalStatement {
-            run_id: w.run.clone(),
-            plan_digest: w.plan,
-            target: w.target,
-            gate: ApprovalGate::Sg2,
-            expires_at: UnixTime(2_000),
-        };
+        let st = statement(&w, ApprovalGate::Sg2, UnixTime(2_000));
         let text = st.canonical_text();
         assert_eq!(ApprovalStatement::parse(text.as_bytes()).unwrap(), st);
         assert!(ApprovalStatement::parse(text.trim_end().as_bytes()).is_err());

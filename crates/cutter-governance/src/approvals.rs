@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cutter_core::Sha256Digest;
 use cutter_core::{
@@ -55,9 +56,20 @@ impl OpenPgpVerifier {
 }
 
 impl SignatureVerifier for OpenPgpVerifier {
-    fn verify(&self, data: &[u8], signature: &[u8]) -> std::result::Result<Fingerprint, String> {
-        cutter_openpgp::verify_detached(&self.keys, data, signature).map_err(|e| e.to_string())
+    fn verify(
+        &self,
+        data: &[u8],
+        signature: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<Fingerprint, String> {
+        cutter_openpgp::verify_detached(&self.keys, data, signature, system_time(now))
+            .map_err(|e| e.to_string())
     }
+}
+
+/// `t` as a [`SystemTime`]; a time before the epoch is the epoch (no key is valid then).
+fn system_time(t: UnixTime) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(t.0).unwrap_or(0))
 }
 
 /// The approver set and its verifier, built from public keys given as bytes (armored or
@@ -185,14 +197,21 @@ pub struct RecordedApproval {
 
 /// Re-verifies the SG_1/SG_2 signatures recorded for `run` in `dot_pair_signature`:
 /// each signature must verify over its recorded statement with a key of `verifier`,
-/// by the recorded signer, who must be in `approvers`, and the statement must name
-/// `run` and the recorded gate. Expiry is not re-checked: it was checked when the run
-/// was authorized. Returns the records, or the first that fails.
+/// judged at `at` (key and subkey expiry, revocation and key flags, as the gate judges
+/// at its `now`), by the recorded signer, who must be in `approvers`, and the statement
+/// must name `run` and the recorded gate. The statement's `expires_at` is not re-checked:
+/// it was checked when the run was authorized. Returns the records, or the first that
+/// fails.
+///
+/// With `at` the time the gate accepted the approvals, a failure means the record is not
+/// what the gate accepted; with a later `at` (now), a failure of a record that passed at
+/// acceptance is a key revoked or expired since, not a broken history.
 pub fn reverify_recorded_approvals<C: GenericClient>(
     client: &mut C,
     run: &RunId,
     approvers: &ApproverSet,
     verifier: &OpenPgpVerifier,
+    at: UnixTime,
 ) -> Result<Vec<RecordedApproval>> {
     let rows = client
         .query(
@@ -225,8 +244,13 @@ pub fn reverify_recorded_approvals<C: GenericClient>(
             None => sig_text.as_bytes().to_vec(),
         };
         let signer = verifier
-            .verify(statement_text.as_bytes(), &sig)
-            .map_err(|e| bad(format!("signature does not verify: {e}")))?;
+            .verify(statement_text.as_bytes(), &sig, at)
+            .map_err(|e| {
+                bad(format!(
+                    "signature does not verify at unix time {}: {e}",
+                    at.0
+                ))
+            })?;
         if signer != recorded_signer {
             return Err(bad(format!(
                 "signed by {signer}, but the row records {recorded_signer}"

@@ -43,14 +43,48 @@ impl Case {
         keys: &[&Approver],
     ) -> cutter_governance::Result<Vec<cutter_core::VerifiedApproval>> {
         let (set, verifier) = approvers(keys);
+        self.verify_with(approvals, &set, &verifier, now())
+    }
+    fn verify_with(
+        &self,
+        approvals: &[SignedApproval],
+        set: &cutter_core::ApproverSet,
+        verifier: &cutter_governance::OpenPgpVerifier,
+        now: UnixTime,
+    ) -> cutter_governance::Result<Vec<cutter_core::VerifiedApproval>> {
         verify_approvals(
             &self.run,
             self.plan.digest(),
             self.db.system_identifier(),
             approvals,
-            &set,
-            &verifier,
-            now(),
+            set,
+            verifier,
+            now,
+        )
+    }
+    /// The core gate at `now`, with the kill-switch disarmed for this run and no HOLD.
+    fn authorize(
+        &self,
+        approvals: &[SignedApproval],
+        set: &cutter_core::ApproverSet,
+        verifier: &cutter_governance::OpenPgpVerifier,
+        now: UnixTime,
+    ) -> Result<cutter_core::LiveAuthorization, cutter_core::GateRefusal> {
+        let ks = KillSwitch::Disarmed {
+            run_id: self.run.clone(),
+        };
+        authorize(
+            &GateRequest {
+                run_id: &self.run,
+                plan_digest: self.plan.digest(),
+                target: self.db.system_identifier(),
+                kill_switch: &ks,
+                hold: None,
+                approvals,
+                approvers: set,
+                now,
+            },
+            verifier,
         )
     }
     fn sg(&self, who: &Approver, gate: ApprovalGate) -> SignedApproval {
@@ -114,19 +148,17 @@ fn a_signature_by_an_unknown_key_is_refused() {
     // Carol's key is known to the verifier but she is not an approver.
     let (mut set, verifier) = approvers(&[&c.alice, &c.bob, &carol]);
     set.0.remove(&carol.secret.fingerprint());
-    let err = verify_approvals(
-        &c.run,
-        c.plan.digest(),
-        c.db.system_identifier(),
-        &[
-            c.sg(&c.alice, ApprovalGate::Sg1),
-            c.sg(&carol, ApprovalGate::Sg2),
-        ],
-        &set,
-        &verifier,
-        now(),
-    )
-    .unwrap_err();
+    let err = c
+        .verify_with(
+            &[
+                c.sg(&c.alice, ApprovalGate::Sg1),
+                c.sg(&carol, ApprovalGate::Sg2),
+            ],
+            &set,
+            &verifier,
+            now(),
+        )
+        .unwrap_err();
     assert!(
         err.to_string().contains("is not a configured approver"),
         "{err}"
@@ -265,22 +297,7 @@ fn a_refused_approval_authorizes_nothing_and_nothing_is_written() {
         c.sg(&c.alice, ApprovalGate::Sg1),
         c.sg(&c.alice, ApprovalGate::Sg2),
     ];
-    let ks = KillSwitch::Disarmed {
-        run_id: c.run.clone(),
-    };
-    let refused = authorize(
-        &GateRequest {
-            run_id: &c.run,
-            plan_digest: c.plan.digest(),
-            target: c.db.system_identifier(),
-            kill_switch: &ks,
-            hold: None,
-            approvals: &approvals,
-            approvers: &set,
-            now: now(),
-        },
-        &verifier,
-    );
+    let refused = c.authorize(&approvals, &set, &verifier, now());
     assert!(refused.is_err());
     assert_eq!(ledger_counts(&c.db), vec![0; 6]);
     assert_eq!(c.db.count("public.information_unit"), 158);
@@ -331,10 +348,7 @@ fn approver_files_are_loaded_and_bad_ones_named() {
     let st = write(dir.path(), "sg1.txt", &sg1.statement);
     let sig = write(dir.path(), "sg1.txt.asc", &sg1.signature);
     let read = read_signed_approval(&st, &sig).unwrap();
-    verify_approvals(
-        &c.run,
-        c.plan.digest(),
-        c.db.system_identifier(),
+    c.verify_with(
         &[read, c.sg(&c.bob, ApprovalGate::Sg2)],
         &set,
         &verifier,
@@ -351,6 +365,11 @@ struct Gpg {
 
 impl Gpg {
     fn new(name: &str) -> Gpg {
+        Gpg::new_at(name, None)
+    }
+
+    /// With `at`, the key is made with gpg's clock set to that unix time.
+    fn new_at(name: &str, at: Option<UnixTime>) -> Gpg {
         use std::os::unix::fs::PermissionsExt;
         let home = tempfile::tempdir().unwrap();
         std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -359,15 +378,22 @@ impl Gpg {
             fingerprint: String::new(),
         };
         // An empty passphrase: the key is unprotected, nothing secret is on the command line.
-        g.run(&[
+        let mut args = Vec::new();
+        let faked = at.map(|t| format!("{}!", t.0));
+        if let Some(t) = &faked {
+            args.extend(["--faked-system-time", t.as_str()]);
+        }
+        let uid = format!("{name} <{name}@example.invalid>");
+        args.extend([
             "--passphrase",
             "",
             "--quick-gen-key",
-            &format!("{name} <{name}@example.invalid>"),
+            &uid,
             "ed25519",
             "sign",
             "never",
         ]);
+        g.run(&args);
         let out = g.run(&["--with-colons", "--list-keys"]);
         let fingerprint = String::from_utf8_lossy(&out)
             .lines()
@@ -394,13 +420,49 @@ impl Gpg {
         out.stdout
     }
 
+    /// Revokes the whole key now (reason: retired), as `gpg --edit-key … revkey` does.
+    fn revoke(&self) {
+        use std::io::Write;
+        let mut child = Command::new("gpg")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--batch", "--no-tty", "--pinentry-mode", "loopback"])
+            .args(["--command-fd", "0", "--edit-key", &self.fingerprint])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("gpg runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"revkey\ny\n3\nretired\n\ny\nsave\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "gpg revkey failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn public_key(&self) -> Vec<u8> {
         self.run(&["--armor", "--export", &self.fingerprint])
     }
 
     fn detach_sign(&self, file: &Path, armor: bool) -> PathBuf {
+        self.detach_sign_at(file, armor, None)
+    }
+
+    /// With `at`, the signature is made with gpg's clock set to that unix time.
+    fn detach_sign_at(&self, file: &Path, armor: bool, at: Option<UnixTime>) -> PathBuf {
         let out = file.with_extension(if armor { "asc" } else { "sig" });
-        let mut args = vec!["--passphrase", "", "--local-user", &self.fingerprint];
+        let faked = at.map(|t| format!("{}!", t.0));
+        let mut args = Vec::new();
+        if let Some(t) = &faked {
+            args.extend(["--faked-system-time", t.as_str()]);
+        }
+        args.extend(["--passphrase", "", "--local-user", &self.fingerprint]);
         if armor {
             args.push("--armor");
         }
@@ -431,16 +493,9 @@ fn gpg_detach_sign_over_the_statement_file_is_accepted() {
         read_signed_approval(&f1, &sig1).unwrap(),
         read_signed_approval(&f2, &sig2).unwrap(),
     ];
-    let ok = verify_approvals(
-        &c.run,
-        c.plan.digest(),
-        c.db.system_identifier(),
-        &approvals,
-        &set,
-        &verifier,
-        now(),
-    )
-    .expect("gpg signatures are accepted");
+    let ok = c
+        .verify_with(&approvals, &set, &verifier, now())
+        .expect("gpg signatures are accepted");
     assert_eq!(ok[0].signer.as_str(), gpg1.fingerprint);
     assert_eq!(ok[1].signer.as_str(), gpg2.fingerprint);
     assert!(
@@ -449,28 +504,14 @@ fn gpg_detach_sign_over_the_statement_file_is_accepted() {
     );
 
     // The gate takes them, and leg_b_record stores them so they can be re-verified.
-    let ks = KillSwitch::Disarmed {
-        run_id: c.run.clone(),
-    };
-    let auth = authorize(
-        &GateRequest {
-            run_id: &c.run,
-            plan_digest: c.plan.digest(),
-            target: c.db.system_identifier(),
-            kill_switch: &ks,
-            hold: None,
-            approvals: &approvals,
-            approvers: &set,
-            now: now(),
-        },
-        &verifier,
-    )
-    .expect("authorized");
+    let auth = c
+        .authorize(&approvals, &set, &verifier, now())
+        .expect("authorized");
     cutter_governance::install(&mut c.db.admin()).unwrap();
     cut(&c.db, &auth, &c.plan);
     leg_b(&c.db, &auth, &c.plan).unwrap();
     let mut v = c.db.verify_config().connect().unwrap();
-    let recorded = reverify_recorded_approvals(&mut v, &c.run, &set, &verifier).unwrap();
+    let recorded = reverify_recorded_approvals(&mut v, &c.run, &set, &verifier, now()).unwrap();
     assert_eq!(recorded.len(), 2);
     assert_eq!(recorded[1].signer.as_str(), gpg2.fingerprint);
 
@@ -480,16 +521,78 @@ fn gpg_detach_sign_over_the_statement_file_is_accepted() {
             "UPDATE cutter_governance.dot_pair_signature SET statement = replace(statement, 'SG_1', 'SG_2') WHERE gate = 'SG_1'",
         )
         .unwrap();
-    let err = reverify_recorded_approvals(&mut v, &c.run, &set, &verifier).unwrap_err();
+    let err = reverify_recorded_approvals(&mut v, &c.run, &set, &verifier, now()).unwrap_err();
+    assert!(names_a_pair_signature_row(&err), "{err:?}");
+}
+
+/// Whether `err` is the refusal of a recorded `dot_pair_signature` row.
+fn names_a_pair_signature_row(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Corrupt {
+            table: cutter_governance::LedgerTable::DotPairSignature,
+            ..
+        }
+    )
+}
+
+#[test]
+fn a_key_revoked_after_acceptance_was_valid_then_and_is_reported_revoked_now() {
+    let c = case();
+    // Keys made an hour ago; the approvals signed and accepted fifty minutes ago.
+    let made = UnixTime(now().0 - 3600);
+    let accepted = UnixTime(made.0 + 600);
+    let gpg1 = Gpg::new_at("revoked-later", Some(made));
+    let gpg2 = Gpg::new_at("still-valid", Some(made));
+    let dir = tempfile::tempdir().unwrap();
+    let k2 = write(dir.path(), "two.asc", &gpg2.public_key());
+    let k1 = write(dir.path(), "one.asc", &gpg1.public_key());
+    let (set, verifier) = load_approvers(&[&k1, &k2]).unwrap();
+    let expires = UnixTime(accepted.0 + 3600);
+    let mut approvals = Vec::new();
+    for (gpg, gate) in [(&gpg1, ApprovalGate::Sg1), (&gpg2, ApprovalGate::Sg2)] {
+        let s = statement(&c.run, &c.plan, &c.db, gate, expires);
+        let f = write(
+            dir.path(),
+            &format!("{gate}.statement"),
+            s.canonical_text().as_bytes(),
+        );
+        let sig = gpg.detach_sign_at(&f, true, Some(UnixTime(accepted.0 - 60)));
+        approvals.push(read_signed_approval(&f, &sig).unwrap());
+    }
+    let auth = c
+        .authorize(&approvals, &set, &verifier, accepted)
+        .expect("authorized at the time of acceptance");
+    cutter_governance::install(&mut c.db.admin()).unwrap();
+    cut(&c.db, &auth, &c.plan);
+    leg_b(&c.db, &auth, &c.plan).unwrap();
+
+    // The first approver's key is revoked afterwards, and the revocation published.
+    gpg1.revoke();
+    let k1 = write(dir.path(), "one.asc", &gpg1.public_key());
+    let (set, verifier) = load_approvers(&[&k1, &k2]).unwrap();
+    let mut v = c.db.verify_config().connect().unwrap();
+
+    // At the time the gate accepted them, both recorded signatures are still valid…
+    let recorded = reverify_recorded_approvals(&mut v, &c.run, &set, &verifier, accepted)
+        .expect("valid at the time of acceptance");
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(recorded[0].signer.as_str(), gpg1.fingerprint);
+    // …but judged now, the revoked key is reported, naming the row, the key and why.
+    let err = reverify_recorded_approvals(&mut v, &c.run, &set, &verifier, now())
+        .expect_err("a revoked key is reported now");
+    assert!(names_a_pair_signature_row(&err), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&gpg1.fingerprint), "{msg}");
+    assert!(msg.contains("was revoked on"), "{msg}");
+    assert!(msg.contains("(retired)"), "{msg}");
+    // The same revoked key cannot approve anything new.
+    let r = reasons(c.verify_with(&approvals, &set, &verifier, now()));
     assert!(
-        matches!(
-            err,
-            Error::Corrupt {
-                table: cutter_governance::LedgerTable::DotPairSignature,
-                ..
-            }
+        r.iter().any(
+            |x| matches!(x, Refusal::BadSignature { detail, .. } if detail.contains("revoked"))
         ),
-        "{err:?}"
+        "{r:?}"
     );
 }
 

@@ -252,13 +252,26 @@ pub enum Error {
         detail: String,
     },
 
-    /// The signing key was not valid for signing when the signature was made.
+    /// The signing key is not valid for signing at the time of verification or was not
+    /// when the signature was made, or the signature is expired or dated in the future.
     #[error("signature by key {fingerprint} is not acceptable: {reason}")]
     SignerNotValid {
         /// The primary fingerprint of the signer.
         fingerprint: Fingerprint,
         /// Why.
         reason: String,
+    },
+
+    /// The signature, or the key that made it, uses an algorithm that is refused
+    /// (MD5, SHA-1 or RIPEMD-160 digests; RSA below 2048 bits, DSA or ElGamal keys).
+    #[error("signature by key {fingerprint} is refused: {rule}; {hint}")]
+    WeakAlgorithm {
+        /// The primary fingerprint of the signer.
+        fingerprint: Fingerprint,
+        /// What is weak, and the rule it breaks.
+        rule: String,
+        /// What to do about it.
+        hint: &'static str,
     },
 
     /// Key generation failed.

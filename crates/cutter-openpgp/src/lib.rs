@@ -8,7 +8,8 @@
 //! * [`EncryptingWriter`] encrypts whatever is written to it straight into a `Write` sink,
 //!   in bounded memory (two 256 KiB buffers), as a binary OpenPGP message.
 //! * [`decrypt`] streams an encrypted message from a `Read` into a `Write`, in bounded memory.
-//! * [`sign_detached`] / [`verify_detached`] handle approvals.
+//! * [`sign_detached`] / [`verify_detached`] handle approvals; a signature is judged at
+//!   the verifier's time, and weak digests and keys are refused.
 //! * [`PublicKey`] / [`SecretKey`] parse keys; [`Recipient::pinned`] only accepts a key whose
 //!   primary fingerprint is the configured pin and which can encrypt now.
 //!
@@ -29,4 +30,4 @@ pub use encrypt::{EncryptingWriter, Recipient};
 pub use error::{Error, Result};
 pub use keys::{generate_key, GeneratedKey, PublicKey, SecretKey};
 pub use passphrase::Passphrase;
-pub use sign::{sign_detached, verify_detached};
+pub use sign::{sign_detached, verify_detached, MAX_CLOCK_SKEW_SECS};

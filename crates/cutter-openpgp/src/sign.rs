@@ -14,7 +14,8 @@ use rand::rngs::OsRng;
 use crate::{
     error::{Error, Result},
     keys::{armor_blocks, fpr, key_id},
-    validity, Passphrase, PublicKey, SecretKey,
+    validity::{self, Secs},
+    Passphrase, PublicKey, SecretKey,
 };
 
 /// Signs `data` with `secret` (its primary key if that may sign, else its newest valid
@@ -140,15 +141,28 @@ enum Component<'a> {
     Subkey(&'a pgp::composed::SignedPublicSubKey),
 }
 
+/// How far in the future (after `now`) a signature's creation time may lie, for clock
+/// skew between the signer and the verifier, in seconds.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 5 * 60;
+
 /// Verifies a detached signature (armored or binary; exactly one signature) over `data`
-/// against `keys`, and returns the primary fingerprint of the key that made it — also
-/// when it was made by one of that key's signing subkeys.
+/// against `keys` at the time `now`, and returns the primary fingerprint of the key that
+/// made it — also when it was made by one of that key's signing subkeys.
 ///
-/// The signing (sub)key must have been valid for signing when the signature was made
-/// (bound, not expired, signing-capable; a subkey must carry a valid back-signature),
-/// and the primary key must not be revoked at all. Signature types other than binary or
-/// text data signatures are refused; an expired signature is refused.
-pub fn verify_detached(keys: &[PublicKey], data: &[u8], signature: &[u8]) -> Result<Fingerprint> {
+/// The signature is judged at `now`, not at its own creation time (which the signer
+/// chooses): at `now` the primary key must be bound, unexpired and unrevoked, the signing
+/// (sub)key bound, unexpired, unrevoked and allowed to sign (a subkey with a valid
+/// back-signature), and the signature itself unexpired. A signature dated before the
+/// (sub)key that made it, or more than [`MAX_CLOCK_SKEW_SECS`] after `now`, is refused;
+/// so are MD5, SHA-1 and RIPEMD-160 signatures and signatures by weak keys (RSA below
+/// 2048 bits, DSA, ElGamal) as the primary or signing key ([`Error::WeakAlgorithm`]),
+/// and signature types other than binary or text data signatures.
+pub fn verify_detached(
+    keys: &[PublicKey],
+    data: &[u8],
+    signature: &[u8],
+    now: SystemTime,
+) -> Result<Fingerprint> {
     let malformed = |detail: String| Error::MalformedSignature { detail };
     let mut sigs = Vec::new();
     for block in armor_blocks(signature) {
@@ -175,7 +189,7 @@ pub fn verify_detached(keys: &[PublicKey], data: &[u8], signature: &[u8]) -> Res
         return Err(malformed("the signature has no creation time".into()));
     };
     let created = u64::from(created.as_secs());
-    let now = validity::secs(SystemTime::now());
+    let now = validity::secs(now);
 
     let has_issuer = !sig.issuer_key_id().is_empty() || !sig.issuer_fingerprint().is_empty();
     let mut candidates: Vec<(&PublicKey, Component<'_>)> = Vec::new();
@@ -216,48 +230,8 @@ pub fn verify_detached(keys: &[PublicKey], data: &[u8], signature: &[u8]) -> Res
             }
             continue;
         }
-        // Cryptographically valid: was the signer entitled to make it?
-        let not_valid = |reason: String| Error::SignerNotValid {
-            fingerprint: key.fingerprint(),
-            reason,
-        };
-        if let Some(why) = validity::primary_revocation(&inner.primary_key, &inner.details, now) {
-            return Err(not_valid(why));
-        }
-        if let Some(exp) = sig
-            .signature_expiration_time()
-            .map(|d| u64::from(d.as_secs()))
-        {
-            if exp > 0 && created + exp <= now {
-                return Err(not_valid(format!(
-                    "the signature expired on {}",
-                    validity::utc(created + exp)
-                )));
-            }
-        }
-        let at = format!("when the signature was made ({})", validity::utc(created));
-        let primary_caps = validity::primary_at(&inner.primary_key, &inner.details, created)
-            .map_err(|r| not_valid(format!("{r} {at}")))?;
-        match component {
-            Component::Primary if !primary_caps.can_sign() => {
-                return Err(not_valid(format!(
-                    "the primary key may not sign ({})",
-                    primary_caps.describe()
-                )))
-            }
-            Component::Primary => {}
-            Component::Subkey(sub) => {
-                let caps = validity::subkey_at(&inner.primary_key, sub, created)
-                    .map_err(|r| not_valid(format!("{r} {at}")))?;
-                if !caps.can_sign() {
-                    return Err(not_valid(format!(
-                        "subkey {} may not sign ({})",
-                        fpr(&sub.key.fingerprint()),
-                        caps.describe()
-                    )));
-                }
-            }
-        }
+        // Cryptographically valid: was the signer entitled to make it, now?
+        judge(key, component, sig, created, now)?;
         return Ok(key.fingerprint());
     }
     let (fingerprint, detail) = failure.expect("at least one candidate was tried");
@@ -265,4 +239,99 @@ pub fn verify_detached(keys: &[PublicKey], data: &[u8], signature: &[u8]) -> Res
         fingerprint,
         detail,
     })
+}
+
+/// The policy a cryptographically valid signature by `component` of `key` must meet (see
+/// [`verify_detached`]).
+fn judge(
+    key: &PublicKey,
+    component: &Component<'_>,
+    sig: &Signature,
+    created: Secs,
+    now: Secs,
+) -> Result<()> {
+    let inner = key.inner();
+    let fingerprint = key.fingerprint();
+    let not_valid = |reason: String| Error::SignerNotValid {
+        fingerprint: fingerprint.clone(),
+        reason,
+    };
+    let weak = |rule: String, hint: &'static str| Error::WeakAlgorithm {
+        fingerprint: fingerprint.clone(),
+        rule,
+        hint,
+    };
+    const NEW_KEY: &str = "the approver needs a new key (ed25519, or RSA of 3072 bits), \
+                           registered in place of this one";
+    if let Some(rule) = validity::weak_hash(sig) {
+        return Err(weak(
+            rule,
+            "sign again with SHA-256 or stronger (`gpg --digest-algo SHA256 --detach-sign`)",
+        ));
+    }
+    if let Some(rule) = validity::weak_key(&inner.primary_key) {
+        return Err(weak(format!("the primary key: {rule}"), NEW_KEY));
+    }
+    if let Component::Subkey(sub) = component {
+        if let Some(rule) = validity::weak_key(&sub.key) {
+            let sub_fp = fpr(&sub.key.fingerprint());
+            return Err(weak(format!("signing subkey {sub_fp}: {rule}"), NEW_KEY));
+        }
+    }
+    if created > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+        return Err(not_valid(format!(
+            "the signature is dated {}, more than {} minutes after the time of verification \
+             ({}); check the signer's clock and sign again",
+            validity::utc(created),
+            MAX_CLOCK_SKEW_SECS / 60,
+            validity::utc(now)
+        )));
+    }
+    if let Some(exp) = sig
+        .signature_expiration_time()
+        .map(|d| u64::from(d.as_secs()))
+    {
+        if exp > 0 && created + exp <= now {
+            return Err(not_valid(format!(
+                "the signature expired on {}",
+                validity::utc(created + exp)
+            )));
+        }
+    }
+    // Judged at the time of verification, not at the time the signer wrote into the
+    // signature: a key that has expired or been revoked since cannot sign by backdating.
+    let when = format!("at the time of verification ({})", validity::utc(now));
+    let primary_caps = validity::primary_at(&inner.primary_key, &inner.details, now)
+        .map_err(|r| not_valid(format!("{r}, {when}")))?;
+    let (signer_created, signer) = match component {
+        Component::Primary if !primary_caps.can_sign() => {
+            return Err(not_valid(format!(
+                "the primary key may not sign ({}), {when}",
+                primary_caps.describe()
+            )))
+        }
+        Component::Primary => (inner.primary_key.created_at(), "the primary key".to_owned()),
+        Component::Subkey(sub) => {
+            let sub_fp = fpr(&sub.key.fingerprint());
+            let caps = validity::subkey_at(&inner.primary_key, sub, now)
+                .map_err(|r| not_valid(format!("{r}, {when}")))?;
+            if !caps.can_sign() {
+                return Err(not_valid(format!(
+                    "subkey {sub_fp} may not sign ({}), {when}",
+                    caps.describe()
+                )));
+            }
+            (sub.key.created_at(), format!("subkey {sub_fp}"))
+        }
+    };
+    // A signature cannot be older than the key that made it.
+    let signer_created = u64::from(signer_created.as_secs());
+    if created < signer_created {
+        return Err(not_valid(format!(
+            "the signature is dated {}, before {signer} that made it was created ({})",
+            validity::utc(created),
+            validity::utc(signer_created)
+        )));
+    }
+    Ok(())
 }

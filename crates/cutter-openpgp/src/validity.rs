@@ -13,8 +13,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use pgp::{
     composed::{SignedKeyDetails, SignedPublicSubKey},
+    crypto::hash::HashAlgorithm,
     packet::{self, KeyFlags, Signature, SignatureType, SubpacketData},
-    types::{KeyDetails, Tag},
+    ser::Serialize,
+    types::{KeyDetails, PublicParams, Tag},
 };
 
 /// Seconds since the Unix epoch.
@@ -315,4 +317,43 @@ pub(crate) fn subkey_at(
         }
     }
     Ok(caps)
+}
+
+/// The smallest RSA modulus accepted for a signing key, in bits.
+pub(crate) const MIN_RSA_BITS: u16 = 2048;
+
+/// Why signatures by `key` are refused (RSA below [`MIN_RSA_BITS`], DSA, ElGamal), if
+/// they are: the algorithm and the rule it breaks.
+pub(crate) fn weak_key(key: &impl KeyDetails) -> Option<String> {
+    match key.public_params() {
+        PublicParams::RSA(p) => {
+            // The serialized modulus is an MPI, which starts with its length in bits.
+            let bits = p
+                .to_bytes()
+                .ok()
+                .and_then(|b| Some(u16::from_be_bytes([*b.first()?, *b.get(1)?])))
+                .unwrap_or(0);
+            (bits < MIN_RSA_BITS).then(|| {
+                format!("it is an RSA-{bits} key, and RSA keys need at least {MIN_RSA_BITS} bits")
+            })
+        }
+        PublicParams::DSA(_) => Some("it is a DSA key, and DSA keys are not accepted".into()),
+        PublicParams::Elgamal(_) => {
+            Some("it is an ElGamal key, and ElGamal keys are not accepted".into())
+        }
+        _ => None,
+    }
+}
+
+/// Why `sig`'s hash algorithm is refused (MD5, SHA-1, RIPEMD-160), if it is.
+pub(crate) fn weak_hash(sig: &Signature) -> Option<String> {
+    let name = match sig.hash_alg()? {
+        HashAlgorithm::Md5 => "MD5",
+        HashAlgorithm::Sha1 => "SHA-1",
+        HashAlgorithm::Ripemd160 => "RIPEMD-160",
+        _ => return None,
+    };
+    Some(format!(
+        "the signature uses the {name} digest, and MD5, SHA-1 and RIPEMD-160 signatures are not accepted"
+    ))
 }

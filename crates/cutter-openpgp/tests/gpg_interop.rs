@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::{io::Write, time::SystemTime};
 
 use common::{data, Gpg};
 use cutter_openpgp::{
@@ -247,17 +247,21 @@ fn gpg_detached_signatures_verify_and_ours_verify_in_gpg() {
         assert_eq!(sig.starts_with(b"-----BEGIN PGP SIGNATURE-----"), armor);
 
         let keys = [other.clone(), public.clone()];
-        assert_eq!(verify_detached(&keys, doc, &sig).expect("valid"), fp(&fpr));
+        assert_eq!(
+            verify_detached(&keys, doc, &sig, SystemTime::now()).expect("valid"),
+            fp(&fpr)
+        );
 
         // Changed data: bad signature, naming the signer.
         let mut changed = doc.to_vec();
         changed[8] ^= 1;
-        let err = verify_detached(&keys, &changed, &sig).expect_err("changed data accepted");
+        let err = verify_detached(&keys, &changed, &sig, SystemTime::now())
+            .expect_err("changed data accepted");
         assert!(matches!(err, Error::BadSignature { .. }), "{err:?}");
         assert!(err.to_string().contains(&fpr), "{err}");
 
         // Unknown signer: the error names the issuer found in the signature.
-        let err = verify_detached(std::slice::from_ref(&other), doc, &sig)
+        let err = verify_detached(std::slice::from_ref(&other), doc, &sig, SystemTime::now())
             .expect_err("unknown signer accepted");
         assert!(matches!(err, Error::UnknownSigner { .. }), "{err:?}");
         let msg = err.to_string();
@@ -270,7 +274,13 @@ fn gpg_detached_signatures_verify_and_ours_verify_in_gpg() {
     let ours = sign_detached(&secret, &Passphrase::new(pass_text.into()), doc).expect("sign");
     assert!(ours.starts_with("-----BEGIN PGP SIGNATURE-----"));
     assert_eq!(
-        verify_detached(std::slice::from_ref(&public), doc, ours.as_bytes()).expect("ours"),
+        verify_detached(
+            std::slice::from_ref(&public),
+            doc,
+            ours.as_bytes(),
+            SystemTime::now()
+        )
+        .expect("ours"),
         fp(&fpr)
     );
     let sig_path = gpg.file("ours.asc", ours.as_bytes());
@@ -334,7 +344,7 @@ fn our_key_signs_and_gpg_verifies() {
     );
     let public = PublicKey::from_bytes(generated.public_armored.as_bytes()).expect("public");
     assert_eq!(
-        verify_detached(&[public], doc, sig.as_bytes()).expect("verify"),
+        verify_detached(&[public], doc, sig.as_bytes(), SystemTime::now()).expect("verify"),
         generated.fingerprint
     );
 }
@@ -377,20 +387,28 @@ fn signing_subkey_signature_maps_to_primary() {
         verify_detached(
             std::slice::from_ref(&public),
             b"subkey-signed approval",
-            &sig
+            &sig,
+            SystemTime::now()
         )
         .expect("valid"),
         fp(&fpr)
     );
     // The unknown-signer error names the subkey that signed.
-    let err = verify_detached(&[], b"subkey-signed approval", &sig).expect_err("no keys");
+    let err = verify_detached(&[], b"subkey-signed approval", &sig, SystemTime::now())
+        .expect_err("no keys");
     assert!(err.to_string().contains(&sign_sub), "{err}");
 
     // Our signing with a cert-only primary picks the signing subkey; gpg agrees.
     let secret = SecretKey::from_bytes(&gpg.export_secret(&fpr, "")).expect("secret");
     let ours = sign_detached(&secret, &Passphrase::new(String::new()), b"x").expect("sign");
     assert_eq!(
-        verify_detached(std::slice::from_ref(&public), b"x", ours.as_bytes()).expect("ours"),
+        verify_detached(
+            std::slice::from_ref(&public),
+            b"x",
+            ours.as_bytes(),
+            SystemTime::now()
+        )
+        .expect("ours"),
         fp(&fpr)
     );
     let s = gpg.file("x.asc", ours.as_bytes());
@@ -449,7 +467,8 @@ fn malformed_and_multiple_signatures_are_refused() {
         None,
     );
     let two = std::fs::read(&sig_path).expect("two sigs");
-    let err = verify_detached(&keys, b"doc", &two).expect_err("two signatures accepted");
+    let err = verify_detached(&keys, b"doc", &two, SystemTime::now())
+        .expect_err("two signatures accepted");
     assert!(matches!(err, Error::SignatureCount { count: 2 }), "{err:?}");
 
     // Malformed armor: damaged base64, missing end line, no signature at all.
@@ -468,7 +487,7 @@ fn malformed_and_multiple_signatures_are_refused() {
     );
     let one = String::from_utf8(std::fs::read(&one_path).expect("sig")).expect("ascii");
     assert_eq!(
-        verify_detached(&keys, b"doc", one.as_bytes()).expect("ok"),
+        verify_detached(&keys, b"doc", one.as_bytes(), SystemTime::now()).expect("ok"),
         fp(&a)
     );
     let lines: Vec<&str> = one.lines().collect();
@@ -486,7 +505,8 @@ fn malformed_and_multiple_signatures_are_refused() {
         "-----BEGIN PGP SIGNATURE-----\n\n-----END PGP SIGNATURE-----\n".to_string(),
         "not a signature at all".to_string(),
     ] {
-        let err = verify_detached(&keys, b"doc", bad.as_bytes()).expect_err("malformed accepted");
+        let err = verify_detached(&keys, b"doc", bad.as_bytes(), SystemTime::now())
+            .expect_err("malformed accepted");
         assert!(
             matches!(err, Error::MalformedSignature { .. }),
             "{bad:?}: unexpected {err:?}"
@@ -510,9 +530,20 @@ fn concatenated_armor_blocks_are_counted() {
     let s1 = sign_detached(&sa, &pass, b"doc").expect("sign");
     let s2 = sign_detached(&sa, &pass, b"doc").expect("sign");
     let pa = PublicKey::from_bytes(a.public_armored.as_bytes()).expect("pa");
-    let one = verify_detached(std::slice::from_ref(&pa), b"doc", s1.as_bytes()).expect("one");
+    let one = verify_detached(
+        std::slice::from_ref(&pa),
+        b"doc",
+        s1.as_bytes(),
+        SystemTime::now(),
+    )
+    .expect("one");
     assert_eq!(one, a.fingerprint);
-    let err = verify_detached(&[pa], b"doc", format!("{s1}{s2}").as_bytes())
-        .expect_err("two armored signatures accepted");
+    let err = verify_detached(
+        &[pa],
+        b"doc",
+        format!("{s1}{s2}").as_bytes(),
+        SystemTime::now(),
+    )
+    .expect_err("two armored signatures accepted");
     assert!(matches!(err, Error::SignatureCount { count: 2 }), "{err:?}");
 }

@@ -15,15 +15,42 @@ use std::{
 
 use tempfile::TempDir;
 
+/// The program `name` on `PATH`. Panics (fails the test, never skips it) with `missing`
+/// if it is absent.
+pub fn binary_on_path(name: &str, missing: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").expect("PATH is set");
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{missing}"))
+}
+
+/// Runs `c` with `input` on its stdin and its stdout and stderr captured. Returns the
+/// output whatever the exit status.
+pub fn output_with_input(mut c: Command, input: &[u8]) -> Output {
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", c.get_program()));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write to the child's stdin");
+    child.wait_with_output().expect("wait for the child")
+}
+
 /// The `gpg` binary, looked up once on `PATH`. Panics (fails the test) if absent.
 pub fn gpg_binary() -> PathBuf {
     static GPG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     GPG.get_or_init(|| {
-        let path = std::env::var_os("PATH").expect("PATH is set");
-        std::env::split_paths(&path)
-            .map(|d| d.join("gpg"))
-            .find(|p| p.is_file())
-            .expect("gpg (GnuPG 2.2) must be installed and on PATH for these tests")
+        binary_on_path(
+            "gpg",
+            "gpg (GnuPG 2.2) must be installed and on PATH for these tests",
+        )
     })
     .clone()
 }
@@ -79,19 +106,17 @@ impl Gpg {
         if passphrase.is_some() {
             c.arg("--passphrase-fd").arg("0");
         }
-        c.args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("spawn gpg");
-        {
-            let mut stdin = child.stdin.take().expect("stdin");
-            if let Some(p) = passphrase {
-                stdin.write_all(p.as_bytes()).expect("write passphrase");
-                stdin.write_all(b"\n").expect("write newline");
-            }
-        }
-        child.wait_with_output().expect("wait for gpg")
+        c.args(args);
+        let input = passphrase.map(|p| format!("{p}\n")).unwrap_or_default();
+        output_with_input(c, input.as_bytes())
+    }
+
+    /// Runs gpg with `args` and `input` on its stdin (e.g. for `--command-fd 0`). Returns
+    /// the output whatever the exit status.
+    pub fn try_run_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut c = self.command();
+        c.args(args);
+        output_with_input(c, input)
     }
 
     /// Like [`try_run`](Self::try_run) but panics with gpg's stderr unless it succeeded.
