@@ -118,3 +118,85 @@ fn a_live_run_as_a_superuser_is_refused() {
         before.rows("public.information_unit")
     );
 }
+
+/// The writer appends, with `psql`, a pair-signature row naming a registered approver's
+/// fingerprint over a statement that approver never signed, with a correct hash-chain
+/// link (the canonical form is documented): the chains stay intact, and `ledger verify`
+/// still fails, naming the table and the row.
+#[test]
+fn a_forged_approval_row_is_found_by_ledger_verify() {
+    let w = World::new();
+    let a = w.disarm("r-real");
+    let o = w.run_live("r-real", &a).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = w.cmd().args(["ledger", "verify"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("approval signatures: 2 re-verified over 1 run(s)"),
+        "{}",
+        text(&o)
+    );
+
+    let mut c = w.db.exec_config().connect().unwrap();
+    let tail = c
+        .query_one(
+            "SELECT row_hash, signer_fpr, statement, signature FROM cutter_governance.dot_pair_signature ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap();
+    let (prev, fpr, statement, signature): (String, String, String, String) =
+        (tail.get(0), tail.get(1), tail.get(2), tail.get(3));
+    let forged_statement = statement.replace("r-real", "r-forged");
+    assert_ne!(forged_statement, statement);
+    let id: i64 = c
+        .query_one(
+            "SELECT nextval(pg_get_serial_sequence('cutter_governance.dot_pair_signature', 'id'))",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let created = "2026-12-05T08:00:00.000000Z";
+    let mut h = cutter_core::CanonicalHasher::new("cutter-ledger-v1/dot_pair_signature");
+    h.u64_field(id as u64);
+    for v in [
+        "r-forged",
+        "SG_1",
+        fpr.as_str(),
+        forged_statement.as_str(),
+        signature.as_str(),
+        created,
+    ] {
+        h.opt_field(Some(v.as_bytes()));
+    }
+    h.opt_field(Some(prev.as_bytes()));
+    let row_hash = h.finish().to_hex();
+    c.execute(
+        "INSERT INTO cutter_governance.dot_pair_signature \
+           (id, run_id, gate, signer_fpr, statement, signature, created_at, prev_hash, row_hash) \
+         VALUES ($1, 'r-forged', 'SG_1', $2, $3, $4, '2026-12-05 08:00:00+00', $5, $6)",
+        &[&id, &fpr, &forged_statement, &signature, &prev, &row_hash],
+    )
+    .unwrap();
+
+    let o = w
+        .cmd()
+        .args(["--json", "ledger", "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["chains_intact"], true, "the forger linked the chain: {v}");
+    assert_eq!(v["intact"], false);
+    let failures = v["signatures"]["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{v}");
+    assert_eq!(failures[0]["id"], id);
+    assert_eq!(failures[0]["run_id"], "r-forged");
+    let o = w.cmd().args(["ledger", "verify"]).output().unwrap();
+    assert!(
+        text(&o).contains(&format!(
+            "FAILED dot_pair_signature row id {id} (run r-forged)"
+        )),
+        "{}",
+        text(&o)
+    );
+}

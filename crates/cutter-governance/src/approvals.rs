@@ -274,3 +274,141 @@ pub fn reverify_recorded_approvals<C: GenericClient>(
     }
     Ok(out)
 }
+
+/// One recorded signature that did not re-verify.
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize)]
+pub struct SignatureFinding {
+    /// `dot_pair_signature` row id (the first row of the run where the failure is not
+    /// tied to one row).
+    pub id: i64,
+    /// The run the row names.
+    pub run_id: String,
+    /// Why.
+    pub detail: String,
+}
+
+/// What [`reverify_ledger_signatures`] found.
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize)]
+pub struct SignatureReport {
+    /// Signature rows that re-verified at the time they were recorded.
+    pub verified: u64,
+    /// Runs those rows belong to.
+    pub runs: u64,
+    /// Rows written before cutter (covered by the chain's genesis anchor, not signed by
+    /// OpenPGP keys cutter knows): not re-verified.
+    pub before_cutter: u64,
+    /// Rows that do not verify as the gate accepted them: forged or altered. Each is a
+    /// failure of `ledger verify`.
+    pub failures: Vec<SignatureFinding>,
+    /// Rows that verified when recorded but not now: the key was revoked or expired
+    /// since. Reported, not a failure: history stays valid.
+    pub invalid_now: Vec<SignatureFinding>,
+}
+
+impl SignatureReport {
+    /// Whether every recorded signature re-verified as accepted.
+    pub fn is_ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+impl fmt::Display for SignatureReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "approval signatures: {} re-verified over {} run(s)",
+            self.verified, self.runs
+        )?;
+        if self.before_cutter > 0 {
+            write!(
+                f,
+                ", {} written before cutter (anchored, not re-verified)",
+                self.before_cutter
+            )?;
+        }
+        writeln!(f)?;
+        for x in &self.failures {
+            writeln!(
+                f,
+                "  FAILED dot_pair_signature row id {} (run {}): {}",
+                x.id, x.run_id, x.detail
+            )?;
+        }
+        for x in &self.invalid_now {
+            writeln!(
+                f,
+                "  note: dot_pair_signature row id {} (run {}) verified when recorded but not now: {}",
+                x.id, x.run_id, x.detail
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Re-verifies **every** signature recorded in `dot_pair_signature` (but the rows a
+/// genesis anchor covers) against `approvers`: each run's rows at the time they were
+/// recorded (what the gate accepted), then at `now`. The database cannot check OpenPGP
+/// signatures, so this is what makes a row forged with `psql` — a registered
+/// fingerprint with a signature it did not make — visible to any reviewer with read
+/// access.
+pub fn reverify_ledger_signatures<C: GenericClient>(
+    client: &mut C,
+    approvers: &ApproverSet,
+    verifier: &OpenPgpVerifier,
+    now: UnixTime,
+) -> Result<SignatureReport> {
+    let through = crate::chain::read_anchor(client, crate::chain::LedgerTable::DotPairSignature)?
+        .map_or(0, |a| a.through_id);
+    let mut report = SignatureReport::default();
+    let before: i64 = client
+        .query_one(
+            "SELECT count(*) FROM cutter_governance.dot_pair_signature WHERE id <= $1",
+            &[&through],
+        )
+        .map_err(Error::db(
+            "counting the pair signatures written before cutter",
+        ))?
+        .get(0);
+    report.before_cutter = u64::try_from(before).unwrap_or(0);
+    let runs = client
+        .query(
+            "SELECT run_id, min(id), extract(epoch FROM min(created_at))::bigint, count(*) \
+               FROM cutter_governance.dot_pair_signature WHERE id > $1 \
+              GROUP BY run_id ORDER BY min(id)",
+            &[&through],
+        )
+        .map_err(Error::db(
+            "listing the runs of the recorded pair signatures",
+        ))?;
+    for r in runs {
+        let (run_text, first, at, n): (String, i64, i64, i64) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let finding = |id: i64, detail: String| SignatureFinding {
+            id,
+            run_id: run_text.clone(),
+            detail,
+        };
+        let run = match RunId::new(&run_text) {
+            Ok(run) => run,
+            Err(e) => {
+                report.failures.push(finding(first, format!("run id: {e}")));
+                continue;
+            }
+        };
+        report.runs += 1;
+        match reverify_recorded_approvals(client, &run, approvers, verifier, UnixTime(at)) {
+            Ok(_) => report.verified += u64::try_from(n).unwrap_or(0),
+            Err(Error::Corrupt { id, detail, .. }) => {
+                report.failures.push(finding(id, detail));
+                continue;
+            }
+            Err(other) => return Err(other),
+        }
+        match reverify_recorded_approvals(client, &run, approvers, verifier, now) {
+            Ok(_) => {}
+            Err(Error::Corrupt { id, detail, .. }) => report.invalid_now.push(finding(id, detail)),
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(report)
+}

@@ -27,10 +27,13 @@ mod legb;
 mod verify;
 
 pub use approvals::{
-    approvers_from_keys, load_approvers, read_signed_approval, reverify_recorded_approvals,
-    sign_approval, verify_approvals, OpenPgpVerifier, RecordedApproval,
+    approvers_from_keys, load_approvers, read_signed_approval, reverify_ledger_signatures,
+    reverify_recorded_approvals, sign_approval, verify_approvals, OpenPgpVerifier,
+    RecordedApproval, SignatureFinding, SignatureReport,
 };
-pub use chain::{verify_ledger, verify_table, BrokenLink, LedgerReport, LedgerTable, TableReport};
+pub use chain::{
+    verify_ledger, verify_table, Anchor, BrokenLink, LedgerReport, LedgerTable, TableReport,
+};
 pub use common::voided_by;
 pub use decisions::{
     append_reverted, claim, claim_key, claim_of, is_reverted, record_sg3, void, Claim,

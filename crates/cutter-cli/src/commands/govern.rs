@@ -254,17 +254,26 @@ pub fn ledger_verify(ctx: &Ctx) -> Result<u8> {
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let report = cutter_governance::verify_ledger(&mut client)
         .map_err(|e| CliError::Failed(e.to_string()))?;
-    let human = format!("{report}");
+    // The database cannot check OpenPGP signatures: every recorded approval is
+    // re-verified here against the approvers' keys, as the gate accepted it.
+    let (set, verifier) = super::run::approvers(ctx)?;
+    let now = cutter_core::UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    );
+    let signatures =
+        cutter_governance::reverify_ledger_signatures(&mut client, &set, &verifier, now)
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+    let human = format!("{report}{signatures}");
     let value = serde_json::to_value(&report).unwrap_or_default();
-    if report.is_intact() {
-        ctx.out
-            .emit(&human, json!({"intact": true, "ledger": value}));
-        Ok(exit::OK)
-    } else {
-        ctx.out
-            .emit(&human, json!({"intact": false, "ledger": value}));
-        Ok(exit::FAILURE)
-    }
+    let intact = report.is_intact() && signatures.is_ok();
+    ctx.out.emit(
+        &human,
+        json!({"intact": intact, "chains_intact": report.is_intact(), "ledger": value,
+               "signatures": signatures}),
+    );
+    Ok(if intact { exit::OK } else { exit::FAILURE })
 }
 
 /// `cutter report --run-id R`.
