@@ -61,7 +61,7 @@ fn reader(ctx: &Ctx, args: &OwnerArgs) -> Result<(postgres::Client, String)> {
         Some(c) => c,
         None => target_config(ctx)?,
     };
-    let label = cfg.redacted();
+    let label = label(&cfg);
     let c = cfg.connect().map_err(|e| CliError::Failed(e.to_string()))?;
     Ok((c, label))
 }
@@ -72,6 +72,11 @@ fn lock_timeout(ctx: &Ctx, args: &OwnerArgs) -> Duration {
         None if ctx.settings.lock_timeout_ms > 0 => ctx.settings.lock_timeout_ms,
         None => 10_000,
     })
+}
+
+/// `user@host:port/database`: what an operator recognises (the password is never in it).
+fn label(cfg: &cutter_pg::ConnConfig) -> String {
+    format!("{}@{}/{}", cfg.user(), cfg.host_display(), cfg.dbname())
 }
 
 fn short(sha: &str) -> &str {
@@ -217,7 +222,7 @@ fn upgrade(
     baseline: bool,
 ) -> Result<u8> {
     let cfg = require_owner(ctx, args)?;
-    let label = cfg.redacted();
+    let label = label(&cfg);
     let mut c = cfg.connect().map_err(|e| CliError::Failed(e.to_string()))?;
     let options = UpgradeOptions {
         lock_timeout: lock_timeout(ctx, args),
