@@ -200,3 +200,140 @@ fn a_forged_approval_row_is_found_by_ledger_verify() {
         text(&o)
     );
 }
+
+/// A HOLD lives in the database too: a second state directory cannot run while the
+/// first one's failure is unresolved, `psql` as the writer cannot create a unit with
+/// the function either, compensation still works, and the release (with both
+/// approvals) lifts it for everyone; its approvals are re-verified by ledger verify.
+#[test]
+fn a_hold_in_the_database_stops_a_second_state_directory_until_released() {
+    let w = World::new();
+    let a = w.disarm("r-held");
+    let o = w
+        .run_live("r-held", &a)
+        .env("CUTTER_FAILPOINT", "leg_b_record:before_commit:error")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+
+    // Another state directory, same database and approvers.
+    let other = w.work.path().join("other-state");
+    w.cmd().arg("init").arg(&other).assert().success();
+    let cfg = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(other.join("cutter.toml"), &cfg).unwrap();
+    let in_other = |args: &[&str]| {
+        let mut c = w.cmd();
+        c.env("CUTTER_CONFIG", other.join("cutter.toml")).args(args);
+        c.output().unwrap()
+    };
+    let b = w.approvals("r-elsewhere");
+    let o = in_other(&[
+        "kill-switch",
+        "disarm",
+        "--run-id",
+        "r-elsewhere",
+        "--plan",
+        w.plan.to_str().unwrap(),
+        "--approval",
+        &b[0],
+        "--approval",
+        &b[1],
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(
+        text(&o)
+            .contains("the database records an unresolved HOLD: the SG_3 escalation of run r-held"),
+        "{}",
+        text(&o)
+    );
+
+    // The writer's password and psql: the function refuses, nothing is written.
+    let before = w.snapshot();
+    let mut exec = w.db.exec_config().connect().unwrap();
+    let e = exec
+        .query(
+            "SELECT * FROM public.fn_iu_create('held/psql-1', 'Điều 1', 'text', 'mallory', 'law_unit', 'article', 'law', 'held-doc', 'v1')",
+            &[],
+        )
+        .unwrap_err();
+    let db = e.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "55000", "{e}");
+    assert!(db.message().contains("unresolved HOLD"), "{}", db.message());
+    assert_eq!(w.snapshot(), before);
+
+    // Compensation works while held; the release needs both approvals and lifts the
+    // HOLD in the database as well.
+    w.cmd()
+        .args(["compensate", "--run-id", "r-held"])
+        .assert()
+        .success();
+    w.cmd()
+        .args(["hold", "release", "--approval", &a[0], "--approval", &a[1]])
+        .assert()
+        .success();
+    let o = in_other(&[
+        "kill-switch",
+        "disarm",
+        "--run-id",
+        "r-elsewhere",
+        "--plan",
+        w.plan.to_str().unwrap(),
+        "--approval",
+        &b[0],
+        "--approval",
+        &b[1],
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = w
+        .cmd()
+        .args(["--json", "ledger", "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // SG_1 and SG_2 of r-held's run (dot_pair_signature rows are written by leg_b_record,
+    // which failed) and the release's two approvals.
+    assert!(v["signatures"]["verified"].as_u64().unwrap() >= 2, "{v}");
+
+    // A release appended by hand, re-using those approvals for another escalation, is
+    // found: its statements name r-held, not the run it releases.
+    let mut c = w.db.exec_config().connect().unwrap();
+    cutter_governance::record_sg3(
+        &mut c,
+        &cutter_governance::Sg3Record::new(
+            cutter_core::RunId::new("r-other").unwrap(),
+            None,
+            "forged failure",
+            None,
+            None,
+        ),
+        "mallory",
+    )
+    .unwrap();
+    let approvals: String = c
+        .query_one(
+            "SELECT (payload -> 'approvals')::text FROM cutter_governance.review_decision WHERE decision = 'hold_released'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let approvals: Vec<cutter_governance::ReleaseApproval> =
+        serde_json::from_str(&approvals).unwrap();
+    let forged = cutter_governance::record_hold_release(
+        &mut c,
+        &cutter_core::RunId::new("r-other").unwrap(),
+        &approvals,
+        "mallory",
+    )
+    .unwrap()
+    .expect("a release row");
+    let o = w.cmd().args(["ledger", "verify"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "FAILED review_decision row id {forged} (run r-other)"
+        )),
+        "{}",
+        text(&o)
+    );
+}

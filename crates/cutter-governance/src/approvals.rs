@@ -278,8 +278,9 @@ pub fn reverify_recorded_approvals<C: GenericClient>(
 /// One recorded signature that did not re-verify.
 #[derive(Clone, PartialEq, Eq, Debug, serde::Serialize)]
 pub struct SignatureFinding {
-    /// `dot_pair_signature` row id (the first row of the run where the failure is not
-    /// tied to one row).
+    /// `dot_pair_signature`, or `review_decision` for a HOLD release's approvals.
+    pub table: String,
+    /// The row id (the first row of the run where the failure is not tied to one row).
     pub id: i64,
     /// The run the row names.
     pub run_id: String,
@@ -330,15 +331,15 @@ impl fmt::Display for SignatureReport {
         for x in &self.failures {
             writeln!(
                 f,
-                "  FAILED dot_pair_signature row id {} (run {}): {}",
-                x.id, x.run_id, x.detail
+                "  FAILED {} row id {} (run {}): {}",
+                x.table, x.id, x.run_id, x.detail
             )?;
         }
         for x in &self.invalid_now {
             writeln!(
                 f,
-                "  note: dot_pair_signature row id {} (run {}) verified when recorded but not now: {}",
-                x.id, x.run_id, x.detail
+                "  note: {} row id {} (run {}) verified when recorded but not now: {}",
+                x.table, x.id, x.run_id, x.detail
             )?;
         }
         Ok(())
@@ -384,6 +385,7 @@ pub fn reverify_ledger_signatures<C: GenericClient>(
         let (run_text, first, at, n): (String, i64, i64, i64) =
             (r.get(0), r.get(1), r.get(2), r.get(3));
         let finding = |id: i64, detail: String| SignatureFinding {
+            table: "dot_pair_signature".into(),
             id,
             run_id: run_text.clone(),
             detail,
@@ -410,5 +412,97 @@ pub fn reverify_ledger_signatures<C: GenericClient>(
             Err(other) => return Err(other),
         }
     }
+    reverify_hold_releases(client, approvers, verifier, &mut report)?;
     Ok(report)
+}
+
+/// The approvals recorded in each `hold_released` decision (reference V4), re-verified
+/// at the time the release was recorded: each must be a valid signature by the
+/// recorded signer, a registered approver, over a statement naming the released run;
+/// two distinct approvers per release.
+fn reverify_hold_releases<C: GenericClient>(
+    client: &mut C,
+    approvers: &ApproverSet,
+    verifier: &OpenPgpVerifier,
+    report: &mut SignatureReport,
+) -> Result<()> {
+    let rows = client
+        .query(
+            "SELECT id, run_id, coalesce(payload -> 'approvals', '[]')::text, \
+                    extract(epoch FROM created_at)::bigint \
+               FROM cutter_governance.review_decision WHERE decision = $1 ORDER BY id",
+            &[&crate::decisions::DECISION_HOLD_RELEASED],
+        )
+        .map_err(Error::db("reading the recorded HOLD releases"))?;
+    for r in rows {
+        let (id, run, approvals, at): (i64, String, String, i64) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let fail = |detail: String| SignatureFinding {
+            table: "review_decision".into(),
+            id,
+            run_id: run.clone(),
+            detail,
+        };
+        let list: Vec<crate::decisions::ReleaseApproval> = match serde_json::from_str(&approvals) {
+            Ok(l) => l,
+            Err(e) => {
+                report.failures.push(fail(format!("approvals: {e}")));
+                continue;
+            }
+        };
+        let mut signers = std::collections::BTreeSet::new();
+        let mut problem = None;
+        for a in &list {
+            let sig = match a.signature.strip_prefix("hex:") {
+                Some(h) => match hex::decode(h) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        problem = Some(format!("signature: {e}"));
+                        break;
+                    }
+                },
+                None => a.signature.as_bytes().to_vec(),
+            };
+            let names_run = ApprovalStatement::parse(a.statement.as_bytes())
+                .map(|st| st.run_id.as_str() == run)
+                .unwrap_or(false);
+            if !names_run {
+                problem = Some(format!(
+                    "{} approval: its statement does not name run {run}",
+                    a.gate
+                ));
+                break;
+            }
+            match verifier.verify(a.statement.as_bytes(), &sig, UnixTime(at)) {
+                Ok(signer)
+                    if signer.to_string() == a.signer_fpr && approvers.0.contains(&signer) =>
+                {
+                    signers.insert(signer);
+                }
+                Ok(signer) => {
+                    problem = Some(format!(
+                        "{} approval: signed by {signer}, recorded as {}",
+                        a.gate, a.signer_fpr
+                    ));
+                    break;
+                }
+                Err(e) => {
+                    problem = Some(format!(
+                        "{} approval signed as {}: {e}",
+                        a.gate, a.signer_fpr
+                    ));
+                    break;
+                }
+            }
+        }
+        match problem {
+            Some(p) => report.failures.push(fail(p)),
+            None if signers.len() < 2 => report.failures.push(fail(format!(
+                "a HOLD release needs two distinct approvers; {} verified",
+                signers.len()
+            ))),
+            None => report.verified += list.len() as u64,
+        }
+    }
+    Ok(())
 }

@@ -561,3 +561,102 @@ pub fn record_sg3<C: GenericClient>(
     )))?;
     Ok(app.map_or(0, |a| a.first_id()))
 }
+
+/// `decision` of a HOLD release (reference V4): its payload lists the SG_3 escalations
+/// it releases and the approvals that allowed it.
+pub const DECISION_HOLD_RELEASED: &str = "hold_released";
+
+/// An SG_3 escalation the database still holds: no `hold_released` decision names it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct UnresolvedHold {
+    /// The escalation's `review_decision` id.
+    pub decision_id: i64,
+    /// The held run.
+    pub run_id: String,
+}
+
+/// The HOLDs the database records and has not released, oldest first. Empty on a
+/// schema before V4 (which has no database-side HOLD).
+pub fn unresolved_holds<C: GenericClient>(client: &mut C) -> Result<Vec<UnresolvedHold>> {
+    let v4: bool = client
+        .query_one(
+            "SELECT to_regprocedure('cutter_governance.fn_unresolved_holds()') IS NOT NULL",
+            &[],
+        )
+        .map_err(Error::db(
+            "looking for cutter_governance.fn_unresolved_holds",
+        ))?
+        .get(0);
+    if !v4 {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(
+            "SELECT decision_id, run_id FROM cutter_governance.fn_unresolved_holds()",
+            &[],
+        )
+        .map_err(Error::db("reading the unresolved HOLDs"))?
+        .iter()
+        .map(|r| UnresolvedHold {
+            decision_id: r.get(0),
+            run_id: r.get(1),
+        })
+        .collect())
+}
+
+/// One approval as a release records it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ReleaseApproval {
+    /// `SG_1` or `SG_2`.
+    pub gate: String,
+    /// The signer's primary-key fingerprint, as the gate found it.
+    pub signer_fpr: String,
+    /// The statement text that was signed.
+    pub statement: String,
+    /// The detached signature (armored text, or `hex:` and the binary signature).
+    pub signature: String,
+}
+
+/// Releases, in the database, the HOLD of `run`: appends a `hold_released` decision
+/// naming every unresolved SG_3 escalation of the run and the `approvals` the gate
+/// accepted for it. Returns the decision's id, or `None` when the database holds
+/// nothing for the run. The database cannot check the signatures; `ledger verify`
+/// re-verifies them.
+pub fn record_hold_release<C: GenericClient>(
+    client: &mut C,
+    run: &RunId,
+    approvals: &[ReleaseApproval],
+    actor: &str,
+) -> Result<Option<i64>> {
+    check_actor(actor)?;
+    let mut tx = client
+        .transaction()
+        .map_err(Error::db(format!("starting the HOLD release of run {run}")))?;
+    lock_tables(&mut tx, &[LedgerTable::ReviewDecision])?;
+    let released: Vec<i64> = unresolved_holds(&mut tx)?
+        .into_iter()
+        .filter(|h| h.run_id == run.as_str())
+        .map(|h| h.decision_id)
+        .collect();
+    if released.is_empty() {
+        return Ok(None);
+    }
+    let now = now_text(&mut tx)?;
+    let payload = json!({"released": released, "approvals": approvals});
+    let app = append(
+        &mut tx,
+        LedgerTable::ReviewDecision,
+        &[decision_row(
+            run,
+            None,
+            DECISION_HOLD_RELEASED,
+            &payload,
+            actor,
+            now,
+        )],
+    )?;
+    tx.commit().map_err(Error::db(format!(
+        "committing the HOLD release of run {run}"
+    )))?;
+    Ok(app.map(|a| a.first_id()))
+}

@@ -36,8 +36,9 @@ pub use chain::{
 };
 pub use common::voided_by;
 pub use decisions::{
-    append_reverted, claim, claim_key, claim_of, is_reverted, record_sg3, void, Claim,
-    ClaimOutcome, RevertedReport, Sg3Record, VoidReport, DECISION_CLAIM, DECISION_REVERTED,
+    append_reverted, claim, claim_key, claim_of, is_reverted, record_hold_release, record_sg3,
+    unresolved_holds, void, Claim, ClaimOutcome, ReleaseApproval, RevertedReport, Sg3Record,
+    UnresolvedHold, VoidReport, DECISION_CLAIM, DECISION_HOLD_RELEASED, DECISION_REVERTED,
     DECISION_SG3, DECISION_VOID,
 };
 pub use error::{Error, LiveUnit, Result};

@@ -371,7 +371,7 @@ const LEDGER_TRIGGER_FUNCTION: &str = "cutter_governance.fn_ledger_append_only()
 const LEGACY_DIGEST_FUNCTION: &str = "cutter_governance.fn_ledger_legacy_digest(text,bigint)";
 
 /// Lookup indexes of the reference on tables that grow without end: (index, table).
-const LOOKUP_INDEXES: [(&str, &str); 3] = [
+const LOOKUP_INDEXES: [(&str, &str); 4] = [
     (
         "public.information_unit_change_set",
         "public.information_unit",
@@ -380,6 +380,10 @@ const LOOKUP_INDEXES: [(&str, &str); 3] = [
     (
         "cutter_governance.cut_change_set_affected_row_cs",
         "cutter_governance.cut_change_set_affected_row",
+    ),
+    (
+        "cutter_governance.review_decision_hold",
+        "cutter_governance.review_decision",
     ),
 ];
 
@@ -760,6 +764,55 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
             format!("function {LEGACY_DIGEST_FUNCTION}"),
             "missing (reference V3)".into(),
         );
+    }
+
+    // V4's HOLD guard: its function and its four enabled statement triggers.
+    let holds_fn: bool = c
+        .query_one(
+            "SELECT to_regprocedure('cutter_governance.fn_unresolved_holds()') IS NOT NULL \
+                AND to_regprocedure('public.fn_trg_hold_guard()') IS NOT NULL",
+            &[],
+        )
+        .doing("looking for the HOLD guard's functions")?
+        .get(0);
+    if !holds_fn {
+        push(
+            "function cutter_governance.fn_unresolved_holds() / public.fn_trg_hold_guard()".into(),
+            "missing (reference V4): a HOLD recorded in the database would not stop writes".into(),
+        );
+    }
+    for (name, table) in crate::schema::HOLD_GUARD_TRIGGERS {
+        if !present_tables.contains(table) {
+            continue;
+        }
+        let row = c
+            .query_opt(
+                "SELECT t.tgenabled::text, t.tgfoid = coalesce(to_regprocedure('public.fn_trg_hold_guard()')::oid, 0) \
+                   FROM pg_catalog.pg_trigger t WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2",
+                &[&table, &name],
+            )
+            .doing(&format!("looking for trigger {name}"))?;
+        match row {
+            None => push(
+                format!("trigger {name} on {table}"),
+                "missing (reference V4)".into(),
+            ),
+            Some(r) => {
+                let enabled: String = r.get(0);
+                if enabled != "O" {
+                    push(
+                        format!("trigger {name} on {table}"),
+                        format!("tgenabled = '{enabled}', reference 'O' (enabled)"),
+                    );
+                }
+                if !r.get::<_, bool>(1) {
+                    push(
+                        format!("trigger {name} on {table}"),
+                        "does not execute public.fn_trg_hold_guard()".into(),
+                    );
+                }
+            }
+        }
     }
 
     // The lookup indexes on tables that grow without end (built CONCURRENTLY when a

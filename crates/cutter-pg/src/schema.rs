@@ -23,7 +23,7 @@ pub struct Migration {
 }
 
 /// The reference schema, version by version.
-pub const MIGRATIONS: [Migration; 3] = [
+pub const MIGRATIONS: [Migration; 4] = [
     Migration {
         version: 1,
         name: "V1__reference.sql",
@@ -39,6 +39,11 @@ pub const MIGRATIONS: [Migration; 3] = [
         name: "V3__history_and_anchors.sql",
         sql: include_str!("../sql/V3__history_and_anchors.sql"),
     },
+    Migration {
+        version: 4,
+        name: "V4__hold_guard.sql",
+        sql: include_str!("../sql/V4__hold_guard.sql"),
+    },
 ];
 
 /// Version 1 for a database of the earlier tool's shape: takes it to what
@@ -51,7 +56,7 @@ pub const ADOPTION: Migration = Migration {
 };
 
 /// The schema version this build of cutter expects.
-pub const REFERENCE_VERSION: i32 = 3;
+pub const REFERENCE_VERSION: i32 = 4;
 
 /// The baseline fixture (for reference version 1).
 pub const BASELINE_SQL: &str = include_str!("../sql/V1__baseline.sql");
@@ -69,6 +74,15 @@ pub const BASELINE_ENACTED: u64 = 60;
 pub const EXEC_ROLE: &str = "cutter_exec";
 /// The read-only role (write_verify's re-read, backups).
 pub const VERIFY_ROLE: &str = "cutter_verify";
+
+/// The statement triggers of V4 that refuse new units and enactments while the
+/// database records an unresolved HOLD: (trigger, table).
+pub const HOLD_GUARD_TRIGGERS: [(&str, &str); 4] = [
+    ("trg_iu_hold_guard_insert", "public.information_unit"),
+    ("trg_iu_hold_guard_enact", "public.information_unit"),
+    ("trg_uv_hold_guard_insert", "public.unit_version"),
+    ("trg_uv_hold_guard_enact", "public.unit_version"),
+];
 
 /// The function both immutability triggers must execute.
 pub const IMMUTABILITY_TRIGGER_FUNCTION: &str = "public.fn_trg_enacted_immut()";

@@ -27,7 +27,7 @@ fn a_target_without_the_schema_is_named_object_by_object() {
         "table cutter_governance.verify_result: missing",
         "function public.fn_iu_create(text,text,text,text,text,text,text,text,text,text,text): missing",
         "trigger trg_iu_enacted_immut on public.information_unit: missing",
-        "cutter_governance.schema_version: version none, reference 3",
+        "cutter_governance.schema_version: version none, reference 4",
     ] {
         assert!(text.contains(needle), "{needle} not in\n{text}");
     }

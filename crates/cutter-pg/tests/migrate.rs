@@ -98,7 +98,8 @@ fn the_earlier_tools_database_is_adopted_without_losing_a_row() {
         [
             "A1__adopt_legacy.sql",
             "V2__ledger.sql",
-            "V3__history_and_anchors.sql"
+            "V3__history_and_anchors.sql",
+            "V4__hold_guard.sql"
         ]
     );
     let Shape::Versioned { applied } = &shape else {

@@ -788,6 +788,20 @@ fn a_target_at_v1_is_named_by_preflight_and_upgraded_to_the_reference() {
             "function cutter_governance.fn_ledger_legacy_digest(text,bigint): missing (reference V3)"
                 .into(),
         );
+        // And V4's.
+        needles.push(
+            "function cutter_governance.fn_unresolved_holds() / public.fn_trg_hold_guard(): missing (reference V4)"
+                .into(),
+        );
+        for (trigger, table) in schema::HOLD_GUARD_TRIGGERS {
+            needles.push(format!(
+                "trigger {trigger} on {table}: missing (reference V4)"
+            ));
+        }
+        needles.push(
+            "index cutter_governance.review_decision_hold on cutter_governance.review_decision: missing"
+                .into(),
+        );
         for needle in &needles {
             assert!(text.contains(needle.as_str()), "{needle} not in\n{text}");
         }

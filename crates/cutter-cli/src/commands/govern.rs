@@ -105,6 +105,29 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
 }
 
 /// `cutter kill-switch disarm --run-id R --plan P --approval …`.
+/// Refuses while the database records an unresolved HOLD (reference V4): whichever
+/// state directory wrote it, a live run waits until it is released there.
+pub(crate) fn refuse_database_hold(cfg: &cutter_pg::ConnConfig) -> Result<()> {
+    let mut c = cfg.connect().map_err(|e| CliError::Failed(e.to_string()))?;
+    let holds =
+        cutter_governance::unresolved_holds(&mut c).map_err(|e| CliError::Failed(e.to_string()))?;
+    match holds.first() {
+        None => Ok(()),
+        Some(h) => Err(CliError::Held(format!(
+            "the database records an unresolved HOLD: the SG_3 escalation of run {} (review_decision id {}){}; \
+             no live run goes ahead until it is compensated and released (`cutter hold release`, from the \
+             state directory that holds it)",
+            h.run_id,
+            h.decision_id,
+            if holds.len() > 1 {
+                format!(", and {} more", holds.len() - 1)
+            } else {
+                String::new()
+            }
+        ))),
+    }
+}
+
 pub fn disarm(ctx: &Ctx, run_id: &str, plan: &Path, approvals: &[String]) -> Result<u8> {
     let dir = open(ctx)?;
     let run_id = RunId::new(run_id)?;
@@ -115,6 +138,7 @@ pub fn disarm(ctx: &Ctx, run_id: &str, plan: &Path, approvals: &[String]) -> Res
             h.record.run_id, h.record.reason
         )));
     }
+    refuse_database_hold(&super::target_config(ctx)?)?;
     let digest = plan_digest(plan)?;
     let target = connect_target(ctx)?.system_identifier();
     let (approver_set, verifier) = approvers(ctx)?;
@@ -159,7 +183,7 @@ pub fn release(ctx: &Ctx, approvals: &[String]) -> Result<u8> {
     let target = connect_target(ctx)?.system_identifier();
     let (approver_set, verifier) = approvers(ctx)?;
     let signed = read_approvals(approvals)?;
-    cutter_core::check_approvals(
+    let verified = cutter_core::check_approvals(
         &run,
         rec.context.plan_digest,
         target,
@@ -173,6 +197,27 @@ pub fn release(ctx: &Ctx, approvals: &[String]) -> Result<u8> {
             reasons,
         }))
     })?;
+    // Check the transition before writing anything to the database.
+    rec.machine
+        .apply(&Event::Released)
+        .map_err(|t| CliError::Refused(format!("cannot release the HOLD yet: {}", t.why)))?;
+    // The database's HOLD (V4) is released with the approvals, for every reviewer to
+    // re-verify.
+    let recorded: Vec<cutter_governance::ReleaseApproval> = signed
+        .iter()
+        .zip(&verified)
+        .map(|(s, v)| cutter_governance::ReleaseApproval {
+            gate: v.gate.name().to_string(),
+            signer_fpr: v.signer.to_string(),
+            statement: String::from_utf8_lossy(&s.statement).into_owned(),
+            signature: v.signature.clone(),
+        })
+        .collect();
+    let mut client = super::target_config(ctx)?
+        .connect()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    cutter_governance::record_hold_release(&mut client, &run, &recorded, &ctx.settings.actor)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
     let effects = rec.record(&dir, Event::Released).map_err(|e| match e {
         CliError::Core(cutter_core::Error::Transition(t)) => {
             CliError::Refused(format!("cannot release the HOLD yet: {}", t.why))

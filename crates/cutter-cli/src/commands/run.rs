@@ -619,6 +619,9 @@ fn live(
     let (approver_set, verifier) = approvers(ctx)?;
     let kill_switch = dir.kill_switch()?;
     let hold = dir.hold()?;
+    if hold.is_none() {
+        super::govern::refuse_database_hold(&exec_cfg)?;
+    }
     let auth = cutter_core::authorize(
         &GateRequest {
             run_id: &run_id,
