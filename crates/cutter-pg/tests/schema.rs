@@ -625,7 +625,7 @@ fn security_definer_functions_pin_search_path_and_execute_is_not_public() {
             &[],
         )
         .unwrap();
-    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.len(), 9, "V1's eight and V4's hold guard");
     for r in rows {
         let name: String = r.get(0);
         let secdef: bool = r.get(1);
