@@ -52,7 +52,11 @@ pub fn main() -> Result<(), String> {
         std::env::var_os("HOME").map(PathBuf::from),
     )
     .ok_or("neither CARGO_HOME nor HOME is set: cannot find the cargo home")?;
-    for tool in to_install(&bin, |p| p.is_file()) {
+    let missing = to_install(&bin, |p| p.is_file());
+    if missing.is_empty() {
+        eprintln!("xtask: cargo-machete and cargo-deny are installed; not installing");
+    }
+    for tool in missing {
         let t = Instant::now();
         crate::run(crate::cargo().args([
             "install",
