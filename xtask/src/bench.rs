@@ -47,14 +47,6 @@ pub struct WriteArgs {
     skip_psql: bool,
 }
 
-/// Peak resident set size of this process, MiB (VmHWM of /proc/self/status).
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 struct Measured {
     name: &'static str,
     what: String,
@@ -250,7 +242,7 @@ fn write(o: &WriteArgs) -> Result<(), String> {
         });
     }
 
-    let rss = peak_rss_mib();
+    let rss = cutter_testkit::peak_rss_mib();
     drop(tc);
 
     let rate = |name: &str| {

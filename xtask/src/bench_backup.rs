@@ -378,16 +378,6 @@ fn dump_through_gpg(
     ))
 }
 
-fn status_kib(field: &str) -> Option<u64> {
-    let s = fs::read_to_string("/proc/self/status").ok()?;
-    s.lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// (CPU seconds of this process, CPU seconds of its reaped children).
 fn self_cpu() -> (f64, f64) {
     let s = fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -422,7 +412,10 @@ fn child_backup(args: &[String]) -> Result<(), String> {
     let t = Instant::now();
     let _artifact = pre_write_backup(&cfg, &mut |_| {}).map_err(|e| e.to_string())?;
     let wall = t.elapsed().as_secs_f64();
-    println!("{wall} {}", status_kib("VmHWM:").unwrap_or(0));
+    println!(
+        "{wall} {}",
+        cutter_testkit::peak_rss_bytes().map_or(0, |b| b / 1024)
+    );
     Ok(())
 }
 

@@ -22,14 +22,6 @@ const DOC: &str = "bench-ledger";
 const PHASE_LIMIT: Duration = Duration::from_secs(5);
 const VERIFY_RATE: f64 = 100_000.0;
 
-/// Peak resident set size of this process, MiB (VmHWM of /proc/self/status).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 /// A driver error with the server's message and SQLSTATE.
 fn server(what: &str, e: &postgres::Error) -> String {
     match e.as_db_error() {
@@ -126,7 +118,7 @@ pub fn run(units: u64, rounds: u32) -> Result<(), String> {
         report.ensure_intact().map_err(gov)?;
         rows = report.rows();
     }
-    let rss = peak_rss_mib();
+    let rss = cutter_testkit::peak_rss_mib();
     drop(verify);
     drop(tc);
 

@@ -34,8 +34,7 @@ fn hwm_kib(pid: u32) -> Option<u64> {
 
 /// The VmHWM line of a procfs status text, in KiB.
 fn vmhwm_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    cutter_testkit::status_kib(status, "VmHWM:")
 }
 
 /// The memory check: the peak in MiB if it was measured and is under the limit. A peak
@@ -133,16 +132,7 @@ pub fn main(units: u64) -> Result<(), String> {
     )?;
     let cutter = |args: &[&str]| -> Command {
         let mut cmd = Command::new(&bin);
-        for v in [
-            "DATABASE_URL",
-            "PGHOST",
-            "PGPORT",
-            "PGUSER",
-            "PGDATABASE",
-            "PGPASSWORD",
-        ] {
-            cmd.env_remove(v);
-        }
+        cutter_testkit::clear_caller_env(&mut cmd);
         cmd.env("PGPASSFILE", &pgpass)
             .env("CUTTER_CONFIG", state.join("cutter.toml"))
             .args(args)

@@ -11,6 +11,7 @@ mod bench_cut;
 mod bench_ledger;
 mod bench_run;
 mod bench_upgrade;
+mod deps;
 mod faults;
 mod prereq;
 mod proof;
@@ -45,6 +46,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         extra: Vec<String>,
     },
+    /// Dependency checks: cargo machete and cargo deny (licenses, bans).
+    ///
+    /// Installs cargo-machete and cargo-deny (pinned, `cargo install --locked`) into the
+    /// cargo home unless they are there, then fails on an unused dependency or a crate
+    /// whose license or duplication `deny.toml` does not allow.
+    Deps,
     /// Fail if cutter-core depends on an I/O crate (postgres, pgp, tempfile, tokio, libc).
     CheckLayering,
     /// The real SQL of every mutating phase and of compensation A and B, rolled back.
@@ -80,6 +87,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Test { extra }) => test(&extra),
         Some(Command::CheckLayering) => check_layering(),
+        Some(Command::Deps) => deps::main(),
         Some(Command::Proof(a)) => proof::main(&a),
         Some(Command::Bench(b)) => bench::main(b),
         Some(Command::Faults(a)) => faults::main(&a),
@@ -279,6 +287,7 @@ mod tests {
             parse(&["check-layering"]),
             Ok(Command::CheckLayering)
         ));
+        assert!(matches!(parse(&["deps"]), Ok(Command::Deps)));
         assert!(matches!(
             parse(&["proof", "--rollback-only"]),
             Ok(Command::Proof(_))

@@ -35,11 +35,10 @@ struct Missing {
     packages: &'static [&'static str],
 }
 
+/// PostgreSQL's bindir, if `pg_config` answers (asked again after an install: a failure
+/// is not cached).
 fn bindir() -> Option<PathBuf> {
-    let out = Command::new("pg_config").arg("--bindir").output().ok()?;
-    out.status
-        .success()
-        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    cutter_pg::pg_bindir().ok()
 }
 
 /// What is missing, given PostgreSQL's bindir (if `pg_config` answered), whether a file

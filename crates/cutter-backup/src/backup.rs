@@ -26,7 +26,6 @@ use cutter_pg::config::ConnConfig;
 use postgres::{GenericClient, IsolationLevel};
 use sha2::{Digest as _, Sha256};
 
-use crate::atomic::{self, PartialFile};
 use crate::error::{Error, Result};
 use crate::manifest::{
     artifact_file_name, manifest_file_name, DumpCompression, DumpInfo, EncryptionInfo, Manifest,
@@ -35,6 +34,7 @@ use crate::manifest::{
 use crate::programs::{command, describe_status, ChildGuard, PgProgram, StderrCollector};
 use crate::rowdigest::RowDigest;
 use crate::streamstats::{self, StreamStats};
+use cutter_fs::{self as atomic, PartialFile, Replace};
 
 /// Size of each read from pg_dump and of each pooled buffer.
 pub(crate) const BUFFER: usize = 256 * 1024;
@@ -613,19 +613,18 @@ pub fn pre_write_backup(
         .and_then(|()| mfile.sync_all())
         .map_err(|e| Error::io("writing", mpartial.path(), e))?;
     drop(mfile);
-    let path = partial.commit()?;
-    let manifest_path = match mpartial.commit() {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = std::fs::remove_file(&path);
-            let _ = atomic::sync_dir(dir);
-            return Err(e);
-        }
-    };
+    let path = dir.join(&artifact_name);
+    let manifest_path = dir.join(&manifest_name);
+    partial.commit(&path, Replace::No)?;
+    if let Err(e) = mpartial.commit(&manifest_path, Replace::No) {
+        let _ = std::fs::remove_file(&path);
+        let _ = atomic::sync_dir(dir);
+        return Err(e.into());
+    }
     if let Err(e) = atomic::sync_dir(dir) {
         let _ = std::fs::remove_file(&manifest_path);
         let _ = std::fs::remove_file(&path);
-        return Err(e);
+        return Err(e.into());
     }
     tracing::info!(
         artifact = %path.display(),

@@ -347,3 +347,25 @@ impl Error {
         }
     }
 }
+
+impl From<cutter_fs::Error> for Error {
+    fn from(e: cutter_fs::Error) -> Self {
+        match e {
+            cutter_fs::Error::Exists { path } => Error::ArtifactExists { path },
+            cutter_fs::Error::Dir {
+                path,
+                problem,
+                source,
+            } => Error::StateDir {
+                path,
+                problem,
+                source,
+            },
+            cutter_fs::Error::Io {
+                action,
+                path,
+                source,
+            } => Error::io(action, path, source),
+        }
+    }
+}

@@ -10,6 +10,7 @@ use cutter_core::Fingerprint;
 use cutter_openpgp::{Passphrase, PublicKey, Recipient, SecretKey};
 
 use crate::error::{Error, Result};
+use cutter_fs::Replace;
 
 /// The environment variable holding the recipient fingerprint (seed name).
 pub const PIN_ENV: &str = "BACKUP_GPG_FPR";
@@ -167,10 +168,10 @@ pub fn generate_keys(
 ) -> Result<GeneratedKeyFiles> {
     let g = cutter_openpgp::generate_key(user_id, passphrase)
         .map_err(|source| Error::KeyGeneration { source })?;
-    let secret_key =
-        crate::atomic::write_new(dir, &format!("{stem}.sec.asc"), g.secret_armored.as_bytes())?;
-    let public_key =
-        crate::atomic::write_new(dir, &format!("{stem}.pub.asc"), g.public_armored.as_bytes())?;
+    let secret_key = dir.join(format!("{stem}.sec.asc"));
+    cutter_fs::write(&secret_key, g.secret_armored.as_bytes(), Replace::No)?;
+    let public_key = dir.join(format!("{stem}.pub.asc"));
+    cutter_fs::write(&public_key, g.public_armored.as_bytes(), Replace::No)?;
     Ok(GeneratedKeyFiles {
         fingerprint: g.fingerprint,
         public_key,

@@ -34,7 +34,6 @@
 //! logs or in errors.
 
 mod archive;
-mod atomic;
 mod backup;
 mod clone;
 mod error;
@@ -47,9 +46,9 @@ mod rowdigest;
 mod selftest;
 mod streamstats;
 
-pub use atomic::{remove_stale_partials, StalePartials};
 pub use backup::{pre_write_backup, BackupArtifact, BackupConfig, DIGEST_METHOD};
 pub use clone::{pg_restore_data_args, restore_data_into};
+pub use cutter_fs::{remove_stale_partials, StalePartials};
 pub use error::{Error, Result};
 pub use keys::{
     generate_keys, load_recipient, load_secret_key, recipient_pin, GeneratedKeyFiles,

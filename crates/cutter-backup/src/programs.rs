@@ -96,30 +96,12 @@ impl PgProgram {
     }
 }
 
-/// The directory `pg_config --bindir` prints.
+/// The directory `pg_config --bindir` prints ([`cutter_pg::pg_bindir`], the one lookup).
 pub fn bindir() -> Result<PathBuf> {
-    let out = Command::new("pg_config")
-        .arg("--bindir")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::Program {
-            program: "pg_config".into(),
-            problem: format!(
-                "cannot run it ({e}); install the PostgreSQL development tools \
-                 (Debian: postgresql-server-dev-all) or configure the pg_dump path"
-            ),
-        })?;
-    if !out.status.success() {
-        return Err(Error::Program {
-            program: "pg_config".into(),
-            problem: format!(
-                "`pg_config --bindir` failed ({}): {}",
-                describe_status(out.status),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    cutter_pg::pg_bindir().map_err(|e| Error::Program {
+        program: "pg_config".into(),
+        problem: format!("{e}; or configure the pg_dump/pg_restore path"),
+    })
 }
 
 /// `pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)` → `15.14`.

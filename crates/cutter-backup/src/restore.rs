@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::keys::{load_secret_key, PassphraseSource};
 use crate::manifest::{verify_artifact, Manifest};
 use crate::programs::{command, describe_status, major_of, ChildGuard, PgProgram, StderrCollector};
+use cutter_fs::Replace;
 
 /// The value of [`RestoreProof::format`].
 pub const PROOF_FORMAT: &str = "cutter-restore-proof/1";
@@ -549,7 +550,8 @@ pub fn restore_proof(cfg: &RestoreConfig) -> Result<RestoreProof> {
     };
     let written = match &record {
         Some((dir, name)) => {
-            crate::atomic::write_new(dir, name, proof.to_json().as_bytes()).map(|_| ())
+            cutter_fs::write(&dir.join(name), proof.to_json().as_bytes(), Replace::No)
+                .map_err(Error::from)
         }
         None => Ok(()),
     };

@@ -14,9 +14,9 @@ use cutter_openpgp::{EncryptingWriter, Recipient};
 use cutter_pg::config::ConnConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic;
 use crate::keys::{load_recipient, load_secret_key, PassphraseSource};
 use crate::programs::PgProgram;
+use cutter_fs as atomic;
 
 /// Free space required beyond the estimated artifact size.
 const MARGIN: u64 = 64 << 20;

@@ -584,9 +584,9 @@ fn kill_9_of_the_backup_process_leaves_only_ciphertext_that_is_cleaned_up() {
         vec![partial.file_name().unwrap().to_string_lossy().to_string()]
     );
     let bytes = fs::read(&partial).unwrap();
-    assert!(common::memfind(&bytes, b"PGDMP").is_none());
-    assert!(common::memfind(&bytes, f.canary.as_bytes()).is_none());
-    assert!(common::memfind(&bytes, b"bulk-1").is_none());
+    assert!(cutter_testkit::memfind(&bytes, b"PGDMP").is_none());
+    assert!(cutter_testkit::memfind(&bytes, f.canary.as_bytes()).is_none());
+    assert!(cutter_testkit::memfind(&bytes, b"bulk-1").is_none());
     // pg_dump dies with its reader.
     let start = Instant::now();
     while !exited(pg_dump) {

@@ -62,6 +62,19 @@ pub enum CliError {
     Internal(String),
 }
 
+impl From<cutter_fs::Error> for CliError {
+    fn from(e: cutter_fs::Error) -> Self {
+        match e {
+            cutter_fs::Error::Exists { path } => CliError::Refused(format!(
+                "{} already exists; cutter never replaces it — choose another path or move it away",
+                path.display()
+            )),
+            cutter_fs::Error::Dir { path, source, .. }
+            | cutter_fs::Error::Io { path, source, .. } => CliError::Io { path, source },
+        }
+    }
+}
+
 impl CliError {
     /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {

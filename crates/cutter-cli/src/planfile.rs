@@ -171,34 +171,23 @@ impl PlanFile {
 }
 
 /// A private copy of the operator's plan file in the state directory, read by every
-/// phase of a run: a temporary file that is removed unless [`PlanCopy::keep_as`] links
-/// it into the run's directory.
+/// phase of a run: a `cutter_fs` temp file (`.plan-<random>.partial-<pid>`, so `cutter
+/// recover` removes it after a crash like the backup's) that is removed unless
+/// [`PlanCopy::keep_as`] links it into the run's directory.
 #[derive(Debug)]
 pub struct PlanCopy {
-    file: tempfile::NamedTempFile,
+    file: cutter_fs::PartialFile,
 }
 
 impl PlanCopy {
-    /// Copies `from` into `dir` (streaming, then fsync).
+    /// Copies `from` into `dir` (streaming, then fsync). The random part of the name keeps
+    /// a copy left by a dead process with the same pid (a container) from meeting this one.
     pub fn take(from: &Path, dir: &Path) -> Result<PlanCopy> {
         let mut src = File::open(from).map_err(|e| CliError::io(from, e))?;
-        // Named like the backup's temp files, `.<name>.partial-<pid>`, so that `cutter
-        // recover` removes it after a crash the same way; the random part keeps a name
-        // left by a dead process with the same pid (a container) from blocking this one.
-        let name = format!(
-            ".plan-{:016x}.partial-{}",
-            rand::random::<u64>(),
-            std::process::id()
-        );
-        let mut file = tempfile::Builder::new()
-            .prefix(&name)
-            .rand_bytes(0)
-            .tempfile_in(dir)
-            .map_err(|e| CliError::io(dir, e))?;
-        std::io::copy(&mut src, file.as_file_mut()).map_err(|e| CliError::io(from, e))?;
-        file.as_file()
-            .sync_all()
-            .map_err(|e| CliError::io(file.path(), e))?;
+        let name = format!("plan-{:016x}", rand::random::<u64>());
+        let (file, mut to) = cutter_fs::PartialFile::create(dir, &name)?;
+        std::io::copy(&mut src, &mut to).map_err(|e| CliError::io(from, e))?;
+        to.sync_all().map_err(|e| CliError::io(file.path(), e))?;
         Ok(PlanCopy { file })
     }
 
@@ -207,25 +196,10 @@ impl PlanCopy {
         self.file.path()
     }
 
-    /// Gives the copy its lasting name too (a hard link, or a copy where the file system
-    /// has none), and makes the name durable. The copy stays readable under both names
-    /// until this value is dropped.
+    /// Gives the copy its lasting name too (a hard link, never replacing a file there),
+    /// and makes the name durable. The copy stays readable under both names until this
+    /// value is dropped.
     pub fn keep_as(&self, path: &Path) -> Result<()> {
-        if std::fs::hard_link(self.file.path(), path).is_err() {
-            let mut to = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-                .map_err(|e| CliError::io(path, e))?;
-            let mut from = File::open(self.file.path()).map_err(|e| CliError::io(path, e))?;
-            std::io::copy(&mut from, &mut to).map_err(|e| CliError::io(path, e))?;
-            to.sync_all().map_err(|e| CliError::io(path, e))?;
-        }
-        if let Some(parent) = path.parent() {
-            File::open(parent)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| CliError::io(parent, e))?;
-        }
-        Ok(())
+        Ok(self.file.link_as(path)?)
     }
 }

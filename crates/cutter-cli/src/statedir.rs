@@ -1,6 +1,6 @@
 //! The state directory the CLI owns: `runs/<run_id>/`, `state/`, `backups/`,
-//! `rollback/<run_id>/`, `locks/HOLD`. Files that matter are written atomically
-//! (temp + fsync + rename + directory fsync); a run holds an exclusive `flock` on
+//! `rollback/<run_id>/`, `locks/HOLD`. Files that matter are written atomically by
+//! `cutter_fs` (temp + fsync + rename + directory fsync); a run holds an exclusive `flock` on
 //! `locks/state.lock` for its whole life, so two runs never share a state directory.
 
 use std::fs::{self, File, OpenOptions};
@@ -9,49 +9,30 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use cutter_core::{Event, HoldRecord, KillSwitch, RunId};
+use rustix::fs::{flock, FlockOperation};
+use rustix::io::Errno;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CliError, Result};
+pub use cutter_fs::{pid_alive as process_alive, Replace};
 
 /// Subdirectories created by `cutter init`.
 pub const LAYOUT: [&str; 5] = ["runs", "state", "backups", "rollback", "locks"];
 
-/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync,
-/// rename over `path`, fsync of the directory. Readers see the old or the new file,
-/// never a torn one, even after a crash.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    // `plan.json` has the parent "" — the current directory.
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+/// Writes `bytes` to `path` atomically (see `cutter_fs`): readers see the old or the new
+/// file, never a torn one, even after a crash; [`Replace::No`] refuses an existing file.
+pub fn write_file(path: &Path, bytes: &[u8], replace: Replace) -> Result<()> {
+    Ok(cutter_fs::write(path, bytes, replace)?)
 }
 
-/// Serializes `value` as pretty JSON and writes it atomically.
+/// Serializes `value` as pretty JSON and writes it atomically, replacing the state file
+/// it updates.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| CliError::internal(format!("serialize {}: {e}", path.display())))?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes).map_err(|e| CliError::io(path, e))
+    write_file(path, &bytes, Replace::Yes)
 }
 
 /// Reads JSON written by [`write_json`]; `None` if the file does not exist.
@@ -97,32 +78,8 @@ impl Drop for StateLock {
     fn drop(&mut self) {
         // Leave a record that the lock was released cleanly.
         let _ = self.file.set_len(0);
-        let _ = rustix_unlock(&self.file);
+        let _ = flock(&self.file, FlockOperation::Unlock);
     }
-}
-
-fn rustix_unlock(f: &File) -> io::Result<()> {
-    flock(f, libc::LOCK_UN)
-}
-
-#[allow(unsafe_code)]
-fn flock(f: &File, op: libc::c_int) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file descriptor we own for the duration of the call.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), op) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Whether a process with this pid exists (signal 0).
-#[allow(unsafe_code)]
-pub fn process_alive(pid: u32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 impl StateDir {
@@ -217,8 +174,8 @@ impl StateDir {
         let previous: Option<LockHolder> = fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        if let Err(e) = flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            if e == Errno::WOULDBLOCK {
                 let who = previous
                     .map(|h| format!("pid {} ({}) since {}", h.pid, h.purpose, h.since))
                     .unwrap_or_else(|| "another process".into());
@@ -227,7 +184,7 @@ impl StateDir {
                     self.root.display()
                 )));
             }
-            return Err(CliError::io(&path, e));
+            return Err(CliError::io(&path, e.into()));
         }
         let stale = previous.filter(|h| h.pid != std::process::id());
         let me = LockHolder {
@@ -379,29 +336,34 @@ impl Journal {
 mod tests {
     use super::*;
 
+    /// The CLI's old writer opened its predictable temp name `.<name>.tmp-<pid>` with
+    /// O_CREAT|O_TRUNC and so wrote through a symlink planted there.
     #[test]
-    fn atomic_write_replaces_and_leaves_no_temp() {
+    fn state_files_are_never_written_through_a_planted_symlink() {
+        use std::os::unix::fs::symlink;
         let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("x.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+        let s = StateDir::create(d.path()).unwrap();
+        let victim = d.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let ks = d.path().join("state").join("kill_switch.json");
+        for tmp in [
+            cutter_fs::partial_path(&d.path().join("state"), "kill_switch.json"),
+            d.path()
+                .join("state")
+                .join(format!(".kill_switch.json.tmp-{}", std::process::id())),
+        ] {
+            symlink(&victim, &tmp).unwrap();
+        }
+        let _ = fs::remove_file(&ks);
+        symlink(&victim, &ks).unwrap();
+        s.set_kill_switch(&KillSwitch::Engaged).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert!(fs::symlink_metadata(&ks).unwrap().file_type().is_file());
+        assert_eq!(s.kill_switch().unwrap(), KillSwitch::Engaged);
         assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            fs::metadata(&ks).unwrap().permissions().mode() & 0o777,
             0o600
         );
-    }
-
-    #[test]
-    fn atomic_write_of_a_bare_file_name_uses_the_current_directory() {
-        let d = tempfile::tempdir().unwrap();
-        let here = std::env::current_dir().unwrap();
-        std::env::set_current_dir(d.path()).unwrap();
-        let r = write_atomic(Path::new("plan.json"), b"{}");
-        std::env::set_current_dir(here).unwrap();
-        r.unwrap();
-        assert_eq!(fs::read(d.path().join("plan.json")).unwrap(), b"{}");
     }
 
     #[test]

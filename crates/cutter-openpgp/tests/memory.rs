@@ -13,17 +13,7 @@ const LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Peak resident set size so far (VmHWM), in bytes.
 fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM line");
-    let kb: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("VmHWM value");
-    kb * 1024
+    cutter_testkit::peak_rss_bytes().expect("VmHWM of /proc/self/status")
 }
 
 /// Generates `left` bytes of cheap pseudo-random data.

@@ -25,43 +25,45 @@ use crate::error::{Error, PgContext, Result};
 use crate::ident::quote_ident;
 use crate::sys;
 
-/// The directory holding the PostgreSQL programs, from `pg_config --bindir` (looked up
-/// once). The programs are never looked up on `PATH`.
+/// The directory holding the PostgreSQL programs, from `pg_config --bindir`: the one
+/// place this is looked up (the backup, the tests and xtask call it). A success is
+/// remembered for the life of the process; a failure is not, so a caller that installs
+/// PostgreSQL can ask again. The programs are never looked up on `PATH`.
 pub fn pg_bindir() -> Result<PathBuf> {
-    static BINDIR: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BINDIR
-        .get_or_init(|| {
-            let out = Command::new("pg_config")
-                .arg("--bindir")
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("cannot run pg_config: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "pg_config --bindir failed with {}: {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
-            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-            if dir.join("postgres").is_file() {
-                Ok(dir)
-            } else {
-                Err(format!(
-                    "pg_config --bindir says {}, but there is no postgres program there",
-                    dir.display()
-                ))
-            }
-        })
-        .clone()
-        .map_err(|problem| Error::Program {
-            program: "pg_config".into(),
-            problem: format!(
-                "{problem}; install the PostgreSQL server package (with pg_config), e.g. \
-                 `apt-get install postgresql postgresql-server-dev-all`"
+    static BINDIR: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(dir) = BINDIR.get() {
+        return Ok(dir.clone());
+    }
+    let fail = |problem: String, output: String| Error::Program {
+        program: "pg_config".into(),
+        problem: format!(
+            "{problem}; install PostgreSQL with pg_config, e.g. `apt-get install postgresql \
+             postgresql-server-dev-all`"
+        ),
+        output,
+    };
+    let out = Command::new("pg_config")
+        .arg("--bindir")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| fail(format!("cannot run pg_config: {e}"), String::new()))?;
+    if !out.status.success() {
+        return Err(fail(
+            format!("pg_config --bindir failed with {}", out.status),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !dir.is_dir() {
+        return Err(fail(
+            format!(
+                "pg_config --bindir says {}, which is not a directory",
+                dir.display()
             ),
-            output: String::new(),
-        })
+            String::new(),
+        ));
+    }
+    Ok(BINDIR.get_or_init(|| dir).clone())
 }
 
 /// The path of PostgreSQL program `name` (`initdb`, `psql`, `pg_dump`, …) in
@@ -279,6 +281,7 @@ impl Cluster {
     /// (private) unix socket both require SCRAM password authentication.
     pub fn start_with(options: &ClusterOptions) -> Result<Cluster> {
         let bindir = pg_bindir()?;
+        pg_program("postgres")?;
         let run_as = if sys::effective_uid() == 0 {
             Some(lookup_user("postgres").ok_or_else(|| {
                 Error::Program {

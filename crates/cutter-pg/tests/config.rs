@@ -1080,11 +1080,8 @@ const ALICE_PW: &str = "Al1ce-S3cret-pw";
 impl TestServer {
     fn start() -> Option<TestServer> {
         // Never skip: a missing prerequisite fails the test (`cargo xtask test` installs them).
-        let out = match Command::new("pg_config").arg("--bindir").output() {
-            Ok(o) if o.status.success() => o,
-            _ => panic!("pg_config not found: install PostgreSQL (cargo xtask test does)"),
-        };
-        let bindir = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        let bindir =
+            cutter_pg::pg_bindir().unwrap_or_else(|e| panic!("{e} (cargo xtask test installs it)"));
         assert!(bindir.join("initdb").exists(), "no initdb in {bindir:?}");
         assert!(
             Command::new("openssl").arg("version").output().is_ok(),

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use cutter_core::{TableName, TableStat};
 use cutter_pg::surface::{self, SurfaceMark};
+use cutter_testkit::{files_under, memfind};
 use postgres::IsolationLevel;
 
 // -----------------------------------------------------------------------------------
@@ -220,62 +221,6 @@ impl AuditResult {
     pub fn plaintext_bytes(&self) -> u64 {
         self.plaintext.iter().map(|(_, n)| *n).sum()
     }
-}
-
-pub fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    let first = needle[0];
-    let mut i = 0;
-    while i + needle.len() <= hay.len() {
-        match hay[i..hay.len() - needle.len() + 1]
-            .iter()
-            .position(|b| *b == first)
-        {
-            None => return None,
-            Some(p) => {
-                let at = i + p;
-                if &hay[at..at + needle.len()] == needle {
-                    return Some(at);
-                }
-                i = at + 1;
-            }
-        }
-    }
-    None
-}
-
-/// Regular files under `root` (not following symlinks), skipping PostgreSQL data
-/// directories (a database's own files hold its data by design).
-pub fn files_under(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        if dir.join("PG_VERSION").exists() {
-            continue;
-        }
-        let Ok(meta) = fs::symlink_metadata(&dir) else {
-            continue;
-        };
-        if meta.is_file() {
-            out.push(dir);
-            continue;
-        }
-        let Ok(rd) = fs::read_dir(&dir) else { continue };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(m) = fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(p);
-            } else if m.is_file() {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 impl Audit {

@@ -598,32 +598,7 @@ impl<'w> Cmd<'w> {
     pub fn spawn(self) -> Running {
         let label = self.label();
         let mut cmd = Command::new(&self.world.env.bin);
-        for v in [
-            "DATABASE_URL",
-            "PGHOST",
-            "PGHOSTADDR",
-            "PGPORT",
-            "PGUSER",
-            "PGDATABASE",
-            "PGPASSWORD",
-            "PGPASSFILE",
-            "PGSSLMODE",
-            "PGOPTIONS",
-            "PGSERVICE",
-            "CUTTER_STATE_DIR",
-            "CUTTER_FAILPOINT",
-            "CUTTER_BACKUP_KEY",
-            "CUTTER_BACKUP_SECRET_KEY",
-            "CUTTER_BACKUP_PASSPHRASE",
-            "CUTTER_BACKUP_PASSPHRASE_FILE",
-            "CUTTER_APPROVER_KEYS",
-            "CUTTER_TEST_CLUSTER",
-            "CUTTER_PG_TMPDIR",
-            "BACKUP_GPG_FPR",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(v);
-        }
+        cutter_testkit::clear_caller_env(&mut cmd);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

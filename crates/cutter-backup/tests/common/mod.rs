@@ -175,52 +175,7 @@ pub fn rand_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Files under `root` (modified after `since`, if given) containing any needle, with
-/// the offset of the first hit. Skips PostgreSQL data directories (a database's own
-/// files hold table data by design) and unreadable files.
-pub fn scan(root: &Path, needles: &[&[u8]], since: Option<SystemTime>) -> Vec<(PathBuf, usize)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        if dir.join("PG_VERSION").exists() {
-            continue;
-        }
-        let Ok(rd) = fs::read_dir(&dir) else { continue };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(m) = fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            if !m.is_file() || m.len() > (512 << 20) {
-                continue;
-            }
-            if let (Some(s), Ok(mt)) = (since, m.modified()) {
-                if mt < s {
-                    continue;
-                }
-            }
-            let Ok(bytes) = fs::read(&p) else { continue };
-            for n in needles {
-                if let Some(at) = memfind(&bytes, n) {
-                    out.push((p.clone(), at));
-                    break;
-                }
-            }
-        }
-    }
-    out
-}
-
-pub fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
-}
+use cutter_testkit::scan;
 
 /// A fake PostgreSQL program: answers `--version` like `version_line`, otherwise runs
 /// `body` (a shell snippet) after touching `<dir>/<name>.ran`.

@@ -11,7 +11,7 @@ use super::{connect_target, Ctx};
 use crate::cli::ApproveArgs;
 use crate::error::{exit, CliError, Result};
 use crate::runs::{now_rfc3339, now_unix, rfc3339, RunRecord};
-use crate::statedir::{write_atomic, StateDir};
+use crate::statedir::{write_file, Replace, StateDir};
 
 fn open(ctx: &Ctx) -> Result<StateDir> {
     StateDir::open(ctx.settings.require_state_dir()?)
@@ -89,8 +89,7 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
         gate,
         expires_at: UnixTime(now_unix().0 + ctx.settings.validity_hours as i64 * 3600),
     };
-    write_atomic(&output, statement.canonical_text().as_bytes())
-        .map_err(|e| CliError::io(&output, e))?;
+    write_file(&output, statement.canonical_text().as_bytes(), Replace::No)?;
     let human = format!(
         "{gate} statement for run {run_id} written to {}\n  plan sha256 {digest}, target system {target}, expires {}\nsign it (approver's own key, detached):\n  gpg --detach-sign --armor {}",
         output.display(),

@@ -12,7 +12,7 @@ use super::Ctx;
 use crate::cli::{CutArgs, InputFormat};
 use crate::error::{exit, CliError, Result};
 use crate::planfile::PlanFile;
-use crate::statedir::write_atomic;
+use crate::statedir::{write_file, Replace};
 
 /// `cutter cut FILE --document-id … --source-version … -o PLAN`.
 pub fn cut(ctx: &Ctx, args: &CutArgs) -> Result<u8> {
@@ -38,9 +38,9 @@ pub fn cut(ctx: &Ctx, args: &CutArgs) -> Result<u8> {
         )));
     }
     let plan_json = outcome.plan.to_json();
-    write_atomic(&args.output, plan_json.as_bytes()).map_err(|e| CliError::io(&args.output, e))?;
+    write_file(&args.output, plan_json.as_bytes(), Replace::No)?;
     if let Some(r) = &args.report {
-        write_atomic(r, outcome.report.to_string().as_bytes()).map_err(|e| CliError::io(r, e))?;
+        write_file(r, outcome.report.to_string().as_bytes(), Replace::Yes)?;
     }
     let digest = outcome.plan.digest();
     let findings = outcome

@@ -448,8 +448,12 @@ fn record_sg3(
                 rec.context.pre_snapshot.clone(),
                 rec.context.post_snapshot.clone(),
             );
-            crate::statedir::write_atomic(&file, sg3.to_json_pretty().as_bytes())
-                .map_err(|e| CliError::io(&file, e))?;
+            // Replaces only a record that is unreadable or names another run.
+            crate::statedir::write_file(
+                &file,
+                sg3.to_json_pretty().as_bytes(),
+                crate::statedir::Replace::Yes,
+            )?;
             sg3
         }
     };
@@ -707,8 +711,11 @@ pub fn finish(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> Result<u8> {
     let md = crate::report::to_markdown(rec, &extras);
     let js = crate::report::to_json(rec, &extras);
     let rd = dir.run_dir(&rec.machine.run_id)?;
-    crate::statedir::write_atomic(&rd.join("report.md"), md.as_bytes())
-        .map_err(|e| CliError::io(&rd, e))?;
+    crate::statedir::write_file(
+        &rd.join("report.md"),
+        md.as_bytes(),
+        crate::statedir::Replace::Yes,
+    )?;
     write_json(&rd.join("report.json"), &js)?;
     let c = &rec.context;
     let human = format!(

@@ -8,11 +8,11 @@ use cutter_core::{KillSwitch, RunState};
 use serde_json::json;
 
 use super::Ctx;
-use crate::error::{exit, CliError, Result};
+use crate::error::{exit, Result};
 use crate::output::Output;
 use crate::runs::RunRecord;
 use crate::settings::TEMPLATE;
-use crate::statedir::{write_atomic, StateDir};
+use crate::statedir::{write_file, Replace, StateDir};
 
 /// `cutter init DIR`.
 pub fn init(dir: &Path, out: Output) -> Result<u8> {
@@ -21,7 +21,7 @@ pub fn init(dir: &Path, out: Output) -> Result<u8> {
     let wrote = if cfg.exists() {
         false
     } else {
-        write_atomic(&cfg, TEMPLATE.as_bytes()).map_err(|e| CliError::io(&cfg, e))?;
+        write_file(&cfg, TEMPLATE.as_bytes(), Replace::No)?;
         true
     };
     if state.kill_switch_file_missing() {

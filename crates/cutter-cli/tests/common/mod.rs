@@ -39,28 +39,11 @@ fn private(path: &Path, bytes: &[u8]) {
 /// The binary with nothing from the caller's libpq or cutter environment.
 pub fn cutter() -> Command {
     let mut c = Command::cargo_bin("cutter").unwrap();
-    for v in CLEARED {
+    for v in cutter_testkit::CALLER_ENV {
         c.env_remove(v);
     }
     c
 }
-
-/// The caller's libpq and cutter variables, never passed to the binary under test.
-const CLEARED: [&str; 13] = [
-    "DATABASE_URL",
-    "PGHOST",
-    "PGPORT",
-    "PGUSER",
-    "PGDATABASE",
-    "PGPASSWORD",
-    "PGPASSFILE",
-    "PGSSLMODE",
-    "CUTTER_CONFIG",
-    "CUTTER_STATE_DIR",
-    "CUTTER_FAILPOINT",
-    "CUTTER_OWNER_URL",
-    "BACKUP_GPG_FPR",
-];
 
 /// A plan of `n` units for document `doc`.
 pub fn plan_json(doc: &str, n: u64) -> String {
@@ -106,7 +89,7 @@ impl World {
     /// world's environment.
     pub fn std_cmd(&self) -> std::process::Command {
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("cutter"));
-        for v in CLEARED {
+        for v in cutter_testkit::CALLER_ENV {
             c.env_remove(v);
         }
         c.env("CUTTER_CONFIG", &self.config)
