@@ -6,17 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::World;
+use common::{text, World};
 use cutter_pg::migrate::{self, IndexState, Shape};
 use cutter_pg::schema::REFERENCE_VERSION;
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn the_earlier_tools_database_is_adopted_then_runs_live_and_verifies() {

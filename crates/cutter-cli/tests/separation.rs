@@ -3,15 +3,7 @@
 
 mod common;
 
-use common::World;
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{text, World};
 
 /// The operator makes an approver set of their own through CUTTER_APPROVER_KEYS and
 /// signs SG_1 and SG_2 with those keys: refused before anything happens.
@@ -227,18 +219,21 @@ fn a_hold_in_the_database_stops_a_second_state_directory_until_released() {
         c.output().unwrap()
     };
     let b = w.approvals("r-elsewhere");
-    let o = in_other(&[
-        "kill-switch",
-        "disarm",
-        "--run-id",
-        "r-elsewhere",
-        "--plan",
-        w.plan.to_str().unwrap(),
-        "--approval",
-        &b[0],
-        "--approval",
-        &b[1],
-    ]);
+    let disarm_elsewhere = || {
+        in_other(&[
+            "kill-switch",
+            "disarm",
+            "--run-id",
+            "r-elsewhere",
+            "--plan",
+            w.plan.to_str().unwrap(),
+            "--approval",
+            &b[0],
+            "--approval",
+            &b[1],
+        ])
+    };
+    let o = disarm_elsewhere();
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(
         text(&o)
@@ -271,18 +266,7 @@ fn a_hold_in_the_database_stops_a_second_state_directory_until_released() {
         .args(["hold", "release", "--approval", &a[0], "--approval", &a[1]])
         .assert()
         .success();
-    let o = in_other(&[
-        "kill-switch",
-        "disarm",
-        "--run-id",
-        "r-elsewhere",
-        "--plan",
-        w.plan.to_str().unwrap(),
-        "--approval",
-        &b[0],
-        "--approval",
-        &b[1],
-    ]);
+    let o = disarm_elsewhere();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = w
         .cmd()

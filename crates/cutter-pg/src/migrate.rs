@@ -609,12 +609,46 @@ fn run_plan(
             millis: started.elapsed().as_millis() as u64,
         });
     }
+    record_applied_by(c, &plan.steps)?;
     let to = crate::schema::installed_version(c)?.unwrap_or(0);
     Ok(UpgradeReport {
         from: plan.shape,
         to,
         done,
     })
+}
+
+/// Versions applied before V3 added `applied_by` in this same upgrade get the role that
+/// applied them (V3's default records it for every later version).
+fn record_applied_by(c: &mut postgres::Client, steps: &[Step]) -> Result<()> {
+    let versions: Vec<i32> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Migration { version, .. } => Some(*version),
+            Step::Index { .. } => None,
+        })
+        .collect();
+    if versions.is_empty() {
+        return Ok(());
+    }
+    let has_column: bool = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
+                             WHERE attrelid = to_regclass('cutter_governance.schema_version') \
+                               AND attname = 'applied_by' AND NOT attisdropped)",
+            &[],
+        )
+        .doing("looking for schema_version.applied_by")?
+        .get(0);
+    if has_column {
+        c.execute(
+            "UPDATE cutter_governance.schema_version SET applied_by = current_user \
+              WHERE version = ANY($1) AND applied_by IS NULL",
+            &[&versions],
+        )
+        .doing("recording who applied the migrations")?;
+    }
+    Ok(())
 }
 
 fn apply_migration(

@@ -111,6 +111,19 @@ pub fn dry_run(
             .map_err(pg_err)?;
         cutter_pg::schema::set_login_password(&mut c, cutter_pg::schema::VERIFY_ROLE, &verify_pw)
             .map_err(pg_err)?;
+        // A HOLD the target records (V4) came along with the ledger; the rehearsal
+        // writes to the clone as if it were released, which only the clone records
+        // (no approvals: `ledger verify` of the clone would name it, the target never
+        // sees it). The live run still waits for the real release.
+        let holds = cutter_governance::unresolved_holds(&mut c)
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+        let mut runs: Vec<&str> = holds.iter().map(|h| h.run_id.as_str()).collect();
+        runs.dedup();
+        for held in runs {
+            let held = RunId::new(held)?;
+            cutter_governance::record_hold_release(&mut c, &held, &[], "cutter-rehearsal")
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+        }
     }
     let clone_exec = clone
         .config(rehearsal_db, cutter_pg::schema::EXEC_ROLE, Some(exec_pw))
