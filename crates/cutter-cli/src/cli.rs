@@ -6,8 +6,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok · 1 failure · 2 usage · 3 refused (gate, lock, claim, safety rule) · 4 held.
-Configuration: cutter.toml (--config, CUTTER_CONFIG or ./cutter.toml), then the environment,
-then flags. The target follows libpq: DATABASE_URL or PGHOST/PGPORT/PGUSER/PGDATABASE, with
+Configuration: cutter.toml (--config, CUTTER_CONFIG, or the state directory's), then the
+environment, then flags. The target: --database-url, CUTTER_DATABASE_URL, [database] url, and
+only then DATABASE_URL or PGHOST/PGPORT/PGUSER/PGDATABASE, with
 passwords from ~/.pgpass — never on the command line.";
 
 /// cutter — write cut legal documents into PostgreSQL through gated, backed-up,
@@ -15,14 +16,16 @@ passwords from ~/.pgpass — never on the command line.";
 #[derive(Debug, Parser)]
 #[command(name = "cutter", version, about, long_about = None, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Configuration file [default: $CUTTER_CONFIG, else ./cutter.toml if present].
+    /// Configuration file [default: $CUTTER_CONFIG, else the state directory's
+    /// cutter.toml].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// State directory [default: $CUTTER_STATE_DIR, else state_dir of the config file].
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Target database as a libpq URL or keyword string, without a password
-    /// [default: $DATABASE_URL, else PG* variables].
+    /// [default: $CUTTER_DATABASE_URL, else [database] url, else $DATABASE_URL, else PG*
+    /// variables].
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// Print machine-readable JSON on stdout instead of the human summary.

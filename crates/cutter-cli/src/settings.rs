@@ -21,7 +21,8 @@ pub const TEMPLATE: &str = r#"# cutter configuration.
 state_dir = "."
 
 [database]
-# libpq URL or keyword string of the target (env DATABASE_URL, or PG* variables).
+# libpq URL or keyword string of the target (env CUTTER_DATABASE_URL). DATABASE_URL and
+# libpq's PG* variables are used only when this is not set.
 # url = "postgres://cutter_exec@db.example.org:5432/production?sslmode=verify-full"
 # The schema owner, for `cutter db upgrade|install` only (env CUTTER_OWNER_URL); never the
 # writer's role. Its password comes from ~/.pgpass like the writer's.
@@ -246,14 +247,26 @@ fn resolve(base: &Path, p: PathBuf) -> PathBuf {
 }
 
 impl Settings {
-    /// Loads settings: the config file (`--config`, else `CUTTER_CONFIG`, else
-    /// `./cutter.toml` if present), then the environment (`env`), then `flags`.
+    /// Loads settings: the config file (`--config`, else `CUTTER_CONFIG`, else the
+    /// `cutter.toml` of the state directory given by `--state-dir` or
+    /// `CUTTER_STATE_DIR`; never a file that merely lies in the current directory),
+    /// then the environment (`env`), then `flags`. The target: `--database-url`, else
+    /// `CUTTER_DATABASE_URL`, else the file's `[database] url`; only then the generic
+    /// `DATABASE_URL` (and, when connecting, libpq's `PG*`), so a variable left in the
+    /// shell never redirects a configured target.
     pub fn load(flags: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings> {
         let path = flags
             .config
             .clone()
             .or_else(|| env("CUTTER_CONFIG").map(PathBuf::from))
-            .or_else(|| Some(PathBuf::from("cutter.toml")).filter(|p| p.exists()));
+            .or_else(|| {
+                flags
+                    .state_dir
+                    .clone()
+                    .or_else(|| env("CUTTER_STATE_DIR").map(PathBuf::from))
+                    .map(|d| d.join("cutter.toml"))
+                    .filter(|p| p.is_file())
+            });
         let (file, base) = match &path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| CliError::io(p, e))?;
@@ -295,11 +308,16 @@ impl Settings {
             .clone()
             .or_else(|| env("CUTTER_STATE_DIR").map(PathBuf::from))
             .or_else(|| file.state_dir.clone().map(|p| resolve(&base, p)));
+        let cutter_url = env("CUTTER_DATABASE_URL").filter(|u| !u.trim().is_empty());
+        if let Some(u) = &cutter_url {
+            refuse_password("CUTTER_DATABASE_URL", u)?;
+        }
         let database_url = flags
             .database_url
             .clone()
-            .or_else(|| env("DATABASE_URL"))
-            .or(file.database.url.clone());
+            .or(cutter_url)
+            .or(file.database.url.clone())
+            .or_else(|| env("DATABASE_URL"));
         let backup_fingerprint = pinned_value(
             "[backup].recipient_fingerprint",
             file.backup.recipient_fingerprint.clone(),
@@ -400,9 +418,22 @@ mod tests {
             "CUTTER_ACTOR" => Some("env".to_string()),
             _ => None,
         };
+        // A generic DATABASE_URL left in the shell never redirects the configured target…
         let s = Settings::load(&flags, &env).unwrap();
-        assert_eq!(s.database_url.as_deref(), Some("postgres://env@h/db"));
+        assert_eq!(s.database_url.as_deref(), Some("postgres://file@h/db"));
         assert_eq!(s.actor, "env");
+        // …but cutter's own variable does, and DATABASE_URL serves when nothing is set.
+        let cutter_env = |k: &str| match k {
+            "CUTTER_DATABASE_URL" => Some("postgres://cutter-env@h/db".to_string()),
+            other => env(other),
+        };
+        let s = Settings::load(&flags, &cutter_env).unwrap();
+        assert_eq!(
+            s.database_url.as_deref(),
+            Some("postgres://cutter-env@h/db")
+        );
+        let s = Settings::load(&Overrides::default(), &env).unwrap();
+        assert_eq!(s.database_url.as_deref(), Some("postgres://env@h/db"));
         let flags = Overrides {
             database_url: Some("postgres://flag@h/db".into()),
             state_dir: Some("/x".into()),
@@ -495,6 +526,33 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, CliError::Refused(_)), "{e}");
+    }
+
+    #[test]
+    fn a_config_file_is_read_only_when_named_or_in_the_state_directory() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("cutter.toml"),
+            "[database]\nurl = \"postgres://state@h/db\"\n",
+        )
+        .unwrap();
+        // The current directory's cutter.toml is never picked up on its own.
+        let cwd = std::env::current_dir().unwrap();
+        assert!(!cwd.join("cutter.toml").exists() || cwd != d.path());
+        let s = Settings::load(&Overrides::default(), &no_env).unwrap();
+        assert_eq!(s.config_path, None);
+        // The state directory's is.
+        let flags = Overrides {
+            state_dir: Some(d.path().to_path_buf()),
+            ..Default::default()
+        };
+        let s = Settings::load(&flags, &no_env).unwrap();
+        assert_eq!(s.config_path, Some(d.path().join("cutter.toml")));
+        assert_eq!(s.database_url.as_deref(), Some("postgres://state@h/db"));
+        let dir = d.path().display().to_string();
+        let env = |k: &str| (k == "CUTTER_STATE_DIR").then(|| dir.clone());
+        let s = Settings::load(&Overrides::default(), &env).unwrap();
+        assert_eq!(s.config_path, Some(d.path().join("cutter.toml")));
     }
 
     #[test]

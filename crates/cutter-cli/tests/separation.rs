@@ -321,3 +321,43 @@ fn a_hold_in_the_database_stops_a_second_state_directory_until_released() {
         text(&o)
     );
 }
+
+/// A generic DATABASE_URL left set in the shell (another host, another database) does
+/// not redirect a command whose config file names the target; a cutter.toml lying in
+/// the current directory is not read unless asked for.
+#[test]
+fn a_stray_database_url_or_cutter_toml_never_redirects_the_target() {
+    let w = World::new();
+    let o = w
+        .cmd()
+        .env(
+            "DATABASE_URL",
+            "postgres://cutter_exec@127.0.0.1:1/elsewhere",
+        )
+        .arg("doctor")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("/{}", w.db.name())),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("elsewhere"), "{}", text(&o));
+    // A planted cutter.toml in the working directory, naming another database: ignored
+    // (the command has no config of its own, so it says there is no state directory).
+    let cwd = w.work.path().join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    std::fs::write(
+        cwd.join("cutter.toml"),
+        "state_dir = \".\"\n[database]\nurl = \"postgres://cutter_exec@127.0.0.1:1/elsewhere\"\n",
+    )
+    .unwrap();
+    let o = common::cutter()
+        .current_dir(&cwd)
+        .args(["status"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no state directory"), "{}", text(&o));
+}

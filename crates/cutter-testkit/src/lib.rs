@@ -10,8 +10,9 @@ use std::time::SystemTime;
 
 /// The caller's libpq, cutter and logging variables: a `cutter` child under test gets
 /// only what its test gives it. Remove them all, then set what the test needs.
-pub const CALLER_ENV: [&str; 24] = [
+pub const CALLER_ENV: [&str; 25] = [
     "DATABASE_URL",
+    "CUTTER_DATABASE_URL",
     "PGHOST",
     "PGHOSTADDR",
     "PGPORT",

@@ -93,8 +93,9 @@ fn millis(ms: u64) -> Option<Duration> {
 /// the search_path; `pg_temp` last keeps temporary objects from shadowing anything.
 pub const PINNED_SEARCH_PATH: &str = "-c search_path=pg_catalog,pg_temp";
 
-/// The target's connection configuration: `--database-url`, `DATABASE_URL`, the config
-/// file's `[database].url`, else libpq's `PG*` variables; with the configured timeouts and
+/// The target's connection configuration: `--database-url`, `CUTTER_DATABASE_URL`, the
+/// config file's `[database].url`, then `DATABASE_URL`, else libpq's `PG*` variables
+/// (the order [`crate::settings::Settings::load`] resolves); with the configured timeouts and
 /// the search_path pinned ([`PINNED_SEARCH_PATH`], appended to `PGOPTIONS`).
 pub fn target_config(ctx: &Ctx) -> Result<cutter_pg::ConnConfig> {
     config_for(ctx, ctx.settings.database_url.as_deref())
