@@ -361,3 +361,53 @@ fn a_stray_database_url_or_cutter_toml_never_redirects_the_target() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("no state directory"), "{}", text(&o));
 }
+
+/// Compensation and void, like a live run, refuse the superuser's credentials; as the
+/// writer they go on.
+#[test]
+fn compensation_and_void_as_a_superuser_are_refused() {
+    let w = World::new();
+    let a = w.disarm("r-comp-super");
+    let o = w
+        .run_live("r-comp-super", &a)
+        .env("CUTTER_FAILPOINT", "leg_b_record:before_commit:error")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let writer_cfg = std::fs::read_to_string(&w.config).unwrap();
+    let su = w.db.coordinates().superuser.clone();
+    std::fs::write(
+        &w.config,
+        writer_cfg.replace("postgres://cutter_exec@", &format!("postgres://{su}@")),
+    )
+    .unwrap();
+    let before = w.snapshot();
+    let o = w
+        .cmd()
+        .args(["compensate", "--run-id", "r-comp-super"])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("connected as {su}, a superuser")),
+        "{}",
+        text(&o)
+    );
+    let o = w
+        .cmd()
+        .args(["void", "--run-id", "r-other", "--reason", "superseded"])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("connected as {su}, a superuser")),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(w.snapshot(), before);
+    std::fs::write(&w.config, writer_cfg).unwrap();
+    w.cmd()
+        .args(["compensate", "--run-id", "r-comp-super"])
+        .assert()
+        .success();
+}

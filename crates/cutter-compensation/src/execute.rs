@@ -336,8 +336,8 @@ fn lock_holder(c: &mut impl GenericClient) -> Result<LockHolder> {
 
 /// The checks every step runs first, inside its transaction: the server is the run's
 /// target; the per-target run lock (held to the end of the transaction, so a killed
-/// process never leaves it behind); the immutability triggers are enabled and the
-/// functions compensation A calls exist.
+/// process never leaves it behind); the session is the writer role; the immutability
+/// triggers are enabled and the functions compensation A calls exist.
 fn guard(tx: &mut Transaction<'_>, plan: &CompensationPlan, revert_run: &RunId) -> Result<()> {
     let connected = cutter_pg::surface::system_identifier(tx)?;
     if connected != plan.target() {
@@ -365,7 +365,8 @@ fn guard(tx: &mut Transaction<'_>, plan: &CompensationPlan, revert_run: &RunId) 
             holder: Box::new(lock_holder(tx)?),
         });
     }
-    let mut problems = Vec::new();
+    // Only the writer compensates: never a superuser or the ledger's owner.
+    let mut problems = cutter_pg::writer_role_problems(tx)?;
     let triggers = cutter_pg::surface::trigger_states(tx)?;
     for (name, table) in IMMUTABILITY_TRIGGERS {
         match triggers.get(name).map(String::as_str) {

@@ -278,6 +278,15 @@ pub fn void<C: GenericClient>(
     let mut tx = client
         .transaction()
         .map_err(Error::db(format!("starting the void of run {run}")))?;
+    // Only the writer voids: never a superuser or the ledger's owner.
+    let problems = cutter_pg::writer_role_problems(&mut tx)
+        .map_err(|e| Error::Invalid(format!("reading the connected role: {e}")))?;
+    if !problems.is_empty() {
+        return Err(Error::Invalid(format!(
+            "void of run {run} refused: {}; nothing was written",
+            problems.join("; ")
+        )));
+    }
     // The per-target run lock, to the end of this transaction: a run holds it for all of
     // its phases, so a void never lands between two of them.
     let got: bool = tx
