@@ -387,6 +387,11 @@ fn migration_step(m: &'static Migration) -> Step {
 /// version or an unrecognized shape.
 pub fn plan(c: &mut impl GenericClient) -> Result<Plan> {
     let shape = detect(c)?;
+    plan_for(c, shape)
+}
+
+/// [`plan`] for a database whose shape was already [`detect`]ed.
+pub fn plan_for(c: &mut impl GenericClient, shape: Shape) -> Result<Plan> {
     let pending = pending(&shape)?;
     let mut steps = Vec::new();
     if let Shape::Versioned { applied } = &shape {
@@ -813,7 +818,7 @@ pub fn validate(c: &mut postgres::Client) -> Result<Vec<String>> {
         }
         other => findings.push(format!("schema: {other}")),
     }
-    if let Ok(plan) = plan(c) {
+    if let Ok(plan) = plan_for(c, shape) {
         for s in plan.steps {
             findings.push(format!("pending: {s}"));
         }

@@ -467,23 +467,12 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
     let mut present_tables = BTreeSet::new();
     for (schema, table, columns) in REFERENCE_TABLES {
         let qualified = format!("{schema}.{table}");
-        let rows = c
-            .query(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull \
-                 FROM pg_catalog.pg_attribute a \
-                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
-                &[&qualified],
-            )
-            .doing(&format!("reading the columns of {qualified}"))?;
-        if rows.is_empty() {
+        let found = table_columns(c, &qualified)?;
+        if found.is_empty() {
             push(format!("table {qualified}"), "missing".into());
             continue;
         }
         present_tables.insert(qualified.clone());
-        let found: BTreeMap<String, (String, bool)> = rows
-            .iter()
-            .map(|r| (r.get(0), (r.get(1), r.get(2))))
-            .collect();
         for (col, ty, not_null) in columns.iter() {
             match found.get(*col) {
                 None => push(
@@ -1069,6 +1058,23 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
     })
 }
 
+/// The columns of table `qualified`: name → (type, not null); empty if it is missing.
+fn table_columns(
+    c: &mut impl GenericClient,
+    qualified: &str,
+) -> Result<BTreeMap<String, (String, bool)>> {
+    Ok(c.query(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull \
+             FROM pg_catalog.pg_attribute a \
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+        &[&qualified],
+    )
+    .doing(&format!("reading the columns of {qualified}"))?
+    .iter()
+    .map(|r| (r.get(0), (r.get(1), r.get(2))))
+    .collect())
+}
+
 /// What differs between the connected database and the earlier tool's shape (the
 /// seeds'): every reference table but `schema_version` and `ledger_anchor`, with its
 /// columns but the hash chain's, and the functions `fn_iu_create` and `fn_iu_enact`.
@@ -1081,17 +1087,7 @@ pub(crate) fn legacy_shape_problems(c: &mut impl GenericClient) -> Result<Vec<St
             continue;
         }
         let qualified = format!("{schema}.{table}");
-        let found: BTreeMap<String, String> = c
-            .query(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
-                 FROM pg_catalog.pg_attribute a \
-                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
-                &[&qualified],
-            )
-            .doing(&format!("reading the columns of {qualified}"))?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+        let found = table_columns(c, &qualified)?;
         if found.is_empty() {
             problems.push(format!("table {qualified}: missing"));
             continue;
@@ -1102,7 +1098,7 @@ pub(crate) fn legacy_shape_problems(c: &mut impl GenericClient) -> Result<Vec<St
             }
             match found.get(*col) {
                 None => problems.push(format!("column {qualified}.{col}: missing")),
-                Some(t) if t != ty => {
+                Some((t, _)) if t != ty => {
                     problems.push(format!("column {qualified}.{col}: type {t}, expected {ty}"))
                 }
                 Some(_) => {}

@@ -11,24 +11,13 @@ use cutter_pg::testing::TestDb;
 use cutter_pg::Error;
 use postgres::Client;
 
-const SURFACE: [&str; 9] = [
-    "public.information_unit",
-    "public.unit_version",
-    "public.iu_lifecycle_log",
-    "cutter_governance.cut_change_set",
-    "cutter_governance.cut_change_set_affected_row",
-    "cutter_governance.manifest_envelope",
-    "cutter_governance.review_decision",
-    "cutter_governance.verify_result",
-    "cutter_governance.dot_pair_signature",
-];
-
-/// Count and digest of every surface table over the columns the earlier tool had (all
-/// but the hash chain's).
+/// Count and digest of every table of the mutation surface over the columns the earlier
+/// tool had (all but the hash chain's).
 fn surface_digests(c: &mut Client) -> Vec<(String, i64, String)> {
-    SURFACE
-        .iter()
+    cutter_core::mutation_surface()
+        .into_iter()
         .map(|t| {
+            let t = cutter_pg::quote_table(&t);
             let r = c
                 .query_one(
                     &format!(

@@ -86,21 +86,31 @@ fn short(sha: &str) -> &str {
 fn status(ctx: &Ctx, args: &OwnerArgs) -> Result<u8> {
     let (mut c, label) = reader(ctx, args)?;
     let shape = migrate::detect(&mut c).map_err(pg_err)?;
-    let plan = migrate::plan(&mut c);
+    let plan = migrate::plan_for(&mut c, shape.clone());
     let report = cutter_pg::preflight::preflight(&mut c).map_err(pg_err)?;
     let grants = migrate::grants(&mut c).map_err(pg_err)?;
-    let extra: Vec<&cutter_pg::Finding> = report
+    // Preflight names a grant the reference does not make as the object
+    // `privilege P on <table | sequence S | function name> for ROLE`.
+    let extra: std::collections::BTreeSet<&str> = report
         .findings
         .iter()
         .filter(|f| f.object.starts_with("privilege ") && f.problem.starts_with("granted"))
+        .map(|f| f.object.as_str())
         .collect();
     let is_extra = |role: &str, object: &str, privilege: &str| {
-        let name = object.split_once(' ').map_or(object, |(_, n)| n);
-        extra.iter().any(|f| {
-            f.object.starts_with(&format!("privilege {privilege} on "))
-                && f.object.contains(name)
-                && f.object.ends_with(&format!("for {role}"))
-        })
+        let finding = match object.split_once(' ') {
+            Some(("table", name)) => format!("privilege {privilege} on {name} for {role}"),
+            Some(("sequence", name)) => {
+                format!("privilege {privilege} on sequence {name} for {role}")
+            }
+            Some(("function", name)) => {
+                let short = name.split('(').next().unwrap_or(name);
+                let short = short.rsplit('.').next().unwrap_or(short);
+                format!("privilege {privilege} on {short} for {role}")
+            }
+            _ => return false,
+        };
+        extra.contains(finding.as_str())
     };
     let mut h = format!("database {label}\nschema: {shape}\n");
     let applied: Vec<serde_json::Value> = match &shape {
