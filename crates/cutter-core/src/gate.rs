@@ -226,6 +226,15 @@ fn signature_text(sig: &[u8]) -> String {
     }
 }
 
+/// The signature bytes of a [`VerifiedApproval::signature`] as recorded (the inverse of
+/// how the gate writes it: armored text as is, a binary signature as `hex:<hex>`).
+pub fn recorded_signature_bytes(text: &str) -> Result<Vec<u8>, String> {
+    match text.strip_prefix("hex:") {
+        Some(h) => hex::decode(h).map_err(|e| format!("signature: {e}")),
+        None => Ok(text.as_bytes().to_vec()),
+    }
+}
+
 /// Why the gate refused. Every reason found is listed.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(tag = "refusal", rename_all = "snake_case")]

@@ -239,10 +239,7 @@ pub fn reverify_recorded_approvals<C: GenericClient>(
         let statement = ApprovalStatement::parse(statement_text.as_bytes())
             .map_err(|e| bad(format!("statement: {e}")))?;
         let sig_text: &str = r.get(4);
-        let sig = match sig_text.strip_prefix("hex:") {
-            Some(h) => hex::decode(h).map_err(|e| bad(format!("signature: {e}")))?,
-            None => sig_text.as_bytes().to_vec(),
-        };
+        let sig = cutter_core::recorded_signature_bytes(sig_text).map_err(bad)?;
         let signer = verifier
             .verify(statement_text.as_bytes(), &sig, at)
             .map_err(|e| {
@@ -453,15 +450,12 @@ fn reverify_hold_releases<C: GenericClient>(
         let mut signers = std::collections::BTreeSet::new();
         let mut problem = None;
         for a in &list {
-            let sig = match a.signature.strip_prefix("hex:") {
-                Some(h) => match hex::decode(h) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        problem = Some(format!("signature: {e}"));
-                        break;
-                    }
-                },
-                None => a.signature.as_bytes().to_vec(),
+            let sig = match cutter_core::recorded_signature_bytes(&a.signature) {
+                Ok(b) => b,
+                Err(e) => {
+                    problem = Some(e);
+                    break;
+                }
             };
             let names_run = ApprovalStatement::parse(a.statement.as_bytes())
                 .map(|st| st.run_id.as_str() == run)
