@@ -34,6 +34,8 @@ fn the_earlier_tools_database_is_adopted_then_runs_live_and_verifies() {
     ] {
         assert!(t.contains(needle), "{needle} not in\n{t}");
     }
+    // The fixture's one grant the reference does not make, and no other.
+    assert_eq!(t.matches("EXTRA: ").count(), 1, "{t}");
     // The writer's doctor fails before adoption.
     assert_eq!(
         w.cmd().arg("doctor").output().unwrap().status.code(),

@@ -84,15 +84,7 @@ fn a_live_run_as_a_superuser_is_refused() {
     let w = World::new();
     let before = w.snapshot();
     let c = w.db.coordinates();
-    let cfg = std::fs::read_to_string(&w.config).unwrap();
-    std::fs::write(
-        &w.config,
-        cfg.replace(
-            "postgres://cutter_exec@",
-            &format!("postgres://{}@", c.superuser),
-        ),
-    )
-    .unwrap();
+    w.connect_as(&c.superuser);
     let a = w.disarm("r-super");
     let o = w.run_live("r-super", &a).output().unwrap();
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));
@@ -374,13 +366,8 @@ fn compensation_and_void_as_a_superuser_are_refused() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    let writer_cfg = std::fs::read_to_string(&w.config).unwrap();
     let su = w.db.coordinates().superuser.clone();
-    std::fs::write(
-        &w.config,
-        writer_cfg.replace("postgres://cutter_exec@", &format!("postgres://{su}@")),
-    )
-    .unwrap();
+    w.connect_as(&su);
     let before = w.snapshot();
     let o = w
         .cmd()
@@ -405,7 +392,7 @@ fn compensation_and_void_as_a_superuser_are_refused() {
         text(&o)
     );
     assert_eq!(w.snapshot(), before);
-    std::fs::write(&w.config, writer_cfg).unwrap();
+    w.connect_as("cutter_exec");
     w.cmd()
         .args(["compensate", "--run-id", "r-comp-super"])
         .assert()

@@ -117,8 +117,8 @@ pub fn dry_run(
         // sees it). The live run still waits for the real release.
         let holds = cutter_governance::unresolved_holds(&mut c)
             .map_err(|e| CliError::Failed(e.to_string()))?;
-        let mut runs: Vec<&str> = holds.iter().map(|h| h.run_id.as_str()).collect();
-        runs.dedup();
+        let runs: std::collections::BTreeSet<&str> =
+            holds.iter().map(|h| h.run_id.as_str()).collect();
         for held in runs {
             let held = RunId::new(held)?;
             cutter_governance::record_hold_release(&mut c, &held, &[], "cutter-rehearsal")

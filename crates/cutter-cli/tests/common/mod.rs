@@ -85,6 +85,21 @@ impl World {
         )
     }
 
+    /// Points this world's `[database] url` at role `user` (the superuser's password is
+    /// in the world's .pgpass too), as an operator with other credentials would.
+    pub fn connect_as(&self, user: &str) {
+        let cfg = std::fs::read_to_string(&self.config).unwrap();
+        let (head, rest) = cfg
+            .split_once("url = \"postgres://")
+            .expect("a [database] url");
+        let (_, tail) = rest.split_once('@').expect("a user in the url");
+        std::fs::write(
+            &self.config,
+            format!("{head}url = \"postgres://{user}@{tail}"),
+        )
+        .unwrap();
+    }
+
     /// The binary as a `std::process::Command` (to spawn and signal it), with this
     /// world's environment.
     pub fn std_cmd(&self) -> std::process::Command {
