@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use cutter_compensation::testing::ThrowawayApprovers;
 use cutter_compensation::{compensate_a, plan, revert_run_for, RevertMode, RunFacts, StepOutcome};
-use cutter_core::{LiveAuthorization, Phase, PhaseSet, RunId, SystemIdentifier};
+use cutter_core::{Phase, PhaseSet, RunId};
 use cutter_pg::fixtures;
 use cutter_pg::schema::EXEC_ROLE;
 use cutter_pg::testing::{TestCluster, TEMPLATE_DB};
@@ -154,11 +154,10 @@ where
         let mut target = Target::connect(&exec).map_err(e)?;
         let sysid = target.system_identifier();
         let pre = target.snapshot().map_err(e)?;
-        let auth = LiveAuthorization::rehearsal(
+        let auth = cutter_pg::testing::rehearsal_authorization(
+            &mut cluster.connect(db).map_err(|x| x.to_string())?,
             run.clone(),
             streamed.digest(),
-            SystemIdentifier::new(sysid.get() ^ 1),
-            sysid,
         )
         .map_err(|x| x.to_string())?;
         eprintln!("bench: {mode_name} round {round}: cut_leg_a of {units} units (not timed)");
@@ -193,7 +192,12 @@ where
     let p = plan(&facts);
     let revert = revert_run_for(&run);
     let mode = if hard {
-        RevertMode::Hard(approvers.hard_delete_approval(&p, &revert).map_err(c)?)
+        let database = cutter_pg::surface::target_database(&mut client).map_err(e)?;
+        RevertMode::Hard(
+            approvers
+                .hard_delete_approval(&p, &revert, &database)
+                .map_err(c)?,
+        )
     } else {
         RevertMode::Soft
     };

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use cutter_core::{LiveAuthorization, Phase, RunId, SystemIdentifier};
+use cutter_core::{Phase, RunId};
 use cutter_pg::fixtures;
 use cutter_pg::schema::{EXEC_ROLE, VERIFY_ROLE};
 use cutter_pg::testing::{TestCluster, TEMPLATE_DB};
@@ -46,13 +46,11 @@ pub fn run(units: u64, rounds: u32) -> Result<(), String> {
     eprintln!("bench: generating and validating the {}-unit plan", units);
     let plan = fixtures::scale_plan(DOC, units).map_err(|r| r.to_string())?;
     let mut target = Target::connect(&coords.config(db, EXEC_ROLE).map_err(pg)?).map_err(pg)?;
-    let sysid = target.system_identifier();
     let run = RunId::new("bench-ledger-run").map_err(|e| e.to_string())?;
-    let auth = LiveAuthorization::rehearsal(
+    let auth = cutter_pg::testing::rehearsal_authorization(
+        &mut cluster.connect(db).map_err(|x| x.to_string())?,
         run,
         plan.digest(),
-        SystemIdentifier::new(sysid.get() ^ 1),
-        sysid,
     )
     .map_err(|e| e.to_string())?;
     eprintln!("bench: cut_leg_a (not timed)");

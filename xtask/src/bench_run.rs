@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cutter_core::{ApprovalGate, ApprovalStatement, RunId, SystemIdentifier, UnixTime};
+use cutter_core::{ApprovalGate, ApprovalStatement, RunId, UnixTime};
 use cutter_pg::fixtures;
 use cutter_pg::testing::TestCluster;
 
@@ -80,6 +80,7 @@ pub fn main(units: u64) -> Result<(), String> {
         cutter_backup::generate_keys(&keys, "backup", "bench <backup@bench.invalid>", None)
             .map_err(|e| e.to_string())?;
     let mut approvers = Vec::new();
+    let mut armored = Vec::new();
     for name in ["alice", "bob"] {
         let g = cutter_openpgp::generate_key(&format!("{name} <{name}@bench.invalid>"), None)
             .map_err(|e| e.to_string())?;
@@ -88,7 +89,16 @@ pub fn main(units: u64) -> Result<(), String> {
         let secret = cutter_openpgp::SecretKey::from_bytes(g.secret_armored.as_bytes())
             .map_err(|e| e.to_string())?;
         approvers.push((public, secret));
+        armored.push((g.public_armored, name));
     }
+    // Registered by the owner (the bootstrap), as the database's gate requires.
+    let database = {
+        let mut owner = tc.cluster().connect("bench_run").map_err(err)?;
+        let keys: Vec<(&str, &str)> = armored.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        cutter_governance::bootstrap_approvers(&mut owner, &keys, "bench")
+            .map_err(|e| e.to_string())?;
+        cutter_pg::surface::target_database(&mut owner).map_err(err)?
+    };
 
     // The plan file, written one row at a time.
     eprintln!("bench: writing and digesting the {units}-unit plan (streamed)");
@@ -181,10 +191,15 @@ pub fn main(units: u64) -> Result<(), String> {
         .zip(&approvers)
     {
         let st = ApprovalStatement {
+            purpose: cutter_core::Purpose::LiveRun,
             run_id: run.clone(),
             plan_digest: digest,
-            target: SystemIdentifier::new(c.system_identifier),
+            change_set: None,
+            findings_digest: None,
+            diff_digest: None,
+            target: database.clone(),
             gate,
+            not_before: UnixTime(expires - 3660),
             expires_at: UnixTime(expires),
         };
         let signed = cutter_governance::sign_approval(

@@ -149,6 +149,17 @@ pub fn main(a: &Args) -> Result<(), String> {
             let c = tc.coordinates();
             let exec = c.config(db, EXEC_ROLE).map_err(|e| e.to_string())?;
             let owner = c.config(db, &c.superuser).map_err(|e| e.to_string())?;
+            // Two throwaway approvers, registered by the owner (the bootstrap): the
+            // database's gate records approvals only by registered approvers.
+            cutter_compensation::testing::ThrowawayApprovers::generate()
+                .and_then(|a| {
+                    a.register(
+                        &mut owner
+                            .connect()
+                            .map_err(|x| cutter_compensation::Error::Invalid(x.to_string()))?,
+                    )
+                })
+                .map_err(|e| e.to_string())?;
             println!(
                 "proof --rollback-only against a throwaway cluster (database {db}, phases as {EXEC_ROLE}, \
                  trigger layer also as the owner)"
@@ -411,6 +422,28 @@ fn run(
                 .map_err(e),
         );
 
+        // The database's gate (reference V5): without recorded live-run approvals it
+        // refuses the write; the proof then records two for its run (naming registered
+        // approvers, never committed) and writes through the same gate a run does.
+        let unauthorized = ro.step(|s| s.cut_leg_a(&plan, &mut |_| {}));
+        p.result(
+            "database gate: cut_leg_a without recorded approvals is refused",
+            match unauthorized {
+                Err(x) if x.to_string().contains("no live-run authorization") => Ok(format!(
+                    "refused: {}",
+                    x.to_string().lines().next().unwrap_or("")
+                )),
+                Err(x) => Err(format!("refused, but not by the gate: {x}")),
+                Ok(_) => Err("the database wrote units for a run with no recorded approval".into()),
+            },
+        );
+        p.result(
+            "database gate: two live-run approvals recorded for the proof's run",
+            cutter_governance::prove_authorize(&mut ro, plan.digest())
+                .map(|ids| format!("dot_pair_signature rows {ids:?} (rolled back with the proof)"))
+                .map_err(|x| x.to_string()),
+        );
+
         // cut_leg_a: the adapter's batch SQL with a one-row plan.
         let b = counts(ro.client())?;
         let cut = ro.step(|s| s.cut_leg_a(&plan, &mut |_| {}));
@@ -442,27 +475,45 @@ fn run(
             },
         );
 
-        // fn_iu_create, the F2 contract of seed 003.
-        // In a savepoint that is rolled back: the change set keeps exactly the plan's
-        // units, as leg_b_record requires.
-        let b = counts(ro.client())?;
-        let created = ro.probe(|s| {
-            let row = s.client().query_one(
-                "SELECT status FROM public.fn_iu_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        // The F2 contract of seed 003, through the writer's batch function (since V5 the
+        // per-row fn_iu_create is not the writer's: refused by privilege). In savepoints
+        // that are rolled back: the change set keeps exactly the plan's units, as
+        // leg_b_record requires.
+        let per_row = ro.probe(|s| {
+            Ok(s.client().query_one(
+                "SELECT status FROM public.fn_iu_create($1, 'Điều 2', 'body', 'proof', 'law_unit', 'article', 'law', $2, 'v1', NULL, $3)",
+                &[&second.canonical_address, &doc, &change_set.as_str()],
+            ))
+        });
+        p.result(
+            "fn_iu_create: not the writer's (V5)",
+            match per_row {
+                Ok(Err(x)) if sqlstate(&x) == "42501" => Ok(format!("[42501] {}", db_message(&x))),
+                Ok(Err(x)) => Err(format!("[{}] {}", sqlstate(&x), db_message(&x))),
+                Ok(Ok(_)) => Err("the writer called fn_iu_create".into()),
+                Err(x) => Err(x.to_string()),
+            },
+        );
+        let batch_of_one = |s: &mut RollbackOnly<'_>, section: Option<&str>, address: &str| {
+            s.client().query_one(
+                "SELECT created FROM public.fn_iu_create_batch($1, $2, 'v1', 1, ARRAY[$3::text], ARRAY[$4::text], \
+                 ARRAY[$5::text], ARRAY[$6::text], ARRAY[$7::text], ARRAY[$8::text], ARRAY[$9::text], ARRAY[NULL]::text[])",
                 &[
-                    &second.canonical_address,
+                    &change_set.as_str(),
+                    &doc,
+                    &address,
                     &second.title,
                     &second.body,
                     &second.actor,
                     &second.unit_kind,
-                    &second.section_type,
+                    &section,
                     &second.publication_type,
-                    &doc,
-                    &"v1",
-                    &second.owner_ref,
-                    &change_set.as_str(),
                 ],
-            );
+            )
+        };
+        let b = counts(ro.client())?;
+        let created = ro.probe(|s| {
+            let row = batch_of_one(s, second.section_type.as_deref(), &second.canonical_address);
             let a = counts(s.client()).map_err(|x| cutter_pg::Error::Install {
                 what: "counts".into(),
                 reason: x,
@@ -471,15 +522,15 @@ fn run(
         });
         let after = counts(ro.client())?;
         p.result(
-            "fn_iu_create (F2): returns status created",
+            "fn_iu_create_batch (F2): a row of the authorized run is created",
             match created {
                 Ok((Ok(row), a)) => {
-                    let status: String = row.get(0);
+                    let n: i64 = row.get(0);
                     let d = format!(
-                        "status {status}, information_unit {}→{} (undone by its savepoint: {})",
+                        "{n} created, information_unit {}→{} (undone by its savepoint: {})",
                         b.units, a.units, after.units
                     );
-                    if status == "created" && a.units == b.units + 1 && after == b {
+                    if n == 1 && a.units == b.units + 1 && after == b {
                         Ok(d)
                     } else {
                         Err(d)
@@ -491,24 +542,10 @@ fn run(
         );
 
         let b = counts(ro.client())?;
-        let null_section = ro.probe(|s| {
-            Ok(s.client().query_one(
-                "SELECT status FROM public.fn_iu_create($1, $2, $3, $4, $5, NULL, $6, $7, $8)",
-                &[
-                    &format!("{doc}/null-section"),
-                    &"Điều 3",
-                    &"body",
-                    &"proof",
-                    &"law_unit",
-                    &"law",
-                    &doc,
-                    &"v1",
-                ],
-            ))
-        });
+        let null_section = ro.probe(|s| Ok(batch_of_one(s, None, &format!("{doc}/null-section"))));
         let a = counts(ro.client())?;
         p.result(
-            "fn_iu_create (F2): NULL section_type rejected, choices listed",
+            "fn_iu_create_batch (F2): NULL section_type rejected, choices listed",
             match null_section {
                 Ok(Err(x))
                     if sqlstate(&x) == "22004"
@@ -694,9 +731,9 @@ fn run(
             },
         );
 
-        // Inside the transaction the phases wrote exactly their seven tables; compensation B's
-        // review_decision is proven below in a transaction of its own, and a rollback-only
-        // proof carries no approvals, hence no dot_pair_signature.
+        // Inside the transaction the phases wrote exactly their seven tables and the
+        // proof's recorded approvals (dot_pair_signature); compensation B's
+        // review_decision is proven below in a transaction of its own.
         let inside = ro.snapshot().map_err(e)?;
         let diff = pre.diff(&inside);
         let changed: Vec<String> = inside
@@ -713,17 +750,19 @@ fn run(
             "cutter_governance.cut_change_set_affected_row",
             "cutter_governance.manifest_envelope",
             "cutter_governance.verify_result",
+            "cutter_governance.dot_pair_signature",
         ];
         let mut want: Vec<String> = expected.iter().map(|t| t.to_string()).collect();
         want.sort();
         let mut got = changed.clone();
         got.sort();
         p.record(
-            "inside the transaction: the 7 tables the phases write, written",
+            "inside the transaction: the 7 tables the phases write, and the approvals, written",
             got == want,
             format!(
-                "{} of 9 tables changed ({}); {} difference(s) from the pre snapshot",
+                "{} of {} tables changed ({}); {} difference(s) from the pre snapshot",
                 changed.len(),
+                inside.tables.len(),
                 changed.join(", "),
                 diff.len()
             ),
@@ -895,6 +934,10 @@ mod tests {
         let tc = TestCluster::start().unwrap();
         tc.cluster()
             .create_database("target", Some(TEMPLATE_DB))
+            .unwrap();
+        cutter_compensation::testing::ThrowawayApprovers::generate()
+            .unwrap()
+            .register(&mut tc.cluster().connect("target").unwrap())
             .unwrap();
         let c = tc.coordinates();
         let with_password = format!(

@@ -746,7 +746,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pg_dump_arguments_name_exactly_the_nine_tables_and_no_secret() {
+    fn pg_dump_arguments_name_exactly_the_surface_tables_and_no_secret() {
         let args = pg_dump_args(
             &mutation_surface(),
             "00000003-0000001B-1",
@@ -754,7 +754,7 @@ mod tests {
             Duration::from_secs(60),
         );
         let tables: Vec<_> = args.iter().filter(|a| a.starts_with("--table=")).collect();
-        assert_eq!(tables.len(), 9);
+        assert_eq!(tables.len(), 10);
         assert!(tables.contains(&&"--table=\"public\".\"information_unit\"".to_string()));
         assert!(
             tables.contains(&&"--table=\"cutter_governance\".\"dot_pair_signature\"".to_string())

@@ -49,7 +49,7 @@ fn backup_then_restore_proof_round_trip() {
     // Row counts and digests equal cutter-pg's snapshot of the same data, and come from
     // the dump stream.
     assert_eq!(m.tables, expected);
-    assert_eq!(m.tables.len(), 9);
+    assert_eq!(m.tables.len(), 10);
     let rows = |t: &str| m.tables[&TableName::try_from(t.to_string()).unwrap()].rows;
     assert_eq!(rows("public.information_unit"), 158);
     assert_eq!(rows("public.unit_version"), 165);
@@ -81,7 +81,7 @@ fn backup_then_restore_proof_round_trip() {
     let seen = seen.lock().unwrap();
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
     assert_eq!(seen.last().copied(), Some(m.size_bytes));
-    assert_eq!(proof.tables.len(), 9);
+    assert_eq!(proof.tables.len(), 10);
     assert!(proof.tables.iter().all(|t| t.ok));
     assert_eq!(proof.triggers["trg_iu_enacted_immut"], "O");
     assert_eq!(proof.triggers["trg_uv_enacted_immut"], "O");
@@ -120,7 +120,7 @@ fn backup_then_restore_proof_round_trip() {
     let dump = seen.iter().find(|(c, _)| c == "pg_dump").unwrap();
     assert_eq!(
         dump.1.cmdline.matches("--table=").count(),
-        9,
+        10,
         "{}",
         dump.1.cmdline
     );

@@ -89,7 +89,7 @@ fn a_row_count_the_restore_does_not_have_fails_the_proof_naming_the_table_and_bo
             && text.contains("public.information_unit: 158 rows restored, the manifest says 159"),
         "{text}"
     );
-    assert_eq!(proof.tables.len(), 9);
+    assert_eq!(proof.tables.len(), 10);
     for check in &proof.tables {
         if check.table == iu {
             assert!(!check.ok);
@@ -256,7 +256,7 @@ fn a_pg_restore_failure_is_recorded_with_its_reason() {
         proof.restore_system_identifier,
         Some(proof.source_system_identifier)
     );
-    assert_eq!(proof.tables.len(), 9);
+    assert_eq!(proof.tables.len(), 10);
     for check in &proof.tables {
         assert!(!check.ok && check.actual.is_none(), "{check:?}");
         assert_eq!(check.expected, art.manifest.tables[&check.table]);

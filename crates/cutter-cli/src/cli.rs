@@ -96,6 +96,19 @@ pub enum Command {
         after_help = "Example:\n  cutter db status\n  cutter db upgrade --owner-url postgres://cutter_owner@db/production --dry-run\n  cutter db upgrade --owner-url postgres://cutter_owner@db/production\n  cutter db validate"
     )]
     Db(DbCommand),
+    /// The approver registry in the database: who may approve what. Changed only as the
+    /// schema owner; after the first two approvers, every change needs an
+    /// approver-change approval by two registered approvers.
+    #[command(
+        subcommand,
+        after_help = "Example:
+  cutter approvers list
+  cutter approvers add alice.pub.asc --name alice --owner-url postgres://cutter_owner@db/production
+  cutter approvers add carol.pub.asc --name carol --gate SG_1 -o add-carol-sg1.txt
+  cutter approvers add carol.pub.asc --name carol --owner-url … \\
+      --approval add-carol-sg1.txt:add-carol-sg1.txt.asc --approval add-carol-sg2.txt:add-carol-sg2.txt.asc"
+    )]
+    Approvers(ApproversCommand),
     /// Show, arm or disarm the kill-switch (disable level 0).
     #[command(subcommand, name = "kill-switch")]
     KillSwitch(KillSwitchCommand),
@@ -145,6 +158,57 @@ pub struct OwnerArgs {
     /// production never queues behind the upgrade [default: [database] lock_timeout_ms].
     #[arg(long, value_name = "MS")]
     pub lock_timeout_ms: Option<u64>,
+}
+
+/// `cutter approvers …`.
+#[derive(Debug, Subcommand)]
+pub enum ApproversCommand {
+    /// The registry: every approver, the purposes each may approve, who added or
+    /// revoked each and when. Reads only.
+    List,
+    /// Register an approver's public key. The first two are registered by the owner
+    /// alone (bootstrap, recorded as such); every later one needs SG_1 and SG_2
+    /// approver-change approvals. With -o, writes the statement to sign instead.
+    Add {
+        /// The approver's public key file (armored or binary).
+        key: PathBuf,
+        /// Who the approver is.
+        #[arg(long)]
+        name: String,
+        /// What the approver may approve (repeatable) [default: all five].
+        #[arg(long = "purpose", value_name = "PURPOSE")]
+        purposes: Vec<String>,
+        /// The change's approvals and the owner connection.
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Revoke an approver (never deleted: the entry and its history stay). Needs SG_1
+    /// and SG_2 approver-change approvals. With -o, writes the statement to sign instead.
+    Revoke {
+        /// The approver's fingerprint.
+        fingerprint: String,
+        /// The change's approvals and the owner connection.
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+}
+
+/// How an approver change is approved and applied.
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    /// An approver-change approval as STATEMENT:SIGNATURE (files); give SG_1 and SG_2.
+    #[arg(long = "approval", value_name = "STATEMENT:SIGNATURE")]
+    pub approvals: Vec<String>,
+    /// Write the approver-change statement for this gate (SG_1 or SG_2) instead of
+    /// applying the change.
+    #[arg(long, requires = "output")]
+    pub gate: Option<String>,
+    /// Where to write the statement.
+    #[arg(short, long, value_name = "FILE", requires = "gate")]
+    pub output: Option<PathBuf>,
+    /// The owner connection.
+    #[command(flatten)]
+    pub owner: OwnerArgs,
 }
 
 /// `cutter db …`.
@@ -260,9 +324,16 @@ pub enum PlanCommand {
 /// `cutter approve`.
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
+    /// What is approved: live-run, hold-release (the held run and its plan) or
+    /// hard-delete (the revert run `<run>-revert` and the compensated run's plan).
+    #[arg(long, default_value = "live-run", value_name = "PURPOSE")]
+    pub purpose: String,
     /// The run to approve.
     #[arg(long)]
     pub run_id: String,
+    /// The change set a hard delete removes (`cs-<run>`).
+    #[arg(long, value_name = "CHANGE_SET")]
+    pub change_set: Option<String>,
     /// The plan to approve.
     #[arg(long)]
     pub plan: PathBuf,

@@ -44,11 +44,13 @@ lock_timeout_ms = 10000
 # passphrase_file = "keys/backup.passphrase"
 
 [approvals]
-# Public keys of the people who may sign SG_1 and SG_2 (their fingerprints are the
-# approver set). Two distinct approvers must sign every live run. CUTTER_APPROVER_KEYS
-# may only repeat this list, never replace or widen it.
+# Who may approve is the database's approver registry (`cutter approvers list`), kept
+# by the schema owner. This list of public keys may only narrow it: a key here that the
+# registry does not hold is refused. Empty: every registered approver. Two distinct
+# approvers must sign every live run. CUTTER_APPROVER_KEYS may only repeat this list.
 approver_keys = []
-# How long a new approval statement stays valid.
+# The longest an approval stays valid (1 to 168 hours): statements written by
+# `cutter approve` expire after it, and the gate refuses any that expire later.
 validity_hours = 24
 
 [run]

@@ -122,7 +122,8 @@ fn happy_path_live_run_then_report_status_and_ledger() {
     // The report stored at the end of the run has the ledger's chain verified then.
     let stored = std::fs::read_to_string(w.state.join("runs/r-happy/report.md")).unwrap();
     assert!(
-        stored.contains("## Ledger\n\nStatus: 18 row(s) in 6 table(s), every hash chain intact."),
+        // 18 of the run, and the two approvers' registrations.
+        stored.contains("## Ledger\n\nStatus: 20 row(s) in 6 table(s), every hash chain intact."),
         "{stored}"
     );
     let stored: serde_json::Value =
@@ -156,7 +157,7 @@ fn happy_path_live_run_then_report_status_and_ledger() {
         .filter(|l| l.starts_with("| public.") || l.starts_with("| cutter_governance."))
         .filter(|l| l.ends_with("| yes |"))
         .collect();
-    assert_eq!(rows.len(), 9, "{md}");
+    assert_eq!(rows.len(), 10, "{md}");
     assert!(
         rows.iter().any(
             |l| l.starts_with("| public.information_unit | 158 | 158 | `")
@@ -256,11 +257,11 @@ fn the_gate_refuses_and_nothing_is_written() {
         stderr(&o)
     );
     // 4. Same signer twice; 5. a signer who is not an approver.
-    let same = w.approvals_for("r-gate", &w.plan, [0, 0], w.db.system_identifier(), 3600);
+    let same = w.approvals_for("r-gate", &w.plan, [0, 0], w.database(), 3600);
     assert!(
         stderr(&w.run_live("r-gate", &same).output().unwrap()).contains("two distinct approvers")
     );
-    let mallory = w.approvals_for("r-gate", &w.plan, [0, 2], w.db.system_identifier(), 3600);
+    let mallory = w.approvals_for("r-gate", &w.plan, [0, 2], w.database(), 3600);
     let m = stderr(&w.run_live("r-gate", &mallory).output().unwrap());
     let fpr = w.approvers[2].secret.fingerprint().to_string();
     assert!(
@@ -270,7 +271,7 @@ fn the_gate_refuses_and_nothing_is_written() {
         "{m}"
     );
     // 6. Expired.
-    let expired = w.approvals_for("r-gate", &w.plan, [0, 1], w.db.system_identifier(), -10);
+    let expired = w.approvals_for("r-gate", &w.plan, [0, 1], w.database(), -60);
     assert!(stderr(&w.run_live("r-gate", &expired).output().unwrap()).contains("expired"));
     assert_eq!(w.snapshot(), before, "a refused run writes nothing");
     assert!(
@@ -722,9 +723,20 @@ fn a_hold_is_released_only_after_compensation_and_with_both_approvals() {
         .assert()
         .code(4)
         .stdout(predicate::str::contains("HOLD by run r-hold"));
+    // The release is approved for that purpose (the run's own live-run approvals are
+    // refused by every check, below).
+    let h = w.approvals_with(
+        "r-hold",
+        &w.plan,
+        [0, 1],
+        cutter_core::Purpose::HoldRelease,
+        None,
+        w.database(),
+        3600,
+    );
     // Not before the matrix's compensation…
     w.cmd()
-        .args(["hold", "release", "--approval", &a[0], "--approval", &a[1]])
+        .args(["hold", "release", "--approval", &h[0], "--approval", &h[1]])
         .assert()
         .code(3)
         .stderr(predicate::str::contains("compensate first"));
@@ -734,13 +746,20 @@ fn a_hold_is_released_only_after_compensation_and_with_both_approvals() {
         .success();
     // …and not without both approvals for the held run.
     w.cmd()
-        .args(["hold", "release", "--approval", &a[0]])
+        .args(["hold", "release", "--approval", &h[0]])
         .assert()
         .code(3)
         .stderr(predicate::str::contains("no valid SG_2 approval"));
-    assert!(w.hold_exists());
     w.cmd()
         .args(["hold", "release", "--approval", &a[0], "--approval", &a[1]])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "approves purpose live-run, but this action needs a hold-release approval",
+        ));
+    assert!(w.hold_exists());
+    w.cmd()
+        .args(["hold", "release", "--approval", &h[0], "--approval", &h[1]])
         .assert()
         .success()
         .stdout(predicate::str::contains(

@@ -34,8 +34,13 @@ fn the_earlier_tools_database_is_adopted_then_runs_live_and_verifies() {
     ] {
         assert!(t.contains(needle), "{needle} not in\n{t}");
     }
-    // The fixture's one grant the reference does not make, and no other.
-    assert_eq!(t.matches("EXTRA: ").count(), 1, "{t}");
+    // The fixture's one grant the reference does not make, and the earlier tool's
+    // EXECUTE on the per-row fn_iu_create (not the writer's since V5), and no other.
+    assert_eq!(t.matches("EXTRA: ").count(), 2, "{t}");
+    assert!(
+        t.contains("function public.fn_iu_create(text,text,text,text,text,text,text,text,text,text,text) EXECUTE  EXTRA: EXECUTE"),
+        "{t}"
+    );
     // The writer's doctor fails before adoption.
     assert_eq!(
         w.cmd().arg("doctor").output().unwrap().status.code(),
@@ -84,6 +89,51 @@ fn the_earlier_tools_database_is_adopted_then_runs_live_and_verifies() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["done"].as_array().map(Vec::len), Some(0), "{v}");
     assert_eq!(v["to"], REFERENCE_VERSION);
+
+    // The owner registers the first two approvers alone (the bootstrap, recorded as
+    // such); a third needs an approver-change approval by two of them.
+    for (who, name) in [(0, "alice"), (1, "bob")] {
+        let o = w
+            .cmd()
+            .args(["approvers", "add"])
+            .arg(&w.approvers[who].public)
+            .args(["--name", name, "--owner-url", &owner])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(
+            text(&o).contains("bootstrap by the schema owner"),
+            "{}",
+            text(&o)
+        );
+    }
+    let o = w
+        .cmd()
+        .args(["approvers", "add"])
+        .arg(&w.approvers[2].public)
+        .args(["--name", "mallory", "--owner-url", &owner])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("needs SG_1 and SG_2 approver-change approvals"),
+        "{}",
+        text(&o)
+    );
+    let o = w
+        .cmd()
+        .args(["--json", "approvers", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["approvers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"], "{v}");
 
     // doctor passes, validate is clean, a live run succeeds.
     let o = w.cmd().arg("doctor").output().unwrap();

@@ -17,7 +17,7 @@ fn self_approval_through_the_environment_is_refused() {
         .unwrap()
         .into_string()
         .unwrap();
-    let a = w.approvals_for("r-self", &w.plan, [2, 1], w.db.system_identifier(), 3600);
+    let a = w.approvals_for("r-self", &w.plan, [2, 1], w.database(), 3600);
     let mut c = w.cmd();
     c.env("CUTTER_APPROVER_KEYS", &own)
         .args(["kill-switch", "disarm", "--run-id", "r-self", "--plan"])
@@ -104,9 +104,11 @@ fn a_live_run_as_a_superuser_is_refused() {
 }
 
 /// The writer appends, with `psql`, a pair-signature row naming a registered approver's
-/// fingerprint over a statement that approver never signed, with a correct hash-chain
-/// link (the canonical form is documented): the chains stay intact, and `ledger verify`
-/// still fails, naming the table and the row.
+/// fingerprint over a statement that approver never signed (it names this database, a
+/// live run and the row's gate, so the database's own checks pass: it cannot check an
+/// OpenPGP signature), with a correct hash-chain link (the canonical form is
+/// documented): the chains stay intact, and `ledger verify` still fails, naming the
+/// table and the row.
 #[test]
 fn a_forged_approval_row_is_found_by_ledger_verify() {
     let w = World::new();
@@ -124,12 +126,17 @@ fn a_forged_approval_row_is_found_by_ledger_verify() {
     let mut c = w.db.exec_config().connect().unwrap();
     let tail = c
         .query_one(
-            "SELECT row_hash, signer_fpr, statement, signature FROM cutter_governance.dot_pair_signature ORDER BY id DESC LIMIT 1",
+            "SELECT row_hash, signer_fpr, statement, signature, gate FROM cutter_governance.dot_pair_signature ORDER BY id DESC LIMIT 1",
             &[],
         )
         .unwrap();
-    let (prev, fpr, statement, signature): (String, String, String, String) =
-        (tail.get(0), tail.get(1), tail.get(2), tail.get(3));
+    let (prev, fpr, statement, signature, gate): (String, String, String, String, String) = (
+        tail.get(0),
+        tail.get(1),
+        tail.get(2),
+        tail.get(3),
+        tail.get(4),
+    );
     let forged_statement = statement.replace("r-real", "r-forged");
     assert_ne!(forged_statement, statement);
     let id: i64 = c
@@ -144,7 +151,7 @@ fn a_forged_approval_row_is_found_by_ledger_verify() {
     h.u64_field(id as u64);
     for v in [
         "r-forged",
-        "SG_1",
+        gate.as_str(),
         fpr.as_str(),
         forged_statement.as_str(),
         signature.as_str(),
@@ -157,8 +164,16 @@ fn a_forged_approval_row_is_found_by_ledger_verify() {
     c.execute(
         "INSERT INTO cutter_governance.dot_pair_signature \
            (id, run_id, gate, signer_fpr, statement, signature, created_at, prev_hash, row_hash) \
-         VALUES ($1, 'r-forged', 'SG_1', $2, $3, $4, '2026-12-05 08:00:00+00', $5, $6)",
-        &[&id, &fpr, &forged_statement, &signature, &prev, &row_hash],
+         VALUES ($1, 'r-forged', $7, $2, $3, $4, '2026-12-05 08:00:00+00', $5, $6)",
+        &[
+            &id,
+            &fpr,
+            &forged_statement,
+            &signature,
+            &prev,
+            &row_hash,
+            &gate,
+        ],
     )
     .unwrap();
 
@@ -239,7 +254,9 @@ fn a_hold_in_the_database_stops_a_second_state_directory_until_released() {
     let mut exec = w.db.exec_config().connect().unwrap();
     let e = exec
         .query(
-            "SELECT * FROM public.fn_iu_create('held/psql-1', 'Điều 1', 'text', 'mallory', 'law_unit', 'article', 'law', 'held-doc', 'v1')",
+            "SELECT * FROM public.fn_iu_create_batch('cs-r-elsewhere', 'held-doc', 'v1', 1, ARRAY['held/psql-1'], \
+             ARRAY['Điều 1'], ARRAY['text'], ARRAY['mallory'], ARRAY['law_unit'], ARRAY['article'], ARRAY['law'], \
+             ARRAY[NULL]::text[])",
             &[],
         )
         .unwrap_err();
@@ -254,8 +271,37 @@ fn a_hold_in_the_database_stops_a_second_state_directory_until_released() {
         .args(["compensate", "--run-id", "r-held"])
         .assert()
         .success();
-    w.cmd()
+    // The failed run's own (live-run) approvals do not release its HOLD.
+    let o = w
+        .cmd()
         .args(["hold", "release", "--approval", &a[0], "--approval", &a[1]])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o)
+            .contains("approves purpose live-run, but this action needs a hold-release approval"),
+        "{}",
+        text(&o)
+    );
+    let release = w.approvals_with(
+        "r-held",
+        &w.plan,
+        [0, 1],
+        cutter_core::Purpose::HoldRelease,
+        None,
+        w.database(),
+        3600,
+    );
+    w.cmd()
+        .args([
+            "hold",
+            "release",
+            "--approval",
+            &release[0],
+            "--approval",
+            &release[1],
+        ])
         .assert()
         .success();
     let o = disarm_elsewhere();
@@ -271,8 +317,9 @@ fn a_hold_in_the_database_stops_a_second_state_directory_until_released() {
     // which failed) and the release's two approvals.
     assert!(v["signatures"]["verified"].as_u64().unwrap() >= 2, "{v}");
 
-    // A release appended by hand, re-using those approvals for another escalation, is
-    // found: its statements name r-held, not the run it releases.
+    // A release appended by hand, re-using those approvals for another escalation: the
+    // database refuses it from the writer (its statements name r-held); appended by the
+    // owner, whom no trigger binds, `ledger verify` finds it.
     let mut c = w.db.exec_config().connect().unwrap();
     cutter_governance::record_sg3(
         &mut c,
@@ -295,8 +342,21 @@ fn a_hold_in_the_database_stops_a_second_state_directory_until_released() {
         .get(0);
     let approvals: Vec<cutter_governance::ReleaseApproval> =
         serde_json::from_str(&approvals).unwrap();
-    let forged = cutter_governance::record_hold_release(
+    let refused = cutter_governance::record_hold_release(
         &mut c,
+        &cutter_core::RunId::new("r-other").unwrap(),
+        &approvals,
+        "mallory",
+    )
+    .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("the HOLD release of run r-other refused"),
+        "{refused}"
+    );
+    let forged = cutter_governance::record_hold_release(
+        &mut w.db.admin(),
         &cutter_core::RunId::new("r-other").unwrap(),
         &approvals,
         "mallory",
@@ -397,4 +457,126 @@ fn compensation_and_void_as_a_superuser_are_refused() {
         .args(["compensate", "--run-id", "r-comp-super"])
         .assert()
         .success();
+}
+
+/// Signs the statement file `statement` with approver `who`'s key, writing
+/// `<statement>.asc`: the `--approval` value.
+fn sign_file(w: &World, statement: &std::path::Path, who: usize) -> String {
+    let text = std::fs::read(statement).unwrap();
+    let st = cutter_core::ApprovalStatement::parse(&text).unwrap();
+    let s = cutter_governance::sign_approval(
+        &st,
+        &w.approvers[who].secret,
+        &cutter_openpgp::Passphrase::new(String::new()),
+        "test",
+    )
+    .unwrap();
+    let sig = statement.with_extension("txt.asc");
+    std::fs::write(&sig, &s.signature).unwrap();
+    format!("{}:{}", statement.display(), sig.display())
+}
+
+/// An approver revoked (with an approver-change approval by two approvers) after a run:
+/// the run's recorded approvals stay valid history — `ledger verify` passes and names
+/// the revocation as a finding — and the revoked key approves nothing new.
+#[test]
+fn an_approver_revoked_after_a_run_is_a_finding_and_approves_nothing_new() {
+    let w = World::new();
+    let a = w.disarm("r-before");
+    let o = w.run_live("r-before", &a).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let bob = w.approvers[1].secret.fingerprint().to_string();
+    let owner = w.owner_url();
+    // The revocation's statements, written by cutter, signed by alice and bob.
+    let mut approvals = Vec::new();
+    for (gate, who) in [("SG_1", 0), ("SG_2", 1)] {
+        let f = w.work.path().join(format!("revoke-bob-{gate}.txt"));
+        let o = w
+            .cmd()
+            .args(["approvers", "revoke", &bob, "--gate", gate, "-o"])
+            .arg(&f)
+            .args(["--owner-url", &owner])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        approvals.push(sign_file(&w, &f, who));
+    }
+    // Without the approvals: refused.
+    let o = w
+        .cmd()
+        .args(["approvers", "revoke", &bob, "--owner-url", &owner])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let mut c = w.cmd();
+    c.args(["approvers", "revoke", &bob, "--owner-url", &owner]);
+    for x in &approvals {
+        c.args(["--approval", x]);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = w.cmd().args(["approvers", "list"]).output().unwrap();
+    assert!(text(&o).contains("REVOKED"), "{}", text(&o));
+
+    // History stays valid; the revocation is a finding.
+    let o = w
+        .cmd()
+        .args(["--json", "ledger", "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["intact"], true, "{v}");
+    let revoked = v["signatures"]["revoked_since"].as_array().unwrap();
+    assert!(
+        revoked.iter().any(|f| f["run_id"] == "r-before"
+            && f["detail"].as_str().unwrap().contains(&bob)
+            && f["detail"].as_str().unwrap().contains("was revoked since")),
+        "{v}"
+    );
+    // The approver change itself re-verified (two approvers, approver-change).
+    assert!(
+        v["signatures"]["failures"].as_array().unwrap().is_empty(),
+        "{v}"
+    );
+    let o = w.cmd().args(["ledger", "verify"]).output().unwrap();
+    assert!(
+        text(&o).contains("finding: dot_pair_signature row id"),
+        "{}",
+        text(&o)
+    );
+
+    // bob approves nothing new: while the configuration still names his key, every
+    // gate refuses, naming it; narrowed to alice's, his signature is refused.
+    let b = w.approvals("r-after");
+    let disarm = |w: &World| {
+        let mut c = w.cmd();
+        c.args(["kill-switch", "disarm", "--run-id", "r-after", "--plan"])
+            .arg(&w.plan);
+        for x in &b {
+            c.args(["--approval", x]);
+        }
+        c.output().unwrap()
+    };
+    let o = disarm(&w);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("approver registry does not hold (or has revoked)")
+            && text(&o).contains(&bob),
+        "{}",
+        text(&o)
+    );
+    let cfg = std::fs::read_to_string(&w.config).unwrap();
+    let bob_key = format!(", \"{}\"", w.approvers[1].public.display());
+    assert!(cfg.contains(&bob_key), "{cfg}");
+    std::fs::write(&w.config, cfg.replace(&bob_key, "")).unwrap();
+    let o = disarm(&w);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "signer {bob} is not a registered, unrevoked approver for this purpose"
+        )),
+        "{}",
+        text(&o)
+    );
 }

@@ -3,17 +3,20 @@
 //! from SG_1 and SG_2 signatures checked by cutter-core's approval rules. A hard delete
 //! without verified approvals does not compile.
 //!
-//! The approvers sign the core's canonical statement naming the *revert run* (not the run
-//! being compensated), the run's plan digest and its target: the approvals that let the
-//! run write can never be replayed to delete what it wrote.
+//! The approvers sign the core's canonical statement with purpose `hard-delete`, naming
+//! the *revert run* (not the run being compensated), the run's plan digest, the change
+//! set deleted and the database: the approvals that let the run write (purpose
+//! `live-run`) can never be replayed to delete what it wrote, nor a hard-delete approval
+//! used to run.
 
 use std::fmt;
 
 use serde::Serialize;
 
 use cutter_core::{
-    check_approvals, ApprovalGate, ApprovalStatement, ApproverSet, RunId, Sha256Digest,
-    SignatureVerifier, SignedApproval, SystemIdentifier, UnixTime, VerifiedApproval,
+    check_approvals, ApprovalGate, ApprovalPolicy, ApprovalScope, ApprovalStatement, ApproverSet,
+    ChangeSetId, Purpose, RunId, Sha256Digest, SignatureVerifier, SignedApproval, TargetDatabase,
+    UnixTime, VerifiedApproval,
 };
 
 use crate::error::{Error, Result};
@@ -73,7 +76,7 @@ impl fmt::Display for RevertKind {
 ///     run_id: todo!(),
 ///     revert_run: todo!(),
 ///     plan_digest: todo!(),
-///     target: todo!(),
+///     database: todo!(),
 ///     approvals: vec![],
 /// };
 /// ```
@@ -83,39 +86,50 @@ pub struct HardDeleteApproval {
     run_id: RunId,
     revert_run: RunId,
     plan_digest: Sha256Digest,
-    target: SystemIdentifier,
+    database: TargetDatabase,
     approvals: Vec<VerifiedApproval>,
 }
 
 impl HardDeleteApproval {
     /// The statement an approver signs (with `gpg --detach-sign`) to approve the hard
-    /// delete of `plan`'s change set by `revert_run`: the core's canonical approval text
-    /// naming the revert run, the compensated run's plan digest and its target.
+    /// delete of `plan`'s change set by `revert_run` on `database`: purpose
+    /// `hard-delete`, the revert run, the compensated run's plan digest and change set.
     pub fn statement(
         plan: &CompensationPlan,
         revert_run: &RunId,
+        database: &TargetDatabase,
         gate: ApprovalGate,
+        not_before: UnixTime,
         expires_at: UnixTime,
     ) -> ApprovalStatement {
         ApprovalStatement {
+            purpose: Purpose::HardDelete,
             run_id: revert_run.clone(),
             plan_digest: plan.plan_digest(),
-            target: plan.target(),
+            change_set: Some(plan.change_set().clone()),
+            findings_digest: None,
+            diff_digest: None,
+            target: database.clone(),
             gate,
+            not_before,
             expires_at,
         }
     }
 
-    /// Checks SG_1 and SG_2 with cutter-core's rules ([`check_approvals`]): each signature
-    /// verifies against a configured approver, names exactly `revert_run`, the plan's
-    /// digest and target, and has not expired at `now`; SG_1 and SG_2 once each from two
+    /// Checks SG_1 and SG_2 with cutter-core's rules ([`check_approvals`]) for purpose
+    /// `hard-delete`: each signature verifies against an approver, names exactly
+    /// `revert_run`, the plan's digest and change set and `database` (on the plan's
+    /// server), is valid at `now` and within `policy`; SG_1 and SG_2 once each from two
     /// distinct keys. Every reason is listed on refusal.
+    #[allow(clippy::too_many_arguments)]
     pub fn verify(
         plan: &CompensationPlan,
         revert_run: &RunId,
+        database: &TargetDatabase,
         approvals: &[SignedApproval],
         approvers: &ApproverSet,
         now: UnixTime,
+        policy: ApprovalPolicy,
         verifier: &dyn SignatureVerifier,
     ) -> Result<HardDeleteApproval> {
         if revert_run == plan.run_id() {
@@ -124,13 +138,26 @@ impl HardDeleteApproval {
                 plan.run_id()
             )));
         }
+        if database.system_identifier != plan.target() {
+            return Err(Error::Invalid(format!(
+                "the hard delete names {database}, but run {} wrote to server {}",
+                plan.run_id(),
+                plan.target()
+            )));
+        }
+        let change_set: &ChangeSetId = plan.change_set();
         let approvals = check_approvals(
-            revert_run,
-            plan.plan_digest(),
-            plan.target(),
+            &ApprovalScope {
+                purpose: Purpose::HardDelete,
+                run_id: revert_run,
+                plan_digest: plan.plan_digest(),
+                target: database,
+                change_set: Some(change_set),
+            },
             approvals,
             approvers,
             now,
+            policy,
             verifier,
         )
         .map_err(|reasons| Error::ApprovalRefused {
@@ -142,7 +169,7 @@ impl HardDeleteApproval {
             run_id: plan.run_id().clone(),
             revert_run: revert_run.clone(),
             plan_digest: plan.plan_digest(),
-            target: plan.target(),
+            database: database.clone(),
             approvals,
         })
     }
@@ -159,13 +186,17 @@ impl HardDeleteApproval {
     pub fn approvals(&self) -> &[VerifiedApproval] {
         &self.approvals
     }
+    /// The database the approvals name.
+    pub fn database(&self) -> &TargetDatabase {
+        &self.database
+    }
 
     /// Refuses unless this approval covers exactly `plan` executed as `revert_run`.
     pub(crate) fn check_for(&self, plan: &CompensationPlan, revert_run: &RunId) -> Result<()> {
         let covers = |run: &RunId,
                       revert: &RunId,
                       digest: Sha256Digest,
-                      target: SystemIdentifier| {
+                      target: cutter_core::SystemIdentifier| {
             format!(
                 "the hard delete of run {run} (plan sha256:{digest}) as revert run {revert} on server {target}"
             )
@@ -174,7 +205,7 @@ impl HardDeleteApproval {
             &self.run_id,
             &self.revert_run,
             self.plan_digest,
-            self.target,
+            self.database.system_identifier,
         );
         let requested = covers(plan.run_id(), revert_run, plan.plan_digest(), plan.target());
         if approved == requested {

@@ -538,6 +538,17 @@ pub(crate) fn step_a(
                 });
             }
             hard_versions = state.versions_total();
+            // The approvals go into the ledger first, in this transaction: the database
+            // (reference V5) refuses the DELETE of units no recorded approval covers.
+            if let RevertMode::Hard(approval) = mode {
+                cutter_governance::record_hard_delete_approval(
+                    tx,
+                    &cs,
+                    revert_run,
+                    approval.approvals(),
+                    actor,
+                )?;
+            }
             tx.query_one(
                 "SELECT public.fn_iu_hard_delete_draft($1, $2, $3)",
                 &[&cs.as_str(), &revert_run.as_str(), &actor],

@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use postgres::GenericClient;
 
-use cutter_core::{ApprovalGate, ApprovalStatement, Phase, PhaseSet, RunId, UnixTime};
+use cutter_core::{
+    ApprovalGate, ApprovalPolicy, ApprovalStatement, Phase, PhaseSet, Purpose, RunId, UnixTime,
+};
 use cutter_pg::{fixtures, RollbackOnly, Target};
 
 use crate::approval::{HardDeleteApproval, RevertMode};
@@ -100,6 +102,7 @@ pub fn prove(target: &mut Target) -> Result<Vec<ProofRow>> {
     {
         let mut ro = target.rollback_only(&run)?;
         let pre = ro.snapshot()?;
+        cutter_governance::prove_authorize(&mut ro, valid.digest())?;
         ro.step(|s| s.cut_leg_a(&valid, &mut |_| {}))?;
         ro.step(|s| cutter_governance::prove_leg_b_record(s, &valid, ACTOR).map_err(pg))?;
         let facts = RunFacts {
@@ -131,7 +134,8 @@ pub fn prove(target: &mut Target) -> Result<Vec<ProofRow>> {
             ),
         ));
         let revert = revert_run_for(&run);
-        let hard = approvers.hard_delete_approval(&p, &revert)?;
+        let database = cutter_pg::surface::target_database(ro.client())?;
+        let hard = approvers.hard_delete_approval(&p, &revert, &database)?;
         rows.extend(ro.probe(|s| Ok(soft(s, &p, &revert)))?);
         rows.extend(ro.probe(|s| Ok(hard_delete(s, &p, &revert, hard)))?);
         rows.extend(ro.probe(|s| Ok(refusals(s, &p, &revert, &approvers)))?);
@@ -224,19 +228,25 @@ fn soft(ro: &mut RollbackOnly<'_>, p: &CompensationPlan, revert: &RunId) -> Vec<
             )
             .map_err(|e| e.to_string())?
             .get(0);
+        // Through the writer's batch function, for the proof's run (whose approvals the
+        // proof recorded): the database's gate lets nothing else write.
         let recut = tx
             .query_one(
-                "SELECT status FROM public.fn_iu_create($1, 'Điều 1', 'corrected', $2, 'law_unit', \
-                 'article', 'law', 'cutter-proof-recut', 'v2', NULL, $3)",
-                &[&first, &ACTOR, &format!("cs-{revert}-recut")],
+                "SELECT created FROM public.fn_iu_create_batch($3, 'cutter-proof-recut', 'v2', 1, \
+                 ARRAY[$1::text], ARRAY['Điều 1'], ARRAY['corrected'], ARRAY[$2::text], ARRAY['law_unit'], \
+                 ARRAY['article'], ARRAY['law'], ARRAY[NULL]::text[])",
+                &[&first, &ACTOR, &p.change_set().as_str()],
             )
-            .map(|r| r.get::<_, String>(0));
+            .map(|r| r.get::<_, i64>(0));
         rows.push(row(
             "re-cut after a soft revert: the address is free again",
             match recut {
-                Ok(s) if s == "created" => Ok(format!("{first:?} cut again: status {s}")),
-                Ok(s) => Err(format!("status {s}")),
-                Err(e) => Err(e.to_string()),
+                Ok(1) => Ok(format!("{first:?} cut again: 1 unit created")),
+                Ok(n) => Err(format!("{n} units created")),
+                Err(e) => Err(format!(
+                    "{e}: {}",
+                    e.as_db_error().map(|d| d.message()).unwrap_or("")
+                )),
             },
         ));
         Ok(())
@@ -255,6 +265,18 @@ fn hard_delete(
 ) -> Vec<ProofRow> {
     let mut rows = Vec::new();
     let pre = p.pre_snapshot();
+    // The database's gate (reference V5) deletes units only for a change set whose
+    // hard-delete approval by registered approvers is recorded: the proof records one
+    // (never committed), as it records its run's approvals.
+    if let Err(e) =
+        cutter_governance::prove_hard_delete_authorize(ro, p.change_set(), revert, p.plan_digest())
+    {
+        rows.push(row(
+            "compensation A (hard): the proof's approval",
+            Err(e.to_string()),
+        ));
+        return rows;
+    }
     let tx = ro.client();
     let r = (|| -> std::result::Result<(), String> {
         let b = counts(tx)?;
@@ -289,7 +311,8 @@ fn hard_delete(
         rows.push(row(
             "compensation B after a hard delete",
             check(
-                rep.steps[1].outcome == StepOutcome::Done && a.decisions == b.decisions + 1,
+                // A's hard_delete_approved decision (its approvals), then B's `reverted`.
+                rep.steps[1].outcome == StepOutcome::Done && a.decisions == b.decisions + 2,
                 rep.steps[1].to_string(),
             ),
         ));
@@ -323,6 +346,12 @@ fn refusals(
     approvers: &ThrowawayApprovers,
 ) -> Vec<ProofRow> {
     let mut rows = Vec::new();
+    // A run of its own writes the foreign unit below: the database's gate needs its
+    // approvals recorded too (never committed).
+    let foreign = RunId::new(format!("{}-foreign", p.run_id()));
+    let foreign_ok = foreign.as_ref().map_err(|e| e.to_string()).and_then(|f| {
+        cutter_governance::prove_authorize_run(ro, f, p.plan_digest()).map_err(|e| e.to_string())
+    });
     let tx = ro.client();
 
     rows.push(refused(
@@ -332,11 +361,18 @@ fn refusals(
     ));
 
     // Hard delete without valid approvals: only SG_1; the run's own approvals replayed.
-    let exp = UnixTime(now().0 + 3600);
+    let database = match cutter_pg::surface::target_database(tx) {
+        Ok(d) => d,
+        Err(e) => {
+            rows.push(row("reading the database identity", Err(e.to_string())));
+            return rows;
+        }
+    };
+    let (from, exp) = (UnixTime(now().0 - 60), UnixTime(now().0 + 3600));
     let only_sg1 = approvers
         .sign(
             0,
-            &HardDeleteApproval::statement(p, revert, ApprovalGate::Sg1, exp),
+            &HardDeleteApproval::statement(p, revert, &database, ApprovalGate::Sg1, from, exp),
         )
         .map(|a| vec![a]);
     rows.push(refused(
@@ -345,9 +381,11 @@ fn refusals(
             HardDeleteApproval::verify(
                 p,
                 revert,
+                &database,
                 &a,
                 approvers.approvers(),
                 now(),
+                ApprovalPolicy::default(),
                 approvers.verifier(),
             )
         }),
@@ -357,10 +395,15 @@ fn refusals(
         approvers.sign(
             signer,
             &ApprovalStatement {
+                purpose: Purpose::LiveRun,
                 run_id: p.run_id().clone(),
                 plan_digest: p.plan_digest(),
-                target: p.target(),
+                change_set: None,
+                findings_digest: None,
+                diff_digest: None,
+                target: database.clone(),
                 gate,
+                not_before: from,
                 expires_at: exp,
             },
         )
@@ -373,9 +416,11 @@ fn refusals(
             HardDeleteApproval::verify(
                 p,
                 revert,
+                &database,
                 &a,
                 approvers.approvers(),
                 now(),
+                ApprovalPolicy::default(),
                 approvers.verifier(),
             )
         }),
@@ -434,11 +479,14 @@ fn refusals(
 
     // A change outside the change set since the pre snapshot: the re-count rolls back.
     let mismatch = (|| -> std::result::Result<String, String> {
+        foreign_ok.clone()?;
+        let foreign_cs = format!("cs-{}-foreign", p.run_id());
         let mut sp = tx.transaction().map_err(|e| e.to_string())?;
         sp.query_one(
-            "SELECT status FROM public.fn_iu_create('cutter-proof/foreign', 'Foreign', 'foreign', $1, \
-             'law_unit', 'article', 'law', 'cutter-proof-foreign', 'v1', NULL, NULL)",
-            &[&ACTOR],
+            "SELECT created FROM public.fn_iu_create_batch($2, 'cutter-proof-foreign', 'v1', 1, \
+             ARRAY['cutter-proof/foreign'], ARRAY['Foreign'], ARRAY['foreign'], ARRAY[$1::text], \
+             ARRAY['law_unit'], ARRAY['article'], ARRAY['law'], ARRAY[NULL]::text[])",
+            &[&ACTOR, &foreign_cs],
         )
         .map_err(|e| e.to_string())?;
         let res = compensate_a(&mut sp, p, &RevertMode::Soft, revert, ACTOR);

@@ -8,7 +8,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cutter_core::{ApprovalGate, ApprovalStatement, ApproverSet, RunId, SignedApproval, UnixTime};
+use cutter_core::{
+    ApprovalGate, ApprovalPolicy, ApprovalStatement, ApproverSet, RunId, SignedApproval,
+    TargetDatabase, UnixTime,
+};
 use cutter_governance::OpenPgpVerifier;
 use cutter_openpgp::{Passphrase, SecretKey};
 
@@ -19,6 +22,8 @@ use crate::plan::CompensationPlan;
 /// Two generated approver keys, the approver set made of them and its verifier.
 pub struct ThrowawayApprovers {
     keys: Vec<SecretKey>,
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    public: Vec<String>,
     approvers: ApproverSet,
     verifier: OpenPgpVerifier,
 }
@@ -45,6 +50,7 @@ impl ThrowawayApprovers {
     pub fn generate() -> Result<ThrowawayApprovers> {
         let mut keys = Vec::new();
         let mut public = Vec::new();
+        let mut armored = Vec::new();
         for name in ["throwaway-sg1", "throwaway-sg2"] {
             let k = cutter_openpgp::generate_key(&format!("{name} <{name}@example.invalid>"), None)
                 .map_err(|e| Error::Invalid(format!("generating a throwaway approver key: {e}")))?;
@@ -53,6 +59,7 @@ impl ThrowawayApprovers {
                     Error::Invalid(format!("reading a throwaway approver key: {e}"))
                 })?,
             );
+            armored.push(k.public_armored.clone());
             public.push((
                 PathBuf::from(format!("{name}.asc")),
                 k.public_armored.into_bytes(),
@@ -61,6 +68,7 @@ impl ThrowawayApprovers {
         let (approvers, verifier) = cutter_governance::approvers_from_keys(&public)?;
         Ok(ThrowawayApprovers {
             keys,
+            public: armored,
             approvers,
             verifier,
         })
@@ -82,6 +90,24 @@ impl ThrowawayApprovers {
         )?)
     }
 
+    /// Registers both keys in the database's approver registry (reference V5) as its
+    /// first two approvers, for every purpose: the bootstrap, through `owner`, a
+    /// connection as the schema owner. Only for a throwaway database.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub fn register(&self, owner: &mut impl postgres::GenericClient) -> Result<()> {
+        let keys: Vec<(&str, &str)> = self
+            .public
+            .iter()
+            .zip(["throwaway approver 1", "throwaway approver 2"])
+            .map(|(k, n)| (k.as_str(), n))
+            .collect();
+        Ok(cutter_governance::bootstrap_approvers(
+            owner,
+            &keys,
+            "cutter-throwaway",
+        )?)
+    }
+
     /// The approver set.
     pub fn approvers(&self) -> &ApproverSet {
         &self.approvers
@@ -93,38 +119,39 @@ impl ThrowawayApprovers {
     }
 
     /// SG_1 (approver 0) and SG_2 (approver 1) over the hard-delete statement of `plan`
-    /// by `revert_run`, valid for an hour.
+    /// by `revert_run` on `database`, valid for an hour.
     pub fn sign_hard_delete(
         &self,
         plan: &CompensationPlan,
         revert_run: &RunId,
+        database: &TargetDatabase,
     ) -> Result<Vec<SignedApproval>> {
-        let expires = UnixTime(now().0 + 3600);
+        let (from, until) = (UnixTime(now().0 - 60), UnixTime(now().0 + 3600));
+        let st =
+            |gate| HardDeleteApproval::statement(plan, revert_run, database, gate, from, until);
         Ok(vec![
-            self.sign(
-                0,
-                &HardDeleteApproval::statement(plan, revert_run, ApprovalGate::Sg1, expires),
-            )?,
-            self.sign(
-                1,
-                &HardDeleteApproval::statement(plan, revert_run, ApprovalGate::Sg2, expires),
-            )?,
+            self.sign(0, &st(ApprovalGate::Sg1))?,
+            self.sign(1, &st(ApprovalGate::Sg2))?,
         ])
     }
 
-    /// A verified hard-delete approval of `plan` by `revert_run`, signed and verified now.
+    /// A verified hard-delete approval of `plan` by `revert_run` on `database`, signed
+    /// and verified now.
     pub fn hard_delete_approval(
         &self,
         plan: &CompensationPlan,
         revert_run: &RunId,
+        database: &TargetDatabase,
     ) -> Result<HardDeleteApproval> {
-        let signed = self.sign_hard_delete(plan, revert_run)?;
+        let signed = self.sign_hard_delete(plan, revert_run, database)?;
         HardDeleteApproval::verify(
             plan,
             revert_run,
+            database,
             &signed,
             &self.approvers,
             now(),
+            ApprovalPolicy::default(),
             &self.verifier,
         )
     }

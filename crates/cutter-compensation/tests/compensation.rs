@@ -114,7 +114,7 @@ fn hard_delete_with_verified_approvals_restores_the_pre_snapshot_counts() {
     assert_eq!(plan.compensation(), Compensation::AB);
     let revert = revert_run_for(&facts.run_id);
     let approval = approvers()
-        .hard_delete_approval(&plan, &revert)
+        .hard_delete_approval(&plan, &revert, &database(&db))
         .expect("approval");
     assert_eq!(approval.approvals().len(), 2);
     let report = execute(
@@ -187,7 +187,9 @@ fn a_only_when_leg_b_failed_and_no_ledger_decision() {
     let mut c2 = exec(&db2);
     let plan2 = cutter_compensation::plan(&sim.facts.cross_check(&mut c2).unwrap());
     let revert2 = revert_run_for(plan2.run_id());
-    let approval = approvers().hard_delete_approval(&plan2, &revert2).unwrap();
+    let approval = approvers()
+        .hard_delete_approval(&plan2, &revert2, &database(&db2))
+        .unwrap();
     let mode = RevertMode::Hard(approval);
     assert!(execute(&mut c2, &plan2, &mode, &revert2, ACTOR)
         .unwrap()
@@ -309,6 +311,11 @@ fn refuses_an_enacted_unit_naming_it() {
     assert!(err.to_string().contains("and 40 more"), "{err}");
 }
 
+/// The test database as approvals name it.
+fn database(db: &cutter_pg::testing::TestDb) -> cutter_core::TargetDatabase {
+    db.target().database().clone()
+}
+
 fn plan_for(f: &RunFacts) -> cutter_compensation::CompensationPlan {
     plan(f)
 }
@@ -322,14 +329,25 @@ fn hard_delete_without_valid_approvals_is_refused() {
     let revert = revert_run_for(plan.run_id());
     let a = approvers();
     let exp = UnixTime(now().0 + 600);
+    let dbid = database(&db);
+    let from = UnixTime(now().0 - 60);
     let verify = |signed: &[cutter_core::SignedApproval], revert: &cutter_core::RunId| {
-        HardDeleteApproval::verify(&plan, revert, signed, a.approvers(), now(), a.verifier())
+        HardDeleteApproval::verify(
+            &plan,
+            revert,
+            &dbid,
+            signed,
+            a.approvers(),
+            now(),
+            cutter_core::ApprovalPolicy::default(),
+            a.verifier(),
+        )
     };
     // Only SG_1.
     let sg1 = a
         .sign(
             0,
-            &HardDeleteApproval::statement(&plan, &revert, ApprovalGate::Sg1, exp),
+            &HardDeleteApproval::statement(&plan, &revert, &dbid, ApprovalGate::Sg1, from, exp),
         )
         .unwrap();
     match verify(std::slice::from_ref(&sg1), &revert) {
@@ -348,10 +366,15 @@ fn hard_delete_without_valid_approvals_is_refused() {
         a.sign(
             signer,
             &ApprovalStatement {
+                purpose: cutter_core::Purpose::LiveRun,
                 run_id: plan.run_id().clone(),
                 plan_digest: plan.plan_digest(),
-                target: plan.target(),
+                change_set: None,
+                findings_digest: None,
+                diff_digest: None,
+                target: dbid.clone(),
                 gate,
+                not_before: from,
                 expires_at: exp,
             },
         )
@@ -375,7 +398,7 @@ fn hard_delete_without_valid_approvals_is_refused() {
     let sg2_same = a
         .sign(
             0,
-            &HardDeleteApproval::statement(&plan, &revert, ApprovalGate::Sg2, exp),
+            &HardDeleteApproval::statement(&plan, &revert, &dbid, ApprovalGate::Sg2, from, exp),
         )
         .unwrap();
     assert!(matches!(
@@ -384,15 +407,16 @@ fn hard_delete_without_valid_approvals_is_refused() {
     ));
     // Expired.
     let old = UnixTime(now().0 - 1);
+    let from = UnixTime(old.0 - 60);
     let expired = [
         a.sign(
             0,
-            &HardDeleteApproval::statement(&plan, &revert, ApprovalGate::Sg1, old),
+            &HardDeleteApproval::statement(&plan, &revert, &dbid, ApprovalGate::Sg1, from, old),
         )
         .unwrap(),
         a.sign(
             1,
-            &HardDeleteApproval::statement(&plan, &revert, ApprovalGate::Sg2, old),
+            &HardDeleteApproval::statement(&plan, &revert, &dbid, ApprovalGate::Sg2, from, old),
         )
         .unwrap(),
     ];
@@ -402,7 +426,9 @@ fn hard_delete_without_valid_approvals_is_refused() {
     ));
     // A valid approval for another revert run is not this compensation's.
     let other_revert = run("r-noapproval-other");
-    let approval = a.hard_delete_approval(&plan, &other_revert).unwrap();
+    let approval = a
+        .hard_delete_approval(&plan, &other_revert, &database(&db))
+        .unwrap();
     let mut c = exec(&db);
     let before = db.target().snapshot().unwrap();
     let err = execute(&mut c, &plan, &RevertMode::Hard(approval), &revert, ACTOR).unwrap_err();
@@ -442,7 +468,9 @@ fn hard_delete_after_a_soft_revert_is_refused() {
     let revert = revert_run_for(plan.run_id());
     let mut c = exec(&db);
     compensate_a(&mut c, &plan, &RevertMode::Soft, &revert, ACTOR).unwrap();
-    let approval = approvers().hard_delete_approval(&plan, &revert).unwrap();
+    let approval = approvers()
+        .hard_delete_approval(&plan, &revert, &database(&db))
+        .unwrap();
     let err = compensate_a(&mut c, &plan, &RevertMode::Hard(approval), &revert, ACTOR).unwrap_err();
     match &err {
         Error::NotAllDraft { problems, next, .. } => {
@@ -630,8 +658,8 @@ fn a_change_outside_the_change_set_rolls_the_revert_back() {
     let sim = simulate(&db, "r-foreign", &p, Some(Phase::WriteVerify));
     let plan = plan(&sim.facts);
     let mut c = exec(&db);
-    // Somebody wrote a unit after the run's pre snapshot.
-    c.query_one(
+    // Somebody (the owner) wrote a unit after the run's pre snapshot.
+    db.admin().query_one(
         "SELECT status FROM public.fn_iu_create('foreign/1', 'Foreign', 'text', 'someone', 'law_unit', \
          'article', 'law', 'foreign', 'v1')",
         &[],

@@ -6,6 +6,10 @@ mod common;
 #[test]
 fn every_compensation_proof_passes_and_is_net_zero() {
     let db = common::db();
+    cutter_compensation::testing::ThrowawayApprovers::generate()
+        .unwrap()
+        .register(&mut db.admin())
+        .unwrap();
     let mut target = db.target();
     let before = target.snapshot().unwrap();
     let rows = cutter_compensation::proof::prove(&mut target).expect("the proof runs");

@@ -122,7 +122,12 @@ fn check(rows: Vec<CutPlanRow>, fail: Option<Phase>, hard: bool) -> Result<(), T
     let touches = plan.compensation().touches_database();
     let revert = revert_run_for(&facts.run_id);
     let mode = if hard && touches {
-        RevertMode::Hard(approvers().hard_delete_approval(&plan, &revert).unwrap())
+        let database = db.target().database().clone();
+        RevertMode::Hard(
+            approvers()
+                .hard_delete_approval(&plan, &revert, &database)
+                .unwrap(),
+        )
     } else {
         RevertMode::Soft
     };

@@ -13,6 +13,10 @@ mod common;
 #[test]
 fn the_proof_wrapper_reports_every_case_passed() {
     let db = common::db();
+    cutter_compensation::testing::ThrowawayApprovers::generate()
+        .unwrap()
+        .register(&mut db.admin())
+        .unwrap();
     let mut target = db.target();
     let rows = proof_compensation::proofs(&mut target);
     assert!(rows.len() >= 14, "{rows:#?}");

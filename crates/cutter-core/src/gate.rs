@@ -10,7 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Sha256Digest;
-use crate::ids::{Fingerprint, RunId, SystemIdentifier, UnixTime};
+use crate::ids::{ChangeSetId, Fingerprint, RunId, SystemIdentifier, UnixTime};
 use crate::phase::Phase;
 
 /// The global "execution disabled" switch (disable level 0). Engaged by default;
@@ -77,96 +77,349 @@ impl fmt::Display for ApprovalGate {
     }
 }
 
-/// What an approver signs: exactly one run, one plan, one target, one gate, until a time.
+/// What an approval approves. Every action checks that the purpose is its own, so an
+/// approval for one action is never valid for another.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Purpose {
+    /// A live run writing its plan.
+    LiveRun,
+    /// Releasing the HOLD a failed run left.
+    HoldRelease,
+    /// Hard-deleting the draft units of a change set (compensation A, hard).
+    HardDelete,
+    /// Voiding a run.
+    Void,
+    /// Adding or revoking an approver in the registry.
+    ApproverChange,
+}
+
+impl Purpose {
+    /// Every purpose, in the order the statement format lists them.
+    pub const ALL: [Purpose; 5] = [
+        Purpose::LiveRun,
+        Purpose::HoldRelease,
+        Purpose::HardDelete,
+        Purpose::Void,
+        Purpose::ApproverChange,
+    ];
+    /// `live-run`, `hold-release`, `hard-delete`, `void` or `approver-change`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Purpose::LiveRun => "live-run",
+            Purpose::HoldRelease => "hold-release",
+            Purpose::HardDelete => "hard-delete",
+            Purpose::Void => "void",
+            Purpose::ApproverChange => "approver-change",
+        }
+    }
+    /// Parses a name written by [`Purpose::name`] (exactly).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
+impl fmt::Display for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The database an approval is for: the cluster's system identifier (which every
+/// database of a cluster and every physical replica shares) *and* the database's name
+/// and OID, so that an approval for `staging` never authorizes `production` in the same
+/// cluster.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub struct TargetDatabase {
+    /// `pg_control_system().system_identifier`.
+    pub system_identifier: SystemIdentifier,
+    /// `current_database()`.
+    pub name: String,
+    /// The database's OID in `pg_database`.
+    pub oid: u32,
+}
+
+impl TargetDatabase {
+    /// Checks the name as a statement may carry it: 1 to 63 bytes, no control character
+    /// (a line break would change the statement's structure).
+    pub fn check_name(name: &str) -> Result<(), String> {
+        if name.is_empty() || name.len() > 63 || name.chars().any(char::is_control) {
+            return Err(format!(
+                "database name {:?}: must be 1 to 63 bytes without control characters",
+                shorten(name)
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for TargetDatabase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "database {:?} (oid {}) on system {}",
+            self.name, self.oid, self.system_identifier
+        )
+    }
+}
+
+/// What an approver signs (`cutter-approval/2`): one purpose, one run, one plan, one
+/// database, one gate, for a window of time.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct ApprovalStatement {
-    /// The run approved.
+    /// What is approved.
+    pub purpose: Purpose,
+    /// The run approved (for a hard delete, the revert run; for an approver change, the
+    /// change's id).
     pub run_id: RunId,
-    /// The digest of the plan approved.
+    /// The digest of the plan approved (for an approver change, of the change).
     pub plan_digest: Sha256Digest,
-    /// The server the run may write to.
-    pub target: SystemIdentifier,
+    /// The change set a hard delete removes; required for `hard-delete`, absent otherwise.
+    pub change_set: Option<ChangeSetId>,
+    /// The document cutter's findings the approvers signed off (optional).
+    pub findings_digest: Option<Sha256Digest>,
+    /// An amendment's per-unit diff (optional).
+    pub diff_digest: Option<Sha256Digest>,
+    /// The database the action may write to.
+    pub target: TargetDatabase,
     /// SG_1 or SG_2.
     pub gate: ApprovalGate,
+    /// The approval is void before this time.
+    pub not_before: UnixTime,
     /// The approval is void from this time on.
     pub expires_at: UnixTime,
 }
 
-const STATEMENT_HEADER: &str = "cutter-approval/1";
+/// The first line of every statement cutter accepts.
+pub const STATEMENT_HEADER: &str = "cutter-approval/2";
+const STATEMENT_HEADER_V1: &str = "cutter-approval/1";
 
 impl ApprovalStatement {
-    /// The canonical text that is signed, byte for byte:
+    /// The canonical text that is signed, byte for byte (lines in brackets appear only
+    /// when the statement has them):
     ///
     /// ```text
-    /// cutter-approval/1
+    /// cutter-approval/2
+    /// purpose: live-run|hold-release|hard-delete|void|approver-change
     /// run_id: <run id>
     /// plan_digest: sha256:<64 hex>
+    /// [change_set: cs-<run id>]
+    /// [findings_digest: sha256:<64 hex>]
+    /// [diff_digest: sha256:<64 hex>]
     /// target_system_identifier: <decimal>
+    /// target_database: <name>
+    /// target_database_oid: <decimal>
     /// gate: SG_1|SG_2
+    /// not_before: <unix seconds>
     /// expires_at: <unix seconds>
     /// ```
     ///
     /// Every line ends with `\n`; nothing else is allowed.
     pub fn canonical_text(&self) -> String {
-        format!(
-            "{STATEMENT_HEADER}\nrun_id: {}\nplan_digest: sha256:{}\ntarget_system_identifier: {}\ngate: {}\nexpires_at: {}\n",
+        let mut s = format!(
+            "{STATEMENT_HEADER}\npurpose: {}\nrun_id: {}\nplan_digest: sha256:{}\n",
+            self.purpose,
             self.run_id,
-            self.plan_digest.to_hex(),
-            self.target,
+            self.plan_digest.to_hex()
+        );
+        if let Some(cs) = &self.change_set {
+            s.push_str(&format!("change_set: {cs}\n"));
+        }
+        if let Some(d) = self.findings_digest {
+            s.push_str(&format!("findings_digest: sha256:{}\n", d.to_hex()));
+        }
+        if let Some(d) = self.diff_digest {
+            s.push_str(&format!("diff_digest: sha256:{}\n", d.to_hex()));
+        }
+        s.push_str(&format!(
+            "target_system_identifier: {}\ntarget_database: {}\ntarget_database_oid: {}\ngate: {}\nnot_before: {}\nexpires_at: {}\n",
+            self.target.system_identifier,
+            self.target.name,
+            self.target.oid,
             self.gate,
+            self.not_before.0,
             self.expires_at.0
-        )
+        ));
+        s
     }
 
     /// Parses the canonical text strictly: the same lines, in the same order, and
-    /// re-encoding must give back the same bytes.
+    /// re-encoding must give back the same bytes. A `cutter-approval/1` statement (which
+    /// names no purpose and no database) is refused.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
         let text =
             std::str::from_utf8(bytes).map_err(|_| "the statement is not UTF-8".to_string())?;
-        let mut lines = text.split('\n');
-        if lines.next() != Some(STATEMENT_HEADER) {
-            return Err(format!(
-                "the statement must start with the line {STATEMENT_HEADER:?}"
-            ));
+        let mut lines = text.split('\n').peekable();
+        match lines.next() {
+            Some(STATEMENT_HEADER) => {}
+            Some(STATEMENT_HEADER_V1) => {
+                return Err(format!(
+                    "a {STATEMENT_HEADER_V1} statement names no purpose and no database and is no longer accepted; \
+                     write a {STATEMENT_HEADER} statement with `cutter approve` and sign it again"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "the statement must start with the line {STATEMENT_HEADER:?}"
+                ))
+            }
         }
-        let mut field = |key: &str| -> Result<String, String> {
-            let line = lines.next().unwrap_or_default();
+        fn value<'t>(line: Option<&'t str>, key: &str) -> Result<&'t str, String> {
+            let line = line.unwrap_or_default();
             line.strip_prefix(key)
                 .and_then(|r| r.strip_prefix(": "))
-                .map(str::to_string)
                 .ok_or_else(|| format!("expected a line \"{key}: …\", found {:?}", shorten(line)))
+        }
+        fn digest(v: &str, key: &str) -> Result<Sha256Digest, String> {
+            Sha256Digest::from_hex(
+                v.strip_prefix("sha256:")
+                    .ok_or_else(|| format!("{key} must start with sha256:"))?,
+            )
+            .map_err(|e| format!("{key}: {e}"))
+        }
+        fn number<T: std::str::FromStr>(v: &str, key: &str) -> Result<T, String> {
+            v.parse::<T>()
+                .map_err(|_| format!("{key} must be a decimal integer, found {:?}", shorten(v)))
+        }
+        let purpose_text = value(lines.next(), "purpose")?;
+        let purpose = Purpose::parse(purpose_text).ok_or_else(|| {
+            format!(
+                "purpose must be one of live-run, hold-release, hard-delete, void, approver-change; found {:?}",
+                shorten(purpose_text)
+            )
+        })?;
+        let run_id = RunId::new(value(lines.next(), "run_id")?).map_err(|e| e.to_string())?;
+        let plan_digest = digest(value(lines.next(), "plan_digest")?, "plan_digest")?;
+        let mut optional = |key: &str| -> Option<String> {
+            let next = lines.peek()?;
+            let v = next.strip_prefix(key)?.strip_prefix(": ")?.to_string();
+            lines.next();
+            Some(v)
         };
-        let run_id = RunId::new(field("run_id")?).map_err(|e| e.to_string())?;
-        let digest = field("plan_digest")?;
-        let plan_digest = Sha256Digest::from_hex(
-            digest
-                .strip_prefix("sha256:")
-                .ok_or("plan_digest must start with sha256:")?,
-        )
-        .map_err(|e| e.to_string())?;
-        let target = field("target_system_identifier")?
-            .parse::<u64>()
-            .map(SystemIdentifier::new)
-            .map_err(|_| "target_system_identifier must be a decimal integer".to_string())?;
-        let gate_text = field("gate")?;
-        let gate = ApprovalGate::parse(&gate_text)
+        let change_set = optional("change_set")
+            .map(|v| ChangeSetId::parse(&v).map_err(|e| e.to_string()))
+            .transpose()?;
+        let findings_digest = optional("findings_digest")
+            .map(|v| digest(&v, "findings_digest"))
+            .transpose()?;
+        let diff_digest = optional("diff_digest")
+            .map(|v| digest(&v, "diff_digest"))
+            .transpose()?;
+        let system_identifier = SystemIdentifier::new(number(
+            value(lines.next(), "target_system_identifier")?,
+            "target_system_identifier",
+        )?);
+        let name = value(lines.next(), "target_database")?.to_string();
+        TargetDatabase::check_name(&name)?;
+        let oid = number(
+            value(lines.next(), "target_database_oid")?,
+            "target_database_oid",
+        )?;
+        let gate_text = value(lines.next(), "gate")?;
+        let gate = ApprovalGate::parse(gate_text)
             .filter(|g| g.name() == gate_text)
-            .ok_or_else(|| format!("gate must be SG_1 or SG_2, found {:?}", shorten(&gate_text)))?;
-        let expires_at = field("expires_at")?
-            .parse::<i64>()
-            .map(UnixTime)
-            .map_err(|_| "expires_at must be unix seconds".to_string())?;
+            .ok_or_else(|| format!("gate must be SG_1 or SG_2, found {:?}", shorten(gate_text)))?;
+        let not_before = UnixTime(number(value(lines.next(), "not_before")?, "not_before")?);
+        let expires_at = UnixTime(number(value(lines.next(), "expires_at")?, "expires_at")?);
+        if (purpose == Purpose::HardDelete) != change_set.is_some() {
+            return Err(if change_set.is_some() {
+                format!("change_set is only for a hard-delete statement, not {purpose}")
+            } else {
+                "a hard-delete statement must name its change_set".to_string()
+            });
+        }
+        if not_before >= expires_at {
+            return Err("not_before must be earlier than expires_at".into());
+        }
         let statement = Self {
+            purpose,
             run_id,
             plan_digest,
-            target,
+            change_set,
+            findings_digest,
+            diff_digest,
+            target: TargetDatabase {
+                system_identifier,
+                name,
+                oid,
+            },
             gate,
+            not_before,
             expires_at,
         };
         if statement.canonical_text().as_bytes() != bytes {
             return Err("the statement is not in canonical form (extra lines, spaces or a missing final newline)".into());
         }
         Ok(statement)
+    }
+}
+
+/// What a statement recorded in the ledger says, whichever version recorded it: a
+/// `cutter-approval/1` row written before version 2 stays readable, so that its
+/// signature can still be re-verified.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct RecordedStatement {
+    /// 1 or 2.
+    pub version: u8,
+    /// The purpose (version 2 only; a version 1 statement approved a run).
+    pub purpose: Option<Purpose>,
+    /// The run named.
+    pub run_id: RunId,
+    /// The gate named.
+    pub gate: ApprovalGate,
+    /// The whole statement (version 2 only).
+    pub statement: Option<ApprovalStatement>,
+}
+
+impl RecordedStatement {
+    /// Parses a recorded statement: version 2 strictly ([`ApprovalStatement::parse`]),
+    /// version 1 as it was written (six lines: header, run_id, plan_digest,
+    /// target_system_identifier, gate, expires_at).
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        if !bytes.starts_with(format!("{STATEMENT_HEADER_V1}\n").as_bytes()) {
+            let st = ApprovalStatement::parse(bytes)?;
+            return Ok(Self {
+                version: 2,
+                purpose: Some(st.purpose),
+                run_id: st.run_id.clone(),
+                gate: st.gate,
+                statement: Some(st),
+            });
+        }
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| "the statement is not UTF-8".to_string())?;
+        let lines: Vec<&str> = text.split('\n').collect();
+        let keys = [
+            "run_id",
+            "plan_digest",
+            "target_system_identifier",
+            "gate",
+            "expires_at",
+        ];
+        if lines.len() != keys.len() + 2 || lines.last() != Some(&"") {
+            return Err("a cutter-approval/1 statement has exactly six lines".into());
+        }
+        let mut values = Vec::new();
+        for (line, key) in lines[1..].iter().zip(keys) {
+            values.push(
+                line.strip_prefix(key)
+                    .and_then(|r| r.strip_prefix(": "))
+                    .ok_or_else(|| {
+                        format!("expected a line \"{key}: …\", found {:?}", shorten(line))
+                    })?,
+            );
+        }
+        let run_id = RunId::new(values[0]).map_err(|e| e.to_string())?;
+        let gate = ApprovalGate::parse(values[3])
+            .filter(|g| g.name() == values[3])
+            .ok_or_else(|| format!("gate must be SG_1 or SG_2, found {:?}", shorten(values[3])))?;
+        Ok(Self {
+            version: 1,
+            purpose: None,
+            run_id,
+            gate,
+            statement: None,
+        })
     }
 }
 
@@ -198,6 +451,60 @@ pub trait SignatureVerifier {
 /// The longest an approval may stay valid: a statement whose `expires_at` is more than
 /// this after the gate's `now` is refused, whatever a configuration allows.
 pub const MAX_APPROVAL_LIFETIME_SECS: i64 = 7 * 24 * 3600;
+
+/// The configured maximum when none is set: 24 hours.
+pub const DEFAULT_APPROVAL_LIFETIME_SECS: i64 = 24 * 3600;
+
+/// How long approvals may live, as configured: at most [`MAX_APPROVAL_LIFETIME_SECS`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ApprovalPolicy {
+    max_lifetime_secs: i64,
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        Self {
+            max_lifetime_secs: DEFAULT_APPROVAL_LIFETIME_SECS,
+        }
+    }
+}
+
+impl ApprovalPolicy {
+    /// A policy whose statements expire at most `hours` after the gate's time; refused
+    /// above 168 hours (7 days) or at 0.
+    pub fn with_max_hours(hours: u64) -> Result<Self, String> {
+        let secs = i64::try_from(hours)
+            .ok()
+            .and_then(|h| h.checked_mul(3600))
+            .filter(|s| (1..=MAX_APPROVAL_LIFETIME_SECS).contains(s))
+            .ok_or_else(|| {
+                format!("the approval validity must be 1 to 168 hours (7 days), not {hours}")
+            })?;
+        Ok(Self {
+            max_lifetime_secs: secs,
+        })
+    }
+    /// The configured maximum, in seconds.
+    pub fn max_lifetime_secs(self) -> i64 {
+        self.max_lifetime_secs
+    }
+}
+
+/// What the approvals must name: one purpose, run, plan, database (and, for a hard
+/// delete, change set).
+#[derive(Clone, Copy, Debug)]
+pub struct ApprovalScope<'a> {
+    /// The action's purpose.
+    pub purpose: Purpose,
+    /// The run.
+    pub run_id: &'a RunId,
+    /// The plan's digest.
+    pub plan_digest: Sha256Digest,
+    /// The database.
+    pub target: &'a TargetDatabase,
+    /// The change set (hard delete only).
+    pub change_set: Option<&'a ChangeSetId>,
+}
 
 /// The approvers whose signatures count.
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
@@ -272,7 +579,7 @@ pub enum Refusal {
         /// Why.
         detail: String,
     },
-    /// The signer is not in the configured approvers.
+    /// The signer is not a registered, unrevoked approver allowed the purpose.
     UnknownSigner {
         /// The approval's source.
         source: String,
@@ -303,12 +610,35 @@ pub enum Refusal {
         /// The plan digest it names.
         named: Sha256Digest,
     },
-    /// The statement names another target.
+    /// The statement names another database (or cluster).
     WrongTarget {
         /// The approval's source.
         source: String,
-        /// The target it names.
-        named: SystemIdentifier,
+        /// The database it names.
+        named: TargetDatabase,
+    },
+    /// The statement approves another action.
+    WrongPurpose {
+        /// The approval's source.
+        source: String,
+        /// The purpose it names.
+        named: Purpose,
+        /// The purpose this action needs.
+        expected: Purpose,
+    },
+    /// The statement names another change set (or none).
+    WrongChangeSet {
+        /// The approval's source.
+        source: String,
+        /// The change set it names.
+        named: Option<ChangeSetId>,
+    },
+    /// The approval is not valid yet.
+    NotYetValid {
+        /// The approval's source.
+        source: String,
+        /// When it becomes valid.
+        not_before: UnixTime,
     },
     /// The approval has expired.
     Expired {
@@ -317,7 +647,7 @@ pub enum Refusal {
         /// When it expired.
         expires_at: UnixTime,
     },
-    /// The approval expires too far in the future ([`MAX_APPROVAL_LIFETIME_SECS`]).
+    /// The approval expires too far in the future (the configured [`ApprovalPolicy`]).
     ExpiresTooLate {
         /// The approval's source.
         source: String,
@@ -342,14 +672,20 @@ impl fmt::Display for Refusal {
             Refusal::MissingApproval { gate } => write!(f, "no valid {gate} approval for this run"),
             Refusal::MalformedStatement { source, detail } => write!(f, "{source}: malformed approval statement: {detail}"),
             Refusal::BadSignature { source, detail } => write!(f, "{source}: signature does not verify: {detail}"),
-            Refusal::UnknownSigner { source, signer } => write!(f, "{source}: signer {signer} is not a configured approver"),
+            Refusal::UnknownSigner { source, signer } => write!(f, "{source}: signer {signer} is not a registered, unrevoked approver for this purpose (`cutter approvers list`)"),
             Refusal::SameSigner { signer } => write!(f, "SG_1 and SG_2 are both signed by {signer}; two distinct approvers are required"),
             Refusal::DuplicateApproval { gate } => write!(f, "more than one {gate} approval was given"),
             Refusal::WrongRun { source, named } => write!(f, "{source}: approves run {named}, not this run"),
             Refusal::WrongPlan { source, named } => write!(f, "{source}: approves plan sha256:{named}, not this plan"),
-            Refusal::WrongTarget { source, named } => write!(f, "{source}: approves target system identifier {named}, not this target"),
+            Refusal::WrongTarget { source, named } => write!(f, "{source}: approves {named}, not this database"),
+            Refusal::WrongPurpose { source, named, expected } => write!(f, "{source}: approves purpose {named}, but this action needs a {expected} approval"),
+            Refusal::WrongChangeSet { source, named } => match named {
+                Some(cs) => write!(f, "{source}: approves change set {cs}, not this one"),
+                None => write!(f, "{source}: names no change set"),
+            },
+            Refusal::NotYetValid { source, not_before } => write!(f, "{source}: not valid before unix time {}", not_before.0),
             Refusal::Expired { source, expires_at } => write!(f, "{source}: expired at unix time {}", expires_at.0),
-            Refusal::ExpiresTooLate { source, expires_at, latest } => write!(f, "{source}: expires at unix time {}, more than 7 days from now (latest accepted: {}); sign a statement with an earlier expires_at", expires_at.0, latest.0),
+            Refusal::ExpiresTooLate { source, expires_at, latest } => write!(f, "{source}: expires at unix time {}, later than the configured maximum allows (latest accepted: {}; never more than 7 days); sign a statement with an earlier expires_at", expires_at.0, latest.0),
             Refusal::RehearsalIsNotAClone { system_identifier } => write!(f, "the rehearsal target has the source's system identifier {system_identifier}: it is not a clone; refusing to write"),
         }
     }
@@ -382,21 +718,21 @@ pub enum AuthorizationScope {
     Rehearsal,
 }
 
-/// Permission for one run to write one plan to one server. The adapter's mutating
-/// methods take it and check that they are connected to `target()`.
+/// Permission for one run to write one plan to one database. The adapter's mutating
+/// methods take it and check that they are connected to `database()`.
 ///
 /// Only the gate constructs it:
 ///
 /// ```compile_fail,E0451
 /// use cutter_core::gate::LiveAuthorization;
-/// let forged = LiveAuthorization { run_id: todo!(), plan_digest: todo!(), target: todo!(), scope: todo!(), signers: vec![] };
+/// let forged = LiveAuthorization { run_id: todo!(), plan_digest: todo!(), database: todo!(), scope: todo!(), signers: vec![] };
 /// ```
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
 #[must_use = "an authorization that is not passed to the adapter authorizes nothing"]
 pub struct LiveAuthorization {
     run_id: RunId,
     plan_digest: Sha256Digest,
-    target: SystemIdentifier,
+    database: TargetDatabase,
     scope: AuthorizationScope,
     signers: Vec<VerifiedApproval>,
 }
@@ -412,7 +748,11 @@ impl LiveAuthorization {
     }
     /// The only server this authorization may write to.
     pub fn target(&self) -> SystemIdentifier {
-        self.target
+        self.database.system_identifier
+    }
+    /// The only database this authorization may write to.
+    pub fn database(&self) -> &TargetDatabase {
+        &self.database
     }
     /// Live or rehearsal.
     pub fn scope(&self) -> AuthorizationScope {
@@ -436,9 +776,9 @@ impl LiveAuthorization {
         run_id: RunId,
         plan_digest: Sha256Digest,
         source: SystemIdentifier,
-        clone: SystemIdentifier,
+        clone: TargetDatabase,
     ) -> Result<Self, GateRefusal> {
-        if source == clone {
+        if source == clone.system_identifier {
             return Err(GateRefusal {
                 reasons: vec![Refusal::RehearsalIsNotAClone {
                     system_identifier: source,
@@ -448,7 +788,7 @@ impl LiveAuthorization {
         Ok(Self {
             run_id,
             plan_digest,
-            target: clone,
+            database: clone,
             scope: AuthorizationScope::Rehearsal,
             signers: Vec::new(),
         })
@@ -462,32 +802,33 @@ pub struct GateRequest<'a> {
     pub run_id: &'a RunId,
     /// Its plan.
     pub plan_digest: Sha256Digest,
-    /// The server it would write to.
-    pub target: SystemIdentifier,
+    /// The database it would write to.
+    pub target: &'a TargetDatabase,
     /// The kill-switch's state.
     pub kill_switch: &'a KillSwitch,
     /// The HOLD, if one is present.
     pub hold: Option<&'a HoldRecord>,
     /// The approvals presented.
     pub approvals: &'a [SignedApproval],
-    /// Whose signatures count.
+    /// Whose signatures count (the registry's approvers for `live-run`).
     pub approvers: &'a ApproverSet,
+    /// How long approvals may live.
+    pub policy: ApprovalPolicy,
     /// The current time.
     pub now: UnixTime,
 }
 
-/// Checks approvals for `run_id`/`plan_digest`/`target`: each must parse, verify at
-/// `now`, be by a configured approver, name exactly this run, plan and target, not be
-/// expired and not expire more than [`MAX_APPROVAL_LIFETIME_SECS`] after `now`;
-/// SG_1 and SG_2 must both be present, once each, from two distinct keys. Used by the
-/// gate and by the operations that need both approvals (disarm, hold release).
+/// Checks approvals for `scope`: each must parse, verify at `now`, be by one of
+/// `approvers`, name exactly the scope's purpose, run, plan, database (and change set),
+/// be valid at `now` (`not_before <= now < expires_at`) and not expire later than the
+/// policy allows after `now`; SG_1 and SG_2 must both be present, once each, from two
+/// distinct keys. Used by the gate and by every action that needs both approvals.
 pub fn check_approvals(
-    run_id: &RunId,
-    plan_digest: Sha256Digest,
-    target: SystemIdentifier,
+    scope: &ApprovalScope<'_>,
     approvals: &[SignedApproval],
     approvers: &ApproverSet,
     now: UnixTime,
+    policy: ApprovalPolicy,
     verifier: &dyn SignatureVerifier,
 ) -> Result<Vec<VerifiedApproval>, Vec<Refusal>> {
     let mut reasons = Vec::new();
@@ -515,25 +856,44 @@ pub fn check_approvals(
                 signer: signer.clone(),
             });
         }
-        if &statement.run_id != run_id {
+        if statement.purpose != scope.purpose {
+            reasons.push(Refusal::WrongPurpose {
+                source: source.clone(),
+                named: statement.purpose,
+                expected: scope.purpose,
+            });
+        }
+        if &statement.run_id != scope.run_id {
             reasons.push(Refusal::WrongRun {
                 source: source.clone(),
                 named: statement.run_id.clone(),
             });
         }
-        if statement.plan_digest != plan_digest {
+        if statement.plan_digest != scope.plan_digest {
             reasons.push(Refusal::WrongPlan {
                 source: source.clone(),
                 named: statement.plan_digest,
             });
         }
-        if statement.target != target {
-            reasons.push(Refusal::WrongTarget {
+        if statement.change_set.as_ref() != scope.change_set {
+            reasons.push(Refusal::WrongChangeSet {
                 source: source.clone(),
-                named: statement.target,
+                named: statement.change_set.clone(),
             });
         }
-        let latest = UnixTime(now.0.saturating_add(MAX_APPROVAL_LIFETIME_SECS));
+        if &statement.target != scope.target {
+            reasons.push(Refusal::WrongTarget {
+                source: source.clone(),
+                named: statement.target.clone(),
+            });
+        }
+        let latest = UnixTime(now.0.saturating_add(policy.max_lifetime_secs()));
+        if now < statement.not_before {
+            reasons.push(Refusal::NotYetValid {
+                source: source.clone(),
+                not_before: statement.not_before,
+            });
+        }
         if statement.expires_at <= now {
             reasons.push(Refusal::Expired {
                 source,
@@ -579,7 +939,8 @@ pub fn check_approvals(
 }
 
 /// The gate. Grants a [`LiveAuthorization`] only when the kill-switch is disarmed for
-/// exactly this run, no HOLD is present, and SG_1 and SG_2 pass [`check_approvals`].
+/// exactly this run, no HOLD is present, and SG_1 and SG_2 pass [`check_approvals`] for
+/// purpose `live-run`.
 pub fn authorize(
     req: &GateRequest<'_>,
     verifier: &dyn SignatureVerifier,
@@ -600,20 +961,26 @@ pub fn authorize(
             reason: h.reason.clone(),
         });
     }
+    let scope = ApprovalScope {
+        purpose: Purpose::LiveRun,
+        run_id: req.run_id,
+        plan_digest: req.plan_digest,
+        target: req.target,
+        change_set: None,
+    };
     let approvals = check_approvals(
-        req.run_id,
-        req.plan_digest,
-        req.target,
+        &scope,
         req.approvals,
         req.approvers,
         req.now,
+        req.policy,
         verifier,
     );
     match approvals {
         Ok(signers) if reasons.is_empty() => Ok(LiveAuthorization {
             run_id: req.run_id.clone(),
             plan_digest: req.plan_digest,
-            target: req.target,
+            database: req.target.clone(),
             scope: AuthorizationScope::Live,
             signers,
         }),
@@ -669,7 +1036,7 @@ pub(crate) mod tests {
     pub(crate) struct World {
         pub run: RunId,
         pub plan: Sha256Digest,
-        pub target: SystemIdentifier,
+        pub target: TargetDatabase,
         pub approvers: ApproverSet,
         pub now: UnixTime,
     }
@@ -678,19 +1045,32 @@ pub(crate) mod tests {
         World {
             run: RunId::new("r-1").unwrap(),
             plan: Sha256Digest::of(b"plan"),
-            target: SystemIdentifier::new(42),
+            target: db(42, "production", 16_384),
             approvers: ApproverSet([fpr(1), fpr(2)].into()),
             now: UnixTime(1_000),
         }
     }
 
-    /// A statement for `w`'s run, plan and target.
+    pub(crate) fn db(sysid: u64, name: &str, oid: u32) -> TargetDatabase {
+        TargetDatabase {
+            system_identifier: SystemIdentifier::new(sysid),
+            name: name.into(),
+            oid,
+        }
+    }
+
+    /// A live-run statement for `w`'s run, plan and target.
     fn statement(w: &World, gate: ApprovalGate, expires_at: UnixTime) -> ApprovalStatement {
         ApprovalStatement {
+            purpose: Purpose::LiveRun,
             run_id: w.run.clone(),
             plan_digest: w.plan,
-            target: w.target,
+            change_set: None,
+            findings_digest: None,
+            diff_digest: None,
+            target: w.target.clone(),
             gate,
+            not_before: UnixTime(w.now.0 - 60),
             expires_at,
         }
     }
@@ -718,11 +1098,12 @@ pub(crate) mod tests {
             &GateRequest {
                 run_id: &w.run,
                 plan_digest: w.plan,
-                target: w.target,
+                target: &w.target,
                 kill_switch: ks,
                 hold,
                 approvals: a,
                 approvers: &w.approvers,
+                policy: ApprovalPolicy::with_max_hours(168).unwrap(),
                 now: w.now,
             },
             &FakeVerifier,
@@ -744,7 +1125,7 @@ pub(crate) mod tests {
         ];
         let auth = gate(&w, &disarmed(&w), None, &a).unwrap();
         assert_eq!(auth.run_id(), &w.run);
-        assert_eq!(auth.target(), w.target);
+        assert_eq!(auth.database(), &w.target);
         assert_eq!(auth.scope(), AuthorizationScope::Live);
         assert_eq!(auth.approvals().len(), 2);
     }
@@ -825,9 +1206,9 @@ pub(crate) mod tests {
         let mut st = ApprovalStatement {
             run_id: RunId::new("r-other").unwrap(),
             plan_digest: Sha256Digest::of(b"other plan"),
-            target: SystemIdentifier::new(7),
-            gate: ApprovalGate::Sg1,
+            target: db(7, "production", 16_384),
             expires_at: UnixTime(999),
+            ..statement(&w, ApprovalGate::Sg1, UnixTime(999))
         };
         let bad = approval_of(&st, 1);
         let r = reasons(gate(
@@ -850,7 +1231,7 @@ pub(crate) mod tests {
         assert_eq!(kinds, ["run", "plan", "target", "expired", "missing"]);
         st.run_id = w.run.clone();
         st.plan_digest = w.plan;
-        st.target = w.target;
+        st.target = w.target.clone();
         st.expires_at = w.now; // expiry is exclusive
         let r = reasons(gate(
             &w,
@@ -966,16 +1347,122 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_approval_for_another_purpose_database_or_time_window_is_refused() {
+        let w = world();
+        let ks = disarmed(&w);
+        let sg2 = approval(&w, ApprovalGate::Sg2, 2);
+        let with = |f: &dyn Fn(&mut ApprovalStatement)| {
+            let mut st = statement(&w, ApprovalGate::Sg1, UnixTime(2_000));
+            f(&mut st);
+            reasons(gate(&w, &ks, None, &[approval_of(&st, 1), sg2.clone()]))
+        };
+        // A hard-delete approval (for a revert run of the same name and plan) is not a
+        // live-run approval.
+        let r = with(&|st| {
+            st.purpose = Purpose::HardDelete;
+            st.change_set = Some(ChangeSetId::for_run(&RunId::new("r-0").unwrap()));
+        });
+        assert!(
+            matches!(
+                &r[0],
+                Refusal::WrongPurpose {
+                    named: Purpose::HardDelete,
+                    expected: Purpose::LiveRun,
+                    ..
+                }
+            ),
+            "{r:?}"
+        );
+        assert!(
+            r[0].to_string().contains("needs a live-run approval"),
+            "{}",
+            r[0]
+        );
+        // Another database of the same cluster, or the same name with another OID.
+        let r = with(&|st| st.target.name = "staging".into());
+        assert!(matches!(&r[0], Refusal::WrongTarget { named, .. } if named.name == "staging"));
+        let r = with(&|st| st.target.oid += 1);
+        assert!(matches!(&r[0], Refusal::WrongTarget { .. }), "{r:?}");
+        // Not valid yet.
+        let r = with(&|st| st.not_before = UnixTime(w.now.0 + 1));
+        assert!(matches!(&r[0], Refusal::NotYetValid { .. }), "{r:?}");
+        // The configured maximum, below the 7-day cap.
+        let mut st = statement(&w, ApprovalGate::Sg1, UnixTime(w.now.0 + 2 * 3600));
+        let a = [approval_of(&st, 1), sg2.clone()];
+        let one_hour = ApprovalPolicy::with_max_hours(1).unwrap();
+        let r = check_approvals(
+            &ApprovalScope {
+                purpose: Purpose::LiveRun,
+                run_id: &w.run,
+                plan_digest: w.plan,
+                target: &w.target,
+                change_set: None,
+            },
+            &a,
+            &w.approvers,
+            w.now,
+            one_hour,
+            &FakeVerifier,
+        )
+        .unwrap_err();
+        assert!(matches!(&r[0], Refusal::ExpiresTooLate { .. }), "{r:?}");
+        assert!(ApprovalPolicy::with_max_hours(169).is_err());
+        assert!(ApprovalPolicy::with_max_hours(0).is_err());
+        assert_eq!(ApprovalPolicy::default().max_lifetime_secs(), 24 * 3600);
+        st.expires_at = UnixTime(w.now.0 + 3600);
+        assert!(check_approvals(
+            &ApprovalScope {
+                purpose: Purpose::LiveRun,
+                run_id: &w.run,
+                plan_digest: w.plan,
+                target: &w.target,
+                change_set: None,
+            },
+            &[approval_of(&st, 1), sg2],
+            &w.approvers,
+            w.now,
+            one_hour,
+            &FakeVerifier,
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn version_1_statements_and_inconsistent_v2_statements_are_refused() {
+        let w = world();
+        let v1 = format!(
+            "cutter-approval/1\nrun_id: r-1\nplan_digest: sha256:{}\ntarget_system_identifier: 42\ngate: SG_1\nexpires_at: 2000\n",
+            w.plan.to_hex()
+        );
+        let e = ApprovalStatement::parse(v1.as_bytes()).unwrap_err();
+        assert!(e.contains("no longer accepted"), "{e}");
+        let mut st = statement(&w, ApprovalGate::Sg1, UnixTime(2_000));
+        st.purpose = Purpose::HardDelete;
+        let e = ApprovalStatement::parse(st.canonical_text().as_bytes()).unwrap_err();
+        assert!(e.contains("must name its change_set"), "{e}");
+        st.purpose = Purpose::LiveRun;
+        st.change_set = Some(ChangeSetId::for_run(&w.run));
+        assert!(ApprovalStatement::parse(st.canonical_text().as_bytes()).is_err());
+        st.change_set = None;
+        st.findings_digest = Some(Sha256Digest::of(b"findings"));
+        st.diff_digest = Some(Sha256Digest::of(b"diff"));
+        assert_eq!(
+            ApprovalStatement::parse(st.canonical_text().as_bytes()).unwrap(),
+            st
+        );
+        st.target.name = "a\nb".into();
+        assert!(ApprovalStatement::parse(st.canonical_text().as_bytes()).is_err());
+    }
+
+    #[test]
     fn rehearsal_needs_a_different_server() {
         let w = world();
-        assert!(LiveAuthorization::rehearsal(w.run.clone(), w.plan, w.target, w.target).is_err());
-        let a = LiveAuthorization::rehearsal(
-            w.run.clone(),
-            w.plan,
-            w.target,
-            SystemIdentifier::new(43),
-        )
-        .unwrap();
+        let src = w.target.system_identifier;
+        assert!(
+            LiveAuthorization::rehearsal(w.run.clone(), w.plan, src, w.target.clone()).is_err()
+        );
+        let a = LiveAuthorization::rehearsal(w.run.clone(), w.plan, src, db(43, "production", 1))
+            .unwrap();
         assert_eq!(a.target(), SystemIdentifier::new(43));
         assert_eq!(a.scope(), AuthorizationScope::Rehearsal);
     }

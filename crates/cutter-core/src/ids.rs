@@ -290,8 +290,10 @@ impl fmt::Debug for TableName {
     }
 }
 
-/// The nine tables a run may change, in dump and report order.
-pub const MUTATION_SURFACE: [(&str, &str); 9] = [
+/// The ten tables a run may change (the approver registry is written by the owner, never
+/// by a run, and is on the surface so that backups, snapshots and restore proofs cover
+/// it), in dump and report order.
+pub const MUTATION_SURFACE: [(&str, &str); 10] = [
     ("public", "information_unit"),
     ("public", "unit_version"),
     ("public", "iu_lifecycle_log"),
@@ -301,6 +303,7 @@ pub const MUTATION_SURFACE: [(&str, &str); 9] = [
     ("cutter_governance", "review_decision"),
     ("cutter_governance", "verify_result"),
     ("cutter_governance", "dot_pair_signature"),
+    ("cutter_governance", "approver"),
 ];
 
 /// The mutation surface as validated names.
@@ -354,7 +357,7 @@ mod tests {
         let t = TableName::new("public", "information_unit").unwrap();
         assert_eq!(t.quoted(), "\"public\".\"information_unit\"");
         assert!(TableName::new("public", "x\"; drop").is_err());
-        assert_eq!(mutation_surface().len(), 9);
+        assert_eq!(mutation_surface().len(), 10);
         let back: TableName = serde_json::from_str("\"cutter_governance.verify_result\"").unwrap();
         assert_eq!(back.name(), "verify_result");
     }

@@ -19,9 +19,11 @@ pub use compensation::{compensation_for, Compensation};
 pub use context::{BackupFacts, PhaseOutcome, PhaseRecord, RunContext, VerifyFacts};
 pub use digest::{CanonicalHasher, Sha256Digest};
 pub use gate::{
-    authorize, check_approvals, recorded_signature_bytes, ApprovalGate, ApprovalStatement,
-    ApproverSet, AuthorizationScope, GateRefusal, GateRequest, HoldRecord, KillSwitch,
-    LiveAuthorization, Refusal, SignatureVerifier, SignedApproval, VerifiedApproval,
+    authorize, check_approvals, recorded_signature_bytes, ApprovalGate, ApprovalPolicy,
+    ApprovalScope, ApprovalStatement, ApproverSet, AuthorizationScope, GateRefusal, GateRequest,
+    HoldRecord, KillSwitch, LiveAuthorization, Purpose, RecordedStatement, Refusal,
+    SignatureVerifier, SignedApproval, TargetDatabase, VerifiedApproval,
+    DEFAULT_APPROVAL_LIFETIME_SECS, MAX_APPROVAL_LIFETIME_SECS, STATEMENT_HEADER,
 };
 pub use ids::{
     mutation_surface, ChangeSetId, DocumentId, Fingerprint, RunId, SourceVersionId,

@@ -11,15 +11,16 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cutter_core::Sha256Digest;
 use cutter_core::{
-    check_approvals, ApprovalGate, ApprovalStatement, ApproverSet, Fingerprint, RunId,
-    SignatureVerifier, SignedApproval, SystemIdentifier, UnixTime, VerifiedApproval,
+    check_approvals, ApprovalGate, ApprovalPolicy, ApprovalScope, ApprovalStatement, ApproverSet,
+    Fingerprint, Purpose, RecordedStatement, RunId, SignatureVerifier, SignedApproval, UnixTime,
+    VerifiedApproval,
 };
 use cutter_openpgp::{PublicKey, SecretKey};
 use postgres::GenericClient;
 
 use crate::error::{Error, Result};
+use crate::registry::Registry;
 
 /// Verifies detached signatures against the approvers' public keys.
 #[derive(Clone)]
@@ -153,32 +154,24 @@ pub fn sign_approval(
     })
 }
 
-/// Checks SG_1 and SG_2 for one run, plan and target with cutter-core's rules (each
-/// signature verifies against an approver key, the statement names exactly this run,
-/// plan and target and has not expired; SG_1 and SG_2 once each, from two distinct
-/// keys). The verified approvals are what the gate and `dot_pair_signature` take; a
-/// refusal lists every reason ([`Error::ApprovalsRefused`]).
+/// Checks SG_1 and SG_2 for `scope` with cutter-core's rules (each signature verifies
+/// against an approver key at `now`, the statement names exactly the scope's purpose,
+/// run, plan and database and is valid now and within the policy; SG_1 and SG_2 once
+/// each, from two distinct keys). The verified approvals are what the gate and the
+/// ledger take; a refusal lists every reason ([`Error::ApprovalsRefused`]).
 pub fn verify_approvals(
-    run_id: &RunId,
-    plan_digest: Sha256Digest,
-    target: SystemIdentifier,
+    scope: &ApprovalScope<'_>,
     approvals: &[SignedApproval],
     approvers: &ApproverSet,
     verifier: &OpenPgpVerifier,
     now: UnixTime,
+    policy: ApprovalPolicy,
 ) -> Result<Vec<VerifiedApproval>> {
-    check_approvals(
-        run_id,
-        plan_digest,
-        target,
-        approvals,
-        approvers,
-        now,
-        verifier,
-    )
-    .map_err(|reasons| Error::ApprovalsRefused {
-        run_id: run_id.clone(),
-        reasons,
+    check_approvals(scope, approvals, approvers, now, policy, verifier).map_err(|reasons| {
+        Error::ApprovalsRefused {
+            run_id: scope.run_id.clone(),
+            reasons,
+        }
     })
 }
 
@@ -192,30 +185,116 @@ pub struct RecordedApproval {
     /// The signer recorded, confirmed by the signature.
     pub signer: Fingerprint,
     /// The statement signed.
-    pub statement: ApprovalStatement,
+    pub statement: RecordedStatement,
 }
 
-/// Re-verifies the SG_1/SG_2 signatures recorded for `run` in `dot_pair_signature`:
-/// each signature must verify over its recorded statement with a key of `verifier`,
-/// judged at `at` (key and subkey expiry, revocation and key flags, as the gate judges
-/// at its `now`), by the recorded signer, who must be in `approvers`, and the statement
-/// must name `run` and the recorded gate. The statement's `expires_at` is not re-checked:
-/// it was checked when the run was authorized. Returns the records, or the first that
-/// fails.
-///
-/// With `at` the time the gate accepted the approvals, a failure means the record is not
-/// what the gate accepted; with a later `at` (now), a failure of a record that passed at
-/// acceptance is a key revoked or expired since, not a broken history.
+/// Whose signatures `ledger verify` re-verifies against: the registry (reference V5),
+/// and, for statements recorded before it (`cutter-approval/1`), optionally the approver
+/// keys the configuration named then.
+#[derive(Clone, Debug)]
+pub struct Reverifier<'a> {
+    /// The registry, with every key ever registered.
+    pub registry: &'a Registry,
+    /// Its keys.
+    pub verifier: OpenPgpVerifier,
+    /// Keys that signed `cutter-approval/1` statements before the registry existed.
+    pub legacy: Option<(&'a ApproverSet, &'a OpenPgpVerifier)>,
+}
+
+impl<'a> Reverifier<'a> {
+    /// A reverifier over `registry` (and `legacy` keys for version 1 statements).
+    pub fn new(
+        registry: &'a Registry,
+        legacy: Option<(&'a ApproverSet, &'a OpenPgpVerifier)>,
+    ) -> Result<Self> {
+        Ok(Self {
+            registry,
+            verifier: registry.verifier()?,
+            legacy,
+        })
+    }
+
+    /// Checks one recorded approval: the signature over `statement` verifies at `at`
+    /// (unix ms) by `recorded_signer`; a version 2 statement's signer is a registry entry
+    /// that may approve its purpose at `at` (`decision`: the record judged, whose own
+    /// revocation does not count), a version 1 statement's a registered or legacy key.
+    /// Returns the statement, or why not.
+    fn check(
+        &self,
+        statement: &str,
+        signature: &str,
+        recorded_signer: &str,
+        at_ms: i64,
+        decision: Option<i64>,
+    ) -> std::result::Result<(Fingerprint, RecordedStatement), String> {
+        let parsed = RecordedStatement::parse(statement.as_bytes())
+            .map_err(|e| format!("statement: {e}"))?;
+        let sig = cutter_core::recorded_signature_bytes(signature)?;
+        let at = UnixTime(at_ms.div_euclid(1000));
+        let by_registry = self.verifier.verify(statement.as_bytes(), &sig, at);
+        let signer = match (&by_registry, parsed.version, self.legacy) {
+            (Ok(f), _, _) => f.clone(),
+            (Err(_), 1, Some((set, legacy))) => {
+                let f = legacy
+                    .verify(statement.as_bytes(), &sig, at)
+                    .map_err(|e| format!("signature does not verify at unix time {}: {e}", at.0))?;
+                if !set.0.contains(&f) {
+                    return Err(format!("signer {f} is not a configured approver"));
+                }
+                f
+            }
+            (Err(e), _, _) => {
+                return Err(format!(
+                "signature does not verify with any registered approver's key at unix time {}: {e}",
+                at.0
+            ))
+            }
+        };
+        if signer.to_string() != recorded_signer {
+            return Err(format!(
+                "signed by {signer}, but the row records {recorded_signer}"
+            ));
+        }
+        if let Some(purpose) = parsed.purpose {
+            match self.registry.get(&signer) {
+                None => return Err(format!("signer {signer} is not a registered approver")),
+                Some(entry) => {
+                    if let Some(why) = entry.refusal_at(purpose, at_ms, decision) {
+                        return Err(why);
+                    }
+                }
+            }
+        }
+        Ok((signer, parsed))
+    }
+
+    /// Whether a signer valid at acceptance has been revoked since: the finding, if so.
+    fn revoked_since(&self, signer: &Fingerprint, at_ms: i64) -> Option<String> {
+        let entry = self.registry.get(signer)?;
+        let r = entry.revoked.as_ref()?;
+        (r.at_ms > at_ms).then(|| {
+            format!(
+                "approver {signer} ({}) was revoked since, at {} (review_decision {}); the approval stays valid history",
+                entry.name, r.at, r.decision_id
+            )
+        })
+    }
+}
+
+/// Re-verifies the SG_1/SG_2 signatures recorded for `run` in `dot_pair_signature`, as
+/// the gate accepted them: each at the time it was recorded, by the recorded signer,
+/// over a statement naming `run` and the row's gate, with purpose `live-run` for a
+/// version 2 statement. Returns the records, or the first that fails
+/// ([`Error::Corrupt`]).
 pub fn reverify_recorded_approvals<C: GenericClient>(
     client: &mut C,
     run: &RunId,
-    approvers: &ApproverSet,
-    verifier: &OpenPgpVerifier,
-    at: UnixTime,
+    reverifier: &Reverifier<'_>,
 ) -> Result<Vec<RecordedApproval>> {
     let rows = client
         .query(
-            "SELECT id, gate, signer_fpr, statement, signature \
+            "SELECT id, gate, signer_fpr, statement, signature, \
+                    (extract(epoch FROM created_at) * 1000)::bigint \
              FROM cutter_governance.dot_pair_signature WHERE run_id = $1 ORDER BY id",
             &[&run.as_str()],
         )
@@ -233,33 +312,19 @@ pub fn reverify_recorded_approvals<C: GenericClient>(
         let gate_text: &str = r.get(1);
         let gate = ApprovalGate::parse(gate_text)
             .ok_or_else(|| bad(format!("gate {gate_text:?} is not SG_1 or SG_2")))?;
-        let recorded_signer =
-            Fingerprint::new(r.get::<_, &str>(2)).map_err(|e| bad(format!("signer_fpr: {e}")))?;
-        let statement_text: &str = r.get(3);
-        let statement = ApprovalStatement::parse(statement_text.as_bytes())
-            .map_err(|e| bad(format!("statement: {e}")))?;
-        let sig_text: &str = r.get(4);
-        let sig = cutter_core::recorded_signature_bytes(sig_text).map_err(bad)?;
-        let signer = verifier
-            .verify(statement_text.as_bytes(), &sig, at)
-            .map_err(|e| {
-                bad(format!(
-                    "signature does not verify at unix time {}: {e}",
-                    at.0
-                ))
-            })?;
-        if signer != recorded_signer {
-            return Err(bad(format!(
-                "signed by {signer}, but the row records {recorded_signer}"
-            )));
-        }
-        if !approvers.0.contains(&signer) {
-            return Err(bad(format!("signer {signer} is not a configured approver")));
-        }
+        let (signer, statement) = reverifier
+            .check(r.get(3), r.get(4), r.get(2), r.get(5), None)
+            .map_err(bad)?;
         if &statement.run_id != run || statement.gate != gate {
             return Err(bad(format!(
                 "the statement approves run {} {}, but the row is for run {run} {gate}",
                 statement.run_id, statement.gate
+            )));
+        }
+        if statement.purpose.is_some_and(|p| p != Purpose::LiveRun) {
+            return Err(bad(format!(
+                "the statement approves {}, not a live run",
+                statement.purpose.map_or("", Purpose::name)
             )));
         }
         out.push(RecordedApproval {
@@ -275,9 +340,9 @@ pub fn reverify_recorded_approvals<C: GenericClient>(
 /// One recorded signature that did not re-verify.
 #[derive(Clone, PartialEq, Eq, Debug, serde::Serialize)]
 pub struct SignatureFinding {
-    /// `dot_pair_signature`, or `review_decision` for a HOLD release's approvals.
+    /// `dot_pair_signature`, or `review_decision` for the approvals a decision records.
     pub table: String,
-    /// The row id (the first row of the run where the failure is not tied to one row).
+    /// The row id.
     pub id: i64,
     /// The run the row names.
     pub run_id: String,
@@ -288,19 +353,19 @@ pub struct SignatureFinding {
 /// What [`reverify_ledger_signatures`] found.
 #[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize)]
 pub struct SignatureReport {
-    /// Signature rows that re-verified at the time they were recorded.
+    /// Signatures that re-verified as the gate accepted them.
     pub verified: u64,
-    /// Runs those rows belong to.
+    /// Runs whose pair signatures were re-verified.
     pub runs: u64,
     /// Rows written before cutter (covered by the chain's genesis anchor, not signed by
     /// OpenPGP keys cutter knows): not re-verified.
     pub before_cutter: u64,
-    /// Rows that do not verify as the gate accepted them: forged or altered. Each is a
-    /// failure of `ledger verify`.
+    /// Records that do not verify as the gate accepted them: forged or altered. Each is
+    /// a failure of `ledger verify`.
     pub failures: Vec<SignatureFinding>,
-    /// Rows that verified when recorded but not now: the key was revoked or expired
-    /// since. Reported, not a failure: history stays valid.
-    pub invalid_now: Vec<SignatureFinding>,
+    /// Records whose signer was revoked after the gate accepted them. Reported, not a
+    /// failure: history stays valid.
+    pub revoked_since: Vec<SignatureFinding>,
 }
 
 impl SignatureReport {
@@ -332,10 +397,10 @@ impl fmt::Display for SignatureReport {
                 x.table, x.id, x.run_id, x.detail
             )?;
         }
-        for x in &self.invalid_now {
+        for x in &self.revoked_since {
             writeln!(
                 f,
-                "  note: {} row id {} (run {}) verified when recorded but not now: {}",
+                "  finding: {} row id {} (run {}): {}",
                 x.table, x.id, x.run_id, x.detail
             )?;
         }
@@ -343,17 +408,16 @@ impl fmt::Display for SignatureReport {
     }
 }
 
-/// Re-verifies **every** signature recorded in `dot_pair_signature` (but the rows a
-/// genesis anchor covers) against `approvers`: each run's rows at the time they were
-/// recorded (what the gate accepted), then at `now`. The database cannot check OpenPGP
+/// Re-verifies **every** signature the ledger records (but the rows a genesis anchor
+/// covers): the pair signatures of every run (`dot_pair_signature`), and the approvals
+/// of every HOLD release and approver change (`review_decision`), each at the time it
+/// was recorded, against the registry's keys. The database cannot check OpenPGP
 /// signatures, so this is what makes a row forged with `psql` — a registered
 /// fingerprint with a signature it did not make — visible to any reviewer with read
-/// access.
+/// access. A signer revoked since is a finding, not a failure.
 pub fn reverify_ledger_signatures<C: GenericClient>(
     client: &mut C,
-    approvers: &ApproverSet,
-    verifier: &OpenPgpVerifier,
-    now: UnixTime,
+    reverifier: &Reverifier<'_>,
 ) -> Result<SignatureReport> {
     let through = crate::chain::read_anchor(client, crate::chain::LedgerTable::DotPairSignature)?
         .map_or(0, |a| a.through_id);
@@ -368,72 +432,95 @@ pub fn reverify_ledger_signatures<C: GenericClient>(
         ))?
         .get(0);
     report.before_cutter = u64::try_from(before).unwrap_or(0);
-    let runs = client
+    let rows = client
         .query(
-            "SELECT run_id, min(id), extract(epoch FROM min(created_at))::bigint, count(*) \
-               FROM cutter_governance.dot_pair_signature WHERE id > $1 \
-              GROUP BY run_id ORDER BY min(id)",
+            "SELECT id, run_id, gate, signer_fpr, statement, signature, \
+                    (extract(epoch FROM created_at) * 1000)::bigint \
+               FROM cutter_governance.dot_pair_signature WHERE id > $1 ORDER BY id",
             &[&through],
         )
-        .map_err(Error::db(
-            "listing the runs of the recorded pair signatures",
-        ))?;
-    for r in runs {
-        let (run_text, first, at, n): (String, i64, i64, i64) =
-            (r.get(0), r.get(1), r.get(2), r.get(3));
-        let finding = |id: i64, detail: String| SignatureFinding {
+        .map_err(Error::db("reading the recorded pair signatures"))?;
+    let mut runs = std::collections::BTreeSet::new();
+    for r in rows {
+        let (id, run, gate): (i64, String, String) = (r.get(0), r.get(1), r.get(2));
+        let at: i64 = r.get(6);
+        let finding = |detail: String| SignatureFinding {
             table: "dot_pair_signature".into(),
             id,
-            run_id: run_text.clone(),
+            run_id: run.clone(),
             detail,
         };
-        let run = match RunId::new(&run_text) {
-            Ok(run) => run,
-            Err(e) => {
-                report.failures.push(finding(first, format!("run id: {e}")));
-                continue;
+        runs.insert(run.clone());
+        match reverifier.check(r.get(4), r.get(5), r.get(3), at, None) {
+            Err(detail) => report.failures.push(finding(detail)),
+            Ok((_, st)) if st.run_id.as_str() != run || st.gate.name() != gate => {
+                report.failures.push(finding(format!(
+                    "the statement approves run {} {}, but the row is for run {run} {gate}",
+                    st.run_id, st.gate
+                )))
             }
-        };
-        report.runs += 1;
-        match reverify_recorded_approvals(client, &run, approvers, verifier, UnixTime(at)) {
-            Ok(_) => report.verified += u64::try_from(n).unwrap_or(0),
-            Err(Error::Corrupt { id, detail, .. }) => {
-                report.failures.push(finding(id, detail));
-                continue;
+            Ok((_, st)) if st.purpose.is_some_and(|p| p != Purpose::LiveRun) => {
+                report.failures.push(finding(format!(
+                    "the statement approves {}, not a live run",
+                    st.purpose.map_or("", Purpose::name)
+                )))
             }
-            Err(other) => return Err(other),
-        }
-        match reverify_recorded_approvals(client, &run, approvers, verifier, now) {
-            Ok(_) => {}
-            Err(Error::Corrupt { id, detail, .. }) => report.invalid_now.push(finding(id, detail)),
-            Err(other) => return Err(other),
+            Ok((signer, _)) => {
+                report.verified += 1;
+                if let Some(d) = reverifier.revoked_since(&signer, at) {
+                    report.revoked_since.push(finding(d));
+                }
+            }
         }
     }
-    reverify_hold_releases(client, approvers, verifier, &mut report)?;
+    report.runs = runs.len() as u64;
+    reverify_decisions(client, reverifier, &mut report)?;
     Ok(report)
 }
 
-/// The approvals recorded in each `hold_released` decision (reference V4), re-verified
-/// at the time the release was recorded: each must be a valid signature by the
-/// recorded signer, a registered approver, over a statement naming the released run;
-/// two distinct approvers per release.
-fn reverify_hold_releases<C: GenericClient>(
+/// The approvals recorded in `hold_released` decisions (purpose hold-release, naming the
+/// released run), `hard_delete_approved` ones (purpose hard-delete, naming the revert
+/// run) and approver changes after bootstrap (purpose approver-change, naming the
+/// change), re-verified at the time each decision was recorded: two distinct
+/// approvers per decision.
+fn reverify_decisions<C: GenericClient>(
     client: &mut C,
-    approvers: &ApproverSet,
-    verifier: &OpenPgpVerifier,
+    reverifier: &Reverifier<'_>,
     report: &mut SignatureReport,
 ) -> Result<()> {
     let rows = client
         .query(
-            "SELECT id, run_id, coalesce(payload -> 'approvals', '[]')::text, \
-                    extract(epoch FROM created_at)::bigint \
-               FROM cutter_governance.review_decision WHERE decision = $1 ORDER BY id",
-            &[&crate::decisions::DECISION_HOLD_RELEASED],
+            "SELECT id, run_id, decision, coalesce(payload -> 'approvals', '[]')::text, \
+                    coalesce((payload ->> 'bootstrap')::boolean, false), \
+                    (extract(epoch FROM created_at) * 1000)::bigint \
+               FROM cutter_governance.review_decision WHERE decision = ANY($1) ORDER BY id",
+            &[&vec![
+                crate::decisions::DECISION_HOLD_RELEASED,
+                crate::decisions::DECISION_HARD_DELETE_APPROVED,
+                crate::registry::DECISION_APPROVER_ADDED,
+                crate::registry::DECISION_APPROVER_REVOKED,
+            ]],
         )
-        .map_err(Error::db("reading the recorded HOLD releases"))?;
+        .map_err(Error::db(
+            "reading the recorded HOLD releases and approver changes",
+        ))?;
     for r in rows {
-        let (id, run, approvals, at): (i64, String, String, i64) =
-            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let (id, run, decision, approvals, bootstrap, at): (
+            i64,
+            String,
+            String,
+            String,
+            bool,
+            i64,
+        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        if bootstrap {
+            continue;
+        }
+        let purpose = match decision.as_str() {
+            crate::decisions::DECISION_HOLD_RELEASED => Purpose::HoldRelease,
+            crate::decisions::DECISION_HARD_DELETE_APPROVED => Purpose::HardDelete,
+            _ => Purpose::ApproverChange,
+        };
         let fail = |detail: String| SignatureFinding {
             table: "review_decision".into(),
             id,
@@ -449,37 +536,9 @@ fn reverify_hold_releases<C: GenericClient>(
         };
         let mut signers = std::collections::BTreeSet::new();
         let mut problem = None;
+        let mut revoked = Vec::new();
         for a in &list {
-            let sig = match cutter_core::recorded_signature_bytes(&a.signature) {
-                Ok(b) => b,
-                Err(e) => {
-                    problem = Some(e);
-                    break;
-                }
-            };
-            let names_run = ApprovalStatement::parse(a.statement.as_bytes())
-                .map(|st| st.run_id.as_str() == run)
-                .unwrap_or(false);
-            if !names_run {
-                problem = Some(format!(
-                    "{} approval: its statement does not name run {run}",
-                    a.gate
-                ));
-                break;
-            }
-            match verifier.verify(a.statement.as_bytes(), &sig, UnixTime(at)) {
-                Ok(signer)
-                    if signer.to_string() == a.signer_fpr && approvers.0.contains(&signer) =>
-                {
-                    signers.insert(signer);
-                }
-                Ok(signer) => {
-                    problem = Some(format!(
-                        "{} approval: signed by {signer}, recorded as {}",
-                        a.gate, a.signer_fpr
-                    ));
-                    break;
-                }
+            match reverifier.check(&a.statement, &a.signature, &a.signer_fpr, at, Some(id)) {
                 Err(e) => {
                     problem = Some(format!(
                         "{} approval signed as {}: {e}",
@@ -487,15 +546,39 @@ fn reverify_hold_releases<C: GenericClient>(
                     ));
                     break;
                 }
+                Ok((_, st)) if st.run_id.as_str() != run => {
+                    problem = Some(format!(
+                        "{} approval: its statement names {}, not {run}",
+                        a.gate, st.run_id
+                    ));
+                    break;
+                }
+                Ok((_, st)) if st.purpose.is_some_and(|p| p != purpose) => {
+                    problem = Some(format!(
+                        "{} approval: its statement approves {}, not {purpose}",
+                        a.gate,
+                        st.purpose.map_or("", Purpose::name)
+                    ));
+                    break;
+                }
+                Ok((signer, _)) => {
+                    if let Some(d) = reverifier.revoked_since(&signer, at) {
+                        revoked.push(d);
+                    }
+                    signers.insert(signer);
+                }
             }
         }
         match problem {
             Some(p) => report.failures.push(fail(p)),
             None if signers.len() < 2 => report.failures.push(fail(format!(
-                "a HOLD release needs two distinct approvers; {} verified",
+                "{decision} needs two distinct approvers; {} verified",
                 signers.len()
             ))),
-            None => report.verified += list.len() as u64,
+            None => {
+                report.verified += list.len() as u64;
+                report.revoked_since.extend(revoked.into_iter().map(fail));
+            }
         }
     }
     Ok(())

@@ -31,6 +31,15 @@ pub(crate) fn check_target<C: GenericClient>(c: &mut C, auth: &LiveAuthorization
             actual,
         });
     }
+    let connected = cutter_pg::surface::target_database(c)
+        .map_err(|e| Error::Invalid(format!("reading the connected database: {e}")))?;
+    if &connected != auth.database() {
+        return Err(Error::Invalid(format!(
+            "refusing to write: the authorization is for {}, but this connection is to {connected}; \
+             connect to the authorized database",
+            auth.database()
+        )));
+    }
     match cutter_pg::rehearsal_refused_by(c, auth)
         .map_err(Error::db("reading the server's cluster_name"))?
     {

@@ -225,7 +225,7 @@ pub fn claim<C: GenericClient>(
     }))
 }
 
-fn decision_row(
+pub(crate) fn decision_row(
     run: &RunId,
     cs: Option<&ChangeSetId>,
     decision: &str,
@@ -624,6 +624,49 @@ pub struct ReleaseApproval {
     pub statement: String,
     /// The detached signature (armored text, or `hex:` and the binary signature).
     pub signature: String,
+}
+
+/// The decision recording the approvals of a hard delete, appended in the transaction
+/// that deletes (reference V5 refuses the DELETE without it).
+pub const DECISION_HARD_DELETE_APPROVED: &str = "hard_delete_approved";
+
+/// Appends, inside `tx` (the hard delete's transaction), the `hard_delete_approved`
+/// decision of `change_set` by `revert_run` with the verified `approvals` (statements
+/// and signatures, for `ledger verify` to re-verify). Returns its id.
+pub fn record_hard_delete_approval(
+    tx: &mut Transaction<'_>,
+    change_set: &ChangeSetId,
+    revert_run: &RunId,
+    approvals: &[cutter_core::VerifiedApproval],
+    actor: &str,
+) -> Result<i64> {
+    check_actor(actor)?;
+    lock_tables(tx, &[LedgerTable::ReviewDecision])?;
+    let recorded: Vec<ReleaseApproval> = approvals
+        .iter()
+        .map(|v| ReleaseApproval {
+            gate: v.gate.name().to_string(),
+            signer_fpr: v.signer.to_string(),
+            statement: v.statement.canonical_text(),
+            signature: v.signature.clone(),
+        })
+        .collect();
+    let payload = json!({"change_set": change_set.as_str(), "approvals": recorded});
+    let now = now_text(tx)?;
+    let app = append(
+        tx,
+        LedgerTable::ReviewDecision,
+        &[decision_row(
+            revert_run,
+            None,
+            DECISION_HARD_DELETE_APPROVED,
+            &payload,
+            actor,
+            now,
+        )],
+    )?
+    .ok_or_else(|| Error::Invalid("the hard delete's approval was not appended".into()))?;
+    Ok(app.first_id())
 }
 
 /// Releases, in the database, the HOLD of `run`: appends a `hold_released` decision

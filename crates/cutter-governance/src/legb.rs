@@ -93,7 +93,9 @@ fn manifest_text<'a>(
 ///   digest as stored);
 /// * `manifest_envelope`: the plan digest and every unit's body digest as planned
 ///   (format [`MANIFEST_FORMAT`]);
-/// * `dot_pair_signature`: the SG_1/SG_2 signatures that authorized the run.
+///
+/// The SG_1/SG_2 signatures that authorized the run are recorded before it writes, by
+/// [`record_run_approvals`].
 ///
 /// Refuses (writing nothing) a wrong server, a plan other than the authorized one, a
 /// voided run, a change set already recorded, and units that do not match the plan's
@@ -108,6 +110,221 @@ pub fn leg_b_record(
     check_plan(auth, plan)?;
     check_target(tx, auth)?;
     record_in(tx, auth.run_id(), plan, auth.approvals(), actor)
+}
+
+/// The ids of the pair signatures recorded for `run`, in id order.
+fn recorded_signature_ids<C: postgres::GenericClient>(c: &mut C, run: &RunId) -> Result<Vec<i64>> {
+    Ok(c.query(
+        "SELECT id FROM cutter_governance.dot_pair_signature WHERE run_id = $1 ORDER BY id",
+        &[&run.as_str()],
+    )
+    .map_err(Error::db(format!(
+        "reading the pair signatures of run {run}"
+    )))?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
+}
+
+/// Records the SG_1/SG_2 approvals the gate accepted for `auth`'s run in
+/// `dot_pair_signature`, in a transaction of its own, before the run writes anything:
+/// the database (reference V5) creates and enacts units, and takes the run's change set,
+/// manifest and verify result, only for a run whose two live-run approvals it records.
+/// Idempotent: the same approvals already recorded return their ids; other approvals
+/// recorded for the run are refused. A rehearsal records nothing. Returns the row ids.
+pub fn record_run_approvals<C: postgres::GenericClient>(
+    client: &mut C,
+    auth: &LiveAuthorization,
+) -> Result<Vec<i64>> {
+    if auth.scope() == cutter_core::AuthorizationScope::Rehearsal {
+        return Ok(Vec::new());
+    }
+    let run = auth.run_id();
+    let mut tx = client.transaction().map_err(Error::db(format!(
+        "starting to record the approvals of run {run}"
+    )))?;
+    check_target(&mut tx, auth)?;
+    lock_tables(&mut tx, &[LedgerTable::DotPairSignature])?;
+    ensure_not_voided(&mut tx, run)?;
+    let recorded = tx
+        .query(
+            "SELECT id, gate, signer_fpr, statement, signature \
+               FROM cutter_governance.dot_pair_signature WHERE run_id = $1 ORDER BY gate",
+            &[&run.as_str()],
+        )
+        .map_err(Error::db(format!(
+            "reading the pair signatures of run {run}"
+        )))?;
+    if !recorded.is_empty() {
+        let mut want: Vec<(String, String, String, String)> = auth
+            .approvals()
+            .iter()
+            .map(|a| {
+                (
+                    a.gate.name().to_string(),
+                    a.signer.to_string(),
+                    a.statement.canonical_text(),
+                    a.signature.clone(),
+                )
+            })
+            .collect();
+        want.sort();
+        let have: Vec<(String, String, String, String)> = recorded
+            .iter()
+            .map(|r| (r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect();
+        if have != want {
+            return Err(Error::AlreadyRecorded {
+                phase: "the gate",
+                run_id: run.clone(),
+                change_set: ChangeSetId::for_run(run),
+                table: LedgerTable::DotPairSignature,
+                id: recorded[0].get(0),
+            });
+        }
+        return Ok(recorded.iter().map(|r| r.get(0)).collect());
+    }
+    let now = now_text(&mut tx)?;
+    let rows: Vec<NewRow> = auth
+        .approvals()
+        .iter()
+        .map(|a| {
+            NewRow(vec![
+                Some(run.as_str().to_string()),
+                Some(a.gate.name().to_string()),
+                Some(a.signer.as_str().to_string()),
+                Some(a.statement.canonical_text()),
+                Some(a.signature.clone()),
+                Some(now.clone()),
+            ])
+        })
+        .collect();
+    let app = append(&mut tx, LedgerTable::DotPairSignature, &rows)?;
+    tx.commit()
+        .map_err(Error::db(format!("committing the approvals of run {run}")))?;
+    Ok(app.map_or_else(Vec::new, |a| a.ids))
+}
+
+/// Two approvals as the rollback-only proof records them in place of real ones (inside
+/// its transaction, which can never commit): SG_1 and SG_2 naming two registered
+/// approvers allowed `purpose`, this database, `run`, `plan_digest` (and `change_set`),
+/// with a signature that is not one. The database's gate (reference V5) checks
+/// everything of a recorded approval but its OpenPGP signature, so the proof's writes go
+/// through the same gate a run's do; committed, such rows would fail `ledger verify`.
+/// Refused when the registry has fewer than two such approvers.
+fn proof_approvals(
+    tx: &mut Transaction<'_>,
+    purpose: cutter_core::Purpose,
+    run: &RunId,
+    plan_digest: Sha256Digest,
+    change_set: Option<&ChangeSetId>,
+) -> Result<Vec<VerifiedApproval>> {
+    let registry = crate::registry::load_registry(tx)?;
+    let signers: Vec<_> = registry
+        .approver_set(purpose)
+        .0
+        .into_iter()
+        .take(2)
+        .collect();
+    if signers.len() < 2 {
+        return Err(Error::Invalid(format!(
+            "the rollback-only proof needs two registered {purpose} approvers; the registry has {} \
+             (register them with `cutter approvers add`)",
+            signers.len()
+        )));
+    }
+    let database = cutter_pg::surface::target_database(tx)
+        .map_err(|e| Error::Invalid(format!("reading the database identity: {e}")))?;
+    let now: i64 = tx
+        .query_one("SELECT extract(epoch FROM now())::bigint", &[])
+        .map_err(Error::db("reading the time"))?
+        .get(0);
+    Ok([
+        cutter_core::ApprovalGate::Sg1,
+        cutter_core::ApprovalGate::Sg2,
+    ]
+    .into_iter()
+    .zip(signers)
+    .map(|(gate, signer)| VerifiedApproval {
+        gate,
+        signer,
+        statement: cutter_core::ApprovalStatement {
+            purpose,
+            run_id: run.clone(),
+            plan_digest,
+            change_set: change_set.cloned(),
+            findings_digest: None,
+            diff_digest: None,
+            target: database.clone(),
+            gate,
+            not_before: cutter_core::UnixTime(now - 60),
+            expires_at: cutter_core::UnixTime(now + 3600),
+        },
+        signature: "rollback-only proof: not a signature; never committed".into(),
+    })
+    .collect())
+}
+
+/// Records, in the rollback-only proof's transaction, two live-run approvals for the
+/// proof's run (see [`proof_approvals`]): what a run records before it writes.
+pub fn prove_authorize(ro: &mut RollbackOnly<'_>, plan_digest: Sha256Digest) -> Result<Vec<i64>> {
+    let run = ro.run_id().clone();
+    prove_authorize_run(ro, &run, plan_digest)
+}
+
+/// [`prove_authorize`] for another run of the proof (one whose writes it needs as
+/// foreign to the proof's run).
+pub fn prove_authorize_run(
+    ro: &mut RollbackOnly<'_>,
+    run: &RunId,
+    plan_digest: Sha256Digest,
+) -> Result<Vec<i64>> {
+    let run = run.clone();
+    let tx = ro.client();
+    let approvals = proof_approvals(tx, cutter_core::Purpose::LiveRun, &run, plan_digest, None)?;
+    lock_tables(tx, &[LedgerTable::DotPairSignature])?;
+    let stamp = now_text(tx)?;
+    let rows: Vec<NewRow> = approvals
+        .iter()
+        .map(|a| {
+            NewRow(vec![
+                Some(run.as_str().to_string()),
+                Some(a.gate.name().to_string()),
+                Some(a.signer.to_string()),
+                Some(a.statement.canonical_text()),
+                Some(a.signature.clone()),
+                Some(stamp.clone()),
+            ])
+        })
+        .collect();
+    let app = append(tx, LedgerTable::DotPairSignature, &rows)?;
+    Ok(app.map_or_else(Vec::new, |a| a.ids))
+}
+
+/// Records, in the rollback-only proof's transaction, the hard-delete approval of
+/// `change_set` by `revert_run` (see [`proof_approvals`]): what compensation A records
+/// before a hard delete. Returns the decision's id.
+pub fn prove_hard_delete_authorize(
+    ro: &mut RollbackOnly<'_>,
+    change_set: &ChangeSetId,
+    revert_run: &RunId,
+    plan_digest: Sha256Digest,
+) -> Result<i64> {
+    let tx = ro.client();
+    let approvals = proof_approvals(
+        tx,
+        cutter_core::Purpose::HardDelete,
+        revert_run,
+        plan_digest,
+        Some(change_set),
+    )?;
+    crate::decisions::record_hard_delete_approval(
+        tx,
+        change_set,
+        revert_run,
+        &approvals,
+        "cutter-proof",
+    )
 }
 
 /// leg_b_record's SQL for the rollback-only proof, in the proof's transaction (which can
@@ -136,7 +353,6 @@ fn record_in(
             LedgerTable::CutChangeSet,
             LedgerTable::CutChangeSetAffectedRow,
             LedgerTable::ManifestEnvelope,
-            LedgerTable::DotPairSignature,
         ],
     )?;
     ensure_not_voided(tx, run)?;
@@ -289,22 +505,14 @@ fn record_in(
         Some(now.clone()),
     ]);
 
-    let signatures: Vec<NewRow> = approvals
-        .iter()
-        .map(|a| {
-            NewRow(vec![
-                Some(run.as_str().to_string()),
-                Some(a.gate.name().to_string()),
-                Some(a.signer.as_str().to_string()),
-                Some(a.statement.canonical_text()),
-                Some(a.signature.clone()),
-                Some(now.clone()),
-            ])
-        })
-        .collect();
-
     let man_app = append(tx, LedgerTable::ManifestEnvelope, &[manifest_row])?;
-    let sig_app = append(tx, LedgerTable::DotPairSignature, &signatures)?;
+    // The run's approvals were recorded before it wrote (record_run_approvals): the
+    // database refuses the rows above without them.
+    let signature_rows = if approvals.is_empty() {
+        Vec::new()
+    } else {
+        recorded_signature_ids(tx, run)?
+    };
 
     Ok(LegBReport {
         change_set: cs,
@@ -312,7 +520,7 @@ fn record_in(
         change_set_row: cs_app.as_ref().map_or(0, Appended::first_id),
         affected_rows: affected_ids,
         manifest_row: man_app.as_ref().map_or(0, Appended::first_id),
-        signature_rows: sig_app.map_or_else(Vec::new, |a| a.ids),
+        signature_rows,
         units_digest,
     })
 }

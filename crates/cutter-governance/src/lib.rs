@@ -24,27 +24,34 @@ mod error;
 mod facts;
 mod install;
 mod legb;
+mod registry;
 mod verify;
 
 pub use approvals::{
     approvers_from_keys, load_approvers, read_signed_approval, reverify_ledger_signatures,
     reverify_recorded_approvals, sign_approval, verify_approvals, OpenPgpVerifier,
-    RecordedApproval, SignatureFinding, SignatureReport,
+    RecordedApproval, Reverifier, SignatureFinding, SignatureReport,
 };
 pub use chain::{
     verify_ledger, verify_table, Anchor, BrokenLink, LedgerReport, LedgerTable, TableReport,
 };
 pub use common::voided_by;
 pub use decisions::{
-    append_reverted, claim, claim_key, claim_of, is_reverted, record_hold_release, record_sg3,
-    unresolved_holds, void, Claim, ClaimOutcome, ReleaseApproval, RevertedReport, Sg3Record,
-    UnresolvedHold, VoidReport, DECISION_CLAIM, DECISION_HOLD_RELEASED, DECISION_REVERTED,
-    DECISION_SG3, DECISION_VOID,
+    append_reverted, claim, claim_key, claim_of, is_reverted, record_hard_delete_approval,
+    record_hold_release, record_sg3, unresolved_holds, void, Claim, ClaimOutcome, ReleaseApproval,
+    RevertedReport, Sg3Record, UnresolvedHold, VoidReport, DECISION_CLAIM,
+    DECISION_HARD_DELETE_APPROVED, DECISION_HOLD_RELEASED, DECISION_REVERTED, DECISION_SG3,
+    DECISION_VOID,
 };
 pub use error::{Error, LiveUnit, Result};
 pub use facts::{run_status_in_db, DbRunFacts};
 pub use install::{check_installed, install, MIGRATION};
 pub use legb::{
-    body_sha256, leg_b_record, prove_leg_b_record, units_digest, LegBReport, MANIFEST_FORMAT,
+    body_sha256, leg_b_record, prove_authorize, prove_authorize_run, prove_hard_delete_authorize,
+    prove_leg_b_record, record_run_approvals, units_digest, LegBReport, MANIFEST_FORMAT,
+};
+pub use registry::{
+    apply_change, bootstrap_approvers, load_registry, Approver, ApproverChange, ChangeAction,
+    Registry, Revocation, DECISION_APPROVER_ADDED, DECISION_APPROVER_REVOKED,
 };
 pub use verify::{prove_write_verify, write_verify, Mismatch, MismatchKind, VerifyReport};

@@ -35,11 +35,7 @@ fn a_second_run_of_the_same_claim_is_refused_naming_the_first() {
         other => panic!("expected ClaimCollision, got {other:?}"),
     }
     assert!(err.to_string().contains("r-first"), "{err}");
-    assert_eq!(
-        db.count("cutter_governance.review_decision"),
-        1,
-        "nothing written"
-    );
+    assert_eq!(decisions(&db), 1, "nothing written");
 
     // The same run claiming again is idempotent; another plan is another claim.
     assert!(matches!(
@@ -55,7 +51,7 @@ fn a_second_run_of_the_same_claim_is_refused_naming_the_first() {
     // …but a run claims one plan only.
     let err = claim(&mut c, &a2, &plan, ACTOR).unwrap_err();
     assert!(matches!(err, Error::RunHasOtherClaim { .. }), "{err:?}");
-    assert_eq!(db.count("cutter_governance.review_decision"), 2);
+    assert_eq!(decisions(&db), 2);
 }
 
 #[test]
@@ -74,7 +70,7 @@ fn void_retires_a_run_that_did_not_write_and_releases_its_claim() {
     let again = void(&mut c, &r1, "again", ACTOR).unwrap();
     assert!(!again.newly_voided);
     assert_eq!(again.decision_id, report.decision_id);
-    assert_eq!(db.count("cutter_governance.review_decision"), 2);
+    assert_eq!(decisions(&db), 2);
 
     // The claim is free for another run.
     let a2 = live_auth(&db, &r2, &plan);
@@ -220,7 +216,7 @@ fn void_of_an_enacted_run_is_refused() {
         }
         other => panic!("expected VoidRefused, got {other:?}"),
     }
-    assert_eq!(db.count("cutter_governance.review_decision"), 0);
+    assert_eq!(decisions(&db), 0);
 }
 
 #[test]
@@ -276,14 +272,14 @@ fn void_waits_for_a_run_in_flight() {
     let mut t = db.target();
     t.lock_target(&r).unwrap();
     let mut c = exec(&db);
-    let before = db.count("cutter_governance.review_decision");
+    let before = decisions(&db);
     let err = void(&mut c, &r, "operator changed their mind", ACTOR).unwrap_err();
     assert!(
         matches!(&err, Error::RunInFlight { holder, .. } if holder.run_id.as_deref() == Some("r-in-flight")),
         "{err}"
     );
     assert!(err.to_string().contains("run r-in-flight"), "{err}");
-    assert_eq!(db.count("cutter_governance.review_decision"), before);
+    assert_eq!(decisions(&db), before);
     t.unlock_target().unwrap();
     assert!(
         void(&mut c, &r, "operator changed their mind", ACTOR)

@@ -50,7 +50,7 @@ fn an_untouched_ledger_verifies() {
     let report = verify_ledger(&mut db.verify_config().connect().unwrap()).unwrap();
     assert!(report.is_intact(), "{report}");
     let rows: Vec<u64> = report.tables.iter().map(|t| t.rows).collect();
-    assert_eq!(rows, vec![1, 40, 1, 3, 1, 2]);
+    assert_eq!(rows, vec![1, 40, 1, 5, 1, 2]);
     // Each head is the row_hash of the table's last row.
     let mut admin = db.admin();
     for t in &report.tables {
@@ -191,7 +191,7 @@ fn the_ledger_is_append_only_for_cutter_exec() {
             assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{sql}: {err}");
         }
     }
-    assert_eq!(ledger_counts(&db), vec![1, 40, 1, 3, 1, 2]);
+    assert_eq!(ledger_counts(&db), vec![1, 40, 1, 5, 1, 2]);
     // Even if UPDATE and DELETE were granted by mistake, the trigger refuses them for
     // anyone but the owner.
     db.admin()
@@ -212,7 +212,7 @@ fn the_ledger_is_append_only_for_cutter_exec() {
             "{sql}: {err}"
         );
     }
-    assert_eq!(db.count("cutter_governance.review_decision"), 3);
+    assert_eq!(decisions(&db), 3);
     let report = verify_ledger(&mut c).unwrap();
     assert!(report.is_intact(), "{report}");
 }
@@ -375,10 +375,25 @@ fn hostile_text_round_trips_through_the_chain() {
 fn the_ledger_writers_run_in_the_rollback_only_proof_with_net_zero_effect() {
     let db = db();
     let plan = plan("law-proof", 25);
+    register(&db);
     let mut target = db.target();
     let before = target.snapshot().unwrap();
     {
         let mut ro = target.rollback_only(&run("r-proof")).unwrap();
+        // Without recorded approvals the database refuses the proof's writes too.
+        let refused = ro.step(|s| s.cut_leg_a(&plan, &mut |_| {}));
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("no live-run authorization")),
+            "{refused:?}"
+        );
+        assert_eq!(
+            cutter_governance::prove_authorize(&mut ro, plan.digest())
+                .unwrap()
+                .len(),
+            2
+        );
         ro.cut_leg_a(&plan, &mut |_| {}).unwrap();
         let legb = cutter_governance::prove_leg_b_record(&mut ro, &plan, ACTOR).unwrap();
         assert_eq!(legb.units, 25);
@@ -387,10 +402,11 @@ fn the_ledger_writers_run_in_the_rollback_only_proof_with_net_zero_effect() {
         assert_eq!(v.read_as, "cutter_exec");
         let report = verify_ledger(ro.client()).unwrap();
         assert!(report.is_intact(), "{report}");
-        assert_eq!(report.rows(), 1 + 25 + 1 + 1);
+        // The registrations, the proof's two signatures, then leg_b's and write_verify's.
+        assert_eq!(report.rows(), 2 + 2 + 1 + 25 + 1 + 1);
         ro.rollback().unwrap();
     }
-    assert_eq!(ledger_counts(&db), vec![0; 6]);
+    assert_eq!(ledger_counts(&db), vec![0, 0, 0, 2, 0, 0]);
     let after = target.snapshot().unwrap();
     assert!(before.diff(&after).is_empty(), "{:?}", before.diff(&after));
 }

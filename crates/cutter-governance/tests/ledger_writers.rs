@@ -24,8 +24,8 @@ fn leg_b_record_and_write_verify_record_a_change_set_of_any_size() {
     assert_eq!(legb.signature_rows.len(), 2);
     assert_eq!(
         ledger_counts(&db),
-        vec![1, n as i64, 1, 0, 0, 2],
-        "one change set, N affected rows, one manifest, two signatures"
+        vec![1, n as i64, 1, 2, 0, 2],
+        "one change set, N affected rows, one manifest, two signatures (and the two approvers' registrations)"
     );
 
     let mut admin = db.admin();
@@ -111,7 +111,9 @@ fn leg_b_record_and_write_verify_record_a_change_set_of_any_size() {
     let mut verify = db.verify_config().connect().unwrap();
     let report = verify_ledger(&mut verify).expect("verify_ledger");
     assert!(report.is_intact(), "{report}");
-    assert_eq!(report.rows(), 1 + n + 1 + 1 + 2);
+    // change set, affected rows, manifest, verify result, the two signatures, and the
+    // two approvers' registrations.
+    assert_eq!(report.rows(), 1 + n + 1 + 1 + 2 + 2);
 
     let facts = run_status_in_db(&mut verify, &r).unwrap();
     assert_eq!(facts.units_by_status.get("draft"), Some(&n));
@@ -145,14 +147,18 @@ fn leg_b_record_leaves_zero_rows_when_it_fails_midway() {
     let err = leg_b(&db, &auth, &plan).expect_err("the injected fault fails the phase");
     assert!(err.to_string().contains("injected fault"), "{err}");
     assert_eq!(err.sqlstate().map(|s| s.code()), Some("XX000"));
-    assert_eq!(ledger_counts(&db), vec![0; 6], "nothing is written");
+    assert_eq!(
+        ledger_counts(&db),
+        AUTHORIZED.to_vec(),
+        "nothing is written"
+    );
 
     // Without the fault, the same phase succeeds.
     db.admin()
         .batch_execute("DROP TRIGGER fail_manifest ON cutter_governance.manifest_envelope")
         .unwrap();
     leg_b(&db, &auth, &plan).expect("leg_b_record");
-    assert_eq!(ledger_counts(&db), vec![1, 300, 1, 0, 0, 2]);
+    assert_eq!(ledger_counts(&db), vec![1, 300, 1, 2, 0, 2]);
     let report = verify_ledger(&mut db.admin()).unwrap();
     assert!(report.is_intact(), "{report}");
 }
@@ -188,7 +194,7 @@ fn leg_b_record_refuses_units_that_do_not_match_the_plan() {
         }
         other => panic!("expected UnitsDoNotMatchPlan, got {other:?}"),
     }
-    assert_eq!(ledger_counts(&db), vec![0; 6]);
+    assert_eq!(ledger_counts(&db), AUTHORIZED.to_vec());
 }
 
 #[test]
@@ -205,7 +211,7 @@ fn leg_b_record_is_not_written_twice() {
         other => panic!("expected AlreadyRecorded, got {other:?}"),
     }
     assert!(err.to_string().contains("cut_change_set"), "{err}");
-    assert_eq!(ledger_counts(&db), vec![1, 5, 1, 0, 0, 2]);
+    assert_eq!(ledger_counts(&db), vec![1, 5, 1, 2, 0, 2]);
 }
 
 #[test]
@@ -221,7 +227,10 @@ fn leg_b_record_refuses_another_server_and_another_plan() {
         r.clone(),
         plan.digest(),
         SystemIdentifier::new(1),
-        SystemIdentifier::new(db.system_identifier().get() ^ 0xff),
+        cutter_core::TargetDatabase {
+            system_identifier: SystemIdentifier::new(db.system_identifier().get() ^ 0xff),
+            ..db.target().database().clone()
+        },
     )
     .unwrap();
     let mut c = exec(&db);
@@ -238,7 +247,7 @@ fn leg_b_record_refuses_another_server_and_another_plan() {
         "{err}"
     );
     drop(tx);
-    assert_eq!(ledger_counts(&db), vec![0; 6]);
+    assert_eq!(ledger_counts(&db), AUTHORIZED.to_vec());
 }
 
 #[test]
@@ -418,7 +427,7 @@ fn leg_b_record_refuses_a_rehearsal_on_a_real_server() {
         run("r-forged"),
         plan.digest(),
         SystemIdentifier::new(1),
-        production.system_identifier().unwrap(),
+        cutter_pg::surface::target_database(&mut admin).unwrap(),
     )
     .unwrap();
     let mut tx = admin.transaction().unwrap();

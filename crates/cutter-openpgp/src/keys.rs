@@ -91,6 +91,16 @@ impl PublicKey {
         self.fingerprint.clone()
     }
 
+    /// The key as ASCII-armored text (what the approver registry stores).
+    pub fn to_armored(&self) -> Result<String> {
+        self.inner
+            .to_armored_string(ArmorOptions::default())
+            .map_err(|e| Error::KeyParse {
+                what: "public key",
+                detail: format!("armoring: {e}"),
+            })
+    }
+
     /// The user ids carrying at least one cryptographically valid self-certification,
     /// as text (invalid UTF-8 replaced).
     pub fn user_ids(&self) -> Vec<String> {

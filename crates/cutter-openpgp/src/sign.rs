@@ -211,6 +211,16 @@ pub fn verify_detached(
         });
     }
 
+    // A weak digest is refused before any cryptography: some algorithms (EdDSA) refuse
+    // to verify a SHA-1 signature at all, which would read as tampered data.
+    if let Some(rule) = validity::weak_hash(sig) {
+        return Err(Error::WeakAlgorithm {
+            fingerprint: candidates[0].0.fingerprint(),
+            rule,
+            hint: WEAK_DIGEST_HINT,
+        });
+    }
+
     let mut failure: Option<(Fingerprint, String)> = None;
     for (key, component) in &candidates {
         let inner = key.inner();
@@ -241,6 +251,9 @@ pub fn verify_detached(
     })
 }
 
+const WEAK_DIGEST_HINT: &str =
+    "sign again with SHA-256 or stronger (`gpg --digest-algo SHA256 --detach-sign`)";
+
 /// The policy a cryptographically valid signature by `component` of `key` must meet (see
 /// [`verify_detached`]).
 fn judge(
@@ -264,10 +277,7 @@ fn judge(
     const NEW_KEY: &str = "the approver needs a new key (ed25519, or RSA of 3072 bits), \
                            registered in place of this one";
     if let Some(rule) = validity::weak_hash(sig) {
-        return Err(weak(
-            rule,
-            "sign again with SHA-256 or stronger (`gpg --digest-algo SHA256 --detach-sign`)",
-        ));
+        return Err(weak(rule, WEAK_DIGEST_HINT));
     }
     if let Some(rule) = validity::weak_key(&inner.primary_key) {
         return Err(weak(format!("the primary key: {rule}"), NEW_KEY));

@@ -203,6 +203,18 @@ fn md5_sha1_and_ripemd160_signatures_are_refused() {
         let err = refused(&key, &sig, now, &[&digest, "are not accepted"]);
         assert!(matches!(err, Error::WeakAlgorithm { .. }), "{err:?}");
     }
+    // An Ed25519 key signing with SHA-1 (which EdDSA itself refuses to verify) is
+    // refused for the digest, not reported as tampered data.
+    let ed = gpg.signing_key_at(now - 60, "Ed <ed@example.org>");
+    let ed_key = gpg.public(&ed);
+    let sig = gpg.sign_at(now, &ed, &["--digest-algo", "SHA1"]);
+    let err = refused(
+        &ed_key,
+        &sig,
+        now,
+        &["uses the SHA-1 digest", "are not accepted"],
+    );
+    assert!(matches!(err, Error::WeakAlgorithm { .. }), "{err:?}");
 }
 
 #[test]

@@ -125,6 +125,33 @@ pub fn rehearsal_refused_by(
     Ok((name != THROWAWAY_CLUSTER_NAME).then_some(name))
 }
 
+/// Marks the connected database as a rehearsal clone (reference V5): the database then
+/// lets a run write without recorded approvals. Refused unless the server is a throwaway
+/// cluster (see [`is_throwaway_server`]); needs the clone's superuser (the mark's table
+/// is the owner's alone). The mark names the clone's own system identifier, so a mark
+/// restored into any other server means nothing there.
+pub fn mark_rehearsal_clone(c: &mut impl postgres::GenericClient) -> crate::Result<()> {
+    use crate::error::PgContext;
+    let name = cluster_name(c).doing("reading cluster_name")?;
+    if name != THROWAWAY_CLUSTER_NAME {
+        return Err(crate::Error::Install {
+            what: "the rehearsal mark".into(),
+            reason: format!(
+                "refusing to mark a server whose cluster_name is {name:?} as a rehearsal clone: \
+                 only a throwaway cluster started by cutter ({THROWAWAY_CLUSTER_NAME:?}) is one"
+            ),
+        });
+    }
+    c.execute(
+        "INSERT INTO cutter_governance.rehearsal_clone (system_identifier) \
+         SELECT s.system_identifier::text FROM pg_catalog.pg_control_system() s \
+         ON CONFLICT DO NOTHING",
+        &[],
+    )
+    .doing("marking the throwaway database as a rehearsal clone")?;
+    Ok(())
+}
+
 fn cluster_name(
     c: &mut impl postgres::GenericClient,
 ) -> std::result::Result<String, postgres::Error> {

@@ -202,6 +202,19 @@ pub enum Error {
     },
 
     /// Connected to a different server than the authorization names.
+    /// The connection is to another database of the authorized server (or to the same
+    /// name with another OID: dropped and re-created).
+    #[error(
+        "refusing to write: the authorization is for {authorized}, but this connection is to \
+         {connected}; connect to the authorized database"
+    )]
+    WrongDatabase {
+        /// `LiveAuthorization::database()`.
+        authorized: Box<cutter_core::TargetDatabase>,
+        /// The connected database.
+        connected: Box<cutter_core::TargetDatabase>,
+    },
+
     #[error(
         "refusing to write: the authorization is for server {authorized}, but this connection is to \
          server {connected}; connect to the authorized target"

@@ -98,7 +98,7 @@ pub(crate) type TableSpec = (
 const TS: &str = "timestamp with time zone";
 
 /// Every table and column of the reference schema, in table order.
-pub(crate) const REFERENCE_TABLES: [TableSpec; 14] = [
+pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
     (
         "public",
         "information_unit",
@@ -265,6 +265,28 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 14] = [
         ],
     ),
     (
+        "cutter_governance",
+        "approver",
+        &[
+            ("id", "bigint", true),
+            ("fingerprint", "text", true),
+            ("name", "text", true),
+            ("public_key", "text", true),
+            ("purposes", "text[]", true),
+            ("added_by", "text", true),
+            ("added_at", TS, true),
+            ("added_decision_id", "bigint", true),
+            ("revoked_by", "text", false),
+            ("revoked_at", TS, false),
+            ("revoked_decision_id", "bigint", false),
+        ],
+    ),
+    (
+        "cutter_governance",
+        "rehearsal_clone",
+        &[("system_identifier", "text", true), ("marked_at", TS, true)],
+    ),
+    (
         "vocab",
         "unit_kind",
         &[
@@ -403,7 +425,8 @@ fn expected_privileges(role: &str, schema: &str, table: &str) -> BTreeSet<&'stat
     if role == EXEC_ROLE && schema == "cutter_governance" && LEDGER.contains(&table) {
         p.insert("INSERT");
     }
-    if role == "public" {
+    // Only the owner reads the rehearsal mark (through fn_is_rehearsal_clone).
+    if role == "public" || (schema == "cutter_governance" && table == "rehearsal_clone") {
         p.clear();
     }
     p
@@ -421,9 +444,10 @@ fn expected_sequence_privilege(role: &str, schema: &str, table: &str, privilege:
     }
 }
 
-/// The reference's EXECUTE grants: `cutter_exec` on every function, nobody else.
-fn expected_execute(role: &str) -> bool {
-    role == EXEC_ROLE
+/// The reference's EXECUTE grants: `cutter_exec` on every function but the per-row
+/// `fn_iu_create` (not the writer's since V5), nobody else.
+fn expected_execute(role: &str, function: &str) -> bool {
+    role == EXEC_ROLE && function != "fn_iu_create"
 }
 
 /// Runs every check against the connected target; reads only.
@@ -565,7 +589,7 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
                 )
                 .doing(&format!("checking EXECUTE on {name}"))?
                 .get(0);
-            let want = expected_execute(role);
+            let want = expected_execute(role, name);
             if has != want {
                 push(
                     format!("privilege EXECUTE on {name} for {}", role_label(role)),
@@ -804,6 +828,39 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
         }
     }
 
+    // V5's gate: the triggers that make the database refuse unauthorized writes.
+    for (name, table, function) in crate::schema::GATE_TRIGGERS {
+        if !present_tables.contains(table) {
+            continue;
+        }
+        let row = c
+            .query_opt(
+                "SELECT t.tgenabled::text, t.tgfoid = coalesce(to_regprocedure($3)::oid, 0) \
+                   FROM pg_catalog.pg_trigger t WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2",
+                &[&table, &name, &function],
+            )
+            .doing(&format!("looking for trigger {name}"))?;
+        let object = format!("trigger {name} on {table}");
+        match row {
+            None => push(
+                object,
+                "missing (reference V5): the database would not enforce the gate".into(),
+            ),
+            Some(r) => {
+                let enabled: String = r.get(0);
+                if enabled != "O" {
+                    push(
+                        object.clone(),
+                        format!("tgenabled = '{enabled}', reference 'O' (enabled)"),
+                    );
+                }
+                if !r.get::<_, bool>(1) {
+                    push(object, format!("does not execute {function}"));
+                }
+            }
+        }
+    }
+
     // The lookup indexes on tables that grow without end (built CONCURRENTLY when a
     // database is adopted): present and valid.
     for (index, table) in LOOKUP_INDEXES {
@@ -914,8 +971,8 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
         }
         let column = match table {
             "schema_version" => "version",
-            // Keyed by ledger table name: no sequence.
-            "ledger_anchor" => continue,
+            // Keyed by ledger table name, or by system identifier: no sequence.
+            "ledger_anchor" | "rehearsal_clone" => continue,
             _ => "id",
         };
         let seq: Option<String> = c
@@ -1076,13 +1133,18 @@ fn table_columns(
 }
 
 /// What differs between the connected database and the earlier tool's shape (the
-/// seeds'): every reference table but `schema_version` and `ledger_anchor`, with its
+/// seeds'): every reference table but those cutter added (`schema_version`,
+/// `ledger_anchor`, `approver`, `rehearsal_clone`), with its
 /// columns but the hash chain's, and the functions `fn_iu_create` and `fn_iu_enact`.
 /// Empty when the database has that shape (and may have more).
 pub(crate) fn legacy_shape_problems(c: &mut impl GenericClient) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for (schema, table, columns) in REFERENCE_TABLES {
-        if schema == "cutter_governance" && (table == "schema_version" || table == "ledger_anchor")
+        if schema == "cutter_governance"
+            && matches!(
+                table,
+                "schema_version" | "ledger_anchor" | "approver" | "rehearsal_clone"
+            )
         {
             continue;
         }

@@ -23,7 +23,7 @@ pub struct Migration {
 }
 
 /// The reference schema, version by version.
-pub const MIGRATIONS: [Migration; 4] = [
+pub const MIGRATIONS: [Migration; 5] = [
     Migration {
         version: 1,
         name: "V1__reference.sql",
@@ -44,6 +44,11 @@ pub const MIGRATIONS: [Migration; 4] = [
         name: "V4__hold_guard.sql",
         sql: include_str!("../sql/V4__hold_guard.sql"),
     },
+    Migration {
+        version: 5,
+        name: "V5__approver_registry_and_gate.sql",
+        sql: include_str!("../sql/V5__approver_registry_and_gate.sql"),
+    },
 ];
 
 /// Version 1 for a database of the earlier tool's shape: takes it to what
@@ -56,7 +61,7 @@ pub const ADOPTION: Migration = Migration {
 };
 
 /// The schema version this build of cutter expects.
-pub const REFERENCE_VERSION: i32 = 4;
+pub const REFERENCE_VERSION: i32 = 5;
 
 /// The baseline fixture (for reference version 1).
 pub const BASELINE_SQL: &str = include_str!("../sql/V1__baseline.sql");
@@ -82,6 +87,80 @@ pub const HOLD_GUARD_TRIGGERS: [(&str, &str); 4] = [
     ("trg_iu_hold_guard_enact", "public.information_unit"),
     ("trg_uv_hold_guard_insert", "public.unit_version"),
     ("trg_uv_hold_guard_enact", "public.unit_version"),
+];
+
+/// The triggers of V5 through which the database enforces the gate: (trigger, table,
+/// function). Units, versions and enactments need a run's two recorded live-run
+/// approvals; so do the run path's ledger rows; a recorded signature must name a
+/// registered approver and this database; a hard delete needs a recorded hard-delete
+/// approval for its change set; a HOLD release needs hold-release approvals;
+/// the approver registry changes only as `cutter approvers` records it.
+pub const GATE_TRIGGERS: [(&str, &str, &str); 13] = [
+    (
+        "trg_iu_run_gate_insert",
+        "public.information_unit",
+        "public.fn_trg_run_gate()",
+    ),
+    (
+        "trg_iu_run_gate_enact",
+        "public.information_unit",
+        "public.fn_trg_run_gate()",
+    ),
+    (
+        "trg_uv_run_gate_insert",
+        "public.unit_version",
+        "public.fn_trg_run_gate()",
+    ),
+    (
+        "trg_uv_run_gate_enact",
+        "public.unit_version",
+        "public.fn_trg_run_gate()",
+    ),
+    (
+        "trg_iu_hard_delete_gate",
+        "public.information_unit",
+        "public.fn_trg_hard_delete_gate()",
+    ),
+    (
+        "trg_ledger_run_gate",
+        "cutter_governance.cut_change_set",
+        "cutter_governance.fn_trg_ledger_run_gate()",
+    ),
+    (
+        "trg_ledger_run_gate",
+        "cutter_governance.cut_change_set_affected_row",
+        "cutter_governance.fn_trg_ledger_run_gate()",
+    ),
+    (
+        "trg_ledger_run_gate",
+        "cutter_governance.manifest_envelope",
+        "cutter_governance.fn_trg_ledger_run_gate()",
+    ),
+    (
+        "trg_ledger_run_gate",
+        "cutter_governance.verify_result",
+        "cutter_governance.fn_trg_ledger_run_gate()",
+    ),
+    (
+        "trg_signature_gate",
+        "cutter_governance.dot_pair_signature",
+        "cutter_governance.fn_trg_signature_gate()",
+    ),
+    (
+        "trg_decision_gate",
+        "cutter_governance.review_decision",
+        "cutter_governance.fn_trg_decision_gate()",
+    ),
+    (
+        "trg_approver_guard",
+        "cutter_governance.approver",
+        "cutter_governance.fn_trg_approver_guard()",
+    ),
+    (
+        "trg_approver_guard_truncate",
+        "cutter_governance.approver",
+        "cutter_governance.fn_trg_approver_guard()",
+    ),
 ];
 
 /// The function both immutability triggers must execute.

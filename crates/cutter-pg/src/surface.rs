@@ -129,6 +129,25 @@ pub fn system_identifier(c: &mut impl GenericClient) -> Result<SystemIdentifier>
     Ok(SystemIdentifier::new(v as u64))
 }
 
+/// The connected database: the server's system identifier, `current_database()` and its
+/// OID. What a `cutter-approval/2` statement names.
+pub fn target_database(c: &mut impl GenericClient) -> Result<cutter_core::TargetDatabase> {
+    let system_identifier = system_identifier(c)?;
+    let row = c
+        .query_one(
+            "SELECT d.datname::text, d.oid::int8 FROM pg_catalog.pg_database d \
+              WHERE d.datname = pg_catalog.current_database()",
+            &[],
+        )
+        .doing("reading the database's name and OID")?;
+    let oid: i64 = row.get(1);
+    Ok(cutter_core::TargetDatabase {
+        system_identifier,
+        name: row.get(0),
+        oid: u32::try_from(oid).unwrap_or(u32::MAX),
+    })
+}
+
 /// Trigger name → `tgenabled` of the immutability triggers present on their tables.
 pub fn trigger_states(c: &mut impl GenericClient) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();

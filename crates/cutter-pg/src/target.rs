@@ -74,6 +74,7 @@ pub struct Target {
     client: Client,
     label: String,
     system_identifier: SystemIdentifier,
+    database: cutter_core::TargetDatabase,
     lock: Option<RunId>,
     batch: BatchLimits,
     before_commit: Option<BeforeCommit>,
@@ -110,9 +111,6 @@ impl fmt::Debug for Target {
 const BATCH_SQL: &str = "SELECT created, first_id, last_id FROM public.fn_iu_create_batch(\
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
-const CREATE_ONE_SQL: &str = "SELECT status FROM public.fn_iu_create(\
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-
 impl Target {
     /// Connects (see [`ConnConfig::connect`]) and reads the server's system identifier.
     pub fn connect(config: &ConnConfig) -> Result<Target> {
@@ -122,11 +120,12 @@ impl Target {
 
     /// Wraps an open connection; `label` names the target in messages (no password).
     pub fn from_client(mut client: Client, label: impl Into<String>) -> Result<Target> {
-        let system_identifier = surface::system_identifier(&mut client)?;
+        let database = surface::target_database(&mut client)?;
         Ok(Target {
             client,
             label: label.into(),
-            system_identifier,
+            system_identifier: database.system_identifier,
+            database,
             lock: None,
             batch: BatchLimits::default(),
             before_commit: None,
@@ -142,6 +141,12 @@ impl Target {
     /// transaction.
     pub fn system_identifier(&self) -> SystemIdentifier {
         self.system_identifier
+    }
+
+    /// The database read when connecting (system identifier, name, OID): what approvals
+    /// name. Phases re-read it inside their transaction.
+    pub fn database(&self) -> &cutter_core::TargetDatabase {
+        &self.database
     }
 
     /// Installs a callback that cut_leg_a and lifecycle_enact run inside their transaction
@@ -332,6 +337,7 @@ impl Target {
             .transaction()
             .doing(&format!("{phase}: BEGIN"))?;
         guard(&mut tx, auth.target(), phase)?;
+        check_database(&mut tx, auth)?;
         refuse_rehearsal_on_real_server(&mut tx, auth)?;
         refuse_voided_run(&mut tx, auth.run_id())?;
         Ok(tx)
@@ -489,8 +495,8 @@ impl Target {
 
     /// Names the plan row of a failed batch: from the server's DETAIL (`plan row N`,
     /// raised by fn_iu_create_batch's set-wise checks), from a unique-violation key, or,
-    /// for other data errors, by replaying the batch row by row through fn_iu_create in
-    /// a transaction that always rolls back.
+    /// for other data errors, by replaying the batch row by row (batches of one) in a
+    /// transaction that always rolls back.
     fn pin_failed_row(
         &mut self,
         auth: &LiveAuthorization,
@@ -551,8 +557,8 @@ impl Target {
     ) -> Result<Option<(usize, ServerError)>> {
         let mut tx = self.begin_phase(auth, Phase::CutLegA)?;
         let stmt = tx
-            .prepare(CREATE_ONE_SQL)
-            .doing("cut_leg_a: preparing public.fn_iu_create")?;
+            .prepare(BATCH_SQL)
+            .doing("cut_leg_a: preparing public.fn_iu_create_batch")?;
         for (i, r) in rows.iter().enumerate() {
             if let Err(e) = create_one(&mut tx, &stmt, input, r) {
                 return Ok(Some((i, ServerError::from_pg(&e))));
@@ -791,6 +797,19 @@ fn refuse_rehearsal_on_real_server(
             cluster_name,
         }),
     }
+}
+
+/// The phase writes to the database its authorization names: name and OID, not only the
+/// server (every database of a cluster shares its system identifier).
+pub(crate) fn check_database(c: &mut impl GenericClient, auth: &LiveAuthorization) -> Result<()> {
+    let connected = surface::target_database(c)?;
+    if &connected != auth.database() {
+        return Err(Error::WrongDatabase {
+            authorized: Box::new(auth.database().clone()),
+            connected: Box::new(connected),
+        });
+    }
+    Ok(())
 }
 
 fn guard(c: &mut impl GenericClient, authorized: SystemIdentifier, phase: Phase) -> Result<()> {
@@ -1069,26 +1088,29 @@ fn send_batch<R: Borrow<CutPlanRow>>(
     }
 }
 
+/// One plan row through `fn_iu_create_batch` as a batch of one (the writer may not call
+/// the per-row `fn_iu_create`, reference V5).
 fn create_one(
     tx: &mut Transaction<'_>,
     stmt: &Statement,
     input: &LegAInput<'_>,
     r: &CutPlanRow,
-) -> std::result::Result<String, postgres::Error> {
+) -> std::result::Result<i64, postgres::Error> {
     let row = tx.query_one(
         stmt,
         &[
-            &r.canonical_address,
-            &r.title,
-            &r.body,
-            &r.actor,
-            &r.unit_kind,
-            &r.section_type,
-            &r.publication_type,
+            &input.change_set.as_str(),
             &input.document_id,
             &input.source_version_id,
-            &r.owner_ref,
-            &input.change_set.as_str(),
+            &1i64,
+            &vec![r.canonical_address.as_str()],
+            &vec![r.title.as_str()],
+            &vec![r.body.as_str()],
+            &vec![r.actor.as_str()],
+            &vec![r.unit_kind.as_str()],
+            &vec![r.section_type.as_deref()],
+            &vec![r.publication_type.as_str()],
+            &vec![r.owner_ref.as_deref()],
         ],
     )?;
     Ok(row.get(0))

@@ -357,13 +357,46 @@ impl TestDb {
     /// A rehearsal authorization for run `run_id` and a plan with digest `plan_digest`
     /// on this cluster: the legitimate path for throwaway databases (no approvals; the
     /// "source" is a different, fictitious server).
+    ///
+    /// Marks the database as a rehearsal clone (reference V5), as a dry-run marks its
+    /// clone, so that the database lets the rehearsal write without recorded approvals.
+    /// A test of the database's own gate uses a database it never calls this on.
     pub fn authorization(&self, run_id: &str, plan_digest: Sha256Digest) -> LiveAuthorization {
-        let target = self.system_identifier();
-        let source = SystemIdentifier::new(target.get() ^ 1);
         let run = RunId::new(run_id).unwrap_or_else(|e| panic!("run id {run_id:?}: {e}"));
-        LiveAuthorization::rehearsal(run, plan_digest, source, target)
-            .unwrap_or_else(|e| panic!("rehearsal authorization: {e}"))
+        rehearsal_authorization(&mut self.admin(), run, plan_digest)
+            .unwrap_or_else(|e| panic!("rehearsal authorization on {}: {e}", self.name))
     }
+}
+
+/// Marks the database `admin` (a superuser connection to a throwaway cluster) is
+/// connected to as a rehearsal clone (reference V5) and returns a rehearsal
+/// authorization for `run` and `plan_digest` there, naming a fictitious source server.
+/// For tests and benchmarks of the writers on throwaway databases.
+pub fn rehearsal_authorization(
+    admin: &mut postgres::Client,
+    run: RunId,
+    plan_digest: Sha256Digest,
+) -> Result<LiveAuthorization> {
+    // A database without the reference schema's V5 has no gate to exempt from.
+    let has_mark: bool = admin
+        .query_one(
+            "SELECT to_regclass('cutter_governance.rehearsal_clone') IS NOT NULL",
+            &[],
+        )
+        .map_err(|e| Error::Install {
+            what: "a rehearsal authorization".into(),
+            reason: e.to_string(),
+        })?
+        .get(0);
+    if has_mark {
+        crate::cluster::mark_rehearsal_clone(admin)?;
+    }
+    let target = crate::surface::target_database(admin)?;
+    let source = SystemIdentifier::new(target.system_identifier.get() ^ 1);
+    LiveAuthorization::rehearsal(run, plan_digest, source, target).map_err(|e| Error::Install {
+        what: "a rehearsal authorization".into(),
+        reason: e.to_string(),
+    })
 }
 
 impl Drop for TestDb {

@@ -149,7 +149,10 @@ fn writes_need_the_authorized_server_and_plan() {
         RunId::new("r-elsewhere").unwrap(),
         plan.digest(),
         db.system_identifier(),
-        SystemIdentifier::new(42),
+        cutter_core::TargetDatabase {
+            system_identifier: SystemIdentifier::new(42),
+            ..t.database().clone()
+        },
     )
     .unwrap();
     let e = t.cut_leg_a(&elsewhere, &plan, &mut |_| {}).unwrap_err();
@@ -273,6 +276,8 @@ fn the_run_lock_excludes_a_second_run_and_names_the_holder() {
 #[test]
 fn rollback_only_leaves_nothing_behind() {
     let db = TestDb::new();
+    // The gate's approvals are not what this proves (the xtask proof records them).
+    cutter_pg::mark_rehearsal_clone(&mut db.admin()).unwrap();
     let mut t = db.target();
     let before = t.snapshot().unwrap();
     let run = RunId::new("r-proof").unwrap();
@@ -478,6 +483,8 @@ fn debug_and_errors_never_show_passwords() {
 #[test]
 fn a_rollback_only_transaction_cannot_be_committed_even_by_raw_sql() {
     let db = TestDb::new();
+    // The gate's approvals are not what this proves (the xtask proof records them).
+    cutter_pg::mark_rehearsal_clone(&mut db.admin()).unwrap();
     let mut t = db.target();
     let before = t.snapshot().unwrap();
     let run = RunId::new("r-sneaky").unwrap();
@@ -517,15 +524,7 @@ fn before_commit_callback_can_stop_a_phase_inside_its_transaction() {
         Err("stopped by the test".to_string())
     })));
     let plan = cutter_pg::fixtures::scale_plan("hook-doc", 25).unwrap();
-    let run = cutter_core::RunId::new("hook-1").unwrap();
-    let sysid = t.system_identifier();
-    let auth = cutter_core::LiveAuthorization::rehearsal(
-        run,
-        plan.digest(),
-        cutter_core::SystemIdentifier::new(sysid.get() ^ 1),
-        sysid,
-    )
-    .unwrap();
+    let auth = db.authorization("hook-1", plan.digest());
     let err = t.cut_leg_a(&auth, &plan, &mut |_| {}).unwrap_err();
     assert!(
         err.to_string()
@@ -589,7 +588,10 @@ fn a_rehearsal_authorization_is_refused_by_a_server_that_is_not_throwaway() {
         RunId::new("r-forged").unwrap(),
         plan.digest(),
         SystemIdentifier::new(1),
-        sysid,
+        cutter_core::TargetDatabase {
+            system_identifier: sysid,
+            ..t.database().clone()
+        },
     )
     .unwrap();
     let refused = |e: &Error| matches!(e, Error::RehearsalOnRealServer { cluster_name, .. } if cluster_name == "production");
@@ -645,7 +647,10 @@ fn a_refused_phase_keeps_the_before_commit_hook() {
         RunId::new("r-hook").unwrap(),
         plan.digest(),
         db.system_identifier(),
-        SystemIdentifier::new(42),
+        cutter_core::TargetDatabase {
+            system_identifier: SystemIdentifier::new(42),
+            ..t.database().clone()
+        },
     )
     .unwrap();
     let e = t.cut_leg_a(&elsewhere, &plan, &mut |_| {}).unwrap_err();

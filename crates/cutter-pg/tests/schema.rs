@@ -244,10 +244,20 @@ fn create(
     )
 }
 
+/// A test database marked as a rehearsal clone (reference V5): the functions' own
+/// contracts are tested there, without the gate's recorded approvals.
+fn rehearsal_db() -> TestDb {
+    let db = TestDb::new();
+    cutter_pg::mark_rehearsal_clone(&mut db.admin()).unwrap();
+    db
+}
+
+/// The per-row fn_iu_create's contract, as its owner (since V5 the writer may not
+/// call it).
 #[test]
 fn fn_iu_create_honours_the_f2_contract() {
     let db = TestDb::new();
-    let mut c = db.exec_config().connect().unwrap();
+    let mut c = db.admin();
 
     let row = create(&mut c, "doc/dieu-1", Some("article"), "law_unit").unwrap();
     let status: String = row.get("status");
@@ -342,7 +352,7 @@ fn batch(
 
 #[test]
 fn fn_iu_create_batch_has_the_same_contract_and_names_the_row() {
-    let db = TestDb::new();
+    let db = rehearsal_db();
     let mut c = db.exec_config().connect().unwrap();
     let r = batch(
         &mut c,
@@ -446,7 +456,7 @@ fn enacted_rows_are_immutable_draft_rows_are_not() {
 
 #[test]
 fn fn_iu_enact_enacts_a_draft_once_and_logs_it() {
-    let db = TestDb::new();
+    let db = rehearsal_db();
     let mut c = db.exec_config().connect().unwrap();
     let r = c
         .query_one("SELECT * FROM public.fn_iu_enact(61, 'tester', 'r1')", &[])
@@ -490,13 +500,29 @@ fn cutter_exec_writes_only_through_functions_and_ledger_inserts() {
         let e = c.batch_execute(sql).unwrap_err();
         assert_eq!(code(&e), "42501", "{sql}: {}", message(&e));
     }
-    // Ledger rows: INSERT (identity ids need no sequence grant) and SELECT.
+    // Ledger rows: INSERT (identity ids need no sequence grant) and SELECT; since V5 a
+    // pair signature only for a registered approver's live-run statement on this
+    // database, and the per-row fn_iu_create not at all.
     c.batch_execute(
-        "INSERT INTO cutter_governance.review_decision (run_id, decision, actor) VALUES ('r', 'claim', 'a'); \
-         INSERT INTO cutter_governance.dot_pair_signature (run_id, gate, signer_fpr, statement, signature) VALUES ('r', 'SG_1', 'F', 's', 'sig')",
+        "INSERT INTO cutter_governance.review_decision (run_id, decision, actor) VALUES ('r', 'claim', 'a')",
     )
     .unwrap();
     assert_eq!(db.count("cutter_governance.review_decision"), 1);
+    for (sql, why) in [
+        (
+            "INSERT INTO cutter_governance.dot_pair_signature (run_id, gate, signer_fpr, statement, signature) VALUES ('r', 'SG_1', 'F', 's', 'sig')",
+            "the statement is not cutter-approval/2",
+        ),
+        (
+            "SELECT public.fn_iu_create('a', 'b', 'c', 'd', 'law_unit', 'article', 'law', 'doc', 'v1')",
+            "permission denied for function fn_iu_create",
+        ),
+    ] {
+        let e = c.batch_execute(sql).unwrap_err();
+        assert_eq!(code(&e), "42501", "{sql}: {}", message(&e));
+        assert!(message(&e).contains(why), "{sql}: {}", message(&e));
+    }
+    assert_eq!(db.count("cutter_governance.dot_pair_signature"), 0);
 }
 
 #[test]
@@ -525,7 +551,7 @@ fn cutter_verify_only_reads() {
 
 #[test]
 fn compensation_a_functions_guard_their_change_set() {
-    let db = TestDb::new();
+    let db = rehearsal_db();
     let mut c = db.exec_config().connect().unwrap();
     // The baseline's draft change set: 98 draft units, 7 with two versions.
     let n: i64 = c
@@ -557,7 +583,7 @@ fn compensation_a_functions_guard_their_change_set() {
     assert_eq!(n, 0);
     // A withdrawn cut does not hold its addresses.
     create(
-        &mut c,
+        &mut db.admin(),
         "vn-competition-law-2018/dieu-1",
         Some("article"),
         "law_unit",
@@ -625,7 +651,11 @@ fn security_definer_functions_pin_search_path_and_execute_is_not_public() {
             &[],
         )
         .unwrap();
-    assert_eq!(rows.len(), 9, "V1's eight and V4's hold guard");
+    assert_eq!(
+        rows.len(),
+        11,
+        "V1's eight, V4's hold guard, V5's run gate and hard-delete gate"
+    );
     for r in rows {
         let name: String = r.get(0);
         let secdef: bool = r.get(1);
@@ -800,6 +830,21 @@ fn a_target_at_v1_is_named_by_preflight_and_upgraded_to_the_reference() {
         }
         needles.push(
             "index cutter_governance.review_decision_hold on cutter_governance.review_decision: missing"
+                .into(),
+        );
+        // And V5's: the registry, the rehearsal mark, the gate's triggers on the tables
+        // V1 has, and fn_iu_create no longer the writer's.
+        needles.push("table cutter_governance.approver: missing".into());
+        needles.push("table cutter_governance.rehearsal_clone: missing".into());
+        for (trigger, table, _) in schema::GATE_TRIGGERS {
+            if table != "cutter_governance.approver" {
+                needles.push(format!(
+                    "trigger {trigger} on {table}: missing (reference V5)"
+                ));
+            }
+        }
+        needles.push(
+            "privilege EXECUTE on fn_iu_create for cutter_exec: granted, the reference does not grant it"
                 .into(),
         );
         for needle in &needles {

@@ -7,7 +7,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use cutter_core::SystemIdentifier;
 use cutter_pg::testing::Coordinates;
 use cutter_pg::{quote_ident, ConnConfig};
 
@@ -298,8 +297,10 @@ impl Db {
             .connect()
             .map_err(|e| format!("connecting to {} as cutter_exec: {e}", self.name))
     }
-    pub fn sysid(&self) -> SystemIdentifier {
-        SystemIdentifier::new(self.coords.system_identifier)
+    /// The database as approvals name it.
+    pub fn database(&self) -> cutter_core::TargetDatabase {
+        let mut c = self.admin().expect("connecting as superuser");
+        cutter_pg::surface::target_database(&mut c).expect("reading the database identity")
     }
 }
 

@@ -17,6 +17,7 @@ mod env;
 mod input;
 mod runs;
 mod secrets;
+mod separation;
 mod world;
 
 use std::io::Write as _;
@@ -38,7 +39,7 @@ pub struct Case {
     run: fn(&mut Cx) -> Result<(), String>,
 }
 
-const CASES: [Case; 21] = [
+const CASES: [Case; 31] = [
     Case {
         num: 1,
         name: "happy path live run",
@@ -165,8 +166,70 @@ const CASES: [Case; 21] = [
         expected: "ignored with a warning, as libpq does",
         run: input::loose_pgpass,
     },
+    Case {
+        num: 23,
+        name: "self-approval: the operator's own two keys in CUTTER_APPROVER_KEYS, then in the config file",
+        expected: "refused: the environment never widens a pin; the database's registry decides",
+        run: separation::env_self_approval,
+    },
+    Case {
+        num: 24,
+        name: "psql as cutter_exec calls each unit writer and appends run ledger rows without an authorization",
+        expected: "each refused by the database; 0 rows written",
+        run: separation::writer_functions_without_authorization,
+    },
+    Case {
+        num: 25,
+        name: "a forged approval row inserted with psql (registered fingerprint, bad signature, valid chain link)",
+        expected: "ledger verify exits 1 naming the table and row",
+        run: separation::forged_approval_row,
+    },
+    Case {
+        num: 26,
+        name: "HOLD release with the failed run's own approvals, by cutter and by psql",
+        expected: "refused by both; a hold-release approval releases it",
+        run: separation::hold_release_with_own_approvals,
+    },
+    Case {
+        num: 27,
+        name: "a hard-delete approval used as a live-run approval",
+        expected: "refused: another purpose",
+        run: separation::hard_delete_as_live_run,
+    },
+    Case {
+        num: 28,
+        name: "signatures by gpg --digest-algo SHA1 and dated an hour in the future",
+        expected: "both refused, naming the rule",
+        run: separation::weak_and_future_signatures,
+    },
+    Case {
+        num: 29,
+        name: "an approval for database A presented on database B of the same cluster",
+        expected: "refused: another database",
+        run: separation::approval_for_another_database,
+    },
+    Case {
+        num: 30,
+        name: "a second state directory while the database holds an unresolved HOLD",
+        expected: "refused (exit 4), 0 units written",
+        run: separation::second_state_dir_while_held,
+    },
+    Case {
+        num: 31,
+        name: "cutter run with the superuser's credentials",
+        expected: "refused inside the phase, 0 units written",
+        run: separation::run_as_superuser,
+    },
+    Case {
+        num: 32,
+        name: "an approver added after bootstrap without an approver-change approval (cutter and SQL)",
+        expected: "refused; the registry unchanged",
+        run: separation::approver_added_without_approval,
+    },
 ];
 
+/// The secrets audit's number: it runs last, over every other case.
+const AUDIT_CASE: u32 = 21;
 const AUDIT_NAME: &str = "secrets audit over all cases";
 const AUDIT_EXPECTED: &str = "no password or passphrase anywhere";
 
@@ -318,16 +381,17 @@ pub struct Args {
     pub(crate) jobs: u64,
 }
 
-/// The number of a case of the table (1–22).
+/// The number of a case of the table.
 fn case_number(s: &str) -> Result<u32, String> {
     let n: u32 = s
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a case number"))?;
-    if (1..=22).contains(&n) {
+    let last = CASES.iter().map(|c| c.num).max().unwrap_or(0);
+    if n == AUDIT_CASE || CASES.iter().any(|c| c.num == n) {
         Ok(n)
     } else {
-        Err(format!("there is no case {n} (1–22)"))
+        Err(format!("there is no case {n} (1–{last})"))
     }
 }
 
@@ -517,13 +581,15 @@ pub fn main(args: &Args) -> Result<(), String> {
 
 fn run_all(env: &'static Env, args: &Args) -> Vec<Outcome> {
     let wanted = |n: u32| args.only.as_ref().is_none_or(|o| o.contains(&n));
-    // The longest cases first, so they overlap with the short ones.
-    let order = [
+    // The longest cases first, so they overlap with the short ones; then every other
+    // case in table order.
+    let longest = [
         2, 7, 4, 8, 10, 19, 1, 9, 17, 15, 5, 6, 18, 3, 12, 11, 16, 13, 20, 14, 22,
     ];
-    let queued: Vec<&'static Case> = order
+    let queued: Vec<&'static Case> = longest
         .iter()
         .filter_map(|n| CASES.iter().find(|c| c.num == *n))
+        .chain(CASES.iter().filter(|c| !longest.contains(&c.num)))
         .filter(|c| wanted(c.num))
         .collect();
     let queue = Arc::new(Mutex::new(queued.clone().into_iter()));
@@ -555,14 +621,14 @@ fn run_all(env: &'static Env, args: &Args) -> Vec<Outcome> {
         .collect();
     let mut outcomes: Vec<Outcome> = results.lock().map(|g| g.clone()).unwrap_or_default();
     account_for_every_case(&queued, &mut outcomes, &deaths);
-    if wanted(21) {
+    if wanted(AUDIT_CASE) {
         let started = Instant::now();
-        let mut o = match Cx::new(env, 21) {
+        let mut o = match Cx::new(env, AUDIT_CASE) {
             Ok(mut cx) => {
                 let r = secrets::audit_all(&mut cx, &outcomes);
                 finish_case(cx, r, started)
             }
-            Err(e) => Outcome::not_started(21, e),
+            Err(e) => Outcome::not_started(AUDIT_CASE, e),
         };
         o.name = AUDIT_NAME.into();
         o.expected = AUDIT_EXPECTED.into();

@@ -70,11 +70,12 @@ pub fn happy_path(cx: &mut Cx) -> Result<(), String> {
     let v = json(&p);
     let tables = v["proof"]["tables"].as_array().cloned().unwrap_or_default();
     let equal = tables.iter().filter(|t| t["ok"] == true).count();
-    let proof_ok = p.code == Some(0) && v["proof"]["passed"] == true && equal == 9;
+    let surface = cutter_core::mutation_surface().len();
+    let proof_ok = p.code == Some(0) && v["proof"]["passed"] == true && equal == surface;
     cx.check(
         proof_ok,
         format!(
-            "restore proof: exit {:?}, {equal}/9 tables equal: {}",
+            "restore proof: exit {:?}, {equal}/{surface} tables equal: {}",
             p.code,
             p.all()
         ),
@@ -95,7 +96,7 @@ pub fn happy_path(cx: &mut Cx) -> Result<(), String> {
         "12 more enacted units expected",
     );
     cx.obs(format!(
-        "run exit {:?}, {newly_enacted} more units enacted; restore proof exit {:?}, passed: {proof_ok}, {equal}/9 tables equal; ledger intact: {intact} ({rows} rows)",
+        "run exit {:?}, {newly_enacted} more units enacted; restore proof exit {:?}, passed: {proof_ok}, {equal}/{surface} tables equal; ledger intact: {intact} ({rows} rows)",
         d.code,
         p.code
     ));
@@ -707,7 +708,7 @@ pub fn stale_locks(cx: &mut Cx) -> Result<(), String> {
     let c = w.cutter().args(["compensate", "--run-id", "r10"]).run();
     cx.check(c.code == Some(0), format!("compensate: {}", c.all()));
     let mut rel = w.cutter().args(["hold", "release"]);
-    for x in w.approvals("r10") {
+    for x in w.release_approvals("r10") {
         rel = rel.args(["--approval", &x]);
     }
     let rel = rel.run();

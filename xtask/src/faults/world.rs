@@ -202,6 +202,20 @@ impl World {
             )
             .map_err(|e| format!("planting the marker: {e}"))?;
         }
+        // alice and bob are the registry's first two approvers (the owner's bootstrap).
+        {
+            let read = |i: usize| {
+                std::fs::read_to_string(&env.keys.approvers[i].1)
+                    .map_err(|e| format!("approver key: {e}"))
+            };
+            let (alice, bob) = (read(0)?, read(1)?);
+            cutter_governance::bootstrap_approvers(
+                &mut db.admin()?,
+                &[(&alice, "alice"), (&bob, "bob")],
+                "faults",
+            )
+            .map_err(|e| format!("registering the approvers: {e}"))?;
+        }
         let dir = cx.dir.join(format!("w{k}"));
         let state = dir.join("state");
         let tmp = dir.join("tmp");
@@ -326,6 +340,30 @@ impl World {
         signers: [usize; 2],
         expires_in: i64,
     ) -> Vec<String> {
+        self.approvals_with(
+            run,
+            plan,
+            signers,
+            cutter_core::Purpose::LiveRun,
+            None,
+            &self.db.database(),
+            expires_in,
+        )
+    }
+
+    /// SG_1 and SG_2 as [`World::approvals_for`], for any purpose (and the change set
+    /// of a hard delete) and any database.
+    #[allow(clippy::too_many_arguments)]
+    pub fn approvals_with(
+        &self,
+        run: &str,
+        plan: &Path,
+        signers: [usize; 2],
+        purpose: cutter_core::Purpose,
+        change_set: Option<&str>,
+        database: &cutter_core::TargetDatabase,
+        expires_in: i64,
+    ) -> Vec<String> {
         let p = CutPlan::parse_json(&std::fs::read(plan).expect("plan file")).expect("plan");
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -341,10 +379,16 @@ impl World {
             .zip(signers)
         {
             let st = ApprovalStatement {
+                purpose,
                 run_id: RunId::new(run).expect("run id"),
                 plan_digest: p.digest(),
-                target: self.db.sysid(),
+                change_set: change_set
+                    .map(|c| cutter_core::ChangeSetId::parse(c).expect("change set")),
+                findings_digest: None,
+                diff_digest: None,
+                target: database.clone(),
                 gate,
+                not_before: cutter_core::UnixTime((now - 60).min(now + expires_in - 60)),
                 expires_at: cutter_core::UnixTime(now + expires_in),
             };
             let s = cutter_governance::sign_approval(
@@ -357,7 +401,7 @@ impl World {
             let stem = self
                 .dir
                 .join("approvals")
-                .join(format!("{run}-{}-{who}-{n}", gate.name()));
+                .join(format!("{run}-{purpose}-{}-{who}-{n}", gate.name()));
             let (txt, asc) = (stem.with_extension("txt"), stem.with_extension("asc"));
             std::fs::write(&txt, &s.statement).expect("statement");
             std::fs::write(&asc, &s.signature).expect("signature");
@@ -371,17 +415,132 @@ impl World {
         self.approvals_for(run, &self.plan, [0, 1], 3600)
     }
 
+    /// Signs `st` with `key` and writes statement and signature under approvals/:
+    /// the `--approval` value.
+    pub fn write_signed(
+        &self,
+        st: &ApprovalStatement,
+        key: &cutter_openpgp::SecretKey,
+        label: &str,
+    ) -> Result<String, String> {
+        let s = cutter_governance::sign_approval(
+            st,
+            key,
+            &cutter_openpgp::Passphrase::new(String::new()),
+            label,
+        )
+        .map_err(|e| e.to_string())?;
+        let stem = self.dir.join("approvals").join(label);
+        let (txt, asc) = (stem.with_extension("txt"), stem.with_extension("asc"));
+        std::fs::write(&txt, &s.statement).map_err(|e| e.to_string())?;
+        std::fs::write(&asc, &s.signature).map_err(|e| e.to_string())?;
+        Ok(format!("{}:{}", txt.display(), asc.display()))
+    }
+
+    /// The schema owner's URL (the cluster's superuser), its password added to the
+    /// world's private .pgpass (never in the URL).
+    pub fn owner_url(&self) -> Result<String, String> {
+        self.add_pgpass_line(
+            &self.db.coords.superuser,
+            &self.db.coords.superuser_password,
+        )?;
+        Ok(format!(
+            "postgres://{}@{}:{}/{}?sslmode=disable",
+            self.db.coords.superuser, self.db.coords.host, self.db.coords.port, self.db.name
+        ))
+    }
+
+    /// Adds a line for `user` to the world's private .pgpass.
+    pub fn add_pgpass_line(&self, user: &str, password: &str) -> Result<(), String> {
+        let mut text = std::fs::read_to_string(&self.pgpass).map_err(|e| e.to_string())?;
+        text.push_str(&format!(
+            "{}:{}:{}:{user}:{password}\n",
+            self.db.coords.host, self.db.coords.port, self.db.name
+        ));
+        super::env::write_private(&self.pgpass, text.as_bytes())
+    }
+
+    /// SG_1 by alice and SG_2 by bob over the approver change that adds the key in
+    /// `public` as `name` for every purpose: the `--approval` values.
+    pub fn approver_change_approvals(
+        &self,
+        public: &Path,
+        name: &str,
+    ) -> Result<Vec<String>, String> {
+        self.approver_change_approvals_by(public, name, [0, 1])
+    }
+
+    /// [`World::approver_change_approvals`] signed by `signers`.
+    pub fn approver_change_approvals_by(
+        &self,
+        public: &Path,
+        name: &str,
+        signers: [usize; 2],
+    ) -> Result<Vec<String>, String> {
+        let key = std::fs::read_to_string(public).map_err(|e| e.to_string())?;
+        let change = cutter_governance::ApproverChange::add(
+            &key,
+            name,
+            cutter_core::Purpose::ALL.into_iter().collect(),
+        )
+        .map_err(|e| e.to_string())?;
+        let now = now_secs();
+        let database = self.db.database();
+        let mut out = Vec::new();
+        for (gate, who) in [ApprovalGate::Sg1, ApprovalGate::Sg2]
+            .into_iter()
+            .zip(signers)
+        {
+            let st = ApprovalStatement {
+                purpose: cutter_core::Purpose::ApproverChange,
+                run_id: change.change_id(),
+                plan_digest: change.digest(),
+                change_set: None,
+                findings_digest: None,
+                diff_digest: None,
+                target: database.clone(),
+                gate,
+                not_before: cutter_core::UnixTime(now - 60),
+                expires_at: cutter_core::UnixTime(now + 3600),
+            };
+            out.push(self.write_signed(
+                &st,
+                &self.env.keys.approvers[who].0,
+                &format!("{}-{gate}-{who}", change.change_id()),
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// Valid hold-release approvals for the HOLD of `run` over the world's plan.
+    pub fn release_approvals(&self, run: &str) -> Vec<String> {
+        self.approvals_with(
+            run,
+            &self.plan,
+            [0, 1],
+            cutter_core::Purpose::HoldRelease,
+            None,
+            &self.db.database(),
+            3600,
+        )
+    }
+
+    /// `cutter kill-switch disarm` for `run` over `plan` with `approvals`.
+    pub fn disarm_cmd(&self, run: &str, plan: &Path, approvals: &[String]) -> Cmd<'_> {
+        let mut c = self
+            .cutter()
+            .args(["kill-switch", "disarm", "--run-id", run, "--plan"])
+            .arg(plan);
+        for x in approvals {
+            c = c.args(["--approval", x]);
+        }
+        c
+    }
+
     /// Disarms the kill-switch for `run` over `plan`; returns the approvals.
     pub fn disarm_plan(&self, run: &str, plan: &Path) -> Result<Vec<String>, String> {
         let a = self.approvals_for(run, plan, [0, 1], 3600);
-        let mut c = self.cutter();
-        c = c
-            .args(["kill-switch", "disarm", "--run-id", run, "--plan"])
-            .arg(plan);
-        for x in &a {
-            c = c.args(["--approval", x]);
-        }
-        let d = c.run();
+        let d = self.disarm_cmd(run, plan, &a).run();
         if d.code != Some(0) {
             return Err(format!("kill-switch disarm {run} failed: {}", d.all()));
         }
@@ -792,4 +951,11 @@ impl Running {
             children,
         }
     }
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

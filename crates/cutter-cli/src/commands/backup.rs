@@ -254,7 +254,7 @@ pub fn doctor(ctx: &Ctx) -> Result<u8> {
             checks.push((format!("backup: {}", c.name), c.ok, c.detail));
         }
     }
-    match super::run::approvers(ctx) {
+    match super::run::approvers(ctx, cutter_core::Purpose::LiveRun) {
         Ok((set, _)) if set.0.len() >= 2 => checks.push((
             "approvers".into(),
             true,

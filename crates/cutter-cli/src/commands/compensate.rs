@@ -67,15 +67,18 @@ pub fn compensate(ctx: &Ctx, args: &CompensateArgs) -> Result<u8> {
     }
     let revert_run = cutter_compensation::revert_run_for(&run);
     let mode = if args.hard_delete {
-        let (set, verifier) = approvers(ctx)?;
+        let (set, verifier) = approvers(ctx, cutter_core::Purpose::HardDelete)?;
         let signed = read_approvals(&args.approvals)?;
+        let database = cutter_pg::surface::target_database(&mut client).map_err(super::pg_err)?;
         cutter_compensation::RevertMode::Hard(
             cutter_compensation::HardDeleteApproval::verify(
                 &plan,
                 &revert_run,
+                &database,
                 &signed,
                 &set,
                 now_unix(),
+                super::run::approval_policy(ctx)?,
                 &verifier,
             )
             .map_err(comp_err)?,

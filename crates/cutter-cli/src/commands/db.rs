@@ -45,7 +45,7 @@ fn owner_config(ctx: &Ctx, args: &OwnerArgs) -> Result<Option<cutter_pg::ConnCon
     Ok(Some(owner))
 }
 
-fn require_owner(ctx: &Ctx, args: &OwnerArgs) -> Result<cutter_pg::ConnConfig> {
+pub(crate) fn require_owner(ctx: &Ctx, args: &OwnerArgs) -> Result<cutter_pg::ConnConfig> {
     owner_config(ctx, args)?.ok_or_else(|| {
         CliError::Usage(
             "this command changes the schema and connects as its owner: pass --owner-url, set \

@@ -71,7 +71,7 @@ fn sign_pair(
     approvers: &[Approver; 2],
     run: &RunId,
     plan_digest: cutter_core::Sha256Digest,
-    target: cutter_core::SystemIdentifier,
+    target: &cutter_core::TargetDatabase,
 ) -> Result<Vec<String>> {
     let mut args = Vec::new();
     for (gate, a) in [ApprovalGate::Sg1, ApprovalGate::Sg2]
@@ -79,10 +79,15 @@ fn sign_pair(
         .zip(approvers)
     {
         let st = ApprovalStatement {
+            purpose: cutter_core::Purpose::LiveRun,
             run_id: run.clone(),
             plan_digest,
-            target,
+            change_set: None,
+            findings_digest: None,
+            diff_digest: None,
+            target: target.clone(),
             gate,
+            not_before: UnixTime(now_unix().0 - 60),
             expires_at: UnixTime(now_unix().0 + 3600),
         };
         let stem = dir.join(format!("{run}-{}", gate.name().to_lowercase()));
@@ -188,12 +193,21 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
     write_private(&keys.join("backup.passphrase"), passphrase.as_bytes())?;
     let mut approver_paths = Vec::new();
     let mut approvers = Vec::new();
+    let mut approver_changes = Vec::new();
     for name in ["alice", "bob"] {
         let g = cutter_openpgp::generate_key(&format!("{name} <{name}@demo.invalid>"), None)
             .map_err(fail("generating an approver key"))?;
         let p = keys.join(format!("{name}.pub.asc"));
         std::fs::write(&p, &g.public_armored).map_err(|e| CliError::io(&p, e))?;
         approver_paths.push(p);
+        approver_changes.push(
+            cutter_governance::ApproverChange::add(
+                &g.public_armored,
+                name,
+                cutter_core::Purpose::ALL.into_iter().collect(),
+            )
+            .map_err(fail("reading an approver key"))?,
+        );
         approvers.push(Approver {
             secret: cutter_openpgp::SecretKey::from_bytes(g.secret_armored.as_bytes())
                 .map_err(fail("reading an approver key"))?,
@@ -241,6 +255,16 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         settings,
         out: steps,
     };
+    // The approvers are registered in the database's registry through the owner's path
+    // (the demo's cluster superuser owns the schema): the bootstrap of the first two.
+    {
+        let mut owner = cluster
+            .connect(DB)
+            .map_err(fail("connecting as the superuser"))?;
+        for change in &approver_changes {
+            super::approvers::apply_as_owner(&ctx, &mut owner, change, &[])?;
+        }
+    }
     super::backup::doctor(&ctx)?;
 
     step(out, 4, "cut the 2013 Constitution of Viet Nam into a plan");
@@ -265,7 +289,7 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
     let units = plan.header().rows;
     let dir = StateDir::open(&state)?;
     let mut target = super::connect_target(&ctx)?;
-    let sysid = target.system_identifier();
+    let database = target.database().clone();
     let pre = target.snapshot().map_err(super::pg_err)?;
     // The demo's own superuser view, to check afterwards that compensation touched
     // nothing but the cut's units.
@@ -285,7 +309,7 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         5,
         "SG_1 and SG_2 for run demo-1, kill-switch disarmed for it alone",
     );
-    let a1 = sign_pair(out, &w, &approvers, &r1, digest, sysid)?;
+    let a1 = sign_pair(out, &w, &approvers, &r1, digest, &database)?;
     super::govern::disarm(&ctx, r1.as_str(), &plan_path, &a1)?;
 
     step(out, 6, "live run demo-1, staged: backup, cut_leg_a, leg_b_record, write_verify (the units stay verified drafts)");
@@ -368,7 +392,7 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         "the same plan again as run demo-2, live through lifecycle_enact",
     );
     let r2 = RunId::new("demo-2")?;
-    let a2 = sign_pair(out, &w, &approvers, &r2, digest, sysid)?;
+    let a2 = sign_pair(out, &w, &approvers, &r2, digest, &database)?;
     super::govern::disarm(&ctx, r2.as_str(), &plan_path, &a2)?;
     super::run::run(
         &ctx,

@@ -64,27 +64,36 @@ pub fn dry_run(
     let clone = cutter_pg::Cluster::start().map_err(pg_err)?;
     let clone_sysid = clone.system_identifier().map_err(pg_err)?;
     let gate_started = now_ms();
-    let auth =
-        LiveAuthorization::rehearsal(run_id.clone(), valid.digest(), target_sysid, clone_sysid)
-            .map_err(|r| CliError::Core(cutter_core::Error::Gate(r)))?;
+    let rehearsal_db = "cutter_rehearsal";
+    clone
+        .create_database(rehearsal_db, Some("template0"))
+        .map_err(pg_err)?;
+    let admin_cfg = clone.superuser_config(rehearsal_db).map_err(pg_err)?;
+    let clone_db = {
+        let mut c = admin_cfg
+            .connect()
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+        cutter_pg::schema::install_reference(&mut c).map_err(pg_err)?;
+        cutter_governance::install(&mut c).map_err(|e| CliError::Failed(e.to_string()))?;
+        // The clone lets the rehearsal write without recorded approvals (reference V5):
+        // only a throwaway cluster can carry this mark, and only its superuser set it.
+        cutter_pg::mark_rehearsal_clone(&mut c).map_err(pg_err)?;
+        cutter_pg::surface::target_database(&mut c).map_err(pg_err)?
+    };
+    if clone_db.system_identifier != clone_sysid {
+        return Err(CliError::Failed(
+            "the rehearsal clone's database reports another system identifier than its cluster"
+                .into(),
+        ));
+    }
+    let auth = LiveAuthorization::rehearsal(run_id.clone(), valid.digest(), target_sysid, clone_db)
+        .map_err(|r| CliError::Core(cutter_core::Error::Gate(r)))?;
     timings.push(PhaseRecord {
         phase: Phase::Gate,
         started_ms: gate_started,
         ended_ms: now_ms(),
         outcome: PhaseOutcome::Committed,
     });
-    let rehearsal_db = "cutter_rehearsal";
-    clone
-        .create_database(rehearsal_db, Some("template0"))
-        .map_err(pg_err)?;
-    let admin_cfg = clone.superuser_config(rehearsal_db).map_err(pg_err)?;
-    {
-        let mut c = admin_cfg
-            .connect()
-            .map_err(|e| CliError::Failed(e.to_string()))?;
-        cutter_pg::schema::install_reference(&mut c).map_err(pg_err)?;
-        cutter_governance::install(&mut c).map_err(|e| CliError::Failed(e.to_string()))?;
-    }
     let pb = ctx
         .out
         .bytes_progress(artifact.manifest.size_bytes, "restore into clone");

@@ -3,10 +3,13 @@
 
 use std::path::Path;
 
-use cutter_core::{ApprovalGate, ApprovalStatement, Event, KillSwitch, RunId, RunState, UnixTime};
+use cutter_core::{
+    ApprovalGate, ApprovalScope, ApprovalStatement, ChangeSetId, Event, KillSwitch, Purpose, RunId,
+    RunState, UnixTime,
+};
 use serde_json::json;
 
-use super::run::{approvers, read_approvals};
+use super::run::{approval_policy, approvers, check_signed, read_approvals};
 use super::{connect_target, Ctx};
 use crate::cli::ApproveArgs;
 use crate::error::{exit, CliError, Result};
@@ -22,13 +25,47 @@ fn plan_digest(plan: &Path) -> Result<cutter_core::Sha256Digest> {
     crate::planfile::PlanFile::open(plan)?.digest()
 }
 
+/// The purpose, run and change set an approval names, from `cutter approve`'s flags.
+fn approve_scope(args: &ApproveArgs) -> Result<(Purpose, RunId, Option<ChangeSetId>)> {
+    let purpose = Purpose::parse(&args.purpose).ok_or_else(|| {
+        CliError::Usage(format!(
+            "--purpose {:?}: one of live-run, hold-release, hard-delete (void needs no approval; \
+             approver changes are written by `cutter approvers add|revoke --gate …`)",
+            args.purpose
+        ))
+    })?;
+    if matches!(purpose, Purpose::Void | Purpose::ApproverChange) {
+        return Err(CliError::Usage(format!(
+            "--purpose {purpose}: void needs no approval; approver-change statements are written by \
+             `cutter approvers add|revoke --gate SG_1 -o FILE`"
+        )));
+    }
+    let run_id = RunId::new(args.run_id.clone())?;
+    let change_set = match (purpose, &args.change_set) {
+        (Purpose::HardDelete, Some(cs)) => Some(ChangeSetId::parse(cs)?),
+        (Purpose::HardDelete, None) => {
+            return Err(CliError::Usage(
+                "a hard-delete approval names the change set it deletes: --change-set cs-<run>"
+                    .into(),
+            ))
+        }
+        (_, Some(_)) => {
+            return Err(CliError::Usage(
+                "--change-set is only for --purpose hard-delete".into(),
+            ))
+        }
+        (_, None) => None,
+    };
+    Ok((purpose, run_id, change_set))
+}
+
 /// `cutter approve`: writes a statement to sign, or verifies a signed one.
 pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
-    let run_id = RunId::new(args.run_id.clone())?;
+    let (purpose, run_id, change_set) = approve_scope(args)?;
     let digest = plan_digest(&args.plan)?;
-    let target = connect_target(ctx)?.system_identifier();
+    let database = connect_target(ctx)?.database().clone();
     if let Some(files) = &args.verify {
-        let (approver_set, verifier) = approvers(ctx)?;
+        let (approver_set, verifier) = approvers(ctx, purpose)?;
         let a = cutter_governance::read_signed_approval(&files[0], &files[1])
             .map_err(|e| CliError::Usage(e.to_string()))?;
         let statement = ApprovalStatement::parse(&a.statement)
@@ -36,12 +73,17 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
         // Checked alone: pair it with a stand-in for the other gate so that only this
         // approval's own problems are reported.
         let verified = cutter_core::check_approvals(
-            &run_id,
-            digest,
-            target,
+            &ApprovalScope {
+                purpose,
+                run_id: &run_id,
+                plan_digest: digest,
+                target: &database,
+                change_set: change_set.as_ref(),
+            },
             &[a],
             &approver_set,
             now_unix(),
+            approval_policy(ctx)?,
             &verifier,
         );
         let problems: Vec<String> = match verified {
@@ -54,7 +96,7 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
         };
         if problems.is_empty() {
             ctx.out.emit(
-                &format!("{}: valid {} approval of run {run_id} for plan {digest} on system {target}, until {}", files[0].display(), statement.gate, rfc3339(statement.expires_at)),
+                &format!("{}: valid {} {purpose} approval of run {run_id} for plan {digest} on {database}, until {}", files[0].display(), statement.gate, rfc3339(statement.expires_at)),
                 json!({"valid": true, "gate": statement.gate, "statement": statement}),
             );
             return Ok(exit::OK);
@@ -82,16 +124,23 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
             output.display()
         )));
     }
+    let now = now_unix();
     let statement = ApprovalStatement {
+        purpose,
         run_id: run_id.clone(),
         plan_digest: digest,
-        target,
+        change_set,
+        findings_digest: None,
+        diff_digest: None,
+        target: database.clone(),
         gate,
-        expires_at: UnixTime(now_unix().0 + ctx.settings.validity_hours as i64 * 3600),
+        // A little slack for the signer's clock.
+        not_before: UnixTime(now.0 - 300),
+        expires_at: UnixTime(now.0 + approval_policy(ctx)?.max_lifetime_secs()),
     };
     write_file(&output, statement.canonical_text().as_bytes(), Replace::No)?;
     let human = format!(
-        "{gate} statement for run {run_id} written to {}\n  plan sha256 {digest}, target system {target}, expires {}\nsign it (approver's own key, detached):\n  gpg --detach-sign --armor {}",
+        "{gate} {purpose} statement for run {run_id} written to {}\n  plan sha256 {digest}, {database}, expires {}\nsign it (approver's own key, detached):\n  gpg --detach-sign --armor {}",
         output.display(),
         rfc3339(statement.expires_at),
         output.display()
@@ -139,23 +188,17 @@ pub fn disarm(ctx: &Ctx, run_id: &str, plan: &Path, approvals: &[String]) -> Res
     }
     refuse_database_hold(&super::target_config(ctx)?)?;
     let digest = plan_digest(plan)?;
-    let target = connect_target(ctx)?.system_identifier();
-    let (approver_set, verifier) = approvers(ctx)?;
+    let database = connect_target(ctx)?.database().clone();
+    let keys = approvers(ctx, Purpose::LiveRun)?;
     let signed = read_approvals(approvals)?;
-    cutter_core::check_approvals(
-        &run_id,
-        digest,
-        target,
-        &signed,
-        &approver_set,
-        now_unix(),
-        &verifier,
-    )
-    .map_err(|reasons| {
-        CliError::Core(cutter_core::Error::Gate(cutter_core::GateRefusal {
-            reasons,
-        }))
-    })?;
+    let scope = ApprovalScope {
+        purpose: Purpose::LiveRun,
+        run_id: &run_id,
+        plan_digest: digest,
+        target: &database,
+        change_set: None,
+    };
+    check_signed(ctx, &scope, &signed, &keys)?;
     let ks = KillSwitch::Disarmed {
         run_id: run_id.clone(),
     };
@@ -168,7 +211,8 @@ pub fn disarm(ctx: &Ctx, run_id: &str, plan: &Path, approvals: &[String]) -> Res
 }
 
 /// `cutter hold release --approval …`: needs the held run compensated (or nothing to
-/// compensate) and SG_1 + SG_2 for the held run and its plan.
+/// compensate) and SG_1 + SG_2 hold-release approvals for the held run and its plan
+/// (the run's own live-run approvals are refused: another purpose).
 pub fn release(ctx: &Ctx, approvals: &[String]) -> Result<u8> {
     let dir = open(ctx)?;
     let (_lock, _) = dir.lock("hold release", &now_rfc3339())?;
@@ -179,23 +223,17 @@ pub fn release(ctx: &Ctx, approvals: &[String]) -> Result<u8> {
     };
     let run = hold.record.run_id.clone();
     let mut rec = RunRecord::require(&dir, &run)?;
-    let target = connect_target(ctx)?.system_identifier();
-    let (approver_set, verifier) = approvers(ctx)?;
+    let database = connect_target(ctx)?.database().clone();
+    let keys = approvers(ctx, Purpose::HoldRelease)?;
     let signed = read_approvals(approvals)?;
-    let verified = cutter_core::check_approvals(
-        &run,
-        rec.context.plan_digest,
-        target,
-        &signed,
-        &approver_set,
-        now_unix(),
-        &verifier,
-    )
-    .map_err(|reasons| {
-        CliError::Core(cutter_core::Error::Gate(cutter_core::GateRefusal {
-            reasons,
-        }))
-    })?;
+    let scope = ApprovalScope {
+        purpose: Purpose::HoldRelease,
+        run_id: &run,
+        plan_digest: rec.context.plan_digest,
+        target: &database,
+        change_set: None,
+    };
+    let verified = check_signed(ctx, &scope, &signed, &keys)?;
     // Check the transition before writing anything to the database.
     rec.machine
         .apply(&Event::Released)
@@ -299,16 +337,24 @@ pub fn ledger_verify(ctx: &Ctx) -> Result<u8> {
     let report = cutter_governance::verify_ledger(&mut client)
         .map_err(|e| CliError::Failed(e.to_string()))?;
     // The database cannot check OpenPGP signatures: every recorded approval is
-    // re-verified here against the approvers' keys, as the gate accepted it.
-    let (set, verifier) = super::run::approvers(ctx)?;
-    let now = cutter_core::UnixTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
-    );
-    let signatures =
-        cutter_governance::reverify_ledger_signatures(&mut client, &set, &verifier, now)
+    // re-verified here against the registry's keys, as the gate accepted it. Statements
+    // recorded before the registry (cutter-approval/1) may also be signed by the keys
+    // the configuration names.
+    let registry = cutter_governance::load_registry(&mut client)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let legacy = if ctx.settings.approver_keys.is_empty() {
+        None
+    } else {
+        Some(
+            cutter_governance::load_approvers(&ctx.settings.approver_keys)
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+        )
+    };
+    let reverifier =
+        cutter_governance::Reverifier::new(&registry, legacy.as_ref().map(|(s, v)| (s, v)))
             .map_err(|e| CliError::Failed(e.to_string()))?;
+    let signatures = cutter_governance::reverify_ledger_signatures(&mut client, &reverifier)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
     let human = format!("{report}{signatures}");
     let value = serde_json::to_value(&report).unwrap_or_default();
     let intact = report.is_intact() && signatures.is_ok();

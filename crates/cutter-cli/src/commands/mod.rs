@@ -7,6 +7,7 @@ use crate::error::{CliError, Result};
 use crate::output::Output;
 use crate::settings::{Overrides, Settings};
 
+mod approvers;
 mod backup;
 mod compensate;
 mod db;
@@ -53,6 +54,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<u8> {
         Command::Run(args) => run::run(&ctx, &args),
         Command::Doctor => backup::doctor(&ctx),
         Command::Db(cmd) => db::db(&ctx, &cmd),
+        Command::Approvers(cmd) => approvers::approvers(&ctx, &cmd),
         Command::Recover => recover::recover(&ctx),
         Command::Compensate(args) => compensate::compensate(&ctx, &args),
         Command::Backup(crate::cli::BackupCommand::Create { name }) => {

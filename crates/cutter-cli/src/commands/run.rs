@@ -36,17 +36,93 @@ pub fn read_approvals(args: &[String]) -> Result<Vec<SignedApproval>> {
         .collect()
 }
 
-/// The approver keys and the verifier over them.
+/// The approvers whose signatures count for `purpose`, and a verifier over the
+/// registry's keys: the database's approver registry (reference V5) only. The
+/// configuration's `[approvals].approver_keys`, when set, narrows it; a configured key
+/// the registry does not hold (or has revoked) is a refusal that names it.
 pub fn approvers(
     ctx: &Ctx,
+    purpose: cutter_core::Purpose,
 ) -> Result<(cutter_core::ApproverSet, cutter_governance::OpenPgpVerifier)> {
-    if ctx.settings.approver_keys.is_empty() {
-        return Err(CliError::Usage(
-            "no approvers configured: list their public keys in [approvals].approver_keys".into(),
-        ));
+    let mut c = super::target_config(ctx)?
+        .connect()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    approvers_in(ctx, &mut c, purpose)
+}
+
+/// [`approvers`] over an open connection.
+pub fn approvers_in(
+    ctx: &Ctx,
+    c: &mut postgres::Client,
+    purpose: cutter_core::Purpose,
+) -> Result<(cutter_core::ApproverSet, cutter_governance::OpenPgpVerifier)> {
+    let registry =
+        cutter_governance::load_registry(c).map_err(|e| CliError::Failed(e.to_string()))?;
+    let verifier = registry
+        .verifier()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let mut set = registry.approver_set(purpose);
+    if !ctx.settings.approver_keys.is_empty() {
+        let (configured, _) = cutter_governance::load_approvers(&ctx.settings.approver_keys)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        let unregistered: Vec<String> = configured
+            .0
+            .iter()
+            .filter(|f| registry.get(f).is_none_or(|a| a.revoked.is_some()))
+            .map(|f| f.to_string())
+            .collect();
+        if !unregistered.is_empty() {
+            return Err(CliError::Refused(format!(
+                "[approvals].approver_keys names key(s) the database's approver registry does not hold \
+                 (or has revoked): {}; the configuration may only narrow the registry — register them with \
+                 `cutter approvers add` (as the schema owner) or remove them from the configuration",
+                unregistered.join(", ")
+            )));
+        }
+        set.0.retain(|f| configured.0.contains(f));
     }
-    cutter_governance::load_approvers(&ctx.settings.approver_keys)
-        .map_err(|e| CliError::Usage(e.to_string()))
+    if set.0.is_empty() {
+        return Err(CliError::Refused(format!(
+            "no registered approver may approve {purpose}: register two with `cutter approvers add` \
+             (as the schema owner){}",
+            if ctx.settings.approver_keys.is_empty() {
+                ""
+            } else {
+                ", or widen [approvals].approver_keys"
+            }
+        )));
+    }
+    Ok((set, verifier))
+}
+
+/// Checks `signed` for `scope` with cutter-core's rules at now, within the configured
+/// lifetime, against `approvers` and their `verifier`; a refusal lists every reason.
+pub fn check_signed(
+    ctx: &Ctx,
+    scope: &cutter_core::ApprovalScope<'_>,
+    signed: &[cutter_core::SignedApproval],
+    (approvers, verifier): &(cutter_core::ApproverSet, cutter_governance::OpenPgpVerifier),
+) -> Result<Vec<cutter_core::VerifiedApproval>> {
+    cutter_core::check_approvals(
+        scope,
+        signed,
+        approvers,
+        now_unix(),
+        approval_policy(ctx)?,
+        verifier,
+    )
+    .map_err(|reasons| {
+        CliError::Core(cutter_core::Error::Gate(cutter_core::GateRefusal {
+            reasons,
+        }))
+    })
+}
+
+/// The configured approval lifetime: statements expire at most this long after the
+/// gate's time (`[approvals].validity_hours`, default 24, never more than 168).
+pub fn approval_policy(ctx: &Ctx) -> Result<cutter_core::ApprovalPolicy> {
+    cutter_core::ApprovalPolicy::with_max_hours(ctx.settings.validity_hours)
+        .map_err(|e| CliError::Usage(format!("[approvals].validity_hours: {e}")))
 }
 
 /// Refuses to start while another run of this state directory is unfinished, or is
@@ -620,7 +696,7 @@ fn live(
     // The gate: everything it needs is read now; a refusal leaves no run behind.
     let (recipient, _) = backup_recipient(ctx)?;
     let approvals = read_approvals(&args.approvals)?;
-    let (approver_set, verifier) = approvers(ctx)?;
+    let (approver_set, verifier) = approvers(ctx, cutter_core::Purpose::LiveRun)?;
     let kill_switch = dir.kill_switch()?;
     let hold = dir.hold()?;
     if hold.is_none() {
@@ -630,11 +706,12 @@ fn live(
         &GateRequest {
             run_id: &run_id,
             plan_digest: valid.digest(),
-            target: target.system_identifier(),
+            target: target.database(),
             kill_switch: &kill_switch,
             hold: hold.as_ref().map(|h| &h.record),
             approvals: &approvals,
             approvers: &approver_set,
+            policy: approval_policy(ctx)?,
             now: now_unix(),
         },
         &verifier,
@@ -649,8 +726,14 @@ fn live(
         let mut c = exec_cfg
             .connect()
             .map_err(|e| CliError::Failed(e.to_string()))?;
-        cutter_governance::claim(&mut c, &auth, &valid, &ctx.settings.actor)
-            .map_err(|e| CliError::Refused(e.to_string()))?
+        let claim = cutter_governance::claim(&mut c, &auth, &valid, &ctx.settings.actor)
+            .map_err(|e| CliError::Refused(e.to_string()))?;
+        // The database creates and enacts units, and takes the run's ledger rows, only
+        // for a run whose approvals it records (reference V5): recorded now, before the
+        // backup, in a transaction of their own.
+        cutter_governance::record_run_approvals(&mut c, &auth)
+            .map_err(|e| CliError::Refused(e.to_string()))?;
+        claim
     };
     let mut context = RunContext::new(
         run_id.clone(),

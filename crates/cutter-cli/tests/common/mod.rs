@@ -190,7 +190,37 @@ impl World {
         )
         .unwrap();
         std::fs::write(&world.plan, plan_json("cli-doc", n)).unwrap();
+        let has_registry: bool = world
+            .db
+            .admin()
+            .query_one(
+                "SELECT to_regclass('cutter_governance.approver') IS NOT NULL",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if has_registry {
+            world.register_approvers();
+        }
         world
+    }
+
+    /// Registers alice and bob in the database's approver registry, as its owner (the
+    /// bootstrap of the first two); mallory never is.
+    pub fn register_approvers(&self) {
+        let read = |who: usize| std::fs::read_to_string(&self.approvers[who].public).unwrap();
+        let (alice, bob) = (read(0), read(1));
+        cutter_governance::bootstrap_approvers(
+            &mut self.db.admin(),
+            &[(&alice, "alice"), (&bob, "bob")],
+            "cli-test",
+        )
+        .unwrap();
+    }
+
+    /// The test database as approvals name it.
+    pub fn database(&self) -> cutter_core::TargetDatabase {
+        self.db.target().database().clone()
     }
 
     /// The binary, with this world's configuration and nothing from the caller's libpq
@@ -204,14 +234,37 @@ impl World {
         c
     }
 
-    /// Signs SG_1 (by `signers[0]`) and SG_2 (by `signers[1]`) for `run` over `plan`,
-    /// naming `target`; returns the `--approval` values.
+    /// Signs SG_1 (by `signers[0]`) and SG_2 (by `signers[1]`) live-run approvals for
+    /// `run` over `plan`, naming `target`; returns the `--approval` values.
     pub fn approvals_for(
         &self,
         run: &str,
         plan: &Path,
         signers: [usize; 2],
-        target: cutter_core::SystemIdentifier,
+        target: cutter_core::TargetDatabase,
+        expires_in: i64,
+    ) -> Vec<String> {
+        self.approvals_with(
+            run,
+            plan,
+            signers,
+            cutter_core::Purpose::LiveRun,
+            None,
+            target,
+            expires_in,
+        )
+    }
+
+    /// [`World::approvals_for`] with any purpose (and the change set of a hard delete).
+    #[allow(clippy::too_many_arguments)]
+    pub fn approvals_with(
+        &self,
+        run: &str,
+        plan: &Path,
+        signers: [usize; 2],
+        purpose: cutter_core::Purpose,
+        change_set: Option<&str>,
+        target: cutter_core::TargetDatabase,
         expires_in: i64,
     ) -> Vec<String> {
         let p = CutPlan::parse_json(&std::fs::read(plan).unwrap()).unwrap();
@@ -225,16 +278,21 @@ impl World {
             .zip(signers)
         {
             let st = ApprovalStatement {
+                purpose,
                 run_id: RunId::new(run).unwrap(),
                 plan_digest: p.digest(),
-                target,
+                change_set: change_set.map(|c| cutter_core::ChangeSetId::parse(c).unwrap()),
+                findings_digest: None,
+                diff_digest: None,
+                target: target.clone(),
                 gate,
+                not_before: UnixTime((now - 60).min(now + expires_in - 60)),
                 expires_at: UnixTime(now + expires_in),
             };
             let stem = self
                 .work
                 .path()
-                .join(format!("{run}-{}-{who}", gate.name()));
+                .join(format!("{run}-{purpose}-{}-{who}", gate.name()));
             let s = cutter_governance::sign_approval(
                 &st,
                 &self.approvers[who].secret,
@@ -254,7 +312,7 @@ impl World {
     }
 
     pub fn approvals(&self, run: &str) -> Vec<String> {
-        self.approvals_for(run, &self.plan, [0, 1], self.db.system_identifier(), 3600)
+        self.approvals_for(run, &self.plan, [0, 1], self.database(), 3600)
     }
 
     /// Disarms the kill-switch for `run` with valid approvals; returns them for the run.

@@ -34,6 +34,18 @@ pub fn db() -> TestDb {
 }
 
 /// Row counts of the six ledger tables.
+/// review_decision rows but the approver registrations ([`register`]'s).
+pub fn decisions(db: &TestDb) -> i64 {
+    db.admin()
+        .query_one(
+            "SELECT count(*) FROM cutter_governance.review_decision \
+              WHERE decision NOT IN ('approver_added', 'approver_revoked')",
+            &[],
+        )
+        .expect("counting decisions")
+        .get(0)
+}
+
 pub fn ledger_counts(db: &TestDb) -> Vec<i64> {
     LEDGER.iter().map(|t| db.count(t)).collect()
 }
@@ -100,10 +112,15 @@ pub fn statement(
     expires_at: UnixTime,
 ) -> ApprovalStatement {
     ApprovalStatement {
+        purpose: cutter_core::Purpose::LiveRun,
         run_id: run.clone(),
         plan_digest: plan.digest(),
-        target: db.system_identifier(),
+        change_set: None,
+        findings_digest: None,
+        diff_digest: None,
+        target: db.target().database().clone(),
         gate,
+        not_before: UnixTime(now().0 - 60),
         expires_at,
     }
 }
@@ -118,16 +135,60 @@ pub fn sign(a: &Approver, s: &ApprovalStatement) -> SignedApproval {
     .expect("sign")
 }
 
+/// The ledger rows [`live_auth`] leaves (per table, in [`ledger_counts`] order): the two
+/// approvers' registrations (review_decision) and the run's two recorded signatures.
+pub const AUTHORIZED: [i64; 6] = [0, 0, 0, 2, 0, 2];
+
+/// The two approvers every live authorization of these tests is signed by (generated
+/// once per test process).
+pub fn registered() -> &'static (Approver, Approver) {
+    static PAIR: std::sync::OnceLock<(Approver, Approver)> = std::sync::OnceLock::new();
+    PAIR.get_or_init(|| (approver("alice"), approver("bob")))
+}
+
+/// Registers [`registered`]'s approvers in `db`'s registry (the owner's bootstrap), once.
+pub fn register(db: &TestDb) {
+    let mut admin = db.admin();
+    if cutter_governance::load_registry(&mut admin)
+        .expect("registry")
+        .approvers
+        .is_empty()
+    {
+        let (a, b) = registered();
+        cutter_governance::bootstrap_approvers(
+            &mut admin,
+            &[(&a.public_armored, "alice"), (&b.public_armored, "bob")],
+            "governance-test",
+        )
+        .expect("bootstrap");
+    }
+}
+
 /// A live authorization for `run` and `plan` on `db`, from the core gate and two real
-/// signatures.
+/// signatures by registered approvers, recorded in the ledger as a live run records
+/// them before it writes.
 pub fn live_auth(db: &TestDb, run: &RunId, plan: &ValidPlan) -> LiveAuthorization {
-    let a = approver("alice");
-    let b = approver("bob");
-    let (set, verifier) = approvers(&[&a, &b]);
+    let auth = live_auth_unrecorded(db, run, plan);
+    match cutter_governance::record_run_approvals(
+        &mut db.exec_config().connect().expect("exec"),
+        &auth,
+    ) {
+        // A run authorized again (new signatures): its first approvals stay recorded.
+        Ok(_) | Err(cutter_governance::Error::AlreadyRecorded { .. }) => {}
+        Err(e) => panic!("recording approvals: {e}"),
+    }
+    auth
+}
+
+/// [`live_auth`] without recording the approvals.
+pub fn live_auth_unrecorded(db: &TestDb, run: &RunId, plan: &ValidPlan) -> LiveAuthorization {
+    register(db);
+    let (a, b) = registered();
+    let (set, verifier) = approvers(&[a, b]);
     let exp = UnixTime(now().0 + 3600);
     let approvals = vec![
-        sign(&a, &statement(run, plan, db, ApprovalGate::Sg1, exp)),
-        sign(&b, &statement(run, plan, db, ApprovalGate::Sg2, exp)),
+        sign(a, &statement(run, plan, db, ApprovalGate::Sg1, exp)),
+        sign(b, &statement(run, plan, db, ApprovalGate::Sg2, exp)),
     ];
     let ks = KillSwitch::Disarmed {
         run_id: run.clone(),
@@ -136,11 +197,12 @@ pub fn live_auth(db: &TestDb, run: &RunId, plan: &ValidPlan) -> LiveAuthorizatio
         &GateRequest {
             run_id: run,
             plan_digest: plan.digest(),
-            target: db.system_identifier(),
+            target: &db.target().database().clone(),
             kill_switch: &ks,
             hold: None,
             approvals: &approvals,
             approvers: &set,
+            policy: cutter_core::ApprovalPolicy::default(),
             now: now(),
         },
         &verifier,
