@@ -9,6 +9,7 @@ use crate::settings::{Overrides, Settings};
 
 mod backup;
 mod compensate;
+mod config;
 mod db;
 mod demo;
 mod dryrun;
@@ -52,6 +53,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<u8> {
         Command::Cut(args) => plan::cut(&ctx, &args),
         Command::Run(args) => run::run(&ctx, &args),
         Command::Doctor => backup::doctor(&ctx),
+        Command::Config(crate::cli::ConfigCommand::Show) => config::show(&ctx),
         Command::Db(cmd) => db::db(&ctx, &cmd),
         Command::Recover => recover::recover(&ctx),
         Command::Compensate(args) => compensate::compensate(&ctx, &args),

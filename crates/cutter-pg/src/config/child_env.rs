@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use super::passfile::escape_pgpass;
 use super::{ConfigError, ConnConfig, Endpoint, Host, Password, SslRootCert};
 
-/// Variables a child libpq program must not inherit from cutter's own
-/// environment, because they would make it connect somewhere else or with
+/// libpq's connection variables: a child libpq program must not inherit them from
+/// cutter's own environment, because they would make it connect somewhere else or with
 /// other credentials than [`ConnConfig::child_env`] describes.
-const CHILD_CLEARED_VARS: &[&str] = &[
+pub const LIBPQ_CONNECTION_VARS: &[&str] = &[
     "PGHOST",
     "PGHOSTADDR",
     "PGPORT",
@@ -155,7 +155,7 @@ impl ConnConfig {
             vars.push(("PGOPTIONS", o.into()));
         }
         vars.push(("PGPASSFILE", passfile.clone().into_os_string()));
-        let unset = CHILD_CLEARED_VARS
+        let unset = LIBPQ_CONNECTION_VARS
             .iter()
             .copied()
             .filter(|k| !vars.iter().any(|(v, _)| v == k))

@@ -110,7 +110,7 @@ use std::time::Duration;
 
 use zeroize::Zeroize as _;
 
-pub use child_env::{system_ca_bundle, ChildEnv};
+pub use child_env::{system_ca_bundle, ChildEnv, LIBPQ_CONNECTION_VARS};
 pub use env::{DEFAULT_PORT, DEFAULT_SOCKET_DIR};
 pub use passfile::{lookup_passfile, PassfileWarning, PasswordLookup, PasswordSource};
 pub use service::DEFAULT_SYSCONFDIR;
