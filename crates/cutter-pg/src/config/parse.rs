@@ -662,8 +662,9 @@ fn url_host_port<'a>(netloc: &'a str, ctx: &Ctx) -> Result<(String, Option<&'a s
 
 impl ConnConfig {
     /// Parses a `postgres://`/`postgresql://` URL or a libpq `keyword=value`
-    /// string and fills in libpq defaults, ignoring the environment (`HOME` is
-    /// taken from the user database for `~/.pgpass`).
+    /// string and fills in libpq defaults, ignoring the environment (the home directory
+    /// for `~/.pgpass`, `~/.postgresql` and `~/.pg_service.conf` is the user database's;
+    /// a `service=` is looked up there, then in the default system `pg_service.conf`).
     pub fn parse(s: &str) -> Result<Self, ConfigError> {
         let mut params = parse_conninfo(s, None)?;
         let no_env = |_: &str| None;
