@@ -68,6 +68,7 @@ pub struct BackupConfig {
     recipient: Recipient,
     pg: ConnConfig,
     pg_dump: Option<PathBuf>,
+    pg_bindir: Option<PathBuf>,
     compression: DumpCompression,
     lock_wait_timeout: Duration,
     cross_check_digests: bool,
@@ -81,6 +82,7 @@ impl std::fmt::Debug for BackupConfig {
             .field("recipient", &self.recipient)
             .field("pg", &self.pg.redacted())
             .field("pg_dump", &self.pg_dump)
+            .field("pg_bindir", &self.pg_bindir)
             .field("compression", &self.compression)
             .field("lock_wait_timeout", &self.lock_wait_timeout)
             .finish()
@@ -104,6 +106,7 @@ impl BackupConfig {
             recipient,
             pg,
             pg_dump: None,
+            pg_bindir: None,
             compression: DumpCompression::None,
             lock_wait_timeout: Duration::from_secs(60),
             cross_check_digests: false,
@@ -113,6 +116,13 @@ impl BackupConfig {
     /// Uses this pg_dump binary instead of the one in `pg_config --bindir`.
     pub fn pg_dump(mut self, path: impl Into<PathBuf>) -> Self {
         self.pg_dump = Some(path.into());
+        self
+    }
+
+    /// Looks for pg_dump in this directory (`[backup] pg_bindir`) instead of asking
+    /// `pg_config --bindir`; `None` asks it.
+    pub fn pg_bindir(mut self, dir: Option<PathBuf>) -> Self {
+        self.pg_bindir = dir;
         self
     }
 
@@ -338,7 +348,7 @@ pub fn pre_write_backup(
     let manifest_name = manifest_file_name(&cfg.name);
     atomic::refuse_existing(&dir.join(&artifact_name))?;
     atomic::refuse_existing(&dir.join(&manifest_name))?;
-    let pg_dump = PgProgram::resolve(cfg.pg_dump.as_deref(), "pg_dump")?;
+    let pg_dump = PgProgram::resolve(cfg.pg_dump.as_deref(), cfg.pg_bindir.as_deref(), "pg_dump")?;
 
     let mut client = cfg.pg.connect().map_err(|e| Error::Connect {
         target: cfg.pg.redacted(),

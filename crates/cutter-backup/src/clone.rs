@@ -35,12 +35,14 @@ pub fn pg_restore_data_args(dbname: &str) -> Vec<String> {
 /// `pg_restore --data-only` against `conn` (a superuser of a throwaway server whose
 /// database has the reference schema with empty tables). Refuses a server whose system
 /// identifier is the backup's source. `progress` is called with the artifact bytes
-/// decrypted so far. Returns the plaintext bytes restored.
+/// decrypted so far. `pg_bindir` is where pg_restore is (`None`: `pg_config --bindir`).
+/// Returns the plaintext bytes restored.
 pub fn restore_data_into(
     artifact: &Path,
     secret_key: &Path,
     passphrase: &PassphraseSource,
     conn: &ConnConfig,
+    pg_bindir: Option<&Path>,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64> {
     let manifest = verify_artifact(artifact)?.manifest;
@@ -64,7 +66,7 @@ pub fn restore_data_into(
             });
         }
     }
-    let pg_restore = PgProgram::resolve(None, "pg_restore")?;
+    let pg_restore = PgProgram::resolve(None, pg_bindir, "pg_restore")?;
     let env = conn.child_env().map_err(|e| Error::Connect {
         target: conn.redacted(),
         detail: format!("preparing pg_restore's environment: {e}"),

@@ -1,7 +1,8 @@
 //! The PostgreSQL client programs this crate runs (`pg_dump`, `pg_restore`), located
-//! once through `pg_config --bindir` (never through `PATH`), and the plumbing to run
-//! them: explicit arguments, a scrubbed environment, stderr captured on its own thread
-//! into a bounded buffer, exit status checked.
+//! once in the configured directory (`pg_bindir`) or else through `pg_config --bindir`
+//! (never through `PATH`), and the plumbing to run them: explicit arguments, a scrubbed
+//! environment, stderr captured on its own thread into a bounded buffer, exit status
+//! checked.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -42,7 +43,10 @@ impl PgProgram {
             .output()
             .map_err(|e| Error::Program {
                 program: program.clone(),
-                problem: format!("cannot run it ({e}); install the PostgreSQL client tools or configure the path"),
+                problem: format!(
+                    "cannot run it ({e}); install the PostgreSQL client tools, or set [backup] \
+                     pg_bindir (CUTTER_PG_BINDIR) to the directory holding pg_dump and pg_restore"
+                ),
             })?;
         if !out.status.success() {
             return Err(Error::Program {
@@ -87,11 +91,30 @@ impl PgProgram {
         Self::at(&path)
     }
 
-    /// `configured` if given, else [`locate`](Self::locate)`(name)`.
-    pub fn resolve(configured: Option<&Path>, name: &str) -> Result<Self> {
-        match configured {
-            Some(p) => Self::at(p),
-            None => Self::locate(name),
+    /// The program `name` in `dir`, the configured `pg_bindir`.
+    pub fn in_dir(dir: &Path, name: &str) -> Result<Self> {
+        let path = dir.join(name);
+        if !path.is_file() {
+            return Err(Error::Program {
+                program: name.into(),
+                problem: format!(
+                    "not found in {}, the configured pg_bindir ([backup] pg_bindir or \
+                     CUTTER_PG_BINDIR); point it at the directory holding pg_dump and pg_restore \
+                     (e.g. /usr/lib/postgresql/15/bin), or unset it to ask `pg_config --bindir`",
+                    dir.display()
+                ),
+            });
+        }
+        Self::at(&path)
+    }
+
+    /// The program file `configured` if given, else `name` in `bindir` if given, else
+    /// [`locate`](Self::locate)`(name)`.
+    pub fn resolve(configured: Option<&Path>, bindir: Option<&Path>, name: &str) -> Result<Self> {
+        match (configured, bindir) {
+            (Some(p), _) => Self::at(p),
+            (None, Some(dir)) => Self::in_dir(dir, name),
+            (None, None) => Self::locate(name),
         }
     }
 }
@@ -100,7 +123,10 @@ impl PgProgram {
 pub fn bindir() -> Result<PathBuf> {
     cutter_pg::pg_bindir().map_err(|e| Error::Program {
         program: "pg_config".into(),
-        problem: format!("{e}; or configure the pg_dump/pg_restore path"),
+        problem: format!(
+            "{e}; or set [backup] pg_bindir in cutter.toml (or CUTTER_PG_BINDIR) to the directory \
+             holding pg_dump and pg_restore, so pg_config is not needed"
+        ),
     })
 }
 

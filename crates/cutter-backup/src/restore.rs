@@ -66,6 +66,7 @@ pub struct RestoreConfig {
     passphrase: PassphraseSource,
     target: RestoreTarget,
     pg_restore: Option<PathBuf>,
+    pg_bindir: Option<PathBuf>,
     record: Option<PathBuf>,
     progress: Progress,
 }
@@ -94,6 +95,7 @@ impl RestoreConfig {
             passphrase: PassphraseSource::None,
             target: RestoreTarget::Throwaway,
             pg_restore: None,
+            pg_bindir: None,
             record: None,
             progress: Progress::default(),
         }
@@ -121,6 +123,13 @@ impl RestoreConfig {
     /// Uses this pg_restore binary instead of the one in `pg_config --bindir`.
     pub fn pg_restore(mut self, path: impl Into<PathBuf>) -> Self {
         self.pg_restore = Some(path.into());
+        self
+    }
+
+    /// Looks for pg_restore in this directory (`[backup] pg_bindir`) instead of asking
+    /// `pg_config --bindir`; `None` asks it.
+    pub fn pg_bindir(mut self, dir: Option<PathBuf>) -> Self {
+        self.pg_bindir = dir;
         self
     }
 
@@ -466,7 +475,11 @@ pub fn restore_proof(cfg: &RestoreConfig) -> Result<RestoreProof> {
     let secret = load_secret_key(&cfg.secret_key)?;
     let passphrase = cfg.passphrase.read(&|k| std::env::var(k).ok())?;
     probe_key(&cfg.artifact, &secret, &passphrase)?;
-    let pg_restore = PgProgram::resolve(cfg.pg_restore.as_deref(), "pg_restore")?;
+    let pg_restore = PgProgram::resolve(
+        cfg.pg_restore.as_deref(),
+        cfg.pg_bindir.as_deref(),
+        "pg_restore",
+    )?;
     let dump_major = major_of(&manifest.dump.pg_dump_version).unwrap_or(0);
     if pg_restore.major < dump_major {
         return Err(Error::Program {

@@ -36,6 +36,8 @@ pub struct SelftestConfig {
     pub passphrase: Option<PassphraseSource>,
     /// A pg_dump other than `pg_config --bindir`'s.
     pub pg_dump: Option<PathBuf>,
+    /// The directory holding pg_dump (`[backup] pg_bindir`), instead of `pg_config --bindir`.
+    pub pg_bindir: Option<PathBuf>,
     /// The database as the read-only role: pg_dump is checked against the server's
     /// version, the role's privileges and the free space against the tables' size.
     /// Without it the `pg_dump compatibility` check fails as not checked.
@@ -147,7 +149,7 @@ pub fn selftest(cfg: &SelftestConfig) -> SelftestReport {
     ));
 
     // pg_dump: found and runs; then, as its own line, new enough for the server.
-    let pg_dump = PgProgram::resolve(cfg.pg_dump.as_deref(), "pg_dump");
+    let pg_dump = PgProgram::resolve(cfg.pg_dump.as_deref(), cfg.pg_bindir.as_deref(), "pg_dump");
     checks.push(check(
         "pg_dump",
         pg_dump

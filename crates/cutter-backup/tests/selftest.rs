@@ -14,6 +14,7 @@ fn good(f: &Fixture) -> SelftestConfig {
         secret_key: Some(f.keys.secret_key.clone()),
         passphrase: Some(PassphraseSource::File(f.passphrase_file.clone())),
         pg_dump: None,
+        pg_bindir: None,
         pg: Some(f.ro()),
     }
 }

@@ -6,10 +6,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok · 1 failure · 2 usage · 3 refused (gate, lock, claim, safety rule) · 4 held.
-Configuration: cutter.toml (--config, CUTTER_CONFIG, or the state directory's), then the
-environment, then flags. The target: --database-url, CUTTER_DATABASE_URL, [database] url, and
-only then DATABASE_URL or PGHOST/PGPORT/PGUSER/PGDATABASE, with
-passwords from ~/.pgpass — never on the command line.";
+Configuration: flags, then CUTTER_* variables, then cutter.toml (--config, CUTTER_CONFIG, or
+the state directory's); `cutter config show` prints each setting and its source. The target:
+--database-url, CUTTER_DATABASE_URL, [database] url, and only then DATABASE_URL or libpq's
+service files and PG* variables, with passwords from ~/.pgpass — never on the command line.";
 
 /// cutter — write cut legal documents into PostgreSQL through gated, backed-up,
 /// verified and compensable runs.
@@ -52,6 +52,9 @@ pub enum Command {
         after_help = "Example:\n  cutter doctor\n  cutter doctor --json | jq '.checks[] | select(.ok == false)'"
     )]
     Doctor,
+    /// The effective configuration and where each setting came from.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Cut a document (HTML as published, or text) into a cut plan.
     #[command(
         after_help = "Example:\n  cutter cut constitution-2013.html --document-id vn-constitution-2013 \\\n      --source-version 2013-11-28 -o plan.json"
@@ -384,6 +387,18 @@ pub enum RunsCommand {
     /// Every run in the state directory with its state.
     #[command(after_help = "Example:\n  cutter runs list --json")]
     List,
+}
+
+/// `cutter config`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every effective setting, its value and its source (flag, environment
+    /// variable, config file and key, or default), the resolved connection, and which
+    /// secrets are set (never their values).
+    #[command(
+        after_help = "Example:\n  cutter config show\n  cutter config show --json | jq '.settings[] | select(.source.kind == \"env\")'"
+    )]
+    Show,
 }
 
 /// `cutter hold`.

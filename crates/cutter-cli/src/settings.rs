@@ -1,7 +1,11 @@
-//! Configuration: `cutter.toml`, then the environment, then flags. Unknown keys are
-//! errors (a typo must never silently change what a live run does). Secrets are never
-//! accepted in the file or on the command line: passwords come from `.pgpass` or
-//! libpq's environment, passphrases from an environment variable or a file.
+//! Configuration: flags, then `CUTTER_*` variables, then `cutter.toml`, then defaults
+//! (for the target: then `DATABASE_URL`, then libpq's `PG*`). Every setting that is not
+//! a secret has a `CUTTER_*` variable ([`ENV_VARS`]); pinned values (approver keys, the
+//! backup recipient) are the exception: the environment may only repeat them. Each
+//! effective value remembers where it came from ([`Source`], `cutter config show`).
+//! Unknown keys are errors (a typo must never silently change what a live run does).
+//! Secrets are never accepted in the file or on the command line: passwords come from
+//! `.pgpass` or libpq's environment, passphrases from an environment variable or a file.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +15,8 @@ use crate::error::{CliError, Result};
 
 /// The commented template `cutter init` writes.
 pub const TEMPLATE: &str = r#"# cutter configuration.
-# Precedence: this file, then the environment, then command-line flags.
+# Precedence: command-line flags, then CUTTER_* variables, then this file, then defaults
+# (`cutter config show` prints each effective setting and where it came from).
 # Unknown keys are errors. Never put a password or passphrase in this file:
 # database passwords come from ~/.pgpass (or PGPASSFILE / PGPASSWORD), the backup
 # key's passphrase from CUTTER_BACKUP_PASSPHRASE or [backup].passphrase_file.
@@ -29,7 +34,9 @@ state_dir = "."
 # owner_url = "postgres://cutter_owner@db.example.org:5432/production?sslmode=verify-full"
 # The read-only role that re-reads units in write_verify and runs pg_dump.
 verify_user = "cutter_verify"
-# Per-statement limits, in milliseconds (0 = no limit).
+# (env CUTTER_VERIFY_USER)
+# Per-statement limits, in milliseconds (0 = no limit; env CUTTER_STATEMENT_TIMEOUT_MS,
+# CUTTER_LOCK_TIMEOUT_MS).
 statement_timeout_ms = 0
 lock_timeout_ms = 10000
 
@@ -42,6 +49,9 @@ lock_timeout_ms = 10000
 # For restore proofs only: the secret key and a file holding its passphrase.
 # secret_key = "keys/backup.sec.asc"
 # passphrase_file = "keys/backup.passphrase"
+# The directory holding pg_dump and pg_restore (env CUTTER_PG_BINDIR), e.g.
+# /usr/lib/postgresql/15/bin. Unset: asked from `pg_config --bindir`.
+# pg_bindir = "/usr/lib/postgresql/15/bin"
 
 [approvals]
 # Who may approve is the database's approver registry (`cutter approvers list`), kept
@@ -49,12 +59,13 @@ lock_timeout_ms = 10000
 # registry does not hold is refused. Empty: every registered approver. Two distinct
 # approvers must sign every live run. CUTTER_APPROVER_KEYS may only repeat this list.
 approver_keys = []
-# The longest an approval stays valid (1 to 168 hours): statements written by
-# `cutter approve` expire after it, and the gate refuses any that expire later.
+# The longest an approval stays valid (1 to 168 hours; env CUTTER_VALIDITY_HOURS):
+# statements written by `cutter approve` expire after it, and the gate refuses any
+# that expire later.
 validity_hours = 24
 
 [run]
-# Recorded as the actor of every unit and ledger row.
+# Recorded as the actor of every unit and ledger row (env CUTTER_ACTOR).
 actor = "cutter"
 "#;
 
@@ -86,6 +97,8 @@ pub struct BackupSection {
     pub secret_key: Option<PathBuf>,
     /// File holding the secret key's passphrase.
     pub passphrase_file: Option<PathBuf>,
+    /// The directory holding pg_dump and pg_restore.
+    pub pg_bindir: Option<PathBuf>,
 }
 
 /// `[approvals]`.
@@ -158,6 +171,162 @@ pub struct Settings {
     pub validity_hours: u64,
     /// Actor.
     pub actor: String,
+    /// The directory holding pg_dump and pg_restore (`None`: `pg_config --bindir`).
+    pub pg_bindir: Option<PathBuf>,
+    /// Where each setting came from, by its config-file key, in the file's order.
+    pub sources: Vec<(&'static str, Source)>,
+}
+
+/// Where an effective setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A command-line flag (`--state-dir`).
+    Flag(&'static str),
+    /// An environment variable (`CUTTER_ACTOR`, `DATABASE_URL`).
+    Env(&'static str),
+    /// A key of the config file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// `[section] key`, e.g. `[database] verify_user`.
+        key: &'static str,
+    },
+    /// Not set anywhere: the default (or nothing).
+    Default,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+            Source::Env(var) => write!(f, "env {var}"),
+            Source::File { path, key } => write!(f, "{} {key}", path.display()),
+            Source::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// The `CUTTER_*` variable of every setting that is not a secret, by config-file key.
+/// Pinned values have none that could replace them: `BACKUP_GPG_FPR` and
+/// `CUTTER_APPROVER_KEYS` may only repeat the file's pins.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("state_dir", "CUTTER_STATE_DIR"),
+    ("[database] url", "CUTTER_DATABASE_URL"),
+    ("[database] owner_url", "CUTTER_OWNER_URL"),
+    ("[database] verify_user", "CUTTER_VERIFY_USER"),
+    (
+        "[database] statement_timeout_ms",
+        "CUTTER_STATEMENT_TIMEOUT_MS",
+    ),
+    ("[database] lock_timeout_ms", "CUTTER_LOCK_TIMEOUT_MS"),
+    ("[backup] recipient_key", "CUTTER_BACKUP_KEY"),
+    ("[backup] secret_key", "CUTTER_BACKUP_SECRET_KEY"),
+    ("[backup] passphrase_file", "CUTTER_BACKUP_PASSPHRASE_FILE"),
+    ("[backup] pg_bindir", "CUTTER_PG_BINDIR"),
+    ("[approvals] validity_hours", "CUTTER_VALIDITY_HOURS"),
+    ("[run] actor", "CUTTER_ACTOR"),
+];
+
+/// The environment variable of config key `key` (one of [`ENV_VARS`]).
+fn env_var(key: &str) -> &'static str {
+    ENV_VARS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
+        .unwrap_or_else(|| unreachable!("{key} has no CUTTER_* variable in ENV_VARS"))
+}
+
+/// Picks each setting from its layers (flag, `CUTTER_*` variable, file, default) and
+/// records where it came from.
+struct Layers<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: Option<PathBuf>,
+    base: PathBuf,
+    sources: Vec<(&'static str, Source)>,
+}
+
+impl Layers<'_> {
+    /// The variable's value, blank counting as unset.
+    fn var(&self, var: &str) -> Option<String> {
+        (self.env)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The first of `flag`, the key's `CUTTER_*` variable (through `parse`) and `file`.
+    fn pick<T>(
+        &mut self,
+        key: &'static str,
+        flag: Option<(&'static str, T)>,
+        parse: impl Fn(&str) -> std::result::Result<T, String>,
+        file: Option<T>,
+    ) -> Result<Option<T>> {
+        let var = env_var(key);
+        let (value, source) = if let Some((name, v)) = flag {
+            (Some(v), Source::Flag(name))
+        } else if let Some(text) = self.var(var) {
+            let v = parse(&text)
+                .map_err(|problem| CliError::Usage(format!("{var}={text:?}: {problem}")))?;
+            (Some(v), Source::Env(var))
+        } else if let Some(v) = file {
+            (Some(v), self.file_source(key))
+        } else {
+            (None, Source::Default)
+        };
+        self.sources.push((key, source));
+        Ok(value)
+    }
+
+    /// A text setting.
+    fn text(
+        &mut self,
+        key: &'static str,
+        flag: Option<(&'static str, String)>,
+        file: Option<String>,
+    ) -> Result<Option<String>> {
+        self.pick(key, flag, |t| Ok(t.to_owned()), file)
+    }
+
+    /// A path setting; the file's relative paths are relative to its directory.
+    fn path(
+        &mut self,
+        key: &'static str,
+        flag: Option<(&'static str, PathBuf)>,
+        file: Option<PathBuf>,
+    ) -> Result<Option<PathBuf>> {
+        let file = file.map(|p| resolve(&self.base, p));
+        self.pick(key, flag, |t| Ok(PathBuf::from(t)), file)
+    }
+
+    /// A whole number.
+    fn number(&mut self, key: &'static str, file: Option<u64>) -> Result<Option<u64>> {
+        self.pick(
+            key,
+            None,
+            |t| {
+                t.trim()
+                    .parse::<u64>()
+                    .map_err(|_| "expected a whole number".to_owned())
+            },
+            file,
+        )
+    }
+
+    fn file_source(&self, key: &'static str) -> Source {
+        Source::File {
+            path: self
+                .file
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("cutter.toml")),
+            key,
+        }
+    }
+
+    /// Records (or replaces) a source decided outside [`Layers::pick`].
+    fn record(&mut self, key: &'static str, source: Source) {
+        match self.sources.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = source,
+            None => self.sources.push((key, source)),
+        }
+    }
 }
 
 /// Flags that override the file and environment.
@@ -249,13 +418,13 @@ fn resolve(base: &Path, p: PathBuf) -> PathBuf {
 }
 
 impl Settings {
-    /// Loads settings: the config file (`--config`, else `CUTTER_CONFIG`, else the
-    /// `cutter.toml` of the state directory given by `--state-dir` or
-    /// `CUTTER_STATE_DIR`; never a file that merely lies in the current directory),
-    /// then the environment (`env`), then `flags`. The target: `--database-url`, else
-    /// `CUTTER_DATABASE_URL`, else the file's `[database] url`; only then the generic
-    /// `DATABASE_URL` (and, when connecting, libpq's `PG*`), so a variable left in the
-    /// shell never redirects a configured target.
+    /// Loads settings: each from its flag, else its `CUTTER_*` variable (`env`), else
+    /// the config file (`--config`, else `CUTTER_CONFIG`, else the `cutter.toml` of the
+    /// state directory given by `--state-dir` or `CUTTER_STATE_DIR`; never a file that
+    /// merely lies in the current directory), else its default. The target:
+    /// `--database-url`, else `CUTTER_DATABASE_URL`, else the file's `[database] url`;
+    /// only then the generic `DATABASE_URL` (and, when connecting, libpq's `PG*`), so a
+    /// variable left in the shell never redirects a configured target.
     pub fn load(flags: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings> {
         let path = flags
             .config
@@ -301,79 +470,195 @@ impl Settings {
         if let Some(u) = &flags.database_url {
             refuse_password("--database-url", u)?;
         }
-        let owner_url = env("CUTTER_OWNER_URL").or(file.database.owner_url.clone());
-        if let Some(u) = &owner_url {
-            refuse_password("the owner URL", u)?;
-        }
-        let state_dir = flags
-            .state_dir
-            .clone()
-            .or_else(|| env("CUTTER_STATE_DIR").map(PathBuf::from))
-            .or_else(|| file.state_dir.clone().map(|p| resolve(&base, p)));
-        let cutter_url = env("CUTTER_DATABASE_URL").filter(|u| !u.trim().is_empty());
+        let mut l = Layers {
+            env,
+            file: path.clone(),
+            base,
+            sources: Vec::new(),
+        };
+        let config_source = if flags.config.is_some() {
+            Source::Flag("--config")
+        } else if env("CUTTER_CONFIG").is_some() {
+            Source::Env("CUTTER_CONFIG")
+        } else {
+            // The state directory's cutter.toml, or none.
+            Source::Default
+        };
+        l.record("config", config_source);
+        let state_dir = l.path(
+            "state_dir",
+            flags.state_dir.clone().map(|d| ("--state-dir", d)),
+            file.state_dir.clone(),
+        )?;
+        let cutter_url = l.var("CUTTER_DATABASE_URL");
         if let Some(u) = &cutter_url {
             refuse_password("CUTTER_DATABASE_URL", u)?;
         }
-        let database_url = flags
-            .database_url
-            .clone()
-            .or(cutter_url)
-            .or(file.database.url.clone())
-            .or_else(|| env("DATABASE_URL"));
+        let database_url = match l.text(
+            "[database] url",
+            flags.database_url.clone().map(|u| ("--database-url", u)),
+            file.database.url.clone(),
+        )? {
+            Some(u) => Some(u),
+            // Only then the generic DATABASE_URL (and, when connecting, libpq's PG*).
+            None => {
+                let u = l.var("DATABASE_URL");
+                if u.is_some() {
+                    l.record("[database] url", Source::Env("DATABASE_URL"));
+                }
+                u
+            }
+        };
+        let owner_url = l.text(
+            "[database] owner_url",
+            None,
+            file.database.owner_url.clone(),
+        )?;
+        if let Some(u) = &owner_url {
+            refuse_password("the owner URL", u)?;
+        }
+        let verify_user = l
+            .text(
+                "[database] verify_user",
+                None,
+                file.database.verify_user.clone(),
+            )?
+            .unwrap_or_else(|| "cutter_verify".into());
+        let statement_timeout_ms = l
+            .number(
+                "[database] statement_timeout_ms",
+                file.database.statement_timeout_ms,
+            )?
+            .unwrap_or(0);
+        let lock_timeout_ms = l
+            .number("[database] lock_timeout_ms", file.database.lock_timeout_ms)?
+            .unwrap_or(10_000);
         let backup_fingerprint = pinned_value(
             "[backup].recipient_fingerprint",
             file.backup.recipient_fingerprint.clone(),
             "BACKUP_GPG_FPR",
             env("BACKUP_GPG_FPR"),
         )?;
-        let backup_key = env("CUTTER_BACKUP_KEY")
-            .map(PathBuf::from)
-            .or_else(|| file.backup.recipient_key.clone().map(|p| resolve(&base, p)));
-        let backup_secret_key = env("CUTTER_BACKUP_SECRET_KEY")
-            .map(PathBuf::from)
-            .or_else(|| file.backup.secret_key.clone().map(|p| resolve(&base, p)));
-        let backup_passphrase_file = env("CUTTER_BACKUP_PASSPHRASE_FILE")
-            .map(PathBuf::from)
-            .or_else(|| {
-                file.backup
-                    .passphrase_file
-                    .clone()
-                    .map(|p| resolve(&base, p))
-            });
+        let fingerprint_source = if file.backup.recipient_fingerprint.is_some() {
+            l.file_source("[backup] recipient_fingerprint")
+        } else if backup_fingerprint.is_some() {
+            Source::Env("BACKUP_GPG_FPR")
+        } else {
+            Source::Default
+        };
+        l.record("[backup] recipient_fingerprint", fingerprint_source);
+        let backup_key = l.path(
+            "[backup] recipient_key",
+            None,
+            file.backup.recipient_key.clone(),
+        )?;
+        let backup_secret_key =
+            l.path("[backup] secret_key", None, file.backup.secret_key.clone())?;
+        let backup_passphrase_file = l.path(
+            "[backup] passphrase_file",
+            None,
+            file.backup.passphrase_file.clone(),
+        )?;
+        let pg_bindir = l.path("[backup] pg_bindir", None, file.backup.pg_bindir.clone())?;
         let approver_keys: Vec<PathBuf> = file
             .approvals
             .approver_keys
             .iter()
             .cloned()
-            .map(|p| resolve(&base, p))
+            .map(|p| resolve(&l.base, p))
             .collect();
-        if let Some(list) = env("CUTTER_APPROVER_KEYS").filter(|l| !l.trim().is_empty()) {
+        if let Some(list) = l.var("CUTTER_APPROVER_KEYS") {
             pinned_approvers(
                 &approver_keys,
                 &std::env::split_paths(&list).collect::<Vec<_>>(),
             )?;
         }
+        let approvers_source = if approver_keys.is_empty() {
+            Source::Default
+        } else {
+            l.file_source("[approvals] approver_keys")
+        };
+        l.record("[approvals] approver_keys", approvers_source);
+        let validity_hours = l
+            .number("[approvals] validity_hours", file.approvals.validity_hours)?
+            .unwrap_or(24);
+        let actor = l
+            .text("[run] actor", None, file.run.actor.clone())?
+            .unwrap_or_else(|| "cutter".into());
         Ok(Settings {
             config_path: path,
             state_dir,
             database_url,
             owner_url,
-            verify_user: file
-                .database
-                .verify_user
-                .unwrap_or_else(|| "cutter_verify".into()),
-            statement_timeout_ms: file.database.statement_timeout_ms.unwrap_or(0),
-            lock_timeout_ms: file.database.lock_timeout_ms.unwrap_or(10_000),
+            verify_user,
+            statement_timeout_ms,
+            lock_timeout_ms,
             backup_fingerprint,
             backup_key,
             backup_secret_key,
             backup_passphrase_file,
             approver_keys,
-            validity_hours: file.approvals.validity_hours.unwrap_or(24),
-            actor: env("CUTTER_ACTOR")
-                .or(file.run.actor)
-                .unwrap_or_else(|| "cutter".into()),
+            validity_hours,
+            actor,
+            pg_bindir,
+            sources: l.sources,
         })
+    }
+
+    /// Every setting by its config-file key, with its effective value as text (`None`:
+    /// not set), in the file's order. Connection strings are as given: they never hold
+    /// a password except `DATABASE_URL`'s, which the caller must redact.
+    pub fn entries(&self) -> Vec<(&'static str, Option<String>)> {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        vec![
+            ("config", path(&self.config_path)),
+            ("state_dir", path(&self.state_dir)),
+            ("[database] url", self.database_url.clone()),
+            ("[database] owner_url", self.owner_url.clone()),
+            ("[database] verify_user", Some(self.verify_user.clone())),
+            (
+                "[database] statement_timeout_ms",
+                Some(self.statement_timeout_ms.to_string()),
+            ),
+            (
+                "[database] lock_timeout_ms",
+                Some(self.lock_timeout_ms.to_string()),
+            ),
+            (
+                "[backup] recipient_fingerprint",
+                self.backup_fingerprint.clone(),
+            ),
+            ("[backup] recipient_key", path(&self.backup_key)),
+            ("[backup] secret_key", path(&self.backup_secret_key)),
+            (
+                "[backup] passphrase_file",
+                path(&self.backup_passphrase_file),
+            ),
+            ("[backup] pg_bindir", path(&self.pg_bindir)),
+            (
+                "[approvals] approver_keys",
+                (!self.approver_keys.is_empty()).then(|| {
+                    self.approver_keys
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }),
+            ),
+            (
+                "[approvals] validity_hours",
+                Some(self.validity_hours.to_string()),
+            ),
+            ("[run] actor", Some(self.actor.clone())),
+        ]
+    }
+
+    /// Where the setting `key` (e.g. `[run] actor`) came from.
+    pub fn source(&self, key: &str) -> &Source {
+        self.sources
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(&Source::Default, |(_, s)| s)
     }
 
     /// The state directory, or a usage error saying how to get one.
@@ -555,6 +840,105 @@ mod tests {
         let env = |k: &str| (k == "CUTTER_STATE_DIR").then(|| dir.clone());
         let s = Settings::load(&Overrides::default(), &env).unwrap();
         assert_eq!(s.config_path, Some(d.path().join("cutter.toml")));
+    }
+
+    /// The template's keys, set or commented out, as `[section] key`.
+    fn template_keys() -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut section = String::new();
+        for line in TEMPLATE.lines() {
+            let l = line.trim_start_matches('#').trim();
+            if l.starts_with('[') && l.ends_with(']') {
+                section = format!("{l} ");
+            } else if let Some((k, _)) = l.split_once(" = ") {
+                if k.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                    keys.push(format!("{section}{k}"));
+                }
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn every_setting_that_is_not_a_pin_has_a_cutter_variable_that_beats_the_file() {
+        const PINNED: [&str; 2] = [
+            "[backup] recipient_fingerprint",
+            "[approvals] approver_keys",
+        ];
+        let keys = template_keys();
+        assert!(keys.len() >= 14, "{keys:?}");
+        for k in &keys {
+            assert!(
+                PINNED.contains(&k.as_str()) || ENV_VARS.iter().any(|(key, _)| key == k),
+                "{k} has no CUTTER_* variable in ENV_VARS"
+            );
+        }
+        // A file that sets every one of them.
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("cutter.toml");
+        std::fs::write(
+            &cfg,
+            "state_dir = \"st\"\n[database]\nurl = \"host=file\"\nowner_url = \"host=file-owner\"\n\
+             verify_user = \"file_verify\"\nstatement_timeout_ms = 1\nlock_timeout_ms = 2\n\
+             [backup]\nrecipient_key = \"r.asc\"\nsecret_key = \"s.asc\"\npassphrase_file = \"p\"\n\
+             pg_bindir = \"bin\"\n[approvals]\nvalidity_hours = 3\n[run]\nactor = \"file\"\n",
+        )
+        .unwrap();
+        let flags = Overrides {
+            config: Some(cfg.clone()),
+            ..Default::default()
+        };
+        let from_file = Settings::load(&flags, &no_env).unwrap();
+        assert_eq!(from_file.source("config"), &Source::Flag("--config"));
+        for (key, var) in ENV_VARS {
+            assert_eq!(
+                from_file.source(key),
+                &Source::File {
+                    path: cfg.clone(),
+                    key
+                },
+                "{key}"
+            );
+            // Its variable replaces the file's value, and says so.
+            let value = if key.ends_with("_ms") || key.ends_with("_hours") {
+                "77"
+            } else if key.ends_with("url") {
+                "host=from-env"
+            } else {
+                "/from/env"
+            };
+            let env = |k: &str| (k == *var).then(|| value.to_owned());
+            let s = Settings::load(&flags, &env).unwrap();
+            assert_eq!(s.source(key), &Source::Env(var), "{key}");
+            let shown = s.entries().into_iter().find(|(k, _)| k == key).unwrap().1;
+            assert_eq!(shown.as_deref(), Some(value), "{key} from {var}");
+        }
+        // Nothing set anywhere: defaults.
+        let s = Settings::load(&Overrides::default(), &no_env).unwrap();
+        assert_eq!(s.source("[run] actor"), &Source::Default);
+        assert_eq!(s.source("[database] url"), &Source::Default);
+        assert_eq!(s.lock_timeout_ms, 10_000);
+        assert_eq!(s.pg_bindir, None);
+        // A flag beats the variable.
+        let env = |k: &str| (k == "CUTTER_STATE_DIR").then(|| "/env".to_owned());
+        let s = Settings::load(
+            &Overrides {
+                state_dir: Some("/flag".into()),
+                ..flags.clone()
+            },
+            &env,
+        )
+        .unwrap();
+        assert_eq!(s.source("state_dir"), &Source::Flag("--state-dir"));
+        // DATABASE_URL is named as the source when it is the one used.
+        let env = |k: &str| (k == "DATABASE_URL").then(|| "host=generic".to_owned());
+        let s = Settings::load(&Overrides::default(), &env).unwrap();
+        assert_eq!(s.source("[database] url"), &Source::Env("DATABASE_URL"));
+        // A variable that cannot be read names itself.
+        let env = |k: &str| (k == "CUTTER_LOCK_TIMEOUT_MS").then(|| "soon".to_owned());
+        let e = Settings::load(&flags, &env).unwrap_err().to_string();
+        assert!(e.contains("CUTTER_LOCK_TIMEOUT_MS=\"soon\""), "{e}");
+        assert!(e.contains("whole number"), "{e}");
     }
 
     #[test]

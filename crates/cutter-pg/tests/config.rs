@@ -1,6 +1,6 @@
-//! Tests of `cutter_pg::config`: parsing, environment resolution, password
-//! files, redaction, child environments, and (against a PostgreSQL server
-//! started by the test itself) real connections with every sslmode.
+//! Tests of `cutter_pg::config` without a server: parsing, environment resolution,
+//! service files, password files, redaction, child environments. Real connections are in
+//! `libpq_live.rs`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,8 +10,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use cutter_pg::config::{
-    lookup_passfile, ConfigError, ConnConfig, Host, PassfileWarning, Password, PasswordSource,
-    SslMode, SslRootCert, DEFAULT_SOCKET_DIR,
+    lookup_passfile, ChannelBinding, ConfigError, ConnConfig, Host, PassfileWarning, Password,
+    PasswordSource, SslMode, SslRootCert, TargetSessionAttrs, DEFAULT_SOCKET_DIR,
 };
 
 // ---------------------------------------------------------------------------
@@ -317,12 +317,36 @@ fn bad_inputs_name_the_problem() {
             ],
         ),
         (
-            "host=x sslcert=/c.pem",
-            &["\"sslcert\"", "not supported by cutter", "remove it"],
+            "host=x sslpassword=pw",
+            &["\"sslpassword\"", "not supported by cutter", "remove it"],
+        ),
+        (
+            "host=x require_auth=scram-sha-256",
+            &[
+                "\"require_auth\"",
+                "does not report which authentication request",
+                "channel_binding=require",
+            ],
         ),
         ("port=abc", &["keyword \"port\"", "\"abc\"", "1 to 65535"]),
         ("port=0", &["\"0\"", "port"]),
-        ("port=5432,5433", &["multiple ports"]),
+        (
+            "host=a,b,c port=5432,5433",
+            &["could not match 2 port numbers to 3 hosts"],
+        ),
+        (
+            "host=a,b hostaddr=10.0.0.1",
+            &["could not match 2 host names to 1 hostaddr values"],
+        ),
+        ("host=a,b port=5432,x", &["keyword \"port\"", "\"x\""]),
+        (
+            "channel_binding=always",
+            &["invalid channel_binding value: \"always\""],
+        ),
+        (
+            "target_session_attrs=writable",
+            &["invalid target_session_attrs value: \"writable\""],
+        ),
         (
             "postgres://h:99999/db",
             &["invalid connection URL", "port", "\"99999\""],
@@ -340,17 +364,16 @@ fn bad_inputs_name_the_problem() {
         ),
         ("=x", &["missing keyword"]),
         (
-            "postgres://h1,h2/db",
-            &["multiple hosts", "exactly one host"],
+            "postgres://h1:1,h2:x/db",
+            &["port (after the host)", "\"x\""],
         ),
-        ("host=a,b", &["multiple hosts"]),
         (
             "postgres://h/db?foo=bar",
             &["unknown connection parameter", "\"foo\""],
         ),
         (
-            "postgres://h/db?target_session_attrs=any",
-            &["target_session_attrs", "not supported"],
+            "postgres://h/db?load_balance_hosts=random",
+            &["load_balance_hosts", "not supported"],
         ),
         (
             "postgres://h/d%zz",
@@ -370,7 +393,10 @@ fn bad_inputs_name_the_problem() {
         ("postgres://h/db?ssl=false", &["\"ssl\"", "ssl=true"]),
         (
             "sslrootcert=system sslmode=require",
-            &["sslrootcert=system", "verify-full"],
+            &[
+                "weak sslmode \"require\" may not be used with sslrootcert=system",
+                "verify-full",
+            ],
         ),
         ("host=@abstract", &["abstract"]),
         ("client_encoding=LATIN1", &["client_encoding", "UTF8"]),
@@ -550,10 +576,28 @@ fn environment_errors_name_the_variable() {
             &["environment variable PGSSLMODE", "\"on\""],
         ),
         (
-            &[("PGHOST", "a,b")],
-            &["environment variable PGHOST", "multiple hosts"],
+            &[("PGHOST", "a,b"), ("PGPORT", "1,2,3")],
+            &["could not match 3 port numbers to 2 hosts"],
         ),
-        (&[("PGSERVICE", "prod")], &["PGSERVICE", "not supported"]),
+        (
+            &[
+                ("PGSERVICE", "prod"),
+                ("PGSERVICEFILE", "/nonexistent/services"),
+            ],
+            &[
+                "definition of service \"prod\" not found",
+                "/nonexistent/services",
+                "pg_service.conf",
+            ],
+        ),
+        (
+            &[("PGREQUIREAUTH", "scram-sha-256")],
+            &["environment variable PGREQUIREAUTH", "require_auth"],
+        ),
+        (
+            &[("PGCHANNELBINDING", "maybe")],
+            &["environment variable PGCHANNELBINDING", "\"maybe\""],
+        ),
         (
             &[("DATABASE_URL", "postgres://h:nope/db")],
             &["connection URL in DATABASE_URL", "\"nope\""],
@@ -1058,519 +1102,194 @@ fn child_env_without_password_and_with_passfile_password() {
 }
 
 // ---------------------------------------------------------------------------
-// live server
+// several hosts, services, client certificates (resolution only; live in libpq_live.rs)
 // ---------------------------------------------------------------------------
 
-/// A throwaway PostgreSQL cluster for this test binary: initdb + pg_ctl start
-/// as the `postgres` user (initdb refuses to run as root), TCP on 127.0.0.1
-/// with scram-sha-256 and TLS, trust on its private unix socket. Dropping it
-/// stops the server (immediate) and removes the directory.
-struct TestServer {
-    bindir: PathBuf,
-    dir: tempfile::TempDir,
-    run_as: Option<(u32, u32)>,
-    port: u16,
-    stopped: bool,
+#[test]
+fn several_hosts_by_libpq_rules() {
+    let eps =
+        |c: &ConnConfig| -> Vec<String> { c.endpoints().iter().map(|e| e.display()).collect() };
+    // One port for all hosts; an empty host entry is the default host.
+    let c = parse("host=a,b port=6000 user=u");
+    assert_eq!(eps(&c), ["a:6000", "b:6000"]);
+    let c = parse("host=a,,/sock port=1,2,3 user=u");
+    assert_eq!(c.endpoints()[1].host, default_host());
+    assert_eq!(c.endpoints()[2].display(), "unix socket /sock/.s.PGSQL.3");
+    // hostaddr lists pair with host lists; an empty port entry is 5432.
+    let c = parse("host=a,b hostaddr=10.0.0.1,10.0.0.2 port=,7 user=u");
+    assert_eq!(
+        eps(&c),
+        ["a:5432 (address 10.0.0.1)", "b:7 (address 10.0.0.2)"]
+    );
+    // URLs: host[:port] separated by commas, IPv6 in brackets.
+    let c = parse("postgresql://u@h1:5433,[::1]:5434,h3/db?target_session_attrs=read-write");
+    assert_eq!(eps(&c), ["h1:5433", "[::1]:5434", "h3:5432"]);
+    assert_eq!(c.target_session_attrs(), TargetSessionAttrs::ReadWrite);
+    // The redacted URL keeps every host and parses back to the same list.
+    let back = parse(&c.redacted());
+    assert_eq!(back.endpoints(), c.endpoints());
+    assert_eq!(back.target_session_attrs(), TargetSessionAttrs::ReadWrite);
+    // PGHOST/PGPORT lists too, and the host stays one unit with the string's.
+    let c = ConnConfig::resolve(
+        None,
+        &env_of(&[("PGHOST", "x,y"), ("PGPORT", "1,2"), ("PGUSER", "u")]),
+    )
+    .unwrap();
+    assert_eq!(eps(&c), ["x:1", "y:2"]);
+    // The child gets the same lists.
+    let ce = c.child_env().unwrap();
+    assert_eq!(ce.var("PGHOST").unwrap(), "x,y");
+    assert_eq!(ce.var("PGPORT").unwrap(), "1,2");
+    assert_eq!(ce.var("PGTARGETSESSIONATTRS").unwrap(), "any");
+    assert_eq!(ce.var("PGCHANNELBINDING").unwrap(), "prefer");
 }
 
-const ADMIN: &str = "cutter_admin";
-const ALICE: &str = "alice";
-const ALICE_PW: &str = "Al1ce-S3cret-pw";
-
-impl TestServer {
-    fn start() -> Option<TestServer> {
-        // Never skip: a missing prerequisite fails the test (`cargo xtask test` installs them).
-        let bindir =
-            cutter_pg::pg_bindir().unwrap_or_else(|e| panic!("{e} (cargo xtask test installs it)"));
-        assert!(bindir.join("initdb").exists(), "no initdb in {bindir:?}");
-        assert!(
-            Command::new("openssl").arg("version").output().is_ok(),
-            "openssl not found: install it (cargo xtask test does)"
-        );
-
-        let euid = std::fs::metadata("/proc/self").unwrap().uid();
-        let run_as =
-            (euid == 0).then(|| postgres_user_ids().expect("no postgres user in /etc/passwd"));
-        let dir = tempfile::Builder::new()
-            .prefix("cutter-pg-config-test-")
-            .tempdir()
-            .unwrap();
-        let port = free_port();
-        let mut server = TestServer {
-            bindir,
-            dir,
-            run_as,
-            port,
-            stopped: true,
-        };
-        server.setup();
-        Some(server)
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn run(&self, what: &str, cmd: &mut Command) {
-        use std::os::unix::process::CommandExt as _;
-        cmd.current_dir(self.dir.path());
-        if let Some((uid, gid)) = self.run_as {
-            cmd.uid(uid).gid(gid);
-        }
-        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(
-            out.status.success(),
-            "{what} failed: {}\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn setup(&mut self) {
-        // Certificates: a CA, a server certificate for localhost/127.0.0.1
-        // signed by it, and an unrelated CA.
-        for (name, cn) in [("ca", "cutter test CA"), ("other_ca", "unrelated CA")] {
-            self.openssl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.crt"),
-                "-subj",
-                &format!("/CN={cn}"),
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ]);
-        }
-        std::fs::write(
-            self.path("server.ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-             keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ]);
-        std::fs::set_permissions(
-            self.path("server.key"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
-        std::fs::write(self.path("pwfile"), "admin-pw\n").unwrap();
-        std::fs::create_dir(self.path("sock")).unwrap();
-        self.chown_all();
-
-        self.run(
-            "initdb",
-            Command::new(self.bindir.join("initdb"))
-                .arg("-D")
-                .arg(self.path("data"))
-                .args(["-U", ADMIN, "-E", "UTF8", "--no-sync", "--auth-local=trust"])
-                .args(["--auth-host=scram-sha-256", "--pwfile"])
-                .arg(self.path("pwfile")),
-        );
-        let conf = format!(
-            "\nport = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
-             ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\nfsync = off\n",
-            self.port,
-            self.path("sock").display(),
-            self.path("server.crt").display(),
-            self.path("server.key").display(),
-        );
-        append(&self.path("data/postgresql.conf"), &conf);
-        // Database "sslonly" refuses connections without TLS.
-        let hba = std::fs::read_to_string(self.path("data/pg_hba.conf")).unwrap();
-        std::fs::write(
-            self.path("data/pg_hba.conf"),
-            format!("hostnossl sslonly all 127.0.0.1/32 reject\n{hba}"),
-        )
-        .unwrap();
-        self.chown_all();
-        self.run(
-            "pg_ctl start",
-            Command::new(self.bindir.join("pg_ctl"))
-                .arg("-D")
-                .arg(self.path("data"))
-                .arg("-l")
-                .arg(self.path("log"))
-                .args(["-w", "-t", "60", "start"]),
-        );
-        self.stopped = false;
-    }
-
-    fn chown_all(&self) {
-        let Some((uid, gid)) = self.run_as else {
-            return;
-        };
-        fn walk(p: &Path, uid: u32, gid: u32) {
-            std::os::unix::fs::lchown(p, Some(uid), Some(gid)).unwrap();
-            if p.is_dir() && !p.is_symlink() {
-                for e in std::fs::read_dir(p).unwrap() {
-                    walk(&e.unwrap().path(), uid, gid);
-                }
-            }
-        }
-        walk(self.dir.path(), uid, gid);
-    }
-
-    /// Configuration for the trusted superuser over the unix socket.
-    fn admin(&self) -> ConnConfig {
-        self.resolve(&format!(
-            "host={} port={} user={ADMIN} dbname=postgres",
-            self.path("sock").display(),
-            self.port
-        ))
-    }
-
-    /// Resolves `s` with HOME pointing into the test directory (no stray
-    /// ~/.pgpass or ~/.postgresql/root.crt of the machine's user).
-    fn resolve(&self, s: &str) -> ConnConfig {
-        let home = self.path("home");
-        let _ = std::fs::create_dir(&home);
-        ConnConfig::resolve(Some(s), &env_of(&[("HOME", home.to_str().unwrap())]))
-            .unwrap_or_else(|e| panic!("{s}: {e}"))
-    }
-
-    fn tcp(&self, extra: &str) -> ConnConfig {
-        self.resolve(&format!(
-            "host=127.0.0.1 port={} user={ALICE} password={ALICE_PW} dbname=postgres {extra}",
-            self.port
-        ))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.path("log")).unwrap_or_default()
-    }
+#[test]
+fn child_password_file_has_one_line_per_host_when_passwords_differ() {
+    let home = tempfile::tempdir().unwrap();
+    write_file(
+        &home.path().join(".pgpass"),
+        "a:1:*:u:pw-a\nb:2:*:u:pw\\:b\n",
+        0o600,
+    );
+    let env = env_of(&[("HOME", home.path().to_str().unwrap())]);
+    let c = ConnConfig::resolve(Some("host=a,b,c port=1,2,3 user=u dbname=d"), &env).unwrap();
+    let ce = c.child_env().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(ce.passfile()).unwrap(),
+        "a:1:*:*:pw-a\nb:2:*:*:pw\\:b\n"
+    );
+    // libpq, reading that file for each host, finds each host's password.
+    let b = lookup_passfile(ce.passfile(), "b", 2, "d", "u");
+    assert_eq!(b.password.unwrap().expose_secret(), "pw:b");
+    assert!(lookup_passfile(ce.passfile(), "c", 3, "d", "u")
+        .password
+        .is_none());
+    // One password for every host: the wildcard line.
+    let c =
+        ConnConfig::resolve(Some("host=a,b port=1 user=u dbname=d password=same"), &env).unwrap();
+    let ce = c.child_env().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(ce.passfile()).unwrap(),
+        "*:*:*:*:same\n"
+    );
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if self.stopped {
-            return;
-        }
-        use std::os::unix::process::CommandExt as _;
-        let mut cmd = Command::new(self.bindir.join("pg_ctl"));
-        cmd.arg("-D")
-            .arg(self.path("data"))
-            .args(["-m", "immediate", "-w", "stop"])
-            .current_dir(self.dir.path());
-        if let Some((uid, gid)) = self.run_as {
-            cmd.uid(uid).gid(gid);
-        }
-        match cmd.output() {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!("pg_ctl stop failed: {}", String::from_utf8_lossy(&o.stderr)),
-            Err(e) => eprintln!("pg_ctl stop failed: {e}"),
-        }
-        // The TempDir removes the directory after this.
-    }
-}
-
-fn append(path: &Path, text: &str) {
-    use std::io::Write as _;
-    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
-fn postgres_user_ids() -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    for line in passwd.lines() {
-        let fields: Vec<&str> = line.split(':').collect();
-        if fields.len() >= 4 && fields[0] == "postgres" {
-            return Some((fields[2].parse().ok()?, fields[3].parse().ok()?));
-        }
-    }
-    None
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn ssl_in_use(client: &mut postgres::Client) -> bool {
-    client
-        .query_one(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .unwrap()
-        .get(0)
-}
-
-fn connect_err(c: &ConnConfig) -> ConfigError {
-    match c.connect() {
-        Ok(_) => panic!("connecting with {} should fail", c.redacted()),
-        Err(e) => {
-            // Shown with --nocapture, to review what operators will read.
-            eprintln!("{e}\n");
-            e
+#[test]
+fn services_fill_in_what_the_string_leaves_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let sysconf = dir.path().join("etc");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&sysconf).unwrap();
+    std::fs::write(
+        home.join(".pg_service.conf"),
+        "# mine\n[app]\nhost=user-file-host\nport=6001\ndbname=appdb\nsslmode=require\n",
+    )
+    .unwrap();
+    std::fs::write(
+        sysconf.join("pg_service.conf"),
+        "[app]\nhost=system-host\n[sys]\n  host=sys-host  \nuser=sys-user\nchannel_binding=require\n\
+         [broken]\nfrobnicate=1\n[nested]\nservice=app\n[unsupported]\nsslpassword=x\n",
+    )
+    .unwrap();
+    let env = |extra: &[(&str, &str)]| {
+        let mut all = vec![
+            ("HOME", home.to_str().unwrap()),
+            ("PGSYSCONFDIR", sysconf.to_str().unwrap()),
+            ("PGUSER", "env-user"),
+            ("PGPORT", "7000"),
+        ];
+        all.extend_from_slice(extra);
+        env_of(&all)
+    };
+    // ~/.pg_service.conf first; the string wins over the service, the service over PG*.
+    let c = ConnConfig::resolve(Some("service=app dbname=mine"), &env(&[])).unwrap();
+    assert_eq!(c.host(), tcp("user-file-host").as_ref());
+    assert_eq!(c.port(), 6001);
+    assert_eq!(c.dbname(), "mine");
+    assert_eq!(c.user(), "env-user");
+    assert_eq!(c.sslmode(), SslMode::Require);
+    // PGSERVICE names it when the string does not; the system file serves what the
+    // user's does not define (surrounding whitespace of a line is ignored).
+    let c = ConnConfig::resolve(None, &env(&[("PGSERVICE", "sys")])).unwrap();
+    assert_eq!(c.host(), tcp("sys-host").as_ref());
+    assert_eq!(c.user(), "sys-user");
+    assert_eq!(c.channel_binding(), ChannelBinding::Require);
+    // PGSERVICEFILE replaces ~/.pg_service.conf.
+    let only = dir.path().join("only.conf");
+    std::fs::write(&only, "[app]\nhost=only-host\n").unwrap();
+    let c = ConnConfig::resolve(
+        Some("service=app"),
+        &env(&[("PGSERVICEFILE", only.to_str().unwrap())]),
+    )
+    .unwrap();
+    assert_eq!(c.host(), tcp("only-host").as_ref());
+    // The child gets the resolved settings and never the service.
+    let ce = c.child_env().unwrap();
+    assert_eq!(ce.var("PGHOST").unwrap(), "only-host");
+    assert!(ce.unset().contains(&"PGSERVICE"));
+    assert!(ce.unset().contains(&"PGSERVICEFILE"));
+    // Errors name the file and line.
+    let sys_file = sysconf.join("pg_service.conf").display().to_string();
+    for (service, needles) in [
+        (
+            "broken",
+            vec![
+                format!("service file \"{sys_file}\", line 8"),
+                "\"frobnicate\"".to_owned(),
+            ],
+        ),
+        (
+            "nested",
+            vec![format!(
+                "nested service specifications not supported in service file \"{sys_file}\", \
+                 line 10"
+            )],
+        ),
+        (
+            "unsupported",
+            vec!["\"sslpassword\" is not supported".to_owned()],
+        ),
+    ] {
+        let e = ConnConfig::resolve(Some(&format!("service={service}")), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        for n in needles {
+            assert!(e.contains(&n), "{service}: {e} should contain {n}");
         }
     }
 }
 
 #[test]
-fn live_server_connections() {
-    let Some(server) = TestServer::start() else {
-        return;
-    };
-    let port = server.port;
-    let ca = server.path("ca.crt");
-    let other_ca = server.path("other_ca.crt");
-
-    // Unix socket, trust: no TLS even though sslmode=require is asked for.
-    let mut admin = server
-        .admin()
-        .with_sslmode(SslMode::Require)
-        .connect()
-        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
-    assert!(!ssl_in_use(&mut admin), "no TLS over unix sockets");
-    admin
-        .batch_execute(&format!("CREATE ROLE {ALICE} LOGIN PASSWORD '{ALICE_PW}'"))
-        .unwrap();
-    admin.batch_execute("CREATE DATABASE sslonly").unwrap();
-
-    // sslmode=require: TLS without verification.
-    let mut c = server.tcp("sslmode=require").connect().unwrap();
-    assert!(ssl_in_use(&mut c), "sslmode=require uses TLS");
-    let who: String = c
-        .query_one("SELECT current_user::text", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(who, ALICE);
-
-    // prefer (the default) uses TLS when offered; disable does not.
-    let mut c = server.tcp("").connect().unwrap();
-    assert_eq!(server.tcp("").sslmode(), SslMode::Prefer);
-    assert!(ssl_in_use(&mut c));
-    let mut c = server.tcp("sslmode=disable").connect().unwrap();
-    assert!(!ssl_in_use(&mut c));
-
-    // allow: plain first; a pg_hba rejection of plain text retries with TLS.
-    let mut c = server.tcp("sslmode=allow").connect().unwrap();
-    assert!(!ssl_in_use(&mut c), "allow starts without TLS");
-    let mut c = server
-        .tcp("sslmode=allow dbname=sslonly")
-        .connect()
-        .unwrap();
-    assert!(ssl_in_use(&mut c), "allow retried with TLS");
-    let e = connect_err(&server.tcp("sslmode=disable dbname=sslonly"));
-    match &e {
-        ConfigError::Connect { sqlstate, hint, .. } => {
-            assert_eq!(sqlstate.as_deref(), Some("28000"));
-            assert!(hint.as_deref().unwrap_or("").contains("pg_hba.conf"), "{e}");
-        }
-        other => panic!("expected Connect, got {other:?}"),
-    }
-
-    // verify-full against our CA with host=localhost.
-    let vf = server.resolve(&format!(
-        "host=localhost port={port} user={ALICE} password={ALICE_PW} dbname=postgres \
-         sslmode=verify-full sslrootcert={}",
-        ca.display()
-    ));
-    let mut c = vf.connect().unwrap_or_else(|e| panic!("{e}"));
-    assert!(ssl_in_use(&mut c));
-    // ... and by IP address (the certificate has an IP SAN).
-    let mut c = server
-        .tcp(&format!("sslmode=verify-full sslrootcert={}", ca.display()))
-        .connect()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(ssl_in_use(&mut c));
-
-    // verify-full with the wrong root fails clearly.
-    let e = connect_err(&vf.with_sslrootcert(Some(SslRootCert::File(other_ca.clone()))));
-    let msg = e.to_string();
-    assert!(msg.contains("TLS"), "{msg}");
-    assert!(msg.contains("not signed by a trusted CA"), "{msg}");
-    assert!(msg.contains(&other_ca.display().to_string()), "{msg}");
-    assert!(msg.contains(&format!("localhost:{port}")), "{msg}");
-    // ... and so does verify-full with the bundled public roots.
-    let e = connect_err(&vf.with_sslrootcert(None));
-    assert!(e.to_string().contains("not signed by a trusted CA"), "{e}");
-    // ... while require with a root file verifies the chain (libpq compat).
-    let e = connect_err(
-        &vf.with_sslmode(SslMode::Require)
-            .with_sslrootcert(Some(SslRootCert::File(other_ca.clone()))),
-    );
-    assert!(e.to_string().contains("not signed by a trusted CA"), "{e}");
-    assert!(e.to_string().contains("remove sslrootcert"), "{e}");
-
-    // Host-name mismatch: verify-ca accepts it, verify-full does not.
-    let mismatch = |mode: &str| {
-        server.resolve(&format!(
-            "host=wrong.example hostaddr=127.0.0.1 port={port} user={ALICE} password={ALICE_PW} \
-             dbname=postgres sslmode={mode} sslrootcert={}",
-            ca.display()
-        ))
-    };
-    let mut c = mismatch("verify-ca")
-        .connect()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(ssl_in_use(&mut c));
-    let e = connect_err(&mismatch("verify-full"));
-    assert!(
-        e.to_string()
-            .contains("not valid for the host name \"wrong.example\""),
-        "{e}"
-    );
-    // verify-ca without any root file is refused before connecting.
-    let e = connect_err(&mismatch("verify-ca").with_sslrootcert(None));
-    assert!(matches!(e, ConfigError::Tls { .. }), "{e:?}");
-    assert!(e.to_string().contains("sslrootcert"), "{e}");
-
-    // Wrong password: names user and host, never the password.
-    let wrong = "Wr0ng-Passw0rd-123";
-    let e = connect_err(
-        &server
-            .tcp("sslmode=require")
-            .with_user(ALICE, Some(Password::new(wrong))),
-    );
-    let msg = e.to_string();
-    assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
-    assert!(msg.contains("\"alice\""), "{msg}");
-    assert!(msg.contains("password authentication failed"), "{msg}");
-    assert!(
-        msg.contains("the caller"),
-        "says where the password came from: {msg}"
-    );
-    assert!(!msg.contains(wrong), "{msg}");
-    assert!(!format!("{e:?}").contains(wrong));
-    assert!(matches!(&e, ConfigError::Connect { sqlstate: Some(s), .. } if s == "28P01"));
-
-    // Nothing listening: names host:port.
-    let dead = free_port();
-    let e = connect_err(&server.tcp("sslmode=disable").with_port(dead));
-    let msg = e.to_string();
-    assert!(msg.contains(&format!("127.0.0.1:{dead}")), "{msg}");
-    assert!(msg.contains("nothing accepts connections"), "{msg}");
-
-    // Password from a pgpass file, and a 0644 one being ignored.
-    let pgpass = server.path("home/pgpass");
-    write_file(
-        &pgpass,
-        &format!("127.0.0.1:{port}:*:{ALICE}:{ALICE_PW}\n"),
-        0o600,
-    );
-    let nopw = server.resolve(&format!(
-        "host=127.0.0.1 port={port} user={ALICE} dbname=postgres passfile={}",
-        pgpass.display()
-    ));
-    nopw.connect().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let e = connect_err(&nopw);
-    let msg = e.to_string();
-    assert!(
-        msg.contains("asks for a password but none was found"),
-        "{msg}"
-    );
-    assert!(msg.contains("has group or world access"), "{msg}");
-    assert!(
-        msg.contains(&format!(
-            "add the line 127.0.0.1:{port}:postgres:alice:PASSWORD"
-        )),
-        "{msg}"
-    );
-    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
-
-    // statement_timeout, lock_timeout and application_name are applied.
-    let timed = server
-        .tcp("options='-c work_mem=5MB'")
-        .with_statement_timeout(Some(Duration::from_millis(1500)))
-        .with_lock_timeout(Some(Duration::from_secs(2)))
-        .with_application_name("cutter-config-test");
-    let mut c = timed.connect().unwrap();
-    let show = |c: &mut postgres::Client, what: &str| -> String {
-        c.query_one(&format!("SHOW {what}"), &[]).unwrap().get(0)
-    };
-    assert_eq!(show(&mut c, "statement_timeout"), "1500ms");
-    assert_eq!(show(&mut c, "lock_timeout"), "2s");
-    assert_eq!(show(&mut c, "work_mem"), "5MB");
-    assert_eq!(show(&mut c, "application_name"), "cutter-config-test");
-    let mut c = timed
-        .with_statement_timeout(Some(Duration::from_millis(100)))
-        .connect()
-        .unwrap();
-    let err = c.batch_execute("SELECT pg_sleep(2)").unwrap_err();
-    assert_eq!(err.code(), Some(&postgres::error::SqlState::QUERY_CANCELED));
-
-    // A real libpq child (psql) connects with child_env alone, even with a
-    // wrong PGPASSWORD inherited: the password travels in the private pgpass.
-    let psql_cfg = server
-        .tcp("sslmode=require")
-        .with_statement_timeout(Some(Duration::from_secs(7)));
-    let ce = psql_cfg.child_env().unwrap();
-    let mut cmd = Command::new(server.bindir.join("psql"));
-    cmd.args(["-X", "-tA", "-c"])
-        .arg(
-            "SELECT current_user || ' ' || ssl::text || ' ' || current_setting('statement_timeout') \
-             FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-        )
-        .env("PGPASSWORD", "inherited-wrong-password")
-        .env("HOME", server.path("home"));
-    ce.apply(&mut cmd);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+fn client_certificate_defaults_and_environment() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let env = env_of(&[("HOME", h.to_str().unwrap())]);
+    let c = ConnConfig::resolve(Some("host=h user=u"), &env).unwrap();
+    assert_eq!(
+        c.sslcert(),
+        Some(h.join(".postgresql/postgresql.crt").as_path())
     );
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap().trim(),
-        "alice true 7s"
+        c.sslkey(),
+        Some(h.join(".postgresql/postgresql.key").as_path())
     );
-
-    drop(admin);
-    drop(server);
+    let c = ConnConfig::resolve(
+        Some("host=h user=u sslkey=/k.pem"),
+        &env_of(&[
+            ("HOME", h.to_str().unwrap()),
+            ("PGSSLCERT", "/env.crt"),
+            ("PGSSLKEY", "/env.key"),
+            ("PGTARGETSESSIONATTRS", "read-write"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.sslcert(), Some(Path::new("/env.crt")));
+    assert_eq!(c.sslkey(), Some(Path::new("/k.pem")), "the string wins");
+    assert_eq!(c.target_session_attrs(), TargetSessionAttrs::ReadWrite);
+    let ce = c.child_env().unwrap();
+    assert_eq!(ce.var("PGSSLCERT").unwrap(), "/env.crt");
+    assert_eq!(ce.var("PGSSLKEY").unwrap(), "/k.pem");
+    assert_eq!(ce.var("PGTARGETSESSIONATTRS").unwrap(), "read-write");
 }

@@ -33,7 +33,8 @@ pub fn create(ctx: &Ctx, name: Option<&str>) -> Result<u8> {
     };
     let (_lock, _) = dir.lock(&format!("backup {name}"), &now_rfc3339())?;
     let (recipient, _) = backup_recipient(ctx)?;
-    let cfg = cutter_backup::BackupConfig::new(dir.backups(), name, recipient, read_only_cfg(ctx)?);
+    let cfg = cutter_backup::BackupConfig::new(dir.backups(), name, recipient, read_only_cfg(ctx)?)
+        .pg_bindir(ctx.settings.pg_bindir.clone());
     let pb = ctx.out.progress(0, "backup");
     let a = cutter_backup::pre_write_backup(&cfg, &mut |b| pb.set_position(b))
         .map_err(|e| CliError::Failed(e.to_string()))?;
@@ -71,6 +72,7 @@ fn selftest_report(ctx: &Ctx, dir: &StateDir) -> cutter_backup::SelftestReport {
             .as_ref()
             .map(|_| passphrase_source(ctx)),
         pg_dump: None,
+        pg_bindir: ctx.settings.pg_bindir.clone(),
         pg: read_only_cfg(ctx).ok(),
     })
 }
@@ -146,6 +148,7 @@ pub fn restore_proof(ctx: &Ctx, artifact: &Path) -> Result<u8> {
     let bar = pb.clone();
     let cfg = cutter_backup::RestoreConfig::new(artifact, secret)
         .passphrase(passphrase_source(ctx))
+        .pg_bindir(ctx.settings.pg_bindir.clone())
         .record_to(&record)
         .on_progress(move |n| bar.set_position(n));
     let result = cutter_backup::restore_proof(&cfg);

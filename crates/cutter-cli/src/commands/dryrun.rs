@@ -54,7 +54,8 @@ pub fn dry_run(
         run_id.clone(),
         recipient.clone(),
         verify_cfg.clone(),
-    );
+    )
+    .pg_bindir(ctx.settings.pg_bindir.clone());
     let pb = ctx.out.progress(0, "backup of target");
     let artifact = cutter_backup::pre_write_backup(&backup_cfg, &mut |b| pb.set_position(b))
         .map_err(|e| CliError::Failed(e.to_string()))?;
@@ -102,6 +103,7 @@ pub fn dry_run(
         &secret_key,
         &passphrase_source(ctx),
         &admin_cfg,
+        ctx.settings.pg_bindir.as_deref(),
         &mut |n| pb.set_position(n),
     )
     .map_err(|e| {
@@ -200,6 +202,7 @@ pub fn dry_run(
         actor: ctx.settings.actor.clone(),
         out: ctx.out,
         backups_dir: rehearsal_backups.path().to_path_buf(),
+        pg_bindir: ctx.settings.pg_bindir.clone(),
         rehearsal: true,
     };
     let outcome = p.execute();

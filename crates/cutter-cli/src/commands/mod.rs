@@ -10,6 +10,7 @@ use crate::settings::{Overrides, Settings};
 mod approvers;
 mod backup;
 mod compensate;
+mod config;
 mod db;
 mod demo;
 mod dryrun;
@@ -53,6 +54,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<u8> {
         Command::Cut(args) => plan::cut(&ctx, &args),
         Command::Run(args) => run::run(&ctx, &args),
         Command::Doctor => backup::doctor(&ctx),
+        Command::Config(crate::cli::ConfigCommand::Show) => config::show(&ctx),
         Command::Db(cmd) => db::db(&ctx, &cmd),
         Command::Approvers(cmd) => approvers::approvers(&ctx, &cmd),
         Command::Recover => recover::recover(&ctx),

@@ -195,6 +195,8 @@ pub struct Pipeline<'a> {
     pub out: Output,
     /// Where the backup phase writes its artifact.
     pub backups_dir: PathBuf,
+    /// Where pg_dump is (`[backup] pg_bindir`; `None`: `pg_config --bindir`).
+    pub pg_bindir: Option<PathBuf>,
     /// A dry-run on a throwaway clone: failures hold the rehearsal only (no HOLD file,
     /// no kill-switch change, no SG_3 on the target).
     pub rehearsal: bool,
@@ -320,7 +322,8 @@ impl Pipeline<'_> {
                     self.rec.machine.run_id.clone(),
                     self.recipient.clone(),
                     self.verify_cfg.clone(),
-                );
+                )
+                .pg_bindir(self.pg_bindir.clone());
                 let pb = self.out.progress(0, "pre_write_backup");
                 let artifact =
                     cutter_backup::pre_write_backup(&cfg, &mut |bytes| pb.set_position(bytes))
@@ -779,6 +782,7 @@ fn live(
         actor: ctx.settings.actor.clone(),
         out: ctx.out,
         backups_dir: dir.backups(),
+        pg_bindir: ctx.settings.pg_bindir.clone(),
         rehearsal: false,
     };
     p.execute()?;

@@ -1,11 +1,13 @@
-//! Connecting: the `tokio_postgres` configuration and the sslmode sequence (`allow` retries
-//! with TLS only after the server rejects plain text; `prefer` never falls back to plain
-//! text after a failed handshake). Invariant: TLS is never used on unix sockets.
+//! Connecting: the hosts in order until one gives the session `target_session_attrs`
+//! asks for, and for each the `tokio_postgres` configuration and the sslmode sequence
+//! (`allow` retries with TLS only after the server rejects plain text; `prefer` never
+//! falls back to plain text after a failed handshake). Invariant: TLS is never used on
+//! unix sockets.
 
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::diagnose::describe_pg_error;
-use super::{ConfigError, ConnConfig, Host, Password, SslMode};
+use super::{ChannelBinding, ConfigError, ConnConfig, Host, Password, SslMode, TargetSessionAttrs};
 
 impl ConnConfig {
     /// `host:port as user "u" (database "d", sslmode=m)` for messages.
@@ -25,8 +27,14 @@ impl ConnConfig {
 
     fn tokio_config(&self, password: Option<&Password>) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        c.user(&self.user).dbname(&self.dbname).port(self.port);
-        match (&self.host, self.hostaddr) {
+        let ep = self.first();
+        c.user(&self.user).dbname(&self.dbname).port(ep.port);
+        c.channel_binding(match self.channel_binding {
+            ChannelBinding::Disable => tokio_postgres::config::ChannelBinding::Disable,
+            ChannelBinding::Prefer => tokio_postgres::config::ChannelBinding::Prefer,
+            ChannelBinding::Require => tokio_postgres::config::ChannelBinding::Require,
+        });
+        match (&ep.host, ep.hostaddr) {
             (Some(Host::Tcp(h)), addr) => {
                 c.host(h);
                 if let Some(a) = addr {
@@ -61,9 +69,73 @@ impl ConnConfig {
         c
     }
 
-    /// Opens a connection (blocking). See the module documentation for the
-    /// sslmode semantics. The password comes from [`ConnConfig::lookup_password`].
+    /// Opens a connection (blocking): each host in order, until one accepts a session of
+    /// the kind `target_session_attrs` asks for (`prefer-standby`: a standby on a first
+    /// pass, any server on a second). See the module documentation for the sslmode
+    /// semantics. The password comes from [`ConnConfig::lookup_password`], per host.
     pub fn connect(&self) -> Result<postgres::Client, ConfigError> {
+        let passes: &[TargetSessionAttrs] = match self.target_session_attrs {
+            TargetSessionAttrs::PreferStandby => {
+                &[TargetSessionAttrs::Standby, TargetSessionAttrs::Any]
+            }
+            ref one => std::slice::from_ref(one),
+        };
+        let mut failures = Vec::new();
+        for &want in passes {
+            for i in 0..self.endpoints.len() {
+                let one = self.single(i);
+                let failure = match one.connect_one() {
+                    Ok(mut client) => match session_refusal(&mut client, want) {
+                        Ok(None) => return Ok(client),
+                        Ok(Some(why)) => ConfigError::Connect {
+                            target: one.target(one.uses_tcp()),
+                            detail: why.to_owned(),
+                            hint: Some(format!(
+                                "target_session_attrs={} does not accept this server; name \
+                                 a server of that kind in host=, or change \
+                                 target_session_attrs",
+                                self.target_session_attrs.as_str()
+                            )),
+                            sqlstate: None,
+                        },
+                        Err(e) => one.connect_error(&e, &one.lookup_password(), one.uses_tcp()),
+                    },
+                    Err(e) => e,
+                };
+                tracing::debug!("{failure}");
+                failures.push(failure);
+            }
+        }
+        if failures.len() == 1 {
+            return Err(failures.remove(0));
+        }
+        let sqlstate = failures.iter().rev().find_map(|f| match f {
+            ConfigError::Connect { sqlstate, .. } => sqlstate.clone(),
+            _ => None,
+        });
+        Err(ConfigError::Connect {
+            target: format!(
+                "any of {} hosts ({}) as user \"{}\" (database \"{}\", sslmode={}, \
+                 target_session_attrs={})",
+                self.endpoints.len(),
+                self.host_display(),
+                self.user,
+                self.dbname,
+                self.sslmode,
+                self.target_session_attrs.as_str()
+            ),
+            detail: failures
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; then "),
+            hint: None,
+            sqlstate,
+        })
+    }
+
+    /// One attempt on the only (first) endpoint.
+    fn connect_one(&self) -> Result<postgres::Client, ConfigError> {
         let lookup = self.lookup_password();
         let base = self.tokio_config(lookup.password.as_ref());
         let tcp = self.uses_tcp();
@@ -112,4 +184,29 @@ impl ConnConfig {
         };
         result.map_err(|e| self.connect_error(&e, &lookup, tcp))
     }
+}
+
+/// Why a session does not suit `want` (libpq 15's words), or `None` if it does.
+fn session_refusal(
+    client: &mut postgres::Client,
+    want: TargetSessionAttrs,
+) -> Result<Option<&'static str>, postgres::Error> {
+    if want == TargetSessionAttrs::Any {
+        return Ok(None);
+    }
+    let row = client.query_one(
+        "SELECT pg_catalog.current_setting('transaction_read_only') = 'on', \
+         pg_catalog.pg_is_in_recovery()",
+        &[],
+    )?;
+    let (read_only, standby): (bool, bool) = (row.get(0), row.get(1));
+    Ok(match want {
+        TargetSessionAttrs::ReadWrite if read_only => Some("session is read-only"),
+        TargetSessionAttrs::ReadOnly if !read_only => Some("session is not read-only"),
+        TargetSessionAttrs::Primary if standby => Some("server is in hot standby mode"),
+        TargetSessionAttrs::Standby | TargetSessionAttrs::PreferStandby if !standby => {
+            Some("server is not in hot standby mode")
+        }
+        _ => None,
+    })
 }

@@ -25,7 +25,7 @@ impl ConnConfig {
         let pgpass_line = format!(
             "{}:{}:{}:{}:PASSWORD",
             escape_pgpass(&self.pgpass_host()),
-            self.port,
+            self.port(),
             escape_pgpass(&self.dbname),
             escape_pgpass(&self.user)
         );
@@ -49,6 +49,16 @@ impl ConnConfig {
                 self.user,
                 pw_note()
             )),
+            Some("28000") if detail.contains("certificate") => Some(format!(
+                "the server's pg_hba.conf asks for a client certificate: set sslcert and sslkey \
+                 (or PGSSLCERT/PGSSLKEY; default ~/.postgresql/postgresql.crt and .key, {}) to a \
+                 certificate signed by the CA the server trusts, whose CN is the user name",
+                match self.sslcert.as_deref() {
+                    Some(c) if c.is_file() => format!("{} was sent", c.display()),
+                    Some(c) => format!("{} does not exist", c.display()),
+                    None => "none is configured".to_owned(),
+                }
+            )),
             Some("28000") => Some(
                 "the server's pg_hba.conf does not allow this user/database from this client \
                  with this TLS setting; ask the DBA, or try another sslmode"
@@ -64,6 +74,17 @@ impl ConnConfig {
             Some("57P03") => {
                 Some("the server is starting up or shutting down; retry later".to_owned())
             }
+            _ if chain.contains("did not use channel binding") => Some(format!(
+                "{}; channel_binding=require accepts only SCRAM-SHA-256-PLUS over TLS — check \
+                 that the connection uses TLS (sslmode; never on unix sockets) and that \
+                 pg_hba.conf authenticates it with scram-sha-256",
+                if tcp && self.sslmode != SslMode::Disable {
+                    "channel binding is required, but server did not offer an authentication \
+                     method that supports channel binding"
+                } else {
+                    "channel binding required, but SSL not in use"
+                }
+            )),
             _ if chain.contains("password missing") => Some(format!(
                 "the server asks for a password but none was found ({}); set PGPASSWORD, put it \
                  in the URL, or add the line {pgpass_line} to {passfile_desc} (mode 0600)",
@@ -105,7 +126,7 @@ impl ConnConfig {
                 format!(
                     "nothing accepts connections there: is the server running on that host and \
                      listening on TCP port {} (listen_addresses, firewall)?",
-                    self.port
+                    self.port()
                 )
             } else {
                 "is the server running locally and using this socket directory?".to_owned()

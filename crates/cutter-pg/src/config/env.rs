@@ -1,13 +1,19 @@
-//! Environment and defaults: `DATABASE_URL`, then `PG*` variables for what the string left
-//! unset, then libpq's defaults (OS user, socket directory, port, `~/.pgpass`, sslmode).
-//! Invariant: the host is one unit (a string naming `host` or `hostaddr` takes neither
-//! from the environment), and `PGSERVICE` is refused rather than ignored.
+//! Environment and defaults: `DATABASE_URL`, then the connection service, then `PG*`
+//! variables for what is still unset, then libpq's defaults (OS user, socket directory,
+//! port, `~/.pgpass`, sslmode, client certificate), and the host list checked into
+//! endpoints. Invariant: the host is one unit (a string or service naming `host` or
+//! `hostaddr` takes neither from the environment).
 
 use std::ffi::OsStr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use super::parse::{apply_param, parse_conninfo, Ctx, Params};
-use super::{ConfigError, ConnConfig, Host, SslMode, SslRootCert};
+use super::service::apply_service;
+use super::{
+    ChannelBinding, ConfigError, ConnConfig, Endpoint, Host, SslMode, SslRootCert,
+    TargetSessionAttrs,
+};
 
 /// The port libpq uses when none is given.
 pub const DEFAULT_PORT: u16 = 5432;
@@ -26,6 +32,12 @@ const ENV_VARS: &[(&str, &str)] = &[
     ("PGPASSFILE", "passfile"),
     ("PGSSLMODE", "sslmode"),
     ("PGSSLROOTCERT", "sslrootcert"),
+    ("PGSSLCERT", "sslcert"),
+    ("PGSSLKEY", "sslkey"),
+    ("PGCHANNELBINDING", "channel_binding"),
+    ("PGTARGETSESSIONATTRS", "target_session_attrs"),
+    // libpq 16's; refused with the reason rather than ignored.
+    ("PGREQUIREAUTH", "require_auth"),
     ("PGAPPNAME", "application_name"),
     ("PGCONNECT_TIMEOUT", "connect_timeout"),
     ("PGOPTIONS", "options"),
@@ -92,24 +104,14 @@ fn nonempty(v: Option<String>) -> Option<String> {
 impl ConnConfig {
     /// Resolves the connection the way libpq would for an operator: the
     /// explicit string if given (blank counts as not given), else
-    /// `DATABASE_URL`; then `PG*` variables for what is still unset; then
-    /// defaults. `env` is the environment lookup (inject it in tests).
-    ///
-    /// `PGSERVICE` is rejected: cutter does not read `pg_service.conf`, and
-    /// ignoring it would connect somewhere else than `psql` does.
+    /// `DATABASE_URL`; then the connection service it or `PGSERVICE` names; then
+    /// `PG*` variables for what is still unset; then defaults. `env` is the
+    /// environment lookup (inject it in tests).
     pub fn resolve(
         explicit: Option<&str>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let getenv = |k: &str| nonempty(env(k));
-        if getenv("PGSERVICE").is_some() {
-            return Err(ConfigError::Invalid {
-                origin: "environment variable PGSERVICE".to_owned(),
-                problem: "connection services (pg_service.conf) are not supported by cutter; \
-                          unset PGSERVICE and give the connection as a URL or PG* variables"
-                    .to_owned(),
-            });
-        }
         let mut params = match explicit.filter(|s| !s.trim().is_empty()) {
             Some(s) => parse_conninfo(s, None)?,
             None => match getenv("DATABASE_URL") {
@@ -117,6 +119,9 @@ impl ConnConfig {
                 None => Params::default(),
             },
         };
+        if let Some(service) = params.service.clone().or_else(|| getenv("PGSERVICE")) {
+            apply_service(&mut params, &service, env, home_dir(env).as_deref())?;
+        }
         for (var, key) in ENV_VARS {
             if params.is_set(key) {
                 if getenv(var).is_some() && matches!(*key, "host" | "hostaddr") {
@@ -140,42 +145,29 @@ impl ConnConfig {
         Self::resolve(explicit, &|k| std::env::var(k).ok())
     }
 
+    /// The configuration from `p` (the explicit string and its service, already
+    /// applied) and libpq's defaults.
     pub(super) fn finish(
         p: Params,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let mut os: Option<Result<OsUser, String>> = None;
-        let mut os_user_cached = || {
-            os.get_or_insert_with(os_user)
-                .as_ref()
-                .map_err(Clone::clone)
-                .map(|u| (u.name.clone(), u.home.clone()))
-        };
-
         let user = match p.user {
             Some(u) => u,
             None => {
-                os_user_cached()
+                os_user()
                     .map_err(|detail| ConfigError::NoOsUser { detail })?
-                    .0
+                    .name
             }
         };
         let dbname = p.dbname.unwrap_or_else(|| user.clone());
-        let host = if p.host.is_none() && p.hostaddr.is_none() {
-            Some(default_host())
-        } else {
-            p.host
-        };
-        let home = nonempty(env("HOME"))
-            .map(PathBuf::from)
-            .or_else(|| os_user_cached().ok().map(|(_, h)| h))
-            .filter(|h| !h.as_os_str().is_empty());
-        let passfile = p
-            .passfile
-            .or_else(|| home.as_ref().map(|h| h.join(".pgpass")));
+        let endpoints = endpoints(p.host, p.hostaddr, p.port)?;
+        let home = home_dir(env);
+        let in_home = |rel: &str| home.as_ref().map(|h| h.join(rel));
+        let passfile = p.passfile.or_else(|| in_home(".pgpass"));
+        let default_root_cert = in_home(".postgresql/root.crt");
         let sslrootcert = p.sslrootcert.or_else(|| {
-            home.as_ref()
-                .map(|h| h.join(".postgresql").join("root.crt"))
+            default_root_cert
+                .clone()
                 .filter(|f| f.is_file())
                 .map(SslRootCert::File)
         });
@@ -184,8 +176,8 @@ impl ConnConfig {
                 return Err(ConfigError::Invalid {
                     origin: "connection settings".to_owned(),
                     problem: format!(
-                        "sslrootcert=system requires sslmode=verify-full, but sslmode={m}; use \
-                         sslmode=verify-full or point sslrootcert at a CA file"
+                        "weak sslmode \"{m}\" may not be used with sslrootcert=system (use \
+                         \"verify-full\")"
                     ),
                 })
             }
@@ -198,9 +190,7 @@ impl ConnConfig {
             None => (None, None),
         };
         Ok(ConnConfig {
-            host,
-            hostaddr: p.hostaddr,
-            port: p.port.unwrap_or(DEFAULT_PORT),
+            endpoints,
             user,
             dbname,
             password,
@@ -208,6 +198,11 @@ impl ConnConfig {
             passfile,
             sslmode,
             sslrootcert,
+            default_root_cert,
+            sslcert: p.sslcert.or_else(|| in_home(".postgresql/postgresql.crt")),
+            sslkey: p.sslkey.or_else(|| in_home(".postgresql/postgresql.key")),
+            channel_binding: p.channel_binding.unwrap_or(ChannelBinding::Prefer),
+            target_session_attrs: p.target_session_attrs.unwrap_or(TargetSessionAttrs::Any),
             application_name: p.application_name.or(p.fallback_application_name),
             connect_timeout: p.connect_timeout.flatten(),
             statement_timeout: None,
@@ -215,6 +210,69 @@ impl ConnConfig {
             options: p.options,
         })
     }
+}
+
+/// The home directory: `HOME`, else the user database's entry.
+pub(super) fn home_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    nonempty(env("HOME"))
+        .map(PathBuf::from)
+        .or_else(|| os_user().ok().map(|u| u.home))
+        .filter(|h| !h.as_os_str().is_empty())
+}
+
+/// The servers to try, from the host, hostaddr and port lists, by libpq 15's rules: the
+/// hostaddr list (else the host list) sets how many; a host list beside it must be as
+/// long; one port applies to every host, otherwise there must be one per host; an empty
+/// entry is the default.
+fn endpoints(
+    hosts: Option<Vec<Option<Host>>>,
+    addrs: Option<Vec<Option<IpAddr>>>,
+    ports: Option<Vec<Option<u16>>>,
+) -> Result<Vec<Endpoint>, ConfigError> {
+    let (hosts, addrs, ports) = (
+        hosts.unwrap_or_default(),
+        addrs.unwrap_or_default(),
+        ports.unwrap_or_default(),
+    );
+    let n = if !addrs.is_empty() {
+        addrs.len()
+    } else {
+        hosts.len().max(1)
+    };
+    let bad = |problem: String| ConfigError::Invalid {
+        origin: "connection settings".to_owned(),
+        problem,
+    };
+    if !hosts.is_empty() && hosts.len() != n {
+        return Err(bad(format!(
+            "could not match {} host names to {n} hostaddr values; give one hostaddr per host",
+            hosts.len()
+        )));
+    }
+    if ports.len() > 1 && ports.len() != n {
+        return Err(bad(format!(
+            "could not match {} port numbers to {n} hosts; give one port for all or one per host",
+            ports.len()
+        )));
+    }
+    Ok((0..n)
+        .map(|i| {
+            let host = hosts.get(i).cloned().flatten();
+            let hostaddr = addrs.get(i).copied().flatten();
+            let port = match ports.as_slice() {
+                [one] => *one,
+                many => many.get(i).copied().flatten(),
+            };
+            Endpoint {
+                host: match (host, hostaddr) {
+                    (None, None) => Some(default_host()),
+                    (h, _) => h,
+                },
+                hostaddr,
+                port: port.unwrap_or(DEFAULT_PORT),
+            }
+        })
+        .collect())
 }
 
 fn default_host() -> Host {

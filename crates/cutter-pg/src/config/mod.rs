@@ -10,15 +10,29 @@
 //! # Precedence
 //!
 //! 1. The explicit connection string (or, if none is given, `DATABASE_URL`).
-//! 2. `PG*` environment variables, for parameters the string left unset. The
-//!    host is treated as a unit: if the string names a `host` or a `hostaddr`,
-//!    neither `PGHOST` nor `PGHOSTADDR` is used (libpq would combine a string's
-//!    `host` with an inherited `PGHOSTADDR` and silently connect elsewhere).
-//! 3. libpq defaults: user = operating-system user, dbname = user,
+//! 2. The connection service it names (`service=`, else `PGSERVICE`), for parameters the
+//!    string left unset: its section in `PGSERVICEFILE` (default `~/.pg_service.conf`),
+//!    else in `$PGSYSCONFDIR/pg_service.conf` (default `/etc/postgresql-common`, Debian's
+//!    libpq), with libpq 15's rules and messages.
+//! 3. `PG*` environment variables, for parameters still unset. The host is treated as a
+//!    unit: if the string or the service names a `host` or a `hostaddr`, neither `PGHOST`
+//!    nor `PGHOSTADDR` is used (libpq would combine a string's `host` with an inherited
+//!    `PGHOSTADDR` and silently connect elsewhere).
+//! 4. libpq defaults: user = operating-system user, dbname = user,
 //!    host = `/var/run/postgresql` if that directory exists else `localhost`,
-//!    port = 5432, passfile = `~/.pgpass`, sslmode = `prefer`.
+//!    port = 5432, passfile = `~/.pgpass`, sslmode = `prefer`,
+//!    sslcert/sslkey = `~/.postgresql/postgresql.crt|.key`, channel_binding = `prefer`,
+//!    target_session_attrs = `any`.
 //!
 //! Empty values (`host=`, `PGPORT=""`) count as unset.
+//!
+//! # Several hosts
+//!
+//! `host=a,b port=5432,5433` (a single port applies to every host; an empty entry is the
+//! default), `hostaddr=` lists, and URLs `postgresql://h1:p1,h2:p2/db` give the hosts
+//! tried in order, each with its own password-file line and TLS name, until one accepts
+//! the session `target_session_attrs` asks for (`any`, `read-write`, `read-only`,
+//! `primary`, `standby`, `prefer-standby`, as in libpq 15).
 //!
 //! # sslmode
 //!
@@ -36,16 +50,40 @@
 //! * `require`: TLS or fail.
 //! * `verify-ca`: TLS, certificate chain verified against `sslrootcert`; the
 //!   host name is not checked.
-//! * `verify-full`: TLS, chain and host name verified; trust anchors come from
-//!   `sslrootcert`, or the Mozilla roots bundled in `webpki-roots` when
-//!   `sslrootcert` is unset or `system`.
+//! * `verify-full`: TLS, chain and host name verified against `sslrootcert`.
+//!
+//! `verify-ca` and `verify-full` need a root certificate: `sslrootcert`,
+//! `PGSSLROOTCERT`, or an existing `~/.postgresql/root.crt`; without one the
+//! connection is refused with libpq's message (`root certificate file "…" does not
+//! exist`). `sslrootcert=system` (libpq 16) is the operating system's store
+//! (`rustls-native-certs`; `SSL_CERT_FILE` honoured), requires `verify-full` (and makes
+//! it the default); a child program gets the system CA bundle's path as
+//! `PGSSLROOTCERT`, which libpq 15 reads as a file.
 //!
 //! For `allow`, `prefer` and `require` the certificate is not verified (the
 //! handshake signature still is), except — exactly like libpq — when a root
-//! certificate file is configured (`sslrootcert`, `PGSSLROOTCERT`, or an
-//! existing `~/.postgresql/root.crt`): then the chain is verified as with
-//! `verify-ca`. `sslrootcert=system` requires `verify-full` (and makes it the
-//! default), as in libpq 16.
+//! certificate file is configured: then the chain is verified as with `verify-ca`.
+//! One deliberate difference: a root file that was *named* (`sslrootcert`,
+//! `PGSSLROOTCERT`) but cannot be read is an error in every mode, where libpq
+//! silently stops verifying.
+//!
+//! # Client certificates, channel binding, require_auth
+//!
+//! When TLS is used, the client certificate `sslcert` (default
+//! `~/.postgresql/postgresql.crt`) is sent if that file exists, with its key `sslkey`
+//! (default `~/.postgresql/postgresql.key`), checked as libpq checks it: a regular file,
+//! mode 0600 or less, or 0640 or less if owned by root.
+//! Encrypted keys (`sslpassword`) are refused.
+//!
+//! `channel_binding=require` accepts only a server that authenticates with
+//! SCRAM-SHA-256-PLUS bound to the TLS connection, so a man in the middle cannot
+//! downgrade the authentication; `prefer` (default) binds when the server offers it.
+//!
+//! `require_auth` (libpq 16) is refused: tokio-postgres authenticates inside its
+//! connection handshake and does not report which authentication request the server
+//! sent, so cutter could not enforce it (and libpq 15, the child programs', does not
+//! know the parameter). `channel_binding=require` is the enforceable way to demand
+//! SCRAM.
 //!
 //! # Where things are
 //!
@@ -61,6 +99,7 @@ mod diagnose;
 mod env;
 mod parse;
 mod passfile;
+mod service;
 mod tls;
 
 use std::fmt;
@@ -71,9 +110,10 @@ use std::time::Duration;
 
 use zeroize::Zeroize as _;
 
-pub use child_env::ChildEnv;
+pub use child_env::{system_ca_bundle, ChildEnv, LIBPQ_CONNECTION_VARS};
 pub use env::{DEFAULT_PORT, DEFAULT_SOCKET_DIR};
 pub use passfile::{lookup_passfile, PassfileWarning, PasswordLookup, PasswordSource};
+pub use service::DEFAULT_SYSCONFDIR;
 
 /// PostgreSQL's largest accepted timeout in milliseconds (`INT_MAX`).
 const PG_MAX_TIMEOUT_MS: u128 = i32::MAX as u128;
@@ -265,17 +305,118 @@ pub enum Host {
 pub enum SslRootCert {
     /// A PEM file with one or more CA certificates.
     File(PathBuf),
-    /// `sslrootcert=system`: the Mozilla roots bundled with cutter
-    /// (`webpki-roots`), not the operating system's store.
+    /// `sslrootcert=system`: the operating system's store (`rustls-native-certs`; for a
+    /// child program, the system CA bundle's path).
     System,
+}
+
+/// libpq's `channel_binding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelBinding {
+    /// Never bind (plain SCRAM-SHA-256 even over TLS).
+    Disable,
+    /// Bind when the server offers SCRAM-SHA-256-PLUS over TLS (the default).
+    Prefer,
+    /// Accept only SCRAM-SHA-256-PLUS bound to this TLS connection.
+    Require,
+}
+
+impl ChannelBinding {
+    /// The libpq spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelBinding::Disable => "disable",
+            ChannelBinding::Prefer => "prefer",
+            ChannelBinding::Require => "require",
+        }
+    }
+}
+
+impl FromStr for ChannelBinding {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "disable" => ChannelBinding::Disable,
+            "prefer" => ChannelBinding::Prefer,
+            "require" => ChannelBinding::Require,
+            other => {
+                return Err(format!(
+                    "invalid channel_binding value: \"{other}\" (use disable, prefer or require)"
+                ))
+            }
+        })
+    }
+}
+
+/// libpq 15's `target_session_attrs`: which of several hosts is acceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetSessionAttrs {
+    /// The first server that accepts the connection (the default).
+    Any,
+    /// A session that can write (`transaction_read_only` off).
+    ReadWrite,
+    /// A read-only session.
+    ReadOnly,
+    /// A server not in hot standby.
+    Primary,
+    /// A server in hot standby.
+    Standby,
+    /// A standby if there is one, else any server.
+    PreferStandby,
+}
+
+impl TargetSessionAttrs {
+    /// The libpq spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetSessionAttrs::Any => "any",
+            TargetSessionAttrs::ReadWrite => "read-write",
+            TargetSessionAttrs::ReadOnly => "read-only",
+            TargetSessionAttrs::Primary => "primary",
+            TargetSessionAttrs::Standby => "standby",
+            TargetSessionAttrs::PreferStandby => "prefer-standby",
+        }
+    }
+}
+
+impl FromStr for TargetSessionAttrs {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "any" => TargetSessionAttrs::Any,
+            "read-write" => TargetSessionAttrs::ReadWrite,
+            "read-only" => TargetSessionAttrs::ReadOnly,
+            "primary" => TargetSessionAttrs::Primary,
+            "standby" => TargetSessionAttrs::Standby,
+            "prefer-standby" => TargetSessionAttrs::PreferStandby,
+            other => {
+                return Err(format!(
+                    "invalid target_session_attrs value: \"{other}\" (use any, read-write, \
+                     read-only, primary, standby or prefer-standby)"
+                ))
+            }
+        })
+    }
+}
+
+/// One server to try: a host (or only a numeric address) and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The host; `None` only if just a `hostaddr` was given.
+    pub host: Option<Host>,
+    /// The numeric address to connect to instead of resolving the host.
+    pub hostaddr: Option<IpAddr>,
+    /// The port (also selects the unix socket file `.s.PGSQL.<port>`).
+    pub port: u16,
 }
 
 /// A resolved connection configuration. `Debug` never shows the password.
 #[derive(Clone, Debug)]
 pub struct ConnConfig {
-    host: Option<Host>,
-    hostaddr: Option<IpAddr>,
-    port: u16,
+    /// The servers to try, in order; never empty.
+    endpoints: Vec<Endpoint>,
     user: String,
     dbname: String,
     password: Option<Password>,
@@ -284,6 +425,12 @@ pub struct ConnConfig {
     passfile: Option<PathBuf>,
     sslmode: SslMode,
     sslrootcert: Option<SslRootCert>,
+    /// `~/.postgresql/root.crt`, named when verification needs a root and there is none.
+    default_root_cert: Option<PathBuf>,
+    sslcert: Option<PathBuf>,
+    sslkey: Option<PathBuf>,
+    channel_binding: ChannelBinding,
+    target_session_attrs: TargetSessionAttrs,
     application_name: Option<String>,
     connect_timeout: Option<Duration>,
     statement_timeout: Option<Duration>,
@@ -309,19 +456,60 @@ impl ConnConfig {
         c
     }
 
-    /// A copy connecting to `host` (any `hostaddr` is dropped).
+    /// A copy connecting to `host` only, on the first host's port (other hosts and any
+    /// `hostaddr` are dropped).
     pub fn with_host(&self, host: Host) -> Self {
         let mut c = self.clone();
-        c.host = Some(host);
-        c.hostaddr = None;
+        c.endpoints = vec![Endpoint {
+            host: Some(host),
+            hostaddr: None,
+            port: self.port(),
+        }];
         c
     }
 
-    /// A copy connecting to `port`.
+    /// A copy connecting to `port` (on every host).
     pub fn with_port(&self, port: u16) -> Self {
         let mut c = self.clone();
-        c.port = port;
+        for e in &mut c.endpoints {
+            e.port = port;
+        }
         c
+    }
+
+    /// A copy with another `channel_binding`.
+    pub fn with_channel_binding(&self, cb: ChannelBinding) -> Self {
+        let mut c = self.clone();
+        c.channel_binding = cb;
+        c
+    }
+
+    /// A copy with another `target_session_attrs`.
+    pub fn with_target_session_attrs(&self, t: TargetSessionAttrs) -> Self {
+        let mut c = self.clone();
+        c.target_session_attrs = t;
+        c
+    }
+
+    /// A copy with another client certificate and key (`None`: no client certificate).
+    pub fn with_client_cert(&self, cert: Option<PathBuf>, key: Option<PathBuf>) -> Self {
+        let mut c = self.clone();
+        c.sslcert = cert;
+        c.sslkey = key;
+        c
+    }
+
+    /// A copy with only endpoint `i` (the per-host configuration a connection attempt
+    /// and its password lookup use).
+    pub(super) fn single(&self, i: usize) -> Self {
+        let mut c = self.clone();
+        c.endpoints = vec![self.endpoints[i].clone()];
+        c
+    }
+
+    /// The first (for a single-host configuration, the only) endpoint.
+    pub(super) fn first(&self) -> &Endpoint {
+        &self.endpoints[0]
     }
 
     /// A copy with another sslmode.
@@ -379,19 +567,44 @@ impl ConnConfig {
         &self.dbname
     }
 
-    /// The port (also selects the unix socket file `.s.PGSQL.<port>`).
+    /// The first host's port (also selects the unix socket file `.s.PGSQL.<port>`).
     pub fn port(&self) -> u16 {
-        self.port
+        self.first().port
     }
 
-    /// The host; `None` only if just a `hostaddr` was given.
+    /// The first host; `None` only if just a `hostaddr` was given.
     pub fn host(&self) -> Option<&Host> {
-        self.host.as_ref()
+        self.first().host.as_ref()
     }
 
-    /// The numeric address to connect to instead of resolving the host.
+    /// The first host's numeric address to connect to instead of resolving the host.
     pub fn hostaddr(&self) -> Option<IpAddr> {
-        self.hostaddr
+        self.first().hostaddr
+    }
+
+    /// Every server to try, in order (one for a single host).
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// The client certificate file sent when the file exists.
+    pub fn sslcert(&self) -> Option<&Path> {
+        self.sslcert.as_deref()
+    }
+
+    /// The client certificate's key file.
+    pub fn sslkey(&self) -> Option<&Path> {
+        self.sslkey.as_deref()
+    }
+
+    /// The `channel_binding` setting.
+    pub fn channel_binding(&self) -> ChannelBinding {
+        self.channel_binding
+    }
+
+    /// The `target_session_attrs` setting.
+    pub fn target_session_attrs(&self) -> TargetSessionAttrs {
+        self.target_session_attrs
     }
 
     /// The explicitly given password, if any (not the password file's).
@@ -455,14 +668,31 @@ impl ConnConfig {
         (!parts.is_empty()).then(|| parts.join(" "))
     }
 
-    /// Whether the connection goes over TCP (and so sslmode applies).
+    /// Whether the (first host's) connection goes over TCP (and so sslmode applies).
+    pub fn uses_tcp(&self) -> bool {
+        self.first().uses_tcp()
+    }
+
+    /// `db.example.com:5432`, `[::1]:5432`, `db.example.com:5432 (address
+    /// 10.0.0.5)` or `unix socket /var/run/postgresql/.s.PGSQL.5432`; several hosts
+    /// joined by `, `.
+    pub fn host_display(&self) -> String {
+        self.endpoints
+            .iter()
+            .map(Endpoint::display)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl Endpoint {
+    /// Whether this endpoint is reached over TCP (and so sslmode applies).
     pub fn uses_tcp(&self) -> bool {
         self.hostaddr.is_some() || matches!(self.host, Some(Host::Tcp(_)) | None)
     }
 
-    /// `db.example.com:5432`, `[::1]:5432`, `db.example.com:5432 (address
-    /// 10.0.0.5)` or `unix socket /var/run/postgresql/.s.PGSQL.5432`.
-    pub fn host_display(&self) -> String {
+    /// See [`ConnConfig::host_display`].
+    pub fn display(&self) -> String {
         match (&self.host, self.hostaddr) {
             (Some(Host::Tcp(h)), None) => host_port(h, self.port),
             (Some(Host::Tcp(h)), Some(a)) => {

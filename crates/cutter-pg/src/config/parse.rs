@@ -7,7 +7,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{ConfigError, ConnConfig, Host, Password, SslMode, SslRootCert};
+use super::env::home_dir;
+use super::service::apply_service;
+use super::{
+    ChannelBinding, ConfigError, ConnConfig, Host, Password, SslMode, SslRootCert,
+    TargetSessionAttrs,
+};
 
 /// The connection parameters cutter understands (libpq keywords).
 const SUPPORTED_KEYWORDS: &[&str] = &[
@@ -20,6 +25,11 @@ const SUPPORTED_KEYWORDS: &[&str] = &[
     "passfile",
     "sslmode",
     "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "channel_binding",
+    "target_session_attrs",
+    "service",
     "application_name",
     "fallback_application_name",
     "connect_timeout",
@@ -30,8 +40,6 @@ const SUPPORTED_KEYWORDS: &[&str] = &[
 /// libpq keywords that cutter recognises but cannot honour; they are rejected
 /// instead of being silently ignored.
 const UNSUPPORTED_LIBPQ_KEYWORDS: &[&str] = &[
-    "sslcert",
-    "sslkey",
     "sslpassword",
     "sslcertmode",
     "sslcrl",
@@ -45,14 +53,10 @@ const UNSUPPORTED_LIBPQ_KEYWORDS: &[&str] = &[
     "min_protocol_version",
     "max_protocol_version",
     "requirepeer",
-    "require_auth",
-    "channel_binding",
     "gssencmode",
     "gsslib",
     "gssdelegation",
     "krbsrvname",
-    "service",
-    "target_session_attrs",
     "load_balance_hosts",
     "keepalives",
     "keepalives_idle",
@@ -72,15 +76,21 @@ const UNSUPPORTED_LIBPQ_KEYWORDS: &[&str] = &[
 /// Parameters as given by one source, before defaults.
 #[derive(Default)]
 pub(super) struct Params {
-    pub(super) host: Option<Host>,
-    pub(super) hostaddr: Option<IpAddr>,
-    pub(super) port: Option<u16>,
+    /// One entry per host of a list; `None`: an empty entry (the default host).
+    pub(super) host: Option<Vec<Option<Host>>>,
+    pub(super) hostaddr: Option<Vec<Option<IpAddr>>>,
+    pub(super) port: Option<Vec<Option<u16>>>,
     pub(super) user: Option<String>,
     pub(super) dbname: Option<String>,
     pub(super) password: Option<(Password, String)>,
     pub(super) passfile: Option<PathBuf>,
     pub(super) sslmode: Option<SslMode>,
     pub(super) sslrootcert: Option<SslRootCert>,
+    pub(super) sslcert: Option<PathBuf>,
+    pub(super) sslkey: Option<PathBuf>,
+    pub(super) channel_binding: Option<ChannelBinding>,
+    pub(super) target_session_attrs: Option<TargetSessionAttrs>,
+    pub(super) service: Option<String>,
     pub(super) application_name: Option<String>,
     pub(super) fallback_application_name: Option<String>,
     /// `Some(None)`: explicitly no timeout.
@@ -99,6 +109,12 @@ impl Params {
             "passfile" => self.passfile.is_some(),
             "sslmode" => self.sslmode.is_some(),
             "sslrootcert" => self.sslrootcert.is_some(),
+            "sslcert" => self.sslcert.is_some(),
+            "sslkey" => self.sslkey.is_some(),
+            "channel_binding" => self.channel_binding.is_some(),
+            "target_session_attrs" => self.target_session_attrs.is_some(),
+            "service" => self.service.is_some(),
+            "fallback_application_name" => self.fallback_application_name.is_some(),
             "application_name" => self.application_name.is_some(),
             "connect_timeout" => self.connect_timeout.is_some(),
             "options" => self.options.is_some(),
@@ -153,6 +169,15 @@ pub(super) fn apply_param(
             ctx.err(format!("{loc}: {msg}"))
         }
     };
+    if key == "require_auth" {
+        return Err(ctx.err(
+            "libpq parameter \"require_auth\" is not supported by cutter: tokio-postgres, its \
+             PostgreSQL driver, authenticates inside the connection handshake and does not report \
+             which authentication request the server sent, so cutter could not enforce it (and \
+             libpq 15, which pg_dump uses, does not know the parameter); remove it, and use \
+             channel_binding=require to demand SCRAM-SHA-256-PLUS over TLS",
+        ));
+    }
     if !SUPPORTED_KEYWORDS.contains(&key) {
         return Err(if UNSUPPORTED_LIBPQ_KEYWORDS.contains(&key) {
             ctx.err(format!(
@@ -173,42 +198,49 @@ pub(super) fn apply_param(
     }
     match key {
         "host" => {
-            if value.contains(',') {
-                return Err(at(format!(
-                    "multiple hosts ({}) are not supported; give exactly one host",
-                    ctx.show(&value)
-                )));
+            let mut hosts = Vec::new();
+            for h in value.split(',') {
+                if h.starts_with('@') {
+                    return Err(at(
+                        "abstract unix sockets (host=@...) are not supported; give a socket \
+                         directory starting with / or a TCP host name"
+                            .to_owned(),
+                    ));
+                }
+                hosts.push(match h {
+                    "" => None,
+                    d if d.starts_with('/') => Some(Host::Unix(PathBuf::from(d))),
+                    h => Some(Host::Tcp(h.to_owned())),
+                });
             }
-            if value.starts_with('@') {
-                return Err(at(
-                    "abstract unix sockets (host=@...) are not supported; give a socket directory \
-                     starting with / or a TCP host name"
-                        .to_owned(),
-                ));
-            }
-            p.host = Some(if value.starts_with('/') {
-                Host::Unix(PathBuf::from(value))
-            } else {
-                Host::Tcp(value)
-            });
+            p.host = Some(hosts);
         }
         "hostaddr" => {
-            if value.contains(',') {
-                return Err(at(format!(
-                    "multiple host addresses ({}) are not supported; give exactly one",
-                    ctx.show(&value)
-                )));
+            let mut addrs = Vec::new();
+            for a in value.split(',') {
+                addrs.push(if a.is_empty() {
+                    None
+                } else {
+                    Some(a.parse::<IpAddr>().map_err(|_| {
+                        at(format!(
+                            "{} is not a numeric IPv4 or IPv6 address (use host= for host names)",
+                            ctx.show(a)
+                        ))
+                    })?)
+                });
             }
-            let addr = value.parse::<IpAddr>().map_err(|_| {
-                at(format!(
-                    "{} is not a numeric IPv4 or IPv6 address (use host= for host names)",
-                    ctx.show(&value)
-                ))
-            })?;
-            p.hostaddr = Some(addr);
+            p.hostaddr = Some(addrs);
         }
         "port" => {
-            p.port = Some(parse_port(&value).map_err(|m| at(m.replace("{}", &ctx.show(&value))))?)
+            let mut ports = Vec::new();
+            for port in value.split(',') {
+                ports.push(if port.is_empty() {
+                    None
+                } else {
+                    Some(parse_port(port).map_err(|m| at(m.replace("{}", &ctx.show(port))))?)
+                });
+            }
+            p.port = Some(ports);
         }
         "user" => p.user = Some(value),
         "dbname" => p.dbname = Some(value),
@@ -222,6 +254,11 @@ pub(super) fn apply_param(
                 SslRootCert::File(PathBuf::from(value))
             })
         }
+        "sslcert" => p.sslcert = Some(PathBuf::from(value)),
+        "sslkey" => p.sslkey = Some(PathBuf::from(value)),
+        "channel_binding" => p.channel_binding = Some(value.parse().map_err(at)?),
+        "target_session_attrs" => p.target_session_attrs = Some(value.parse().map_err(at)?),
+        "service" => p.service = Some(value),
         "application_name" => p.application_name = Some(value),
         "fallback_application_name" => p.fallback_application_name = Some(value),
         "connect_timeout" => {
@@ -256,9 +293,6 @@ pub(super) fn apply_param(
 
 /// Parses a port; the error message has `{}` where the quoted value goes.
 fn parse_port(value: &str) -> Result<u16, String> {
-    if value.contains(',') {
-        return Err("multiple ports ({}) are not supported; give exactly one port".to_owned());
-    }
     match value.parse::<u16>() {
         Ok(p) if p != 0 && value.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
         _ => Err("{} is not a valid port number (expected an integer from 1 to 65535)".to_owned()),
@@ -504,54 +538,27 @@ fn parse_url(s: &str, origin: String) -> Result<Params, ConfigError> {
         }
     }
 
-    if netloc.contains(',') {
-        return Err(ctx.err(format!(
-            "multiple hosts ({}) are not supported; give exactly one host",
-            ctx.show(netloc)
-        )));
+    // libpq: several `host[:port]` separated by commas, each becoming one entry of the
+    // host and port lists.
+    let mut hosts = Vec::new();
+    let mut ports = Vec::new();
+    for one in netloc.split(',') {
+        let (host, port) = url_host_port(one, &ctx)?;
+        hosts.push(host);
+        ports.push(port.unwrap_or_default());
     }
-    let (host, port) = if let Some(inner) = netloc.strip_prefix('[') {
-        let close = inner.find(']').ok_or_else(|| {
-            ctx.err("missing \"]\" after the IPv6 address in the host part (write [::1]:5432)")
-        })?;
-        let host = &inner[..close];
-        let tail = &inner[close + 1..];
-        let port = if tail.is_empty() {
-            None
-        } else if let Some(port) = tail.strip_prefix(':') {
-            Some(port)
-        } else {
-            return Err(ctx.err(format!(
-                "unexpected {} after \"]\" in the host part (expected \":port\")",
-                ctx.show(tail)
-            )));
-        };
-        if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(ctx.err(format!(
-                "{} in brackets is not an IPv6 address",
-                ctx.show(host)
-            )));
-        }
-        (host.to_owned(), port)
-    } else {
-        let (h, port) = match netloc.find(':') {
-            Some(i) => (&netloc[..i], Some(&netloc[i + 1..])),
-            None => (netloc, None),
-        };
-        (decode_component(h, "host", &ctx, false)?, port)
-    };
     // From here on, echoing is safe unless the URL looked suspicious.
-    apply_param(&mut p, "host", host, &ctx, "host part")?;
-    if let Some(port) = port {
-        if !port.is_empty() {
-            let port_val = parse_port(port).map_err(|m| {
-                ctx.err(format!(
-                    "port (after the host): {}",
-                    m.replace("{}", &ctx.show(port))
-                ))
-            })?;
-            p.port = Some(port_val);
-        }
+    if hosts.iter().any(|h| !h.is_empty()) || hosts.len() > 1 {
+        apply_param(&mut p, "host", hosts.join(","), &ctx, "host part")?;
+    }
+    if ports.iter().any(|p| !p.is_empty()) {
+        apply_param(
+            &mut p,
+            "port",
+            ports.join(","),
+            &ctx,
+            "port (after the host)",
+        )?;
     }
     if let Some(path) = path {
         let db = decode_component(path, "database name (path)", &ctx, false)?;
@@ -618,13 +625,53 @@ fn parse_url(s: &str, origin: String) -> Result<Params, ConfigError> {
     Ok(p)
 }
 
+/// One `host[:port]` of a URL's host part (`[v6]` in brackets): the decoded host (empty
+/// if none) and the port text, if any.
+fn url_host_port<'a>(netloc: &'a str, ctx: &Ctx) -> Result<(String, Option<&'a str>), ConfigError> {
+    if let Some(inner) = netloc.strip_prefix('[') {
+        let close = inner.find(']').ok_or_else(|| {
+            ctx.err("missing \"]\" after the IPv6 address in the host part (write [::1]:5432)")
+        })?;
+        let host = &inner[..close];
+        let tail = &inner[close + 1..];
+        let port = if tail.is_empty() {
+            None
+        } else if let Some(port) = tail.strip_prefix(':') {
+            Some(port)
+        } else {
+            return Err(ctx.err(format!(
+                "unexpected {} after \"]\" in the host part (expected \":port\")",
+                ctx.show(tail)
+            )));
+        };
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(ctx.err(format!(
+                "{} in brackets is not an IPv6 address",
+                ctx.show(host)
+            )));
+        }
+        Ok((host.to_owned(), port))
+    } else {
+        let (h, port) = match netloc.find(':') {
+            Some(i) => (&netloc[..i], Some(&netloc[i + 1..])),
+            None => (netloc, None),
+        };
+        Ok((decode_component(h, "host", ctx, false)?, port))
+    }
+}
+
 impl ConnConfig {
     /// Parses a `postgres://`/`postgresql://` URL or a libpq `keyword=value`
-    /// string and fills in libpq defaults, ignoring the environment (`HOME` is
-    /// taken from the user database for `~/.pgpass`).
+    /// string and fills in libpq defaults, ignoring the environment (the home directory
+    /// for `~/.pgpass`, `~/.postgresql` and `~/.pg_service.conf` is the user database's;
+    /// a `service=` is looked up there, then in the default system `pg_service.conf`).
     pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        let params = parse_conninfo(s, None)?;
-        Self::finish(params, &|_| None)
+        let mut params = parse_conninfo(s, None)?;
+        let no_env = |_: &str| None;
+        if let Some(service) = params.service.clone() {
+            apply_service(&mut params, &service, &no_env, home_dir(&no_env).as_deref())?;
+        }
+        Self::finish(params, &no_env)
     }
 
     /// Whether the connection string `s` itself carries a password (in a URL's user
@@ -639,16 +686,23 @@ impl ConnConfig {
     /// ([`ConnConfig::parse`]) to the same settings, minus password and
     /// statement/lock timeouts.
     pub fn redacted(&self) -> String {
-        let host = match &self.host {
-            Some(Host::Tcp(h)) if h.contains(':') => format!("[{h}]"),
-            Some(Host::Tcp(h)) => url_encode(h),
-            Some(Host::Unix(d)) => url_encode(&d.to_string_lossy()),
-            None => String::new(),
-        };
+        let netloc = self
+            .endpoints
+            .iter()
+            .map(|e| {
+                let host = match &e.host {
+                    Some(Host::Tcp(h)) if h.contains(':') => format!("[{h}]"),
+                    Some(Host::Tcp(h)) => url_encode(h),
+                    Some(Host::Unix(d)) => url_encode(&d.to_string_lossy()),
+                    None => String::new(),
+                };
+                format!("{host}:{}", e.port)
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         let mut url = format!(
-            "postgres://{}@{host}:{}/{}?sslmode={}",
+            "postgres://{}@{netloc}/{}?sslmode={}",
             url_encode(&self.user),
-            self.port,
             url_encode(&self.dbname),
             self.sslmode
         );
@@ -658,8 +712,26 @@ impl ConnConfig {
             url.push('=');
             url.push_str(&url_encode(v));
         };
-        if let Some(a) = self.hostaddr {
-            param("hostaddr", &a.to_string());
+        if self.endpoints.iter().any(|e| e.hostaddr.is_some()) {
+            let addrs: Vec<String> = self
+                .endpoints
+                .iter()
+                .map(|e| e.hostaddr.map(|a| a.to_string()).unwrap_or_default())
+                .collect();
+            param("hostaddr", &addrs.join(","));
+        }
+        if self.target_session_attrs != TargetSessionAttrs::Any {
+            param("target_session_attrs", self.target_session_attrs.as_str());
+        }
+        if self.channel_binding != ChannelBinding::Prefer {
+            param("channel_binding", self.channel_binding.as_str());
+        }
+        // The client certificate only when it would be sent (the defaults are everywhere).
+        if let Some(cert) = self.sslcert.as_deref().filter(|c| c.is_file()) {
+            param("sslcert", &cert.to_string_lossy());
+            if let Some(key) = &self.sslkey {
+                param("sslkey", &key.to_string_lossy());
+            }
         }
         match &self.sslrootcert {
             Some(SslRootCert::File(p)) => param("sslrootcert", &p.to_string_lossy()),

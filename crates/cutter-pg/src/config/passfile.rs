@@ -245,9 +245,11 @@ pub(super) fn escape_pgpass(s: &str) -> String {
 
 impl ConnConfig {
     /// The host name libpq compares against a pgpass file's first field: the
-    /// host, `localhost` for the default socket directory, or the hostaddr.
+    /// host, `localhost` for the default socket directory, or the hostaddr (of the
+    /// first host; a connection looks up each host's line in turn).
     pub fn pgpass_host(&self) -> String {
-        match (&self.host, self.hostaddr) {
+        let ep = self.first();
+        match (&ep.host, ep.hostaddr) {
             (Some(Host::Tcp(h)), _) => h.clone(),
             (Some(Host::Unix(d)), _) if d == Path::new(DEFAULT_SOCKET_DIR) => "localhost".into(),
             (Some(Host::Unix(d)), _) => d.display().to_string(),
@@ -260,7 +262,7 @@ impl ConnConfig {
     /// string, `PGPASSWORD`, or [`ConnConfig::with_user`]), then the password
     /// file (`passfile`, `PGPASSFILE` or `~/.pgpass`). Password files that are
     /// ignored (group/world access, not a plain file, unreadable) are reported
-    /// in the result and logged with `tracing::warn!`.
+    /// in the result and logged with `tracing::warn!`. For the first host.
     pub fn lookup_password(&self) -> PasswordLookup {
         if let Some(pw) = &self.password {
             return PasswordLookup {
@@ -280,7 +282,7 @@ impl ConnConfig {
         let lookup = lookup_passfile(
             passfile,
             &self.pgpass_host(),
-            self.port,
+            self.port(),
             &self.dbname,
             &self.user,
         );
