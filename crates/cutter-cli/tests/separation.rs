@@ -580,3 +580,86 @@ fn an_approver_revoked_after_a_run_is_a_finding_and_approves_nothing_new() {
         text(&o)
     );
 }
+
+/// A plan whose cut recorded findings (here, a missing article number) is approved
+/// only knowingly: approvals that do not name its findings digest are refused at disarm
+/// and at the gate; the statement `cutter approve` writes names it, and is accepted.
+#[test]
+fn a_plan_with_findings_runs_only_with_approvals_that_name_them() {
+    let w = World::new();
+    let rows: Vec<_> = cutter_pg::fixtures::scale_rows("cli-findings", 12).collect();
+    let plan = cutter_core::CutPlan::new(
+        cutter_core::DocumentId::new("cli-findings").unwrap(),
+        cutter_core::SourceVersionId::new("v1").unwrap(),
+        rows,
+    )
+    .with_findings(cutter_core::PlanFindings {
+        missing_article_numbers: vec![13],
+        duplicate_article_numbers: vec![],
+        out_of_order_article_numbers: vec![],
+        text_in_no_unit: vec![],
+        forbidden_characters_accepted: false,
+        forbidden_characters: vec![],
+        digest: cutter_core::Sha256Digest::from_bytes([0; 32]),
+    });
+    let findings = plan.findings.as_ref().unwrap().digest;
+    let path = w.work.path().join("findings-plan.json");
+    std::fs::write(&path, plan.to_json()).unwrap();
+    let o = w.cmd().args(["plan", "check"]).arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // Approvals that name no findings.
+    let blind = w.approvals_for("r-findings", &path, [0, 1], w.database(), 3600);
+    let mut c = w.cmd();
+    c.args(["kill-switch", "disarm", "--run-id", "r-findings", "--plan"])
+        .arg(&path);
+    for x in &blind {
+        c.args(["--approval", x]);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "does not sign off the plan's findings (findings_digest sha256:{findings}, the statement names none)"
+        )),
+        "{}",
+        text(&o)
+    );
+
+    // The statements cutter writes name them; signed, they disarm and run.
+    let mut approvals = Vec::new();
+    for (gate, who) in [("SG_1", 0), ("SG_2", 1)] {
+        let f = w.work.path().join(format!("findings-{gate}.txt"));
+        let o = w
+            .cmd()
+            .args(["approve", "--run-id", "r-findings", "--plan"])
+            .arg(&path)
+            .args(["--gate", gate, "-o"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let st = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            st.contains(&format!("findings_digest: sha256:{findings}\n")),
+            "{st}"
+        );
+        approvals.push(sign_file(&w, &f, who));
+    }
+    let mut c = w.cmd();
+    c.args(["kill-switch", "disarm", "--run-id", "r-findings", "--plan"])
+        .arg(&path);
+    for x in &approvals {
+        c.args(["--approval", x]);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut c = w.cmd();
+    c.args(["run", "--mode", "live", "--run-id", "r-findings", "--plan"])
+        .arg(&path);
+    for x in &approvals {
+        c.args(["--approval", x]);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

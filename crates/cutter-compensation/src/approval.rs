@@ -153,6 +153,7 @@ impl HardDeleteApproval {
                 plan_digest: plan.plan_digest(),
                 target: database,
                 change_set: Some(change_set),
+                findings_digest: None,
             },
             approvals,
             approvers,

@@ -504,6 +504,9 @@ pub struct ApprovalScope<'a> {
     pub target: &'a TargetDatabase,
     /// The change set (hard delete only).
     pub change_set: Option<&'a ChangeSetId>,
+    /// The digest of the plan's findings the approvers must have signed off (a live run
+    /// of a plan that records findings); `None`: the statement must name none.
+    pub findings_digest: Option<Sha256Digest>,
 }
 
 /// The approvers whose signatures count.
@@ -633,6 +636,15 @@ pub enum Refusal {
         /// The change set it names.
         named: Option<ChangeSetId>,
     },
+    /// The statement does not name the plan's findings (or names others).
+    WrongFindings {
+        /// The approval's source.
+        source: String,
+        /// The findings digest it names.
+        named: Option<Sha256Digest>,
+        /// The plan's.
+        expected: Option<Sha256Digest>,
+    },
     /// The approval is not valid yet.
     NotYetValid {
         /// The approval's source.
@@ -682,6 +694,11 @@ impl fmt::Display for Refusal {
             Refusal::WrongChangeSet { source, named } => match named {
                 Some(cs) => write!(f, "{source}: approves change set {cs}, not this one"),
                 None => write!(f, "{source}: names no change set"),
+            },
+            Refusal::WrongFindings { source, named, expected } => match (named, expected) {
+                (_, Some(e)) => write!(f, "{source}: does not sign off the plan's findings (findings_digest sha256:{e}{}); write the statement again with `cutter approve`, after reading `cutter plan check`", named.map_or(", the statement names none".to_string(), |n| format!(", the statement names sha256:{n}"))),
+                (Some(n), None) => write!(f, "{source}: names findings sha256:{n}, but the plan records none"),
+                (None, None) => Ok(()),
             },
             Refusal::NotYetValid { source, not_before } => write!(f, "{source}: not valid before unix time {}", not_before.0),
             Refusal::Expired { source, expires_at } => write!(f, "{source}: expired at unix time {}", expires_at.0),
@@ -802,6 +819,8 @@ pub struct GateRequest<'a> {
     pub run_id: &'a RunId,
     /// Its plan.
     pub plan_digest: Sha256Digest,
+    /// The digest of the plan's findings, when it records them.
+    pub findings_digest: Option<Sha256Digest>,
     /// The database it would write to.
     pub target: &'a TargetDatabase,
     /// The kill-switch's state.
@@ -879,6 +898,13 @@ pub fn check_approvals(
             reasons.push(Refusal::WrongChangeSet {
                 source: source.clone(),
                 named: statement.change_set.clone(),
+            });
+        }
+        if statement.findings_digest != scope.findings_digest {
+            reasons.push(Refusal::WrongFindings {
+                source: source.clone(),
+                named: statement.findings_digest,
+                expected: scope.findings_digest,
             });
         }
         if &statement.target != scope.target {
@@ -967,6 +993,7 @@ pub fn authorize(
         plan_digest: req.plan_digest,
         target: req.target,
         change_set: None,
+        findings_digest: req.findings_digest,
     };
     let approvals = check_approvals(
         &scope,
@@ -1098,6 +1125,7 @@ pub(crate) mod tests {
             &GateRequest {
                 run_id: &w.run,
                 plan_digest: w.plan,
+                findings_digest: None,
                 target: &w.target,
                 kill_switch: ks,
                 hold,
@@ -1397,6 +1425,7 @@ pub(crate) mod tests {
                 plan_digest: w.plan,
                 target: &w.target,
                 change_set: None,
+                findings_digest: None,
             },
             &a,
             &w.approvers,
@@ -1417,6 +1446,7 @@ pub(crate) mod tests {
                 plan_digest: w.plan,
                 target: &w.target,
                 change_set: None,
+                findings_digest: None,
             },
             &[approval_of(&st, 1), sg2],
             &w.approvers,
@@ -1452,6 +1482,68 @@ pub(crate) mod tests {
         );
         st.target.name = "a\nb".into();
         assert!(ApprovalStatement::parse(st.canonical_text().as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_plan_with_findings_needs_approvals_that_name_them() {
+        let w = world();
+        let findings = Sha256Digest::of(b"findings");
+        let scope = ApprovalScope {
+            purpose: Purpose::LiveRun,
+            run_id: &w.run,
+            plan_digest: w.plan,
+            target: &w.target,
+            change_set: None,
+            findings_digest: Some(findings),
+        };
+        let check = |a: &[SignedApproval], scope: &ApprovalScope<'_>| {
+            check_approvals(
+                scope,
+                a,
+                &w.approvers,
+                w.now,
+                ApprovalPolicy::default(),
+                &FakeVerifier,
+            )
+        };
+        // Approvals that name no findings do not approve a plan that records some.
+        let plain = [
+            approval(&w, ApprovalGate::Sg1, 1),
+            approval(&w, ApprovalGate::Sg2, 2),
+        ];
+        let r = check(&plain, &scope).unwrap_err();
+        assert!(
+            matches!(&r[0], Refusal::WrongFindings { named: None, expected: Some(e), .. } if *e == findings),
+            "{r:?}"
+        );
+        assert!(
+            r[0].to_string()
+                .contains("does not sign off the plan's findings"),
+            "{}",
+            r[0]
+        );
+        // Naming them, they do; naming them for a plan without findings, they do not.
+        let named: Vec<SignedApproval> = [(ApprovalGate::Sg1, 1), (ApprovalGate::Sg2, 2)]
+            .into_iter()
+            .map(|(g, who)| {
+                let mut st = statement(&w, g, UnixTime(2_000));
+                st.findings_digest = Some(findings);
+                approval_of(&st, who)
+            })
+            .collect();
+        assert!(check(&named, &scope).is_ok());
+        let without = ApprovalScope {
+            findings_digest: None,
+            ..scope
+        };
+        assert!(matches!(
+            &check(&named, &without).unwrap_err()[0],
+            Refusal::WrongFindings {
+                named: Some(_),
+                expected: None,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -59,6 +59,7 @@ impl Case {
                 plan_digest: self.plan.digest(),
                 target: &self.db.target().database().clone(),
                 change_set: None,
+                findings_digest: None,
             },
             approvals,
             set,
@@ -82,6 +83,7 @@ impl Case {
             &GateRequest {
                 run_id: &self.run,
                 plan_digest: self.plan.digest(),
+                findings_digest: None,
                 target: &self.db.target().database().clone(),
                 kill_switch: &ks,
                 hold: None,

@@ -179,6 +179,7 @@ pub fn apply_as_owner(
             plan_digest: digest,
             target: &database,
             change_set: None,
+            findings_digest: None,
         };
         let verified = check_signed(ctx, &scope, &signed, &keys)?;
         verified

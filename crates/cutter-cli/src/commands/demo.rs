@@ -71,6 +71,7 @@ fn sign_pair(
     approvers: &[Approver; 2],
     run: &RunId,
     plan_digest: cutter_core::Sha256Digest,
+    findings_digest: Option<cutter_core::Sha256Digest>,
     target: &cutter_core::TargetDatabase,
 ) -> Result<Vec<String>> {
     let mut args = Vec::new();
@@ -83,7 +84,7 @@ fn sign_pair(
             run_id: run.clone(),
             plan_digest,
             change_set: None,
-            findings_digest: None,
+            findings_digest,
             diff_digest: None,
             target: target.clone(),
             gate,
@@ -286,6 +287,8 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
     )?;
     let plan = crate::planfile::PlanFile::open(&plan_path)?;
     let digest = plan.digest()?;
+    // The approvers sign off the cutter's findings with the plan.
+    let findings = plan.header().findings.as_ref().map(|f| f.digest);
     let units = plan.header().rows;
     let dir = StateDir::open(&state)?;
     let mut target = super::connect_target(&ctx)?;
@@ -309,7 +312,7 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         5,
         "SG_1 and SG_2 for run demo-1, kill-switch disarmed for it alone",
     );
-    let a1 = sign_pair(out, &w, &approvers, &r1, digest, &database)?;
+    let a1 = sign_pair(out, &w, &approvers, &r1, digest, findings, &database)?;
     super::govern::disarm(&ctx, r1.as_str(), &plan_path, &a1)?;
 
     step(out, 6, "live run demo-1, staged: backup, cut_leg_a, leg_b_record, write_verify (the units stay verified drafts)");
@@ -392,7 +395,7 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         "the same plan again as run demo-2, live through lifecycle_enact",
     );
     let r2 = RunId::new("demo-2")?;
-    let a2 = sign_pair(out, &w, &approvers, &r2, digest, &database)?;
+    let a2 = sign_pair(out, &w, &approvers, &r2, digest, findings, &database)?;
     super::govern::disarm(&ctx, r2.as_str(), &plan_path, &a2)?;
     super::run::run(
         &ctx,

@@ -20,9 +20,14 @@ fn open(ctx: &Ctx) -> Result<StateDir> {
     StateDir::open(ctx.settings.require_state_dir()?)
 }
 
-/// The digest of the plan file an approval names (streamed: any size).
-fn plan_digest(plan: &Path) -> Result<cutter_core::Sha256Digest> {
-    crate::planfile::PlanFile::open(plan)?.digest()
+/// The digest of the plan file an approval names (streamed: any size), and the digest
+/// of the findings it records, if it records them: a live run's approvals sign them off.
+fn plan_digests(
+    plan: &Path,
+) -> Result<(cutter_core::Sha256Digest, Option<cutter_core::Sha256Digest>)> {
+    let file = crate::planfile::PlanFile::open(plan)?;
+    let findings = file.header().findings.as_ref().map(|f| f.digest);
+    Ok((file.digest()?, findings))
 }
 
 /// The purpose, run and change set an approval names, from `cutter approve`'s flags.
@@ -62,7 +67,9 @@ fn approve_scope(args: &ApproveArgs) -> Result<(Purpose, RunId, Option<ChangeSet
 /// `cutter approve`: writes a statement to sign, or verifies a signed one.
 pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
     let (purpose, run_id, change_set) = approve_scope(args)?;
-    let digest = plan_digest(&args.plan)?;
+    let (digest, plan_findings) = plan_digests(&args.plan)?;
+    // Only a live run signs off the plan's findings.
+    let findings_digest = plan_findings.filter(|_| purpose == Purpose::LiveRun);
     let database = connect_target(ctx)?.database().clone();
     if let Some(files) = &args.verify {
         let (approver_set, verifier) = approvers(ctx, purpose)?;
@@ -79,6 +86,7 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
                 plan_digest: digest,
                 target: &database,
                 change_set: change_set.as_ref(),
+                findings_digest,
             },
             &[a],
             &approver_set,
@@ -130,7 +138,7 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
         run_id: run_id.clone(),
         plan_digest: digest,
         change_set,
-        findings_digest: None,
+        findings_digest,
         diff_digest: None,
         target: database.clone(),
         gate,
@@ -187,7 +195,7 @@ pub fn disarm(ctx: &Ctx, run_id: &str, plan: &Path, approvals: &[String]) -> Res
         )));
     }
     refuse_database_hold(&super::target_config(ctx)?)?;
-    let digest = plan_digest(plan)?;
+    let (digest, findings_digest) = plan_digests(plan)?;
     let database = connect_target(ctx)?.database().clone();
     let keys = approvers(ctx, Purpose::LiveRun)?;
     let signed = read_approvals(approvals)?;
@@ -197,6 +205,7 @@ pub fn disarm(ctx: &Ctx, run_id: &str, plan: &Path, approvals: &[String]) -> Res
         plan_digest: digest,
         target: &database,
         change_set: None,
+        findings_digest,
     };
     check_signed(ctx, &scope, &signed, &keys)?;
     let ks = KillSwitch::Disarmed {
@@ -232,6 +241,7 @@ pub fn release(ctx: &Ctx, approvals: &[String]) -> Result<u8> {
         plan_digest: rec.context.plan_digest,
         target: &database,
         change_set: None,
+        findings_digest: None,
     };
     let verified = check_signed(ctx, &scope, &signed, &keys)?;
     // Check the transition before writing anything to the database.

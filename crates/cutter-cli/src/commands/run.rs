@@ -709,6 +709,7 @@ fn live(
         &GateRequest {
             run_id: &run_id,
             plan_digest: valid.digest(),
+            findings_digest: plan.header().findings.as_ref().map(|f| f.digest),
             target: target.database(),
             kill_switch: &kill_switch,
             hold: hold.as_ref().map(|h| &h.record),

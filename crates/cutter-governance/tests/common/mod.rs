@@ -197,6 +197,7 @@ pub fn live_auth_unrecorded(db: &TestDb, run: &RunId, plan: &ValidPlan) -> LiveA
         &GateRequest {
             run_id: run,
             plan_digest: plan.digest(),
+            findings_digest: None,
             target: &db.target().database().clone(),
             kill_switch: &ks,
             hold: None,
