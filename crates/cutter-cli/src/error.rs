@@ -206,3 +206,85 @@ impl From<CliError> for ExitCode {
         ExitCode::from(e.exit_code())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of every kind the CLI returns.
+    fn one_of_each() -> Vec<CliError> {
+        use cutter_core::Error as Core;
+        let io = || std::io::Error::other("x");
+        vec![
+            CliError::Usage("u".into()),
+            CliError::Io {
+                path: "f".into(),
+                source: io(),
+            },
+            CliError::Corrupt {
+                path: "f".into(),
+                detail: "d".into(),
+            },
+            CliError::Busy("b".into()),
+            CliError::Refused("r".into()),
+            CliError::Held("h".into()),
+            CliError::Failed("f".into()),
+            CliError::Core(Core::InvalidId {
+                kind: "run id",
+                value: "x y".into(),
+                rule: "no spaces".into(),
+            }),
+            CliError::Core(Core::Contract(cutter_core::ContractReport::default())),
+            CliError::Core(Core::Gate(cutter_core::GateRefusal { reasons: vec![] })),
+            CliError::Core(Core::Transition(
+                cutter_core::RunMachine::new(
+                    cutter_core::RunId::new("r").unwrap(),
+                    cutter_core::Mode::Live,
+                    cutter_core::Phase::LifecycleEnact,
+                    cutter_core::KillSwitch::Engaged,
+                )
+                .apply(&cutter_core::Event::Released)
+                .unwrap_err(),
+            )),
+            CliError::Internal("i".into()),
+            CliError::Interrupted {
+                signal: crate::interrupt::Signal::TERM,
+                message: "m".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_error_has_a_listed_code_and_the_codes_are_unique() {
+        let listed: Vec<&str> = ERROR_CODES.iter().map(|(c, _)| *c).collect();
+        let mut unique = listed.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), listed.len(), "duplicate codes in {listed:?}");
+        let used: Vec<&str> = one_of_each().iter().map(CliError::code).collect();
+        for c in &used {
+            assert!(listed.contains(c), "{c} is not in ERROR_CODES");
+        }
+        // No listed code is dead: each is what some error returns.
+        for c in &listed {
+            assert!(
+                used.contains(c),
+                "ERROR_CODES lists {c}, which no error returns"
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_and_exit_codes_agree() {
+        for e in one_of_each() {
+            let expected = match e.exit_code() {
+                exit::USAGE => "usage",
+                exit::REFUSED => "refused",
+                exit::HELD => "held",
+                exit::SIGINT | exit::SIGTERM => "interrupted",
+                _ => "failure",
+            };
+            assert_eq!(e.kind(), expected, "{e:?}");
+        }
+    }
+}

@@ -300,17 +300,19 @@ pub fn list(ctx: &Ctx) -> Result<u8> {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.ends_with(".dump.pgp") && !n.starts_with('.'))
         .collect();
-    names.sort();
+    // Oldest first: by the manifest's time, then (same second) the file's.
+    let modified = |n: &String| {
+        std::fs::metadata(backups.join(n))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    names.sort_by_cached_key(|n| (modified(n), n.clone()));
     let mut entries: Vec<serde_json::Value> = names
         .iter()
         .map(|name| backup_entry(&backups, name, runs_of.remove(name).unwrap_or_default()))
         .collect();
-    entries.sort_by_key(|e| {
-        (
-            e["created_at"].as_i64().unwrap_or(i64::MAX),
-            e["artifact"].to_string(),
-        )
-    });
+    // Stable: a backup without a readable manifest stays where its file time puts it.
+    entries.sort_by_key(|e| e["created_at"].as_i64().unwrap_or(i64::MIN));
     let mut human = String::new();
     for e in &entries {
         let _ = writeln!(
