@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 ok · 1 failure · 2 usage · 3 refused (gate, lock, claim, safety rule) · 4 held.
+Exit codes: 0 ok · 1 failure · 2 usage · 3 refused (gate, lock, claim, safety rule) · 4 held ·
+130/143 a run stopped by SIGINT/SIGTERM (phase rolled back, run held: see `cutter status`).
 Configuration: cutter.toml (--config, CUTTER_CONFIG, or the state directory's), then the
 environment, then flags. The target: --database-url, CUTTER_DATABASE_URL, [database] url, and
 only then DATABASE_URL or PGHOST/PGPORT/PGUSER/PGDATABASE, with

@@ -40,6 +40,31 @@ fn err(w: &World, args: &[&str], exit: i32, code: &str) -> Value {
     v
 }
 
+/// `args` followed by `--approval X` for each of `approvals`.
+fn approved<'a>(args: &[&'a str], approvals: &'a [String]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    for a in approvals {
+        v.extend(["--approval", a.as_str()]);
+    }
+    v
+}
+
+/// `kill-switch disarm` of `run` and `plan` with `approvals`.
+fn disarm_args<'a>(run: &'a str, plan: &'a str, approvals: &'a [String]) -> Vec<&'a str> {
+    approved(
+        &["kill-switch", "disarm", "--run-id", run, "--plan", plan],
+        approvals,
+    )
+}
+
+/// `run --mode live` of `run` and `plan` with `approvals`.
+fn live_args<'a>(run: &'a str, plan: &'a str, approvals: &'a [String]) -> Vec<&'a str> {
+    approved(
+        &["run", "--mode", "live", "--run-id", run, "--plan", plan],
+        approvals,
+    )
+}
+
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
@@ -118,59 +143,9 @@ fn every_command_output_matches_the_schema_and_backup_list_and_ledger_log_report
         0,
     );
     // The kill-switch is engaged: the gate refuses with its own code.
-    err(
-        &w,
-        &[
-            "run",
-            "--mode",
-            "live",
-            "--run-id",
-            "r-0",
-            "--plan",
-            p(&w.plan),
-            "--approval",
-            &a[0],
-            "--approval",
-            &a[1],
-        ],
-        3,
-        "gate_refused",
-    );
-    ok(
-        &w,
-        "kill_switch",
-        &[
-            "kill-switch",
-            "disarm",
-            "--run-id",
-            "r-1",
-            "--plan",
-            p(&w.plan),
-            "--approval",
-            &a[0],
-            "--approval",
-            &a[1],
-        ],
-        0,
-    );
-    let run = ok(
-        &w,
-        "run",
-        &[
-            "run",
-            "--mode",
-            "live",
-            "--run-id",
-            "r-1",
-            "--plan",
-            p(&w.plan),
-            "--approval",
-            &a[0],
-            "--approval",
-            &a[1],
-        ],
-        0,
-    );
+    err(&w, &live_args("r-0", p(&w.plan), &a), 3, "gate_refused");
+    ok(&w, "kill_switch", &disarm_args("r-1", p(&w.plan), &a), 0);
+    let run = ok(&w, "run", &live_args("r-1", p(&w.plan), &a), 0);
     assert_eq!(run["run"]["state"]["state"], "succeeded", "{run}");
     ok(&w, "report", &["report", "--run-id", "r-1"], 0);
     ok(&w, "kill_switch", &["kill-switch", "arm"], 0);
@@ -317,42 +292,17 @@ fn every_command_output_matches_the_schema_and_backup_list_and_ledger_log_report
     );
     ok(&w, "recover", &["recover"], 0);
 
-    // A failed run: held, then compensated (A + B) and voided.
-    // Another plan: r-1's is claimed.
+    // A failed run (of another plan: r-1's is claimed): held, then compensated (A + B)
+    // and voided.
     let plan2 = w.work.path().join("plan-2.json");
     std::fs::write(&plan2, common::plan_json("cli-doc-2", 5)).unwrap();
     let b = w.approvals_for("r-2", &plan2, [0, 1], w.db.system_identifier(), 3600);
-    ok(
-        &w,
-        "kill_switch",
-        &[
-            "kill-switch",
-            "disarm",
-            "--run-id",
-            "r-2",
-            "--plan",
-            p(&plan2),
-            "--approval",
-            &b[0],
-            "--approval",
-            &b[1],
-        ],
-        0,
-    );
+    ok(&w, "kill_switch", &disarm_args("r-2", p(&plan2), &b), 0);
     let (c, v) = {
         let o = w
             .cmd()
-            .args([
-                "--json",
-                "run",
-                "--mode",
-                "live",
-                "--run-id",
-                "r-2",
-                "--plan",
-                p(&plan2),
-            ])
-            .args(["--approval", &b[0], "--approval", &b[1]])
+            .arg("--json")
+            .args(live_args("r-2", p(&plan2), &b))
             .env("CUTTER_FAILPOINT", "write_verify:before_commit:error")
             .output()
             .unwrap();
@@ -367,12 +317,7 @@ fn every_command_output_matches_the_schema_and_backup_list_and_ledger_log_report
     let hold = ok(&w, "hold_show", &["hold", "show"], 4);
     assert_eq!(hold["hold"]["run_id"], "r-2", "{hold}");
     ok(&w, "status", &["status"], 4);
-    err(
-        &w,
-        &["hold", "release", "--approval", &b[0], "--approval", &b[1]],
-        3,
-        "refused",
-    );
+    err(&w, &approved(&["hold", "release"], &b), 3, "refused");
     ok(
         &w,
         "compensate_show",
@@ -387,12 +332,7 @@ fn every_command_output_matches_the_schema_and_backup_list_and_ledger_log_report
         &["void", "--run-id", "r-2", "--reason", "superseded"],
         0,
     );
-    let released = ok(
-        &w,
-        "hold_release",
-        &["hold", "release", "--approval", &b[0], "--approval", &b[1]],
-        0,
-    );
+    let released = ok(&w, "hold_release", &approved(&["hold", "release"], &b), 0);
     assert_eq!(released["released"], false, "{released}");
     let log = ok(&w, "ledger_log", &["ledger", "log", "--run-id", "r-2"], 0);
     let summaries: Vec<&str> = log["entries"]

@@ -12,6 +12,65 @@ use std::process::Stdio;
 use common::{text, World};
 use cutter_core::{Phase, RunId};
 
+/// Spawns `cmd`, waits for its failpoint line on stderr, runs `meanwhile`, sends
+/// `signal` (`INT`, `TERM`) and waits for the process: its exit code, everything it
+/// printed, and how long it took to end after the signal.
+fn signal_at_failpoint(
+    mut cmd: std::process::Command,
+    signal: &str,
+    meanwhile: impl FnOnce(),
+) -> (Option<i32>, String, std::time::Duration) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("cutter: failpoint") {
+        assert!(
+            stderr.read_line(&mut seen).unwrap() > 0,
+            "the command ended before its failpoint:\n{seen}"
+        );
+    }
+    meanwhile();
+    let sent = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
+    let out = child.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    seen.push_str(&rest.join().unwrap());
+    (
+        out.status.code(),
+        format!("{}{seen}", String::from_utf8_lossy(&out.stdout)),
+        took,
+    )
+}
+
+/// `cutter run --mode MODE` of the world's plan as `run`, paused by `failpoint`.
+fn run_paused(
+    w: &World,
+    mode: &str,
+    run: &str,
+    approvals: &[String],
+    failpoint: &str,
+) -> std::process::Command {
+    let mut cmd = w.std_cmd();
+    cmd.args(["run", "--mode", mode, "--run-id", run, "--plan"])
+        .arg(&w.plan)
+        .env("CUTTER_FAILPOINT", failpoint);
+    for x in approvals {
+        cmd.args(["--approval", x]);
+    }
+    cmd
+}
+
 /// Starts a live run paused in `phase`, sends `signal` (`INT`, `TERM`) once the pause is
 /// reached, and checks everything the interruption must leave.
 fn interrupt(phase: Phase, signal: &str, code: i32) {
@@ -23,53 +82,15 @@ fn interrupt(phase: Phase, signal: &str, code: i32) {
         phase.name().replace('_', "-")
     );
     let a = w.disarm(&run);
-    let mut cmd = w.std_cmd();
-    cmd.args(["run", "--mode", "live", "--run-id", &run, "--plan"])
-        .arg(&w.plan)
-        .env(
-            "CUTTER_FAILPOINT",
-            format!("{phase}:before_commit:sleep=60"),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for x in &a {
-        cmd.args(["--approval", x]);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "{phase}: the run ended before its failpoint:\n{seen}"
-        );
-        seen.push_str(&line);
-        if line.contains("cutter: failpoint") {
-            break;
-        }
-    }
-    let kill = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let started = std::time::Instant::now();
-    let rest = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
-        s
-    });
-    let out = child.wait_with_output().unwrap();
-    seen.push_str(&rest.join().unwrap());
-    let all = format!("{}{seen}", String::from_utf8_lossy(&out.stdout));
     let what = format!("{phase} {signal}");
+    let failpoint = format!("{phase}:before_commit:sleep=60");
+    let (status, all, took) =
+        signal_at_failpoint(run_paused(&w, "live", &run, &a, &failpoint), signal, || {});
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(30),
+        took < std::time::Duration::from_secs(30),
         "{what}: the signal did not end the pause"
     );
-    assert_eq!(out.status.code(), Some(code), "{what}: {all}");
+    assert_eq!(status, Some(code), "{what}: {all}");
     assert!(
         all.contains(&format!("interrupted by SIG{signal} in {phase}")),
         "{what}: {all}"
@@ -145,34 +166,35 @@ fn interrupt(phase: Phase, signal: &str, code: i32) {
     );
 }
 
+/// SIGINT (exit 130), then on a new world SIGTERM (exit 143), in `phase`.
+fn both_signals(phase: Phase) {
+    interrupt(phase, "INT", 130);
+    interrupt(phase, "TERM", 143);
+}
+
 #[test]
 fn sigint_and_sigterm_in_pre_write_backup() {
-    interrupt(Phase::PreWriteBackup, "INT", 130);
-    interrupt(Phase::PreWriteBackup, "TERM", 143);
+    both_signals(Phase::PreWriteBackup);
 }
 
 #[test]
 fn sigint_and_sigterm_in_cut_leg_a() {
-    interrupt(Phase::CutLegA, "INT", 130);
-    interrupt(Phase::CutLegA, "TERM", 143);
+    both_signals(Phase::CutLegA);
 }
 
 #[test]
 fn sigint_and_sigterm_in_leg_b_record() {
-    interrupt(Phase::LegBRecord, "INT", 130);
-    interrupt(Phase::LegBRecord, "TERM", 143);
+    both_signals(Phase::LegBRecord);
 }
 
 #[test]
 fn sigint_and_sigterm_in_write_verify() {
-    interrupt(Phase::WriteVerify, "INT", 130);
-    interrupt(Phase::WriteVerify, "TERM", 143);
+    both_signals(Phase::WriteVerify);
 }
 
 #[test]
 fn sigint_and_sigterm_in_lifecycle_enact() {
-    interrupt(Phase::LifecycleEnact, "INT", 130);
-    interrupt(Phase::LifecycleEnact, "TERM", 143);
+    both_signals(Phase::LifecycleEnact);
 }
 
 /// A signal while the phase's statement waits on the server (here: for row locks another
@@ -183,72 +205,45 @@ fn sigterm_cancels_the_statement_in_flight() {
     let w = World::new();
     let run = "r-term-waiting";
     let a = w.disarm(run);
-    let mut cmd = w.std_cmd();
-    cmd.args(["run", "--mode", "live", "--run-id", run, "--plan"])
-        .arg(&w.plan)
-        // A pause after write_verify commits, for the test to lock the new units.
-        .env("CUTTER_FAILPOINT", "write_verify:after_commit:sleep=3")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for x in &a {
-        cmd.args(["--approval", x]);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("cutter: failpoint") {
-        assert!(stderr.read_line(&mut seen).unwrap() > 0, "{seen}");
-    }
     let mut admin = w.db.admin();
-    let mut locker = admin.transaction().unwrap();
-    let locked = locker
-        .query(
-            "SELECT id FROM public.information_unit WHERE change_set_id = $1 FOR UPDATE",
-            &[&format!("cs-{run}")],
-        )
-        .unwrap();
-    assert_eq!(locked.len(), 12);
-    // Wait until lifecycle_enact waits for those locks.
     let mut observer = w.db.admin();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let waiting: i64 = observer
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'cutter%' AND wait_event_type = 'Lock'",
-                &[],
+    let mut locker = None;
+    // A pause after write_verify commits, for the test to lock the new units.
+    let cmd = run_paused(&w, "live", run, &a, "write_verify:after_commit:sleep=3");
+    let (status, all, took) = signal_at_failpoint(cmd, "TERM", || {
+        let mut tx = admin.transaction().unwrap();
+        let locked = tx
+            .query(
+                "SELECT id FROM public.information_unit WHERE change_set_id = $1 FOR UPDATE",
+                &[&format!("cs-{run}")],
             )
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            break;
+            .unwrap();
+        assert_eq!(locked.len(), 12);
+        locker = Some(tx);
+        // Wait until lifecycle_enact waits for those locks.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let waiting: i64 = observer
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'cutter%' AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "lifecycle_enact never waited"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "lifecycle_enact never waited"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let sent = std::time::Instant::now();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let rest = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
-        s
     });
-    let out = child.wait_with_output().unwrap();
-    let elapsed = sent.elapsed();
-    seen.push_str(&rest.join().unwrap());
-    locker.rollback().unwrap();
-    assert_eq!(out.status.code(), Some(143), "{seen}");
+    locker.take().unwrap().rollback().unwrap();
+    assert_eq!(status, Some(143), "{all}");
     // Well before the 10 s lock timeout: the cancel request ended the wait.
-    assert!(
-        elapsed < std::time::Duration::from_secs(5),
-        "{elapsed:?}: {seen}"
-    );
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}: {all}");
     let hold: serde_json::Value =
         serde_json::from_slice(&std::fs::read(w.state.join("locks/HOLD")).unwrap()).unwrap();
     assert_eq!(hold["failed_phase"], "lifecycle_enact", "{hold}");
@@ -261,4 +256,35 @@ fn sigterm_cancels_the_statement_in_flight() {
         cutter_governance::run_status_in_db(&mut observer, &RunId::new(run).unwrap()).unwrap();
     assert_eq!(facts.units_by_status.get("enacted"), None, "{facts:?}");
     assert!(w.kill_switch().contains("engaged"));
+}
+
+/// A dry-run interrupted in a phase: exit 130, the clone removed, the target unchanged,
+/// and nothing held (a rehearsal never writes a HOLD or touches the kill-switch).
+#[test]
+fn sigint_stops_a_dry_run_and_removes_its_clone() {
+    let w = World::new();
+    let before = w.snapshot();
+    let kill_switch = w.kill_switch();
+    let cmd = run_paused(
+        &w,
+        "dry-run",
+        "r-dry-int",
+        &[],
+        "cut_leg_a:before_commit:sleep=60",
+    );
+    let (status, all, _) = signal_at_failpoint(cmd, "INT", || {});
+    assert_eq!(status, Some(130), "{all}");
+    assert!(
+        all.contains("rehearsal r-dry-int.dry-run-1 interrupted by SIGINT in cut_leg_a")
+            && all.contains("the clone is removed"),
+        "{all}"
+    );
+    assert!(!w.hold_exists());
+    assert_eq!(w.kill_switch(), kill_switch);
+    assert_eq!(w.snapshot(), before);
+    let rec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.state.join("runs/r-dry-int.dry-run-1/run.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["machine"]["state"]["state"], "held", "{rec}");
 }

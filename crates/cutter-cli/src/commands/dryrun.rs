@@ -216,7 +216,9 @@ pub fn dry_run(
         Ok(()) => finish(ctx, dir, &rec),
         Err(CliError::Interrupted { signal, message }) => Err(CliError::Interrupted {
             signal,
-            message: format!("{message} (net-zero verified; the clone is removed)"),
+            message: format!(
+                "{message} (net-zero verified); the clone is removed\nnext: `cutter status`"
+            ),
         }),
         Err(e) => {
             let state = match &rec.machine.state {

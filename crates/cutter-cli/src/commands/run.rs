@@ -241,7 +241,7 @@ impl Pipeline<'_> {
             if let Some(signal) = crate::interrupt::received() {
                 return Err(CliError::Interrupted {
                     signal,
-                    message: format!("rehearsal {} interrupted by {signal} in {phase}; the target was not written\nnext: `cutter status`", self.rec.machine.run_id),
+                    message: format!("rehearsal {} interrupted by {signal} in {phase}; the target was not written", self.rec.machine.run_id),
                 });
             }
             return Err(CliError::Failed(format!("{phase}: {reason}")));
