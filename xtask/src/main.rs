@@ -12,6 +12,7 @@ mod bench_ledger;
 mod bench_run;
 mod bench_upgrade;
 mod deps;
+mod dist;
 mod faults;
 mod prereq;
 mod proof;
@@ -52,6 +53,12 @@ enum Command {
     /// cargo home unless they are there, then fails on an unused dependency or a crate
     /// whose license or duplication `deny.toml` does not allow.
     Deps,
+    /// The release binary with man pages and shell completions, in target/dist/.
+    ///
+    /// Builds `cutter` in release mode and lays out `target/dist/cutter-<version>/`:
+    /// `bin/cutter`, `share/man/man1/` (one page per command), bash, zsh and fish
+    /// completions under `share/`, and the operator documents in `share/doc/cutter/`.
+    Dist,
     /// Fail if cutter-core depends on an I/O crate (postgres, pgp, tempfile, tokio, libc).
     CheckLayering,
     /// The real SQL of every mutating phase and of compensation A and B, rolled back.
@@ -88,6 +95,7 @@ fn main() -> ExitCode {
         Some(Command::Test { extra }) => test(&extra),
         Some(Command::CheckLayering) => check_layering(),
         Some(Command::Deps) => deps::main(),
+        Some(Command::Dist) => dist::main(),
         Some(Command::Proof(a)) => proof::main(&a),
         Some(Command::Bench(b)) => bench::main(b),
         Some(Command::Faults(a)) => faults::main(&a),

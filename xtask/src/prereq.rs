@@ -1,8 +1,9 @@
 //! Prerequisites of the test suite and the demo: the machine's PostgreSQL server
 //! binaries (found through `pg_config --bindir`), GnuPG, sqop (Sequoia's stateless
-//! OpenPGP CLI, for interoperability) and OpenSSL (cutter-pg's TLS tests make their
-//! certificates with it). Installed with apt-get when missing and
-//! running as root; otherwise a clear error says what to install.
+//! OpenPGP CLI, for interoperability), OpenSSL (cutter-pg's TLS tests make their
+//! certificates with it) and man (cutter-cli's tests render the generated man pages).
+//! Installed with apt-get when missing and running as root; otherwise a clear error says
+//! what to install.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,11 +22,13 @@ const POSTGRESQL_PACKAGES: [&str; 2] = ["postgresql", "postgresql-server-dev-all
 
 /// Programs found on `PATH`: (program, the argument that makes it print its version,
 /// the Debian package that installs it).
-const TOOLS: [(&str, &str, &str); 3] = [
+const TOOLS: [(&str, &str, &str); 4] = [
     ("gpg", "--version", "gnupg"),
     ("openssl", "version", "openssl"),
     // Sequoia's stateless OpenPGP CLI: approvals signed with it must verify.
     ("sqop", "version", "sqop"),
+    // `man -l` renders the generated man pages in cutter-cli's tests.
+    ("man", "--version", "man-db"),
 ];
 
 /// One missing prerequisite and the packages that install it.
@@ -164,7 +167,7 @@ mod tests {
         let m = missing_from(None, |_| false, |_, _| false);
         assert_eq!(
             names(&m),
-            "pg_config (PostgreSQL server development tools), gpg, openssl, sqop"
+            "pg_config (PostgreSQL server development tools), gpg, openssl, sqop, man"
         );
         assert_eq!(
             packages(&m),
@@ -173,7 +176,8 @@ mod tests {
                 "postgresql-server-dev-all",
                 "gnupg",
                 "openssl",
-                "sqop"
+                "sqop",
+                "man-db"
             ]
         );
         let dir = Path::new("/pg/bin");

@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 ok · 1 failure · 2 usage · 3 refused (gate, lock, claim, safety rule) · 4 held.
+Exit codes: 0 ok · 1 failure · 2 usage · 3 refused (gate, lock, claim, safety rule) · 4 held ·
+130/143 a run stopped by SIGINT/SIGTERM (phase rolled back, run held: see `cutter status`).
 Configuration: flags, then CUTTER_* variables, then cutter.toml (--config, CUTTER_CONFIG, or
 the state directory's); `cutter config show` prints each setting and its source. The target:
 --database-url, CUTTER_DATABASE_URL, [database] url, and only then DATABASE_URL or libpq's
@@ -31,9 +32,43 @@ pub struct Cli {
     /// Print machine-readable JSON on stdout instead of the human summary.
     #[arg(long, global = true)]
     pub json: bool,
+    /// More log detail on stderr: -v debug, -vv trace [default: information and
+    /// warnings; RUST_LOG when set and neither -v nor -q is given].
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Log errors only (results and the error that ends a command still print).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log lines as text, or as one JSON object per line (timestamp, level, fields,
+    /// target).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+    /// Also append the log to this file (created 0600), in --log-format.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Log line formats (plain comments on the variants keep `--help` short).
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    // `2026-01-01T00:00:00Z  INFO message key=value`.
+    Text,
+    // One JSON object per line: `timestamp`, `level`, `fields`, `target`.
+    Json,
+}
+
+/// Shells `cutter completions` writes a script for.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Shell {
+    /// bash.
+    Bash,
+    /// zsh.
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// The subcommands.
@@ -148,6 +183,15 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  cutter completions bash > /etc/bash_completion.d/cutter\n  cutter completions zsh > \"${fpath[1]}/_cutter\"\n  cutter completions fish > ~/.config/fish/completions/cutter.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
 }
 
 /// How `cutter db` reaches the schema owner.
@@ -168,10 +212,16 @@ pub struct OwnerArgs {
 pub enum ApproversCommand {
     /// The registry: every approver, the purposes each may approve, who added or
     /// revoked each and when. Reads only.
+    #[command(
+        after_help = "Example:\n  cutter approvers list\n  cutter approvers list --json | jq '.approvers[] | select(.revoked == null) | .name'"
+    )]
     List,
     /// Register an approver's public key. The first two are registered by the owner
     /// alone (bootstrap, recorded as such); every later one needs SG_1 and SG_2
     /// approver-change approvals. With -o, writes the statement to sign instead.
+    #[command(
+        after_help = "Example:\n  cutter approvers add alice.pub.asc --name alice --owner-url postgres://cutter_owner@db/production\n  cutter approvers add carol.pub.asc --name carol --purpose live-run --gate SG_1 -o add-carol-sg1.txt\n  cutter approvers add carol.pub.asc --name carol --purpose live-run --owner-url … \\\n      --approval add-carol-sg1.txt:add-carol-sg1.txt.asc --approval add-carol-sg2.txt:add-carol-sg2.txt.asc"
+    )]
     Add {
         /// The approver's public key file (armored or binary).
         key: PathBuf,
@@ -187,6 +237,9 @@ pub enum ApproversCommand {
     },
     /// Revoke an approver (never deleted: the entry and its history stay). Needs SG_1
     /// and SG_2 approver-change approvals. With -o, writes the statement to sign instead.
+    #[command(
+        after_help = "Example:\n  cutter approvers revoke 0123…CDEF --gate SG_1 -o revoke-sg1.txt --owner-url …\n  cutter approvers revoke 0123…CDEF --owner-url … --approval revoke-sg1.txt:revoke-sg1.txt.asc --approval revoke-sg2.txt:revoke-sg2.txt.asc"
+    )]
     Revoke {
         /// The approver's fingerprint.
         fingerprint: String,
@@ -469,6 +522,12 @@ pub struct CompensateArgs {
 /// `cutter backup`.
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
+    /// Every artifact in the state directory: size, manifest, restore proof, and the run
+    /// it was taken for.
+    #[command(
+        after_help = "Example:\n  cutter backup list\n  cutter backup list --json | jq '.backups[] | select(.restore_proof == null) | .artifact'"
+    )]
+    List,
     /// Take an encrypted backup of the mutation surface now.
     #[command(after_help = "Example:\n  cutter backup create --name before-maintenance")]
     Create {
@@ -502,4 +561,20 @@ pub enum LedgerCommand {
     /// Recompute every hash chain; report the first broken link per table.
     #[command(after_help = "Example:\n  cutter ledger verify")]
     Verify,
+    /// The ledger's history, newest first: runs (change sets), approvals, verification
+    /// results and review decisions, one entry each (like `sqitch log`).
+    #[command(
+        after_help = "Example:\n  cutter ledger log\n  cutter ledger log --run-id r-1\n  cutter ledger log --limit 20 --json | jq '.entries[].summary'"
+    )]
+    Log {
+        /// Only the entries of this run.
+        #[arg(long)]
+        run_id: Option<String>,
+        /// At most this many entries (the newest).
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        /// Oldest first.
+        #[arg(long)]
+        reverse: bool,
+    },
 }

@@ -15,6 +15,10 @@ pub mod exit {
     pub const REFUSED: u8 = 3;
     /// A HOLD is in place (written by this command, or blocking it).
     pub const HELD: u8 = 4;
+    /// SIGINT stopped a run (128 + 2): its phase rolled back, the run is held.
+    pub const SIGINT: u8 = 130;
+    /// SIGTERM stopped a run (128 + 15): its phase rolled back, the run is held.
+    pub const SIGTERM: u8 = 143;
 }
 
 /// Result alias.
@@ -60,7 +64,65 @@ pub enum CliError {
     /// A bug: the message says where.
     #[error("internal error: {0}")]
     Internal(String),
+    /// SIGINT or SIGTERM stopped a run: the phase in progress rolled back and the run is
+    /// held, as after any failure.
+    #[error("{message}")]
+    Interrupted {
+        /// The signal.
+        signal: crate::interrupt::Signal,
+        /// What happened and what to do next.
+        message: String,
+    },
 }
+
+/// Every `error.code` of the `--json` envelope, with what it means: stable names a
+/// script can match on (`docs/cli-json.md` lists the same). [`CliError::code`] returns
+/// one of them for every error.
+pub const ERROR_CODES: &[(&str, &str)] = &[
+    (
+        "usage",
+        "bad usage: an unknown flag or config key, a missing argument, a malformed input file",
+    ),
+    (
+        "invalid_id",
+        "a run id, document id or other name does not have the required form",
+    ),
+    (
+        "plan_contract",
+        "the cut plan breaks the row contract; the message lists the rows",
+    ),
+    (
+        "io",
+        "a file could not be read or written; the message names it",
+    ),
+    ("state_corrupt", "a state file is not what cutter wrote"),
+    (
+        "busy",
+        "another process holds the state directory's lock or the target's run lock",
+    ),
+    (
+        "refused",
+        "a safety rule refused the operation (claim, pin, role, existing file, …)",
+    ),
+    (
+        "gate_refused",
+        "the gate refused a live run: kill-switch, HOLD, approvals, target",
+    ),
+    ("illegal_transition", "the run cannot do this in its state"),
+    (
+        "held",
+        "a HOLD blocks the operation, or the operation ended in one",
+    ),
+    (
+        "failed",
+        "the operation failed: a check, a phase, a verification, the database",
+    ),
+    (
+        "interrupted",
+        "SIGINT or SIGTERM stopped a run: its phase rolled back, the run is held",
+    ),
+    ("internal", "a bug in cutter; the message says where"),
+];
 
 impl From<cutter_fs::Error> for CliError {
     fn from(e: cutter_fs::Error) -> Self {
@@ -102,10 +164,34 @@ impl CliError {
             | CliError::Corrupt { .. }
             | CliError::Failed(_)
             | CliError::Internal(_) => exit::FAILURE,
+            CliError::Interrupted { signal, .. } => signal.exit_code(),
+        }
+    }
+    /// The stable `error.code` of `--json` (one of [`ERROR_CODES`]). The match names
+    /// every variant: a new error does not compile until it has a code.
+    pub fn code(&self) -> &'static str {
+        use cutter_core::Error as Core;
+        match self {
+            CliError::Usage(_) => "usage",
+            CliError::Io { .. } => "io",
+            CliError::Corrupt { .. } => "state_corrupt",
+            CliError::Busy(_) => "busy",
+            CliError::Refused(_) => "refused",
+            CliError::Held(_) => "held",
+            CliError::Failed(_) => "failed",
+            CliError::Core(Core::InvalidId { .. }) => "invalid_id",
+            CliError::Core(Core::Contract(_)) => "plan_contract",
+            CliError::Core(Core::Gate(_)) => "gate_refused",
+            CliError::Core(Core::Transition(_)) => "illegal_transition",
+            CliError::Internal(_) => "internal",
+            CliError::Interrupted { .. } => "interrupted",
         }
     }
     /// A stable kind name for `--json`.
     pub fn kind(&self) -> &'static str {
+        if let CliError::Interrupted { .. } = self {
+            return "interrupted";
+        }
         match self.exit_code() {
             exit::USAGE => "usage",
             exit::REFUSED => "refused",
@@ -118,5 +204,87 @@ impl CliError {
 impl From<CliError> for ExitCode {
     fn from(e: CliError) -> Self {
         ExitCode::from(e.exit_code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of every kind the CLI returns.
+    fn one_of_each() -> Vec<CliError> {
+        use cutter_core::Error as Core;
+        let io = || std::io::Error::other("x");
+        vec![
+            CliError::Usage("u".into()),
+            CliError::Io {
+                path: "f".into(),
+                source: io(),
+            },
+            CliError::Corrupt {
+                path: "f".into(),
+                detail: "d".into(),
+            },
+            CliError::Busy("b".into()),
+            CliError::Refused("r".into()),
+            CliError::Held("h".into()),
+            CliError::Failed("f".into()),
+            CliError::Core(Core::InvalidId {
+                kind: "run id",
+                value: "x y".into(),
+                rule: "no spaces".into(),
+            }),
+            CliError::Core(Core::Contract(cutter_core::ContractReport::default())),
+            CliError::Core(Core::Gate(cutter_core::GateRefusal { reasons: vec![] })),
+            CliError::Core(Core::Transition(
+                cutter_core::RunMachine::new(
+                    cutter_core::RunId::new("r").unwrap(),
+                    cutter_core::Mode::Live,
+                    cutter_core::Phase::LifecycleEnact,
+                    cutter_core::KillSwitch::Engaged,
+                )
+                .apply(&cutter_core::Event::Released)
+                .unwrap_err(),
+            )),
+            CliError::Internal("i".into()),
+            CliError::Interrupted {
+                signal: crate::interrupt::Signal::TERM,
+                message: "m".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_error_has_a_listed_code_and_the_codes_are_unique() {
+        let listed: Vec<&str> = ERROR_CODES.iter().map(|(c, _)| *c).collect();
+        let mut unique = listed.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), listed.len(), "duplicate codes in {listed:?}");
+        let used: Vec<&str> = one_of_each().iter().map(CliError::code).collect();
+        for c in &used {
+            assert!(listed.contains(c), "{c} is not in ERROR_CODES");
+        }
+        // No listed code is dead: each is what some error returns.
+        for c in &listed {
+            assert!(
+                used.contains(c),
+                "ERROR_CODES lists {c}, which no error returns"
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_and_exit_codes_agree() {
+        for e in one_of_each() {
+            let expected = match e.exit_code() {
+                exit::USAGE => "usage",
+                exit::REFUSED => "refused",
+                exit::HELD => "held",
+                exit::SIGINT | exit::SIGTERM => "interrupted",
+                _ => "failure",
+            };
+            assert_eq!(e.kind(), expected, "{e:?}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Test-only failpoints: `CUTTER_FAILPOINT=<phase>:<when>:<action>` makes a phase fail,
 //! pause or die at a chosen moment, so tests can prove what a crash leaves behind.
 //! `when` is `before_commit` or `after_commit`; `action` is `error`, `abort` (the process
-//! dies at once, like `kill -9`) or `sleep=<seconds>`. Compiled only into debug builds:
+//! dies at once, like `kill -9`) or `sleep=<seconds>` (ended early by SIGINT/SIGTERM). Compiled only into debug builds:
 //! a release build contains none of this.
 
 use cutter_core::Phase;
@@ -40,8 +40,12 @@ pub fn hit(phase: Phase, when: When) -> Result<(), String> {
         )),
         "abort" => std::process::abort(),
         s if s.starts_with("sleep=") => {
+            // A pause a signal ends early (the run then stops as it would have).
             let secs: u64 = s["sleep=".len()..].parse().unwrap_or(60);
-            std::thread::sleep(std::time::Duration::from_secs(secs));
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+            while std::time::Instant::now() < until && crate::interrupt::received().is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             Ok(())
         }
         _ => Ok(()),

@@ -8,8 +8,18 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    init_tracing();
     let out = cutter_cli::output::Output::new(cli.json);
+    let logs = cutter_cli::logging::LogSettings {
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+        format: cli.log_format,
+        file: cli.log_file.as_deref(),
+        rust_log: std::env::var("RUST_LOG").ok(),
+    };
+    if let Err(e) = cutter_cli::logging::init(&logs) {
+        out.error(&e);
+        return ExitCode::from(e.exit_code());
+    }
     match cutter_cli::commands::dispatch(cli, out) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -19,28 +29,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
-        EnvFilter::new("warn,pgp=off,html5ever=off,markup5ever=off,selectors=off")
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-}
-
-/// A command line clap rejects. `--help` and `--version` print as usual; anything else
-/// is a usage error (exit 2), and with `--json` anywhere before `--` stdout still gets
-/// the JSON envelope scripts parse, as for every other error.
+/// A command line clap rejects. `--help` prints as usual and `--version` prints
+/// [`cutter_cli::version::long`] (exit 0); anything else is a usage error (exit 2), and
+/// with `--json` anywhere before `--` stdout still gets the JSON envelope scripts parse,
+/// as for every other error.
 fn usage_error(e: clap::Error) -> ExitCode {
+    if e.kind() == ErrorKind::DisplayVersion {
+        print!("{}", cutter_cli::version::long());
+        return ExitCode::SUCCESS;
+    }
     let json = std::env::args_os()
         .skip(1)
         .take_while(|a| a != "--")
         .any(|a| a == "--json");
-    if !json || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        // clap prints it (help and version to stdout, exit 0; errors to stderr, exit 2).
+    if !json || e.kind() == ErrorKind::DisplayHelp {
+        // clap prints it (help to stdout, exit 0; errors to stderr, exit 2).
         e.exit();
     }
     let err = cutter_cli::CliError::Usage(e.render().to_string().trim_end().to_string());

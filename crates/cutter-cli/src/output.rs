@@ -8,6 +8,11 @@ use serde_json::{json, Value};
 
 use crate::error::CliError;
 
+/// The version of the `--json` envelope (`docs/cli-json.md`, `docs/cli-json.schema.json`):
+/// a key of every object cutter prints with `--json`. A change that removes or
+/// retypes a key makes it `cutter-cli/2`; adding keys does not.
+pub const SCHEMA: &str = "cutter-cli/1";
+
 /// How to print.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -45,10 +50,11 @@ impl Output {
         CAPTURED.with(|c| std::mem::take(&mut *c.borrow_mut()))
     }
 
-    /// Prints a result: `human` unless `--json`, then `{"ok": true, ...data}`.
+    /// Prints a result: `human` unless `--json`, then
+    /// `{"schema": "cutter-cli/1", "ok": true, ...data}`.
     pub fn emit(&self, human: &str, data: Value) {
         if self.json {
-            let mut obj = json!({"ok": true});
+            let mut obj = json!({"schema": SCHEMA, "ok": true});
             if let (Some(o), Value::Object(d)) = (obj.as_object_mut(), data) {
                 o.extend(d);
             }
@@ -62,11 +68,11 @@ impl Output {
         }
     }
 
-    /// Prints an error: to stderr for humans, as `{"ok": false, "error": …}` on stdout
-    /// with `--json` (and a one-line copy on stderr).
+    /// Prints an error: to stderr for humans, as `{"schema": …, "ok": false, "error": …}`
+    /// on stdout with `--json` (and a one-line copy on stderr).
     pub fn error(&self, e: &CliError) {
         if self.json {
-            let v = json!({"ok": false, "error": {"kind": e.kind(), "exit_code": e.exit_code(), "message": e.to_string()}});
+            let v = json!({"schema": SCHEMA, "ok": false, "error": {"code": e.code(), "kind": e.kind(), "exit_code": e.exit_code(), "message": e.to_string()}});
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
         eprintln!("cutter: {e}");

@@ -92,21 +92,30 @@ fn the_earlier_tools_database_is_adopted_then_runs_live_and_verifies() {
 
     // The owner registers the first two approvers alone (the bootstrap, recorded as
     // such); a third needs an approver-change approval by two of them.
-    for (who, name) in [(0, "alice"), (1, "bob")] {
-        let o = w
-            .cmd()
-            .args(["approvers", "add"])
-            .arg(&w.approvers[who].public)
-            .args(["--name", name, "--owner-url", &owner])
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        assert!(
-            text(&o).contains("bootstrap by the schema owner"),
-            "{}",
-            text(&o)
-        );
-    }
+    let o = w
+        .cmd()
+        .args(["approvers", "add"])
+        .arg(&w.approvers[0].public)
+        .args(["--name", "alice", "--owner-url", &owner])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("bootstrap by the schema owner"),
+        "{}",
+        text(&o)
+    );
+    let o = w
+        .cmd()
+        .args(["--json", "approvers", "add"])
+        .arg(&w.approvers[1].public)
+        .args(["--name", "bob", "--owner-url", &owner])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    common::contract::success("approvers_change", &v);
+    assert_eq!(v["bootstrap"], true, "{v}");
     let o = w
         .cmd()
         .args(["approvers", "add"])

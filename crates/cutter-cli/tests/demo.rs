@@ -20,7 +20,21 @@ fn demo(args: &[&str]) -> Value {
         String::from_utf8_lossy(&o.stderr)
     );
     // Exactly one JSON document: serde_json refuses trailing data.
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    // It, and each step it ran, match the --json schema (docs/cli-json.schema.json).
+    common::contract::success("demo", &v);
+    for s in v["steps"].as_array().unwrap() {
+        for (key, def) in [
+            ("proof", "backup_restore_proof"),
+            ("run", "run"),
+            ("checks", "doctor"),
+        ] {
+            if s.get(key).is_some() {
+                common::contract::success(def, s);
+            }
+        }
+    }
+    v
 }
 
 fn step<'a>(v: &'a Value, key: &str) -> Vec<&'a Value> {

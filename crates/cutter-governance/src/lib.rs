@@ -8,7 +8,8 @@
 //! * [`OpenPgpVerifier`] is the [`cutter_core::SignatureVerifier`] the gate decides
 //!   with; [`verify_approvals`] applies the core's approval rules.
 //! * [`claim`], [`void`], [`append_reverted`], [`record_sg3`] append review decisions;
-//!   [`run_status_in_db`] reads back what a run committed.
+//!   [`run_status_in_db`] reads back what a run committed; [`ledger_log`] lists the
+//!   ledger's history.
 //! * [`install`] brings a database to cutter-pg's reference schema (its migration
 //!   runner); [`check_installed`] names what of the ledger's part (`V2__ledger.sql`) is
 //!   missing.
@@ -24,6 +25,7 @@ mod error;
 mod facts;
 mod install;
 mod legb;
+mod log;
 mod registry;
 mod verify;
 
@@ -50,6 +52,7 @@ pub use legb::{
     body_sha256, leg_b_record, prove_authorize, prove_authorize_run, prove_hard_delete_authorize,
     prove_leg_b_record, record_run_approvals, units_digest, LegBReport, MANIFEST_FORMAT,
 };
+pub use log::{ledger_log, LogEntry};
 pub use registry::{
     apply_change, bootstrap_approvers, load_registry, Approver, ApproverChange, ChangeAction,
     Registry, Revocation, DECISION_APPROVER_ADDED, DECISION_APPROVER_REVOKED,

@@ -36,6 +36,6 @@ pub use preflight::{Finding, PreflightReport};
 pub use stream::StreamedPlan;
 pub use surface::SurfaceMark;
 pub use target::{
-    run_lock_holder, void_decision, writer_role_problems, BatchLimits, BeforeCommit, LegAReport,
-    PhaseTransaction, RollbackOnly, Target, APPLICATION_NAME_PREFIX, RUN_LOCK_KEY,
+    run_lock_holder, void_decision, writer_role_problems, BatchLimits, BeforeCommit, Canceller,
+    LegAReport, PhaseTransaction, RollbackOnly, Target, APPLICATION_NAME_PREFIX, RUN_LOCK_KEY,
 };

@@ -78,6 +78,35 @@ pub struct Target {
     lock: Option<RunId>,
     batch: BatchLimits,
     before_commit: Option<BeforeCommit>,
+    /// How it was connected (for [`Target::canceller`]); `None` from [`Target::from_client`].
+    config: Option<ConnConfig>,
+}
+
+/// Cancels the statement a [`Target`]'s connection is running, from any thread (a
+/// signal handler's): the phase's transaction then fails and rolls back.
+#[derive(Clone)]
+pub struct Canceller {
+    token: postgres::CancelToken,
+    config: Option<ConnConfig>,
+}
+
+impl fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Canceller").finish_non_exhaustive()
+    }
+}
+
+impl Canceller {
+    /// Sends the cancel request; harmless when nothing is running.
+    pub fn cancel(&self) -> Result<()> {
+        match &self.config {
+            Some(c) => c.cancel(&self.token).map_err(Error::from),
+            None => self
+                .token
+                .cancel_query(postgres::NoTls)
+                .doing("sending the cancel request"),
+        }
+    }
 }
 
 /// A callback run inside a phase's transaction just before its COMMIT (see
@@ -115,7 +144,17 @@ impl Target {
     /// Connects (see [`ConnConfig::connect`]) and reads the server's system identifier.
     pub fn connect(config: &ConnConfig) -> Result<Target> {
         let client = config.connect()?;
-        Self::from_client(client, config.redacted())
+        let mut target = Self::from_client(client, config.redacted())?;
+        target.config = Some(config.clone());
+        Ok(target)
+    }
+
+    /// What cancels the statement this connection is running, from another thread.
+    pub fn canceller(&self) -> Canceller {
+        Canceller {
+            token: self.client.cancel_token(),
+            config: self.config.clone(),
+        }
     }
 
     /// Wraps an open connection; `label` names the target in messages (no password).
@@ -129,6 +168,7 @@ impl Target {
             lock: None,
             batch: BatchLimits::default(),
             before_commit: None,
+            config: None,
         })
     }
 
@@ -151,8 +191,7 @@ impl Target {
 
     /// Installs a callback that cut_leg_a and lifecycle_enact run inside their transaction
     /// just before COMMIT; an error from it rolls the phase back. The CLI uses it for its
-    /// test-only failpoints (debug builds); it is also where a caller can observe the
-    /// moment a phase's work is done but not yet committed.
+    /// interrupt check (SIGINT, SIGTERM) and its test-only failpoints (debug builds).
     pub fn set_before_commit(&mut self, hook: Option<BeforeCommit>) {
         self.before_commit = hook;
     }

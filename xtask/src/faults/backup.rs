@@ -119,7 +119,7 @@ pub fn kill_during_dump(cx: &mut Cx) -> Result<(), String> {
     let rec = w.cutter().arg("recover").run();
     let removed = rec
         .stdout
-        .contains("partial backup files of dead processes removed")
+        .contains("partial files of dead processes removed")
         && rec.stdout.contains(".r2.dump.pgp.partial-");
     let nothing = rec.stdout.contains(
         "the process died during pre_write_backup; nothing of pre_write_backup committed",

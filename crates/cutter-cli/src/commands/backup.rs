@@ -280,3 +280,113 @@ pub fn doctor(ctx: &Ctx) -> Result<u8> {
     }
     Ok(print_checks(ctx, "cutter doctor", &checks))
 }
+
+/// `cutter backup list`: every artifact in `backups/`, oldest first, with its size on
+/// disk, its manifest (or why it cannot be read), its restore proof (and whether it
+/// proves this very artifact), and the runs whose backup it is. Reads only state files:
+/// `backup verify` recomputes a checksum, `backup restore-proof` proves a restore.
+pub fn list(ctx: &Ctx) -> Result<u8> {
+    let dir = open(ctx)?;
+    let backups = dir.backups();
+    let mut runs_of: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for id in dir.run_ids()? {
+        if let Some(b) = crate::runs::RunRecord::load(&dir, &id)
+            .ok()
+            .flatten()
+            .and_then(|r| r.context.backup)
+        {
+            runs_of.entry(b.artifact).or_default().push(id.to_string());
+        }
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&backups)
+        .map_err(|e| CliError::io(&backups, e))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".dump.pgp") && !n.starts_with('.'))
+        .collect();
+    // Oldest first: by the manifest's time, then (same second) the file's.
+    let modified = |n: &String| {
+        std::fs::metadata(backups.join(n))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    names.sort_by_cached_key(|n| (modified(n), n.clone()));
+    let mut entries: Vec<serde_json::Value> = names
+        .iter()
+        .map(|name| backup_entry(&backups, name, runs_of.remove(name).unwrap_or_default()))
+        .collect();
+    // Stable: a backup without a readable manifest stays where its file time puts it.
+    entries.sort_by_key(|e| e["created_at"].as_i64().unwrap_or(i64::MIN));
+    let mut human = String::new();
+    for e in &entries {
+        let _ = writeln!(
+            human,
+            "{}  {} bytes  {}  runs: {}  restore proof: {}",
+            e["artifact"].as_str().unwrap_or(""),
+            e["size_bytes"],
+            e["created"].as_str().unwrap_or("no manifest"),
+            match e["runs"].as_array() {
+                Some(r) if !r.is_empty() => r
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                _ => "none (a manual backup)".into(),
+            },
+            match &e["restore_proof"] {
+                serde_json::Value::Null => "none".to_string(),
+                p if p["proves_this_artifact"] == false => "of another artifact".to_string(),
+                p if p["passed"] == true => "passed".to_string(),
+                _ => "FAILED".to_string(),
+            }
+        );
+    }
+    if entries.is_empty() {
+        let _ = writeln!(human, "no backups in {}", backups.display());
+    }
+    ctx.out
+        .emit(&human, json!({"backups_dir": backups, "backups": entries}));
+    Ok(exit::OK)
+}
+
+/// One artifact of `backup list`.
+fn backup_entry(backups: &Path, name: &str, runs: Vec<String>) -> serde_json::Value {
+    let path = backups.join(name);
+    let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+    let (manifest, manifest_error) = match cutter_backup::manifest_path_for(&path)
+        .and_then(|p| cutter_backup::Manifest::read(&p))
+    {
+        Ok(m) => (Some(m), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let stem = name.trim_end_matches(".dump.pgp");
+    let proof_path = backups.join(format!("{stem}.restore-proof.json"));
+    let proof = std::fs::read(&proof_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|p| {
+            let proved = p["artifact_sha256"].as_str().unwrap_or("").to_string();
+            let this = manifest
+                .as_ref()
+                .is_some_and(|m| m.sha256.to_string() == proved);
+            json!({
+                "record": proof_path,
+                "passed": p["passed"],
+                "proves_this_artifact": this,
+                "artifact_sha256": proved,
+                "started_at": p["started_at"],
+            })
+        });
+    json!({
+        "artifact": name,
+        "path": path,
+        "size_bytes": size,
+        "created_at": manifest.as_ref().map(|m| m.created_at.0),
+        "created": manifest.as_ref().map(|m| crate::runs::rfc3339(m.created_at)),
+        "sha256": manifest.as_ref().map(|m| m.sha256.to_string()),
+        "manifest_size_matches": manifest.as_ref().map(|m| Some(m.size_bytes) == size),
+        "recipient": manifest.as_ref().map(|m| m.encryption.recipient.to_string()),
+        "manifest_error": manifest_error,
+        "restore_proof": proof,
+        "runs": runs,
+    })
+}

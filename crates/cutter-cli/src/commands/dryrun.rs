@@ -156,6 +156,7 @@ pub fn dry_run(
         .lock_target(&run_id)
         .map_err(|e| CliError::Refused(e.to_string()))?;
 
+    super::run::refuse_if_interrupted(&run_id)?;
     // L2: the whole live pipeline, on the clone.
     let mut context = RunContext::new(
         run_id.clone(),
@@ -225,6 +226,12 @@ pub fn dry_run(
     );
     match outcome {
         Ok(()) => finish(ctx, dir, &rec),
+        Err(CliError::Interrupted { signal, message }) => Err(CliError::Interrupted {
+            signal,
+            message: format!(
+                "{message} (net-zero verified); the clone is removed\nnext: `cutter status`"
+            ),
+        }),
         Err(e) => {
             let state = match &rec.machine.state {
                 RunState::Held { .. } => "the rehearsal failed",

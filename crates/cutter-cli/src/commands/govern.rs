@@ -1,6 +1,7 @@
 //! Commands of governance: `approve`, `kill-switch disarm`, `hold release`, `void`,
 //! `ledger verify`, `report`.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use cutter_core::{
@@ -449,4 +450,44 @@ pub fn report_extras(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> crate::repor
         }
     }
     extras
+}
+
+/// `cutter ledger log [--run-id R] [--limit N] [--reverse]`: the ledger's history, newest
+/// first (oldest first with `--reverse`), from the target database. Reads only.
+pub fn ledger_log(ctx: &Ctx, run_id: Option<&str>, limit: u64, reverse: bool) -> Result<u8> {
+    let run = run_id.map(RunId::new).transpose()?;
+    let mut client = super::target_config(ctx)?
+        .connect()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let mut entries = cutter_governance::ledger_log(&mut client, run.as_ref(), limit)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    if reverse {
+        entries.reverse();
+    }
+    let mut human = String::new();
+    for e in &entries {
+        let _ = writeln!(
+            human,
+            "{}  {:<10}  {:<12}  {}{}",
+            e.at,
+            e.kind,
+            e.run_id,
+            e.summary,
+            e.actor
+                .as_deref()
+                .filter(|_| e.kind == "decision")
+                .map_or(String::new(), |a| format!("  (by {a})"))
+        );
+    }
+    if entries.is_empty() {
+        human.push_str(match &run {
+            Some(_) => "the ledger has no entries for this run\n",
+            None => "the ledger is empty\n",
+        });
+    }
+    ctx.out.emit(
+        &human,
+        json!({"run_id": run.as_ref().map(|r| r.as_str()), "limit": limit, "entries": entries}),
+    );
+    Ok(exit::OK)
 }

@@ -42,10 +42,16 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<u8> {
     if let Command::Demo { keep } = &cli.command {
         return demo::demo(*keep, out);
     }
+    if let Command::Completions { shell } = &cli.command {
+        crate::manual::print_completions(*shell)?;
+        return Ok(crate::error::exit::OK);
+    }
     let settings = Settings::load(&flags, &|k| std::env::var(k).ok())?;
     let ctx = Ctx { settings, out };
     match cli.command {
-        Command::Init { .. } | Command::Demo { .. } => unreachable!("handled above"),
+        Command::Init { .. } | Command::Demo { .. } | Command::Completions { .. } => {
+            unreachable!("handled above")
+        }
         Command::Status => state::status(&ctx),
         Command::Runs(RunsCommand::List) => state::runs_list(&ctx),
         Command::KillSwitch(KillSwitchCommand::Show) => state::kill_switch_show(&ctx),
@@ -63,6 +69,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<u8> {
             backup::create(&ctx, name.as_deref())
         }
         Command::Backup(crate::cli::BackupCommand::Selftest) => backup::selftest(&ctx),
+        Command::Backup(crate::cli::BackupCommand::List) => backup::list(&ctx),
         Command::Backup(crate::cli::BackupCommand::Verify { artifact }) => {
             backup::verify(&ctx, &artifact)
         }
@@ -78,6 +85,11 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<u8> {
         Command::Hold(HoldCommand::Release { approvals }) => govern::release(&ctx, &approvals),
         Command::Void { run_id, reason } => govern::void(&ctx, &run_id, &reason),
         Command::Ledger(crate::cli::LedgerCommand::Verify) => govern::ledger_verify(&ctx),
+        Command::Ledger(crate::cli::LedgerCommand::Log {
+            run_id,
+            limit,
+            reverse,
+        }) => govern::ledger_log(&ctx, run_id.as_deref(), limit, reverse),
         Command::Report { run_id } => govern::report(&ctx, &run_id),
         Command::Plan(PlanCommand::Check { plan, offline }) => plan::check(&ctx, &plan, offline),
         Command::Plan(PlanCommand::Show { plan, rows }) => plan::show(&ctx, &plan, rows),

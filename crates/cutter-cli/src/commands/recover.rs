@@ -75,9 +75,25 @@ pub fn recover(ctx: &Ctx) -> Result<u8> {
         .map_err(|e| CliError::Failed(e.to_string()))?;
     removed.removed.extend(plans.removed);
     removed.in_use.extend(plans.in_use);
+    let paths = |p: &[std::path::PathBuf]| {
+        p.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (gone, in_use) = (paths(&removed.removed), paths(&removed.in_use));
     let _ = writeln!(
         human,
-        "partial backup files of dead processes removed: {removed:?}"
+        "partial files of dead processes removed: {}{}",
+        if gone.is_empty() {
+            "none".to_string()
+        } else {
+            gone.join(", ")
+        },
+        if in_use.is_empty() {
+            String::new()
+        } else {
+            format!(" (still being written, left alone: {})", in_use.join(", "))
+        }
     );
     let mut runs_out = Vec::new();
     let mut held = false;
@@ -208,7 +224,7 @@ pub fn recover(ctx: &Ctx) -> Result<u8> {
     }
     ctx.out.emit(
         &human,
-        json!({"runs": runs_out, "stale_lock": stale, "removed_partials": format!("{removed:?}")}),
+        json!({"runs": runs_out, "stale_lock": stale, "removed_partials": gone, "partials_in_use": in_use}),
     );
     Ok(if held { exit::HELD } else { exit::OK })
 }

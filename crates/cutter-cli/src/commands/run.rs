@@ -171,6 +171,18 @@ pub fn backup_recipient(ctx: &Ctx) -> Result<(cutter_backup::Recipient, PathBuf)
     Ok((recipient, key))
 }
 
+/// Stops a run that a signal interrupted before it claimed its run id: nothing was
+/// written, nothing is held.
+pub fn refuse_if_interrupted(run_id: &RunId) -> Result<()> {
+    match crate::interrupt::received() {
+        None => Ok(()),
+        Some(signal) => Err(CliError::Interrupted {
+            signal,
+            message: format!("run {run_id} interrupted by {signal} before it started: nothing was written\nnext: `cutter status`"),
+        }),
+    }
+}
+
 /// Everything a pipeline run needs, connected and authorized.
 pub struct Pipeline<'a> {
     /// The state directory.
@@ -216,16 +228,26 @@ impl Pipeline<'_> {
     }
 
     /// Runs the mutating phases up to the run's final phase, then the post snapshot.
+    /// A SIGINT or SIGTERM ([`crate::interrupt`]) cancels the statement in flight and
+    /// fails the phase it interrupts, before its COMMIT, as any failure does.
     pub fn execute(&mut self) -> Result<()> {
-        // Test-only failpoints inside the adapter's own transactions (debug builds only).
-        #[cfg(debug_assertions)]
-        self.target.set_before_commit(Some(Box::new(|phase| {
-            failpoint::hit(phase, When::BeforeCommit)
+        // Inside the adapter's own transactions: test-only failpoints (debug builds
+        // only), then the interrupt check.
+        self.target
+            .set_before_commit(Some(Box::new(Self::before_commit)));
+        let cancel = self.target.canceller();
+        crate::interrupt::set_canceller(Some(Box::new(move || {
+            if let Err(e) = cancel.cancel() {
+                tracing::warn!("cancelling the statement in flight: {e}");
+            }
         })));
         let final_phase = self.rec.machine.final_phase;
-        for phase in Phase::MUTATING.into_iter().filter(|p| *p <= final_phase) {
-            self.step(phase)?;
-        }
+        let outcome = Phase::MUTATING
+            .into_iter()
+            .filter(|p| *p <= final_phase)
+            .try_for_each(|phase| self.step(phase));
+        crate::interrupt::set_canceller(None);
+        outcome?;
         let post = self.target.snapshot().map_err(pg_err)?;
         let rollback = self.dir.rollback_dir(&self.rec.machine.run_id)?;
         write_json(&rollback.join("post.json"), &post)?;
@@ -236,7 +258,8 @@ impl Pipeline<'_> {
     fn step(&mut self, phase: Phase) -> Result<()> {
         self.rec.record(self.dir, Event::PhaseStarted { phase })?;
         let started = now_ms();
-        let result = self.do_phase(phase);
+        // A signal between two phases fails the next one before it writes anything.
+        let result = crate::interrupt::check().and_then(|()| self.do_phase(phase));
         let ended = now_ms();
         match result {
             Ok(()) => {
@@ -250,6 +273,7 @@ impl Pipeline<'_> {
                     outcome: PhaseOutcome::Committed,
                 });
                 let effects = self.rec.record(self.dir, Event::PhaseCommitted { phase })?;
+                tracing::info!(run = %self.rec.machine.run_id, ms = ended - started, "phase {phase} committed");
                 if !self.rehearsal {
                     apply_effects(
                         self.dir,
@@ -266,7 +290,15 @@ impl Pipeline<'_> {
         }
     }
 
+    /// Inside a phase's transaction, just before its COMMIT: a test-only failpoint, then
+    /// the interrupt check. An `Err` rolls the phase back.
+    fn before_commit(phase: Phase) -> std::result::Result<(), String> {
+        failpoint::hit(phase, When::BeforeCommit)?;
+        crate::interrupt::check()
+    }
+
     fn fail(&mut self, phase: Phase, started: i64, reason: String) -> Result<()> {
+        let reason = crate::interrupt::annotate(reason);
         self.rec.context.phases.push(PhaseRecord {
             phase,
             started_ms: started,
@@ -284,6 +316,12 @@ impl Pipeline<'_> {
             },
         )?;
         if self.rehearsal {
+            if let Some(signal) = crate::interrupt::received() {
+                return Err(CliError::Interrupted {
+                    signal,
+                    message: format!("rehearsal {} interrupted by {signal} in {phase}; the target was not written", self.rec.machine.run_id),
+                });
+            }
             return Err(CliError::Failed(format!("{phase}: {reason}")));
         }
         let exec = self.exec_cfg.clone();
@@ -295,6 +333,16 @@ impl Pipeline<'_> {
             &self.actor,
             self.out,
         )?;
+        if let Some(signal) = crate::interrupt::received() {
+            return Err(CliError::Interrupted {
+                signal,
+                message: format!(
+                    "run {run} interrupted by {signal} in {phase}\nthe phase rolled back; kill-switch re-armed; HOLD written\nnext: `cutter status`, then {} — `cutter compensate --run-id {run}`",
+                    self.rec.machine.prescribed_compensation().describe(),
+                    run = self.rec.machine.run_id,
+                ),
+            });
+        }
         Err(CliError::Held(format!(
             "run {} failed in {phase}: {reason}\nthe phase rolled back; kill-switch re-armed; HOLD written\nnext: {} — `cutter compensate --run-id {}`",
             self.rec.machine.run_id,
@@ -329,7 +377,7 @@ impl Pipeline<'_> {
                     cutter_backup::pre_write_backup(&cfg, &mut |bytes| pb.set_position(bytes))
                         .map_err(|e| e.to_string())?;
                 pb.finish_and_clear();
-                failpoint::hit(phase, When::BeforeCommit)?;
+                Self::before_commit(phase)?;
                 let m = &artifact.manifest;
                 self.rec.context.backup = Some(BackupFacts {
                     artifact: m.artifact.clone(),
@@ -362,7 +410,7 @@ impl Pipeline<'_> {
                     &self.actor,
                 )
                 .map_err(|e| e.to_string())?;
-                failpoint::hit(phase, When::BeforeCommit)?;
+                Self::before_commit(phase)?;
                 tx.commit().map_err(|e| e.to_string())?;
                 let rows = 1 + report.units + 1 + report.signature_rows.len() as u64;
                 self.rec.context.ledger_rows = Some(rows);
@@ -385,7 +433,7 @@ impl Pipeline<'_> {
                     &self.actor,
                 )
                 .map_err(|e| e.to_string())?;
-                failpoint::hit(phase, When::BeforeCommit)?;
+                Self::before_commit(phase)?;
                 tx.commit().map_err(|e| e.to_string())?;
                 self.rec.context.verify = Some(report.facts);
                 Ok(())
@@ -568,6 +616,8 @@ fn record_sg3(
 
 /// `cutter run`.
 pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8> {
+    crate::interrupt::install()
+        .map_err(|e| CliError::internal(format!("catching SIGINT and SIGTERM: {e}")))?;
     let dir = StateDir::open(ctx.settings.require_state_dir()?)?;
     let run_id = RunId::new(args.run_id.clone())?;
     let (_lock, stale) = dir.lock(&format!("run {run_id}"), &now_rfc3339())?;
@@ -726,6 +776,7 @@ fn live(
     } else {
         Phase::LifecycleEnact
     };
+    refuse_if_interrupted(&run_id)?;
     let claim = {
         let mut c = exec_cfg
             .connect()

@@ -210,3 +210,23 @@ fn session_refusal(
         _ => None,
     })
 }
+
+impl ConnConfig {
+    /// Asks the server to cancel the statement that the connection `token` came from is
+    /// running (libpq's `PQcancel`), over a new connection made as this configuration
+    /// makes one: TLS under the same sslmode, never on unix sockets. Harmless when the
+    /// connection is idle.
+    pub fn cancel(&self, token: &postgres::CancelToken) -> Result<(), ConfigError> {
+        let result = if self.uses_tcp() && self.sslmode != SslMode::Disable {
+            token.cancel_query(MakeRustlsConnect::new(self.rustls_config()?))
+        } else {
+            token.cancel_query(postgres::NoTls)
+        };
+        result.map_err(|e| ConfigError::Connect {
+            target: self.target(self.uses_tcp()),
+            detail: format!("sending the cancel request: {}", describe_pg_error(&e)),
+            hint: None,
+            sqlstate: None,
+        })
+    }
+}
