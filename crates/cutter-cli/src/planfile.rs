@@ -154,6 +154,7 @@ impl PlanFile {
             self.header.document_id.clone(),
             self.header.source_version_id.clone(),
             vocab,
+            self.header.findings.as_ref(),
             source,
         )?;
         if plan.rows() != self.header.rows {

@@ -74,16 +74,38 @@ fn forbidden_characters_are_refused_unless_accepted_and_then_recorded() {
         "U+FFFD"
     );
 
-    // The streamed row contract (cutter-pg) does not read the findings yet: fail closed.
-    cutter()
+    // The plan, with its acceptance recorded and sealed, passes the streamed row
+    // contract; the findings are shown.
+    let o = cutter()
         .args(["plan", "check", "--offline"])
         .arg(&plan)
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("1 forbidden character(s): U+FFFD"))
-        .stderr(predicate::str::contains(
-            "the plan's findings accept 1 forbidden character(s)",
-        ));
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("U+FFFD"), "{}", text(&o.stdout));
+
+    // A listed character moved to another offset: the character at its real offset is no
+    // longer accepted.
+    let mut edited: serde_json::Value = json.clone();
+    let offset = edited["findings"]["forbidden_characters"][0]["offset"]
+        .as_u64()
+        .unwrap();
+    edited["findings"]["forbidden_characters"][0]["offset"] = (offset + 1).into();
+    let edited_path = dir.path().join("edited.json");
+    std::fs::write(&edited_path, edited.to_string()).unwrap();
+    let o = cutter()
+        .args(["plan", "check", "--offline"])
+        .arg(&edited_path)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "1 forbidden character(s): U+FFFD (replacement character: bytes the decoder could not read as text) at character {offset}"
+        )),
+        "{err}"
+    );
 }
 
 #[test]

@@ -416,6 +416,51 @@ impl CutPlan {
     /// in a body are violations, each named with its offset, unless the findings record
     /// that they were accepted and list them; findings must match their digest.
     pub fn validate(self, vocab: &Vocabularies) -> Result<ValidPlan, ContractReport> {
+        let mut report = ContractReport {
+            violations: self.row_contract(vocab),
+        };
+        PlanFindings::check(
+            self.findings.as_ref(),
+            || self.digest(),
+            self.rows.iter(),
+            &mut report.violations,
+        );
+        report
+            .violations
+            .sort_by_key(|v| (v.row.unwrap_or(0), v.field));
+        if report.violations.is_empty() {
+            let digest = self.digest();
+            Ok(ValidPlan { plan: self, digest })
+        } else {
+            Err(report)
+        }
+    }
+
+    /// The row contract of a part of a plan read in chunks (a streamed plan's rows
+    /// `first_row`…): every violation but the whole plan's (its digest, duplicates across
+    /// chunks), with forbidden characters judged by the whole plan's `findings`. Returns
+    /// the violations, numbered as plan rows, and how many listed characters these rows
+    /// hold, for [`PlanFindings::check_plan`] once every chunk was read.
+    pub fn validate_part(
+        &self,
+        vocab: &Vocabularies,
+        findings: Option<&PlanFindings>,
+        first_row: usize,
+    ) -> (Vec<Violation>, usize) {
+        let mut violations = self.row_contract(vocab);
+        for v in &mut violations {
+            if let Some(n) = v.row.as_mut() {
+                *n += first_row - 1;
+            }
+        }
+        let found =
+            PlanFindings::check_rows(findings, self.rows.iter(), first_row, &mut violations);
+        (violations, found)
+    }
+
+    /// Every row's contract violations, and the plan's own (format, emptiness, size),
+    /// without the findings' checks.
+    fn row_contract(&self, vocab: &Vocabularies) -> Vec<Violation> {
         let mut report = ContractReport::default();
         if self.format != PLAN_FORMAT {
             report.violations.push(Violation {
@@ -514,21 +559,7 @@ impl CutPlan {
                 check_name(o, limits::SHORT_BYTES, Field::OwnerRef, &mut push);
             }
         }
-        PlanFindings::check(
-            self.findings.as_ref(),
-            || self.digest(),
-            self.rows.iter(),
-            &mut report.violations,
-        );
-        report
-            .violations
-            .sort_by_key(|v| (v.row.unwrap_or(0), v.field));
-        if report.violations.is_empty() {
-            let digest = self.digest();
-            Ok(ValidPlan { plan: self, digest })
-        } else {
-            Err(report)
-        }
+        report.violations
     }
 }
 

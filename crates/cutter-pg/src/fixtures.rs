@@ -119,7 +119,7 @@ pub fn scale_streamed(
 ) -> Result<StreamedPlan<impl Fn() -> ScaleRows>, ContractReport> {
     let (d, v) = ids(doc);
     let doc = doc.to_string();
-    StreamedPlan::validate(d, v, &vocabularies(), move || scale_rows(&doc, n))
+    StreamedPlan::validate(d, v, &vocabularies(), None, move || scale_rows(&doc, n))
 }
 
 /// A one-row plan (the seeds' 158 → 159 proof).

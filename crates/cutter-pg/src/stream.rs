@@ -51,11 +51,14 @@ where
     I: Iterator<Item = CutPlanRow>,
 {
     /// Validates every row against the row contract and `vocab` (reporting every
-    /// violation, with plan row numbers), then digests the plan. Reads the source twice.
+    /// violation, with plan row numbers), with forbidden characters judged by the plan's
+    /// `findings` (accepted only when listed there), then digests the plan and checks the
+    /// findings' digest. Reads the source twice.
     pub fn validate(
         document_id: DocumentId,
         source_version_id: SourceVersionId,
         vocab: &Vocabularies,
+        findings: Option<&cutter_core::PlanFindings>,
         source: F,
     ) -> Result<Self, ContractReport> {
         let mut report = ContractReport::default();
@@ -64,27 +67,25 @@ where
         let mut seen: HashMap<[u8; 16], u64> = HashMap::new();
         let mut rows: u64 = 0;
         let mut chunk = Vec::with_capacity(CHUNK);
-        let flush = |chunk: &mut Vec<CutPlanRow>, first: u64, report: &mut ContractReport| {
+        // Listed forbidden characters found in the rows, over every chunk.
+        let mut found = 0usize;
+        let mut flush = |chunk: &mut Vec<CutPlanRow>, first: u64, report: &mut ContractReport| {
             let plan = CutPlan::new(
                 document_id.clone(),
                 source_version_id.clone(),
                 std::mem::take(chunk),
             );
-            if let Err(r) = plan.validate(vocab) {
-                for mut v in r.violations {
-                    // Duplicates are found across the whole plan below, with plan row
-                    // numbers; the chunk's own report would number them per chunk.
-                    if v.field == Field::CanonicalAddress
-                        && v.message.starts_with("duplicate canonical address")
-                    {
-                        continue;
-                    }
-                    if let Some(n) = v.row.as_mut() {
-                        *n += usize::try_from(first).unwrap_or(usize::MAX) - 1;
-                    }
-                    report.violations.push(v);
-                }
-            }
+            let (violations, listed) = plan.validate_part(
+                vocab,
+                findings,
+                usize::try_from(first).unwrap_or(usize::MAX),
+            );
+            found += listed;
+            // Duplicates are found across the whole plan below, with plan row numbers.
+            report.violations.extend(violations.into_iter().filter(|v| {
+                !(v.field == Field::CanonicalAddress
+                    && v.message.starts_with("duplicate canonical address"))
+            }));
         };
         let mut address_bytes: u64 = 0;
         for row in source() {
@@ -175,11 +176,19 @@ where
                 }],
             });
         }
+        let digest = h.finish();
+        if let Some(f) = findings {
+            let mut violations = Vec::new();
+            f.check_plan(found, digest, &mut violations);
+            if !violations.is_empty() {
+                return Err(ContractReport { violations });
+            }
+        }
         Ok(Self {
             document_id,
             source_version_id,
             rows,
-            digest: h.finish(),
+            digest,
             facts,
             source,
         })

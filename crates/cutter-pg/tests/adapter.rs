@@ -389,6 +389,7 @@ fn streamed_validation_reports_every_violation_with_plan_row_numbers() {
         DocumentId::new("dup-doc").unwrap(),
         SourceVersionId::new("v1").unwrap(),
         &fixtures::vocabularies(),
+        None,
         rows,
     )
     .unwrap_err();
@@ -421,6 +422,7 @@ fn streamed_validation_refuses_a_plan_too_large_for_the_ledger() {
         DocumentId::new("big-doc").unwrap(),
         SourceVersionId::new("v1").unwrap(),
         &fixtures::vocabularies(),
+        None,
         rows,
     )
     .unwrap_err();
@@ -452,6 +454,7 @@ fn a_streamed_source_that_changes_after_validation_is_rolled_back() {
         DocumentId::new("shifty-doc").unwrap(),
         SourceVersionId::new("v1").unwrap(),
         &fixtures::vocabularies(),
+        None,
         source,
     )
     .unwrap();

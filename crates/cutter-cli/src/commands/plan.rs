@@ -107,17 +107,7 @@ pub fn check(ctx: &Ctx, plan: &Path, offline: bool) -> Result<u8> {
                 );
                 return Ok(exit::USAGE);
             }
-            let accepted = findings
-                .filter(|f| f.forbidden_characters_accepted)
-                .map(|f| format!(
-                    "\nthe plan's findings accept {} forbidden character(s), but the streamed row contract does not read the findings yet: such a plan cannot be checked or run",
-                    f.forbidden_characters.len()
-                ))
-                .unwrap_or_default();
-            Err(CliError::Usage(format!(
-                "{}: {report}{accepted}",
-                plan.display()
-            )))
+            Err(CliError::Usage(format!("{}: {report}", plan.display())))
         }
     }
 }

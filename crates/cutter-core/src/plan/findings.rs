@@ -173,6 +173,21 @@ impl PlanFindings {
         rows: impl Iterator<Item = &'a CutPlanRow>,
         out: &mut Vec<Violation>,
     ) {
+        let found = Self::check_rows(findings, rows, 1, out);
+        if let Some(f) = findings {
+            f.check_plan(found, plan_digest(), out);
+        }
+    }
+
+    /// The per-row part of the check, for rows numbered from `first_row`: forbidden
+    /// characters are refused unless accepted and listed. Returns how many listed
+    /// characters were found, for [`PlanFindings::check_plan`].
+    pub(crate) fn check_rows<'a>(
+        findings: Option<&PlanFindings>,
+        rows: impl Iterator<Item = &'a CutPlanRow>,
+        first_row: usize,
+        out: &mut Vec<Violation>,
+    ) -> usize {
         let accepted: BTreeSet<(&str, u64, &str)> = findings
             .filter(|f| f.forbidden_characters_accepted)
             .map(|f| {
@@ -216,7 +231,7 @@ impl PlanFindings {
                 .collect();
             let more = refused.len().saturating_sub(NAMED_PER_ROW);
             out.push(Violation {
-                row: Some(i + 1),
+                row: Some(i + first_row),
                 canonical_address: (!r.canonical_address.is_empty())
                     .then(|| shorten(&r.canonical_address, 200)),
                 field: Field::Body,
@@ -228,7 +243,23 @@ impl PlanFindings {
                 ),
             });
         }
-        let Some(f) = findings else { return };
+        found.len()
+    }
+
+    /// The whole-plan part of the check, once every row was read: the acceptance is
+    /// recorded if characters are listed, every listed character was `found` in the rows,
+    /// and the digest matches `plan_digest`.
+    pub fn check_plan(&self, found: usize, plan_digest: Sha256Digest, out: &mut Vec<Violation>) {
+        let f = self;
+        let accepted = if f.forbidden_characters_accepted {
+            f.forbidden_characters
+                .iter()
+                .map(|c| (&c.canonical_address, c.offset, &c.code_point))
+                .collect::<BTreeSet<_>>()
+                .len()
+        } else {
+            0
+        };
         let plan = |message: String| Violation {
             row: None,
             canonical_address: None,
@@ -241,13 +272,13 @@ impl PlanFindings {
                     .into(),
             ));
         }
-        let listed_absent = accepted.len() - found.len().min(accepted.len());
+        let listed_absent = accepted - found.min(accepted);
         if listed_absent > 0 {
             out.push(plan(format!(
                 "findings: {listed_absent} listed forbidden character(s) are not in the bodies at the offsets given; the findings do not describe these rows"
             )));
         }
-        let expected = f.compute_digest(&plan_digest());
+        let expected = f.compute_digest(&plan_digest);
         if f.digest != expected {
             out.push(plan(format!(
                 "findings digest {} does not match the findings and rows (expected {expected}): the plan was changed after the cut; cut again",
