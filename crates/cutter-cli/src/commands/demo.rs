@@ -437,11 +437,12 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
             &format!(
                 "\nkept: the cluster is still running (pid {}, directory {}).\n\
                  connect as the writer (cutter_verify reads only):\n  {connect}\n\
-                 use the cutter command on it:\n  CUTTER_CONFIG={} cutter status\n\
+                 use the cutter command on it:\n  export CUTTER_CONFIG={} PGPASSFILE={}\n  cutter status\n\
                  when done, stop it and remove everything:\n  {teardown}",
                 kept.pid.map_or("?".to_string(), |p| p.to_string()),
                 kept.dir.display(),
                 cutter_pg::shell_quote(&cfg_path),
+                cutter_pg::shell_quote(&pgpass),
             ),
             json!({"demo": "ok", "runs": ["demo-1", "demo-2"], "seconds": started.elapsed().as_secs_f64(),
                    "steps": Output::take_captured(),
