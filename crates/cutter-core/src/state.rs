@@ -171,6 +171,10 @@ pub struct RunMachine {
     pub gate_passed: bool,
     /// The kill-switch.
     pub kill_switch: KillSwitch,
+    /// Whether the run's writes were compensated (kept when a released HOLD moves the
+    /// state on; absent in run records written before it was kept).
+    #[serde(default)]
+    pub compensated: bool,
 }
 
 impl fmt::Display for Event {
@@ -236,6 +240,7 @@ impl RunMachine {
             committed: PhaseSet::EMPTY,
             gate_passed: false,
             kill_switch,
+            compensated: false,
         }
     }
 
@@ -262,9 +267,9 @@ impl RunMachine {
 
     fn released_after_compensation(&self) -> bool {
         // A released run was compensated first whenever the matrix asked for it (see
-        // `apply`), so only a run whose prescription touches nothing is released as is.
+        // `apply`); a run whose prescription touched nothing was released as is.
         self.state == RunState::Released
-            && !compensation_for(None, self.committed).touches_database()
+            && (self.compensated || !compensation_for(None, self.committed).touches_database())
     }
 
     fn illegal(&self, event: &Event, why: impl Into<String>) -> IllegalTransition {
@@ -383,6 +388,7 @@ impl RunMachine {
                 next.state = RunState::Compensated {
                     compensation: *compensation,
                 };
+                next.compensated = true;
                 Ok((next, vec![]))
             }
             // A run that stopped by choice after write_verify left verified drafts: the
@@ -397,6 +403,7 @@ impl RunMachine {
                 next.state = RunState::Compensated {
                     compensation: *compensation,
                 };
+                next.compensated = true;
                 Ok((next, vec![]))
             }
             (RunState::Held { compensation, .. }, Event::Released) => {
@@ -620,6 +627,17 @@ mod tests {
                 compensation: Compensation::A,
             })
             .unwrap();
+        // Compensated, then released: still voidable (the release keeps that the
+        // writes were compensated).
+        let (released, _) = comp.apply(&Event::Released).unwrap();
+        assert_eq!(released.state, RunState::Released);
+        assert!(!released.has_uncompensated_writes());
+        assert!(released.apply(&Event::Voided).is_ok());
+        // A run record written before `compensated` was kept reads as not compensated.
+        let mut json = serde_json::to_value(&released).unwrap();
+        json.as_object_mut().unwrap().remove("compensated");
+        let old: RunMachine = serde_json::from_value(json).unwrap();
+        assert!(!old.compensated);
         let (voided, eff) = comp.apply(&Event::Voided).unwrap();
         assert_eq!(voided.state, RunState::Voided);
         assert!(eff.contains(&Effect::ReleaseClaim));
