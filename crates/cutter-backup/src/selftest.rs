@@ -6,15 +6,16 @@
 //! checked": a PASS only ever vouches for what was checked.
 
 use std::fmt;
-use std::io::Write;
 use std::path::PathBuf;
 
 use cutter_core::{mutation_surface, Fingerprint, TableName};
-use cutter_openpgp::{EncryptingWriter, Recipient};
+use cutter_openpgp::Recipient;
 use cutter_pg::config::ConnConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{load_recipient, load_secret_key, PassphraseSource};
+use crate::keys::{
+    load_recipient, load_secret_key, ManifestSigner, PassphraseSource, SIGNING_PASSPHRASE_ENV,
+};
 use crate::programs::PgProgram;
 use cutter_fs as atomic;
 
@@ -34,6 +35,11 @@ pub struct SelftestConfig {
     pub secret_key: Option<PathBuf>,
     /// Its passphrase.
     pub passphrase: Option<PassphraseSource>,
+    /// The pinned manifest signing fingerprint (`None`: not configured, which fails).
+    pub signing_pin: Option<Fingerprint>,
+    /// The signing key's secret key file (`None`: not configured, which fails: no
+    /// backup can be taken without it).
+    pub signing_key: Option<PathBuf>,
     /// A pg_dump other than `pg_config --bindir`'s.
     pub pg_dump: Option<PathBuf>,
     /// The database as the read-only role: pg_dump is checked against the server's
@@ -146,6 +152,27 @@ pub fn selftest(cfg: &SelftestConfig) -> SelftestReport {
         }),
     ));
 
+    // Manifest signing key: pinned, a private file, the pinned key, can sign now.
+    let signing = match (&cfg.signing_pin, &cfg.signing_key) {
+        (None, _) => Err(crate::Error::SigningPinMissing.to_string()),
+        (Some(pin), None) => Err(format!(
+            "[backup].signing_fingerprint pins {pin}, but no signing key is configured: set \
+             [backup].signing_key (or CUTTER_BACKUP_SIGNING_KEY) to its secret key file; \
+             without it no backup (and so no live run) can be taken here"
+        )),
+        (Some(pin), Some(path)) => {
+            let pass = if std::env::var_os(SIGNING_PASSPHRASE_ENV).is_some() {
+                PassphraseSource::Env(SIGNING_PASSPHRASE_ENV.into())
+            } else {
+                PassphraseSource::None
+            };
+            ManifestSigner::load(path, pin, &pass)
+                .map(|s| format!("{} is the pinned key and can sign", s.fingerprint()))
+                .map_err(|e| e.to_string())
+        }
+    };
+    checks.push(check("manifest signing key", signing));
+
     // pg_dump: found and runs; then, as its own line, new enough for the server.
     let pg_dump = PgProgram::resolve(cfg.pg_dump.as_deref(), "pg_dump");
     checks.push(check(
@@ -210,9 +237,8 @@ pub fn selftest(cfg: &SelftestConfig) -> SelftestReport {
 
 fn round_trip(r: &Recipient, cfg: &SelftestConfig) -> Result<String, String> {
     let plain = sample();
-    let mut w = EncryptingWriter::new(r, Vec::new()).map_err(|e| e.to_string())?;
-    w.write_all(&plain).map_err(|e| e.to_string())?;
-    let ct = w.finish().map_err(|e| e.to_string())?;
+    let mut ct = Vec::with_capacity(plain.len() + 1024);
+    cutter_openpgp::encrypt(r, &plain[..], &mut ct).map_err(|e| e.to_string())?;
     if ct.windows(4096).any(|win| win == &plain[..4096]) {
         return Err("the sample appears unencrypted in the output".into());
     }

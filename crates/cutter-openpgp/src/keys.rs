@@ -125,6 +125,16 @@ impl PublicKey {
         self.encryption_key_at(SystemTime::now())
     }
 
+    /// The key, ASCII-armored (as `gpg --export --armor` writes it).
+    pub fn to_armored(&self) -> Result<String> {
+        self.inner
+            .to_armored_string(ArmorOptions::default())
+            .map_err(|e| Error::KeyParse {
+                what: "public key",
+                detail: format!("armoring it: {e}"),
+            })
+    }
+
     pub(crate) fn inner(&self) -> &SignedPublicKey {
         &self.inner
     }
@@ -363,14 +373,9 @@ pub fn generate_key(user_id: &str, passphrase: Option<&Passphrase>) -> Result<Ge
             ]
             .into(),
         )
-        .preferred_compression_algorithms(
-            vec![
-                CompressionAlgorithm::ZLIB,
-                CompressionAlgorithm::ZIP,
-                CompressionAlgorithm::Uncompressed,
-            ]
-            .into(),
-        )
+        // Uncompressed only: GnuPG then writes uncompressed messages to this key, and
+        // `decrypt` refuses every compressed packet.
+        .preferred_compression_algorithms(vec![CompressionAlgorithm::Uncompressed].into())
         .passphrase(passphrase.map(|p| p.expose().to_owned()))
         .subkeys(vec![sub]);
     let params = params.build().map_err(|e| gen_err(e.to_string()))?;

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 /// The caller's libpq, cutter and logging variables: a `cutter` child under test gets
 /// only what its test gives it. Remove them all, then set what the test needs.
-pub const CALLER_ENV: [&str; 25] = [
+pub const CALLER_ENV: [&str; 27] = [
     "DATABASE_URL",
     "CUTTER_DATABASE_URL",
     "PGHOST",
@@ -31,6 +31,8 @@ pub const CALLER_ENV: [&str; 25] = [
     "CUTTER_BACKUP_SECRET_KEY",
     "CUTTER_BACKUP_PASSPHRASE",
     "CUTTER_BACKUP_PASSPHRASE_FILE",
+    "CUTTER_BACKUP_SIGNING_KEY",
+    "CUTTER_BACKUP_SIGNING_PASSPHRASE",
     "CUTTER_APPROVER_KEYS",
     "CUTTER_TEST_CLUSTER",
     "CUTTER_PG_TMPDIR",
