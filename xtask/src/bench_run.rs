@@ -79,6 +79,13 @@ pub fn main(units: u64) -> Result<(), String> {
     let backup =
         cutter_backup::generate_keys(&keys, "backup", "bench <backup@bench.invalid>", None)
             .map_err(|e| e.to_string())?;
+    let signing = cutter_backup::generate_keys(
+        &keys,
+        "backup-signing",
+        "bench <backup-signing@bench.invalid>",
+        None,
+    )
+    .map_err(|e| e.to_string())?;
     let mut approvers = Vec::new();
     let mut armored = Vec::new();
     for name in ["alice", "bob"] {
@@ -168,11 +175,13 @@ pub fn main(units: u64) -> Result<(), String> {
     let config = format!(
         "state_dir = \".\"\n[database]\nurl = \"postgres://cutter_exec@{}:{}/bench_run?sslmode=disable\"\n\
          verify_user = \"cutter_verify\"\n[backup]\nrecipient_fingerprint = \"{}\"\nrecipient_key = \"{}\"\n\
-         [approvals]\napprover_keys = [\"{}\", \"{}\"]\n[run]\nactor = \"bench\"\n",
+         signing_fingerprint = \"{}\"\nsigning_key = \"{}\"\n[approvals]\napprover_keys = [\"{}\", \"{}\"]\n[run]\nactor = \"bench\"\n",
         c.host,
         c.port,
         backup.fingerprint,
         backup.public_key.display(),
+        signing.fingerprint,
+        signing.secret_key.display(),
         approvers[0].0.display(),
         approvers[1].0.display()
     );

@@ -359,7 +359,12 @@ mod tests {
             bench(&["backup", "--megabytes", "5"]),
             Ok(Bench::Backup(_))
         ));
-        // The benchmark runs itself as the measured backup's child process.
+        assert!(matches!(
+            bench(&["backup", "--megabytes", "5", "--rounds", "5"]),
+            Ok(Bench::Backup(_))
+        ));
+        // The benchmark runs itself as the measured backup's and restore proof's child
+        // process.
         assert!(matches!(
             bench(&[
                 "backup",
@@ -368,11 +373,18 @@ mod tests {
                 "b1",
                 "key.asc",
                 "FPR",
-                "host=h"
+                "signing.sec.asc",
+                "SIGNING_FPR",
+                "host=h",
+                "0"
             ]),
             Ok(Bench::Backup(_))
         ));
         assert!(bench(&["backup", "--child-backup", "dir"]).is_err());
+        assert!(matches!(
+            bench(&["backup", "--child-restore", "a.dump.pgp", "k", "p", "FPR"]),
+            Ok(Bench::Backup(_))
+        ));
         for bad in [
             &["compensation", "--units", "0"][..],
             &["compensation", "--bogus"],

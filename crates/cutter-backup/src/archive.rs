@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-/// TOC bytes we are willing to buffer before giving up (the nine tables' TOC is a few
+/// TOC bytes we are willing to buffer before giving up (the surface tables' TOC is a few
 /// kilobytes; functions and comments are not dumped with `--table`).
 const MAX_TOC_BYTES: usize = 16 << 20;
 
@@ -28,6 +28,23 @@ pub(crate) struct TableDataEntry {
     pub(crate) copy_stmt: String,
 }
 
+/// Any entry of the table of contents, as far as the restore's selection needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TocEntry {
+    /// The dump id (what a `pg_restore -L` list names).
+    pub(crate) dump_id: i32,
+    /// `TABLE`, `TABLE DATA`, `INDEX`, `TRIGGER`, `FUNCTION`, …
+    pub(crate) desc: String,
+    /// Schema.
+    pub(crate) namespace: String,
+    /// Name (for constraints and triggers: `table name`).
+    pub(crate) tag: String,
+    /// The COPY statement of a `TABLE DATA` entry, else empty.
+    pub(crate) copy_stmt: String,
+    /// Dump ids this entry depends on.
+    pub(crate) deps: Vec<i32>,
+}
+
 /// What the header and table of contents say.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Toc {
@@ -39,6 +56,8 @@ pub(crate) struct Toc {
     pub(crate) encoding: Option<String>,
     /// Table data entries by dump id.
     pub(crate) tables: BTreeMap<i32, TableDataEntry>,
+    /// Every entry, in archive order.
+    pub(crate) entries: Vec<TocEntry>,
 }
 
 /// What the scanner reports.
@@ -143,6 +162,20 @@ fn decode_int(sign: u8, mag: &[u8]) -> i64 {
     }
 }
 
+/// Parses the header and table of contents at the start of `b`: `Ok(None)` if more
+/// bytes are needed, else the TOC and how many bytes it took; `Err` with the reason if
+/// this is not an archive this parser reads.
+pub(crate) fn read_toc(b: &[u8]) -> Result<Option<(Toc, usize)>, String> {
+    match parse_head(b) {
+        Ok((toc, used, _)) => Ok(Some((toc, used))),
+        Err(ParseError::More) => Ok(None),
+        Err(ParseError::Bad(r)) => Err(r),
+    }
+}
+
+/// TOC bytes the restore buffers before refusing the archive.
+pub(crate) const MAX_TOC: usize = MAX_TOC_BYTES;
+
 fn parse_head(b: &[u8]) -> Result<(Toc, usize, usize), ParseError> {
     if b.len() >= 5 && &b[..5] != b"PGDMP" {
         return Err(ParseError::Bad("no PGDMP magic".into()));
@@ -194,6 +227,7 @@ fn parse_head(b: &[u8]) -> Result<(Toc, usize, usize), ParseError> {
         compressed,
         encoding: None,
         tables: BTreeMap::new(),
+        entries: Vec::new(),
     };
     for _ in 0..count {
         let dump_id = i32::try_from(c.int()?).map_err(|_| ParseError::Bad("dump id".into()))?;
@@ -214,9 +248,29 @@ fn parse_head(b: &[u8]) -> Result<(Toc, usize, usize), ParseError> {
         }
         c.string()?; // owner
         c.string()?; // "false" (with oids)
-        while c.string()?.is_some() {} // dependencies, NULL-terminated
+        let mut deps = Vec::new();
+        while let Some(d) = c.string()? {
+            // dependencies, NULL-terminated, as decimal text
+            deps.push(
+                d.trim()
+                    .parse::<i32>()
+                    .map_err(|_| ParseError::Bad(format!("dependency {d:?} of entry {dump_id}")))?,
+            );
+        }
         c.byte()?; // offset flag
         c.take(off_size)?; // offset
+        toc.entries.push(TocEntry {
+            dump_id,
+            desc: desc.clone(),
+            namespace: namespace.clone(),
+            tag: tag.clone(),
+            copy_stmt: if desc == "TABLE DATA" {
+                copy_stmt.clone()
+            } else {
+                String::new()
+            },
+            deps,
+        });
         match desc.as_str() {
             "TABLE DATA" => {
                 toc.tables.insert(

@@ -1,4 +1,4 @@
-//! `pre_write_backup`: pg_dump of exactly the nine tables of the mutation surface, run as
+//! `pre_write_backup`: pg_dump of exactly the tables of the mutation surface, run as
 //! the read-only role in a snapshot exported by a REPEATABLE READ transaction, streamed
 //! through OpenPGP encryption and SHA-256 into `<backups>/<name>.dump.pgp` (temp file,
 //! fsync, no-replace link, directory fsync), with a manifest beside it.
@@ -7,29 +7,33 @@
 //! buffers); nothing is left under the final names unless pg_dump exited 0 and every
 //! byte was encrypted, written and synced; memory is bounded whatever the table sizes.
 //!
-//! Threads: the caller's thread reads pg_dump's stdout into pooled 256 KiB buffers and
-//! encrypts them into the file; a second thread digests rows from the same buffers
-//! (the manifest's per-table digests, see [`crate::rowdigest`]); a third drains
-//! pg_dump's stderr.
+//! Threads: the caller's thread runs rpgp's streaming message builder, which pulls the
+//! dump from [`DumpSource`]: pg_dump's stdout read into pooled 256 KiB buffers, each
+//! handed to the row-digest thread (the manifest's per-table digests, see
+//! [`crate::rowdigest`]) before the encryption reads it. The ciphertext goes in pooled
+//! buffers to the writer thread, which hashes it (the artifact's sha256) and writes it.
+//! So the caller's thread only encrypts (AES-256-CFB and the SHA-1 MDC); a fourth thread
+//! drains pg_dump's stderr. Every channel is bounded and every buffer recycled.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cutter_core::{mutation_surface, RunId, Sha256Digest, TableName, TableStat, UnixTime};
-use cutter_openpgp::{EncryptingWriter, Recipient};
+use cutter_openpgp::Recipient;
 use cutter_pg::config::ConnConfig;
 use postgres::{GenericClient, IsolationLevel};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
+use crate::keys::ManifestSigner;
 use crate::manifest::{
-    artifact_file_name, manifest_file_name, DumpCompression, DumpInfo, EncryptionInfo, Manifest,
-    ServerInfo, MANIFEST_FORMAT,
+    artifact_file_name, manifest_file_name, signature_path_for, DumpCompression, DumpInfo,
+    EncryptionInfo, Manifest, ServerInfo, SignerInfo, MANIFEST_FORMAT,
 };
 use crate::programs::{command, describe_status, ChildGuard, PgProgram, StderrCollector};
 use crate::rowdigest::RowDigest;
@@ -38,8 +42,8 @@ use cutter_fs::{self as atomic, PartialFile, Replace};
 
 /// Size of each read from pg_dump and of each pooled buffer.
 pub(crate) const BUFFER: usize = 256 * 1024;
-/// Buffers in flight between the threads of the stream.
-const POOL: usize = 4;
+/// Buffers in flight between the threads of the stream (each side).
+const POOL: usize = 6;
 /// pg_dump's stdout pipe size.
 const PIPE_SIZE: usize = 1 << 20;
 /// Read from pg_dump's pipe once this much is waiting…
@@ -59,13 +63,14 @@ pub const DIGEST_METHOD: &str =
 const SCHEME: &str =
     "OpenPGP PKESKv3 + SEIPDv1 (MDC), AES-256, literal data, no OpenPGP compression";
 
-/// What a backup needs. Safe defaults: the nine tables, uncompressed custom format,
+/// What a backup needs. Safe defaults: the surface tables, uncompressed custom format,
 /// pg_dump from `pg_config --bindir`, a 60 s lock wait.
 #[derive(Clone)]
 pub struct BackupConfig {
     backups_dir: PathBuf,
     name: RunId,
     recipient: Recipient,
+    signer: ManifestSigner,
     pg: ConnConfig,
     pg_dump: Option<PathBuf>,
     pg_bindir: Option<PathBuf>,
@@ -80,6 +85,7 @@ impl std::fmt::Debug for BackupConfig {
             .field("backups_dir", &self.backups_dir)
             .field("name", &self.name)
             .field("recipient", &self.recipient)
+            .field("signer", &self.signer)
             .field("pg", &self.pg.redacted())
             .field("pg_dump", &self.pg_dump)
             .field("pg_bindir", &self.pg_bindir)
@@ -92,18 +98,21 @@ impl std::fmt::Debug for BackupConfig {
 impl BackupConfig {
     /// A backup named `name` (the run id) into `backups_dir` (the state directory's
     /// `backups/`), encrypted to `recipient` (already pinned: see
-    /// [`load_recipient`](crate::load_recipient)), reading the database as `pg`, which
-    /// must be the read-only role.
+    /// [`load_recipient`](crate::load_recipient)), its manifest signed by `signer`
+    /// (already pinned: see [`ManifestSigner::load`]), reading the database as `pg`,
+    /// which must be the read-only role.
     pub fn new(
         backups_dir: impl Into<PathBuf>,
         name: RunId,
         recipient: Recipient,
+        signer: ManifestSigner,
         pg: ConnConfig,
     ) -> Self {
         Self {
             backups_dir: backups_dir.into(),
             name,
             recipient,
+            signer,
             pg,
             pg_dump: None,
             pg_bindir: None,
@@ -154,6 +163,11 @@ impl BackupConfig {
     pub fn manifest_path(&self) -> PathBuf {
         self.backups_dir.join(manifest_file_name(&self.name))
     }
+
+    /// The manifest signature path this configuration writes.
+    pub fn signature_path(&self) -> PathBuf {
+        signature_path_for(&self.manifest_path())
+    }
 }
 
 /// A finished, durable backup.
@@ -164,6 +178,8 @@ pub struct BackupArtifact {
     pub path: PathBuf,
     /// `<backups>/<name>.manifest.json`.
     pub manifest_path: PathBuf,
+    /// `<backups>/<name>.manifest.json.sig`.
+    pub signature_path: PathBuf,
     /// The manifest.
     pub manifest: Manifest,
 }
@@ -346,8 +362,10 @@ pub fn pre_write_backup(
     atomic::check_writable_dir(dir)?;
     let artifact_name = artifact_file_name(&cfg.name);
     let manifest_name = manifest_file_name(&cfg.name);
+    let signature_name = format!("{manifest_name}.sig");
     atomic::refuse_existing(&dir.join(&artifact_name))?;
     atomic::refuse_existing(&dir.join(&manifest_name))?;
+    atomic::refuse_existing(&dir.join(&signature_name))?;
     let pg_dump = PgProgram::resolve(cfg.pg_dump.as_deref(), cfg.pg_bindir.as_deref(), "pg_dump")?;
 
     let mut client = cfg.pg.connect().map_err(|e| Error::Connect {
@@ -397,9 +415,7 @@ pub fn pre_write_backup(
 
     let (partial, file) = PartialFile::create(dir, &artifact_name)?;
     // Ciphertext goes to a writer thread (sha256 + write + early writeback).
-    let (writer, sink) = FileWriter::spawn(file);
-    let mut enc = EncryptingWriter::new(&cfg.recipient, sink)
-        .map_err(|source| encrypt_error(&cfg.recipient, partial.path(), source))?;
+    let (writer, mut sink) = FileWriter::spawn(file);
 
     // pg_dump, connected exactly as cfg.pg says, secrets only in a private passfile.
     let env = cfg.pg.child_env().map_err(|e| Error::Connect {
@@ -410,7 +426,7 @@ pub fn pre_write_backup(
     env.apply(&mut cmd);
     // Dropped (removing the private password file) as soon as pg_dump has produced
     // output, i.e. is connected: a crash later leaves no password file behind.
-    let mut env = Some(env);
+    let env = Some(env);
     // The canonical digest prints timestamptz in UTC; so must pg_dump's session.
     cmd.env("PGTZ", "UTC");
     cmd.args(pg_dump_args(
@@ -429,80 +445,90 @@ pub fn pre_write_backup(
     })?;
     let mut child = ChildGuard::new(child, program.clone());
     let stderr = StderrCollector::spawn(child.child_mut().stderr.take().expect("piped stderr"));
-    let mut stdout = child.child_mut().stdout.take().expect("piped stdout");
+    let stdout = child.child_mut().stdout.take().expect("piped stdout");
     // A larger pipe lets pg_dump run ahead while a buffer is being encrypted.
     let _ = rustix::pipe::fcntl_setpipe_size(&stdout, PIPE_SIZE);
 
-    // Stream: read → encrypt+hash+write here; digest rows on a second thread.
-    let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(POOL);
-    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(POOL + 1);
+    // Stream: rpgp's builder pulls from the source and encrypts here; the source hands
+    // every buffer to the digest thread first; the writer thread hashes and writes.
+    let (pool_tx, pool_rx) = mpsc::sync_channel::<Vec<u8>>(POOL + 1);
     for _ in 0..POOL {
-        let _ = empty_tx.send(vec![0u8; BUFFER]);
+        let _ = pool_tx.send(vec![0u8; BUFFER]);
     }
-    let (streamed, digests) = std::thread::scope(|s| {
+    let (full_tx, full_rx) = mpsc::sync_channel::<Shared>(POOL);
+    let (encrypted, failure, plaintext_bytes, env, digests) = std::thread::scope(|s| {
         let digester = std::thread::Builder::new()
             .name("row-digests".into())
             .spawn_scoped(s, move || {
                 let mut stats = StreamStats::new(plan);
-                for (buf, n) in full_rx {
-                    stats.feed(&buf[..n]);
-                    if empty_tx.send(buf).is_err() {
-                        break;
-                    }
+                for buf in full_rx {
+                    stats.feed(buf.bytes());
                 }
                 stats.finish()
             })
             .expect("spawning the row digest thread");
-        let res = pump(
-            &mut stdout,
-            &mut enc,
-            &full_tx,
-            &empty_rx,
-            &mut env,
+        let mut source = DumpSource {
+            stdout,
+            pool_tx: pool_tx.clone(),
+            pool_rx: &pool_rx,
+            digest: Some(full_tx),
+            cur: None,
+            pos: 0,
+            total: 0,
+            eof: false,
+            failure: None,
+            env,
             progress,
-        );
-        drop(full_tx);
-        // Wipe the pooled plaintext buffers as they come back.
-        while let Ok(mut b) = empty_rx.recv() {
-            b.fill(0);
-        }
+        };
+        let encrypted = cutter_openpgp::encrypt(&cfg.recipient, &mut source, &mut sink);
+        let DumpSource {
+            failure,
+            total,
+            env,
+            digest,
+            cur,
+            ..
+        } = source;
+        drop(cur);
+        drop(digest);
         let digests = digester.join().expect("digest thread does not panic");
-        (res, digests)
+        (encrypted, failure, total, env, digests)
     });
-    drop(stdout);
-
+    // Wipe the pooled plaintext buffers (all have come back: both threads are done).
+    drop(pool_tx);
+    while let Ok(mut b) = pool_rx.try_recv() {
+        b.fill(0);
+    }
     // pg_dump's verdict first: its stderr explains any failure best.
-    let (status, err_text) = if streamed.is_ok() {
+    let (status, err_text) = if encrypted.is_ok() {
         let st = child.wait()?;
         (Some(st), stderr.finish())
     } else {
         let _ = child.kill();
         (None, stderr.finish())
     };
-    let plaintext_bytes = match streamed {
-        Ok(n) => n,
-        Err(StreamFailure::Read(e)) => {
-            return Err(Error::ChildFailed {
+    if let Err(e) = encrypted {
+        drop(sink);
+        return Err(match (failure, e) {
+            (Some(StreamFailure::Read(e)), _) => Error::ChildFailed {
                 program,
                 status: format!("reading its output failed: {e}"),
                 stderr: err_text,
                 hint: None,
-            })
-        }
-        Err(StreamFailure::Write(e)) => {
-            // The writer thread's own error says why (disk full, I/O error).
-            drop(enc);
-            let real = writer.finish().err().unwrap_or(e);
-            return Err(Error::io("writing", partial.path(), real));
-        }
-        Err(StreamFailure::NotArchive(head)) => {
-            return Err(Error::NotAnArchive {
+            },
+            (Some(StreamFailure::NotArchive(head)), _) => Error::NotAnArchive {
                 program,
                 detail: head,
                 stderr: err_text,
-            })
-        }
-    };
+            },
+            (None, cutter_openpgp::Error::EncryptOutput { source }) => {
+                // The writer thread's own error says why (disk full, I/O error).
+                let real = writer.finish().err().unwrap_or(source);
+                Error::io("writing", partial.path(), real)
+            }
+            (None, source) => encrypt_error(&cfg.recipient, partial.path(), source),
+        });
+    }
     let status = status.expect("status of a completed stream");
     if !status.success() {
         return Err(Error::ChildFailed {
@@ -510,7 +536,7 @@ pub fn pre_write_backup(
             status: describe_status(status),
             stderr: err_text,
             hint: Some(
-                "check that the read-only role can SELECT the nine tables and their \
+                "check that the read-only role can SELECT the surface tables and their \
                  sequences, and that no other session holds exclusive locks on them",
             ),
         });
@@ -569,13 +595,7 @@ pub fn pre_write_backup(
     drop(client);
     drop(env);
 
-    if let Err(source) = enc.finish() {
-        // A write failure: the writer thread's error says why.
-        return Err(match writer.finish() {
-            Err(e) => Error::io("writing", partial.path(), e),
-            Ok(_) => encrypt_error(&cfg.recipient, partial.path(), source),
-        });
-    }
+    drop(sink);
     let (file, sha256, size_bytes) = writer
         .finish()
         .map_err(|e| Error::io("writing", partial.path(), e))?;
@@ -613,27 +633,46 @@ pub fn pre_write_backup(
         tables: stats,
         digest_sources,
         duration_ms: started.elapsed().as_millis() as u64,
+        signer: SignerInfo {
+            fingerprint: cfg.signer.fingerprint(),
+            public_key: cfg.signer.public_key_armored().to_string(),
+        },
     };
+    let manifest_json = manifest.to_json();
+    let signature = cfg.signer.sign(manifest_json.as_bytes())?;
 
-    // Manifest temp first, then the artifact's final name, then the manifest's: a
-    // manifest under its final name always has its artifact.
-    let (mpartial, mut mfile) = PartialFile::create(dir, &manifest_name)?;
-    mfile
-        .write_all(manifest.to_json().as_bytes())
-        .and_then(|()| mfile.sync_all())
-        .map_err(|e| Error::io("writing", mpartial.path(), e))?;
-    drop(mfile);
+    // Manifest and signature temps first, then the artifact's final name, then the
+    // signature's, then the manifest's: a manifest under its final name always has its
+    // artifact and its signature.
+    let write_temp = |name: &str, bytes: &[u8]| -> Result<PartialFile> {
+        let (p, mut f) = PartialFile::create(dir, name)?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io("writing", p.path(), e))?;
+        Ok(p)
+    };
+    let mpartial = write_temp(&manifest_name, manifest_json.as_bytes())?;
+    let spartial = write_temp(&signature_name, signature.as_bytes())?;
     let path = dir.join(&artifact_name);
     let manifest_path = dir.join(&manifest_name);
+    let signature_path = dir.join(&signature_name);
     partial.commit(&path, Replace::No)?;
-    if let Err(e) = mpartial.commit(&manifest_path, Replace::No) {
-        let _ = std::fs::remove_file(&path);
+    let undo = |paths: &[&Path]| {
+        for p in paths {
+            let _ = std::fs::remove_file(p);
+        }
         let _ = atomic::sync_dir(dir);
+    };
+    if let Err(e) = spartial.commit(&signature_path, Replace::No) {
+        undo(&[&path]);
+        return Err(e.into());
+    }
+    if let Err(e) = mpartial.commit(&manifest_path, Replace::No) {
+        undo(&[&signature_path, &path]);
         return Err(e.into());
     }
     if let Err(e) = atomic::sync_dir(dir) {
-        let _ = std::fs::remove_file(&manifest_path);
-        let _ = std::fs::remove_file(&path);
+        undo(&[&manifest_path, &signature_path, &path]);
         return Err(e.into());
     }
     tracing::info!(
@@ -646,6 +685,7 @@ pub fn pre_write_backup(
     Ok(BackupArtifact {
         path,
         manifest_path,
+        signature_path,
         manifest,
     })
 }
@@ -660,45 +700,83 @@ fn encrypt_error(recipient: &Recipient, path: &Path, source: cutter_openpgp::Err
     }
 }
 
-/// Why streaming stopped early.
+/// Why the source stopped early.
 enum StreamFailure {
     Read(io::Error),
-    Write(io::Error),
     NotArchive(String),
 }
 
-/// Reads pg_dump's stdout to the end, encrypting every byte and handing each buffer to
-/// the digest thread. Drops `env` (pg_dump's password file) once output arrives.
-/// Returns the number of plaintext bytes.
-fn pump<W: Write>(
-    stdout: &mut std::process::ChildStdout,
-    enc: &mut EncryptingWriter<W>,
-    full: &mpsc::SyncSender<(Vec<u8>, usize)>,
-    empty: &mpsc::Receiver<Vec<u8>>,
-    env: &mut Option<cutter_pg::config::ChildEnv>,
-    progress: &mut dyn FnMut(u64),
-) -> std::result::Result<u64, StreamFailure> {
-    let mut total = 0u64;
-    let mut digest_alive = true;
-    let mut spare: Option<Vec<u8>> = None;
-    loop {
-        let mut buf = match spare.take() {
-            Some(b) => b,
-            None if digest_alive => match empty.recv() {
-                Ok(b) => b,
-                Err(_) => {
-                    digest_alive = false;
-                    vec![0u8; BUFFER]
-                }
-            },
-            None => vec![0u8; BUFFER],
+/// A pooled buffer of dump bytes, shared by the encrypting thread and the digest
+/// thread; the last of them to drop it returns it to the pool.
+struct Shared {
+    buf: Option<Arc<Vec<u8>>>,
+    len: usize,
+    pool: mpsc::SyncSender<Vec<u8>>,
+}
+
+impl Shared {
+    fn bytes(&self) -> &[u8] {
+        match &self.buf {
+            Some(b) => &b[..self.len],
+            None => &[],
+        }
+    }
+
+    fn share(&self) -> Shared {
+        Shared {
+            buf: self.buf.clone(),
+            len: self.len,
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(v) = self.buf.take().and_then(Arc::into_inner) {
+            // Full only if more buffers exist than the pool holds: then it is dropped.
+            let _ = self.pool.try_send(v);
+        }
+    }
+}
+
+/// pg_dump's stdout as the `Read` rpgp's builder pulls from: read into pooled buffers,
+/// each handed to the digest thread before the encryption sees it. Checks the archive
+/// magic, drops pg_dump's password file once output arrives, reports progress.
+struct DumpSource<'a> {
+    stdout: std::process::ChildStdout,
+    pool_tx: mpsc::SyncSender<Vec<u8>>,
+    pool_rx: &'a mpsc::Receiver<Vec<u8>>,
+    /// `None` once the digest thread is gone (its results then say so).
+    digest: Option<mpsc::SyncSender<Shared>>,
+    cur: Option<Shared>,
+    pos: usize,
+    total: u64,
+    eof: bool,
+    failure: Option<StreamFailure>,
+    env: Option<cutter_pg::config::ChildEnv>,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl DumpSource<'_> {
+    /// Fills the next buffer from pg_dump's pipe; `None` at its end.
+    fn next_buffer(&mut self) -> std::result::Result<Option<Shared>, StreamFailure> {
+        let mut buf = match self.pool_rx.recv_timeout(Duration::ZERO) {
+            Ok(b) => b,
+            // Every pooled buffer is in flight: wait for the digest thread to return
+            // one (bounded memory), unless it is gone.
+            Err(_) if self.digest.is_some() => {
+                self.pool_rx.recv().unwrap_or_else(|_| vec![0u8; BUFFER])
+            }
+            Err(_) => vec![0u8; BUFFER],
         };
+        buf.resize(BUFFER, 0);
         // Let the pipe fill before reading: a reader blocked on an emptyish pipe is
         // woken by each of pg_dump's small writes, and those wakeups cost more CPU than
         // the data. Up to BATCH_WAIT, then a normal blocking read.
         let mut waited = Duration::ZERO;
         while waited < BATCH_WAIT {
-            match rustix::io::ioctl_fionread(&*stdout) {
+            match rustix::io::ioctl_fionread(&self.stdout) {
                 Ok(avail) if avail < BATCH_BYTES => {
                     std::thread::sleep(BATCH_NAP);
                     waited += BATCH_NAP;
@@ -707,13 +785,9 @@ fn pump<W: Write>(
             }
         }
         let mut n = 0;
-        let mut eof = false;
         while n < buf.len() {
-            match stdout.read(&mut buf[n..]) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
+            match self.stdout.read(&mut buf[n..]) {
+                Ok(0) => break,
                 Ok(k) => {
                     n += k;
                     if n >= 64 * 1024 {
@@ -724,29 +798,66 @@ fn pump<W: Write>(
                 Err(e) => return Err(StreamFailure::Read(e)),
             }
         }
-        if total == 0 && n > 0 && !buf[..n].starts_with(&b"PGDMP"[..n.min(5)]) {
+        if self.total == 0 && n > 0 && !buf[..n].starts_with(&b"PGDMP"[..n.min(5)]) {
             let head = String::from_utf8_lossy(&buf[..n.min(60)]).into_owned();
             buf.fill(0);
             return Err(StreamFailure::NotArchive(format!(
                 "output that is not a custom-format archive (it starts with {head:?})"
             )));
         }
-        if n > 0 {
-            env.take();
-            enc.write_all(&buf[..n]).map_err(StreamFailure::Write)?;
-            total += n as u64;
-            progress(total);
+        if n == 0 {
+            let _ = self.pool_tx.try_send(buf);
+            return Ok(None);
         }
-        if digest_alive && n > 0 {
-            if full.send((buf, n)).is_err() {
-                digest_alive = false;
+        self.env.take();
+        self.total += n as u64;
+        (self.progress)(self.total);
+        let shared = Shared {
+            buf: Some(Arc::new(buf)),
+            len: n,
+            pool: self.pool_tx.clone(),
+        };
+        if let Some(d) = &self.digest {
+            if d.send(shared.share()).is_err() {
+                self.digest = None;
             }
-        } else {
-            buf.fill(0);
-            spare = Some(buf);
         }
-        if eof {
-            return Ok(total);
+        Ok(Some(shared))
+    }
+}
+
+impl Read for DumpSource<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(cur) = &self.cur {
+                let rest = &cur.bytes()[self.pos..];
+                if !rest.is_empty() {
+                    let n = rest.len().min(out.len());
+                    out[..n].copy_from_slice(&rest[..n]);
+                    self.pos += n;
+                    return Ok(n);
+                }
+            }
+            if self.eof || self.failure.is_some() {
+                return Ok(0);
+            }
+            self.cur = None;
+            self.pos = 0;
+            match self.next_buffer() {
+                Ok(Some(b)) => self.cur = Some(b),
+                Ok(None) => {
+                    self.eof = true;
+                    return Ok(0);
+                }
+                Err(f) => {
+                    let text = match &f {
+                        StreamFailure::Read(e) => format!("reading pg_dump's output: {e}"),
+                        StreamFailure::NotArchive(h) => h.clone(),
+                    };
+                    self.failure = Some(f);
+                    return Err(io::Error::other(text));
+                }
+            }
         }
     }
 }

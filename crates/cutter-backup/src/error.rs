@@ -53,7 +53,7 @@ pub enum Error {
     PinMissing,
 
     /// The configured pin is not a fingerprint.
-    #[error("the backup recipient fingerprint from {origin} is not a fingerprint: {source}")]
+    #[error("the pinned fingerprint from {origin} is not a fingerprint: {source}")]
     PinInvalid {
         /// Where it came from (config key or environment variable).
         origin: String,
@@ -128,7 +128,7 @@ pub enum Error {
         problem: String,
     },
 
-    /// The backup role cannot read the nine tables, or can write them.
+    /// The backup role cannot read the surface tables, or can write them.
     #[error("the backup role is not a usable read-only role: {}", problems.join("; "))]
     Role {
         /// What is wrong, and the GRANT or role that fixes it.
@@ -236,6 +236,107 @@ pub enum Error {
         /// The manifest file.
         path: PathBuf,
         /// What is wrong.
+        problem: String,
+    },
+
+    /// A secret file (secret key, passphrase) may be read or written by group or others.
+    #[error(
+        "the {what} file {} has mode {mode:04o}: group or others may access it, and a secret \
+         file is never used then (as libpq refuses a loose ~/.pgpass). Make it private: \
+         `chmod 600 {}` (owned by the user that runs cutter), then retry",
+        path.display(),
+        path.display()
+    )]
+    LooseSecretFile {
+        /// "backup secret key", "backup signing key", "passphrase".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+
+    /// No manifest signing key is pinned.
+    #[error(
+        "no backup signing key is pinned: set [backup].signing_fingerprint to the fingerprint \
+         of the key that signs backup manifests (and [backup].signing_key, or \
+         CUTTER_BACKUP_SIGNING_KEY, to its secret key file where backups are taken). \
+         A manifest is only trusted when that key signed it"
+    )]
+    SigningPinMissing,
+
+    /// The signing key cannot be used (wrong key, cannot sign, wrong passphrase).
+    #[error("backup signing key {}: {problem}", path.display())]
+    SigningKey {
+        /// The secret key file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+
+    /// Signing a manifest failed.
+    #[error("signing the backup manifest with key {fingerprint} failed: {source}")]
+    Signing {
+        /// The signing key.
+        fingerprint: Fingerprint,
+        /// What the OpenPGP layer said.
+        #[source]
+        source: cutter_openpgp::Error,
+    },
+
+    /// A manifest has no signature.
+    #[error(
+        "backup manifest {} is not signed ({} is missing): an unsigned manifest is never \
+         trusted, since anyone holding the backup's public key can make an artifact and a \
+         manifest that match. Nothing was decrypted",
+        path.display(),
+        signature.display()
+    )]
+    ManifestUnsigned {
+        /// The manifest.
+        path: PathBuf,
+        /// Where its signature should be.
+        signature: PathBuf,
+    },
+
+    /// A manifest's signature does not verify against the pinned signing key.
+    #[error(
+        "backup manifest {} is not signed by the pinned backup signing key {pinned}: {problem}. \
+         Nothing was decrypted; do not use this backup",
+        path.display()
+    )]
+    ManifestSignature {
+        /// The manifest.
+        path: PathBuf,
+        /// `[backup].signing_fingerprint`.
+        pinned: Fingerprint,
+        /// Why it does not verify.
+        problem: String,
+    },
+
+    /// The artifact's bytes changed between the sha256 check and the end of decryption.
+    #[error(
+        "backup artifact {} changed while it was read: its sha256 was {expected} when it was \
+         checked, but the bytes decrypted hash to {actual}. The restore was discarded; find \
+         out what writes to the backups directory",
+        path.display()
+    )]
+    ArtifactChanged {
+        /// The artifact.
+        path: PathBuf,
+        /// sha256 verified against the manifest.
+        expected: Sha256Digest,
+        /// sha256 of what was decrypted.
+        actual: Sha256Digest,
+    },
+
+    /// The archive holds an entry the restore refuses (not part of the surface tables, or a
+    /// COPY statement that is not a plain `COPY … FROM stdin`).
+    #[error("the archive in {} is refused before pg_restore runs: {problem}", path.display())]
+    ArchiveRefused {
+        /// The artifact.
+        path: PathBuf,
+        /// What was found.
         problem: String,
     },
 

@@ -1,15 +1,18 @@
 //! Encrypted, streaming pre-write backups of the mutation surface, their manifest,
 //! selftest, and the restore proof into a throwaway cluster.
 //!
-//! * [`pre_write_backup`] — `pg_dump -Fc` of exactly the nine tables, as the read-only
-//!   role, in an exported snapshot, streamed through OpenPGP encryption (in process) and
-//!   SHA-256 into `<backups>/<name>.dump.pgp`, written atomically, with
-//!   `<name>.manifest.json` beside it.
-//! * [`verify_artifact`] — sha256 and size against the manifest; nothing is trusted
-//!   (or decrypted) before this passes.
+//! * [`pre_write_backup`] — `pg_dump -Fc` of exactly the mutation surface's tables, as the read-only
+//!   role, in an exported snapshot, streamed through OpenPGP encryption (in process,
+//!   rpgp's streaming message builder) and SHA-256 into `<backups>/<name>.dump.pgp`,
+//!   written atomically, with `<name>.manifest.json` and its detached signature by the
+//!   pinned signing key (`<name>.manifest.json.sig`) beside it.
+//! * [`verify_artifact`] — the manifest's signature by the pinned signing key, then the
+//!   artifact's sha256 and size against it, through the one descriptor later decrypted;
+//!   nothing is trusted (or decrypted) before this passes.
 //! * [`restore_proof`] — decrypt while streaming into `pg_restore` in a throwaway
-//!   cluster, compare per-table rows and content digests with the manifest, check the
-//!   immutability triggers, record the result, tear the cluster down.
+//!   cluster, as an unprivileged role and only the surface tables' entries, compare
+//!   per-table rows and content digests with the manifest, check the immutability
+//!   triggers, record the result, tear the cluster down.
 //! * [`selftest`] — one line per check; fail-closed.
 //! * [`remove_stale_partials`] — clean up after a crash (`kill -9`) in the middle of a
 //!   backup.
@@ -27,11 +30,16 @@
 //!
 //! # Invariants
 //!
-//! Plaintext never touches disk: it exists only in pg_dump's pipe and in a few
-//! fixed-size buffers, which are wiped. A file under a final name is complete and
-//! synced; temp files (`.<name>.partial-<pid>`) only ever hold ciphertext. Secrets
-//! (database password, secret key, passphrase) never appear in a child's arguments, in
-//! logs or in errors.
+//! Plaintext never touches disk: it exists only in pg_dump's pipe, in a few fixed-size
+//! pooled buffers, which are wiped, and in rpgp's message builder and reader (a few
+//! chunk-sized buffers, freed when the message ends). A file under a final name is
+//! complete and synced; temp files (`.<name>.partial-<pid>`) only ever hold ciphertext
+//! (or the manifest and its signature). The `pg_restore --use-list` file holds dump ids
+//! only. Secrets (database password, secret keys, passphrases) never appear in a child's
+//! arguments or environment, in logs or in errors, and secret files that group or
+//! others may access are refused. Nothing is decrypted before the manifest's signature
+//! by the pinned signing key and the artifact's sha256 (through the descriptor then
+//! decrypted) matched; nothing is restored as a privileged role.
 
 mod archive;
 mod backup;
@@ -43,6 +51,7 @@ mod privileges;
 mod programs;
 mod restore;
 mod rowdigest;
+mod sandbox;
 mod selftest;
 mod streamstats;
 
@@ -51,12 +60,13 @@ pub use clone::{pg_restore_data_args, restore_data_into};
 pub use cutter_fs::{remove_stale_partials, StalePartials};
 pub use error::{Error, Result};
 pub use keys::{
-    generate_keys, load_recipient, load_secret_key, recipient_pin, GeneratedKeyFiles,
-    PassphraseSource, PIN_ENV,
+    generate_keys, load_recipient, load_secret_key, recipient_pin, signing_pin, GeneratedKeyFiles,
+    ManifestSigner, PassphraseSource, PIN_ENV, SIGNING_KEY_ENV, SIGNING_PASSPHRASE_ENV,
 };
 pub use manifest::{
-    artifact_file_name, manifest_file_name, manifest_path_for, verify_artifact, DumpCompression,
-    DumpInfo, EncryptionInfo, Manifest, ServerInfo, VerifiedArtifact, MANIFEST_FORMAT,
+    artifact_file_name, manifest_file_name, manifest_path_for, signature_path_for, verify_artifact,
+    ArtifactReader, DumpCompression, DumpInfo, EncryptionInfo, Manifest, ServerInfo, SignerInfo,
+    VerifiedArtifact, MANIFEST_FORMAT,
 };
 pub use programs::{bindir, PgProgram};
 pub use restore::{

@@ -1,4 +1,4 @@
-//! What the backup role may do with the nine tables: it must be able to read them and
+//! What the backup role may do with the surface tables: it must be able to read them and
 //! their sequences (pg_dump reads the sequences' state), and it must not be able to
 //! change them — the backup runs as the read-only role.
 

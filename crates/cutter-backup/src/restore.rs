@@ -1,19 +1,26 @@
-//! The restore proof: check the artifact's sha256 against its manifest, decrypt it while
-//! streaming into `pg_restore` against a throwaway cluster that first received the
-//! reference schema (the `--table` dump carries tables, sequences, indexes, constraints
-//! and triggers, but not the schemas, roles, vocabularies and functions they rely on),
-//! then compare per-table rows and content digests with the manifest and check that both
-//! immutability triggers exist and are enabled. The cluster is torn down by exact path.
+//! The restore proof: check that the manifest is signed by the pinned signing key, then
+//! the artifact's sha256 against it (through the one descriptor that is then decrypted),
+//! decrypt it while streaming into `pg_restore` against a throwaway cluster that first
+//! received the reference schema (the `--table` dump carries tables, sequences, indexes,
+//! constraints and triggers, but not the schemas, roles, vocabularies and functions they
+//! rely on), then compare per-table rows and content digests with the manifest and check
+//! that both immutability triggers exist and are enabled. The cluster is torn down by
+//! exact path.
 //!
-//! Invariants: nothing is decrypted before the sha256 matched; plaintext only ever
-//! flows through a pipe into pg_restore; the proof never restores into the server the
-//! backup came from (same `system_identifier`).
+//! pg_restore runs as an unprivileged role that owns the throwaway database (see
+//! [`crate::sandbox`]): a dump that tries `COPY … TO PROGRAM` cannot run it. It restores
+//! only the surface tables' entries, and its input stays open until the MDC and a second
+//! sha256 of the bytes decrypted have been checked: on any failure it is killed inside
+//! its single transaction and the cluster discarded.
+//!
+//! Invariants: nothing is decrypted before the signature and the sha256 matched;
+//! plaintext only ever flows through a pipe into pg_restore; the proof never restores
+//! into the server the backup came from (same `system_identifier`).
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ChildStdin, Stdio};
 use std::time::Instant;
 
 use cutter_core::{
@@ -28,12 +35,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::keys::{load_secret_key, PassphraseSource};
-use crate::manifest::{verify_artifact, Manifest};
+use crate::manifest::{verify_artifact, VerifiedArtifact};
 use crate::programs::{command, describe_status, major_of, ChildGuard, PgProgram, StderrCollector};
+use crate::sandbox::{self, Gate, Selection};
 use cutter_fs::Replace;
 
 /// The value of [`RestoreProof::format`].
-pub const PROOF_FORMAT: &str = "cutter-restore-proof/1";
+pub const PROOF_FORMAT: &str = "cutter-restore-proof/2";
 
 /// Server settings of the throwaway cluster a proof restores into, on top of the
 /// throwaway defaults (no fsync): with `wal_level = minimal`, COPY into a table created
@@ -63,6 +71,7 @@ pub enum RestoreTarget {
 pub struct RestoreConfig {
     artifact: PathBuf,
     secret_key: PathBuf,
+    signing_pin: Fingerprint,
     passphrase: PassphraseSource,
     target: RestoreTarget,
     pg_restore: Option<PathBuf>,
@@ -86,12 +95,18 @@ impl std::fmt::Debug for Progress {
 }
 
 impl RestoreConfig {
-    /// A proof of `artifact` (its manifest beside it) with the OpenPGP secret key in
-    /// `secret_key` (armored or binary), unprotected unless a passphrase source is set.
-    pub fn new(artifact: impl Into<PathBuf>, secret_key: impl Into<PathBuf>) -> Self {
+    /// A proof of `artifact` (its manifest beside it, which must be signed by the key
+    /// `signing_pin` names) with the OpenPGP secret key in `secret_key` (armored or
+    /// binary, a private file), unprotected unless a passphrase source is set.
+    pub fn new(
+        artifact: impl Into<PathBuf>,
+        secret_key: impl Into<PathBuf>,
+        signing_pin: Fingerprint,
+    ) -> Self {
         Self {
             artifact: artifact.into(),
             secret_key: secret_key.into(),
+            signing_pin,
             passphrase: PassphraseSource::None,
             target: RestoreTarget::Throwaway,
             pg_restore: None,
@@ -159,7 +174,7 @@ pub struct TableCheck {
 /// How long each step took, in milliseconds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProofTimings {
-    /// sha256 of the artifact against the manifest.
+    /// The manifest's signature, and the sha256 of the artifact against the manifest.
     pub verify_ms: u64,
     /// Starting the throwaway cluster and installing the reference schema.
     pub prepare_ms: u64,
@@ -192,8 +207,14 @@ pub struct RestoreProof {
     pub restore_target: String,
     /// The pg_restore version used.
     pub pg_restore_version: String,
+    /// The key that signed the manifest (the pinned signing key).
+    pub manifest_signed_by: Fingerprint,
     /// The secret key that decrypted it.
     pub decrypted_with: Fingerprint,
+    /// The role pg_restore ran as: not a superuser, a member of no role (none of
+    /// `pg_execute_server_program`, `pg_read_server_files`, `pg_write_server_files`),
+    /// owner of the restore database. Empty if the proof stopped before it existed.
+    pub restored_as: String,
     /// Dump bytes decrypted.
     pub plaintext_bytes: u64,
     /// Per-table comparison, in mutation-surface order.
@@ -222,7 +243,8 @@ impl RestoreProof {
 /// The pg_restore arguments for a restore into database `dbname` (connection details
 /// come from the environment; no secrets here). One transaction, stop at the first
 /// error, objects owned by the restoring user, no GRANTs (the throwaway cluster does
-/// not have production's roles).
+/// not have production's roles). The restore adds `--use-list` with the surface tables'
+/// entries.
 pub fn pg_restore_args(dbname: &str) -> Vec<String> {
     vec![
         format!("--dbname={dbname}"),
@@ -239,10 +261,20 @@ pub fn pg_restore_args(dbname: &str) -> Vec<String> {
 /// tables so the dump recreates them exactly as they were dumped. Public so benchmarks
 /// can put a plain `pg_restore` on the same footing.
 pub fn prepare_restore_database(c: &mut postgres::Client) -> Result<()> {
-    cutter_pg::schema::install_reference(c).map_err(|source| Error::Pg {
-        what: "installing the reference schema into the restore database",
-        source,
-    })?;
+    install_reference_schema(c)?;
+    drop_surface_tables(c)
+}
+
+fn install_reference_schema(c: &mut postgres::Client) -> Result<()> {
+    cutter_pg::schema::install_reference(c)
+        .map(|_| ())
+        .map_err(|source| Error::Pg {
+            what: "installing the reference schema into the restore database",
+            source,
+        })
+}
+
+fn drop_surface_tables(c: &mut postgres::Client) -> Result<()> {
     let tables: Vec<String> = mutation_surface().iter().map(TableName::quoted).collect();
     c.batch_execute(&format!("DROP TABLE {} CASCADE", tables.join(", ")))
         .map_err(|e| Error::sql("dropping the reference tables before the restore", e))
@@ -288,12 +320,17 @@ impl Write for Probe {
     }
 }
 
-/// Checks that `secret`/`passphrase` open the artifact, reading only its first chunk;
-/// no plaintext is kept beyond the 5-byte magic.
-fn probe_key(artifact: &Path, secret: &SecretKey, passphrase: &Passphrase) -> Result<()> {
-    let file = File::open(artifact).map_err(|e| Error::io("opening", artifact, e))?;
+/// Checks that `secret`/`passphrase` open the artifact, reading only its first chunk
+/// through the verified descriptor; no plaintext is kept beyond the 5-byte magic.
+pub(crate) fn probe_key(
+    verified: &VerifiedArtifact,
+    secret: &SecretKey,
+    passphrase: &Passphrase,
+) -> Result<()> {
+    let artifact = &verified.path;
+    let reader = verified.reader()?;
     let mut probe = Probe(Vec::new());
-    let res = cutter_openpgp::decrypt(secret, passphrase, file, &mut probe);
+    let res = cutter_openpgp::decrypt(secret, passphrase, reader, &mut probe);
     let stopped_by_probe = |e: &cutter_openpgp::Error| match e {
         cutter_openpgp::Error::DecryptOutput { source } => source
             .get_ref()
@@ -319,6 +356,143 @@ fn probe_key(artifact: &Path, secret: &SecretKey, passphrase: &Passphrase) -> Re
     Ok(())
 }
 
+/// Hints for the errors of a streamed restore.
+pub(crate) struct Hints {
+    /// pg_restore stopped reading its input.
+    pub(crate) stopped: &'static str,
+    /// pg_restore exited non-zero.
+    pub(crate) failed: &'static str,
+}
+
+/// Decrypts the verified artifact, through the [`Gate`] (`mode` selects the entries),
+/// into `pg_restore <args> --use-list=…` connected as `conn` (the unprivileged role).
+/// pg_restore's input is closed only once the MDC has been checked and the bytes read
+/// hash to the verified sha256; on any failure before that pg_restore is killed inside
+/// its transaction. `progress` is told the artifact bytes read. Returns the plaintext
+/// bytes restored.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stream_restore(
+    verified: &VerifiedArtifact,
+    secret: &SecretKey,
+    passphrase: &Passphrase,
+    pg_restore: &PgProgram,
+    conn: &ConnConfig,
+    args: Vec<String>,
+    mode: Selection,
+    hints: Hints,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<u64> {
+    let env = conn.child_env().map_err(|e| Error::Connect {
+        target: conn.redacted(),
+        detail: format!("preparing pg_restore's environment: {e}"),
+    })?;
+    let list_dir = tempfile::Builder::new()
+        .prefix("cutter-restore-list-")
+        .tempdir()
+        .map_err(|e| Error::io("creating", std::env::temp_dir(), e))?;
+    let program = pg_restore.path.display().to_string();
+    let mut running: Option<(ChildGuard, StderrCollector)> = None;
+    let mut start = |ids: &[i32]| -> Result<ChildStdin> {
+        let list = sandbox::list_file(list_dir.path(), ids)?;
+        let mut cmd = command(&pg_restore.path);
+        env.apply(&mut cmd);
+        cmd.args(&args)
+            .arg(format!("--use-list={}", list.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().map_err(|e| Error::Program {
+            program: program.clone(),
+            problem: format!("cannot start it: {e}"),
+        })?;
+        let mut child = ChildGuard::new(child, program.clone());
+        let stderr = StderrCollector::spawn(child.child_mut().stderr.take().expect("piped stderr"));
+        let stdin = child.child_mut().stdin.take().expect("piped stdin");
+        running = Some((child, stderr));
+        Ok(stdin)
+    };
+    let mut reader = verified.reader()?;
+    let (decrypted, stdin, refused) = {
+        let counting = crate::clone::CountingReader::new(&mut reader, progress);
+        let mut gate = Gate::new(mode, &verified.path, &mut start);
+        let decrypted = cutter_openpgp::decrypt(secret, passphrase, counting, &mut gate);
+        let refused = gate.failure.take();
+        let stdin = gate.take_stdin();
+        (decrypted, stdin, refused)
+    };
+    // Both verdicts before pg_restore may see the end of its input (and commit).
+    let verdict = match decrypted {
+        Ok(n) => reader.check().map(|()| n),
+        Err(e) => Err(match refused {
+            Some(r) if sandbox::is_gate_refusal(&e) => r,
+            _ => match e {
+                cutter_openpgp::Error::DecryptOutput { source }
+                    if source.kind() == io::ErrorKind::BrokenPipe =>
+                {
+                    Error::ChildFailed {
+                        program: program.clone(),
+                        status: "it stopped reading its input".into(),
+                        stderr: String::new(),
+                        hint: Some(hints.stopped),
+                    }
+                }
+                source => Error::Decrypt {
+                    path: verified.path.clone(),
+                    source,
+                },
+            },
+        }),
+    };
+    let plaintext_bytes = match verdict {
+        Ok(n) => n,
+        Err(e) => {
+            let text = match running.take() {
+                Some((child, stderr)) => {
+                    let _ = child.kill();
+                    drop(stdin);
+                    stderr.finish()
+                }
+                None => String::new(),
+            };
+            return Err(match e {
+                Error::ChildFailed {
+                    program,
+                    status,
+                    hint,
+                    ..
+                } => Error::ChildFailed {
+                    program,
+                    status,
+                    stderr: text,
+                    hint,
+                },
+                other => other,
+            });
+        }
+    };
+    let Some((child, stderr)) = running.take() else {
+        return Err(Error::ArchiveRefused {
+            path: verified.path.clone(),
+            problem: "it ends inside its table of contents; it is not a complete pg_dump \
+                      custom-format archive"
+                .into(),
+        });
+    };
+    drop(stdin);
+    let status = child.wait()?;
+    let err_text = stderr.finish();
+    drop(env);
+    if !status.success() {
+        return Err(Error::ChildFailed {
+            program,
+            status: describe_status(status),
+            stderr: err_text,
+            hint: Some(hints.failed),
+        });
+    }
+    Ok(plaintext_bytes)
+}
+
 fn now() -> UnixTime {
     UnixTime(
         std::time::SystemTime::now()
@@ -339,6 +513,7 @@ enum Prepared {
 }
 
 impl Prepared {
+    /// The superuser's connection to the restore database.
     fn restore_config(&self) -> Result<ConnConfig> {
         match self {
             Prepared::Cluster(c) => c.superuser_config(PROOF_DB).map_err(|source| Error::Pg {
@@ -358,7 +533,8 @@ impl Prepared {
         }
     }
 
-    fn teardown(self) -> Result<()> {
+    /// Tears the target down; on a server, the restore role (if made) goes too.
+    fn teardown(self, role: Option<&str>) -> Result<()> {
         match self {
             Prepared::Cluster(c) => c.stop().map_err(|source| Error::Pg {
                 what: "tearing down the throwaway cluster",
@@ -373,7 +549,15 @@ impl Prepared {
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                     cutter_pg::quote_ident(&dbname)
                 ))
-                .map_err(|e| Error::sql(format!("dropping the restore database {dbname}"), e))
+                .map_err(|e| Error::sql(format!("dropping the restore database {dbname}"), e))?;
+                if let Some(r) = role {
+                    c.batch_execute(&format!(
+                        "DROP ROLE IF EXISTS {}",
+                        cutter_pg::quote_ident(r)
+                    ))
+                    .map_err(|e| Error::sql(format!("dropping the restore role {r}"), e))?;
+                }
+                Ok(())
             }
         }
     }
@@ -466,15 +650,15 @@ pub fn restore_proof(cfg: &RestoreConfig) -> Result<RestoreProof> {
     let started_at = now();
     let mut timings = ProofTimings::default();
 
-    // 1. Trust nothing before the sha256 matches.
-    let verified = verify_artifact(&cfg.artifact)?;
-    let manifest = verified.manifest;
+    // 1. Trust nothing before the signature and the sha256 match.
+    let verified = verify_artifact(&cfg.artifact, &cfg.signing_pin)?;
+    let manifest = verified.manifest.clone();
     timings.verify_ms = ms(started);
 
     // 2. Key and passphrase, checked on the first chunk before any cluster exists.
     let secret = load_secret_key(&cfg.secret_key)?;
     let passphrase = cfg.passphrase.read(&|k| std::env::var(k).ok())?;
-    probe_key(&cfg.artifact, &secret, &passphrase)?;
+    probe_key(&verified, &secret, &passphrase)?;
     let pg_restore = PgProgram::resolve(
         cfg.pg_restore.as_deref(),
         cfg.pg_bindir.as_deref(),
@@ -503,18 +687,20 @@ pub fn restore_proof(cfg: &RestoreConfig) -> Result<RestoreProof> {
     let t = Instant::now();
     let (prepared, restore_sysid) = prepare(&cfg.target, manifest.server.system_identifier)?;
     let target_text = prepared.describe();
+    let mut role = None;
     let outcome = run_in(
         &prepared,
         cfg,
-        &manifest,
+        &verified,
         &secret,
         &passphrase,
         &pg_restore,
         &mut timings,
         t,
+        &mut role,
     );
     let t = Instant::now();
-    let teardown = prepared.teardown();
+    let teardown = prepared.teardown(role.as_deref());
     timings.teardown_ms = ms(t);
     timings.total_ms = ms(started);
 
@@ -552,7 +738,11 @@ pub fn restore_proof(cfg: &RestoreConfig) -> Result<RestoreProof> {
         restore_system_identifier: Some(restore_sysid),
         restore_target: target_text,
         pg_restore_version: pg_restore.version.clone(),
+        manifest_signed_by: manifest.signer.fingerprint.clone(),
         decrypted_with: secret.fingerprint(),
+        restored_as: role.map_or(String::new(), |r| {
+            format!("{r} (not a superuser, member of no role, owner of the restore database)")
+        }),
         plaintext_bytes,
         passed: failures.is_empty(),
         tables,
@@ -609,89 +799,53 @@ type Outcome = (Vec<TableCheck>, BTreeMap<String, String>, u64, Vec<String>);
 fn run_in(
     prepared: &Prepared,
     cfg: &RestoreConfig,
-    manifest: &Manifest,
+    verified: &VerifiedArtifact,
     secret: &SecretKey,
     passphrase: &Passphrase,
     pg_restore: &PgProgram,
     timings: &mut ProofTimings,
     prepare_started: Instant,
+    role_out: &mut Option<String>,
 ) -> Result<Outcome> {
-    let conn = prepared.restore_config()?;
-    {
-        let mut c = conn.connect().map_err(|e| Error::Connect {
-            target: conn.redacted(),
+    let manifest = &verified.manifest;
+    let admin = prepared.restore_config()?;
+    let role = {
+        let mut c = admin.connect().map_err(|e| Error::Connect {
+            target: admin.redacted(),
             detail: e.to_string(),
         })?;
-        prepare_restore_database(&mut c)?;
-    }
+        install_reference_schema(&mut c)?;
+        let role = sandbox::create_role(&mut c, admin.dbname())?;
+        *role_out = Some(role.name.clone());
+        sandbox::grant_for_full_restore(&mut c, &role.name)?;
+        drop_surface_tables(&mut c)?;
+        role
+    };
+    let conn = admin.with_user(&role.name, Some(role.password.clone()));
     timings.prepare_ms = ms(prepare_started);
 
-    // Decrypt while streaming into pg_restore.
+    // Decrypt while streaming into pg_restore, as the restore role.
     let t = Instant::now();
-    let env = conn.child_env().map_err(|e| Error::Connect {
-        target: conn.redacted(),
-        detail: format!("preparing pg_restore's environment: {e}"),
-    })?;
-    let mut cmd = command(&pg_restore.path);
-    env.apply(&mut cmd);
-    cmd.args(pg_restore_args(conn.dbname()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let program = pg_restore.path.display().to_string();
-    let child = cmd.spawn().map_err(|e| Error::Program {
-        program: program.clone(),
-        problem: format!("cannot start it: {e}"),
-    })?;
-    let mut child = ChildGuard::new(child, program.clone());
-    let stderr = StderrCollector::spawn(child.child_mut().stderr.take().expect("piped stderr"));
-    let stdin = child.child_mut().stdin.take().expect("piped stdin");
-    let file = File::open(&cfg.artifact).map_err(|e| Error::io("opening", &cfg.artifact, e))?;
     let mut report = |n: u64| {
         if let Some(f) = &cfg.progress.0 {
             f(n);
         }
     };
-    let file = crate::clone::CountingReader::new(file, &mut report);
-    let decrypted = cutter_openpgp::decrypt(secret, passphrase, file, stdin);
-    let (status, err_text) = match &decrypted {
-        Ok(_) => (child.wait()?, stderr.finish()),
-        Err(_) => {
-            let st = child.kill();
-            let text = stderr.finish();
-            let _ = st;
-            return Err(match decrypted {
-                Err(cutter_openpgp::Error::DecryptOutput { source })
-                    if source.kind() == io::ErrorKind::BrokenPipe =>
-                {
-                    Error::ChildFailed {
-                        program,
-                        status: "it stopped reading its input".into(),
-                        stderr: text,
-                        hint: Some("the throwaway database was discarded"),
-                    }
-                }
-                Err(source) => Error::Decrypt {
-                    path: cfg.artifact.clone(),
-                    source,
-                },
-                Ok(_) => unreachable!(),
-            });
-        }
-    };
-    let plaintext_bytes = decrypted.unwrap_or(0);
-    drop(env);
-    if !status.success() {
-        return Err(Error::ChildFailed {
-            program,
-            status: describe_status(status),
-            stderr: err_text,
-            hint: Some(
-                "the reference schema may not match the source's (functions, vocabularies), \
-                 or the archive is damaged",
-            ),
-        });
-    }
+    let plaintext_bytes = stream_restore(
+        verified,
+        secret,
+        passphrase,
+        pg_restore,
+        &conn,
+        pg_restore_args(conn.dbname()),
+        Selection::Full,
+        Hints {
+            stopped: "the throwaway database was discarded",
+            failed: "the reference schema may not match the source's (functions, vocabularies), \
+                     or the archive is damaged",
+        },
+        &mut report,
+    )?;
     timings.restore_ms = ms(t);
 
     // Compare.
@@ -703,6 +857,8 @@ fn run_in(
             manifest.dump.plaintext_bytes
         ));
     }
+    // As the restore role, which owns what was restored (a superuser reading it could
+    // run functions the dump defined).
     let mut c = conn.connect().map_err(|e| Error::Connect {
         target: conn.redacted(),
         detail: e.to_string(),

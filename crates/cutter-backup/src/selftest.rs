@@ -2,19 +2,20 @@
 //! check runs, and the report has one line per check; the set-up passes only if all do
 //! (fail-closed). It touches the database only if a connection is given, and then only
 //! to read the server version, the read-only role's privileges and the size of the
-//! nine tables. Without a connection the `pg_dump compatibility` line fails as "not
+//! surface tables. Without a connection the `pg_dump compatibility` line fails as "not
 //! checked": a PASS only ever vouches for what was checked.
 
 use std::fmt;
-use std::io::Write;
 use std::path::PathBuf;
 
 use cutter_core::{mutation_surface, Fingerprint, TableName};
-use cutter_openpgp::{EncryptingWriter, Recipient};
+use cutter_openpgp::Recipient;
 use cutter_pg::config::ConnConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{load_recipient, load_secret_key, PassphraseSource};
+use crate::keys::{
+    load_recipient, load_secret_key, ManifestSigner, PassphraseSource, SIGNING_PASSPHRASE_ENV,
+};
 use crate::programs::PgProgram;
 use cutter_fs as atomic;
 
@@ -34,6 +35,11 @@ pub struct SelftestConfig {
     pub secret_key: Option<PathBuf>,
     /// Its passphrase.
     pub passphrase: Option<PassphraseSource>,
+    /// The pinned manifest signing fingerprint (`None`: not configured, which fails).
+    pub signing_pin: Option<Fingerprint>,
+    /// The signing key's secret key file (`None`: not configured, which fails: no
+    /// backup can be taken without it).
+    pub signing_key: Option<PathBuf>,
     /// A pg_dump other than `pg_config --bindir`'s.
     pub pg_dump: Option<PathBuf>,
     /// The directory holding pg_dump (`[backup] pg_bindir`), instead of `pg_config --bindir`.
@@ -148,6 +154,27 @@ pub fn selftest(cfg: &SelftestConfig) -> SelftestReport {
         }),
     ));
 
+    // Manifest signing key: pinned, a private file, the pinned key, can sign now.
+    let signing = match (&cfg.signing_pin, &cfg.signing_key) {
+        (None, _) => Err(crate::Error::SigningPinMissing.to_string()),
+        (Some(pin), None) => Err(format!(
+            "[backup].signing_fingerprint pins {pin}, but no signing key is configured: set \
+             [backup].signing_key (or CUTTER_BACKUP_SIGNING_KEY) to its secret key file; \
+             without it no backup (and so no live run) can be taken here"
+        )),
+        (Some(pin), Some(path)) => {
+            let pass = if std::env::var_os(SIGNING_PASSPHRASE_ENV).is_some() {
+                PassphraseSource::Env(SIGNING_PASSPHRASE_ENV.into())
+            } else {
+                PassphraseSource::None
+            };
+            ManifestSigner::load(path, pin, &pass)
+                .map(|s| format!("{} is the pinned key and can sign", s.fingerprint()))
+                .map_err(|e| e.to_string())
+        }
+    };
+    checks.push(check("manifest signing key", signing));
+
     // pg_dump: found and runs; then, as its own line, new enough for the server.
     let pg_dump = PgProgram::resolve(cfg.pg_dump.as_deref(), cfg.pg_bindir.as_deref(), "pg_dump");
     checks.push(check(
@@ -185,7 +212,7 @@ pub fn selftest(cfg: &SelftestConfig) -> SelftestReport {
                     dir.display(),
                     free >> 20,
                     estimate.map_or(String::new(), |e| format!(
-                        " (the nine tables take about {} MiB)",
+                        " (the surface tables take about {} MiB)",
                         e >> 20
                     ))
                 ))
@@ -212,9 +239,8 @@ pub fn selftest(cfg: &SelftestConfig) -> SelftestReport {
 
 fn round_trip(r: &Recipient, cfg: &SelftestConfig) -> Result<String, String> {
     let plain = sample();
-    let mut w = EncryptingWriter::new(r, Vec::new()).map_err(|e| e.to_string())?;
-    w.write_all(&plain).map_err(|e| e.to_string())?;
-    let ct = w.finish().map_err(|e| e.to_string())?;
+    let mut ct = Vec::with_capacity(plain.len() + 1024);
+    cutter_openpgp::encrypt(r, &plain[..], &mut ct).map_err(|e| e.to_string())?;
     if ct.windows(4096).any(|win| win == &plain[..4096]) {
         return Err("the sample appears unencrypted in the output".into());
     }
@@ -262,7 +288,7 @@ fn compatibility(
         return Err(
             "not checked: no database connection was given to the selftest, so the \
              server's version is unknown (nor were the read-only role and the space the \
-             nine tables need checked); configure the target database and the read-only \
+             surface tables need checked); configure the target database and the read-only \
              role, then run the selftest again"
                 .into(),
         );
@@ -297,7 +323,7 @@ fn role_check(pg: &ConnConfig) -> Result<String, String> {
     let problems = crate::privileges::problems(&mut c).map_err(|e| e.to_string())?;
     if problems.is_empty() {
         Ok(format!(
-            "{} reads the nine tables and their sequences and cannot change them",
+            "{} reads the surface tables and their sequences and cannot change them",
             pg.user()
         ))
     } else {
@@ -305,7 +331,7 @@ fn role_check(pg: &ConnConfig) -> Result<String, String> {
     }
 }
 
-/// Server version text, `server_version_num`, and the total size of the nine tables.
+/// Server version text, `server_version_num`, and the total size of the surface tables.
 fn server_facts(pg: &ConnConfig) -> Result<(String, u32, u64), String> {
     let mut c = pg
         .connect()
@@ -325,7 +351,7 @@ fn server_facts(pg: &ConnConfig) -> Result<(String, u32, u64), String> {
              FROM unnest($1::text[]) AS t",
             &[&names],
         )
-        .map_err(|e| format!("reading the size of the nine tables: {e}"))?
+        .map_err(|e| format!("reading the size of the surface tables: {e}"))?
         .get(0);
     Ok((
         version,

@@ -34,8 +34,11 @@ fn backup_then_restore_proof_round_trip() {
     .expect("backup");
     assert!(calls >= 1);
 
-    // The artifact and its manifest, nothing else.
-    assert_eq!(f.listing(), vec!["r-1.dump.pgp", "r-1.manifest.json"]);
+    // The artifact, its manifest and the manifest's signature, nothing else.
+    assert_eq!(
+        f.listing(),
+        vec!["r-1.dump.pgp", "r-1.manifest.json", "r-1.manifest.json.sig"]
+    );
     let m = &art.manifest;
     assert_eq!(m.format, MANIFEST_FORMAT);
     assert_eq!(m.run_id.as_str(), "r-1");
@@ -62,7 +65,8 @@ fn backup_then_restore_proof_round_trip() {
     let on_disk: cutter_backup::Manifest =
         serde_json::from_slice(&fs::read(&art.manifest_path).unwrap()).unwrap();
     assert_eq!(&on_disk, m);
-    assert_eq!(verify_artifact(&art.path).unwrap().manifest, *m);
+    assert_eq!(verify_artifact(&art.path, &f.pin()).unwrap().manifest, *m);
+    assert_eq!(m.signer.fingerprint, f.signing.fingerprint);
     assert_eq!(m.backup_facts().sha256, m.sha256);
 
     // Restore proof with the passphrase from a file.
@@ -70,8 +74,7 @@ fn backup_then_restore_proof_round_trip() {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let progress = seen.clone();
     let proof = restore_proof(
-        &RestoreConfig::new(&art.path, &f.keys.secret_key)
-            .passphrase(PassphraseSource::File(f.passphrase_file.clone()))
+        &f.restore(&art.path)
             .record_to(&record)
             .on_progress(move |n| progress.lock().unwrap().push(n)),
     )
@@ -91,6 +94,13 @@ fn backup_then_restore_proof_round_trip() {
         Some(m.server.system_identifier)
     );
     assert_eq!(proof.decrypted_with, f.keys.fingerprint);
+    assert_eq!(proof.manifest_signed_by, f.signing.fingerprint);
+    assert!(
+        proof.restored_as.starts_with("cutter_restore_")
+            && proof.restored_as.contains("not a superuser"),
+        "{}",
+        proof.restored_as
+    );
     let recorded: cutter_backup::RestoreProof =
         serde_json::from_slice(&fs::read(&record).unwrap()).unwrap();
     assert_eq!(recorded, proof);
@@ -136,8 +146,7 @@ fn backup_then_restore_proof_round_trip() {
         &format!("{:?}", f.config("x")),
         &f.secrets(),
     );
-    let rc = RestoreConfig::new(&art.path, &f.keys.secret_key)
-        .passphrase(PassphraseSource::File(f.passphrase_file.clone()));
+    let rc = f.restore(&art.path);
     assert_secret_free(
         "the restore config's Debug",
         &format!("{rc:?}"),
@@ -178,11 +187,7 @@ line'),
         assert_eq!(art.manifest.digest_sources[&t], "dump stream", "{t}");
     }
     assert_eq!(art.manifest.tables, server_stats(&f));
-    let proof = restore_proof(
-        &RestoreConfig::new(&art.path, &f.keys.secret_key)
-            .passphrase(PassphraseSource::File(f.passphrase_file.clone())),
-    )
-    .expect("restore proof of hostile content");
+    let proof = restore_proof(&f.restore(&art.path)).expect("restore proof of hostile content");
     assert!(proof.passed);
 }
 
@@ -221,11 +226,7 @@ fn digests_fall_back_to_the_server_when_the_stream_cannot_give_them() {
         .values()
         .all(|s| s.starts_with("server (")));
     assert_eq!(art.manifest.tables, server_stats(&f));
-    let proof = restore_proof(
-        &RestoreConfig::new(&art.path, &f.keys.secret_key)
-            .passphrase(PassphraseSource::File(f.passphrase_file.clone())),
-    )
-    .expect("restore proof of a compressed dump");
+    let proof = restore_proof(&f.restore(&art.path)).expect("restore proof of a compressed dump");
     assert!(proof.passed);
 }
 
@@ -241,7 +242,14 @@ fn an_existing_artifact_is_never_overwritten() {
     );
     assert!(err.to_string().contains("never overwritten"), "{err}");
     assert_eq!(fs::read(&first.path).unwrap(), before);
-    assert_eq!(f.listing(), vec!["same.dump.pgp", "same.manifest.json"]);
+    assert_eq!(
+        f.listing(),
+        vec![
+            "same.dump.pgp",
+            "same.manifest.json",
+            "same.manifest.json.sig"
+        ]
+    );
     // An orphan manifest blocks the name too.
     fs::write(f.backups.join("other.manifest.json"), b"{}").unwrap();
     let err = pre_write_backup(&f.config("other"), &mut |_| {}).unwrap_err();
@@ -258,7 +266,7 @@ fn passphrase_from_the_environment() {
     let var = format!("CUTTER_TEST_PASSPHRASE_{}", std::process::id());
     std::env::set_var(&var, common::PASSPHRASE);
     let proof = restore_proof(
-        &RestoreConfig::new(&art.path, &f.keys.secret_key)
+        &RestoreConfig::new(&art.path, &f.keys.secret_key, f.pin())
             .passphrase(PassphraseSource::Env(var.clone())),
     );
     std::env::remove_var(&var);

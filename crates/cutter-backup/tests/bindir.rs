@@ -58,7 +58,7 @@ fn pg_bindir_replaces_pg_config_and_keeps_the_version_check() {
     assert!(!f.backups.join("wrong.dump.pgp").exists());
     // …and so is the restore proof's pg_restore, before any cluster is started.
     let err = restore_proof(
-        &RestoreConfig::new(&a.path, &f.keys.secret_key)
+        &RestoreConfig::new(&a.path, &f.keys.secret_key, f.pin())
             .passphrase(PassphraseSource::File(f.passphrase_file.clone()))
             .pg_bindir(Some(empty.clone())),
     )

@@ -123,6 +123,7 @@ fn no_recipient_key_or_a_different_key_is_refused_before_pg_dump() {
             &f.backups,
             cutter_core::RunId::new("r").unwrap(),
             recipient,
+            f.signer.clone(),
             f.ro(),
         )
         .pg_dump(&fake);
@@ -329,6 +330,7 @@ fn a_role_that_can_write_is_refused() {
         &f.backups,
         cutter_core::RunId::new("r").unwrap(),
         f.recipient.clone(),
+        f.signer.clone(),
         f.db.exec_config(),
     );
     let err = pre_write_backup(&cfg, &mut |_| {}).unwrap_err();
@@ -348,6 +350,7 @@ fn a_full_disk_leaves_nothing() {
         &small,
         cutter_core::RunId::new("r").unwrap(),
         f.recipient.clone(),
+        f.signer.clone(),
         f.ro(),
     );
     let err = pre_write_backup(&cfg, &mut |_| {}).unwrap_err();
@@ -369,6 +372,7 @@ fn a_missing_or_unwritable_state_directory_is_refused_before_pg_dump() {
             dir,
             cutter_core::RunId::new("r").unwrap(),
             f.recipient.clone(),
+            f.signer.clone(),
             f.ro(),
         )
         .pg_dump(&fake)
@@ -396,16 +400,11 @@ fn damaged_artifact_is_refused(damage: impl Fn(&Path)) {
     let f = Fixture::new();
     let art = pre_write_backup(&f.config("r"), &mut |_| {}).expect("backup");
     damage(&art.path);
-    let err = verify_artifact(&art.path).unwrap_err();
+    let err = verify_artifact(&art.path, &f.pin()).unwrap_err();
     assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err}");
     assert!(err.to_string().contains("Nothing was decrypted"), "{err}");
     let (fake, marker) = fake_pg_restore(&f);
-    let err = restore_proof(
-        &RestoreConfig::new(&art.path, &f.keys.secret_key)
-            .passphrase(PassphraseSource::File(f.passphrase_file.clone()))
-            .pg_restore(&fake),
-    )
-    .unwrap_err();
+    let err = restore_proof(&f.restore(&art.path).pg_restore(&fake)).unwrap_err();
     assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err}");
     assert!(!marker.exists(), "pg_restore was started");
     f.assert_no_plaintext();
@@ -442,7 +441,7 @@ fn the_wrong_key_or_passphrase_decrypts_nothing() {
     let (fake, marker) = fake_pg_restore(&f);
     let proof = |key: &Path, pass: PassphraseSource| {
         restore_proof(
-            &RestoreConfig::new(&art.path, key)
+            &RestoreConfig::new(&art.path, key, f.pin())
                 .passphrase(pass)
                 .pg_restore(&fake),
         )
@@ -476,7 +475,7 @@ fn the_wrong_key_or_passphrase_decrypts_nothing() {
     );
 
     let wrong = f.dir.path().join("wrong-pass");
-    fs::write(&wrong, "not the passphrase\n").unwrap();
+    common::write_private(&wrong, "not the passphrase\n".as_bytes());
     let err = proof(&f.keys.secret_key, PassphraseSource::File(wrong));
     assert!(
         matches!(
@@ -510,8 +509,7 @@ fn never_restores_into_the_source_server() {
     let f = Fixture::new();
     let art = pre_write_backup(&f.config("r"), &mut |_| {}).expect("backup");
     let err = restore_proof(
-        &RestoreConfig::new(&art.path, &f.keys.secret_key)
-            .passphrase(PassphraseSource::File(f.passphrase_file.clone()))
+        &f.restore(&art.path)
             .target(RestoreTarget::Server(Box::new(f.db.admin_config()))),
     )
     .unwrap_err();
@@ -554,6 +552,8 @@ fn kill_9_of_the_backup_process_leaves_only_ciphertext_that_is_cleaned_up() {
         .env("CUTTER_KILL9_DB", f.db.name())
         .env("CUTTER_KILL9_DIR", &f.backups)
         .env("CUTTER_KILL9_KEY", &f.keys.public_key)
+        .env("CUTTER_KILL9_SIGNING_KEY", &f.signing.secret_key)
+        .env("CUTTER_KILL9_SIGNING_FPR", f.signing.fingerprint.as_str())
         .env("CUTTER_KILL9_FPR", f.keys.fingerprint.as_str())
         .spawn()
         .unwrap();
@@ -617,10 +617,19 @@ fn kill_9_helper() {
     let pin = Fingerprint::new(&std::env::var("CUTTER_KILL9_FPR").unwrap()).unwrap();
     let key = PathBuf::from(std::env::var_os("CUTTER_KILL9_KEY").unwrap());
     let recipient = load_recipient(&key, &pin).unwrap();
+    let signing_pin =
+        Fingerprint::new(&std::env::var("CUTTER_KILL9_SIGNING_FPR").unwrap()).unwrap();
+    let signer = cutter_backup::ManifestSigner::load(
+        &PathBuf::from(std::env::var_os("CUTTER_KILL9_SIGNING_KEY").unwrap()),
+        &signing_pin,
+        &PassphraseSource::None,
+    )
+    .unwrap();
     let cfg = cutter_backup::BackupConfig::new(
         PathBuf::from(std::env::var_os("CUTTER_KILL9_DIR").unwrap()),
         cutter_core::RunId::new("r").unwrap(),
         recipient,
+        signer,
         c.config(&db, "cutter_verify").unwrap(),
     );
     // Slow the stream down so the parent surely kills us mid-way.

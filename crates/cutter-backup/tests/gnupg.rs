@@ -1,4 +1,4 @@
-//! GnuPG interoperability, both ways, on real backups.
+//! GnuPG interoperability, both ways, and Sequoia's `sqop`, on real backups.
 
 mod common;
 
@@ -65,7 +65,13 @@ fn a_key_made_by_gpg_is_a_recipient_and_gpg_decrypts_the_artifact() {
     fs::write(&public, gpg.run(&["--armor", "--export", &fpr], b"")).unwrap();
     let pin = Fingerprint::new(&fpr).unwrap();
     let recipient = load_recipient(&public, &pin).expect("a gpg key is a valid recipient");
-    let cfg = BackupConfig::new(&f.backups, RunId::new("g").unwrap(), recipient, f.ro());
+    let cfg = BackupConfig::new(
+        &f.backups,
+        RunId::new("g").unwrap(),
+        recipient,
+        f.signer.clone(),
+        f.ro(),
+    );
     let art = pre_write_backup(&cfg, &mut |_| {}).expect("backup");
     assert_eq!(art.manifest.encryption.recipient, pin);
 
@@ -88,7 +94,9 @@ fn a_key_made_by_gpg_is_a_recipient_and_gpg_decrypts_the_artifact() {
         args.extend(["--export-secret-keys", &fpr]);
         let secret = f.dir.path().join(format!("gpg-{armor}.sec"));
         fs::write(&secret, gpg.run(&args, b"")).unwrap();
-        let proof = restore_proof(&RestoreConfig::new(&art.path, &secret))
+        // A secret key file must be private.
+        fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let proof = restore_proof(&RestoreConfig::new(&art.path, &secret, f.pin()))
             .expect("restore proof with gpg's secret key");
         assert!(proof.passed);
         assert_eq!(proof.decrypted_with, pin);
@@ -162,4 +170,28 @@ fn a_key_made_by_the_project_is_imported_and_used_by_gpg() {
     assert_eq!(back, b"sample");
     let _ = PassphraseSource::None;
     f.assert_no_plaintext();
+}
+
+/// Sequoia's `sqop` decrypts the artifact too (with the passphrase-protected secret
+/// key, its passphrase in a file): what comes out is the dump pg_restore reads.
+#[test]
+fn sqop_decrypts_the_artifact() {
+    let f = Fixture::new();
+    let art = pre_write_backup(&f.config("s"), &mut |_| {}).expect("backup");
+    let out = std::process::Command::new("sqop")
+        .arg("decrypt")
+        .arg("--with-key-password")
+        .arg(&f.passphrase_file)
+        .arg(&f.keys.secret_key)
+        .stdin(fs::File::open(&art.path).unwrap())
+        .output()
+        .expect("sqop must be installed (Debian package `sqop`)");
+    assert!(
+        out.status.success(),
+        "sqop decrypt failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.starts_with(b"PGDMP"));
+    assert_eq!(out.stdout.len() as u64, art.manifest.dump.plaintext_bytes);
+    assert_eq!(table_data_entries(&out.stdout), nine());
 }

@@ -3,10 +3,11 @@
 //! not describe what was restored, or restored without an intact immutability trigger.
 //! And the proof record is written on every failure once a restore target exists.
 //!
-//! The manifest is not signed: only the artifact is covered (by the manifest's sha256),
-//! so a manifest whose table figures were changed still verifies, and it is the
-//! comparison that must catch the difference. A real manifest of another backup placed
-//! beside an artifact is refused before decrypting (its sha256 is the other artifact's).
+//! The manifest is signed: a manifest whose table figures were changed is refused
+//! before anything is decrypted (see `authenticity.rs`). These tests re-sign the edited
+//! manifest with the pinned signing key — what only its holder can do — so that the
+//! comparison itself is exercised. A real manifest of another backup placed beside an
+//! artifact is refused before decrypting (its sha256 is the other artifact's).
 
 mod common;
 
@@ -21,15 +22,16 @@ use cutter_backup::{
 use cutter_core::{mutation_surface, TableName};
 
 fn config(f: &Fixture, artifact: &Path) -> RestoreConfig {
-    RestoreConfig::new(artifact, &f.keys.secret_key)
+    RestoreConfig::new(artifact, &f.keys.secret_key, f.pin())
         .passphrase(PassphraseSource::File(f.passphrase_file.clone()))
 }
 
-/// Rewrites a manifest in place.
-fn edit_manifest(path: &Path, edit: impl FnOnce(&mut Manifest)) {
+/// Rewrites a manifest in place and re-signs it with the pinned signing key.
+fn edit_manifest(f: &Fixture, path: &Path, edit: impl FnOnce(&mut Manifest)) {
     let mut m: Manifest = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
     edit(&mut m);
     fs::write(path, m.to_json()).unwrap();
+    f.resign(path);
 }
 
 /// The proof record inside a [`Error::ProofFailed`].
@@ -66,12 +68,16 @@ fn a_row_count_the_restore_does_not_have_fails_the_proof_naming_the_table_and_bo
     let art = pre_write_backup(&f.config("rows"), &mut |_| {}).expect("backup");
     let iu = table("public", "information_unit");
     assert_eq!(art.manifest.tables[&iu].rows, 158);
-    edit_manifest(&art.manifest_path, |m| {
+    edit_manifest(&f, &art.manifest_path, |m| {
         m.tables.get_mut(&iu).unwrap().rows = 159;
     });
-    // Not signed: the altered manifest still verifies against the artifact.
+    // Re-signed by the signing key: the altered manifest verifies against the artifact.
     assert_eq!(
-        verify_artifact(&art.path).unwrap().manifest.tables[&iu].rows,
+        verify_artifact(&art.path, &f.pin())
+            .unwrap()
+            .manifest
+            .tables[&iu]
+            .rows,
         159
     );
 
@@ -141,12 +147,13 @@ fn a_manifest_of_a_different_database_state_fails_the_proof_naming_both_digests(
     fs::create_dir(&paired).unwrap();
     fs::copy(&b.path, paired.join("a.dump.pgp")).unwrap();
     fs::copy(&a.manifest_path, paired.join("a.manifest.json")).unwrap();
+    fs::copy(&a.signature_path, paired.join("a.manifest.json.sig")).unwrap();
     let err = restore_proof(&config(&f, &paired.join("a.dump.pgp"))).unwrap_err();
     assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err}");
 
     // B's manifest with A's table figures.
     let a_tables = a.manifest.tables.clone();
-    edit_manifest(&b.manifest_path, |m| m.tables = a_tables);
+    edit_manifest(&f, &b.manifest_path, |m| m.tables = a_tables);
     let err = restore_proof(&config(&f, &b.path)).unwrap_err();
     let (proof, text) = failed(err);
     let line = format!(
@@ -298,10 +305,10 @@ fn a_restore_that_stops_mid_stream_is_recorded_and_a_wrong_passphrase_leaves_no_
     let art = pre_write_backup(&f.config("stop"), &mut |_| {}).expect("backup");
 
     let wrong = f.dir.path().join("wrong-pass");
-    fs::write(&wrong, format!("{PASSPHRASE}x\n")).unwrap();
+    common::write_private(&wrong, format!("{PASSPHRASE}x\n").as_bytes());
     let early = f.backups.join("early.restore-proof.json");
     let err = restore_proof(
-        &RestoreConfig::new(&art.path, &f.keys.secret_key)
+        &RestoreConfig::new(&art.path, &f.keys.secret_key, f.pin())
             .passphrase(PassphraseSource::File(wrong))
             .record_to(&early),
     )

@@ -13,6 +13,8 @@ fn good(f: &Fixture) -> SelftestConfig {
         recipient_key: Some(f.keys.public_key.clone()),
         secret_key: Some(f.keys.secret_key.clone()),
         passphrase: Some(PassphraseSource::File(f.passphrase_file.clone())),
+        signing_pin: Some(f.pin()),
+        signing_key: Some(f.signing.secret_key.clone()),
         pg_dump: None,
         pg_bindir: None,
         pg: Some(f.ro()),
@@ -29,6 +31,7 @@ fn everything_in_place_passes() {
         names,
         [
             "recipient key",
+            "manifest signing key",
             "pg_dump",
             "pg_dump compatibility",
             "read-only role",
@@ -46,7 +49,7 @@ fn everything_in_place_passes() {
         f.listing()
     );
 
-    let compat = &r.checks[2];
+    let compat = &r.checks[3];
     assert!(
         compat.ok && compat.detail.contains("can dump server"),
         "{compat:?}"
@@ -66,6 +69,7 @@ fn everything_in_place_passes() {
         names,
         [
             "recipient key",
+            "manifest signing key",
             "pg_dump",
             "pg_dump compatibility",
             "state directory",
@@ -73,7 +77,13 @@ fn everything_in_place_passes() {
         ]
     );
     assert!(r.checks[1].ok, "{:?}", r.checks[1]);
-    assert!(r.checks[1].detail.ends_with(" runs"), "{:?}", r.checks[1]);
+    assert!(
+        r.checks[1].detail.ends_with("can sign"),
+        "{:?}",
+        r.checks[1]
+    );
+    assert!(r.checks[2].ok, "{:?}", r.checks[2]);
+    assert!(r.checks[2].detail.ends_with(" runs"), "{:?}", r.checks[2]);
     let failures = r.failures();
     assert_eq!(failures.len(), 1, "{failures:#?}");
     assert!(
@@ -102,20 +112,26 @@ fn nothing_configured_fails_closed_with_one_line_per_failed_check() {
     let r = selftest(&cfg);
     assert!(!r.passed());
     let failures = r.failures();
-    assert_eq!(failures.len(), 5, "{failures:#?}");
+    assert_eq!(failures.len(), 6, "{failures:#?}");
     assert!(
         failures[0].starts_with("FAIL recipient key:") && failures[0].contains("BACKUP_GPG_FPR")
     );
-    assert!(failures[1].starts_with("FAIL pg_dump:") && failures[1].contains("no-pg_dump"));
     assert!(
-        failures[2].starts_with("FAIL pg_dump compatibility: not checked: no database"),
+        failures[1].starts_with("FAIL manifest signing key:")
+            && failures[1].contains("signing_fingerprint"),
         "{}",
-        failures[2]
+        failures[1]
+    );
+    assert!(failures[2].starts_with("FAIL pg_dump:") && failures[2].contains("no-pg_dump"));
+    assert!(
+        failures[3].starts_with("FAIL pg_dump compatibility: not checked: no database"),
+        "{}",
+        failures[3]
     );
     assert!(
-        failures[3].starts_with("FAIL state directory:") && failures[3].contains("does not exist")
+        failures[4].starts_with("FAIL state directory:") && failures[4].contains("does not exist")
     );
-    assert!(failures[4].starts_with("FAIL encryption round trip:"));
+    assert!(failures[5].starts_with("FAIL encryption round trip:"));
     assert!(failures.iter().all(|l| !l.contains('\n')), "{failures:#?}");
     assert!(r.to_string().ends_with("SELFTEST: FAIL"));
 }

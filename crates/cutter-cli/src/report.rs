@@ -298,15 +298,17 @@ fn short(v: &Value) -> String {
 fn restore_proof_table(out: &mut String, v: &Value) {
     let _ = writeln!(
         out,
-        "\nArtifact `{}` (sha256 `{}`), decrypted with `{}` into {} (system {}, source {}) \
-         by pg_restore {}: {} plaintext bytes, {} ms in all.\n",
+        "\nArtifact `{}` (sha256 `{}`, manifest signed by `{}`), decrypted with `{}` into {} \
+         (system {}, source {}) by pg_restore {} as {}: {} plaintext bytes, {} ms in all.\n",
         text(&v["artifact"]),
         text(&v["artifact_sha256"]),
+        text(&v["manifest_signed_by"]),
         text(&v["decrypted_with"]),
         text(&v["restore_target"]),
         text(&v["restore_system_identifier"]),
         text(&v["source_system_identifier"]),
         text(&v["pg_restore_version"]),
+        text(&v["restored_as"]),
         v["plaintext_bytes"],
         v["timings"]["total_ms"],
     );

@@ -46,7 +46,20 @@ lock_timeout_ms = 10000
 # recipient_fingerprint = "0123456789ABCDEF0123456789ABCDEF01234567"
 # The recipient's public key (armored or binary), e.g. from `gpg --export --armor`.
 # recipient_key = "keys/backup.pub.asc"
-# For restore proofs only: the secret key and a file holding its passphrase.
+# Fingerprint of the key that signs every backup manifest. Required: `backup verify`,
+# the restore proof and the dry-run's clone trust a manifest (artifact sha256 and size,
+# tables, counts, digests, snapshot, versions, run id, database) only when this key
+# signed it, since anyone with the recipient's public key can encrypt an artifact.
+# signing_fingerprint = "89ABCDEF0123456789ABCDEF0123456789ABCDEF"
+# Where backups are taken: the signing key's secret key file (mode 0600; a key that
+# can sign, e.g. `gpg --quick-gen-key 'cutter backups' ed25519 sign never`, exported
+# with `gpg --export-secret-keys --armor`). CUTTER_BACKUP_SIGNING_KEY may repeat it; if
+# both are set and name different files, every command refuses. A protected key takes
+# its passphrase from CUTTER_BACKUP_SIGNING_PASSPHRASE.
+# signing_key = "keys/backup-signing.sec.asc"
+# For restore proofs only: the secret key and a file holding its passphrase (both
+# mode 0600: a secret file group or others can read is refused, as libpq refuses a
+# loose ~/.pgpass).
 # secret_key = "keys/backup.sec.asc"
 # passphrase_file = "keys/backup.passphrase"
 # The directory holding pg_dump and pg_restore (env CUTTER_PG_BINDIR), e.g.
@@ -93,6 +106,10 @@ pub struct BackupSection {
     pub recipient_fingerprint: Option<String>,
     /// Public key file.
     pub recipient_key: Option<PathBuf>,
+    /// The manifest signing key's pin.
+    pub signing_fingerprint: Option<String>,
+    /// The manifest signing key's secret key file.
+    pub signing_key: Option<PathBuf>,
     /// Secret key file (restore proofs).
     pub secret_key: Option<PathBuf>,
     /// File holding the secret key's passphrase.
@@ -161,6 +178,10 @@ pub struct Settings {
     pub backup_fingerprint: Option<String>,
     /// Backup public key.
     pub backup_key: Option<PathBuf>,
+    /// The manifest signing key's pin (`[backup].signing_fingerprint`).
+    pub backup_signing_fingerprint: Option<String>,
+    /// The manifest signing key's secret key file.
+    pub backup_signing_key: Option<PathBuf>,
     /// Backup secret key.
     pub backup_secret_key: Option<PathBuf>,
     /// Passphrase file.
@@ -407,6 +428,28 @@ fn pinned_approvers(from_file: &[PathBuf], from_env: &[PathBuf]) -> Result<()> {
     )))
 }
 
+/// A pinned key file that the config file and the environment may both give: where
+/// both are set they must name the same file (compared after resolving links), or the
+/// command refuses; the environment alone may give it.
+fn pinned_file(
+    file_key: &str,
+    from_file: Option<PathBuf>,
+    env_key: &str,
+    from_env: Option<PathBuf>,
+) -> Result<Option<PathBuf>> {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    match (from_file, from_env) {
+        (Some(f), Some(e)) if canon(&f) != canon(&e) => Err(CliError::Refused(format!(
+            "{file_key} names {} but {env_key} says {}: a pinned key is never replaced from \
+             the environment; unset {env_key} or make both name the same file",
+            f.display(),
+            e.display()
+        ))),
+        (Some(f), _) => Ok(Some(f)),
+        (None, e) => Ok(e),
+    }
+}
+
 fn resolve(base: &Path, p: PathBuf) -> PathBuf {
     if p.is_absolute() {
         p
@@ -560,6 +603,37 @@ impl Settings {
             file.backup.passphrase_file.clone(),
         )?;
         let pg_bindir = l.path("[backup] pg_bindir", None, file.backup.pg_bindir.clone())?;
+        let backup_signing_fingerprint = file
+            .backup
+            .signing_fingerprint
+            .clone()
+            .filter(|v| !v.trim().is_empty());
+        let backup_signing_key = pinned_file(
+            "[backup].signing_key",
+            file.backup.signing_key.clone().map(|p| resolve(&l.base, p)),
+            "CUTTER_BACKUP_SIGNING_KEY",
+            env("CUTTER_BACKUP_SIGNING_KEY")
+                .filter(|v| !v.trim().is_empty())
+                .map(PathBuf::from),
+        )?;
+        l.record(
+            "[backup] signing_fingerprint",
+            if backup_signing_fingerprint.is_some() {
+                l.file_source("[backup] signing_fingerprint")
+            } else {
+                Source::Default
+            },
+        );
+        l.record(
+            "[backup] signing_key",
+            if file.backup.signing_key.is_some() {
+                l.file_source("[backup] signing_key")
+            } else if backup_signing_key.is_some() {
+                Source::Env("CUTTER_BACKUP_SIGNING_KEY")
+            } else {
+                Source::Default
+            },
+        );
         let approver_keys: Vec<PathBuf> = file
             .approvals
             .approver_keys
@@ -595,6 +669,8 @@ impl Settings {
             lock_timeout_ms,
             backup_fingerprint,
             backup_key,
+            backup_signing_fingerprint,
+            backup_signing_key,
             backup_secret_key,
             backup_passphrase_file,
             approver_keys,
@@ -635,6 +711,11 @@ impl Settings {
                 path(&self.backup_passphrase_file),
             ),
             ("[backup] pg_bindir", path(&self.pg_bindir)),
+            ("[backup] signing_key", path(&self.backup_signing_key)),
+            (
+                "[backup] signing_fingerprint",
+                self.backup_signing_fingerprint.clone(),
+            ),
             (
                 "[approvals] approver_keys",
                 (!self.approver_keys.is_empty()).then(|| {
@@ -806,6 +887,50 @@ mod tests {
         )
         .unwrap();
         assert!(s.backup_fingerprint.is_some());
+        // The signing key: another file through the environment is refused, naming both;
+        // the same file (by another path) is fine; the environment alone gives it.
+        let signing = d.path().join("sign.sec.asc");
+        let other_signing = d.path().join("other.sec.asc");
+        std::fs::write(&signing, "key").unwrap();
+        std::fs::write(&other_signing, "key").unwrap();
+        std::fs::write(
+            &cfg,
+            format!(
+                "[backup]\nsigning_fingerprint = \"89ABCDEF0123456789ABCDEF0123456789ABCDEF\"\nsigning_key = {:?}\n",
+                signing.display().to_string()
+            ),
+        )
+        .unwrap();
+        let e = Settings::load(
+            &flags,
+            &with(
+                "CUTTER_BACKUP_SIGNING_KEY",
+                other_signing.display().to_string(),
+            ),
+        )
+        .unwrap_err();
+        assert!(matches!(e, CliError::Refused(_)), "{e}");
+        assert!(
+            e.to_string().contains("other.sec.asc") && e.to_string().contains("sign.sec.asc"),
+            "{e}"
+        );
+        let same = d.path().join(".").join("sign.sec.asc");
+        let s = Settings::load(
+            &flags,
+            &with("CUTTER_BACKUP_SIGNING_KEY", same.display().to_string()),
+        )
+        .unwrap();
+        assert_eq!(s.backup_signing_key, Some(signing.clone()));
+        assert_eq!(
+            s.backup_signing_fingerprint.as_deref(),
+            Some("89ABCDEF0123456789ABCDEF0123456789ABCDEF")
+        );
+        let s = Settings::load(
+            &Overrides::default(),
+            &with("CUTTER_BACKUP_SIGNING_KEY", signing.display().to_string()),
+        )
+        .unwrap();
+        assert_eq!(s.backup_signing_key, Some(signing));
         // And approver keys from the environment alone are refused.
         let e = Settings::load(
             &Overrides::default(),
@@ -861,8 +986,10 @@ mod tests {
 
     #[test]
     fn every_setting_that_is_not_a_pin_has_a_cutter_variable_that_beats_the_file() {
-        const PINNED: [&str; 2] = [
+        const PINNED: [&str; 4] = [
             "[backup] recipient_fingerprint",
+            "[backup] signing_key",
+            "[backup] signing_fingerprint",
             "[approvals] approver_keys",
         ];
         let keys = template_keys();

@@ -663,3 +663,112 @@ fn a_plan_with_findings_runs_only_with_approvals_that_name_them() {
     let o = c.output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
+
+/// The manifest signing key is pinned too: CUTTER_BACKUP_SIGNING_KEY naming another key
+/// file than the config file's `signing_key` is refused, naming both, before any backup
+/// or write; a signing key file that group or others may read is refused with the fix.
+#[test]
+fn a_signing_key_from_the_environment_that_disagrees_with_the_file_is_refused() {
+    let w = World::new();
+    let before = w.snapshot();
+    let keys = w.work.path().join("keys");
+    let other =
+        cutter_backup::generate_keys(&keys, "mine", "Mine <mine@test.invalid>", None).unwrap();
+    let a = w.disarm("r-sign");
+    let o = w
+        .cmd()
+        .env("CUTTER_BACKUP_SIGNING_KEY", &other.secret_key)
+        .args(["backup", "create", "--name", "b-sign"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("CUTTER_BACKUP_SIGNING_KEY says")
+            && text(&o).contains("mine.sec.asc")
+            && text(&o).contains("backup-signing.sec.asc"),
+        "{}",
+        text(&o)
+    );
+    let o = w
+        .run_live("r-sign", &a)
+        .env("CUTTER_BACKUP_SIGNING_KEY", &other.secret_key)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(w.snapshot(), before);
+
+    let signing = keys.join("backup-signing.sec.asc");
+    std::fs::set_permissions(
+        &signing,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let o = w
+        .cmd()
+        .args(["backup", "create", "--name", "b-loose"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("chmod 600 {}", signing.display())),
+        "{}",
+        text(&o)
+    );
+    assert!(!w
+        .state
+        .join("backups")
+        .read_dir()
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false));
+}
+
+/// `cutter backup verify` trusts a manifest only when the pinned key signed it: the
+/// real backup verifies; with an edited count, or without its signature, it is refused.
+#[test]
+fn backup_verify_checks_the_manifest_signature_first() {
+    let w = World::new();
+    let o = w
+        .cmd()
+        .args(["backup", "create", "--name", "b-v"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let art = w.state.join("backups/b-v.dump.pgp");
+    let o = w
+        .cmd()
+        .args(["backup", "verify"])
+        .arg(&art)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("manifest signed by the pinned signing key"),
+        "{}",
+        text(&o)
+    );
+    let manifest = w.state.join("backups/b-v.manifest.json");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        original.replacen("\"rows\": 158", "\"rows\": 159", 1),
+    )
+    .unwrap();
+    let o = w
+        .cmd()
+        .args(["backup", "verify"])
+        .arg(&art)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("BAD signature"), "{}", text(&o));
+    std::fs::write(&manifest, original).unwrap();
+    std::fs::remove_file(w.state.join("backups/b-v.manifest.json.sig")).unwrap();
+    let o = w
+        .cmd()
+        .args(["backup", "verify"])
+        .arg(&art)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("is not signed"), "{}", text(&o));
+}

@@ -25,7 +25,7 @@ pub struct TableStat {
 pub struct Snapshot {
     /// The server the snapshot was read from.
     pub system_identifier: SystemIdentifier,
-    /// The nine tables of the mutation surface.
+    /// The surface tables of the mutation surface.
     pub tables: BTreeMap<TableName, TableStat>,
     /// `public.information_unit` rows by `lifecycle_status`.
     pub unit_statuses: BTreeMap<String, u64>,

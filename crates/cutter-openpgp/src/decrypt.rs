@@ -11,9 +11,12 @@ use std::{
 };
 
 use pgp::{
-    composed::{DecryptionOptions, Esk, Message, PlainSessionKey, TheRing},
-    packet::PublicKeyEncryptedSessionKey,
-    types::{DecryptionKey, EskType, KeyDetails, SecretParams, Seipdv1ReadMode},
+    composed::{DecryptionOptions, Edata, Esk, Message, PlainSessionKey, TheRing},
+    crypto::sym::SymmetricKeyAlgorithm,
+    packet::{ProtectedDataConfig, PublicKeyEncryptedSessionKey, SymEncryptedProtectedDataConfig},
+    types::{
+        CompressionAlgorithm, DecryptionKey, EskType, KeyDetails, SecretParams, Seipdv1ReadMode,
+    },
 };
 
 use crate::{
@@ -177,10 +180,14 @@ fn recipient_label(p: &PublicKeyEncryptedSessionKey) -> String {
 /// the plaintext to `output` as it is decrypted, in bounded memory. Returns the number of
 /// plaintext octets written.
 ///
-/// Accepts SEIPDv1 messages (with MDC) encrypted to `secret` — as written by
-/// [`EncryptingWriter`](crate::EncryptingWriter) or `gpg --encrypt` — optionally
-/// compressed (ZIP, ZLIB, BZip2). Signatures inside the message are not verified.
-/// Legacy unprotected (SED) messages are refused.
+/// Accepts exactly one shape, the one [`encrypt`](crate::encrypt) writes (and
+/// `gpg --encrypt --compress-algo none` to an AES-capable key): PKESK v3 packets, one of
+/// them to `secret`, and a SEIPDv1 packet (with MDC) encrypted with AES-128, AES-192 or
+/// AES-256, holding one uncompressed literal data packet. Everything else is refused
+/// with [`Error::Refused`] naming what was found, before any plaintext is released:
+/// other ciphers (3DES, CAST5, IDEA, Blowfish, Twofish, Camellia), SEIPDv2 (AEAD),
+/// legacy unprotected (SED) data, GnuPG's OCB packet, any compressed packet, signed or
+/// nested messages.
 ///
 /// **Plaintext is released before the integrity check.** The MDC covers the whole
 /// message and can only be checked at its end, so when this function returns an error
@@ -241,8 +248,21 @@ where
             },
         });
     }
+    // The container, before any key is used.
+    if let Message::Encrypted { edata, .. } = &msg {
+        check_container(edata)?;
+    }
 
     let session_key = find_session_key(secret, passphrase, &pkesks)?;
+    // The cipher the session key is for, before any data is decrypted.
+    match &session_key {
+        PlainSessionKey::V3_4 { sym_alg, .. } => check_cipher(*sym_alg)?,
+        PlainSessionKey::V5 { .. } | PlainSessionKey::V6 { .. } => {
+            return Err(Error::Refused {
+                what: "a v5/v6 session key (SEIPDv2 or GnuPG AEAD)".into(),
+            })
+        }
+    }
 
     let ring = TheRing {
         session_keys: vec![session_key],
@@ -252,15 +272,32 @@ where
     let (mut msg, _) = msg
         .decrypt_the_ring(ring, true)
         .map_err(|e| pgp_error(e, input_ended(), |detail| Error::Malformed { detail }))?;
-    while msg.is_compressed() {
-        msg = msg
-            .decompress()
-            .map_err(|e| pgp_error(e, input_ended(), |detail| Error::Malformed { detail }))?;
-    }
-    if msg.is_encrypted() {
-        return Err(Error::Malformed {
-            detail: "nested encryption layers are not supported".into(),
-        });
+    // Inside: one literal data packet, nothing else.
+    match &mut msg {
+        Message::Literal { .. } => {}
+        Message::Compressed { reader, .. } => {
+            // The packet's first body octet names the algorithm; nothing is decompressed.
+            let alg = reader.fill_buf().ok().and_then(|b| b.first().copied());
+            return Err(Error::Refused {
+                what: match alg {
+                    Some(a) => format!(
+                        "a compressed packet ({})",
+                        compression_name(CompressionAlgorithm::from(a))
+                    ),
+                    None => "a compressed packet".into(),
+                },
+            });
+        }
+        Message::Signed { .. } => return Err(Error::Refused {
+            what:
+                "a signed message inside the encryption (cutter's artifacts hold literal data only)"
+                    .into(),
+        }),
+        Message::Encrypted { .. } => {
+            return Err(Error::Refused {
+                what: "a nested encrypted message".into(),
+            })
+        }
     }
 
     let mut total = 0u64;
@@ -280,6 +317,77 @@ where
         .flush()
         .map_err(|source| Error::DecryptOutput { source })?;
     Ok(total)
+}
+
+/// The name of a symmetric algorithm as operators know it.
+fn cipher_name(alg: SymmetricKeyAlgorithm) -> String {
+    match alg {
+        SymmetricKeyAlgorithm::Plaintext => "no cipher (plaintext)".into(),
+        SymmetricKeyAlgorithm::IDEA => "IDEA".into(),
+        SymmetricKeyAlgorithm::TripleDES => "3DES (TripleDES)".into(),
+        SymmetricKeyAlgorithm::CAST5 => "CAST5".into(),
+        SymmetricKeyAlgorithm::Blowfish => "Blowfish".into(),
+        SymmetricKeyAlgorithm::AES128 => "AES-128".into(),
+        SymmetricKeyAlgorithm::AES192 => "AES-192".into(),
+        SymmetricKeyAlgorithm::AES256 => "AES-256".into(),
+        SymmetricKeyAlgorithm::Twofish => "Twofish".into(),
+        SymmetricKeyAlgorithm::Camellia128 => "Camellia-128".into(),
+        SymmetricKeyAlgorithm::Camellia192 => "Camellia-192".into(),
+        SymmetricKeyAlgorithm::Camellia256 => "Camellia-256".into(),
+        SymmetricKeyAlgorithm::Private10 => "a private cipher (110)".into(),
+        other => format!("an unknown cipher ({})", u8::from(other)),
+    }
+}
+
+fn compression_name(alg: CompressionAlgorithm) -> String {
+    match alg {
+        CompressionAlgorithm::Uncompressed => "algorithm 0, uncompressed".into(),
+        CompressionAlgorithm::ZIP => "ZIP".into(),
+        CompressionAlgorithm::ZLIB => "ZLIB".into(),
+        CompressionAlgorithm::BZip2 => "BZip2".into(),
+        other => format!("algorithm {}", u8::from(other)),
+    }
+}
+
+/// Only AES-128/192/256.
+fn check_cipher(alg: SymmetricKeyAlgorithm) -> Result<()> {
+    match alg {
+        SymmetricKeyAlgorithm::AES128
+        | SymmetricKeyAlgorithm::AES192
+        | SymmetricKeyAlgorithm::AES256 => Ok(()),
+        other => Err(Error::Refused {
+            what: format!("the cipher {}", cipher_name(other)),
+        }),
+    }
+}
+
+/// Only SEIPDv1 (with MDC).
+fn check_container(edata: &Edata<'_>) -> Result<()> {
+    match edata {
+        Edata::SymEncryptedProtectedData { reader } => match reader.config() {
+            ProtectedDataConfig::Seipd(SymEncryptedProtectedDataConfig::V1) => Ok(()),
+            ProtectedDataConfig::Seipd(SymEncryptedProtectedDataConfig::V2 {
+                sym_alg,
+                aead,
+                ..
+            }) => Err(Error::Refused {
+                what: format!(
+                    "a SEIPDv2 packet (AEAD {aead:?} with {})",
+                    cipher_name(*sym_alg)
+                ),
+            }),
+            ProtectedDataConfig::GnupgAead(_) => Err(Error::Refused {
+                what: "GnuPG's OCB encrypted data packet (tag 20)".into(),
+            }),
+        },
+        Edata::SymEncryptedData { .. } => Err(Error::Refused {
+            what: "a legacy Symmetrically Encrypted Data packet (tag 9, no integrity protection)"
+                .into(),
+        }),
+        Edata::GnupgAeadData { .. } => Err(Error::Refused {
+            what: "GnuPG's OCB encrypted data packet (tag 20)".into(),
+        }),
+    }
 }
 
 /// Decrypts the session key from the first PKESK addressed to a component of `secret`.

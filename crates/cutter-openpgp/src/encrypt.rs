@@ -1,39 +1,34 @@
-//! Streaming encryption to one pinned recipient.
+//! Streaming encryption to one pinned recipient, framed by rpgp's streaming message
+//! builder (`pgp::composed::MessageBuilder::from_reader`).
 //!
-//! rpgp 0.21's `MessageBuilder` is pull-based (it reads from a `Read` source), while the
-//! backup pushes pg_dump's output into a `Write` sink. So the packet framing is done
-//! here, on top of rpgp for the PKESK, `aes` + `cfb-mode` for the cipher and `sha1` for
-//! the MDC (RFC 4880 §5.13 / RFC 9580 §5.13.1). The output is exactly what GnuPG 2.2
-//! and rpgp expect:
+//! The builder pulls the plaintext from a `Read` (the backup hands it pg_dump's stdout,
+//! wrapped) and pushes the message into a `Write`. What it writes, and what GnuPG 2.2,
+//! Sequoia's `sqop` and rpgp read:
 //!
 //! ```text
-//! PKESK v3 (rpgp)            tag 1
-//! SEIPD v1                   tag 18, partial body lengths
+//! PKESK v3                   tag 1, the session key encrypted to the recipient
+//! SEIPD v1                   tag 18, partial body lengths of `CHUNK_SIZE`
 //!   0x01 (version)
-//!   AES-256-CFB(IV = 0, no resync) of:
+//!   AES-256-CFB of:
 //!     16 random octets, last two repeated
-//!     Literal Data packet    tag 11, partial body lengths, 'b', no name, date 0
+//!     Literal Data packet    tag 11, partial body lengths, 'b', no name
 //!     MDC packet             0xD3 0x14 SHA-1(prefix ‖ literal packet ‖ 0xD3 0x14)
 //! ```
 //!
-//! Memory is bounded by two `CHUNK_SIZE` buffers whatever the input size: one for
-//! plaintext awaiting its literal-packet framing, one for ciphertext awaiting its SEIPD
-//! framing. A full chunk is emitted as a partial body only once more data arrives, so
-//! the last chunk of each packet is never empty.
+//! Memory is bounded whatever the input size: the builder holds one literal-data chunk
+//! and one SEIPD chunk (`CHUNK_SIZE` each) and an 8 KiB cipher buffer. Those buffers
+//! belong to rpgp and are freed, not wiped, when the message ends.
 
-use std::{fmt, io, io::Write, time::SystemTime};
-
-use aes::Aes256;
-use cfb_mode::{cipher::KeyIvInit, BufEncryptor};
-use cutter_core::Fingerprint;
-use pgp::{
-    composed::RawSessionKey,
-    crypto::sym::SymmetricKeyAlgorithm,
-    packet::{PacketTrait, PublicKeyEncryptedSessionKey},
+use std::{
+    error::Error as StdError,
+    fmt,
+    io::{self, Read, Write},
+    time::SystemTime,
 };
-use rand::{rngs::OsRng, RngCore};
-use sha1::{Digest, Sha1};
-use zeroize::{Zeroize, Zeroizing};
+
+use cutter_core::Fingerprint;
+use pgp::{composed::MessageBuilder, crypto::sym::SymmetricKeyAlgorithm};
+use rand::rngs::OsRng;
 
 use crate::{
     error::{Error, Result},
@@ -41,20 +36,12 @@ use crate::{
     validity,
 };
 
-/// log2 of the partial body chunk size.
-const CHUNK_LOG2: u8 = 18;
-/// Size of the partial-body chunks, and of each of the writer's two buffers (256 KiB).
-pub(crate) const CHUNK_SIZE: usize = 1 << CHUNK_LOG2;
-/// Partial body length octet for a chunk of `CHUNK_SIZE` (RFC 4880 §4.2.2.4).
-const PARTIAL: u8 = 0xE0 | CHUNK_LOG2;
-/// Room before the ciphertext buffer's data for the longest length header (5 octets).
-const HEADROOM: usize = 5;
-/// New-format packet tags (0xC0 | tag).
-const TAG_SEIPD: u8 = 0xC0 | 18;
-const TAG_LITERAL: u8 = 0xC0 | 11;
-const MDC_HEADER: [u8; 2] = [0xD3, 0x14];
-/// Slice size for interleaving SHA-1 (MDC) and AES-CFB work.
-const INTERLEAVE: usize = 128;
+/// Size of the partial-body chunks of both the literal data and the SEIPD packet
+/// (256 KiB; a power of two, as partial lengths require).
+pub const CHUNK_SIZE: u32 = 256 * 1024;
+
+/// The symmetric algorithm of every message written here.
+const CIPHER: SymmetricKeyAlgorithm = SymmetricKeyAlgorithm::AES256;
 
 /// Which key packet of the recipient's certificate the session key is encrypted to.
 #[derive(Clone, Copy)]
@@ -117,28 +104,6 @@ impl Recipient {
     pub fn encryption_key_fingerprint(&self) -> Fingerprint {
         self.encryption_fingerprint.clone()
     }
-
-    fn pkesk(&self, session_key: &RawSessionKey) -> Result<PublicKeyEncryptedSessionKey> {
-        let alg = SymmetricKeyAlgorithm::AES256;
-        let res = match self.target {
-            Target::Primary => PublicKeyEncryptedSessionKey::from_session_key_v3(
-                OsRng,
-                session_key,
-                alg,
-                &self.key.inner().primary_key,
-            ),
-            Target::Subkey(i) => PublicKeyEncryptedSessionKey::from_session_key_v3(
-                OsRng,
-                session_key,
-                alg,
-                &self.key.inner().public_subkeys[i].key,
-            ),
-        };
-        res.map_err(|e| Error::Encrypt {
-            fingerprint: self.encryption_fingerprint.clone(),
-            detail: e.to_string(),
-        })
-    }
 }
 
 impl fmt::Debug for Recipient {
@@ -150,297 +115,178 @@ impl fmt::Debug for Recipient {
     }
 }
 
-/// New-format length header for a body of `len` octets (RFC 4880 §4.2.2.1–3), written
-/// right-aligned into `out`; returns how many octets it took.
-fn fixed_len_header(len: usize, out: &mut [u8; 5]) -> usize {
-    if len < 192 {
-        out[4] = len as u8;
-        1
-    } else if len < 8384 {
-        let v = len - 192;
-        out[3] = ((v >> 8) as u8) + 192;
-        out[4] = (v & 0xFF) as u8;
-        2
-    } else {
-        out[0] = 0xFF;
-        out[1..].copy_from_slice(&(len as u32).to_be_bytes());
-        5
-    }
-}
+/// Marks I/O errors of the caller's reader.
+#[derive(Debug)]
+struct FromInput(io::Error);
+/// Marks I/O errors of the caller's writer.
+#[derive(Debug)]
+struct FromOutput(io::Error);
 
-/// Appends `plain` to `buf`, hashing it into `mdc` (if any) and encrypting it.
-/// `offset` counts the octets hashed and encrypted so far.
-///
-/// CFB encryption is a serial chain of AES calls, bound by their latency; hashing small
-/// interleaved slices lets the CPU run SHA-1 in the gaps (about 1.4× the throughput of
-/// hashing and encrypting whole chunks one after the other). The slices are aligned to
-/// SHA-1's 64-octet blocks (and so to AES's 16-octet blocks), so that each update
-/// compresses whole blocks straight from the input.
-fn seal(
-    cfb: &mut BufEncryptor<Aes256>,
-    mut mdc: Option<&mut Sha1>,
-    offset: &mut u64,
-    buf: &mut Vec<u8>,
-    plain: &[u8],
-) {
-    let mut rest = plain;
-    while !rest.is_empty() {
-        let aligned = INTERLEAVE - (*offset % 64) as usize;
-        let (piece, tail) = rest.split_at(aligned.min(rest.len()));
-        if let Some(mdc) = mdc.as_deref_mut() {
-            mdc.update(piece);
-        }
-        let start = buf.len();
-        buf.extend_from_slice(piece);
-        cfb.encrypt(&mut buf[start..]);
-        *offset += piece.len() as u64;
-        rest = tail;
-    }
-}
-
-/// The SEIPD layer: hashes plaintext for the MDC, encrypts it, frames the ciphertext.
-struct Seipd {
-    cfb: BufEncryptor<Aes256>,
-    mdc: Sha1,
-    /// Octets encrypted so far.
-    offset: u64,
-    /// `HEADROOM` octets, then SEIPD body octets not yet written (at most `CHUNK_SIZE`).
-    buf: Vec<u8>,
-}
-
-impl Seipd {
-    fn body_len(&self) -> usize {
-        self.buf.len() - HEADROOM
-    }
-
-    /// Encrypts `plain` (hashing it into the MDC if `hash`), emitting full chunks to `out`.
-    fn push(&mut self, plain: &[u8], hash: bool, out: &mut impl Write) -> io::Result<()> {
-        let mut rest = plain;
-        while !rest.is_empty() {
-            if self.body_len() == CHUNK_SIZE {
-                self.buf[HEADROOM - 1] = PARTIAL;
-                out.write_all(&self.buf[HEADROOM - 1..])?;
-                self.buf.truncate(HEADROOM);
-            }
-            let n = rest.len().min(CHUNK_SIZE - self.body_len());
-            let mdc = if hash { Some(&mut self.mdc) } else { None };
-            seal(
-                &mut self.cfb,
-                mdc,
-                &mut self.offset,
-                &mut self.buf,
-                &rest[..n],
-            );
-            rest = &rest[n..];
-        }
-        Ok(())
-    }
-
-    /// Appends the MDC packet and writes the last chunk.
-    fn finish(&mut self, out: &mut impl Write) -> io::Result<()> {
-        self.push(&MDC_HEADER, true, out)?;
-        let digest = self.mdc.finalize_reset();
-        self.push(&digest, false, out)?;
-        let mut hdr = [0u8; 5];
-        let n = fixed_len_header(self.body_len(), &mut hdr);
-        self.buf[HEADROOM - n..HEADROOM].copy_from_slice(&hdr[5 - n..]);
-        out.write_all(&self.buf[HEADROOM - n..])?;
-        self.buf.truncate(HEADROOM);
-        Ok(())
-    }
-}
-
-/// Encrypts everything written to it to one [`Recipient`], streaming a binary OpenPGP
-/// message (PKESK v3 + SEIPDv1 with MDC, AES-256, uncompressed literal data with partial
-/// body lengths) into `W`. Memory use is bounded (about 2 × `CHUNK_SIZE`) whatever
-/// the amount of data.
-///
-/// [`finish`](Self::finish) **must** be called: it writes the last chunk and the
-/// integrity check (MDC). A writer that is dropped without `finish` — or whose `finish`
-/// or any write failed — leaves an incomplete artifact in `W` that no OpenPGP
-/// implementation will decrypt; discard it.
-///
-/// Dropping an unfinished writer (other than after an error or during a panic) also logs
-/// a `tracing` warning.
-///
-/// `flush` flushes `W` but cannot push out buffered data: chunks are only committed once
-/// full, or by `finish`.
-#[must_use = "call finish(): a dropped EncryptingWriter leaves an incomplete artifact"]
-pub struct EncryptingWriter<W: Write> {
-    sink: Option<W>,
-    /// Literal packet body octets not yet framed (at most `CHUNK_SIZE`): plaintext.
-    lit: Vec<u8>,
-    seipd: Seipd,
-    /// An earlier write to the sink failed; the output is broken.
-    failed: bool,
-    plaintext_len: u64,
-    recipient: Fingerprint,
-}
-
-impl<W: Write> EncryptingWriter<W> {
-    /// Starts a message to `recipient`: writes the PKESK packet and the start of the
-    /// SEIPD packet to `sink` right away.
-    pub fn new(recipient: &Recipient, mut sink: W) -> Result<Self> {
-        let mut key = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(&mut key[..]);
-        let session_key = RawSessionKey::from(&key[..]);
-        let pkesk = recipient.pkesk(&session_key)?;
-        drop(session_key);
-
-        let out_err = |source: io::Error| Error::EncryptOutput { source };
-        let mut head = Vec::with_capacity(256);
-        pkesk
-            .to_writer_with_header(&mut head)
-            .map_err(|e| Error::Encrypt {
-                fingerprint: recipient.encryption_fingerprint.clone(),
-                detail: format!("serializing the PKESK packet: {e}"),
-            })?;
-        head.push(TAG_SEIPD);
-        sink.write_all(&head).map_err(out_err)?;
-
-        let cfb = BufEncryptor::<Aes256>::new_from_slices(&key[..], &[0u8; 16])
-            .expect("AES-256 takes a 32-octet key and a 16-octet IV");
-        let mut buf = Vec::with_capacity(HEADROOM + CHUNK_SIZE);
-        buf.resize(HEADROOM, 0);
-        buf.push(1); // SEIPD version 1, not encrypted
-        let mut seipd = Seipd {
-            cfb,
-            mdc: Sha1::new(),
-            offset: 0,
-            buf,
-        };
-
-        // Random prefix with its last two octets repeated, then the literal packet's tag.
-        let mut prefix = [0u8; 18];
-        OsRng.fill_bytes(&mut prefix[..16]);
-        prefix[16] = prefix[14];
-        prefix[17] = prefix[15];
-        seipd
-            .push(&prefix, true, &mut sink)
-            .and_then(|()| seipd.push(&[TAG_LITERAL], true, &mut sink))
-            .map_err(out_err)?;
-
-        let mut lit = Vec::with_capacity(CHUNK_SIZE);
-        // Literal data body header: binary, empty file name, date 0.
-        lit.extend_from_slice(&[b'b', 0, 0, 0, 0, 0]);
-
-        Ok(Self {
-            sink: Some(sink),
-            lit,
-            seipd,
-            failed: false,
-            plaintext_len: 0,
-            recipient: recipient.fingerprint(),
-        })
-    }
-
-    /// How many plaintext octets were written so far.
-    pub fn plaintext_len(&self) -> u64 {
-        self.plaintext_len
-    }
-
-    /// Writes the last chunks and the MDC, flushes, and returns the sink.
-    /// On error the artifact in the sink is incomplete and must be discarded.
-    pub fn finish(mut self) -> Result<W> {
-        let broken = || Error::EncryptOutput {
-            source: io::Error::other("an earlier write failed; the output is broken"),
-        };
-        if self.failed {
-            return Err(broken());
-        }
-        let mut sink = self.sink.take().ok_or_else(broken)?;
-        let mut hdr = [0u8; 5];
-        let n = fixed_len_header(self.lit.len(), &mut hdr);
-        let res = self
-            .seipd
-            .push(&hdr[5 - n..], true, &mut sink)
-            .and_then(|()| self.seipd.push(&self.lit, true, &mut sink))
-            .and_then(|()| self.seipd.finish(&mut sink))
-            .and_then(|()| sink.flush());
-        self.lit.zeroize();
-        match res {
-            Ok(()) => Ok(sink),
-            Err(source) => Err(Error::EncryptOutput { source }),
-        }
-    }
-
-    fn write_inner(&mut self, data: &[u8]) -> io::Result<()> {
-        let sink = self
-            .sink
-            .as_mut()
-            .ok_or_else(|| io::Error::other("writer already finished"))?;
-        let mut rest = data;
-        while !rest.is_empty() {
-            if self.lit.len() == CHUNK_SIZE {
-                // A full chunk with more data to come: commit it as a partial body.
-                self.seipd.push(&[PARTIAL], true, sink)?;
-                self.seipd.push(&self.lit, true, sink)?;
-                self.lit.clear();
-            }
-            if self.lit.is_empty() && rest.len() > CHUNK_SIZE {
-                // Whole chunk straight from the caller's buffer, known not to be the last.
-                self.seipd.push(&[PARTIAL], true, sink)?;
-                self.seipd.push(&rest[..CHUNK_SIZE], true, sink)?;
-                rest = &rest[CHUNK_SIZE..];
-                continue;
-            }
-            let n = rest.len().min(CHUNK_SIZE - self.lit.len());
-            self.lit.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
-        }
-        Ok(())
-    }
-}
-
-impl<W: Write> Write for EncryptingWriter<W> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.failed {
-            return Err(io::Error::other(
-                "an earlier write failed; the encrypted output is broken",
-            ));
-        }
-        match self.write_inner(data) {
-            Ok(()) => {
-                self.plaintext_len += data.len() as u64;
-                Ok(data.len())
-            }
-            Err(e) => {
-                self.failed = true;
-                Err(e)
-            }
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self.sink.as_mut() {
-            Some(s) => s.flush(),
-            None => Ok(()),
-        }
-    }
-}
-
-impl<W: Write> Drop for EncryptingWriter<W> {
-    fn drop(&mut self) {
-        // Buffered plaintext must not linger in freed memory.
-        self.lit.zeroize();
-        if self.sink.is_some() && !self.failed && !std::thread::panicking() {
-            tracing::warn!(
-                recipient = %self.recipient,
-                plaintext_len = self.plaintext_len,
-                "EncryptingWriter dropped without finish(): the encrypted artifact is \
-                 incomplete and cannot be decrypted; discard it"
-            );
-        }
-    }
-}
-
-impl<W: Write> fmt::Debug for EncryptingWriter<W> {
+impl fmt::Display for FromInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EncryptingWriter")
-            .field("recipient", &self.recipient)
-            .field("plaintext_len", &self.plaintext_len)
-            .field("finished", &self.sink.is_none())
-            .field("failed", &self.failed)
-            .finish()
+        self.0.fmt(f)
     }
+}
+impl fmt::Display for FromOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+impl StdError for FromInput {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&self.0)
+    }
+}
+impl StdError for FromOutput {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Wraps an I/O error so that it can be told apart after rpgp has passed it on; an
+/// interruption stays as it is (rpgp retries nothing, but `Read` callers may).
+fn marked(
+    e: io::Error,
+    wrap: impl FnOnce(io::Error) -> Box<dyn StdError + Send + Sync>,
+) -> io::Error {
+    if e.kind() == io::ErrorKind::Interrupted {
+        return e;
+    }
+    io::Error::new(e.kind(), wrap(e))
+}
+
+/// The caller's reader: counts the plaintext octets and marks its errors.
+struct Input<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Input<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Ok(n) => {
+                    self.count += n as u64;
+                    return Ok(n);
+                }
+                // rpgp gives up on any error; a signal is not one.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(marked(e, |e| Box::new(FromInput(e)))),
+            }
+        }
+    }
+}
+
+/// The caller's writer, with its errors marked.
+struct Output<W> {
+    inner: W,
+}
+
+impl<W: Write> Write for Output<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner
+            .write(buf)
+            .map_err(|e| marked(e, |e| Box::new(FromOutput(e))))
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner
+            .write_all(buf)
+            .map_err(|e| marked(e, |e| Box::new(FromOutput(e))))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner
+            .flush()
+            .map_err(|e| marked(e, |e| Box::new(FromOutput(e))))
+    }
+}
+
+enum Marker {
+    Input(io::Error),
+    Output(io::Error),
+}
+
+/// Takes our marker, with the caller's original error, out of what rpgp returned: rpgp
+/// passes an I/O error of the source or the sink on as its `IO` variant. Anything else
+/// (or a marker found deeper in the chain, copied then) is rpgp's own failure.
+fn take_marker(e: pgp::errors::Error) -> std::result::Result<Marker, pgp::errors::Error> {
+    let e = match e {
+        pgp::errors::Error::IO { source, backtrace } => {
+            if source.get_ref().is_some_and(|i| i.is::<FromInput>()) {
+                let inner = source.into_inner().expect("checked above");
+                let m = inner.downcast::<FromInput>().expect("checked above");
+                return Ok(Marker::Input(m.0));
+            }
+            if source.get_ref().is_some_and(|i| i.is::<FromOutput>()) {
+                let inner = source.into_inner().expect("checked above");
+                let m = inner.downcast::<FromOutput>().expect("checked above");
+                return Ok(Marker::Output(m.0));
+            }
+            pgp::errors::Error::IO { source, backtrace }
+        }
+        other => other,
+    };
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(&e);
+    while let Some(x) = cur {
+        if let Some(m) = x.downcast_ref::<FromInput>() {
+            return Ok(Marker::Input(io::Error::new(m.0.kind(), m.0.to_string())));
+        }
+        if let Some(m) = x.downcast_ref::<FromOutput>() {
+            return Ok(Marker::Output(io::Error::new(m.0.kind(), m.0.to_string())));
+        }
+        match x.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => cur = Some(inner as &(dyn StdError + 'static)),
+            None => cur = x.source(),
+        }
+    }
+    Err(e)
+}
+
+/// Encrypts everything `input` yields, until its end, to one [`Recipient`], streaming a
+/// binary OpenPGP message (PKESK v3 + SEIPDv1 with MDC, AES-256, uncompressed literal
+/// data with partial body lengths) into `output`; see the module docs. Returns the
+/// number of plaintext octets read. Memory use is bounded whatever the amount of data.
+///
+/// The message is complete only when this returns `Ok`: on any error (the input failed:
+/// [`Error::EncryptInput`]; the output failed: [`Error::EncryptOutput`]) whatever was
+/// written to `output` is an incomplete message that no OpenPGP implementation will
+/// decrypt; discard it. `output` is flushed at the end.
+pub fn encrypt<R: Read, W: Write>(recipient: &Recipient, input: R, output: W) -> Result<u64> {
+    let mut input = Input {
+        inner: input,
+        count: 0,
+    };
+    let mut output = Output { inner: output };
+    let res = {
+        let mut builder = MessageBuilder::from_reader("", &mut input).seipd_v1(OsRng, CIPHER);
+        let added = match recipient.target {
+            Target::Primary => builder.encrypt_to_key(OsRng, &recipient.key.inner().primary_key),
+            Target::Subkey(i) => {
+                builder.encrypt_to_key(OsRng, &recipient.key.inner().public_subkeys[i].key)
+            }
+        };
+        if let Err(e) = added {
+            return Err(Error::Encrypt {
+                fingerprint: recipient.encryption_fingerprint.clone(),
+                detail: e.to_string(),
+            });
+        }
+        builder
+            .partial_chunk_size(CHUNK_SIZE)
+            .expect("CHUNK_SIZE is a power of two above 512");
+        builder.to_writer(OsRng, &mut output)
+    };
+    let res = res.map_err(|e| match take_marker(e) {
+        Ok(Marker::Input(source)) => Error::EncryptInput { source },
+        Ok(Marker::Output(source)) => Error::EncryptOutput { source },
+        Err(e) => Error::Encrypt {
+            fingerprint: recipient.encryption_fingerprint.clone(),
+            detail: e.to_string(),
+        },
+    });
+    res?;
+    output
+        .inner
+        .flush()
+        .map_err(|source| Error::EncryptOutput { source })?;
+    Ok(input.count)
 }

@@ -94,8 +94,15 @@ pub enum Error {
         detail: String,
     },
 
-    /// Writing encrypted output failed, or an earlier write failed and the writer refuses
-    /// to go on.
+    /// Reading the plaintext to encrypt failed.
+    #[error("reading the data to encrypt failed: {source}; the encrypted artifact is incomplete and must be discarded")]
+    EncryptInput {
+        /// The underlying I/O error, as the input returned it.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Writing the encrypted output failed.
     #[error("writing the encrypted output failed: {source}; the encrypted artifact is incomplete and must be discarded")]
     EncryptOutput {
         /// The underlying I/O error.
@@ -150,6 +157,18 @@ pub enum Error {
         fingerprint: Fingerprint,
         /// What rpgp said.
         detail: String,
+    },
+
+    /// The message is not of the one accepted shape (AES-128/192/256, SEIPDv1 with MDC,
+    /// uncompressed literal data); nothing was decrypted.
+    #[error(
+        "the encrypted message uses {what}, which cutter refuses: only AES-128, AES-192 or \
+         AES-256 in a SEIPDv1 packet with MDC, holding uncompressed literal data, is accepted \
+         (e.g. `gpg --encrypt --cipher-algo AES256 --compress-algo none`); nothing was decrypted"
+    )]
+    Refused {
+        /// What was found (the algorithm or packet, by name).
+        what: String,
     },
 
     /// The ciphertext was modified: the SEIPD integrity check (MDC) failed.

@@ -91,16 +91,6 @@ impl PublicKey {
         self.fingerprint.clone()
     }
 
-    /// The key as ASCII-armored text (what the approver registry stores).
-    pub fn to_armored(&self) -> Result<String> {
-        self.inner
-            .to_armored_string(ArmorOptions::default())
-            .map_err(|e| Error::KeyParse {
-                what: "public key",
-                detail: format!("armoring: {e}"),
-            })
-    }
-
     /// The user ids carrying at least one cryptographically valid self-certification,
     /// as text (invalid UTF-8 replaced).
     pub fn user_ids(&self) -> Vec<String> {
@@ -133,6 +123,17 @@ impl PublicKey {
     /// [`encryption_key_at`](Self::encryption_key_at) the current time.
     pub fn encryption_subkey_fingerprint(&self) -> Result<Fingerprint> {
         self.encryption_key_at(SystemTime::now())
+    }
+
+    /// The key, ASCII-armored (as `gpg --export --armor` writes it; what the approver
+    /// registry stores).
+    pub fn to_armored(&self) -> Result<String> {
+        self.inner
+            .to_armored_string(ArmorOptions::default())
+            .map_err(|e| Error::KeyParse {
+                what: "public key",
+                detail: format!("armoring it: {e}"),
+            })
     }
 
     pub(crate) fn inner(&self) -> &SignedPublicKey {
@@ -373,14 +374,9 @@ pub fn generate_key(user_id: &str, passphrase: Option<&Passphrase>) -> Result<Ge
             ]
             .into(),
         )
-        .preferred_compression_algorithms(
-            vec![
-                CompressionAlgorithm::ZLIB,
-                CompressionAlgorithm::ZIP,
-                CompressionAlgorithm::Uncompressed,
-            ]
-            .into(),
-        )
+        // Uncompressed only: GnuPG then writes uncompressed messages to this key, and
+        // `decrypt` refuses every compressed packet.
+        .preferred_compression_algorithms(vec![CompressionAlgorithm::Uncompressed].into())
         .passphrase(passphrase.map(|p| p.expose().to_owned()))
         .subkeys(vec![sub]);
     let params = params.build().map_err(|e| gen_err(e.to_string()))?;

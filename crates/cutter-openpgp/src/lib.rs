@@ -5,9 +5,13 @@
 //! ECDH encryption subkey), v3 PKESK + SEIPDv1 (with MDC) messages encrypted with AES-256,
 //! v4 detached signatures.
 //!
-//! * [`EncryptingWriter`] encrypts whatever is written to it straight into a `Write` sink,
-//!   in bounded memory (two 256 KiB buffers), as a binary OpenPGP message.
-//! * [`decrypt`] streams an encrypted message from a `Read` into a `Write`, in bounded memory.
+//! * [`encrypt`] streams everything a `Read` yields into a `Write` as a binary OpenPGP
+//!   message, in bounded memory, framed by rpgp's streaming message builder (no framing
+//!   of our own: no direct use of a block cipher, mode or hash here).
+//! * [`decrypt`] streams an encrypted message from a `Read` into a `Write`, in bounded
+//!   memory, accepting only AES-128/192/256 in SEIPDv1 with MDC around uncompressed literal
+//!   data: 3DES, CAST5, IDEA and the other ciphers, SEIPDv2, and any compressed packet are
+//!   refused by name.
 //! * [`sign_detached`] / [`verify_detached`] handle approvals; a signature is judged at
 //!   the verifier's time, and weak digests and keys are refused.
 //! * [`PublicKey`] / [`SecretKey`] parse keys; [`Recipient::pinned`] only accepts a key whose
@@ -26,7 +30,7 @@ mod validity;
 
 pub use cutter_core::Fingerprint;
 pub use decrypt::decrypt;
-pub use encrypt::{EncryptingWriter, Recipient};
+pub use encrypt::{encrypt, Recipient, CHUNK_SIZE};
 pub use error::{Error, Result};
 pub use keys::{generate_key, GeneratedKey, PublicKey, SecretKey};
 pub use passphrase::Passphrase;

@@ -2,12 +2,12 @@
 
 mod common;
 
-use std::{io::Write, time::SystemTime};
+use std::time::SystemTime;
 
-use common::{data, Gpg};
+use common::{data, encrypt_pieces, Gpg};
 use cutter_openpgp::{
-    decrypt, generate_key, sign_detached, verify_detached, EncryptingWriter, Error, Fingerprint,
-    Passphrase, PublicKey, Recipient, SecretKey,
+    decrypt, generate_key, sign_detached, verify_detached, Error, Fingerprint, Passphrase,
+    PublicKey, Recipient, SecretKey,
 };
 
 fn fp(s: &str) -> Fingerprint {
@@ -15,12 +15,8 @@ fn fp(s: &str) -> Fingerprint {
 }
 
 fn encrypt(r: &Recipient, plain: &[u8]) -> Vec<u8> {
-    let mut w = EncryptingWriter::new(r, Vec::new()).expect("writer");
-    // Uneven writes, as a pipe would deliver them.
-    for piece in plain.chunks(100_003) {
-        w.write_all(piece).expect("write");
-    }
-    w.finish().expect("finish")
+    // Uneven reads, as a pipe would deliver them.
+    encrypt_pieces(r, plain, &[100_003])
 }
 
 /// A key made by gpg is a valid pinned recipient; gpg decrypts what we encrypt.
@@ -180,7 +176,9 @@ fn our_key_in_gpg_both_directions() {
     assert!(matches!(err, Error::WrongPassphrase { .. }), "{err:?}");
 }
 
-/// A gpg key's secret part, exported by gpg, decrypts gpg's own messages here.
+/// A gpg key's secret part, exported by gpg, decrypts gpg's own uncompressed messages
+/// here; gpg's default message to that key (compressed, as its preferences say) is
+/// refused, naming the compression.
 #[test]
 fn gpg_secret_key_decrypts_gpg_message() {
     let gpg = Gpg::new();
@@ -194,17 +192,162 @@ fn gpg_secret_key_decrypts_gpg_message() {
     );
     let secret = SecretKey::from_bytes(&gpg.export_secret(&fpr, pass_text)).expect("secret");
     assert_eq!(secret.fingerprint(), fp(&fpr));
+    let pass = Passphrase::new(pass_text.into());
     let plain = data(1_000_000, 10);
+    let ct = gpg.encrypt_with(&fpr, &plain, &["--compress-algo", "none"]);
+    let mut out = Vec::new();
+    decrypt(&secret, &pass, &ct[..], &mut out).expect("decrypt");
+    assert!(out == plain);
+
     let ct = gpg.encrypt(&fpr, &plain);
     let mut out = Vec::new();
-    decrypt(
-        &secret,
-        &Passphrase::new(pass_text.into()),
-        &ct[..],
-        &mut out,
+    let err = decrypt(&secret, &pass, &ct[..], &mut out).expect_err("compressed accepted");
+    assert!(matches!(err, Error::Refused { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("a compressed packet (ZLIB)") || text.contains("a compressed packet (ZIP)"),
+        "{text}"
+    );
+    assert!(out.is_empty(), "plaintext released: {} bytes", out.len());
+}
+
+/// The allow-list: only AES-128/192/256 in SEIPDv1 with MDC around uncompressed literal
+/// data. gpg's 3DES and CAST5 messages, its compressed ones, and rpgp's SEIPDv2 message
+/// to the same key are refused with a message naming what was found, and release no
+/// plaintext; AES-128 and AES-192 are accepted.
+#[test]
+fn weak_ciphers_compression_and_seipdv2_are_refused_by_name() {
+    let gpg = Gpg::new();
+    let generated = generate_key("Allow <allow@example.org>", None).expect("generate");
+    gpg.import(generated.public_armored.as_bytes(), None);
+    let fpr = generated.fingerprint.to_string();
+    let secret = SecretKey::from_bytes(generated.secret_armored.as_bytes()).expect("secret");
+    let none = Passphrase::new(String::new());
+    let plain = data(300_000, 31);
+    let try_decrypt = |ct: &[u8]| {
+        let mut out = Vec::new();
+        let r = decrypt(&secret, &none, ct, &mut out);
+        (r, out)
+    };
+
+    for (algo, name) in [("3DES", "3DES"), ("CAST5", "CAST5")] {
+        let ct = gpg.encrypt_with(
+            &fpr,
+            &plain,
+            &["--cipher-algo", algo, "--compress-algo", "none"],
+        );
+        let (r, out) = try_decrypt(&ct);
+        let err = r.expect_err(&format!("{algo} accepted"));
+        assert!(matches!(err, Error::Refused { .. }), "{algo}: {err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&format!("the cipher {name}")), "{text}");
+        assert!(text.contains("nothing was decrypted"), "{text}");
+        assert!(out.is_empty(), "{algo}: plaintext released");
+    }
+    for algo in ["zip", "zlib", "bzip2"] {
+        let ct = gpg.encrypt_with(
+            &fpr,
+            &plain,
+            &["--cipher-algo", "AES256", "--compress-algo", algo],
+        );
+        let (r, out) = try_decrypt(&ct);
+        let err = r.expect_err(&format!("{algo} accepted"));
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("a compressed packet ({})", algo.to_uppercase()))
+                || (algo == "bzip2" && text.contains("a compressed packet (BZip2)")),
+            "{text}"
+        );
+        assert!(out.is_empty(), "{algo}: plaintext released");
+    }
+    for algo in ["AES", "AES192", "AES256"] {
+        let ct = gpg.encrypt_with(
+            &fpr,
+            &plain,
+            &["--cipher-algo", algo, "--compress-algo", "none"],
+        );
+        let (r, out) = try_decrypt(&ct);
+        r.unwrap_or_else(|e| panic!("{algo} refused: {e}"));
+        assert!(out == plain, "{algo}: plaintext differs");
+    }
+
+    // SEIPDv2 (AEAD), as rpgp writes it to the same encryption subkey.
+    {
+        use pgp::composed::{Deserializable, MessageBuilder, SignedPublicKey};
+        use pgp::crypto::{aead::AeadAlgorithm, aead::ChunkSize, sym::SymmetricKeyAlgorithm};
+        let (cert, _) = SignedPublicKey::from_string(&generated.public_armored).expect("rpgp cert");
+        let mut rng = rand::thread_rng();
+        let mut b = MessageBuilder::from_bytes("", plain.clone()).seipd_v2(
+            &mut rng,
+            SymmetricKeyAlgorithm::AES256,
+            AeadAlgorithm::Ocb,
+            ChunkSize::default(),
+        );
+        b.encrypt_to_key(&mut rng, &cert.public_subkeys[0].key)
+            .expect("PKESK v6");
+        let ct = b.to_vec(&mut rng).expect("SEIPDv2 message");
+        let (r, out) = try_decrypt(&ct);
+        let err = r.expect_err("SEIPDv2 accepted");
+        assert!(err.to_string().contains("SEIPDv2"), "{err}");
+        assert!(out.is_empty(), "SEIPDv2: plaintext released");
+    }
+}
+
+/// What [`encrypt`] writes decrypts byte-identically with rpgp (ours), GnuPG and
+/// Sequoia's `sqop`, at every partial-length boundary of the literal data and the SEIPD
+/// packet (the literal body carries 6 header octets; the SEIPD body 1 version octet, an
+/// 18-octet prefix and a 22-octet MDC).
+#[test]
+fn gpg_and_sqop_decrypt_our_output_at_partial_length_boundaries() {
+    const CHUNK: usize = cutter_openpgp::CHUNK_SIZE as usize;
+    let gpg = Gpg::new();
+    let generated = generate_key("Interop <interop@example.org>", None).expect("generate");
+    gpg.import(generated.secret_armored.as_bytes(), Some(""));
+    let key_file = gpg.file("interop.sec.asc", generated.secret_armored.as_bytes());
+    let secret = SecretKey::from_bytes(generated.secret_armored.as_bytes()).expect("secret");
+    let recipient = Recipient::pinned(
+        PublicKey::from_bytes(generated.public_armored.as_bytes()).expect("public"),
+        &generated.fingerprint,
     )
-    .expect("decrypt");
-    assert!(out == plain);
+    .expect("pinned");
+    let none = Passphrase::new(String::new());
+    let sqop = common::binary_on_path(
+        "sqop",
+        "sqop must be installed (Debian package `sqop`; `cargo xtask test` installs it)",
+    );
+    let mut sizes = vec![0usize, 1, 2, 191, 192, 8383, 8384];
+    for k in 1..=3 {
+        for d in [-41i64, -19, -7, -6, -5, -1, 0, 1, 41] {
+            let s = (k * CHUNK) as i64 + d;
+            sizes.push(s as usize);
+        }
+    }
+    sizes.sort_unstable();
+    sizes.dedup();
+    for (i, &size) in sizes.iter().enumerate() {
+        let plain = data(size, 1000 + i as u64);
+        let ct = encrypt(&recipient, &plain);
+        let mut ours = Vec::new();
+        decrypt(&secret, &none, &ct[..], &mut ours).unwrap_or_else(|e| panic!("{size}: {e}"));
+        assert!(ours == plain, "rpgp: size {size} differs");
+        let (back, status) = gpg.decrypt(&ct, None);
+        assert!(back == plain, "gpg: size {size} differs");
+        assert!(status.contains("GOODMDC"), "gpg: size {size}: {status}");
+        let out = common::output_with_input(
+            {
+                let mut c = std::process::Command::new(&sqop);
+                c.arg("decrypt").arg(&key_file);
+                c
+            },
+            &ct,
+        );
+        assert!(
+            out.status.success(),
+            "sqop: size {size}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout == plain, "sqop: size {size} differs");
+    }
 }
 
 #[test]

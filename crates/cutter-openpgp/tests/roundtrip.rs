@@ -2,12 +2,10 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 
-use common::data;
-use cutter_openpgp::{
-    decrypt, generate_key, EncryptingWriter, Error, Passphrase, PublicKey, Recipient, SecretKey,
-};
+use common::{data, encrypt_pieces};
+use cutter_openpgp::{decrypt, generate_key, Error, Passphrase, PublicKey, Recipient, SecretKey};
 
 struct Pair {
     secret: SecretKey,
@@ -30,19 +28,9 @@ fn pair(uid: &str, pass: &str) -> Pair {
     }
 }
 
-/// Encrypts `plain`, writing it in pieces of the given sizes (cycled).
+/// Encrypts `plain`, read in pieces of the given sizes (cycled).
 fn encrypt(r: &Recipient, plain: &[u8], pieces: &[usize]) -> Vec<u8> {
-    let mut w = EncryptingWriter::new(r, Vec::new()).expect("writer");
-    let mut rest = plain;
-    let mut i = 0;
-    while !rest.is_empty() {
-        let n = pieces[i % pieces.len()].min(rest.len()).max(1);
-        w.write_all(&rest[..n]).expect("write");
-        rest = &rest[n..];
-        i += 1;
-    }
-    assert_eq!(w.plaintext_len(), plain.len() as u64);
-    w.finish().expect("finish")
+    encrypt_pieces(r, plain, pieces)
 }
 
 fn decrypt_vec(p: &Pair, ct: &[u8]) -> Result<Vec<u8>, Error> {
@@ -449,14 +437,28 @@ fn debug_output_never_shows_secrets() {
 }
 
 #[test]
-fn dropped_writer_leaves_an_undecryptable_artifact() {
+fn a_failing_input_leaves_an_undecryptable_artifact() {
+    struct FailsAfter(Vec<u8>);
+    impl Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("pg_dump died"));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Ok(n)
+        }
+    }
     let p = pair("Drop <drop@example.org>", "pw");
     let mut sink = Vec::new();
-    {
-        let mut w = EncryptingWriter::new(&p.recipient, &mut sink).expect("writer");
-        w.write_all(&data(CHUNK * 2 + 10, 1)).expect("write");
-        drop(w); // no finish()
+    let err = cutter_openpgp::encrypt(&p.recipient, FailsAfter(data(CHUNK * 2 + 10, 1)), &mut sink)
+        .expect_err("a failing input must fail the encryption");
+    match &err {
+        Error::EncryptInput { source } => assert!(source.to_string().contains("pg_dump died")),
+        other => panic!("expected EncryptInput, got {other:?}"),
     }
+    assert!(err.to_string().contains("must be discarded"), "{err}");
     assert!(!sink.is_empty(), "PKESK and full chunks were written");
     let err = decrypt_vec(&p, &sink).expect_err("unfinished artifact accepted");
     assert!(
@@ -469,7 +471,7 @@ fn dropped_writer_leaves_an_undecryptable_artifact() {
 }
 
 #[test]
-fn write_errors_poison_the_writer() {
+fn a_failing_output_is_reported_as_such() {
     #[derive(Debug)]
     struct Failing(usize);
     impl Write for Failing {
@@ -485,29 +487,19 @@ fn write_errors_poison_the_writer() {
         }
     }
     let p = pair("Fail <fail@example.org>", "pw");
-    let mut w = EncryptingWriter::new(&p.recipient, Failing(CHUNK)).expect("writer");
-    let chunk = data(CHUNK, 9);
-    let mut failed = false;
-    for _ in 0..4 {
-        if w.write_all(&chunk).is_err() {
-            failed = true;
-            break;
-        }
+    let plain = data(4 * CHUNK, 9);
+    let err = cutter_openpgp::encrypt(&p.recipient, &plain[..], Failing(CHUNK))
+        .expect_err("a failing output must fail the encryption");
+    match &err {
+        Error::EncryptOutput { source } => assert!(source.to_string().contains("disk full")),
+        other => panic!("expected EncryptOutput, got {other:?}"),
     }
-    assert!(failed, "the sink's error surfaced");
-    assert!(
-        w.write_all(b"more").is_err(),
-        "writer refuses after an error"
-    );
-    let err = w.finish().expect_err("finish after failure");
     assert!(err.to_string().contains("incomplete"), "{err}");
 }
 
 #[test]
 fn public_types_are_thread_safe() {
-    fn send<T: Send>() {}
     fn send_sync<T: Send + Sync + 'static>() {}
-    send::<EncryptingWriter<std::fs::File>>();
     send_sync::<Error>();
     send_sync::<Recipient>();
     send_sync::<SecretKey>();

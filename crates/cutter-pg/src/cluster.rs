@@ -96,6 +96,23 @@ const SETTINGS: [(&str, &str); 11] = [
     ("shared_buffers", "128MB"),
 ];
 
+/// The variables of this process that `initdb`, the server and `pg_ctl` of a throwaway
+/// cluster are started with (when set); nothing else of the caller's environment
+/// reaches them: not a passphrase variable, not `DATABASE_URL`, not libpq's `PG*`.
+pub const SERVER_ENV_ALLOWED: [&str; 2] = ["PATH", "TZ"];
+
+/// Builds a throwaway server's environment from an explicit list: the variables of
+/// [`SERVER_ENV_ALLOWED`] this process has, and the C locale (`LC_ALL`, `LANG`).
+fn server_env(cmd: &mut Command) {
+    cmd.env_clear();
+    for k in SERVER_ENV_ALLOWED {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("LC_ALL", "C").env("LANG", "C");
+}
+
 /// The `cluster_name` every throwaway cluster is started with. `cluster_name` can only be
 /// set when the server starts (postmaster context) and every role can read it, so a
 /// session can tell a cluster this crate started from any other server; the adapter
@@ -371,16 +388,8 @@ impl Cluster {
 
     fn command(&self, program: &Path) -> Command {
         let mut cmd = Command::new(program);
-        cmd.current_dir(&self.path)
-            .stdin(Stdio::null())
-            .env("LC_ALL", "C")
-            .env("LANG", "C")
-            .env_remove("PGDATA")
-            .env_remove("PGPORT")
-            .env_remove("PGHOST")
-            .env_remove("PGUSER")
-            .env_remove("PGPASSWORD")
-            .env_remove("PGOPTIONS");
+        cmd.current_dir(&self.path).stdin(Stdio::null());
+        server_env(&mut cmd);
         if let Some(r) = self.run_as {
             r.apply(&mut cmd);
         }
@@ -770,6 +779,7 @@ impl KeptCluster {
     /// Stops the server (`pg_ctl stop -m fast`) and removes the directory.
     pub fn teardown(self) -> Result<()> {
         let mut cmd = Command::new(&self.pg_ctl);
+        server_env(&mut cmd);
         cmd.arg("-D")
             .arg(&self.data_dir)
             .args(["stop", "-m", "fast", "-w"])

@@ -27,7 +27,7 @@ pub mod testing;
 
 pub use cluster::{
     is_throwaway_server, mark_rehearsal_clone, pg_bindir, pg_program, rehearsal_refused_by,
-    shell_quote, Cluster, ClusterOptions, KeptCluster, THROWAWAY_CLUSTER_NAME,
+    shell_quote, Cluster, ClusterOptions, KeptCluster, SERVER_ENV_ALLOWED, THROWAWAY_CLUSTER_NAME,
 };
 pub use config::{ConfigError, ConnConfig, Password};
 pub use error::{ChangedMigration, Error, LockHolder, MigrationFailure, Result, ServerError};

@@ -101,7 +101,7 @@ pub fn surface_mark(c: &mut impl GenericClient) -> Result<SurfaceMark> {
     Ok(SurfaceMark { max_ids })
 }
 
-/// Rows and digests of the nine tables; with `mark`, only rows with `id <=` the mark.
+/// Rows and digests of the surface tables; with `mark`, only rows with `id <=` the mark.
 pub fn surface_stats(
     c: &mut impl GenericClient,
     mark: Option<&SurfaceMark>,
@@ -274,7 +274,7 @@ pub fn change_set_footprint(
 }
 
 /// A full snapshot, read inside the caller's transaction (use a REPEATABLE READ one so
-/// the nine tables are read at one instant; [`crate::Target::snapshot`] does).
+/// the surface tables are read at one instant; [`crate::Target::snapshot`] does).
 pub fn snapshot_in(c: &mut impl GenericClient) -> Result<Snapshot> {
     Ok(Snapshot {
         system_identifier: system_identifier(c)?,

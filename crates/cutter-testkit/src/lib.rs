@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 /// The caller's libpq, cutter and logging variables: a `cutter` child under test gets
 /// only what its test gives it. Remove them all, then set what the test needs.
-pub const CALLER_ENV: [&str; 41] = [
+pub const CALLER_ENV: [&str; 43] = [
     "DATABASE_URL",
     "CUTTER_DATABASE_URL",
     "PGHOST",
@@ -45,6 +45,8 @@ pub const CALLER_ENV: [&str; 41] = [
     "CUTTER_BACKUP_PASSPHRASE",
     "CUTTER_BACKUP_PASSPHRASE_FILE",
     "CUTTER_PG_BINDIR",
+    "CUTTER_BACKUP_SIGNING_KEY",
+    "CUTTER_BACKUP_SIGNING_PASSPHRASE",
     "CUTTER_APPROVER_KEYS",
     "CUTTER_VALIDITY_HOURS",
     "CUTTER_ACTOR",

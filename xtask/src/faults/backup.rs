@@ -267,7 +267,8 @@ fn backup(w: &World, name: &str) -> Result<PathBuf, String> {
     Ok(w.state.join("backups").join(format!("{name}.dump.pgp")))
 }
 
-/// Copies an artifact and its manifest into `dir`; returns the copy.
+/// Copies an artifact, its manifest and the manifest's signature into `dir`; returns the
+/// copy.
 fn copy_artifact(art: &Path, dir: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let name = art.file_name().ok_or("artifact name")?;
@@ -279,6 +280,11 @@ fn copy_artifact(art: &Path, dir: &Path) -> Result<PathBuf, String> {
     std::fs::copy(art, dir.join(name)).map_err(|e| e.to_string())?;
     std::fs::copy(&manifest, dir.join(format!("{stem}.manifest.json")))
         .map_err(|e| e.to_string())?;
+    std::fs::copy(
+        art.with_file_name(format!("{stem}.manifest.json.sig")),
+        dir.join(format!("{stem}.manifest.json.sig")),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(dir.join(name))
 }
 

@@ -22,6 +22,9 @@ pub struct Keys {
     pub other_pub: PathBuf,
     pub other_sec: PathBuf,
     pub other_fpr: String,
+    /// The manifest signing key (unprotected, mode 0600) and its fingerprint.
+    pub signing_sec: PathBuf,
+    pub signing_fpr: String,
     /// The backup secret key's passphrase and the file holding it.
     pub passphrase: String,
     pub passphrase_file: PathBuf,
@@ -44,6 +47,13 @@ impl Keys {
         let other =
             cutter_backup::generate_keys(dir, "other", "Other <other@faults.invalid>", Some(&pass))
                 .map_err(|e| format!("second backup key: {e}"))?;
+        let signing = cutter_backup::generate_keys(
+            dir,
+            "backup-signing",
+            "Backup signing <backup-signing@faults.invalid>",
+            None,
+        )
+        .map_err(|e| format!("backup signing key: {e}"))?;
         let passphrase_file = dir.join("backup.passphrase");
         write_private(&passphrase_file, passphrase.as_bytes())?;
         let mut approvers = Vec::new();
@@ -63,6 +73,8 @@ impl Keys {
             other_pub: other.public_key,
             other_sec: other.secret_key,
             other_fpr: other.fingerprint.to_string(),
+            signing_sec: signing.secret_key,
+            signing_fpr: signing.fingerprint.to_string(),
             passphrase,
             passphrase_file,
             approvers,

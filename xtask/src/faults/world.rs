@@ -115,6 +115,8 @@ pub struct Config {
     pub url: String,
     pub fingerprint: Option<String>,
     pub recipient_key: PathBuf,
+    pub signing_fingerprint: String,
+    pub signing_key: PathBuf,
     pub secret_key: PathBuf,
     pub passphrase_file: PathBuf,
     pub approver_keys: Vec<PathBuf>,
@@ -130,8 +132,10 @@ impl Config {
             s.push_str(&format!("recipient_fingerprint = \"{f}\"\n"));
         }
         s.push_str(&format!(
-            "recipient_key = \"{}\"\nsecret_key = \"{}\"\npassphrase_file = \"{}\"\n[approvals]\napprover_keys = [{}]\n[run]\nactor = \"faults\"\n",
+            "recipient_key = \"{}\"\nsigning_fingerprint = \"{}\"\nsigning_key = \"{}\"\nsecret_key = \"{}\"\npassphrase_file = \"{}\"\n[approvals]\napprover_keys = [{}]\n[run]\nactor = \"faults\"\n",
             self.recipient_key.display(),
+            self.signing_fingerprint,
+            self.signing_key.display(),
             self.secret_key.display(),
             self.passphrase_file.display(),
             self.approver_keys
@@ -251,6 +255,8 @@ impl World {
             ),
             fingerprint: Some(keys.backup_fpr.clone()),
             recipient_key: keys.backup_pub.clone(),
+            signing_fingerprint: keys.signing_fpr.clone(),
+            signing_key: keys.signing_sec.clone(),
             secret_key: keys.backup_sec.clone(),
             passphrase_file: keys.passphrase_file.clone(),
             approver_keys: vec![keys.approvers[0].1.clone(), keys.approvers[1].1.clone()],

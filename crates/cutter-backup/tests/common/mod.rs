@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use cutter_backup::{
-    generate_keys, load_recipient, BackupConfig, GeneratedKeyFiles, Passphrase, Recipient,
+    generate_keys, load_recipient, BackupConfig, GeneratedKeyFiles, ManifestSigner, Passphrase,
+    PassphraseSource, Recipient, RestoreConfig,
 };
-use cutter_core::RunId;
+use cutter_core::{Fingerprint, RunId};
 use cutter_pg::config::ConnConfig;
 use cutter_pg::testing::TestDb;
 
@@ -31,6 +32,9 @@ pub struct Fixture {
     pub backups: PathBuf,
     pub keys: GeneratedKeyFiles,
     pub recipient: Recipient,
+    /// The manifest signing key (unprotected, mode 0600).
+    pub signing: GeneratedKeyFiles,
+    pub signer: ManifestSigner,
     pub passphrase_file: PathBuf,
     pub canary: String,
     pub started: SystemTime,
@@ -53,6 +57,14 @@ impl Fixture {
         )
         .expect("generate keys");
         let recipient = load_recipient(&keys.public_key, &keys.fingerprint).expect("recipient");
+        let signing = generate_keys(&keydir, "signing", "Signing <signing@example.org>", None)
+            .expect("generate the signing key");
+        let signer = ManifestSigner::load(
+            &signing.secret_key,
+            &signing.fingerprint,
+            &PassphraseSource::None,
+        )
+        .expect("signer");
         let passphrase_file = keydir.join("passphrase");
         fs::write(&passphrase_file, format!("{PASSPHRASE}\n")).expect("passphrase file");
         fs::set_permissions(&passphrase_file, fs::Permissions::from_mode(0o600)).unwrap();
@@ -64,6 +76,8 @@ impl Fixture {
             backups,
             keys,
             recipient,
+            signing,
+            signer,
             passphrase_file,
             canary,
             started,
@@ -82,8 +96,30 @@ impl Fixture {
             &self.backups,
             RunId::new(name).expect("run id"),
             self.recipient.clone(),
+            self.signer.clone(),
             self.ro(),
         )
+    }
+
+    /// The pinned manifest signing fingerprint.
+    pub fn pin(&self) -> Fingerprint {
+        self.signing.fingerprint.clone()
+    }
+
+    /// A restore proof of `artifact` with the backup's secret key and passphrase file.
+    pub fn restore(&self, artifact: &Path) -> RestoreConfig {
+        RestoreConfig::new(artifact, &self.keys.secret_key, self.pin())
+            .passphrase(PassphraseSource::File(self.passphrase_file.clone()))
+    }
+
+    /// Re-signs a manifest edited in place with the pinned signing key (what only the
+    /// holder of that key can do): for tests of the comparison itself.
+    pub fn resign(&self, manifest: &Path) {
+        let bytes = fs::read(manifest).unwrap();
+        let secret = cutter_backup::load_secret_key(&self.signing.secret_key).unwrap();
+        let sig = cutter_openpgp::sign_detached(&secret, &Passphrase::new(String::new()), &bytes)
+            .unwrap();
+        fs::write(cutter_backup::signature_path_for(manifest), sig).unwrap();
     }
 
     /// A ledger row whose text must never show up in plaintext outside the database.
@@ -165,6 +201,12 @@ impl Fixture {
             .collect();
         assert!(hits.is_empty(), "a dump in {}: {hits:?}", tmp.display());
     }
+}
+
+/// Writes a secret file with mode 0600 (a looser one is refused).
+pub fn write_private(path: &Path, bytes: &[u8]) {
+    fs::write(path, bytes).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 pub fn rand_u64() -> u64 {

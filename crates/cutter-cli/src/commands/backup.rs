@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use cutter_core::RunId;
+use cutter_core::{Fingerprint, RunId};
 use serde_json::json;
 
 use super::dryrun::passphrase_source;
@@ -15,6 +15,36 @@ use crate::statedir::StateDir;
 
 fn open(ctx: &Ctx) -> Result<StateDir> {
     StateDir::open(ctx.settings.require_state_dir()?)
+}
+
+/// The pinned manifest signing fingerprint (`[backup].signing_fingerprint`).
+pub fn signing_pin(ctx: &Ctx) -> Result<Fingerprint> {
+    cutter_backup::signing_pin(ctx.settings.backup_signing_fingerprint.as_deref())
+        .map_err(|e| CliError::Refused(e.to_string()))
+}
+
+/// The signing key's passphrase: `CUTTER_BACKUP_SIGNING_PASSPHRASE` if set, else none.
+fn signing_passphrase() -> cutter_backup::PassphraseSource {
+    if std::env::var_os(cutter_backup::SIGNING_PASSPHRASE_ENV).is_some() {
+        cutter_backup::PassphraseSource::Env(cutter_backup::SIGNING_PASSPHRASE_ENV.into())
+    } else {
+        cutter_backup::PassphraseSource::None
+    }
+}
+
+/// The manifest signer: the pinned signing key, from its private secret key file.
+pub fn backup_signer(ctx: &Ctx) -> Result<cutter_backup::ManifestSigner> {
+    let pin = signing_pin(ctx)?;
+    let key = ctx.settings.backup_signing_key.clone().ok_or_else(|| {
+        CliError::Refused(format!(
+            "no backup signing key: set [backup].signing_key (or {}) to the secret key file of \
+             the key [backup].signing_fingerprint pins ({pin}); a backup is never written \
+             without a signed manifest",
+            cutter_backup::SIGNING_KEY_ENV
+        ))
+    })?;
+    cutter_backup::ManifestSigner::load(&key, &pin, &signing_passphrase())
+        .map_err(|e| CliError::Refused(e.to_string()))
 }
 
 fn read_only_cfg(ctx: &Ctx) -> Result<cutter_pg::ConnConfig> {
@@ -32,21 +62,29 @@ pub fn create(ctx: &Ctx, name: Option<&str>) -> Result<u8> {
         ))?,
     };
     let (_lock, _) = dir.lock(&format!("backup {name}"), &now_rfc3339())?;
-    let (recipient, _) = backup_recipient(ctx)?;
-    let cfg = cutter_backup::BackupConfig::new(dir.backups(), name, recipient, read_only_cfg(ctx)?)
-        .pg_bindir(ctx.settings.pg_bindir.clone());
+    let (recipient, signer) = backup_recipient(ctx)?;
+    let cfg = cutter_backup::BackupConfig::new(
+        dir.backups(),
+        name,
+        recipient,
+        signer,
+        read_only_cfg(ctx)?,
+    )
+    .pg_bindir(ctx.settings.pg_bindir.clone());
     let pb = ctx.out.progress(0, "backup");
     let a = cutter_backup::pre_write_backup(&cfg, &mut |b| pb.set_position(b))
         .map_err(|e| CliError::Failed(e.to_string()))?;
     pb.finish_and_clear();
     let m = &a.manifest;
     let human = format!(
-        "backup {} ({} bytes, sha256 {}) encrypted to {}\nmanifest: {}\nper-table rows: {}",
+        "backup {} ({} bytes, sha256 {}) encrypted to {}\nmanifest: {} (signed by {}: {})\nper-table rows: {}",
         a.path.display(),
         m.size_bytes,
         m.sha256,
         m.encryption.recipient,
         a.manifest_path.display(),
+        m.signer.fingerprint,
+        a.signature_path.display(),
         m.tables
             .iter()
             .map(|(t, s)| format!("{}={}", t.name(), s.rows))
@@ -71,6 +109,9 @@ fn selftest_report(ctx: &Ctx, dir: &StateDir) -> cutter_backup::SelftestReport {
             .backup_secret_key
             .as_ref()
             .map(|_| passphrase_source(ctx)),
+        signing_pin: cutter_backup::signing_pin(ctx.settings.backup_signing_fingerprint.as_deref())
+            .ok(),
+        signing_key: ctx.settings.backup_signing_key.clone(),
         pg_dump: None,
         pg_bindir: ctx.settings.pg_bindir.clone(),
         pg: read_only_cfg(ctx).ok(),
@@ -113,20 +154,23 @@ pub fn selftest(ctx: &Ctx) -> Result<u8> {
     Ok(print_checks(ctx, "backup selftest", &checks))
 }
 
-/// `cutter backup verify ARTIFACT`.
+/// `cutter backup verify ARTIFACT`: the manifest's signature by the pinned signing key,
+/// then the artifact's sha256 and size (nothing is decrypted).
 pub fn verify(ctx: &Ctx, artifact: &Path) -> Result<u8> {
-    let v =
-        cutter_backup::verify_artifact(artifact).map_err(|e| CliError::Failed(e.to_string()))?;
+    let pin = signing_pin(ctx)?;
+    let v = cutter_backup::verify_artifact(artifact, &pin)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
     let m = &v.manifest;
     ctx.out.emit(
         &format!(
-            "{}: sha256 {} matches its manifest ({} bytes, run {})",
+            "{}: manifest signed by the pinned signing key {}; sha256 {} matches it ({} bytes, run {})",
             artifact.display(),
+            m.signer.fingerprint,
             m.sha256,
             m.size_bytes,
             m.run_id
         ),
-        json!({"artifact": artifact, "manifest": m}),
+        json!({"artifact": artifact, "manifest": m, "signed_by": m.signer.fingerprint}),
     );
     Ok(exit::OK)
 }
@@ -146,7 +190,7 @@ pub fn restore_proof(ctx: &Ctx, artifact: &Path) -> Result<u8> {
     let size = std::fs::metadata(artifact).map_or(0, |m| m.len());
     let pb = ctx.out.bytes_progress(size, "restore proof");
     let bar = pb.clone();
-    let cfg = cutter_backup::RestoreConfig::new(artifact, secret)
+    let cfg = cutter_backup::RestoreConfig::new(artifact, secret, signing_pin(ctx)?)
         .passphrase(passphrase_source(ctx))
         .pg_bindir(ctx.settings.pg_bindir.clone())
         .record_to(&record)
@@ -155,9 +199,11 @@ pub fn restore_proof(ctx: &Ctx, artifact: &Path) -> Result<u8> {
     pb.finish_and_clear();
     let proof = result.map_err(|e| CliError::Failed(e.to_string()))?;
     let mut human = format!(
-        "restore proof of {}: {}\n  restored into a throwaway cluster (system {}) and discarded; source system {}\n",
+        "restore proof of {}: {}\n  manifest signed by {}; restored as {} into a throwaway cluster (system {}) and discarded; source system {}\n",
         artifact.display(),
         if proof.passed { "PASSED" } else { "FAILED" },
+        proof.manifest_signed_by,
+        proof.restored_as,
         proof.restore_system_identifier.map_or("?".to_string(), |s| s.to_string()),
         proof.source_system_identifier
     );

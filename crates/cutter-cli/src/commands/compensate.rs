@@ -58,7 +58,13 @@ pub fn compensate(ctx: &Ctx, args: &CompensateArgs) -> Result<u8> {
     }
     let compensation = plan.compensation();
     if compensation == Compensation::DiscardArtifact {
-        for f in [format!("{run}.dump.pgp"), format!("{run}.manifest.json")] {
+        // The manifest goes first: a manifest under its final name always has its
+        // artifact and its signature.
+        for f in [
+            format!("{run}.manifest.json"),
+            format!("{run}.manifest.json.sig"),
+            format!("{run}.dump.pgp"),
+        ] {
             let p = dir.backups().join(&f);
             if p.exists() {
                 std::fs::remove_file(&p).map_err(|e| CliError::io(&p, e))?;

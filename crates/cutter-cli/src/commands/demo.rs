@@ -179,7 +179,7 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
     step(
         out,
         2,
-        "throwaway keys: the backup recipient and two approvers",
+        "throwaway keys: the backup recipient, the backup signing key and two approvers",
     );
     let keys = w.join("keys");
     std::fs::create_dir_all(&keys).map_err(|e| CliError::io(&keys, e))?;
@@ -192,6 +192,14 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
     )
     .map_err(fail("generating the backup key"))?;
     write_private(&keys.join("backup.passphrase"), passphrase.as_bytes())?;
+    // The key that signs every backup manifest: unprotected, mode 0600.
+    let signing = cutter_backup::generate_keys(
+        &keys,
+        "backup-signing",
+        "cutter demo backup signing <backup-signing@demo.invalid>",
+        None,
+    )
+    .map_err(fail("generating the backup signing key"))?;
     let mut approver_paths = Vec::new();
     let mut approvers = Vec::new();
     let mut approver_changes = Vec::new();
@@ -220,8 +228,9 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         .map_err(|_| CliError::internal("two approvers"))?;
     if !out.json {
         println!(
-            "  backup recipient {} (pinned); approvers alice {} and bob {}",
+            "  backup recipient {} (pinned); manifests signed by {} (pinned); approvers alice {} and bob {}",
             backup.fingerprint,
+            signing.fingerprint,
             approvers[0].secret.fingerprint(),
             approvers[1].secret.fingerprint()
         );
@@ -236,9 +245,11 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
     super::state::init(&state, steps)?;
     let cfg_path = state.join("cutter.toml");
     let toml = format!(
-        "state_dir = \".\"\n[database]\nurl = \"postgres://cutter_exec@127.0.0.1:{port}/{DB}?sslmode=disable\"\nverify_user = \"cutter_verify\"\n[backup]\nrecipient_fingerprint = \"{}\"\nrecipient_key = \"{}\"\nsecret_key = \"{}\"\npassphrase_file = \"{}\"\n[approvals]\napprover_keys = [\"{}\", \"{}\"]\n[run]\nactor = \"cutter-demo\"\n",
+        "state_dir = \".\"\n[database]\nurl = \"postgres://cutter_exec@127.0.0.1:{port}/{DB}?sslmode=disable\"\nverify_user = \"cutter_verify\"\n[backup]\nrecipient_fingerprint = \"{}\"\nrecipient_key = \"{}\"\nsigning_fingerprint = \"{}\"\nsigning_key = \"{}\"\nsecret_key = \"{}\"\npassphrase_file = \"{}\"\n[approvals]\napprover_keys = [\"{}\", \"{}\"]\n[run]\nactor = \"cutter-demo\"\n",
         backup.fingerprint,
         backup.public_key.display(),
+        signing.fingerprint,
+        signing.secret_key.display(),
         backup.secret_key.display(),
         keys.join("backup.passphrase").display(),
         approver_paths[0].display(),

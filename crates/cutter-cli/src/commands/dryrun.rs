@@ -45,7 +45,8 @@ pub fn dry_run(
     let verify_cfg = exec_cfg.with_user(&ctx.settings.verify_user, None);
     let mut target = cutter_pg::Target::connect(&exec_cfg).map_err(pg_err)?;
     let (valid, pre, mut timings) = preflight_and_plan(ctx.out, &mut target, &plan)?;
-    let (recipient, _) = backup_recipient(ctx)?;
+    let (recipient, signer) = backup_recipient(ctx)?;
+    let signing_pin = super::backup::signing_pin(ctx)?;
     let target_sysid = target.system_identifier();
 
     // L0: the fresh backup of the target, into the state directory like a live run's.
@@ -53,6 +54,7 @@ pub fn dry_run(
         dir.backups(),
         run_id.clone(),
         recipient.clone(),
+        signer.clone(),
         verify_cfg.clone(),
     )
     .pg_bindir(ctx.settings.pg_bindir.clone());
@@ -100,6 +102,7 @@ pub fn dry_run(
         .bytes_progress(artifact.manifest.size_bytes, "restore into clone");
     cutter_backup::restore_data_into(
         &artifact.path,
+        &signing_pin,
         &secret_key,
         &passphrase_source(ctx),
         &admin_cfg,
@@ -198,6 +201,7 @@ pub fn dry_run(
         exec_cfg: clone_exec,
         verify_cfg: clone_verify,
         recipient,
+        signer,
         auth,
         plan: valid,
         actor: ctx.settings.actor.clone(),

@@ -159,8 +159,11 @@ fn refuse_unfinished(dir: &StateDir, this: &RunId) -> Result<()> {
     Ok(())
 }
 
-/// The backup set-up a run needs: the pinned recipient.
-pub fn backup_recipient(ctx: &Ctx) -> Result<(cutter_backup::Recipient, PathBuf)> {
+/// The backup set-up a run needs: the pinned recipient, and the pinned key that signs
+/// the manifest.
+pub fn backup_recipient(
+    ctx: &Ctx,
+) -> Result<(cutter_backup::Recipient, cutter_backup::ManifestSigner)> {
     let pin = cutter_backup::recipient_pin(ctx.settings.backup_fingerprint.as_deref(), &|_| None)
         .map_err(|e| CliError::Refused(e.to_string()))?;
     let key = ctx.settings.backup_key.clone().ok_or_else(|| {
@@ -168,7 +171,8 @@ pub fn backup_recipient(ctx: &Ctx) -> Result<(cutter_backup::Recipient, PathBuf)
     })?;
     let recipient =
         cutter_backup::load_recipient(&key, &pin).map_err(|e| CliError::Refused(e.to_string()))?;
-    Ok((recipient, key))
+    let signer = super::backup::backup_signer(ctx)?;
+    Ok((recipient, signer))
 }
 
 /// Stops a run that a signal interrupted before it claimed its run id: nothing was
@@ -197,6 +201,8 @@ pub struct Pipeline<'a> {
     pub verify_cfg: cutter_pg::ConnConfig,
     /// Pinned backup recipient.
     pub recipient: cutter_backup::Recipient,
+    /// Pinned manifest signing key.
+    pub signer: cutter_backup::ManifestSigner,
     /// The gate's authorization.
     pub auth: LiveAuthorization,
     /// The validated plan, streamed from the run's own copy of the plan file.
@@ -369,6 +375,7 @@ impl Pipeline<'_> {
                     self.backups_dir.clone(),
                     self.rec.machine.run_id.clone(),
                     self.recipient.clone(),
+                    self.signer.clone(),
                     self.verify_cfg.clone(),
                 )
                 .pg_bindir(self.pg_bindir.clone());
@@ -747,7 +754,7 @@ fn live(
     let (valid, pre, mut timings) = preflight_and_plan(ctx.out, &mut target, &plan)?;
     let gate_started = now_ms();
     // The gate: everything it needs is read now; a refusal leaves no run behind.
-    let (recipient, _) = backup_recipient(ctx)?;
+    let (recipient, signer) = backup_recipient(ctx)?;
     let approvals = read_approvals(&args.approvals)?;
     let (approver_set, verifier) = approvers(ctx, cutter_core::Purpose::LiveRun)?;
     let kill_switch = dir.kill_switch()?;
@@ -829,6 +836,7 @@ fn live(
         exec_cfg,
         verify_cfg,
         recipient,
+        signer,
         auth,
         plan: valid,
         actor: ctx.settings.actor.clone(),

@@ -151,6 +151,13 @@ impl World {
             &keys.join("backup.passphrase"),
             backup_passphrase.as_bytes(),
         );
+        let signing = cutter_backup::generate_keys(
+            &keys,
+            "backup-signing",
+            "Backup signing <backup-signing@test.invalid>",
+            None,
+        )
+        .unwrap();
         let mut approvers = Vec::new();
         for name in ["alice", "bob", "mallory"] {
             let g = cutter_openpgp::generate_key(&format!("{name} <{name}@test.invalid>"), None)
@@ -178,12 +185,14 @@ impl World {
         std::fs::write(
             &world.config,
             format!(
-                "state_dir = \".\"\n[database]\nurl = \"postgres://cutter_exec@{h}:{p}/{d}?sslmode=disable\"\nverify_user = \"cutter_verify\"\n[backup]\nrecipient_fingerprint = \"{fpr}\"\nrecipient_key = \"{pk}\"\nsecret_key = \"{sk}\"\npassphrase_file = \"{pf}\"\n[approvals]\napprover_keys = [\"{a}\", \"{b}\"]\n[run]\nactor = \"cli-test\"\n",
+                "state_dir = \".\"\n[database]\nurl = \"postgres://cutter_exec@{h}:{p}/{d}?sslmode=disable\"\nverify_user = \"cutter_verify\"\n[backup]\nrecipient_fingerprint = \"{fpr}\"\nrecipient_key = \"{pk}\"\nsigning_fingerprint = \"{sfpr}\"\nsigning_key = \"{sgk}\"\nsecret_key = \"{sk}\"\npassphrase_file = \"{pf}\"\n[approvals]\napprover_keys = [\"{a}\", \"{b}\"]\n[run]\nactor = \"cli-test\"\n",
                 h = c.host,
                 p = c.port,
                 d = world.db.name(),
                 fpr = backup.fingerprint,
                 pk = backup.public_key.display(),
+                sfpr = signing.fingerprint,
+                sgk = signing.secret_key.display(),
                 sk = backup.secret_key.display(),
                 pf = keys.join("backup.passphrase").display(),
                 a = world.approvers[0].public.display(),

@@ -230,6 +230,26 @@ impl Gpg {
         )
     }
 
+    /// `gpg --encrypt -r fpr <extra>` of `plaintext` (binary output), e.g. with
+    /// `--cipher-algo 3DES --compress-algo none`.
+    pub fn encrypt_with(&self, fpr: &str, plaintext: &[u8], extra: &[&str]) -> Vec<u8> {
+        let input = self.file("to-encrypt.bin", plaintext);
+        let output = self.path("encrypted.pgp");
+        let _ = fs::remove_file(&output);
+        let mut args = vec![
+            "--trust-model",
+            "always",
+            "--output",
+            output.to_str().expect("utf8"),
+            "--recipient",
+            fpr,
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["--encrypt", input.to_str().expect("utf8")]);
+        self.run(&args, None);
+        fs::read(&output).expect("encrypted output")
+    }
+
     /// `gpg --encrypt -r fpr` of `plaintext` (binary output).
     pub fn encrypt(&self, fpr: &str, plaintext: &[u8]) -> Vec<u8> {
         let input = self.file("to-encrypt.bin", plaintext);
@@ -276,5 +296,40 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
         out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
     }
     out.truncate(len);
+    out
+}
+
+/// Reads `data` in pieces of the given sizes (cycled), as a pipe would deliver them.
+pub struct Pieces<'a> {
+    pub data: &'a [u8],
+    pub pieces: &'a [usize],
+    pub i: usize,
+}
+
+impl std::io::Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = self.pieces[self.i % self.pieces.len()].max(1);
+        self.i += 1;
+        let n = want.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// Encrypts `plain` to `r`, read in pieces of the given sizes.
+pub fn encrypt_pieces(r: &cutter_openpgp::Recipient, plain: &[u8], pieces: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let n = cutter_openpgp::encrypt(
+        r,
+        Pieces {
+            data: plain,
+            pieces,
+            i: 0,
+        },
+        &mut out,
+    )
+    .expect("encrypt");
+    assert_eq!(n, plain.len() as u64, "plaintext count");
     out
 }
