@@ -626,6 +626,19 @@ pub struct ReleaseApproval {
     pub signature: String,
 }
 
+impl From<&cutter_core::VerifiedApproval> for ReleaseApproval {
+    /// An approval the gate verified, as the ledger records it: its statement in
+    /// canonical form (byte for byte what was signed: the parser accepts nothing else).
+    fn from(v: &cutter_core::VerifiedApproval) -> Self {
+        ReleaseApproval {
+            gate: v.gate.name().to_string(),
+            signer_fpr: v.signer.to_string(),
+            statement: v.statement.canonical_text(),
+            signature: v.signature.clone(),
+        }
+    }
+}
+
 /// The decision recording the approvals of a hard delete, appended in the transaction
 /// that deletes (reference V5 refuses the DELETE without it).
 pub const DECISION_HARD_DELETE_APPROVED: &str = "hard_delete_approved";
@@ -642,15 +655,7 @@ pub fn record_hard_delete_approval(
 ) -> Result<i64> {
     check_actor(actor)?;
     lock_tables(tx, &[LedgerTable::ReviewDecision])?;
-    let recorded: Vec<ReleaseApproval> = approvals
-        .iter()
-        .map(|v| ReleaseApproval {
-            gate: v.gate.name().to_string(),
-            signer_fpr: v.signer.to_string(),
-            statement: v.statement.canonical_text(),
-            signature: v.signature.clone(),
-        })
-        .collect();
+    let recorded: Vec<ReleaseApproval> = approvals.iter().map(ReleaseApproval::from).collect();
     let payload = json!({"change_set": change_set.as_str(), "approvals": recorded});
     let now = now_text(tx)?;
     let app = append(

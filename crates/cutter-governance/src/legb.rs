@@ -126,6 +126,23 @@ fn recorded_signature_ids<C: postgres::GenericClient>(c: &mut C, run: &RunId) ->
     .collect())
 }
 
+/// `dot_pair_signature` rows for `run`'s `approvals`, recorded at `now`.
+fn signature_rows(run: &RunId, approvals: &[VerifiedApproval], now: &str) -> Vec<NewRow> {
+    approvals
+        .iter()
+        .map(|a| {
+            NewRow(vec![
+                Some(run.as_str().to_string()),
+                Some(a.gate.name().to_string()),
+                Some(a.signer.to_string()),
+                Some(a.statement.canonical_text()),
+                Some(a.signature.clone()),
+                Some(now.to_string()),
+            ])
+        })
+        .collect()
+}
+
 /// Records the SG_1/SG_2 approvals the gate accepted for `auth`'s run in
 /// `dot_pair_signature`, in a transaction of its own, before the run writes anything:
 /// the database (reference V5) creates and enacts units, and takes the run's change set,
@@ -185,20 +202,7 @@ pub fn record_run_approvals<C: postgres::GenericClient>(
         return Ok(recorded.iter().map(|r| r.get(0)).collect());
     }
     let now = now_text(&mut tx)?;
-    let rows: Vec<NewRow> = auth
-        .approvals()
-        .iter()
-        .map(|a| {
-            NewRow(vec![
-                Some(run.as_str().to_string()),
-                Some(a.gate.name().to_string()),
-                Some(a.signer.as_str().to_string()),
-                Some(a.statement.canonical_text()),
-                Some(a.signature.clone()),
-                Some(now.clone()),
-            ])
-        })
-        .collect();
+    let rows = signature_rows(run, auth.approvals(), &now);
     let app = append(&mut tx, LedgerTable::DotPairSignature, &rows)?;
     tx.commit()
         .map_err(Error::db(format!("committing the approvals of run {run}")))?;
@@ -284,19 +288,7 @@ pub fn prove_authorize_run(
     let approvals = proof_approvals(tx, cutter_core::Purpose::LiveRun, &run, plan_digest, None)?;
     lock_tables(tx, &[LedgerTable::DotPairSignature])?;
     let stamp = now_text(tx)?;
-    let rows: Vec<NewRow> = approvals
-        .iter()
-        .map(|a| {
-            NewRow(vec![
-                Some(run.as_str().to_string()),
-                Some(a.gate.name().to_string()),
-                Some(a.signer.to_string()),
-                Some(a.statement.canonical_text()),
-                Some(a.signature.clone()),
-                Some(stamp.clone()),
-            ])
-        })
-        .collect();
+    let rows = signature_rows(&run, &approvals, &stamp);
     let app = append(tx, LedgerTable::DotPairSignature, &rows)?;
     Ok(app.map_or_else(Vec::new, |a| a.ids))
 }

@@ -348,7 +348,7 @@ fn check_name(name: &str) -> Result<()> {
 pub fn apply_change<C: GenericClient>(
     client: &mut C,
     change: &ApproverChange,
-    approvals: &[(VerifiedApproval, String)],
+    approvals: &[VerifiedApproval],
     bootstrap: bool,
     actor: &str,
 ) -> Result<i64> {
@@ -358,15 +358,7 @@ pub fn apply_change<C: GenericClient>(
         .transaction()
         .map_err(Error::db(format!("starting: {what}")))?;
     lock_tables(&mut tx, &[LedgerTable::ReviewDecision])?;
-    let recorded: Vec<ReleaseApproval> = approvals
-        .iter()
-        .map(|(v, statement)| ReleaseApproval {
-            gate: v.gate.name().to_string(),
-            signer_fpr: v.signer.to_string(),
-            statement: statement.clone(),
-            signature: v.signature.clone(),
-        })
-        .collect();
+    let recorded: Vec<ReleaseApproval> = approvals.iter().map(ReleaseApproval::from).collect();
     let mut payload = json!({
         "fingerprint": change.fingerprint.to_string(),
         "name": change.name,

@@ -181,14 +181,7 @@ pub fn apply_as_owner(
             change_set: None,
             findings_digest: None,
         };
-        let verified = check_signed(ctx, &scope, &signed, &keys)?;
-        verified
-            .into_iter()
-            .map(|v| {
-                let text = v.statement.canonical_text();
-                (v, text)
-            })
-            .collect()
+        check_signed(ctx, &scope, &signed, &keys)?
     };
     let id =
         cutter_governance::apply_change(owner, change, &verified, bootstrap, &ctx.settings.actor)

@@ -251,15 +251,9 @@ pub fn release(ctx: &Ctx, approvals: &[String]) -> Result<u8> {
         .map_err(|t| CliError::Refused(format!("cannot release the HOLD yet: {}", t.why)))?;
     // The database's HOLD (V4) is released with the approvals, for every reviewer to
     // re-verify.
-    let recorded: Vec<cutter_governance::ReleaseApproval> = signed
+    let recorded: Vec<cutter_governance::ReleaseApproval> = verified
         .iter()
-        .zip(&verified)
-        .map(|(s, v)| cutter_governance::ReleaseApproval {
-            gate: v.gate.name().to_string(),
-            signer_fpr: v.signer.to_string(),
-            statement: String::from_utf8_lossy(&s.statement).into_owned(),
-            signature: v.signature.clone(),
-        })
+        .map(cutter_governance::ReleaseApproval::from)
         .collect();
     let mut client = super::target_config(ctx)?
         .connect()
