@@ -41,6 +41,8 @@
 //! by the pinned signing key and the artifact's sha256 (through the descriptor then
 //! decrypted) matched; nothing is restored as a privileged role.
 
+#![warn(missing_docs)]
+
 mod archive;
 mod backup;
 mod clone;

@@ -14,6 +14,8 @@
 //! units are changed only through the reference schema's `fn_iu_withdraw` and
 //! `fn_iu_hard_delete_draft`; enacted units are never touched.
 
+#![warn(missing_docs)]
+
 mod approval;
 mod error;
 mod execute;

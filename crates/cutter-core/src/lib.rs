@@ -4,6 +4,8 @@
 //! Invariant: this crate does no I/O — no files, processes, clock, randomness or
 //! network. Time, ids and facts from the database come in as arguments or through traits.
 
+#![warn(missing_docs)]
+
 pub mod compensation;
 pub mod context;
 pub mod digest;

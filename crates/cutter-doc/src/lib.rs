@@ -3,6 +3,8 @@
 //! found, skipped, or left in no unit; the report's findings go into the plan. Pure:
 //! bytes in, plan and report out; no I/O.
 
+#![warn(missing_docs)]
+
 mod assemble;
 mod decode;
 mod extract;

@@ -16,6 +16,8 @@
 //! writes a given final name from one thread at a time. No `unsafe`: system calls go
 //! through rustix.
 
+#![warn(missing_docs)]
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;

@@ -17,6 +17,8 @@
 //! Invariant: ledger rows are only ever appended, by the functions of this crate, under
 //! a per-table advisory lock; nothing here updates or deletes a ledger row.
 
+#![warn(missing_docs)]
+
 mod approvals;
 pub mod chain;
 mod common;

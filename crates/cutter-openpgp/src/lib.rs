@@ -20,6 +20,8 @@
 //! Key validity (expiry, revocation, key flags) is judged from self-signatures only
 //! (third-party certifications are ignored); see [`PublicKey::encryption_key_at`].
 
+#![warn(missing_docs)]
+
 mod decrypt;
 mod encrypt;
 mod error;
@@ -34,4 +36,4 @@ pub use encrypt::{encrypt, Recipient, CHUNK_SIZE};
 pub use error::{Error, Result};
 pub use keys::{generate_key, GeneratedKey, PublicKey, SecretKey};
 pub use passphrase::Passphrase;
-pub use sign::{sign_detached, verify_detached, MAX_CLOCK_SKEW_SECS};
+pub use sign::{sign_detached, signature_created, verify_detached, MAX_CLOCK_SKEW_SECS};

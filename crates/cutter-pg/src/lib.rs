@@ -10,6 +10,8 @@
 //! Where to start: [`Target`] (the adapter), [`schema`] (the SQL and its names),
 //! [`surface`] (snapshots and the digest's canonical form), [`Cluster`].
 
+#![warn(missing_docs)]
+
 pub mod cluster;
 pub mod config;
 mod error;

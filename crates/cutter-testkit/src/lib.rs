@@ -4,6 +4,8 @@
 //! only (and xtask's): production code never depends on it. What production also needs
 //! (`cutter_pg::pg_bindir`, `cutter_fs::pid_alive`) stays there, and tests call that.
 
+#![warn(missing_docs)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::error::{CliError, Result};
+use crate::error::{Error, Result};
 
 /// The commented template `cutter init` writes.
 pub const TEMPLATE: &str = r#"# cutter configuration.
@@ -285,7 +285,7 @@ impl Layers<'_> {
             (Some(v), Source::Flag(name))
         } else if let Some(text) = self.var(var) {
             let v = parse(&text)
-                .map_err(|problem| CliError::Usage(format!("{var}={text:?}: {problem}")))?;
+                .map_err(|problem| Error::Usage(format!("{var}={text:?}: {problem}")))?;
             (Some(v), Source::Env(var))
         } else if let Some(v) = file {
             (Some(v), self.file_source(key))
@@ -365,7 +365,7 @@ pub struct Overrides {
 pub fn refuse_password(where_: &str, url: &str) -> Result<()> {
     // libpq's own parsing decides; a string it cannot parse is reported when it is used.
     if cutter_pg::ConnConfig::string_has_password(url).unwrap_or(false) {
-        return Err(CliError::Usage(format!(
+        return Err(Error::Usage(format!(
             "{where_} contains a password; secrets are never accepted there: put it in ~/.pgpass (mode 0600) or PGPASSFILE"
         )));
     }
@@ -390,7 +390,7 @@ fn pinned_value(
     let from_file = from_file.filter(|v| !v.trim().is_empty());
     let from_env = from_env.filter(|v| !v.trim().is_empty());
     match (from_file, from_env) {
-        (Some(f), Some(e)) if norm(&f) != norm(&e) => Err(CliError::Refused(format!(
+        (Some(f), Some(e)) if norm(&f) != norm(&e) => Err(Error::Refused(format!(
             "{file_key} pins {f} but {env_key} says {e}: a pinned value is never replaced from the \
              environment; unset {env_key} or make both name the same key"
         ))),
@@ -416,7 +416,7 @@ fn pinned_approvers(from_file: &[PathBuf], from_env: &[PathBuf]) -> Result<()> {
         .difference(&file)
         .map(|p| p.display().to_string())
         .collect();
-    Err(CliError::Refused(format!(
+    Err(Error::Refused(format!(
         "CUTTER_APPROVER_KEYS names approver keys that [approvals].approver_keys does not pin{}: \
          the approvers are never replaced or widened from the environment; unset \
          CUTTER_APPROVER_KEYS",
@@ -439,7 +439,7 @@ fn pinned_file(
 ) -> Result<Option<PathBuf>> {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     match (from_file, from_env) {
-        (Some(f), Some(e)) if canon(&f) != canon(&e) => Err(CliError::Refused(format!(
+        (Some(f), Some(e)) if canon(&f) != canon(&e) => Err(Error::Refused(format!(
             "{file_key} names {} but {env_key} says {}: a pinned key is never replaced from \
              the environment; unset {env_key} or make both name the same file",
             f.display(),
@@ -483,9 +483,9 @@ impl Settings {
             });
         let (file, base) = match &path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| CliError::io(p, e))?;
+                let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
                 let file: FileConfig = toml::from_str(&text)
-                    .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?;
+                    .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
                 let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
                 let base = if base.as_os_str().is_empty() {
                     PathBuf::from(".")
@@ -745,7 +745,7 @@ impl Settings {
     /// The state directory, or a usage error saying how to get one.
     pub fn require_state_dir(&self) -> Result<&Path> {
         self.state_dir.as_deref().ok_or_else(|| {
-            CliError::Usage("no state directory: pass --state-dir, set CUTTER_STATE_DIR, or run `cutter init DIR` and use its cutter.toml".into())
+            Error::Usage("no state directory: pass --state-dir, set CUTTER_STATE_DIR, or run `cutter init DIR` and use its cutter.toml".into())
         })
     }
 }
@@ -844,7 +844,7 @@ mod tests {
             .into_string()
             .unwrap();
         let e = Settings::load(&flags, &with("CUTTER_APPROVER_KEYS", own)).unwrap_err();
-        assert!(matches!(e, CliError::Refused(_)), "{e}");
+        assert!(matches!(e, Error::Refused(_)), "{e}");
         assert!(e.to_string().contains("m.asc"), "{e}");
         // Repeating the pinned set is allowed.
         let same = std::env::join_paths([&b, &a])
@@ -863,7 +863,7 @@ mod tests {
             ),
         )
         .unwrap_err();
-        assert!(matches!(e, CliError::Refused(_)), "{e}");
+        assert!(matches!(e, Error::Refused(_)), "{e}");
         assert!(e.to_string().contains("BACKUP_GPG_FPR says FFFF"), "{e}");
         let s = Settings::load(
             &flags,
@@ -909,7 +909,7 @@ mod tests {
             ),
         )
         .unwrap_err();
-        assert!(matches!(e, CliError::Refused(_)), "{e}");
+        assert!(matches!(e, Error::Refused(_)), "{e}");
         assert!(
             e.to_string().contains("other.sec.asc") && e.to_string().contains("sign.sec.asc"),
             "{e}"
@@ -937,7 +937,7 @@ mod tests {
             &with("CUTTER_APPROVER_KEYS", m.display().to_string()),
         )
         .unwrap_err();
-        assert!(matches!(e, CliError::Refused(_)), "{e}");
+        assert!(matches!(e, Error::Refused(_)), "{e}");
     }
 
     #[test]

@@ -1,0 +1,33 @@
+//! The orchestration of a cutter run, as a library: [`run::run`] takes a
+//! [`run::RunRequest`] (a plan file, a run id, live or rehearsal, the approvals) and a
+//! [`ctx::Ctx`] (the [`settings::Settings`] and how to report) and drives the run through
+//! its phases — preflight, cut plan, gate, then `pre_write_backup → cut_leg_a →
+//! leg_b_record → write_verify → lifecycle_enact` — journaling every event in the state
+//! directory ([`statedir`], [`runs`]) before acting on it and carrying out the effects
+//! the state machine returns ([`run::apply_effects`]: kill-switch, HOLD, SG_3). A
+//! rehearsal ([`dryrun`]) runs the same pipeline on a throwaway clone restored from a
+//! fresh backup and proves the target unchanged. The report ([`report`]) is written as
+//! `report.md` and `report.json`.
+//!
+//! The `cutter` command is a thin layer over this crate: it parses arguments, installs
+//! the signal handler ([`interrupt::install`]) and prints.
+
+#![warn(missing_docs)]
+
+pub mod ctx;
+pub mod dryrun;
+pub mod error;
+pub mod failpoint;
+pub mod html;
+pub mod interrupt;
+pub mod output;
+pub mod planfile;
+pub mod report;
+pub mod run;
+pub mod runs;
+pub mod settings;
+pub mod statedir;
+
+pub use ctx::Ctx;
+pub use error::{exit, Error, Result};
+pub use run::{run, Finished, RunRequest};
