@@ -9,6 +9,28 @@
 //! fresh backup and proves the target unchanged. The report ([`report`]) is written as
 //! `report.md` and `report.json`.
 //!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let config = std::path::PathBuf::from("cutter.toml");
+//! // A rehearsal as `cutter run --mode dry-run` does it. `examples/rehearsal.rs` embeds a
+//! // whole one, cluster and keys included, and `tests/embedding.rs` runs it.
+//! use cutter_run::settings::{Overrides, Settings};
+//! let overrides = Overrides { config: Some(config), ..Overrides::default() };
+//! let settings = Settings::load(&overrides, &|k| std::env::var(k).ok())?;
+//! let ctx = cutter_run::Ctx { settings, out: cutter_run::output::Output::new(false) };
+//! let request = cutter_run::RunRequest {
+//!     plan: "plan.json".into(),
+//!     run_id: "r-1".into(),
+//!     mode: cutter_core::Mode::DryRun,
+//!     approvals: Vec::new(),
+//!     stage_only: false,
+//! };
+//! let done = cutter_run::run(&ctx, &request)?;
+//! println!("{}\n{}", done.summary, cutter_run::html::to_html(&done.record, &Default::default()).len());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! The `cutter` command is a thin layer over this crate: it parses arguments, installs
 //! the signal handler ([`interrupt::install`]) and prints.
 
@@ -26,6 +48,7 @@ pub mod report;
 pub mod run;
 pub mod runs;
 pub mod settings;
+pub mod signed;
 pub mod statedir;
 
 pub use ctx::Ctx;

@@ -9,7 +9,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ctx::Ctx;
-use crate::error::Error;
 use crate::runs::{rfc3339, RunRecord};
 use crate::statedir::StateDir;
 
@@ -453,8 +452,28 @@ fn ledger_table(out: &mut String, v: &Value) {
 /// What a report adds to the run record, gathered now: the restore proof recorded for
 /// the run's backup (`backups/<name>.restore-proof.json`), and the ledger's chain
 /// verification (`cutter ledger verify`) on the target for a live run. Never fails: what
-/// cannot be read is reported as such.
+/// cannot be read is reported as such. The database is read as the read-only role.
 pub fn report_extras(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> ReportExtras {
+    let read_only = crate::ctx::target_config(ctx)
+        .map(|c| c.with_user(&ctx.settings.verify_user, None))
+        .map_err(|e| e.to_string());
+    report_extras_in(read_only, dir, rec)
+}
+
+/// [`report_extras`] reading the database through `read_only`.
+pub fn report_extras_as(
+    read_only: &cutter_pg::ConnConfig,
+    dir: &StateDir,
+    rec: &RunRecord,
+) -> ReportExtras {
+    report_extras_in(Ok(read_only.clone()), dir, rec)
+}
+
+fn report_extras_in(
+    read_only: std::result::Result<cutter_pg::ConnConfig, String>,
+    dir: &StateDir,
+    rec: &RunRecord,
+) -> ReportExtras {
     let mut extras = ReportExtras::default();
     match dir.journal(&rec.machine.run_id).and_then(|j| j.read()) {
         Ok((entries, _torn)) => extras.events = timeline_events(rec.machine.mode, &entries),
@@ -492,18 +511,18 @@ pub fn report_extras(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> ReportExtras
         }
     }
     match rec.machine.mode {
-        cutter_core::Mode::Live => match crate::ctx::target_config(ctx)
-            .and_then(|c| c.connect().map_err(|e| Error::Failed(e.to_string())))
-        {
-            Ok(mut client) => match cutter_governance::verify_ledger(&mut client) {
-                Ok(r) => extras.ledger = serde_json::to_value(&r).ok(),
-                Err(e) => extras.ledger_error = Some(e.to_string()),
-            },
-            Err(e) => {
-                extras.ledger_error =
-                    Some(format!("{e}; verify it later with `cutter ledger verify`"))
+        cutter_core::Mode::Live => {
+            match read_only.and_then(|c| c.connect().map_err(|e| e.to_string())) {
+                Ok(mut client) => match cutter_governance::verify_ledger(&mut client) {
+                    Ok(r) => extras.ledger = serde_json::to_value(&r).ok(),
+                    Err(e) => extras.ledger_error = Some(e.to_string()),
+                },
+                Err(e) => {
+                    extras.ledger_error =
+                        Some(format!("{e}; verify it later with `cutter ledger verify`"))
+                }
             }
-        },
+        }
         cutter_core::Mode::DryRun => {
             extras.ledger_error = Some(
                 "a dry-run writes its ledger rows only to its throwaway clone, which is gone"

@@ -80,6 +80,15 @@ validity_hours = 24
 [run]
 # Recorded as the actor of every unit and ledger row (env CUTTER_ACTOR).
 actor = "cutter"
+
+[report]
+# Fingerprint of the operator's report key: `cutter report --sign` signs report.json
+# with it, `cutter report verify` accepts only its signature.
+# signing_fingerprint = "FEDCBA9876543210FEDCBA9876543210FEDCBA98"
+# The report key's secret key file (mode 0600), for `--sign`. CUTTER_REPORT_SIGNING_KEY
+# may repeat it; if both are set and name different files, every command refuses. A
+# protected key takes its passphrase from CUTTER_REPORT_SIGNING_PASSPHRASE.
+# signing_key = "keys/report-signing.sec.asc"
 "#;
 
 /// `[database]`.
@@ -129,6 +138,16 @@ pub struct ApprovalsSection {
     pub validity_hours: Option<u64>,
 }
 
+/// `[report]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSection {
+    /// The report key's pin.
+    pub signing_fingerprint: Option<String>,
+    /// The report key's secret key file.
+    pub signing_key: Option<PathBuf>,
+}
+
 /// `[run]`.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,6 +174,9 @@ pub struct FileConfig {
     /// `[run]`.
     #[serde(default)]
     pub run: RunSection,
+    /// `[report]`.
+    #[serde(default)]
+    pub report: ReportSection,
 }
 
 /// Effective settings after file, environment and flags.
@@ -194,6 +216,10 @@ pub struct Settings {
     pub actor: String,
     /// The directory holding pg_dump and pg_restore (`None`: `pg_config --bindir`).
     pub pg_bindir: Option<PathBuf>,
+    /// The report key's pin (`[report].signing_fingerprint`).
+    pub report_signing_fingerprint: Option<String>,
+    /// The report key's secret key file (`[report].signing_key`).
+    pub report_signing_key: Option<PathBuf>,
     /// Where each setting came from, by its config-file key, in the file's order.
     pub sources: Vec<(&'static str, Source)>,
 }
@@ -342,6 +368,42 @@ impl Layers<'_> {
     }
 
     /// Records (or replaces) a source decided outside [`Layers::pick`].
+    /// A signing key's pin (file only: no variable replaces a pin) and its secret key
+    /// file (the file's, else `env_key`'s; both set and different: refused), each
+    /// recorded with its source.
+    fn signing_key(
+        &mut self,
+        (fpr_key, key_key): (&'static str, &'static str),
+        (fpr, key): (Option<String>, Option<PathBuf>),
+        env_key: &'static str,
+    ) -> Result<(Option<String>, Option<PathBuf>)> {
+        let fpr = fpr.filter(|v| !v.trim().is_empty());
+        let from_file = key.is_some();
+        let key = pinned_file(
+            &key_key.replacen(' ', ".", 1),
+            key.map(|p| resolve(&self.base, p)),
+            env_key,
+            (self.env)(env_key)
+                .filter(|v| !v.trim().is_empty())
+                .map(PathBuf::from),
+        )?;
+        let fpr_source = if fpr.is_some() {
+            self.file_source(fpr_key)
+        } else {
+            Source::Default
+        };
+        self.record(fpr_key, fpr_source);
+        let key_source = if from_file {
+            self.file_source(key_key)
+        } else if key.is_some() {
+            Source::Env(env_key)
+        } else {
+            Source::Default
+        };
+        self.record(key_key, key_source);
+        Ok((fpr, key))
+    }
+
     fn record(&mut self, key: &'static str, source: Source) {
         match self.sources.iter_mut().find(|(k, _)| *k == key) {
             Some(entry) => entry.1 = source,
@@ -603,37 +665,22 @@ impl Settings {
             file.backup.passphrase_file.clone(),
         )?;
         let pg_bindir = l.path("[backup] pg_bindir", None, file.backup.pg_bindir.clone())?;
-        let backup_signing_fingerprint = file
-            .backup
-            .signing_fingerprint
-            .clone()
-            .filter(|v| !v.trim().is_empty());
-        let backup_signing_key = pinned_file(
-            "[backup].signing_key",
-            file.backup.signing_key.clone().map(|p| resolve(&l.base, p)),
+        let (backup_signing_fingerprint, backup_signing_key) = l.signing_key(
+            ("[backup] signing_fingerprint", "[backup] signing_key"),
+            (
+                file.backup.signing_fingerprint.clone(),
+                file.backup.signing_key.clone(),
+            ),
             "CUTTER_BACKUP_SIGNING_KEY",
-            env("CUTTER_BACKUP_SIGNING_KEY")
-                .filter(|v| !v.trim().is_empty())
-                .map(PathBuf::from),
         )?;
-        l.record(
-            "[backup] signing_fingerprint",
-            if backup_signing_fingerprint.is_some() {
-                l.file_source("[backup] signing_fingerprint")
-            } else {
-                Source::Default
-            },
-        );
-        l.record(
-            "[backup] signing_key",
-            if file.backup.signing_key.is_some() {
-                l.file_source("[backup] signing_key")
-            } else if backup_signing_key.is_some() {
-                Source::Env("CUTTER_BACKUP_SIGNING_KEY")
-            } else {
-                Source::Default
-            },
-        );
+        let (report_signing_fingerprint, report_signing_key) = l.signing_key(
+            ("[report] signing_fingerprint", "[report] signing_key"),
+            (
+                file.report.signing_fingerprint.clone(),
+                file.report.signing_key.clone(),
+            ),
+            "CUTTER_REPORT_SIGNING_KEY",
+        )?;
         let approver_keys: Vec<PathBuf> = file
             .approvals
             .approver_keys
@@ -677,6 +724,8 @@ impl Settings {
             validity_hours,
             actor,
             pg_bindir,
+            report_signing_fingerprint,
+            report_signing_key,
             sources: l.sources,
         })
     }
@@ -715,6 +764,11 @@ impl Settings {
             (
                 "[backup] signing_fingerprint",
                 self.backup_signing_fingerprint.clone(),
+            ),
+            ("[report] signing_key", path(&self.report_signing_key)),
+            (
+                "[report] signing_fingerprint",
+                self.report_signing_fingerprint.clone(),
             ),
             (
                 "[approvals] approver_keys",
@@ -986,11 +1040,13 @@ mod tests {
 
     #[test]
     fn every_setting_that_is_not_a_pin_has_a_cutter_variable_that_beats_the_file() {
-        const PINNED: [&str; 4] = [
+        const PINNED: [&str; 6] = [
             "[backup] recipient_fingerprint",
             "[backup] signing_key",
             "[backup] signing_fingerprint",
             "[approvals] approver_keys",
+            "[report] signing_key",
+            "[report] signing_fingerprint",
         ];
         let keys = template_keys();
         assert!(keys.len() >= 14, "{keys:?}");

@@ -2,7 +2,7 @@
 //! `ledger verify`, `report`.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cutter_core::{
     ApprovalGate, ApprovalScope, ApprovalStatement, ChangeSetId, Event, KillSwitch, Purpose, RunId,
@@ -350,25 +350,52 @@ pub fn ledger_verify(ctx: &Ctx) -> Result<u8> {
     Ok(if intact { exit::OK } else { exit::FAILURE })
 }
 
-/// `cutter report --run-id R [--format markdown|json|html] [-o FILE]`.
-pub fn report(
-    ctx: &Ctx,
-    run_id: &str,
-    format: crate::cli::ReportFormat,
-    output: Option<&Path>,
-) -> Result<u8> {
-    use crate::cli::ReportFormat;
+/// `cutter report --run-id R [--format markdown|json|html] [-o FILE] [--sign]`, and
+/// `cutter report verify FILE --sig SIG`.
+pub fn report(ctx: &Ctx, args: &crate::cli::ReportArgs) -> Result<u8> {
+    use crate::cli::{ReportCommand, ReportFormat};
     let dir = open(ctx)?;
+    if let Some(ReportCommand::Verify { report, sig }) = &args.command {
+        return report_verify(ctx, &dir, report, sig);
+    }
+    let run_id = args
+        .run_id
+        .as_deref()
+        .ok_or_else(|| CliError::Usage("cutter report needs --run-id".into()))?;
     let run = RunId::new(run_id)?;
     let rec = RunRecord::require(&dir, &run)?;
     let extras = report_extras(ctx, &dir, &rec);
     let js = crate::report::to_json(&rec, &extras);
-    let body = match format {
+    if args.sign {
+        let signer = cutter_run::signed::ReportSigner::load(ctx)?;
+        let (text, sig) = signer.sign(&js)?;
+        let path = match &args.output {
+            Some(p) => p.clone(),
+            None => dir.run_dir(&run)?.join("report.json"),
+        };
+        let sig_path = PathBuf::from(format!("{}.asc", path.display()));
+        write_file(&path, text.as_bytes(), Replace::Yes)?;
+        write_file(&sig_path, sig.as_bytes(), Replace::Yes)?;
+        let signed: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| CliError::internal(format!("re-reading the signed report: {e}")))?;
+        ctx.out.emit(
+            &format!(
+                "report of run {run} written to {} and signed by the report key in {}\ncheck it with `cutter report verify {} --sig {}`",
+                path.display(),
+                sig_path.display(),
+                path.display(),
+                sig_path.display()
+            ),
+            json!({"report": signed, "written": path, "signature": sig_path}),
+        );
+        return Ok(exit::OK);
+    }
+    let body = match args.format {
         ReportFormat::Markdown => crate::report::to_markdown(&rec, &extras),
         ReportFormat::Json => serde_json::to_string_pretty(&js).unwrap_or_default() + "\n",
         ReportFormat::Html => cutter_run::html::to_html(&rec, &extras),
     };
-    match output {
+    match &args.output {
         Some(path) => {
             write_file(path, body.as_bytes(), Replace::Yes)?;
             ctx.out.emit(
@@ -379,6 +406,41 @@ pub fn report(
         None if ctx.out.json => ctx.out.emit("", json!({"report": js})),
         None => println!("{body}"),
     }
+    Ok(exit::OK)
+}
+
+/// `cutter report verify FILE --sig SIG`: fails naming every field that differs.
+fn report_verify(ctx: &Ctx, dir: &StateDir, report: &Path, sig: &Path) -> Result<u8> {
+    let bytes = std::fs::read(report).map_err(|e| CliError::io(report, e))?;
+    let signature = std::fs::read(sig).map_err(|e| CliError::io(sig, e))?;
+    let v = cutter_run::signed::verify(ctx, dir, &bytes, &signature)?;
+    if !v.differences.is_empty() {
+        let lines: Vec<String> = v
+            .differences
+            .iter()
+            .map(|d| {
+                format!(
+                    "  {}: signed {}, recomputed {}",
+                    d.field, d.signed, d.recomputed
+                )
+            })
+            .collect();
+        return Err(CliError::Failed(format!(
+            "{}: signed by the pinned report key {}, but {} field(s) differ from the run record and the ledger:\n{}",
+            report.display(),
+            v.signer,
+            lines.len(),
+            lines.join("\n")
+        )));
+    }
+    ctx.out.emit(
+        &format!(
+            "{}: signed by the pinned report key {}; every field recomputed from the run record and the ledger matches",
+            report.display(),
+            v.signer
+        ),
+        json!({"valid": true, "run_id": v.run_id, "signer": v.signer}),
+    );
     Ok(exit::OK)
 }
 

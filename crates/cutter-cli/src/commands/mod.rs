@@ -82,11 +82,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<u8> {
             limit,
             reverse,
         }) => govern::ledger_log(&ctx, run_id.as_deref(), limit, reverse),
-        Command::Report {
-            run_id,
-            format,
-            output,
-        } => govern::report(&ctx, &run_id, format, output.as_deref()),
+        Command::Report(args) => govern::report(&ctx, &args),
         Command::Plan(PlanCommand::Check { plan, offline }) => plan::check(&ctx, &plan, offline),
         Command::Plan(PlanCommand::Show { plan, rows }) => plan::show(&ctx, &plan, rows),
     }
