@@ -186,7 +186,7 @@ body { font-family: system-ui, sans-serif; font-size: 1rem; line-height: 1.5; ma
 h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; }
 table { border-collapse: collapse; margin: 0.5rem 0 1rem; max-width: 100%; }
 caption { text-align: left; font-weight: bold; padding: 0.25rem 0; }
-th, td { border: 1px solid MUTED; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
+th, td { overflow-wrap: anywhere; border: 1px solid MUTED; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
 th { background: HEADER; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code, .hash { font-family: ui-monospace, monospace; overflow-wrap: anywhere; }

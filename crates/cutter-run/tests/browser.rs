@@ -14,10 +14,12 @@ use scraper::{Html, Selector};
 
 /// The screenshot's size, px.
 const WINDOW: (u32, u32) = (1280, 1600);
+/// The same window at 200% zoom: half as many CSS pixels across.
+const ZOOMED: (u32, u32) = (WINDOW.0 / 2, WINDOW.1 / 2);
 
 /// Runs headless Chromium on `page` with `args`; returns its stdout and stderr. Killed
 /// after a minute.
-fn chromium(profile: &Path, page: &Path, args: &[&str]) -> (String, String) {
+fn chromium(profile: &Path, page: &Path, window: (u32, u32), args: &[&str]) -> (String, String) {
     let mut child = Command::new("chromium")
         .args([
             "--headless",
@@ -30,7 +32,7 @@ fn chromium(profile: &Path, page: &Path, args: &[&str]) -> (String, String) {
             "--v=0",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--window-size={},{}", WINDOW.0, WINDOW.1))
+        .arg(format!("--window-size={},{}", window.0, window.1))
         .args(args)
         .arg(format!("file://{}", page.display()))
         .stdout(Stdio::piped())
@@ -92,6 +94,7 @@ fn the_html_report_renders_in_headless_chromium() {
     let (_, log) = chromium(
         &profile,
         &write(tmp.path(), "planted.html", &planted),
+        WINDOW,
         &["--dump-dom"],
     );
     assert!(
@@ -104,7 +107,7 @@ fn the_html_report_renders_in_headless_chromium() {
     // 1. The report loads without a single console message; the browser's DOM has one
     //    bar per recorded phase, in order.
     let page = write(tmp.path(), "report.html", &html);
-    let (dom, log) = chromium(&profile, &page, &["--dump-dom"]);
+    let (dom, log) = chromium(&profile, &page, WINDOW, &["--dump-dom"]);
     assert!(
         console_messages(&log).is_empty(),
         "console messages: {:?}",
@@ -131,12 +134,14 @@ fn the_html_report_renders_in_headless_chromium() {
         .replace(
             "</body>",
             "<script>document.querySelectorAll('rect.bar').forEach(function (r) { \
-             var b = r.getBoundingClientRect(); r.setAttribute('data-rendered', b.left + ' ' + b.top + ' ' + b.width); });\
+             var b = r.getBoundingClientRect(); r.setAttribute('data-rendered', b.left + ' ' + b.top + ' ' + b.width); }); \
+             var e = document.documentElement; document.body.setAttribute('data-overflow', e.scrollWidth - e.clientWidth);\
              </script></body>",
         );
     let (dom, log) = chromium(
         &profile,
         &write(tmp.path(), "measure.html", &measure),
+        WINDOW,
         &["--dump-dom"],
     );
     assert!(
@@ -193,11 +198,31 @@ fn the_html_report_renders_in_headless_chromium() {
         assert!(((left - first_left) - expected).abs() <= 2.0, "{}", p.phase);
     }
 
+    // Readable at 200% zoom: half the CSS pixels across, and nothing runs off the side
+    // (tables wrap, the timeline scales down).
+    let (dom, _) = chromium(
+        &profile,
+        &tmp.path().join("measure.html"),
+        ZOOMED,
+        &["--dump-dom"],
+    );
+    let doc = Html::parse_document(&dom);
+    let overflow = doc
+        .select(&Selector::parse("body").unwrap())
+        .next()
+        .and_then(|b| b.value().attr("data-overflow"))
+        .expect("the measuring script ran");
+    assert_eq!(
+        overflow, "0",
+        "at 200% zoom the page is {overflow} px wider than the window"
+    );
+
     // 3. A screenshot that is not blank: many colours, and the bars' colours in it.
     let shot = tmp.path().join("report.png");
     chromium(
         &profile,
         &page,
+        WINDOW,
         &[&format!("--screenshot={}", shot.display())],
     );
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
