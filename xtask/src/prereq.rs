@@ -1,7 +1,8 @@
 //! Prerequisites of the test suite and the demo: the machine's PostgreSQL server
 //! binaries (found through `pg_config --bindir`), GnuPG, sqop (Sequoia's stateless
 //! OpenPGP CLI, for interoperability), OpenSSL (cutter-pg's TLS tests make their
-//! certificates with it) and man (cutter-cli's tests render the generated man pages).
+//! certificates with it), man (cutter-cli's tests render the generated man pages) and
+//! Chromium (cutter-run's browser test renders the HTML run report headless).
 //! Installed with apt-get when missing and running as root; otherwise a clear error says
 //! what to install.
 
@@ -22,13 +23,15 @@ const POSTGRESQL_PACKAGES: [&str; 2] = ["postgresql", "postgresql-server-dev-all
 
 /// Programs found on `PATH`: (program, the argument that makes it print its version,
 /// the Debian package that installs it).
-const TOOLS: [(&str, &str, &str); 4] = [
+const TOOLS: [(&str, &str, &str); 5] = [
     ("gpg", "--version", "gnupg"),
     ("openssl", "version", "openssl"),
     // Sequoia's stateless OpenPGP CLI: approvals signed with it must verify.
     ("sqop", "version", "sqop"),
     // `man -l` renders the generated man pages in cutter-cli's tests.
     ("man", "--version", "man-db"),
+    // Headless, for the HTML run report's browser test (never a crate that downloads one).
+    ("chromium", "--version", "chromium"),
 ];
 
 /// One missing prerequisite and the packages that install it.
@@ -167,7 +170,7 @@ mod tests {
         let m = missing_from(None, |_| false, |_, _| false);
         assert_eq!(
             names(&m),
-            "pg_config (PostgreSQL server development tools), gpg, openssl, sqop, man"
+            "pg_config (PostgreSQL server development tools), gpg, openssl, sqop, man, chromium"
         );
         assert_eq!(
             packages(&m),
@@ -177,7 +180,8 @@ mod tests {
                 "gnupg",
                 "openssl",
                 "sqop",
-                "man-db"
+                "man-db",
+                "chromium"
             ]
         );
         let dir = Path::new("/pg/bin");

@@ -80,7 +80,13 @@ pub fn load_recipient(path: &Path, pin: &Fingerprint) -> Result<Recipient> {
 /// Reads an OpenPGP secret key (armored or binary) from `path`, refusing a file that
 /// group or others may access ([`Error::LooseSecretFile`]).
 pub fn load_secret_key(path: &Path) -> Result<SecretKey> {
-    let bytes = read_private(path, "backup secret key")?;
+    load_secret_key_as(path, "backup secret key")
+}
+
+/// [`load_secret_key`] for another key (`what` names it in errors): a private file only,
+/// refused when group or others may access it.
+pub fn load_secret_key_as(path: &Path, what: &'static str) -> Result<SecretKey> {
+    let bytes = read_private(path, what)?;
     SecretKey::from_bytes(&bytes).map_err(|source| Error::SecretKey {
         path: path.to_path_buf(),
         source,

@@ -1,6 +1,29 @@
 //! Encrypted, streaming pre-write backups of the mutation surface, their manifest,
 //! selftest, and the restore proof into a throwaway cluster.
 //!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let (keys, backups) = (std::path::Path::new("keys"), std::path::PathBuf::from("backups"));
+//! # let read_only: cutter_pg::ConnConfig = todo!();
+//! // The pinned recipient and manifest signer (cutter-run's `backup_recipient` does this
+//! // for every run; the CLI tests and `cargo xtask bench backup` run it for real).
+//! let recipient_keys = cutter_backup::generate_keys(keys, "backup", "backups <b@example.invalid>", None)?;
+//! let signing_keys = cutter_backup::generate_keys(keys, "signing", "manifests <m@example.invalid>", None)?;
+//! let pin = cutter_backup::recipient_pin(Some(&recipient_keys.fingerprint.to_string()), &|_| None)?;
+//! let recipient = cutter_backup::load_recipient(&recipient_keys.public_key, &pin)?;
+//! let signer = cutter_backup::ManifestSigner::load(
+//!     &signing_keys.secret_key,
+//!     &signing_keys.fingerprint,
+//!     &cutter_backup::PassphraseSource::None,
+//! )?;
+//! let run = cutter_core::RunId::new("r-1")?;
+//! let cfg = cutter_backup::BackupConfig::new(backups, run, recipient, signer, read_only);
+//! let artifact = cutter_backup::pre_write_backup(&cfg, &mut |_bytes| {})?;
+//! println!("{} sha256 {}", artifact.path.display(), artifact.manifest.sha256);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! * [`pre_write_backup`] — `pg_dump -Fc` of exactly the mutation surface's tables, as the read-only
 //!   role, in an exported snapshot, streamed through OpenPGP encryption (in process,
 //!   rpgp's streaming message builder) and SHA-256 into `<backups>/<name>.dump.pgp`,
@@ -41,6 +64,8 @@
 //! by the pinned signing key and the artifact's sha256 (through the descriptor then
 //! decrypted) matched; nothing is restored as a privileged role.
 
+#![warn(missing_docs)]
+
 mod archive;
 mod backup;
 mod clone;
@@ -60,8 +85,9 @@ pub use clone::{pg_restore_data_args, restore_data_into};
 pub use cutter_fs::{remove_stale_partials, StalePartials};
 pub use error::{Error, Result};
 pub use keys::{
-    generate_keys, load_recipient, load_secret_key, recipient_pin, signing_pin, GeneratedKeyFiles,
-    ManifestSigner, PassphraseSource, PIN_ENV, SIGNING_KEY_ENV, SIGNING_PASSPHRASE_ENV,
+    generate_keys, load_recipient, load_secret_key, load_secret_key_as, recipient_pin, signing_pin,
+    GeneratedKeyFiles, ManifestSigner, PassphraseSource, PIN_ENV, SIGNING_KEY_ENV,
+    SIGNING_PASSPHRASE_ENV,
 };
 pub use manifest::{
     artifact_file_name, manifest_file_name, manifest_path_for, signature_path_for, verify_artifact,

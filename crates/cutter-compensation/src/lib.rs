@@ -3,6 +3,33 @@
 //! while every row is draft), B appends a compensating `reverted` review decision to the
 //! ledger. What to do is cutter-core's matrix, never chosen by hand.
 //!
+//! ```
+//! use cutter_core::{Compensation, Phase, PhaseSet, RunId, Sha256Digest, Snapshot, SystemIdentifier};
+//!
+//! // A run that committed cut_leg_a and failed in leg_b_record: revert its draft units.
+//! let target = SystemIdentifier::new(7_000_000_000_000_000_001);
+//! let pre_snapshot = Snapshot {
+//!     system_identifier: target,
+//!     tables: Default::default(),
+//!     unit_statuses: Default::default(),
+//!     triggers: Default::default(),
+//!     functions: Default::default(),
+//! };
+//! let facts = cutter_compensation::RunFacts {
+//!     run_id: RunId::new("r-1")?,
+//!     target,
+//!     plan_digest: Sha256Digest::of(b"plan"),
+//!     failed: Some(Phase::LegBRecord),
+//!     committed: PhaseSet::default().with(Phase::PreWriteBackup).with(Phase::CutLegA),
+//!     pre_snapshot,
+//!     database: None,
+//! };
+//! let plan = cutter_compensation::plan(&facts);
+//! assert_eq!(plan.compensation(), Compensation::A);
+//! println!("{plan}"); // what `cutter compensate --show` prints before anything runs
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! * [`plan`] turns a run's [`RunFacts`] into a [`CompensationPlan`] (shown before it runs);
 //! * [`execute`] runs its steps, each ONE transaction on the run's target (checked by system
 //!   identifier) under the per-target run lock; A re-counts against the run's pre snapshot
@@ -13,6 +40,8 @@
 //! Invariants: no ledger row is written except through cutter-governance's chained writer;
 //! units are changed only through the reference schema's `fn_iu_withdraw` and
 //! `fn_iu_hard_delete_draft`; enacted units are never touched.
+
+#![warn(missing_docs)]
 
 mod approval;
 mod error;

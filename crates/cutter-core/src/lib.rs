@@ -1,8 +1,31 @@
 //! The pure domain of cutter: phases and their order, the run state machine, the gate,
 //! the compensation matrix, the cut plan and its row contract, snapshots and digests.
 //!
+//! ```
+//! use cutter_core::{Compensation, Effect, Event, KillSwitch, Mode, Phase, RunId, RunMachine};
+//!
+//! // A live run whose leg_b_record fails after cut_leg_a committed.
+//! let run = RunId::new("r-1")?;
+//! let ks = KillSwitch::Disarmed { run_id: run.clone() };
+//! let mut m = RunMachine::new(run, Mode::Live, Phase::LifecycleEnact, ks);
+//! for phase in [Phase::Preflight, Phase::Cutplan, Phase::Gate, Phase::PreWriteBackup, Phase::CutLegA] {
+//!     m = m.apply(&Event::PhaseStarted { phase })?.0;
+//!     let done = if phase == Phase::Gate { Event::GatePassed } else { Event::PhaseCommitted { phase } };
+//!     m = m.apply(&done)?.0;
+//! }
+//! m = m.apply(&Event::PhaseStarted { phase: Phase::LegBRecord })?.0;
+//! let failed = Event::PhaseFailed { phase: Phase::LegBRecord, reason: "connection lost".into() };
+//! let (m, effects) = m.apply(&failed)?;
+//! // The orchestrator must re-arm the kill-switch and write the HOLD; the matrix says A.
+//! assert!(effects.contains(&Effect::RearmKillSwitch) && effects.contains(&Effect::WriteHold));
+//! assert_eq!(m.prescribed_compensation(), Compensation::A);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Invariant: this crate does no I/O — no files, processes, clock, randomness or
 //! network. Time, ids and facts from the database come in as arguments or through traits.
+
+#![warn(missing_docs)]
 
 pub mod compensation;
 pub mod context;

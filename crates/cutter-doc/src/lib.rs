@@ -2,6 +2,18 @@
 //! becomes a cut plan with one unit per article and per clause, plus a report of what was
 //! found, skipped, or left in no unit; the report's findings go into the plan. Pure:
 //! bytes in, plan and report out; no I/O.
+//!
+//! ```
+//! use cutter_core::{DocumentId, SourceVersionId};
+//!
+//! let opts = cutter_doc::CutOptions::new(DocumentId::new("luat-x")?, SourceVersionId::new("v1")?, "editor");
+//! let out = cutter_doc::cut("Chương I\nĐiều 1. Phạm vi\n1. Khoản một.".as_bytes(), &opts)?;
+//! assert_eq!(out.plan.rows.len(), 2);
+//! println!("{}", out.plan.to_json()); // the plan file `cutter run --plan` takes
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod assemble;
 mod decode;

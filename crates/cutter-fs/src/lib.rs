@@ -1,6 +1,19 @@
 //! Files that matter, written atomically, and the temp files a crash leaves behind: the
 //! one implementation the backup and the CLI share (pgBackRest's model).
 //!
+//! ```
+//! use cutter_fs::{write, Replace};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let artifact = dir.path().join("r-1.manifest.json");
+//! write(&artifact, b"{\"run\": \"r-1\"}", Replace::No)?;
+//! // An artifact is never replaced; a state file may be.
+//! assert!(write(&artifact, b"{}", Replace::No).is_err());
+//! write(&artifact, b"{}", Replace::Yes)?;
+//! assert_eq!(std::fs::read(&artifact)?, b"{}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! A file is first written under a temp name `.<final name>.partial-<pid>` in its own
 //! directory (created new, mode 0600, `O_NOFOLLOW`), fsynced, then given its final name
 //! — by a hard link that never replaces an existing entry ([`Replace::No`], the default
@@ -15,6 +28,8 @@
 //! [`remove_stale_partials`] tells a crashed writer's from a live one's. One process
 //! writes a given final name from one thread at a time. No `unsafe`: system calls go
 //! through rustix.
+
+#![warn(missing_docs)]
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

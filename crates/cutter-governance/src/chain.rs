@@ -647,6 +647,29 @@ pub fn verify_ledger<C: GenericClient>(client: &mut C) -> Result<LedgerReport> {
     Ok(LedgerReport { tables })
 }
 
+/// A chain head recorded earlier, as the table holds it now: the rows up to and including
+/// row `id`, and that row's `row_hash` (`None`: there is no row `id`). A report's recorded
+/// head stays checkable after the chain has grown. Reads only.
+pub fn head_at<C: GenericClient>(
+    client: &mut C,
+    table: LedgerTable,
+    id: i64,
+) -> Result<Option<(u64, String)>> {
+    let q = table.qualified();
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT (SELECT count(*) FROM {q} WHERE id <= $1), \
+                        (SELECT row_hash FROM {q} WHERE id = $1)"
+            ),
+            &[&id],
+        )
+        .map_err(Error::db(format!("reading row {id} of {table}")))?;
+    let rows: i64 = row.get(0);
+    let hash: Option<String> = row.get(1);
+    Ok(hash.map(|h| (rows as u64, h)))
+}
+
 /// Verifies one table's chain (see [`verify_ledger`]).
 pub fn verify_table<C: GenericClient>(client: &mut C, table: LedgerTable) -> Result<TableReport> {
     let cols = table.columns();

@@ -270,7 +270,7 @@ fn proof_approvals(
 }
 
 /// Records, in the rollback-only proof's transaction, two live-run approvals for the
-/// proof's run (see [`proof_approvals`]): what a run records before it writes.
+/// proof's run (see `proof_approvals`): what a run records before it writes.
 pub fn prove_authorize(ro: &mut RollbackOnly<'_>, plan_digest: Sha256Digest) -> Result<Vec<i64>> {
     let run = ro.run_id().clone();
     prove_authorize_run(ro, &run, plan_digest)
@@ -294,7 +294,7 @@ pub fn prove_authorize_run(
 }
 
 /// Records, in the rollback-only proof's transaction, the hard-delete approval of
-/// `change_set` by `revert_run` (see [`proof_approvals`]): what compensation A records
+/// `change_set` by `revert_run` (see `proof_approvals`): what compensation A records
 /// before a hard delete. Returns the decision's id.
 pub fn prove_hard_delete_authorize(
     ro: &mut RollbackOnly<'_>,

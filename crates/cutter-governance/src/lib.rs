@@ -1,6 +1,21 @@
 //! The append-only, hash-chained governance ledger (any N), run-scoped signed
 //! approvals (SG_1, SG_2), the SG_3 escalation record, idempotency claims and void.
 //!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let read_only: cutter_pg::ConnConfig = todo!();
+//! // What `cutter ledger verify` does (its tests run it on real clusters): recompute
+//! // every chain, as the read-only role.
+//! let mut client = read_only.connect()?;
+//! let report = cutter_governance::verify_ledger(&mut client)?;
+//! for t in &report.tables {
+//!     println!("{}: {} rows, head {:?}", t.table, t.rows, t.head);
+//! }
+//! report.ensure_intact()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! * [`leg_b_record`] and [`write_verify`] are the bodies of the two ledger phases; each
 //!   runs inside the phase's one transaction, set-based, and writes nothing on failure.
 //! * Every ledger row carries `prev_hash` and `row_hash` ([`chain`] documents the
@@ -16,6 +31,8 @@
 //!
 //! Invariant: ledger rows are only ever appended, by the functions of this crate, under
 //! a per-table advisory lock; nothing here updates or deletes a ledger row.
+
+#![warn(missing_docs)]
 
 mod approvals;
 pub mod chain;
@@ -35,7 +52,8 @@ pub use approvals::{
     RecordedApproval, Reverifier, SignatureFinding, SignatureReport,
 };
 pub use chain::{
-    verify_ledger, verify_table, Anchor, BrokenLink, LedgerReport, LedgerTable, TableReport,
+    head_at, verify_ledger, verify_table, Anchor, BrokenLink, LedgerReport, LedgerTable,
+    TableReport,
 };
 pub use common::voided_by;
 pub use decisions::{

@@ -124,7 +124,8 @@ impl Registry {
     }
 
     /// A verifier trusting every registered key, revoked ones included (which entry may
-    /// approve what, and when, is decided with [`Approver::may_approve`]).
+    /// approve what, and when, is decided by [`Registry::approver_set`] and the entries'
+    /// `purposes` and `revoked`).
     pub fn verifier(&self) -> Result<OpenPgpVerifier> {
         let mut keys = Vec::with_capacity(self.approvers.len());
         for a in &self.approvers {

@@ -1,6 +1,18 @@
 //! OpenPGP for cutter: pinned recipient keys, streaming encryption and decryption,
 //! detached signatures and key generation, interoperable with GnuPG both ways.
 //!
+//! ```
+//! use cutter_openpgp::{generate_key, sign_detached, verify_detached, Passphrase, PublicKey, SecretKey};
+//!
+//! let g = generate_key("alice <alice@example.invalid>", None)?;
+//! let secret = SecretKey::from_bytes(g.secret_armored.as_bytes())?;
+//! let signature = sign_detached(&secret, &Passphrase::new(String::new()), b"cutter-approval/2 ...")?;
+//! let public = PublicKey::from_bytes(g.public_armored.as_bytes())?;
+//! let signer = verify_detached(&[public], b"cutter-approval/2 ...", signature.as_bytes(), std::time::SystemTime::now())?;
+//! assert_eq!(signer, secret.fingerprint());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Everything produced here is readable by GnuPG 2.2: v4 keys (Ed25519 primary, Curve25519
 //! ECDH encryption subkey), v3 PKESK + SEIPDv1 (with MDC) messages encrypted with AES-256,
 //! v4 detached signatures.
@@ -20,6 +32,8 @@
 //! Key validity (expiry, revocation, key flags) is judged from self-signatures only
 //! (third-party certifications are ignored); see [`PublicKey::encryption_key_at`].
 
+#![warn(missing_docs)]
+
 mod decrypt;
 mod encrypt;
 mod error;
@@ -34,4 +48,4 @@ pub use encrypt::{encrypt, Recipient, CHUNK_SIZE};
 pub use error::{Error, Result};
 pub use keys::{generate_key, GeneratedKey, PublicKey, SecretKey};
 pub use passphrase::Passphrase;
-pub use sign::{sign_detached, verify_detached, MAX_CLOCK_SKEW_SECS};
+pub use sign::{sign_detached, signature_created, verify_detached, MAX_CLOCK_SKEW_SECS};

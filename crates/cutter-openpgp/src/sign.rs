@@ -145,6 +145,46 @@ enum Component<'a> {
 /// skew between the signer and the verifier, in seconds.
 pub const MAX_CLOCK_SKEW_SECS: u64 = 5 * 60;
 
+/// The one data signature in `signature` (armored or binary) and its creation time
+/// (unix seconds); anything else — no packet, several, another signature type, no
+/// creation time — is refused.
+fn one_data_signature(signature: &[u8]) -> Result<(Signature, u64)> {
+    let malformed = |detail: String| Error::MalformedSignature { detail };
+    let mut sigs = Vec::new();
+    for block in armor_blocks(signature) {
+        let (parsed, _headers) =
+            DetachedSignature::from_reader_many(block).map_err(|e| malformed(e.to_string()))?;
+        for sig in parsed {
+            sigs.push(sig.map_err(|e| malformed(e.to_string()))?);
+        }
+    }
+    let sig = match sigs.len() {
+        1 => sigs.remove(0).signature,
+        0 => return Err(malformed("no signature packet found".into())),
+        count => return Err(Error::SignatureCount { count }),
+    };
+    match sig.typ() {
+        Some(SignatureType::Binary | SignatureType::Text) => {}
+        other => {
+            return Err(malformed(format!(
+                "not a data signature (signature type {other:?})"
+            )))
+        }
+    }
+    let Some(created) = sig.created() else {
+        return Err(malformed("the signature has no creation time".into()));
+    };
+    let created = u64::from(created.as_secs());
+    Ok((sig, created))
+}
+
+/// When the one data signature in `signature` (armored or binary) says it was made, in
+/// unix seconds. Parses only: the signer chooses this time, [`verify_detached`] proves
+/// who signed.
+pub fn signature_created(signature: &[u8]) -> Result<i64> {
+    one_data_signature(signature).map(|(_, created)| created as i64)
+}
+
 /// Verifies a detached signature (armored or binary; exactly one signature) over `data`
 /// against `keys` at the time `now`, and returns the primary fingerprint of the key that
 /// made it — also when it was made by one of that key's signing subkeys.
@@ -163,32 +203,8 @@ pub fn verify_detached(
     signature: &[u8],
     now: SystemTime,
 ) -> Result<Fingerprint> {
-    let malformed = |detail: String| Error::MalformedSignature { detail };
-    let mut sigs = Vec::new();
-    for block in armor_blocks(signature) {
-        let (parsed, _headers) =
-            DetachedSignature::from_reader_many(block).map_err(|e| malformed(e.to_string()))?;
-        for sig in parsed {
-            sigs.push(sig.map_err(|e| malformed(e.to_string()))?);
-        }
-    }
-    let sig = match sigs.len() {
-        1 => &sigs[0].signature,
-        0 => return Err(malformed("no signature packet found".into())),
-        count => return Err(Error::SignatureCount { count }),
-    };
-    match sig.typ() {
-        Some(SignatureType::Binary | SignatureType::Text) => {}
-        other => {
-            return Err(malformed(format!(
-                "not a data signature (signature type {other:?})"
-            )))
-        }
-    }
-    let Some(created) = sig.created() else {
-        return Err(malformed("the signature has no creation time".into()));
-    };
-    let created = u64::from(created.as_secs());
+    let (sig, created) = one_data_signature(signature)?;
+    let sig = &sig;
     let now = validity::secs(now);
 
     let has_issuer = !sig.issuer_key_id().is_empty() || !sig.issuer_fingerprint().is_empty();

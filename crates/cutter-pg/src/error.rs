@@ -215,6 +215,7 @@ pub enum Error {
         connected: Box<cutter_core::TargetDatabase>,
     },
 
+    /// The authorization names another server than the connected one.
     #[error(
         "refusing to write: the authorization is for server {authorized}, but this connection is to \
          server {connected}; connect to the authorized target"
@@ -324,6 +325,7 @@ pub enum Error {
         /// What the callback said.
         reason: String,
     },
+    /// The connection holds the target's run lock for another run.
     #[error("this connection holds the target lock for run {held}, not for run {wanted}")]
     LockedForOtherRun {
         /// The run the lock is held for.

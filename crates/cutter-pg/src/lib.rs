@@ -3,12 +3,28 @@
 //! [`cutter_core::LiveAuthorization`]; snapshots with server-side content digests;
 //! preflight; and throwaway clusters for tests, proofs, dry-runs and the demo.
 //!
+//! ```no_run
+//! // Needs PostgreSQL's server binaries; cutter-pg's tests start clusters the same way.
+//! let cluster = cutter_pg::Cluster::start()?;
+//! cluster.create_database("target", Some("template0"))?;
+//! let mut c = cluster.connect("target")?;
+//! cutter_pg::schema::install_reference(&mut c)?;
+//! cutter_pg::schema::install_baseline(&mut c)?;
+//! let mut target = cutter_pg::Target::connect(&cluster.superuser_config("target")?)?;
+//! let snapshot = target.snapshot()?;
+//! println!("{} information units", snapshot.rows("public.information_unit"));
+//! cluster.stop()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Invariants: values always travel as bind parameters (identifiers are quoted with
 //! [`quote_ident`]); no write happens without an authorization for the connected server
 //! and the per-target run lock; passwords never appear in `Debug`, logs or errors.
 //!
 //! Where to start: [`Target`] (the adapter), [`schema`] (the SQL and its names),
 //! [`surface`] (snapshots and the digest's canonical form), [`Cluster`].
+
+#![warn(missing_docs)]
 
 pub mod cluster;
 pub mod config;

@@ -3,6 +3,18 @@
 //! bytes that must not be there (plaintext dump, table data, secrets). A dev-dependency
 //! only (and xtask's): production code never depends on it. What production also needs
 //! (`cutter_pg::pg_bindir`, `cutter_fs::pid_alive`) stays there, and tests call that.
+//!
+//! ```
+//! // A `cutter` child spawned by a test inherits none of the caller's libpq or cutter
+//! // variables.
+//! let mut child = std::process::Command::new("true");
+//! for v in cutter_testkit::CALLER_ENV {
+//!     child.env_remove(v);
+//! }
+//! assert!(cutter_testkit::CALLER_ENV.contains(&"PGPASSWORD"));
+//! ```
+
+#![warn(missing_docs)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

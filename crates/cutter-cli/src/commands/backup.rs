@@ -3,48 +3,19 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use cutter_core::{Fingerprint, RunId};
+use cutter_core::RunId;
 use serde_json::json;
 
-use super::dryrun::passphrase_source;
 use super::run::backup_recipient;
 use super::Ctx;
 use crate::error::{exit, CliError, Result};
 use crate::runs::now_rfc3339;
 use crate::statedir::StateDir;
+pub use cutter_run::dryrun::passphrase_source;
+pub use cutter_run::run::signing_pin;
 
 fn open(ctx: &Ctx) -> Result<StateDir> {
     StateDir::open(ctx.settings.require_state_dir()?)
-}
-
-/// The pinned manifest signing fingerprint (`[backup].signing_fingerprint`).
-pub fn signing_pin(ctx: &Ctx) -> Result<Fingerprint> {
-    cutter_backup::signing_pin(ctx.settings.backup_signing_fingerprint.as_deref())
-        .map_err(|e| CliError::Refused(e.to_string()))
-}
-
-/// The signing key's passphrase: `CUTTER_BACKUP_SIGNING_PASSPHRASE` if set, else none.
-fn signing_passphrase() -> cutter_backup::PassphraseSource {
-    if std::env::var_os(cutter_backup::SIGNING_PASSPHRASE_ENV).is_some() {
-        cutter_backup::PassphraseSource::Env(cutter_backup::SIGNING_PASSPHRASE_ENV.into())
-    } else {
-        cutter_backup::PassphraseSource::None
-    }
-}
-
-/// The manifest signer: the pinned signing key, from its private secret key file.
-pub fn backup_signer(ctx: &Ctx) -> Result<cutter_backup::ManifestSigner> {
-    let pin = signing_pin(ctx)?;
-    let key = ctx.settings.backup_signing_key.clone().ok_or_else(|| {
-        CliError::Refused(format!(
-            "no backup signing key: set [backup].signing_key (or {}) to the secret key file of \
-             the key [backup].signing_fingerprint pins ({pin}); a backup is never written \
-             without a signed manifest",
-            cutter_backup::SIGNING_KEY_ENV
-        ))
-    })?;
-    cutter_backup::ManifestSigner::load(&key, &pin, &signing_passphrase())
-        .map_err(|e| CliError::Refused(e.to_string()))
 }
 
 fn read_only_cfg(ctx: &Ctx) -> Result<cutter_pg::ConnConfig> {

@@ -347,7 +347,16 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
     super::backup::restore_proof(&ctx, &artifact)?;
 
     step(out, 8, "the run report (a reviewer's view)");
-    super::govern::report(&ctx, r1.as_str())?;
+    super::govern::report(
+        &ctx,
+        &crate::cli::ReportArgs {
+            command: None,
+            run_id: Some(r1.to_string()),
+            format: crate::cli::ReportFormat::Markdown,
+            output: None,
+            sign: false,
+        },
+    )?;
 
     step(out, 9, "compensate demo-1: soft revert (withdrawn, lineage kept) and the compensating ledger decision");
     super::compensate::compensate(

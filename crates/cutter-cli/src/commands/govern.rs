@@ -2,7 +2,7 @@
 //! `ledger verify`, `report`.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cutter_core::{
     ApprovalGate, ApprovalScope, ApprovalStatement, ChangeSetId, Event, KillSwitch, Purpose, RunId,
@@ -16,6 +16,8 @@ use crate::cli::ApproveArgs;
 use crate::error::{exit, CliError, Result};
 use crate::runs::{now_rfc3339, now_unix, rfc3339, RunRecord};
 use crate::statedir::{write_file, Replace, StateDir};
+use cutter_run::report::report_extras;
+use cutter_run::run::refuse_database_hold;
 
 fn open(ctx: &Ctx) -> Result<StateDir> {
     StateDir::open(ctx.settings.require_state_dir()?)
@@ -162,29 +164,6 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
 }
 
 /// `cutter kill-switch disarm --run-id R --plan P --approval …`.
-/// Refuses while the database records an unresolved HOLD (reference V4): whichever
-/// state directory wrote it, a live run waits until it is released there.
-pub(crate) fn refuse_database_hold(cfg: &cutter_pg::ConnConfig) -> Result<()> {
-    let mut c = cfg.connect().map_err(|e| CliError::Failed(e.to_string()))?;
-    let holds =
-        cutter_governance::unresolved_holds(&mut c).map_err(|e| CliError::Failed(e.to_string()))?;
-    match holds.first() {
-        None => Ok(()),
-        Some(h) => Err(CliError::Held(format!(
-            "the database records an unresolved HOLD: the SG_3 escalation of run {} (review_decision id {}){}; \
-             no live run goes ahead until it is compensated and released (`cutter hold release`, from the \
-             state directory that holds it)",
-            h.run_id,
-            h.decision_id,
-            if holds.len() > 1 {
-                format!(", and {} more", holds.len() - 1)
-            } else {
-                String::new()
-            }
-        ))),
-    }
-}
-
 pub fn disarm(ctx: &Ctx, run_id: &str, plan: &Path, approvals: &[String]) -> Result<u8> {
     let dir = open(ctx)?;
     let run_id = RunId::new(run_id)?;
@@ -371,79 +350,98 @@ pub fn ledger_verify(ctx: &Ctx) -> Result<u8> {
     Ok(if intact { exit::OK } else { exit::FAILURE })
 }
 
-/// `cutter report --run-id R`.
-pub fn report(ctx: &Ctx, run_id: &str) -> Result<u8> {
+/// `cutter report --run-id R [--format markdown|json|html] [-o FILE] [--sign]`, and
+/// `cutter report verify FILE --sig SIG`.
+pub fn report(ctx: &Ctx, args: &crate::cli::ReportArgs) -> Result<u8> {
+    use crate::cli::{ReportCommand, ReportFormat};
     let dir = open(ctx)?;
+    if let Some(ReportCommand::Verify { report, sig }) = &args.command {
+        return report_verify(ctx, &dir, report, sig);
+    }
+    let run_id = args
+        .run_id
+        .as_deref()
+        .ok_or_else(|| CliError::Usage("cutter report needs --run-id".into()))?;
     let run = RunId::new(run_id)?;
     let rec = RunRecord::require(&dir, &run)?;
     let extras = report_extras(ctx, &dir, &rec);
-    if ctx.out.json {
-        ctx.out
-            .emit("", json!({"report": crate::report::to_json(&rec, &extras)}));
-    } else {
-        println!("{}", crate::report::to_markdown(&rec, &extras));
+    let js = crate::report::to_json(&rec, &extras);
+    if args.sign {
+        let signer = cutter_run::signed::ReportSigner::load(ctx)?;
+        let (text, sig) = signer.sign(&js)?;
+        let path = match &args.output {
+            Some(p) => p.clone(),
+            None => dir.run_dir(&run)?.join("report.json"),
+        };
+        let sig_path = PathBuf::from(format!("{}.asc", path.display()));
+        write_file(&path, text.as_bytes(), Replace::Yes)?;
+        write_file(&sig_path, sig.as_bytes(), Replace::Yes)?;
+        let signed: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| CliError::internal(format!("re-reading the signed report: {e}")))?;
+        ctx.out.emit(
+            &format!(
+                "report of run {run} written to {} and signed by the report key in {}\ncheck it with `cutter report verify {} --sig {}`",
+                path.display(),
+                sig_path.display(),
+                path.display(),
+                sig_path.display()
+            ),
+            json!({"report": signed, "written": path, "signature": sig_path}),
+        );
+        return Ok(exit::OK);
+    }
+    let body = match args.format {
+        ReportFormat::Markdown => crate::report::to_markdown(&rec, &extras),
+        ReportFormat::Json => serde_json::to_string_pretty(&js).unwrap_or_default() + "\n",
+        ReportFormat::Html => cutter_run::html::to_html(&rec, &extras),
+    };
+    match &args.output {
+        Some(path) => {
+            write_file(path, body.as_bytes(), Replace::Yes)?;
+            ctx.out.emit(
+                &format!("report of run {run} written to {}", path.display()),
+                json!({"report": js, "written": path}),
+            );
+        }
+        None if ctx.out.json => ctx.out.emit("", json!({"report": js})),
+        None => println!("{body}"),
     }
     Ok(exit::OK)
 }
 
-/// What a report adds to the run record, gathered now: the restore proof recorded for
-/// the run's backup (`backups/<name>.restore-proof.json`), and the ledger's chain
-/// verification (`cutter ledger verify`) on the target for a live run. Never fails: what
-/// cannot be read is reported as such.
-pub fn report_extras(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> crate::report::ReportExtras {
-    let mut extras = crate::report::ReportExtras::default();
-    let stem = rec.context.backup.as_ref().map_or_else(
-        || rec.machine.run_id.to_string(),
-        |b| b.artifact.trim_end_matches(".dump.pgp").to_string(),
+/// `cutter report verify FILE --sig SIG`: fails naming every field that differs.
+fn report_verify(ctx: &Ctx, dir: &StateDir, report: &Path, sig: &Path) -> Result<u8> {
+    let bytes = std::fs::read(report).map_err(|e| CliError::io(report, e))?;
+    let signature = std::fs::read(sig).map_err(|e| CliError::io(sig, e))?;
+    let v = cutter_run::signed::verify(ctx, dir, &bytes, &signature)?;
+    if !v.differences.is_empty() {
+        let lines: Vec<String> = v
+            .differences
+            .iter()
+            .map(|d| {
+                format!(
+                    "  {}: signed {}, recomputed {}",
+                    d.field, d.signed, d.recomputed
+                )
+            })
+            .collect();
+        return Err(CliError::Failed(format!(
+            "{}: signed by the pinned report key {}, but {} field(s) differ from the run record and the ledger:\n{}",
+            report.display(),
+            v.signer,
+            lines.len(),
+            lines.join("\n")
+        )));
+    }
+    ctx.out.emit(
+        &format!(
+            "{}: signed by the pinned report key {}; every field recomputed from the run record and the ledger matches",
+            report.display(),
+            v.signer
+        ),
+        json!({"valid": true, "run_id": v.run_id, "signer": v.signer}),
     );
-    let proof = dir.backups().join(format!("{stem}.restore-proof.json"));
-    match std::fs::read(&proof) {
-        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Ok(v) => {
-                let proved = v["artifact_sha256"].as_str().unwrap_or("none").to_string();
-                match rec.context.backup.as_ref().map(|b| b.sha256.to_string()) {
-                    Some(sha) if proved != sha => {
-                        extras.restore_proof_error = Some(format!(
-                            "{} proves an artifact with sha256 {proved}, not this run's backup (sha256 {sha}); prove this backup with `cutter backup restore-proof`",
-                            proof.display()
-                        ));
-                    }
-                    _ => extras.restore_proof = Some(v),
-                }
-            }
-            Err(e) => {
-                extras.restore_proof_error = Some(format!(
-                    "{} is not a restore proof record ({e}); run the proof again with `cutter backup restore-proof`",
-                    proof.display()
-                ));
-            }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            extras.restore_proof_error = Some(format!("{}: {e}", proof.display()));
-        }
-    }
-    match rec.machine.mode {
-        cutter_core::Mode::Live => match super::target_config(ctx)
-            .and_then(|c| c.connect().map_err(|e| CliError::Failed(e.to_string())))
-        {
-            Ok(mut client) => match cutter_governance::verify_ledger(&mut client) {
-                Ok(r) => extras.ledger = serde_json::to_value(&r).ok(),
-                Err(e) => extras.ledger_error = Some(e.to_string()),
-            },
-            Err(e) => {
-                extras.ledger_error =
-                    Some(format!("{e}; verify it later with `cutter ledger verify`"))
-            }
-        },
-        cutter_core::Mode::DryRun => {
-            extras.ledger_error = Some(
-                "a dry-run writes its ledger rows only to its throwaway clone, which is gone"
-                    .into(),
-            );
-        }
-    }
-    extras
+    Ok(exit::OK)
 }
 
 /// `cutter ledger log [--run-id R] [--limit N] [--reverse]`: the ledger's history, newest

@@ -15,7 +15,7 @@ use cutter_core::{
 };
 use cutter_pg::StreamedPlan;
 
-use crate::error::{CliError, Result};
+use crate::error::{Error, Result};
 
 /// Rows in flight between the reader thread and the consumer.
 const IN_FLIGHT: usize = 256;
@@ -74,7 +74,7 @@ impl PlanFile {
     /// the file.
     pub fn open(path: &Path) -> Result<PlanFile> {
         let regular = std::fs::metadata(path)
-            .map_err(|e| CliError::io(path, e))?
+            .map_err(|e| Error::io(path, e))?
             .is_file();
         if regular {
             return Self::open_named(path, path);
@@ -88,9 +88,9 @@ impl PlanFile {
     /// Like [`PlanFile::open`] for a copy at `path` of the operator's file `name`, which
     /// messages name.
     pub fn open_named(path: &Path, name: &Path) -> Result<PlanFile> {
-        let f = File::open(path).map_err(|e| CliError::io(name, e))?;
+        let f = File::open(path).map_err(|e| Error::io(name, e))?;
         let header = read_plan(BufReader::with_capacity(READ_BUFFER, f), &mut |_| true)
-            .map_err(|report| CliError::Usage(format!("{}: {report}", name.display())))?;
+            .map_err(|report| Error::Usage(format!("{}: {report}", name.display())))?;
         Ok(PlanFile {
             path: path.to_path_buf(),
             name: name.to_path_buf(),
@@ -124,7 +124,7 @@ impl PlanFile {
             n += 1;
         }
         if n != h.rows {
-            return Err(CliError::Failed(format!(
+            return Err(Error::Failed(format!(
                 "{}: {}",
                 self.name.display(),
                 self.changed(n)
@@ -184,11 +184,11 @@ impl PlanCopy {
     /// Copies `from` into `dir` (streaming, then fsync). The random part of the name keeps
     /// a copy left by a dead process with the same pid (a container) from meeting this one.
     pub fn take(from: &Path, dir: &Path) -> Result<PlanCopy> {
-        let mut src = File::open(from).map_err(|e| CliError::io(from, e))?;
+        let mut src = File::open(from).map_err(|e| Error::io(from, e))?;
         let name = format!("plan-{:016x}", rand::random::<u64>());
         let (file, mut to) = cutter_fs::PartialFile::create(dir, &name)?;
-        std::io::copy(&mut src, &mut to).map_err(|e| CliError::io(from, e))?;
-        to.sync_all().map_err(|e| CliError::io(file.path(), e))?;
+        std::io::copy(&mut src, &mut to).map_err(|e| Error::io(from, e))?;
+        to.sync_all().map_err(|e| Error::io(file.path(), e))?;
         Ok(PlanCopy { file })
     }
 

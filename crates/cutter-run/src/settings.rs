@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::error::{CliError, Result};
+use crate::error::{Error, Result};
 
 /// The commented template `cutter init` writes.
 pub const TEMPLATE: &str = r#"# cutter configuration.
@@ -80,6 +80,15 @@ validity_hours = 24
 [run]
 # Recorded as the actor of every unit and ledger row (env CUTTER_ACTOR).
 actor = "cutter"
+
+[report]
+# Fingerprint of the operator's report key: `cutter report --sign` signs report.json
+# with it, `cutter report verify` accepts only its signature.
+# signing_fingerprint = "FEDCBA9876543210FEDCBA9876543210FEDCBA98"
+# The report key's secret key file (mode 0600), for `--sign`. CUTTER_REPORT_SIGNING_KEY
+# may repeat it; if both are set and name different files, every command refuses. A
+# protected key takes its passphrase from CUTTER_REPORT_SIGNING_PASSPHRASE.
+# signing_key = "keys/report-signing.sec.asc"
 "#;
 
 /// `[database]`.
@@ -129,6 +138,16 @@ pub struct ApprovalsSection {
     pub validity_hours: Option<u64>,
 }
 
+/// `[report]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSection {
+    /// The report key's pin.
+    pub signing_fingerprint: Option<String>,
+    /// The report key's secret key file.
+    pub signing_key: Option<PathBuf>,
+}
+
 /// `[run]`.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,6 +174,9 @@ pub struct FileConfig {
     /// `[run]`.
     #[serde(default)]
     pub run: RunSection,
+    /// `[report]`.
+    #[serde(default)]
+    pub report: ReportSection,
 }
 
 /// Effective settings after file, environment and flags.
@@ -194,6 +216,10 @@ pub struct Settings {
     pub actor: String,
     /// The directory holding pg_dump and pg_restore (`None`: `pg_config --bindir`).
     pub pg_bindir: Option<PathBuf>,
+    /// The report key's pin (`[report].signing_fingerprint`).
+    pub report_signing_fingerprint: Option<String>,
+    /// The report key's secret key file (`[report].signing_key`).
+    pub report_signing_key: Option<PathBuf>,
     /// Where each setting came from, by its config-file key, in the file's order.
     pub sources: Vec<(&'static str, Source)>,
 }
@@ -285,7 +311,7 @@ impl Layers<'_> {
             (Some(v), Source::Flag(name))
         } else if let Some(text) = self.var(var) {
             let v = parse(&text)
-                .map_err(|problem| CliError::Usage(format!("{var}={text:?}: {problem}")))?;
+                .map_err(|problem| Error::Usage(format!("{var}={text:?}: {problem}")))?;
             (Some(v), Source::Env(var))
         } else if let Some(v) = file {
             (Some(v), self.file_source(key))
@@ -342,6 +368,42 @@ impl Layers<'_> {
     }
 
     /// Records (or replaces) a source decided outside [`Layers::pick`].
+    /// A signing key's pin (file only: no variable replaces a pin) and its secret key
+    /// file (the file's, else `env_key`'s; both set and different: refused), each
+    /// recorded with its source.
+    fn signing_key(
+        &mut self,
+        (fpr_key, key_key): (&'static str, &'static str),
+        (fpr, key): (Option<String>, Option<PathBuf>),
+        env_key: &'static str,
+    ) -> Result<(Option<String>, Option<PathBuf>)> {
+        let fpr = fpr.filter(|v| !v.trim().is_empty());
+        let from_file = key.is_some();
+        let key = pinned_file(
+            &key_key.replacen(' ', ".", 1),
+            key.map(|p| resolve(&self.base, p)),
+            env_key,
+            (self.env)(env_key)
+                .filter(|v| !v.trim().is_empty())
+                .map(PathBuf::from),
+        )?;
+        let fpr_source = if fpr.is_some() {
+            self.file_source(fpr_key)
+        } else {
+            Source::Default
+        };
+        self.record(fpr_key, fpr_source);
+        let key_source = if from_file {
+            self.file_source(key_key)
+        } else if key.is_some() {
+            Source::Env(env_key)
+        } else {
+            Source::Default
+        };
+        self.record(key_key, key_source);
+        Ok((fpr, key))
+    }
+
     fn record(&mut self, key: &'static str, source: Source) {
         match self.sources.iter_mut().find(|(k, _)| *k == key) {
             Some(entry) => entry.1 = source,
@@ -365,7 +427,7 @@ pub struct Overrides {
 pub fn refuse_password(where_: &str, url: &str) -> Result<()> {
     // libpq's own parsing decides; a string it cannot parse is reported when it is used.
     if cutter_pg::ConnConfig::string_has_password(url).unwrap_or(false) {
-        return Err(CliError::Usage(format!(
+        return Err(Error::Usage(format!(
             "{where_} contains a password; secrets are never accepted there: put it in ~/.pgpass (mode 0600) or PGPASSFILE"
         )));
     }
@@ -390,7 +452,7 @@ fn pinned_value(
     let from_file = from_file.filter(|v| !v.trim().is_empty());
     let from_env = from_env.filter(|v| !v.trim().is_empty());
     match (from_file, from_env) {
-        (Some(f), Some(e)) if norm(&f) != norm(&e) => Err(CliError::Refused(format!(
+        (Some(f), Some(e)) if norm(&f) != norm(&e) => Err(Error::Refused(format!(
             "{file_key} pins {f} but {env_key} says {e}: a pinned value is never replaced from the \
              environment; unset {env_key} or make both name the same key"
         ))),
@@ -416,7 +478,7 @@ fn pinned_approvers(from_file: &[PathBuf], from_env: &[PathBuf]) -> Result<()> {
         .difference(&file)
         .map(|p| p.display().to_string())
         .collect();
-    Err(CliError::Refused(format!(
+    Err(Error::Refused(format!(
         "CUTTER_APPROVER_KEYS names approver keys that [approvals].approver_keys does not pin{}: \
          the approvers are never replaced or widened from the environment; unset \
          CUTTER_APPROVER_KEYS",
@@ -439,7 +501,7 @@ fn pinned_file(
 ) -> Result<Option<PathBuf>> {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     match (from_file, from_env) {
-        (Some(f), Some(e)) if canon(&f) != canon(&e) => Err(CliError::Refused(format!(
+        (Some(f), Some(e)) if canon(&f) != canon(&e) => Err(Error::Refused(format!(
             "{file_key} names {} but {env_key} says {}: a pinned key is never replaced from \
              the environment; unset {env_key} or make both name the same file",
             f.display(),
@@ -483,9 +545,9 @@ impl Settings {
             });
         let (file, base) = match &path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| CliError::io(p, e))?;
+                let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
                 let file: FileConfig = toml::from_str(&text)
-                    .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?;
+                    .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
                 let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
                 let base = if base.as_os_str().is_empty() {
                     PathBuf::from(".")
@@ -603,37 +665,22 @@ impl Settings {
             file.backup.passphrase_file.clone(),
         )?;
         let pg_bindir = l.path("[backup] pg_bindir", None, file.backup.pg_bindir.clone())?;
-        let backup_signing_fingerprint = file
-            .backup
-            .signing_fingerprint
-            .clone()
-            .filter(|v| !v.trim().is_empty());
-        let backup_signing_key = pinned_file(
-            "[backup].signing_key",
-            file.backup.signing_key.clone().map(|p| resolve(&l.base, p)),
+        let (backup_signing_fingerprint, backup_signing_key) = l.signing_key(
+            ("[backup] signing_fingerprint", "[backup] signing_key"),
+            (
+                file.backup.signing_fingerprint.clone(),
+                file.backup.signing_key.clone(),
+            ),
             "CUTTER_BACKUP_SIGNING_KEY",
-            env("CUTTER_BACKUP_SIGNING_KEY")
-                .filter(|v| !v.trim().is_empty())
-                .map(PathBuf::from),
         )?;
-        l.record(
-            "[backup] signing_fingerprint",
-            if backup_signing_fingerprint.is_some() {
-                l.file_source("[backup] signing_fingerprint")
-            } else {
-                Source::Default
-            },
-        );
-        l.record(
-            "[backup] signing_key",
-            if file.backup.signing_key.is_some() {
-                l.file_source("[backup] signing_key")
-            } else if backup_signing_key.is_some() {
-                Source::Env("CUTTER_BACKUP_SIGNING_KEY")
-            } else {
-                Source::Default
-            },
-        );
+        let (report_signing_fingerprint, report_signing_key) = l.signing_key(
+            ("[report] signing_fingerprint", "[report] signing_key"),
+            (
+                file.report.signing_fingerprint.clone(),
+                file.report.signing_key.clone(),
+            ),
+            "CUTTER_REPORT_SIGNING_KEY",
+        )?;
         let approver_keys: Vec<PathBuf> = file
             .approvals
             .approver_keys
@@ -677,6 +724,8 @@ impl Settings {
             validity_hours,
             actor,
             pg_bindir,
+            report_signing_fingerprint,
+            report_signing_key,
             sources: l.sources,
         })
     }
@@ -716,6 +765,11 @@ impl Settings {
                 "[backup] signing_fingerprint",
                 self.backup_signing_fingerprint.clone(),
             ),
+            ("[report] signing_key", path(&self.report_signing_key)),
+            (
+                "[report] signing_fingerprint",
+                self.report_signing_fingerprint.clone(),
+            ),
             (
                 "[approvals] approver_keys",
                 (!self.approver_keys.is_empty()).then(|| {
@@ -745,7 +799,7 @@ impl Settings {
     /// The state directory, or a usage error saying how to get one.
     pub fn require_state_dir(&self) -> Result<&Path> {
         self.state_dir.as_deref().ok_or_else(|| {
-            CliError::Usage("no state directory: pass --state-dir, set CUTTER_STATE_DIR, or run `cutter init DIR` and use its cutter.toml".into())
+            Error::Usage("no state directory: pass --state-dir, set CUTTER_STATE_DIR, or run `cutter init DIR` and use its cutter.toml".into())
         })
     }
 }
@@ -844,7 +898,7 @@ mod tests {
             .into_string()
             .unwrap();
         let e = Settings::load(&flags, &with("CUTTER_APPROVER_KEYS", own)).unwrap_err();
-        assert!(matches!(e, CliError::Refused(_)), "{e}");
+        assert!(matches!(e, Error::Refused(_)), "{e}");
         assert!(e.to_string().contains("m.asc"), "{e}");
         // Repeating the pinned set is allowed.
         let same = std::env::join_paths([&b, &a])
@@ -863,7 +917,7 @@ mod tests {
             ),
         )
         .unwrap_err();
-        assert!(matches!(e, CliError::Refused(_)), "{e}");
+        assert!(matches!(e, Error::Refused(_)), "{e}");
         assert!(e.to_string().contains("BACKUP_GPG_FPR says FFFF"), "{e}");
         let s = Settings::load(
             &flags,
@@ -909,7 +963,7 @@ mod tests {
             ),
         )
         .unwrap_err();
-        assert!(matches!(e, CliError::Refused(_)), "{e}");
+        assert!(matches!(e, Error::Refused(_)), "{e}");
         assert!(
             e.to_string().contains("other.sec.asc") && e.to_string().contains("sign.sec.asc"),
             "{e}"
@@ -937,7 +991,7 @@ mod tests {
             &with("CUTTER_APPROVER_KEYS", m.display().to_string()),
         )
         .unwrap_err();
-        assert!(matches!(e, CliError::Refused(_)), "{e}");
+        assert!(matches!(e, Error::Refused(_)), "{e}");
     }
 
     #[test]
@@ -986,11 +1040,13 @@ mod tests {
 
     #[test]
     fn every_setting_that_is_not_a_pin_has_a_cutter_variable_that_beats_the_file() {
-        const PINNED: [&str; 4] = [
+        const PINNED: [&str; 6] = [
             "[backup] recipient_fingerprint",
             "[backup] signing_key",
             "[backup] signing_fingerprint",
             "[approvals] approver_keys",
+            "[report] signing_key",
+            "[report] signing_fingerprint",
         ];
         let keys = template_keys();
         assert!(keys.len() >= 14, "{keys:?}");

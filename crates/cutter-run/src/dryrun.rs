@@ -9,11 +9,13 @@ use cutter_core::{
     RunState,
 };
 
-use super::run::{backup_recipient, finish, preflight_and_plan, record_reading_phases, Pipeline};
-use super::{pg_err, Ctx};
-use crate::cli::RunArgs;
-use crate::error::{CliError, Result};
+use crate::ctx::{pg_err, target_config, Ctx};
+use crate::error::{Error, Result};
 use crate::planfile::{PlanCopy, PlanFile};
+use crate::run::{
+    backup_recipient, finish, preflight_and_plan, record_reading_phases, signing_pin, Finished,
+    Pipeline, RunRequest,
+};
 use crate::runs::{now_ms, now_rfc3339, now_unix, RunRecord};
 use crate::statedir::{write_json, StateDir};
 
@@ -36,17 +38,17 @@ pub fn dry_run(
     run_id: RunId,
     copy: &PlanCopy,
     plan: PlanFile,
-    args: &RunArgs,
-) -> Result<u8> {
+    args: &RunRequest,
+) -> Result<Finished> {
     let secret_key = ctx.settings.backup_secret_key.clone().ok_or_else(|| {
-        CliError::Usage("a dry-run restores the fresh backup into a throwaway clone and needs the backup secret key: set [backup].secret_key (or CUTTER_BACKUP_SECRET_KEY)".into())
+        Error::Usage("a dry-run restores the fresh backup into a throwaway clone and needs the backup secret key: set [backup].secret_key (or CUTTER_BACKUP_SECRET_KEY)".into())
     })?;
-    let exec_cfg = super::target_config(ctx)?;
+    let exec_cfg = target_config(ctx)?;
     let verify_cfg = exec_cfg.with_user(&ctx.settings.verify_user, None);
     let mut target = cutter_pg::Target::connect(&exec_cfg).map_err(pg_err)?;
     let (valid, pre, mut timings) = preflight_and_plan(ctx.out, &mut target, &plan)?;
     let (recipient, signer) = backup_recipient(ctx)?;
-    let signing_pin = super::backup::signing_pin(ctx)?;
+    let signing_pin = signing_pin(ctx)?;
     let target_sysid = target.system_identifier();
 
     // L0: the fresh backup of the target, into the state directory like a live run's.
@@ -60,7 +62,7 @@ pub fn dry_run(
     .pg_bindir(ctx.settings.pg_bindir.clone());
     let pb = ctx.out.progress(0, "backup of target");
     let artifact = cutter_backup::pre_write_backup(&backup_cfg, &mut |b| pb.set_position(b))
-        .map_err(|e| CliError::Failed(e.to_string()))?;
+        .map_err(|e| Error::Failed(e.to_string()))?;
     pb.finish_and_clear();
 
     // L1: the throwaway clone; its identity is checked before anything is written to it.
@@ -75,22 +77,22 @@ pub fn dry_run(
     let clone_db = {
         let mut c = admin_cfg
             .connect()
-            .map_err(|e| CliError::Failed(e.to_string()))?;
+            .map_err(|e| Error::Failed(e.to_string()))?;
         cutter_pg::schema::install_reference(&mut c).map_err(pg_err)?;
-        cutter_governance::install(&mut c).map_err(|e| CliError::Failed(e.to_string()))?;
+        cutter_governance::install(&mut c).map_err(|e| Error::Failed(e.to_string()))?;
         // The clone lets the rehearsal write without recorded approvals (reference V5):
         // only a throwaway cluster can carry this mark, and only its superuser set it.
         cutter_pg::mark_rehearsal_clone(&mut c).map_err(pg_err)?;
         cutter_pg::surface::target_database(&mut c).map_err(pg_err)?
     };
     if clone_db.system_identifier != clone_sysid {
-        return Err(CliError::Failed(
+        return Err(Error::Failed(
             "the rehearsal clone's database reports another system identifier than its cluster"
                 .into(),
         ));
     }
     let auth = LiveAuthorization::rehearsal(run_id.clone(), valid.digest(), target_sysid, clone_db)
-        .map_err(|r| CliError::Core(cutter_core::Error::Gate(r)))?;
+        .map_err(|r| Error::Core(cutter_core::Error::Gate(r)))?;
     timings.push(PhaseRecord {
         phase: Phase::Gate,
         started_ms: gate_started,
@@ -110,7 +112,7 @@ pub fn dry_run(
         &mut |n| pb.set_position(n),
     )
     .map_err(|e| {
-        CliError::Failed(format!(
+        Error::Failed(format!(
             "restoring the backup into the throwaway clone: {e}"
         ))
     })?;
@@ -120,7 +122,7 @@ pub fn dry_run(
     {
         let mut c = admin_cfg
             .connect()
-            .map_err(|e| CliError::Failed(e.to_string()))?;
+            .map_err(|e| Error::Failed(e.to_string()))?;
         cutter_pg::schema::set_login_password(&mut c, cutter_pg::schema::EXEC_ROLE, &exec_pw)
             .map_err(pg_err)?;
         cutter_pg::schema::set_login_password(&mut c, cutter_pg::schema::VERIFY_ROLE, &verify_pw)
@@ -130,13 +132,13 @@ pub fn dry_run(
         // (no approvals: `ledger verify` of the clone would name it, the target never
         // sees it). The live run still waits for the real release.
         let holds = cutter_governance::unresolved_holds(&mut c)
-            .map_err(|e| CliError::Failed(e.to_string()))?;
+            .map_err(|e| Error::Failed(e.to_string()))?;
         let runs: std::collections::BTreeSet<&str> =
             holds.iter().map(|h| h.run_id.as_str()).collect();
         for held in runs {
             let held = RunId::new(held)?;
             cutter_governance::record_hold_release(&mut c, &held, &[], "cutter-rehearsal")
-                .map_err(|e| CliError::Failed(e.to_string()))?;
+                .map_err(|e| Error::Failed(e.to_string()))?;
         }
     }
     let clone_exec = clone
@@ -151,15 +153,15 @@ pub fn dry_run(
         .map_err(pg_err)?;
     let mut clone_target = cutter_pg::Target::connect(&clone_exec).map_err(pg_err)?;
     if clone_target.system_identifier() == target_sysid {
-        return Err(CliError::Refused(
+        return Err(Error::Refused(
             "the rehearsal clone has the target's system identifier; refusing to write".into(),
         ));
     }
     clone_target
         .lock_target(&run_id)
-        .map_err(|e| CliError::Refused(e.to_string()))?;
+        .map_err(|e| Error::Refused(e.to_string()))?;
 
-    super::run::refuse_if_interrupted(&run_id)?;
+    crate::run::refuse_if_interrupted(&run_id)?;
     // L2: the whole live pipeline, on the clone.
     let mut context = RunContext::new(
         run_id.clone(),
@@ -193,7 +195,7 @@ pub fn dry_run(
     write_json(&dir.rollback_dir(&run_id)?.join("pre.json"), &pre)?;
     record_reading_phases(dir, &mut rec, timings)?;
     let rehearsal_backups = tempfile::tempdir()
-        .map_err(|e| CliError::io(std::path::Path::new("temporary directory"), e))?;
+        .map_err(|e| Error::io(std::path::Path::new("temporary directory"), e))?;
     let mut p = Pipeline {
         dir,
         rec,
@@ -222,7 +224,7 @@ pub fn dry_run(
     rec.context.post_snapshot = Some(post);
     rec.save(dir)?;
     if let Err(v) = &net_zero {
-        return Err(CliError::Failed(format!("dry-run: the TARGET changed during the rehearsal ({v}); investigate before any live run")));
+        return Err(Error::Failed(format!("dry-run: the TARGET changed during the rehearsal ({v}); investigate before any live run")));
     }
     tracing::info!(
         "dry-run: clone {} removed; target net-zero",
@@ -230,7 +232,7 @@ pub fn dry_run(
     );
     match outcome {
         Ok(()) => finish(ctx, dir, &rec),
-        Err(CliError::Interrupted { signal, message }) => Err(CliError::Interrupted {
+        Err(Error::Interrupted { signal, message }) => Err(Error::Interrupted {
             signal,
             message: format!(
                 "{message} (net-zero verified); the clone is removed\nnext: `cutter status`"
@@ -241,7 +243,7 @@ pub fn dry_run(
                 RunState::Held { .. } => "the rehearsal failed",
                 _ => "the rehearsal stopped",
             };
-            Err(CliError::Failed(format!(
+            Err(Error::Failed(format!(
                 "{state} on the throwaway clone (the target is unchanged, net-zero verified; no HOLD is written for a rehearsal): {e}"
             )))
         }

@@ -14,7 +14,7 @@ use rustix::io::Errno;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{CliError, Result};
+use crate::error::{Error, Result};
 pub use cutter_fs::{pid_alive as process_alive, Replace};
 
 /// Subdirectories created by `cutter init`.
@@ -30,7 +30,7 @@ pub fn write_file(path: &Path, bytes: &[u8], replace: Replace) -> Result<()> {
 /// it updates.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| CliError::internal(format!("serialize {}: {e}", path.display())))?;
+        .map_err(|e| Error::internal(format!("serialize {}: {e}", path.display())))?;
     bytes.push(b'\n');
     write_file(path, &bytes, Replace::Yes)
 }
@@ -40,12 +40,12 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| CliError::Corrupt {
+            .map_err(|e| Error::Corrupt {
                 path: path.to_path_buf(),
                 detail: e.to_string(),
             }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CliError::io(path, e)),
+        Err(e) => Err(Error::io(path, e)),
     }
 }
 
@@ -86,7 +86,7 @@ impl StateDir {
     /// Opens an existing state directory, checking its layout.
     pub fn open(root: &Path) -> Result<Self> {
         if !root.is_dir() {
-            return Err(CliError::Usage(format!(
+            return Err(Error::Usage(format!(
                 "state directory {} does not exist; create it with `cutter init {}`",
                 root.display(),
                 root.display()
@@ -95,7 +95,7 @@ impl StateDir {
         for sub in LAYOUT {
             let p = root.join(sub);
             if !p.is_dir() {
-                return Err(CliError::Usage(format!(
+                return Err(Error::Usage(format!(
                     "{} is not a cutter state directory ({sub}/ is missing); run `cutter init {}`",
                     root.display(),
                     root.display()
@@ -111,11 +111,11 @@ impl StateDir {
     pub fn create(root: &Path) -> Result<Self> {
         for sub in LAYOUT {
             let p = root.join(sub);
-            fs::create_dir_all(&p).map_err(|e| CliError::io(&p, e))?;
+            fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         }
         for p in std::iter::once(root.to_path_buf()).chain(LAYOUT.iter().map(|s| root.join(s))) {
             fs::set_permissions(&p, fs::Permissions::from_mode(0o700))
-                .map_err(|e| CliError::io(&p, e))?;
+                .map_err(|e| Error::io(&p, e))?;
         }
         Self::open(root)
     }
@@ -131,21 +131,21 @@ impl StateDir {
     /// `runs/<run_id>/`, created on demand.
     pub fn run_dir(&self, run: &RunId) -> Result<PathBuf> {
         let p = self.root.join("runs").join(run.as_str());
-        fs::create_dir_all(&p).map_err(|e| CliError::io(&p, e))?;
+        fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         Ok(p)
     }
     /// `rollback/<run_id>/`, created on demand (pre.json, post.json).
     pub fn rollback_dir(&self, run: &RunId) -> Result<PathBuf> {
         let p = self.root.join("rollback").join(run.as_str());
-        fs::create_dir_all(&p).map_err(|e| CliError::io(&p, e))?;
+        fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         Ok(p)
     }
     /// Run ids that have a directory under `runs/`, sorted.
     pub fn run_ids(&self) -> Result<Vec<RunId>> {
         let dir = self.root.join("runs");
         let mut ids = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(|e| CliError::io(&dir, e))? {
-            let entry = entry.map_err(|e| CliError::io(&dir, e))?;
+        for entry in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
             if let Some(id) = entry.file_name().to_str().and_then(|n| RunId::new(n).ok()) {
                 ids.push(id);
             }
@@ -170,7 +170,7 @@ impl StateDir {
             .truncate(false)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| CliError::io(&path, e))?;
+            .map_err(|e| Error::io(&path, e))?;
         let previous: Option<LockHolder> = fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
@@ -179,12 +179,12 @@ impl StateDir {
                 let who = previous
                     .map(|h| format!("pid {} ({}) since {}", h.pid, h.purpose, h.since))
                     .unwrap_or_else(|| "another process".into());
-                return Err(CliError::Busy(format!(
+                return Err(Error::Busy(format!(
                     "the state directory {} is locked by {who}; wait for it to finish (or, if that process is gone, check `cutter status`)",
                     self.root.display()
                 )));
             }
-            return Err(CliError::io(&path, e.into()));
+            return Err(Error::io(&path, e.into()));
         }
         let stale = previous.filter(|h| h.pid != std::process::id());
         let me = LockHolder {
@@ -194,10 +194,10 @@ impl StateDir {
         };
         let mut f = &file;
         let bytes = serde_json::to_vec(&me).unwrap_or_default();
-        file.set_len(0).map_err(|e| CliError::io(&path, e))?;
+        file.set_len(0).map_err(|e| Error::io(&path, e))?;
         f.write_all(&bytes)
             .and_then(|_| f.sync_all())
-            .map_err(|e| CliError::io(&path, e))?;
+            .map_err(|e| Error::io(&path, e))?;
         Ok((StateLock { file }, stale))
     }
 
@@ -231,9 +231,9 @@ impl StateDir {
         match fs::remove_file(&p) {
             Ok(()) => File::open(p.parent().unwrap_or(Path::new(".")))
                 .and_then(|d| d.sync_all())
-                .map_err(|e| CliError::io(&p, e)),
+                .map_err(|e| Error::io(&p, e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(CliError::io(&p, e)),
+            Err(e) => Err(Error::io(&p, e)),
         }
     }
 
@@ -279,7 +279,7 @@ impl Journal {
     /// Appends one entry and fsyncs it. The entry that creates the journal also fsyncs
     /// the run's directory and `runs/`, so that the new file's name survives a crash.
     pub fn append(&self, entry: &JournalEntry) -> Result<()> {
-        let mut line = serde_json::to_vec(entry).map_err(|e| CliError::internal(e.to_string()))?;
+        let mut line = serde_json::to_vec(entry).map_err(|e| Error::internal(e.to_string()))?;
         line.push(b'\n');
         let created = !self.path.exists();
         let mut f = OpenOptions::new()
@@ -287,16 +287,16 @@ impl Journal {
             .append(true)
             .mode(0o600)
             .open(&self.path)
-            .map_err(|e| CliError::io(&self.path, e))?;
+            .map_err(|e| Error::io(&self.path, e))?;
         f.write_all(&line)
             .and_then(|_| f.sync_data())
-            .map_err(|e| CliError::io(&self.path, e))?;
+            .map_err(|e| Error::io(&self.path, e))?;
         if created {
             let run_dir = self.path.parent().unwrap_or(Path::new("."));
             for d in std::iter::once(run_dir).chain(run_dir.parent()) {
                 File::open(d)
                     .and_then(|d| d.sync_all())
-                    .map_err(|e| CliError::io(d, e))?;
+                    .map_err(|e| Error::io(d, e))?;
             }
         }
         Ok(())
@@ -308,7 +308,7 @@ impl Journal {
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
-            Err(e) => return Err(CliError::io(&self.path, e)),
+            Err(e) => return Err(Error::io(&self.path, e)),
         };
         let mut out = Vec::new();
         let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
@@ -321,7 +321,7 @@ impl Journal {
                 Ok(e) => out.push(e),
                 Err(_) if i + 1 == lines.len() => torn = true,
                 Err(e) => {
-                    return Err(CliError::Corrupt {
+                    return Err(Error::Corrupt {
                         path: self.path.clone(),
                         detail: format!("line {}: {e}", i + 1),
                     })

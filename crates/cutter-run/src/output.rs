@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 
-use crate::error::CliError;
+use crate::error::Error;
 
 /// The version of the `--json` envelope (`docs/cli-json.md`, `docs/cli-json.schema.json`):
 /// a key of every object cutter prints with `--json`. A change that removes or
@@ -70,7 +70,7 @@ impl Output {
 
     /// Prints an error: to stderr for humans, as `{"schema": …, "ok": false, "error": …}`
     /// on stdout with `--json` (and a one-line copy on stderr).
-    pub fn error(&self, e: &CliError) {
+    pub fn error(&self, e: &Error) {
         if self.json {
             let v = json!({"schema": SCHEMA, "ok": false, "error": {"code": e.code(), "kind": e.kind(), "exit_code": e.exit_code(), "message": e.to_string()}});
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use cutter_core::{Event, RunContext, RunId, RunMachine};
 
-use crate::error::{CliError, Result};
+use crate::error::{Error, Result};
 use crate::statedir::{read_json, write_json, JournalEntry, StateDir};
 
 /// What `run.json` holds.
@@ -33,7 +33,7 @@ impl RunRecord {
     /// Like `load`, but a missing run is a usage error naming it.
     pub fn require(dir: &StateDir, run: &RunId) -> Result<RunRecord> {
         Self::load(dir, run)?.ok_or_else(|| {
-            CliError::Usage(format!(
+            Error::Usage(format!(
                 "no run {run} in {}; `cutter runs list` shows the runs",
                 dir.root().display()
             ))

@@ -8,7 +8,9 @@ use cutter_core::{PhaseOutcome, RunState, Snapshot};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::ctx::Ctx;
 use crate::runs::{rfc3339, RunRecord};
+use crate::statedir::StateDir;
 
 /// Extra facts gathered when the report is made.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -21,6 +23,50 @@ pub struct ReportExtras {
     pub ledger: Option<Value>,
     /// Why the ledger could not be verified, if it could not.
     pub ledger_error: Option<String>,
+    /// The gate, HOLD, compensation and release as the journal recorded them.
+    pub events: Vec<TimelineEvent>,
+}
+
+/// An event of the run on its timeline: the gate, a failure and its HOLD, a
+/// compensation, the release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TimelineEvent {
+    /// When the journal recorded it, unix milliseconds.
+    pub at_ms: i64,
+    /// What happened.
+    pub what: String,
+}
+
+/// The events of `entries` (a run's journal) that a timeline shows.
+pub fn timeline_events(
+    mode: cutter_core::Mode,
+    entries: &[crate::statedir::JournalEntry],
+) -> Vec<TimelineEvent> {
+    use cutter_core::Event;
+    let hold = match mode {
+        cutter_core::Mode::Live => "HOLD",
+        cutter_core::Mode::DryRun => "rehearsal held",
+    };
+    entries
+        .iter()
+        .filter_map(|e| {
+            let what = match &e.event {
+                Event::GatePassed => "gate passed".to_string(),
+                Event::PhaseFailed { phase, .. } => format!("{hold}: {phase} failed"),
+                Event::Held { .. } => format!("{hold}: stopped outside a phase"),
+                Event::Compensated { compensation } => {
+                    format!("compensated: {}", compensation.describe())
+                }
+                Event::Released => "HOLD released".to_string(),
+                Event::Voided => "run id voided".to_string(),
+                Event::PhaseStarted { .. } | Event::PhaseCommitted { .. } => return None,
+            };
+            Some(TimelineEvent {
+                at_ms: e.at_ms,
+                what,
+            })
+        })
+        .collect()
 }
 
 impl ReportExtras {
@@ -93,7 +139,27 @@ pub fn to_json(r: &RunRecord, extras: &ReportExtras) -> Value {
         "ledger": extras.ledger,
         "ledger_intact": extras.ledger_intact(),
         "ledger_error": extras.ledger_error,
+        "events": extras.events,
     })
+}
+
+/// Units per status before and after (`None`: no snapshot after), over the statuses
+/// either snapshot has, in order.
+pub(crate) fn unit_counts<'s>(
+    pre: &'s Snapshot,
+    post: Option<&'s Snapshot>,
+) -> Vec<(&'s String, u64, Option<u64>)> {
+    let mut statuses: Vec<&String> = pre.unit_statuses.keys().collect();
+    if let Some(p) = post {
+        statuses.extend(p.unit_statuses.keys());
+    }
+    statuses.sort();
+    statuses.dedup();
+    let count = |snap: &Snapshot, s: &String| snap.unit_statuses.get(s).copied().unwrap_or(0);
+    statuses
+        .into_iter()
+        .map(|s| (s, count(pre, s), post.map(|p| count(p, s))))
+        .collect()
 }
 
 fn counts_table(out: &mut String, pre: Option<&Snapshot>, post: Option<&Snapshot>) {
@@ -108,17 +174,8 @@ fn counts_table(out: &mut String, pre: Option<&Snapshot>, post: Option<&Snapshot
             .map_or("—".to_string(), |a| a.rows.to_string());
         let _ = writeln!(out, "| {t} | {} | {after} |", s.rows);
     }
-    let mut statuses: Vec<&String> = pre.unit_statuses.keys().collect();
-    if let Some(p) = post {
-        statuses.extend(p.unit_statuses.keys());
-    }
-    statuses.sort();
-    statuses.dedup();
-    for s in statuses {
-        let b = pre.unit_statuses.get(s).copied().unwrap_or(0);
-        let a = post.map_or("—".to_string(), |p| {
-            p.unit_statuses.get(s).copied().unwrap_or(0).to_string()
-        });
+    for (s, b, a) in unit_counts(pre, post) {
+        let a = a.map_or("—".to_string(), |a| a.to_string());
         let _ = writeln!(out, "| units {s} | {b} | {a} |");
     }
     if let Some(p) = post {
@@ -280,8 +337,19 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
+/// The array under `key` of a report's JSON part (`tables` of the ledger or the restore
+/// proof), empty if it has none.
+pub(crate) fn rows<'v>(v: &'v Value, key: &str) -> &'v [Value] {
+    v[key].as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// A ledger table's first broken link as (row id, what is wrong), if its chain is broken.
+pub(crate) fn broken_link(t: &Value) -> Option<(String, String)> {
+    (!t["broken"].is_null()).then(|| (t["broken"]["id"].to_string(), text(&t["broken"]["what"])))
+}
+
 /// `text` of a JSON value: strings without quotes, anything else as JSON.
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }
 
@@ -314,11 +382,7 @@ fn restore_proof_table(out: &mut String, v: &Value) {
     );
     out.push_str("| table | rows in manifest | rows restored | content digest | ok |\n");
     out.push_str("|---|---:|---:|---|---|\n");
-    for t in v["tables"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
+    for t in rows(v, "tables") {
         let (expected, actual) = (&t["expected"], &t["actual"]);
         let digest = if actual.is_null() {
             format!("`{}`, not restored", short(&expected["digest"]))
@@ -367,20 +431,11 @@ fn restore_proof_table(out: &mut String, v: &Value) {
 /// The ledger's hash chains, one row per table.
 fn ledger_table(out: &mut String, v: &Value) {
     out.push_str("\n| table | rows | head id | head hash | chain |\n|---|---:|---:|---|---|\n");
-    for t in v["tables"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        let chain = if t["broken"].is_null() {
-            "intact".to_string()
-        } else {
-            format!(
-                "**BROKEN** at id {}: {}",
-                t["broken"]["id"],
-                cell(&text(&t["broken"]["what"]))
-            )
-        };
+    for t in rows(v, "tables") {
+        let chain = broken_link(t).map_or_else(
+            || "intact".to_string(),
+            |(id, what)| format!("**BROKEN** at id {id}: {}", cell(&what)),
+        );
         let head = match &t["head"] {
             Value::Null => "- | -".to_string(),
             h => format!("{} | `{}`", h[0], short(&h[1])),
@@ -392,4 +447,88 @@ fn ledger_table(out: &mut String, v: &Value) {
             t["rows"],
         );
     }
+}
+
+/// What a report adds to the run record, gathered now: the restore proof recorded for
+/// the run's backup (`backups/<name>.restore-proof.json`), and the ledger's chain
+/// verification (`cutter ledger verify`) on the target for a live run. Never fails: what
+/// cannot be read is reported as such. The database is read as the read-only role.
+pub fn report_extras(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> ReportExtras {
+    let read_only = crate::ctx::target_config(ctx)
+        .map(|c| c.with_user(&ctx.settings.verify_user, None))
+        .map_err(|e| e.to_string());
+    report_extras_in(read_only, dir, rec)
+}
+
+/// [`report_extras`] reading the database through `read_only`.
+pub fn report_extras_as(
+    read_only: &cutter_pg::ConnConfig,
+    dir: &StateDir,
+    rec: &RunRecord,
+) -> ReportExtras {
+    report_extras_in(Ok(read_only.clone()), dir, rec)
+}
+
+fn report_extras_in(
+    read_only: std::result::Result<cutter_pg::ConnConfig, String>,
+    dir: &StateDir,
+    rec: &RunRecord,
+) -> ReportExtras {
+    let mut extras = ReportExtras::default();
+    match dir.journal(&rec.machine.run_id).and_then(|j| j.read()) {
+        Ok((entries, _torn)) => extras.events = timeline_events(rec.machine.mode, &entries),
+        Err(e) => tracing::warn!("the report's events: {e}"),
+    }
+    let stem = rec.context.backup.as_ref().map_or_else(
+        || rec.machine.run_id.to_string(),
+        |b| b.artifact.trim_end_matches(".dump.pgp").to_string(),
+    );
+    let proof = dir.backups().join(format!("{stem}.restore-proof.json"));
+    match std::fs::read(&proof) {
+        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) => {
+                let proved = v["artifact_sha256"].as_str().unwrap_or("none").to_string();
+                match rec.context.backup.as_ref().map(|b| b.sha256.to_string()) {
+                    Some(sha) if proved != sha => {
+                        extras.restore_proof_error = Some(format!(
+                            "{} proves an artifact with sha256 {proved}, not this run's backup (sha256 {sha}); prove this backup with `cutter backup restore-proof`",
+                            proof.display()
+                        ));
+                    }
+                    _ => extras.restore_proof = Some(v),
+                }
+            }
+            Err(e) => {
+                extras.restore_proof_error = Some(format!(
+                    "{} is not a restore proof record ({e}); run the proof again with `cutter backup restore-proof`",
+                    proof.display()
+                ));
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            extras.restore_proof_error = Some(format!("{}: {e}", proof.display()));
+        }
+    }
+    match rec.machine.mode {
+        cutter_core::Mode::Live => {
+            match read_only.and_then(|c| c.connect().map_err(|e| e.to_string())) {
+                Ok(mut client) => match cutter_governance::verify_ledger(&mut client) {
+                    Ok(r) => extras.ledger = serde_json::to_value(&r).ok(),
+                    Err(e) => extras.ledger_error = Some(e.to_string()),
+                },
+                Err(e) => {
+                    extras.ledger_error =
+                        Some(format!("{e}; verify it later with `cutter ledger verify`"))
+                }
+            }
+        }
+        cutter_core::Mode::DryRun => {
+            extras.ledger_error = Some(
+                "a dry-run writes its ledger rows only to its throwaway clone, which is gone"
+                    .into(),
+            );
+        }
+    }
+    extras
 }
