@@ -10,6 +10,7 @@
 //! Where to start: [`Target`] (the adapter), [`schema`] (the SQL and its names),
 //! [`surface`] (snapshots and the digest's canonical form), [`Cluster`].
 
+pub mod amend;
 pub mod cluster;
 pub mod config;
 mod error;

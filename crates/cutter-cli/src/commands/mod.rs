@@ -93,6 +93,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<u8> {
         Command::Report { run_id } => govern::report(&ctx, &run_id),
         Command::Plan(PlanCommand::Check { plan, offline }) => plan::check(&ctx, &plan, offline),
         Command::Plan(PlanCommand::Show { plan, rows }) => plan::show(&ctx, &plan, rows),
+        Command::Plan(PlanCommand::Diff { plan }) => plan::diff(&ctx, &plan),
     }
 }
 
