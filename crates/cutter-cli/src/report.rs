@@ -21,6 +21,8 @@ pub struct ReportExtras {
     pub ledger: Option<Value>,
     /// Why the ledger could not be verified, if it could not.
     pub ledger_error: Option<String>,
+    /// An amendment's changed articles, side by side (Markdown blocks).
+    pub changed_articles: Vec<String>,
 }
 
 impl ReportExtras {
@@ -215,6 +217,15 @@ pub fn to_markdown(r: &RunRecord, extras: &ReportExtras) -> String {
     }
     if let Some(n) = c.units_enacted {
         let _ = writeln!(out, "- units enacted: {n}");
+    }
+    if !extras.changed_articles.is_empty() {
+        out.push_str(
+            "\n## Changed articles (before | after; removed ~~struck~~, added **bold**)\n\n",
+        );
+        for block in &extras.changed_articles {
+            out.push_str(block);
+            out.push('\n');
+        }
     }
     out.push_str("\n## Approvals\n\n");
     if c.approvals.is_empty() {

@@ -208,10 +208,19 @@ impl PlanDiff {
         h.finish()
     }
 
-    /// What the approval statement must name as `diff_digest`: the diff's digest for an
-    /// amendment, nothing for a first load (every unit new).
+    /// What the approval statement must name as `diff_digest`: the diff's digest when
+    /// it changes or repeals a live unit; nothing when no live unit changes (a first
+    /// load, or rows that are only new or unchanged — the plan's digest names them).
     pub fn approval_digest(&self) -> Option<Sha256Digest> {
-        self.is_amendment().then(|| self.digest())
+        self.entries
+            .iter()
+            .any(|e| {
+                matches!(
+                    e.class,
+                    DiffClass::ChangedBody | DiffClass::ChangedTitle | DiffClass::Repealed
+                )
+            })
+            .then(|| self.digest())
     }
 
     /// The entries a run writes a row for (every class but unchanged).
@@ -352,12 +361,15 @@ impl DiffBuilder {
     }
 
     /// The live units no plan row named and not already repealed: the repeals, in the
-    /// order the live units were given.
+    /// order the live units were given. None when no row named any live unit: a plan
+    /// that shares no address with its document's live units is a first load under
+    /// other addresses, never the repeal of the whole document.
     pub fn unseen(&self) -> impl Iterator<Item = &LiveUnit> {
+        let amends = self.seen.iter().any(|s| *s);
         self.live
             .iter()
             .zip(&self.seen)
-            .filter(|(u, seen)| !**seen && !u.repealed)
+            .filter(move |(u, seen)| amends && !**seen && !u.repealed)
             .map(|(u, _)| u)
     }
 
@@ -545,6 +557,18 @@ mod tests {
         assert!(!d.is_amendment());
         assert_eq!(d.count(DiffClass::New), 2);
         assert_eq!(d.approval_digest(), None);
+        // Live units under other addresses only: still a first load, nothing repealed.
+        let d = diff_plan(&p, vec![live(9, "doc/old-1", "Old", "z")]);
+        assert_eq!(d.count(DiffClass::Repealed), 0);
+        assert_eq!(d.approval_digest(), None);
+        // The same plan again over its enacted self: nothing changes, nothing to name.
+        let d = diff_plan(
+            &p,
+            vec![live(1, "doc/a1", "A1", "x"), live(2, "doc/a2", "A2", "y")],
+        );
+        assert!(d.is_amendment());
+        assert_eq!(d.count(DiffClass::Unchanged), 2);
+        assert_eq!(d.approval_digest(), None);
     }
 
     #[test]
@@ -588,5 +612,128 @@ mod tests {
         assert_ne!(base.digest(), more.digest());
         assert_eq!(base.summary()[1], more.summary()[1]);
         assert_ne!(base.summary()[4], more.summary()[4]);
+    }
+}
+
+/// One side of a word-level comparison, for the run report's side-by-side view.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WordChange<'a> {
+    /// In both texts.
+    Same(&'a str),
+    /// Only in the old text.
+    Removed(&'a str),
+    /// Only in the new text.
+    Added(&'a str),
+}
+
+/// The words of `old` and `new` (split on whitespace) aligned by a longest common
+/// subsequence: the old text's words with removals marked, then the new text's with
+/// additions marked. Quadratic in words: for one article at a time.
+pub fn word_diff<'a>(old: &'a str, new: &'a str) -> (Vec<WordChange<'a>>, Vec<WordChange<'a>>) {
+    let a: Vec<&str> = old.split_whitespace().collect();
+    let b: Vec<&str> = new.split_whitespace().collect();
+    // lcs[i][j]: the LCS length of a[i..] and b[j..].
+    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            left.push(WordChange::Same(a[i]));
+            right.push(WordChange::Same(b[j]));
+            i += 1;
+            j += 1;
+        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            right.push(WordChange::Added(b[j]));
+            j += 1;
+        } else {
+            left.push(WordChange::Removed(a[i]));
+            i += 1;
+        }
+    }
+    (left, right)
+}
+
+/// The side-by-side Markdown of one changed unit: a two-column table, old | new, with
+/// removed words struck through and added words in bold (`|` and markup characters in
+/// the text escaped).
+pub fn side_by_side_markdown(address: &str, old: &str, new: &str) -> String {
+    fn esc(w: &str) -> String {
+        let mut s = String::with_capacity(w.len());
+        for c in w.chars() {
+            if matches!(
+                c,
+                '|' | '*' | '~' | '_' | '`' | '\\' | '<' | '>' | '[' | ']'
+            ) {
+                s.push('\\');
+            }
+            s.push(c);
+        }
+        s
+    }
+    let render = |side: &[WordChange<'_>]| -> String {
+        side.iter()
+            .map(|w| match w {
+                WordChange::Same(w) => esc(w),
+                WordChange::Removed(w) => format!("~~{}~~", esc(w)),
+                WordChange::Added(w) => format!("**{}**", esc(w)),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (l, r) = word_diff(old, new);
+    format!(
+        "#### {}\n\n| before | after |\n|---|---|\n| {} | {} |\n",
+        esc(address),
+        render(&l),
+        render(&r)
+    )
+}
+
+#[cfg(test)]
+mod word_tests {
+    use super::*;
+
+    #[test]
+    fn words_are_aligned_and_marked() {
+        let (l, r) = word_diff(
+            "Mọi người có quyền sống",
+            "Mọi công dân có quyền sống và làm việc",
+        );
+        assert_eq!(
+            l,
+            [
+                WordChange::Same("Mọi"),
+                WordChange::Removed("người"),
+                WordChange::Same("có"),
+                WordChange::Same("quyền"),
+                WordChange::Same("sống"),
+            ]
+        );
+        assert_eq!(
+            r.iter()
+                .filter(|w| matches!(w, WordChange::Added(_)))
+                .count(),
+            5
+        );
+        let md = side_by_side_markdown("doc/dieu-1", "a | b", "a | c");
+        assert!(md.contains("| a \\| ~~b~~ | a \\| **c** |"), "{md}");
+    }
+
+    #[test]
+    fn identical_and_empty_texts() {
+        let (l, r) = word_diff("x y", "x y");
+        assert!(l.iter().chain(&r).all(|w| matches!(w, WordChange::Same(_))));
+        let (l, r) = word_diff("", "new words");
+        assert!(l.is_empty());
+        assert_eq!(r, [WordChange::Added("new"), WordChange::Added("words")]);
     }
 }

@@ -17,8 +17,8 @@ pub mod snapshot;
 pub mod state;
 
 pub use amend::{
-    diff_plan, ClassSummary, Conflict, DiffBuilder, DiffClass, DiffEntry, LiveUnit, PlanDiff,
-    UnitText,
+    diff_plan, side_by_side_markdown, word_diff, ClassSummary, Conflict, DiffBuilder, DiffClass,
+    DiffEntry, LiveUnit, PlanDiff, UnitText, WordChange,
 };
 pub use compensation::{compensation_for, Compensation};
 pub use context::{BackupFacts, PhaseOutcome, PhaseRecord, RunContext, VerifyFacts};

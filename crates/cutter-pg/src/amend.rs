@@ -105,3 +105,48 @@ pub fn plan_diff(
     };
     Ok((diff_plan(plan, live), conflicts))
 }
+
+/// The text a new version of an amendment run replaced, and the new one.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ChangedText {
+    /// The unit's address.
+    pub canonical_address: String,
+    /// The previously enacted body.
+    pub old_body: String,
+    /// The new body (empty for a repeal).
+    pub new_body: String,
+    /// Whether the new version is a repeal.
+    pub repeal: bool,
+}
+
+/// The new versions change set `change_set` wrote over enacted text (at most `limit`,
+/// by address), each with the body it follows — for the run report's side by side.
+pub fn changed_texts(
+    c: &mut impl GenericClient,
+    change_set: &str,
+    limit: i64,
+) -> Result<Vec<ChangedText>> {
+    Ok(c.query(
+        "SELECT iu.canonical_address, p.body, v.body, coalesce(v.repeal, false) \
+               FROM public.unit_version v \
+               JOIN public.information_unit iu ON iu.id = v.information_unit_id \
+               JOIN LATERAL (SELECT q.body FROM public.unit_version q \
+                              WHERE q.information_unit_id = v.information_unit_id \
+                                AND q.version_no < v.version_no AND q.lifecycle_status = 'enacted' \
+                              ORDER BY q.version_no DESC LIMIT 1) p ON true \
+              WHERE v.change_set_id = $1 \
+              ORDER BY iu.canonical_address LIMIT $2",
+        &[&change_set, &limit],
+    )
+    .doing(&format!(
+        "reading the texts change set {change_set} replaced"
+    ))?
+    .iter()
+    .map(|r| ChangedText {
+        canonical_address: r.get(0),
+        old_body: r.get(1),
+        new_body: r.get(2),
+        repeal: r.get(3),
+    })
+    .collect())
+}

@@ -71,7 +71,17 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
     let (digest, plan_findings) = plan_digests(&args.plan)?;
     // Only a live run signs off the plan's findings.
     let findings_digest = plan_findings.filter(|_| purpose == Purpose::LiveRun);
-    let database = connect_target(ctx)?.database().clone();
+    let mut target = connect_target(ctx)?;
+    let database = target.database().clone();
+    // Only a live run signs off the diff against the live document (an amendment).
+    let diff_digest = match purpose {
+        Purpose::LiveRun => {
+            let (digest, conflicts) = super::plan::file_diff_digest(&mut target, &args.plan)?;
+            super::plan::refuse_conflicts(&args.plan, &conflicts)?;
+            digest
+        }
+        _ => None,
+    };
     if let Some(files) = &args.verify {
         let (approver_set, verifier) = approvers(ctx, purpose)?;
         let a = cutter_governance::read_signed_approval(&files[0], &files[1])
@@ -88,6 +98,7 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
                 target: &database,
                 change_set: change_set.as_ref(),
                 findings_digest,
+                diff_digest,
             },
             &[a],
             &approver_set,
@@ -140,7 +151,7 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
         plan_digest: digest,
         change_set,
         findings_digest,
-        diff_digest: None,
+        diff_digest,
         target: database.clone(),
         gate,
         // A little slack for the signer's clock.
@@ -197,7 +208,10 @@ pub fn disarm(ctx: &Ctx, run_id: &str, plan: &Path, approvals: &[String]) -> Res
     }
     refuse_database_hold(&super::target_config(ctx)?)?;
     let (digest, findings_digest) = plan_digests(plan)?;
-    let database = connect_target(ctx)?.database().clone();
+    let mut target = connect_target(ctx)?;
+    let database = target.database().clone();
+    // Conflicts are the run's to refuse, after the gate's own refusals.
+    let (diff_digest, _) = super::plan::file_diff_digest(&mut target, plan)?;
     let keys = approvers(ctx, Purpose::LiveRun)?;
     let signed = read_approvals(approvals)?;
     let scope = ApprovalScope {
@@ -207,6 +221,7 @@ pub fn disarm(ctx: &Ctx, run_id: &str, plan: &Path, approvals: &[String]) -> Res
         target: &database,
         change_set: None,
         findings_digest,
+        diff_digest,
     };
     check_signed(ctx, &scope, &signed, &keys)?;
     let ks = KillSwitch::Disarmed {
@@ -243,6 +258,7 @@ pub fn release(ctx: &Ctx, approvals: &[String]) -> Result<u8> {
         target: &database,
         change_set: None,
         findings_digest: None,
+        diff_digest: None,
     };
     let verified = check_signed(ctx, &scope, &signed, &keys)?;
     // Check the transition before writing anything to the database.
@@ -428,7 +444,10 @@ pub fn report_extras(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> crate::repor
             .and_then(|c| c.connect().map_err(|e| CliError::Failed(e.to_string())))
         {
             Ok(mut client) => match cutter_governance::verify_ledger(&mut client) {
-                Ok(r) => extras.ledger = serde_json::to_value(&r).ok(),
+                Ok(r) => {
+                    extras.ledger = serde_json::to_value(&r).ok();
+                    extras.changed_articles = changed_articles(&mut client, &rec.machine.run_id);
+                }
                 Err(e) => extras.ledger_error = Some(e.to_string()),
             },
             Err(e) => {
@@ -444,6 +463,22 @@ pub fn report_extras(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> crate::repor
         }
     }
     extras
+}
+
+/// An amendment run's changed articles, side by side (at most 200; none if they cannot
+/// be read: the report says what it can).
+fn changed_articles(client: &mut postgres::Client, run: &RunId) -> Vec<String> {
+    let cs = cutter_core::ChangeSetId::for_run(run);
+    cutter_pg::amend::changed_texts(client, cs.as_str(), 200)
+        .map(|v| {
+            v.iter()
+                .map(|t| {
+                    let new = if t.repeal { "(repealed)" } else { &t.new_body };
+                    cutter_core::side_by_side_markdown(&t.canonical_address, &t.old_body, new)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `cutter ledger log [--run-id R] [--limit N] [--reverse]`: the ledger's history, newest

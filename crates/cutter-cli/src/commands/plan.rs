@@ -71,8 +71,32 @@ fn compare(
         .map_err(super::pg_err)
 }
 
+/// What the approvals of a live run of `plan` must name as `diff_digest`
+/// ([`PlanDiff::approval_digest`]), and what keeps the plan from being written (the
+/// caller refuses them, after the gate's own refusals).
+pub fn approval_diff_digest(
+    target: &mut cutter_pg::Target,
+    plan: &dyn PlanFacts,
+) -> Result<(Option<cutter_core::Sha256Digest>, Vec<Conflict>)> {
+    let (d, conflicts) = compare(target, plan)?;
+    Ok((d.approval_digest(), conflicts))
+}
+
+/// [`approval_diff_digest`] of a plan file, validated against the target's
+/// vocabularies first.
+pub fn file_diff_digest(
+    target: &mut cutter_pg::Target,
+    plan: &Path,
+) -> Result<(Option<cutter_core::Sha256Digest>, Vec<Conflict>)> {
+    let vocab = target.vocabularies().map_err(super::pg_err)?;
+    let valid = PlanFile::open(plan)?
+        .validate(&vocab)
+        .map_err(|r| CliError::Usage(format!("{}: {r}", plan.display())))?;
+    approval_diff_digest(target, &valid)
+}
+
 /// A refusal listing what keeps a plan from being written.
-fn refuse_conflicts(plan: &Path, conflicts: &[Conflict]) -> Result<()> {
+pub fn refuse_conflicts(plan: &Path, conflicts: &[Conflict]) -> Result<()> {
     if conflicts.is_empty() {
         return Ok(());
     }
