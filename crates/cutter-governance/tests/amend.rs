@@ -263,3 +263,37 @@ fn an_amendment_stopped_before_lifecycle_enact_leaves_the_enacted_text_current()
         .iter()
         .all(|c| matches!(c, cutter_core::Conflict::Pending { change_set: Some(cs), .. } if cs == "cs-amend-staged")));
 }
+
+#[test]
+fn a_new_version_of_an_approved_runs_unit_needs_approvals_of_its_own_run() {
+    let db = db();
+    let first = valid("2013", rows(3));
+    live_run(&db, "first-load", &first);
+    let unit: i64 = db
+        .admin()
+        .query_one(
+            "SELECT id FROM public.information_unit WHERE change_set_id = 'cs-first-load' LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let before = all_rows(&db);
+    // The writer, with psql, adds a version of that unit under a run nobody approved:
+    // the unit's own run is approved, but the version is judged by its change set.
+    let e = exec(&db)
+        .query_one(
+            "SELECT public.fn_uv_amend_batch('cs-rogue', $1, 'v9', ARRAY[1]::bigint[], ARRAY[$2::bigint], \
+                    ARRAY['Điều 1'], ARRAY['Văn bản giả mạo.'], ARRAY['mallory'], ARRAY[false])",
+            &[&DOC, &unit],
+        )
+        .unwrap_err();
+    let db_err = e.as_db_error().expect("a server error");
+    assert_eq!(db_err.code().code(), "42501", "{e}");
+    assert!(
+        db_err
+            .message()
+            .contains("no live-run authorization recorded in the database for run rogue"),
+        "{e}"
+    );
+    assert_eq!(all_rows(&db), before);
+}
