@@ -408,7 +408,9 @@ pub enum InputFormat {
 #[derive(Debug, Subcommand)]
 pub enum PlanCommand {
     /// Validate a plan against the row contract (vocabularies from the target, or the
-    /// reference schema's with --offline).
+    /// reference schema's with --offline) and compare it with the live document (as
+    /// `plan diff`), refusing addresses held by another document's units or by drafts
+    /// of a run neither enacted nor compensated; --offline cannot compare.
     #[command(
         after_help = "Example:\n  cutter plan check plan.json\n  cutter plan check plan.json --offline"
     )]
@@ -418,6 +420,17 @@ pub enum PlanCommand {
         /// Use the reference schema's vocabularies instead of the target's.
         #[arg(long)]
         offline: bool,
+    },
+    /// Compare a plan with what is live in the target for the same document: per unit
+    /// unchanged, changed body (a new version), changed title, new, or repealed (no
+    /// longer in the text), with each class's count and digest and the diff digest an
+    /// amendment's approvals name.
+    #[command(
+        after_help = "Example:\n  cutter plan diff amended.json\n  cutter --json plan diff amended.json | jq .counts"
+    )]
+    Diff {
+        /// The plan file.
+        plan: PathBuf,
     },
     /// Summarize a plan: digest, rows per section type, first rows.
     #[command(after_help = "Example:\n  cutter plan show plan.json --rows 5")]

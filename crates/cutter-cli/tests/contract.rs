@@ -114,6 +114,9 @@ fn every_command_output_matches_the_schema_and_backup_list_and_ledger_log_report
         0,
     );
     ok(&w, "plan_show", &["plan", "show", p(&w.plan)], 0);
+    let diff = ok(&w, "plan_diff", &["plan", "diff", p(&w.plan)], 0);
+    assert_eq!(diff["counts"]["new"], 12, "{diff}");
+    assert_eq!(diff["amendment"], false, "{diff}");
     // Approvals and the live run.
     let st = w.work.path().join("sg1-statement.txt");
     ok(

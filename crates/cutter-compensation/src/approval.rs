@@ -154,6 +154,7 @@ impl HardDeleteApproval {
                 target: database,
                 change_set: Some(change_set),
                 findings_digest: None,
+                diff_digest: None,
             },
             approvals,
             approvers,

@@ -507,6 +507,10 @@ pub struct ApprovalScope<'a> {
     /// The digest of the plan's findings the approvers must have signed off (a live run
     /// of a plan that records findings); `None`: the statement must name none.
     pub findings_digest: Option<Sha256Digest>,
+    /// The digest of the plan's diff against the live document the approvers must have
+    /// signed off (an amendment: [`crate::PlanDiff::approval_digest`]); `None`: the
+    /// statement must name none.
+    pub diff_digest: Option<Sha256Digest>,
 }
 
 /// The approvers whose signatures count.
@@ -636,6 +640,16 @@ pub enum Refusal {
         /// The change set it names.
         named: Option<ChangeSetId>,
     },
+    /// The statement does not name the plan's diff against the live document (or names
+    /// another: the plan or the live units changed since it was signed).
+    WrongDiff {
+        /// The approval's source.
+        source: String,
+        /// The diff digest it names.
+        named: Option<Sha256Digest>,
+        /// The diff's, now.
+        expected: Option<Sha256Digest>,
+    },
     /// The statement does not name the plan's findings (or names others).
     WrongFindings {
         /// The approval's source.
@@ -695,6 +709,11 @@ impl fmt::Display for Refusal {
                 Some(cs) => write!(f, "{source}: approves change set {cs}, not this one"),
                 None => write!(f, "{source}: names no change set"),
             },
+            Refusal::WrongDiff { source, named, expected } => match (named, expected) {
+                (_, Some(e)) => write!(f, "{source}: does not sign off this amendment's diff (diff_digest sha256:{e}{}); read `cutter plan diff`, then write the statement again with `cutter approve`", named.map_or(", the statement names none".to_string(), |n| format!(", the statement names sha256:{n}: the plan or the live document changed since it was signed"))),
+                (Some(n), None) => write!(f, "{source}: names diff sha256:{n}, but this plan amends nothing live (a first load)"),
+                (None, None) => Ok(()),
+            },
             Refusal::WrongFindings { source, named, expected } => match (named, expected) {
                 (_, Some(e)) => write!(f, "{source}: does not sign off the plan's findings (findings_digest sha256:{e}{}); write the statement again with `cutter approve`, after reading `cutter plan check`", named.map_or(", the statement names none".to_string(), |n| format!(", the statement names sha256:{n}"))),
                 (Some(n), None) => write!(f, "{source}: names findings sha256:{n}, but the plan records none"),
@@ -742,7 +761,7 @@ pub enum AuthorizationScope {
 ///
 /// ```compile_fail,E0451
 /// use cutter_core::gate::LiveAuthorization;
-/// let forged = LiveAuthorization { run_id: todo!(), plan_digest: todo!(), database: todo!(), scope: todo!(), signers: vec![] };
+/// let forged = LiveAuthorization { run_id: todo!(), plan_digest: todo!(), database: todo!(), scope: todo!(), signers: vec![], diff_digest: None };
 /// ```
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
 #[must_use = "an authorization that is not passed to the adapter authorizes nothing"]
@@ -752,6 +771,7 @@ pub struct LiveAuthorization {
     database: TargetDatabase,
     scope: AuthorizationScope,
     signers: Vec<VerifiedApproval>,
+    diff_digest: Option<Sha256Digest>,
 }
 
 impl LiveAuthorization {
@@ -778,6 +798,12 @@ impl LiveAuthorization {
     /// The verified approvals (empty for a rehearsal).
     pub fn approvals(&self) -> &[VerifiedApproval] {
         &self.signers
+    }
+    /// The diff against the live document the approvals name (an amendment), which
+    /// cut_leg_a re-computes inside its transaction and must find again; `None` for a
+    /// first load and for a rehearsal (whose clone nobody approves).
+    pub fn diff_digest(&self) -> Option<Sha256Digest> {
+        self.diff_digest
     }
 
     /// Authorization to rehearse a run on a throwaway clone of the target: no approvals
@@ -808,6 +834,7 @@ impl LiveAuthorization {
             database: clone,
             scope: AuthorizationScope::Rehearsal,
             signers: Vec::new(),
+            diff_digest: None,
         })
     }
 }
@@ -821,6 +848,8 @@ pub struct GateRequest<'a> {
     pub plan_digest: Sha256Digest,
     /// The digest of the plan's findings, when it records them.
     pub findings_digest: Option<Sha256Digest>,
+    /// The digest of the plan's diff against the live document, for an amendment.
+    pub diff_digest: Option<Sha256Digest>,
     /// The database it would write to.
     pub target: &'a TargetDatabase,
     /// The kill-switch's state.
@@ -898,6 +927,13 @@ pub fn check_approvals(
             reasons.push(Refusal::WrongChangeSet {
                 source: source.clone(),
                 named: statement.change_set.clone(),
+            });
+        }
+        if statement.diff_digest != scope.diff_digest {
+            reasons.push(Refusal::WrongDiff {
+                source: source.clone(),
+                named: statement.diff_digest,
+                expected: scope.diff_digest,
             });
         }
         if statement.findings_digest != scope.findings_digest {
@@ -994,6 +1030,7 @@ pub fn authorize(
         target: req.target,
         change_set: None,
         findings_digest: req.findings_digest,
+        diff_digest: req.diff_digest,
     };
     let approvals = check_approvals(
         &scope,
@@ -1010,6 +1047,7 @@ pub fn authorize(
             database: req.target.clone(),
             scope: AuthorizationScope::Live,
             signers,
+            diff_digest: req.diff_digest,
         }),
         Ok(_) => Err(GateRefusal { reasons }),
         Err(more) => {
@@ -1126,6 +1164,7 @@ pub(crate) mod tests {
                 run_id: &w.run,
                 plan_digest: w.plan,
                 findings_digest: None,
+                diff_digest: None,
                 target: &w.target,
                 kill_switch: ks,
                 hold,
@@ -1426,6 +1465,7 @@ pub(crate) mod tests {
                 target: &w.target,
                 change_set: None,
                 findings_digest: None,
+                diff_digest: None,
             },
             &a,
             &w.approvers,
@@ -1447,6 +1487,7 @@ pub(crate) mod tests {
                 target: &w.target,
                 change_set: None,
                 findings_digest: None,
+                diff_digest: None,
             },
             &[approval_of(&st, 1), sg2],
             &w.approvers,
@@ -1495,6 +1536,7 @@ pub(crate) mod tests {
             target: &w.target,
             change_set: None,
             findings_digest: Some(findings),
+            diff_digest: None,
         };
         let check = |a: &[SignedApproval], scope: &ApprovalScope<'_>| {
             check_approvals(
@@ -1534,6 +1576,7 @@ pub(crate) mod tests {
         assert!(check(&named, &scope).is_ok());
         let without = ApprovalScope {
             findings_digest: None,
+            diff_digest: None,
             ..scope
         };
         assert!(matches!(

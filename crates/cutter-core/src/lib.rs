@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod amend;
 pub mod compensation;
 pub mod context;
 pub mod digest;
@@ -38,6 +39,10 @@ pub mod planread;
 pub mod snapshot;
 pub mod state;
 
+pub use amend::{
+    diff_plan, side_by_side_markdown, word_diff, ClassSummary, Conflict, DiffBuilder, DiffClass,
+    DiffEntry, LiveUnit, PlanDiff, UnitText, WordChange,
+};
 pub use compensation::{compensation_for, Compensation};
 pub use context::{BackupFacts, PhaseOutcome, PhaseRecord, RunContext, VerifyFacts};
 pub use digest::{CanonicalHasher, Sha256Digest};

@@ -738,7 +738,7 @@ impl From<ContractReport> for Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]

@@ -109,7 +109,8 @@ pub fn leg_b_record(
     check_actor(actor)?;
     check_plan(auth, plan)?;
     check_target(tx, auth)?;
-    record_in(tx, auth.run_id(), plan, auth.approvals(), actor)
+    let written = crate::Written::read(tx, plan)?;
+    record_in(tx, auth.run_id(), &written, auth.approvals(), actor)
 }
 
 /// The ids of the pair signatures recorded for `run`, in id order.
@@ -328,16 +329,18 @@ pub fn prove_leg_b_record(
 ) -> Result<LegBReport> {
     check_actor(actor)?;
     let run = ro.run_id().clone();
-    record_in(ro.client(), &run, plan, &[], actor)
+    let written = crate::Written::read(ro.client(), plan)?;
+    record_in(ro.client(), &run, &written, &[], actor)
 }
 
 fn record_in(
     tx: &mut Transaction<'_>,
     run: &RunId,
-    plan: &dyn PlanFacts,
+    written: &crate::Written<'_>,
     approvals: &[VerifiedApproval],
     actor: &str,
 ) -> Result<LegBReport> {
+    let plan: &dyn PlanFacts = written;
     let cs = ChangeSetId::for_run(run);
     lock_tables(
         tx,
@@ -388,7 +391,11 @@ fn record_in(
                                      WHERE v.information_unit_id = iu.id \
                                      ORDER BY v.version_no DESC LIMIT 1) uv ON true \
                  WHERE iu.change_set_id = $1 \
-                 ORDER BY iu.id",
+                 UNION ALL \
+                 SELECT iu.id, iu.canonical_address, v.body_sha256 \
+                 FROM public.unit_version v JOIN public.information_unit iu ON iu.id = v.information_unit_id \
+                 WHERE v.change_set_id = $1 \
+                 ORDER BY 1",
                 [cs.as_str()],
             )
             .map_err(Error::db(what.clone()))?;
@@ -471,19 +478,24 @@ fn record_in(
             .zip(&body_digests)
             .map(|(r, d)| (r.canonical_address, d.as_str())),
     );
+    let mut fields = json!({
+        "format": MANIFEST_FORMAT,
+        "run_id": run.as_str(),
+        "change_set_id": cs.as_str(),
+        "document_id": plan.document_id().as_str(),
+        "source_version_id": plan.source_version_id().as_str(),
+        "plan_digest": digest_hex,
+        "unit_count": rows.len() as u64,
+        "units_digest": units_digest.to_hex(),
+        "recorded_by": actor,
+        "units": null,
+    });
+    // An amendment records its diff: each class's count and digest.
+    if let Some(d) = written.manifest_diff() {
+        fields["diff"] = d;
+    }
     let manifest = manifest_text(
-        json!({
-            "format": MANIFEST_FORMAT,
-            "run_id": run.as_str(),
-            "change_set_id": cs.as_str(),
-            "document_id": plan.document_id().as_str(),
-            "source_version_id": plan.source_version_id().as_str(),
-            "plan_digest": digest_hex,
-            "unit_count": rows.len() as u64,
-            "units_digest": units_digest.to_hex(),
-            "recorded_by": actor,
-            "units": null,
-        }),
+        fields,
         rows.iter()
             .zip(&body_digests)
             .map(|(r, d)| (r.canonical_address, d.as_str())),

@@ -45,6 +45,7 @@ mod legb;
 mod log;
 mod registry;
 mod verify;
+mod written;
 
 pub use approvals::{
     approvers_from_keys, load_approvers, read_signed_approval, reverify_ledger_signatures,
@@ -76,3 +77,4 @@ pub use registry::{
     Registry, Revocation, DECISION_APPROVER_ADDED, DECISION_APPROVER_REVOKED,
 };
 pub use verify::{prove_write_verify, write_verify, Mismatch, MismatchKind, VerifyReport};
+pub use written::Written;

@@ -158,6 +158,8 @@ pub fn write_verify(
     check_target(tx, auth)?;
     let run = auth.run_id();
     let cs = ChangeSetId::for_run(run);
+    let written = crate::Written::read(tx, plan)?;
+    let plan: &dyn PlanFacts = &written;
     preconditions(tx, run, &cs, plan)?;
 
     let mut vtx = verify_snapshot(verify)?;
@@ -211,6 +213,8 @@ pub fn prove_write_verify(
     let run = ro.run_id().clone();
     let cs = ChangeSetId::for_run(&run);
     let tx = ro.client();
+    let written = crate::Written::read(tx, plan)?;
+    let plan: &dyn PlanFacts = &written;
     preconditions(tx, &run, &cs, plan)?;
     let read_as: String = tx
         .query_one("SELECT current_user::text", &[])
@@ -310,7 +314,13 @@ fn compare<C: GenericClient>(
                  LEFT JOIN LATERAL (SELECT v.body, v.body_sha256 FROM public.unit_version v \
                                      WHERE v.information_unit_id = iu.id \
                                      ORDER BY v.version_no DESC LIMIT 1) uv ON true \
-                 WHERE iu.change_set_id = $1",
+                 WHERE iu.change_set_id = $1 \
+                 UNION ALL \
+                 SELECT iu.id, iu.canonical_address, CASE WHEN v.repeal THEN '' ELSE v.title END, \
+                        v.lifecycle_status, iu.document_id, v.source_version_id, \
+                        encode(sha256(convert_to(v.body, 'UTF8')), 'hex'), v.body_sha256 \
+                 FROM public.unit_version v JOIN public.information_unit iu ON iu.id = v.information_unit_id \
+                 WHERE v.change_set_id = $1",
                 [cs.as_str()],
             )
             .map_err(Error::db(what.clone()))?;

@@ -265,6 +265,22 @@ pub enum Error {
         given: Sha256Digest,
     },
 
+    /// The diff cut_leg_a computed against the live document, inside its transaction,
+    /// is not the one the approvals name (the document changed since they were signed,
+    /// or a first load met live units).
+    #[error(
+        "cut_leg_a: the plan's diff against the live document is {}, but the approvals name {}; \
+         the phase rolled back and wrote nothing; read `cutter plan diff` and have the run approved again",
+        computed.map_or("none (a first load)".to_string(), |d| format!("sha256:{d}")),
+        authorized.map_or("none".to_string(), |d| format!("sha256:{d}"))
+    )]
+    DiffNotAuthorized {
+        /// `LiveAuthorization::diff_digest()`.
+        authorized: Option<Sha256Digest>,
+        /// `PlanDiff::approval_digest()` of the diff computed in the transaction.
+        computed: Option<Sha256Digest>,
+    },
+
     /// A streamed plan produced different rows while writing than when it was validated.
     #[error(
         "the plan source changed between validation and writing (digest {validated} then {written}); \

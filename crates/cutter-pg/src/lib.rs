@@ -26,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+pub mod amend;
 pub mod cluster;
 pub mod config;
 mod error;

@@ -7,7 +7,9 @@
 //! longer matches the embedded file stops every upgrade; the runner holds an advisory
 //! lock, sets `lock_timeout` before any statement, and builds the indexes a migration
 //! declares with `-- cutter:concurrent-index` CONCURRENTLY after its transaction,
-//! rebuilding one left INVALID by an interrupted build.
+//! rebuilding one left INVALID by an interrupted build, then validates the `NOT VALID`
+//! constraints it declares with `-- cutter:validate-constraint`, each in a statement of
+//! its own (SHARE UPDATE EXCLUSIVE: the table stays readable and writable).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -27,6 +29,29 @@ pub const APPLICATION_NAME: &str = "cutter db upgrade";
 
 /// The marker that opens a section holding one `CREATE INDEX CONCURRENTLY`.
 const INDEX_MARKER: &str = "-- cutter:concurrent-index ";
+
+/// The marker of a line naming a constraint added `NOT VALID` and validated after the
+/// transaction: `-- cutter:validate-constraint schema.table constraint`.
+const VALIDATE_MARKER: &str = "-- cutter:validate-constraint ";
+
+/// A constraint a migration adds `NOT VALID` and validates after its transaction.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct DeferredValidation {
+    /// `schema.table`.
+    pub table: String,
+    /// The constraint's name.
+    pub constraint: String,
+}
+
+impl DeferredValidation {
+    /// The one `ALTER TABLE … VALIDATE CONSTRAINT …` statement.
+    pub fn sql(&self) -> String {
+        format!(
+            "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+            self.table, self.constraint
+        )
+    }
+}
 
 /// An index a migration builds CONCURRENTLY, after its transaction.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
@@ -50,6 +75,22 @@ impl Migration {
             Some(i) => &self.sql[..i],
             None => self.sql,
         }
+    }
+
+    /// The constraints validated after the transaction (and after its indexes), in file
+    /// order.
+    pub fn deferred_validations(&self) -> Vec<DeferredValidation> {
+        self.sql
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix(VALIDATE_MARKER))
+            .filter_map(|rest| {
+                let mut parts = rest.split_whitespace();
+                Some(DeferredValidation {
+                    table: parts.next()?.to_string(),
+                    constraint: parts.next()?.to_string(),
+                })
+            })
+            .collect()
     }
 
     /// The indexes built CONCURRENTLY after the transaction, in file order.
@@ -291,6 +332,24 @@ pub fn index_state(c: &mut impl GenericClient, name: &str) -> Result<IndexState>
     })
 }
 
+/// Whether `v`'s constraint is validated (`None`: it does not exist).
+pub fn constraint_validated(
+    c: &mut impl GenericClient,
+    v: &DeferredValidation,
+) -> Result<Option<bool>> {
+    let r = c
+        .query_opt(
+            "SELECT k.convalidated FROM pg_catalog.pg_constraint k \
+              WHERE k.conrelid = to_regclass($1) AND k.conname = $2",
+            &[&v.table, &v.constraint],
+        )
+        .doing(&format!(
+            "looking for constraint {} on {}",
+            v.constraint, v.table
+        ))?;
+    Ok(r.map(|r| r.get(0)))
+}
+
 /// One step of an upgrade.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -316,6 +375,13 @@ pub enum Step {
         /// Its state before the step.
         state: IndexState,
     },
+    /// Validate a constraint the migration added `NOT VALID`.
+    Validate {
+        /// The migration that declares it.
+        of: &'static str,
+        /// The constraint.
+        validation: DeferredValidation,
+    },
 }
 
 impl fmt::Display for Step {
@@ -330,6 +396,11 @@ impl fmt::Display for Step {
                     _ => "build",
                 },
                 index.name
+            ),
+            Step::Validate { of, validation } => write!(
+                f,
+                "validate constraint {} on {} (declared by {of})",
+                validation.constraint, validation.table
             ),
         }
     }
@@ -360,6 +431,11 @@ impl Step {
                     index.name, index.sql
                 )
             }
+            Step::Validate { validation, .. } => format!(
+                "-- constraint {}: outside a transaction\n{lt}{};\n",
+                validation.constraint,
+                validation.sql()
+            ),
         }
     }
 }
@@ -409,6 +485,14 @@ pub fn plan_for(c: &mut impl GenericClient, shape: Shape) -> Result<Plan> {
                     });
                 }
             }
+            for validation in m.deferred_validations() {
+                if constraint_validated(c, &validation)? != Some(true) {
+                    steps.push(Step::Validate {
+                        of: m.name,
+                        validation,
+                    });
+                }
+            }
         }
     }
     for m in pending {
@@ -418,6 +502,12 @@ pub fn plan_for(c: &mut impl GenericClient, shape: Shape) -> Result<Plan> {
                 of: m.name,
                 index,
                 state: IndexState::Missing,
+            });
+        }
+        for validation in m.deferred_validations() {
+            steps.push(Step::Validate {
+                of: m.name,
+                validation,
             });
         }
     }
@@ -604,6 +694,9 @@ fn run_plan(
                 sql,
             } => apply_migration(c, *version, name, sha256, sql),
             Step::Index { index, state, .. } => build_index(c, index, *state),
+            Step::Validate { validation, .. } => c
+                .batch_execute(&validation.sql())
+                .doing(&format!("validating {}", validation.constraint)),
         };
         if let Err(e) = outcome {
             let holders = (e.sqlstate() == Some("55P03")).then(|| lock_holders(c));
@@ -630,7 +723,7 @@ fn record_applied_by(c: &mut postgres::Client, steps: &[Step]) -> Result<()> {
         .iter()
         .filter_map(|s| match s {
             Step::Migration { version, .. } => Some(*version),
-            Step::Index { .. } => None,
+            Step::Index { .. } | Step::Validate { .. } => None,
         })
         .collect();
     if versions.is_empty() {
@@ -703,6 +796,9 @@ fn step_error(
         Step::Migration { .. } => "its transaction rolled back: nothing of it was applied",
         Step::Index { .. } => {
             "the index may be left INVALID; the next `cutter db upgrade` drops and rebuilds it"
+        }
+        Step::Validate { .. } => {
+            "the constraint stays NOT VALID (still enforced on new rows); the next `cutter db upgrade` validates it"
         }
     };
     match holders {
@@ -885,6 +981,17 @@ mod tests {
             let short = i.name.rsplit('.').next().unwrap_or_default();
             assert!(i.sql.contains(&format!(" {short} ON ")), "{}", i.sql);
         }
+        let v6 = MIGRATIONS.iter().find(|m| m.version == 6).unwrap();
+        assert_eq!(
+            v6.deferred_validations(),
+            [DeferredValidation {
+                table: "public.unit_version".into(),
+                constraint: "unit_version_amendment_shape".into(),
+            }]
+        );
+        assert!(v6
+            .transactional_sql()
+            .contains("ADD CONSTRAINT unit_version_amendment_shape CHECK"));
         assert!(!ADOPTION
             .transactional_sql()
             .lines()

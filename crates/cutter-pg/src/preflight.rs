@@ -97,6 +97,9 @@ pub(crate) type TableSpec = (
 
 const TS: &str = "timestamp with time zone";
 
+/// The columns of `public.unit_version` that reference V6 adds for amendments.
+const AMENDMENT_COLUMNS: [&str; 4] = ["change_set_id", "title", "source_version_id", "repeal"];
+
 /// Every table and column of the reference schema, in table order.
 pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
     (
@@ -132,6 +135,10 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("lifecycle_status", "text", true),
             ("created_by", "text", true),
             ("created_at", TS, true),
+            ("change_set_id", "text", false),
+            ("title", "text", false),
+            ("source_version_id", "text", false),
+            ("repeal", "boolean", false),
         ],
     ),
     (
@@ -779,6 +786,22 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
         );
     }
 
+    // V6's one definition of the current text (plan diff and amendment runs read it),
+    // and the run gate that judges a version by its own change set.
+    let view: bool = c
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&crate::schema::CURRENT_TEXT_VIEW],
+        )
+        .doing("looking for the current-text view")?
+        .get(0);
+    if !view {
+        push(
+            format!("view {}", crate::schema::CURRENT_TEXT_VIEW),
+            "missing (reference V6): the current text of a unit is not defined".into(),
+        );
+    }
+
     // V4's HOLD guard: its function and its four enabled statement triggers.
     let holds_fn: bool = c
         .query_one(
@@ -1156,6 +1179,10 @@ pub(crate) fn legacy_shape_problems(c: &mut impl GenericClient) -> Result<Vec<St
         }
         for (col, ty, _) in columns.iter() {
             if *col == "prev_hash" || *col == "row_hash" {
+                continue;
+            }
+            // Added by V6 (amendments); the earlier tool never had them.
+            if qualified == "public.unit_version" && AMENDMENT_COLUMNS.contains(col) {
                 continue;
             }
             match found.get(*col) {

@@ -23,7 +23,7 @@ pub struct Migration {
 }
 
 /// The reference schema, version by version.
-pub const MIGRATIONS: [Migration; 5] = [
+pub const MIGRATIONS: [Migration; 6] = [
     Migration {
         version: 1,
         name: "V1__reference.sql",
@@ -49,6 +49,11 @@ pub const MIGRATIONS: [Migration; 5] = [
         name: "V5__approver_registry_and_gate.sql",
         sql: include_str!("../sql/V5__approver_registry_and_gate.sql"),
     },
+    Migration {
+        version: 6,
+        name: "V6__amendments.sql",
+        sql: include_str!("../sql/V6__amendments.sql"),
+    },
 ];
 
 /// Version 1 for a database of the earlier tool's shape: takes it to what
@@ -61,7 +66,7 @@ pub const ADOPTION: Migration = Migration {
 };
 
 /// The schema version this build of cutter expects.
-pub const REFERENCE_VERSION: i32 = 5;
+pub const REFERENCE_VERSION: i32 = 6;
 
 /// The baseline fixture (for reference version 1).
 pub const BASELINE_SQL: &str = include_str!("../sql/V1__baseline.sql");
@@ -174,7 +179,7 @@ pub const IMMUTABILITY_TRIGGERS: [(&str, &str); 2] = [
 
 /// The SECURITY DEFINER functions the phases and compensation call, by name and
 /// `regprocedure` signature.
-pub const FUNCTIONS: [(&str, &str); 5] = [
+pub const FUNCTIONS: [(&str, &str); 7] = [
     (
         "fn_iu_create",
         "public.fn_iu_create(text,text,text,text,text,text,text,text,text,text,text)",
@@ -189,7 +194,18 @@ pub const FUNCTIONS: [(&str, &str); 5] = [
         "fn_iu_hard_delete_draft",
         "public.fn_iu_hard_delete_draft(text,text,text)",
     ),
+    (
+        "fn_uv_amend_batch",
+        "public.fn_uv_amend_batch(text,text,text,bigint[],bigint[],text[],text[],text[],boolean[])",
+    ),
+    (
+        "fn_uv_change_set_status",
+        "public.fn_uv_change_set_status(text,text,text,text)",
+    ),
 ];
+
+/// The one definition of "the current text of a unit" (reference V6): a view.
+pub const CURRENT_TEXT_VIEW: &str = "public.unit_current_text";
 
 /// The vocabulary tables.
 pub const VOCABULARIES: [&str; 3] = [

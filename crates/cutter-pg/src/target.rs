@@ -16,8 +16,9 @@ use postgres::{Client, GenericClient, IsolationLevel, Statement, Transaction};
 use serde::{Deserialize, Serialize};
 
 use cutter_core::{
-    ChangeSetId, CutPlanRow, LiveAuthorization, Phase, RunId, Snapshot, SystemIdentifier,
-    TableName, TableStat, ValidPlan, Vocabularies,
+    AuthorizationScope, ChangeSetId, CutPlanRow, DiffBuilder, DiffClass, LiveAuthorization, Phase,
+    PlanDiff, RowFacts, RunId, Sha256Digest, Snapshot, SystemIdentifier, TableName, TableStat,
+    ValidPlan, Vocabularies,
 };
 
 use crate::config::ConnConfig;
@@ -61,6 +62,15 @@ pub struct LegAReport {
     pub units_created: u64,
     /// Unit versions created (version 1 of each unit).
     pub versions_created: u64,
+    /// New versions of live units (an amendment's changed articles).
+    #[serde(default)]
+    pub versions_amended: u64,
+    /// Repeals written (units no longer in the text).
+    #[serde(default)]
+    pub repeals: u64,
+    /// The diff against the live document, computed in the phase's transaction.
+    #[serde(skip)]
+    pub diff: Option<Box<PlanDiff>>,
     /// Lowest id of the created units.
     pub first_unit_id: Option<i64>,
     /// Highest id of the created units.
@@ -139,6 +149,8 @@ impl fmt::Debug for Target {
 
 const BATCH_SQL: &str = "SELECT created, first_id, last_id FROM public.fn_iu_create_batch(\
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+const AMEND_SQL: &str = "SELECT public.fn_uv_amend_batch($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 impl Target {
     /// Connects (see [`ConnConfig::connect`]) and reads the server's system identifier.
@@ -427,6 +439,9 @@ impl Target {
             source_version_id: p.source_version_id.as_str(),
             change_set: &change_set,
             total: plan.rows().len() as u64,
+            plan_digest: plan.digest(),
+            ids: (&p.document_id, &p.source_version_id),
+            authorized_diff: authorized_diff(auth),
         };
         self.run_leg_a(auth, &input, plan.rows().iter(), progress, None)
     }
@@ -456,6 +471,9 @@ impl Target {
             source_version_id: plan.source_version_id().as_str(),
             change_set: &change_set,
             total: plan.rows(),
+            plan_digest: plan.digest(),
+            ids: (plan.document_id(), plan.source_version_id()),
+            authorized_diff: authorized_diff(auth),
         };
         let mut check = DigestCheck {
             hasher: PlanHasher::new(plan.document_id(), plan.source_version_id(), plan.rows()),
@@ -718,6 +736,11 @@ const COMMIT_TRAP_SQL: &str = "\
     INSERT INTO pg_temp.cutter_rollback_only VALUES (true);";
 
 /// `cutter/<run id>`, cut to the 63 bytes PostgreSQL keeps.
+/// The diff a live authorization names; `None` (not checked) for a rehearsal.
+fn authorized_diff(auth: &LiveAuthorization) -> Option<Option<Sha256Digest>> {
+    (auth.scope() == AuthorizationScope::Live).then(|| auth.diff_digest())
+}
+
 fn application_name(run_id: &RunId) -> String {
     let mut s = format!("{APPLICATION_NAME_PREFIX}{run_id}");
     s.truncate(63); // run ids are ASCII
@@ -966,6 +989,13 @@ struct LegAInput<'a> {
     source_version_id: &'a str,
     change_set: &'a ChangeSetId,
     total: u64,
+    plan_digest: Sha256Digest,
+    ids: (
+        &'a cutter_core::DocumentId,
+        &'a cutter_core::SourceVersionId,
+    ),
+    /// The diff the approvals name; `None` for a rehearsal, which nobody approves.
+    authorized_diff: Option<Option<Sha256Digest>>,
 }
 
 /// Re-digests a streamed plan while it is written.
@@ -996,8 +1026,12 @@ fn row_bytes(r: &CutPlanRow) -> usize {
         + r.owner_ref.as_ref().map_or(0, String::len)
 }
 
-/// The body of cut_leg_a, inside the caller's transaction: validates nothing twice, sends
-/// the rows in batches through fn_iu_create_batch.
+/// The body of cut_leg_a, inside the caller's transaction: compares each row with the
+/// document's current text (`public.unit_current_text`) as it streams — a new address
+/// goes to fn_iu_create_batch (each batch a contiguous run of plan rows, so an error
+/// names its row), a changed one to fn_uv_amend_batch, an unchanged one nowhere — then
+/// repeals the live units no row named, and refuses a diff the approvals do not name.
+/// A first load (no live unit) is every row through fn_iu_create_batch, as before.
 fn write_leg_a<R: Borrow<CutPlanRow>>(
     tx: &mut Transaction<'_>,
     input: &LegAInput<'_>,
@@ -1010,30 +1044,80 @@ fn write_leg_a<R: Borrow<CutPlanRow>>(
         .prepare(BATCH_SQL)
         .doing("cut_leg_a: preparing public.fn_iu_create_batch")
         .map_err(LegAFail::Other)?;
+    let live = crate::amend::live_units(tx, input.document_id).map_err(LegAFail::Other)?;
+    let amending = !live.is_empty();
+    let mut diff = DiffBuilder::new(live);
+    let mut amend = AmendBatch::default();
     let mut report = LegAReport {
         change_set_id: input.change_set.clone(),
         units_created: 0,
         versions_created: 0,
+        versions_amended: 0,
+        repeals: 0,
+        diff: None,
         first_unit_id: None,
         last_unit_id: None,
         batches: 0,
     };
     let mut batch: Vec<R> = Vec::with_capacity(limits.rows.min(100_000));
     let mut bytes = 0usize;
-    let mut next_row = 1u64;
+    let mut first_row = 1u64;
+    let mut row_no = 0u64;
+    let mut actor = String::new();
     let mut rows = rows.peekable();
     while let Some(r) = rows.next() {
+        row_no += 1;
         if let Some(c) = check.as_deref_mut() {
             c.hasher.row(r.borrow());
         }
-        bytes += row_bytes(r.borrow());
-        batch.push(r);
-        if batch.len() >= limits.rows || bytes >= limits.bytes || rows.peek().is_none() {
-            send_batch(tx, &stmt, input, &batch, next_row, &mut report)?;
-            next_row += batch.len() as u64;
+        let class = if amending {
+            let row = r.borrow();
+            let facts = RowFacts {
+                canonical_address: &row.canonical_address,
+                title: &row.title,
+                body_sha256: Sha256Digest::of(row.body.as_bytes()),
+            };
+            let (entry, unit) = diff.row(row_no, &facts);
+            if let (true, Some(u)) = (entry.class.writes(), unit) {
+                amend.push(row_no, u.unit_id, Some(row), &row.actor);
+            }
+            entry.class
+        } else {
+            DiffClass::New
+        };
+        if actor.is_empty() {
+            actor.clone_from(&r.borrow().actor);
+        }
+        // A new row that does not follow the batch's last row starts a new batch.
+        if class == DiffClass::New && !batch.is_empty() && first_row + batch.len() as u64 != row_no
+        {
+            send_batch(tx, &stmt, input, &batch, first_row, &mut report)?;
             batch.clear();
             bytes = 0;
-            progress(report.units_created);
+        }
+        if class == DiffClass::New {
+            if batch.is_empty() {
+                first_row = row_no;
+            }
+            bytes += row_bytes(r.borrow());
+            batch.push(r);
+        }
+        let last = rows.peek().is_none();
+        let mut sent = last;
+        if !batch.is_empty() && (batch.len() >= limits.rows || bytes >= limits.bytes || last) {
+            send_batch(tx, &stmt, input, &batch, first_row, &mut report)?;
+            batch.clear();
+            bytes = 0;
+            sent = true;
+        }
+        if amend.len() >= limits.rows || amend.bytes >= limits.bytes || last {
+            sent |= amend.len() > 0;
+            amend
+                .send(tx, input, &mut report)
+                .map_err(LegAFail::Other)?;
+        }
+        if sent {
+            progress(row_no);
         }
     }
     if let Some(c) = check {
@@ -1045,7 +1129,122 @@ fn write_leg_a<R: Borrow<CutPlanRow>>(
             }));
         }
     }
+    let repealed: Vec<i64> = diff.unseen().map(|u| u.unit_id).collect();
+    for chunk in repealed.chunks(limits.rows.max(1)) {
+        for &id in chunk {
+            amend.push(0, id, None, &actor);
+        }
+        amend
+            .send(tx, input, &mut report)
+            .map_err(LegAFail::Other)?;
+    }
+    let diff = diff.finish(input.ids.0.clone(), input.ids.1.clone(), input.plan_digest);
+    if let Some(authorized) = input.authorized_diff {
+        let computed = diff.approval_digest();
+        if computed != authorized {
+            return Err(LegAFail::Other(Error::DiffNotAuthorized {
+                authorized,
+                computed,
+            }));
+        }
+    }
+    report.diff = Some(Box::new(diff));
     Ok(report)
+}
+
+/// One batch of new versions (changed rows, then repeals) for fn_uv_amend_batch.
+#[derive(Default)]
+struct AmendBatch {
+    row: Vec<i64>,
+    unit: Vec<i64>,
+    address: Vec<String>,
+    title: Vec<Option<String>>,
+    body: Vec<String>,
+    actor: Vec<String>,
+    repeal: Vec<bool>,
+    bytes: usize,
+}
+
+impl AmendBatch {
+    fn len(&self) -> usize {
+        self.unit.len()
+    }
+
+    /// A new version of `unit` with `row`'s text, or (`row` `None`) its repeal.
+    fn push(&mut self, row_no: u64, unit: i64, row: Option<&CutPlanRow>, actor: &str) {
+        self.row.push(i64::try_from(row_no).unwrap_or(i64::MAX));
+        self.unit.push(unit);
+        self.address
+            .push(row.map(|r| r.canonical_address.clone()).unwrap_or_default());
+        self.title.push(row.map(|r| r.title.clone()));
+        self.body
+            .push(row.map(|r| r.body.clone()).unwrap_or_default());
+        self.actor.push(actor.to_string());
+        self.repeal.push(row.is_none());
+        self.bytes += row.map_or(0, row_bytes);
+    }
+
+    fn send(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        input: &LegAInput<'_>,
+        report: &mut LegAReport,
+    ) -> Result<()> {
+        if self.unit.is_empty() {
+            return Ok(());
+        }
+        let result = tx.query_one(
+            AMEND_SQL,
+            &[
+                &input.change_set.as_str(),
+                &input.document_id,
+                &input.source_version_id,
+                &self.row,
+                &self.unit,
+                &self.title,
+                &self.body,
+                &self.actor,
+                &self.repeal,
+            ],
+        );
+        let taken = std::mem::take(self);
+        match result {
+            Ok(r) => {
+                let n = u64::try_from(r.get::<_, i64>(0)).unwrap_or(0);
+                let repeals = taken.repeal.iter().filter(|r| **r).count() as u64;
+                report.repeals += repeals;
+                report.versions_amended += n - repeals.min(n);
+                report.versions_created += n;
+                report.batches += 1;
+                Ok(())
+            }
+            Err(e) => {
+                let server = ServerError::from_pg(&e);
+                match server.plan_row().filter(|n| *n > 0) {
+                    Some(n) => Err(Error::PlanRow {
+                        phase: Phase::CutLegA,
+                        row: n,
+                        total: input.total,
+                        canonical_address: taken
+                            .row
+                            .iter()
+                            .position(|r| u64::try_from(*r).ok() == Some(n))
+                            .map(|i| taken.address[i].clone())
+                            .unwrap_or_default(),
+                        server: Box::new(server),
+                    }),
+                    None => Err(Error::Db {
+                        doing: format!(
+                            "cut_leg_a: public.fn_uv_amend_batch (new versions and repeals of document {})",
+                            input.document_id
+                        ),
+                        server: Box::new(server),
+                        next: "the phase rolled back; `cutter plan diff` shows what the plan changes".into(),
+                    }),
+                }
+            }
+        }
+    }
 }
 
 fn send_batch<R: Borrow<CutPlanRow>>(
@@ -1168,8 +1367,29 @@ fn unique_violation_row(server: &ServerError, rows: &[CutPlanRow]) -> Option<usi
     rows.iter().position(|r| r.canonical_address == addr)
 }
 
-/// The body of lifecycle_enact, inside the caller's transaction.
+/// The body of lifecycle_enact, inside the caller's transaction: the change set's draft
+/// units (with their first versions), then the new versions and repeals it added to
+/// live units (an amendment). Returns units plus versions enacted.
 fn enact_in(c: &mut impl GenericClient, change_set: &ChangeSetId, run_id: &RunId) -> Result<u64> {
+    let units = enact_units(c, change_set, run_id)?;
+    let actor = application_name(run_id);
+    let versions: i64 = c
+        .query_one(
+            "SELECT public.fn_uv_change_set_status($1, 'enacted', $2, $3)",
+            &[&change_set.as_str(), &run_id.as_str(), &actor],
+        )
+        .doing(&format!(
+            "lifecycle_enact: public.fn_uv_change_set_status over the new versions of change set {change_set}"
+        ))?
+        .get(0);
+    Ok(units + u64::try_from(versions).unwrap_or(0))
+}
+
+fn enact_units(
+    c: &mut impl GenericClient,
+    change_set: &ChangeSetId,
+    run_id: &RunId,
+) -> Result<u64> {
     let actor = application_name(run_id);
     let n: i64 = c
         .query_one(
@@ -1315,11 +1535,15 @@ impl<'a> RollbackOnly<'a> {
     ) -> Result<LegAReport> {
         let p = plan.plan();
         let change_set = ChangeSetId::for_run(&self.run_id);
+        // The proof's diff is whatever the live document gives: nobody approves it.
         let input = LegAInput {
             document_id: p.document_id.as_str(),
             source_version_id: p.source_version_id.as_str(),
             change_set: &change_set,
             total: plan.rows().len() as u64,
+            plan_digest: plan.digest(),
+            ids: (&p.document_id, &p.source_version_id),
+            authorized_diff: None,
         };
         refuse_used_change_set(&mut self.tx, &self.run_id, &change_set)?;
         match write_leg_a(

@@ -120,7 +120,8 @@ fn baseline_digests_are_deterministic_and_pinned() {
     );
     assert_eq!(
         digest(&sa, "public.unit_version"),
-        "c413d84b2e383f38bfd8af5fe9a28e3a303882f39bfaa666278c008d933724db"
+        // Since V6 each row's text ends in the four amendment columns (NULL here).
+        "b2d5dfc6ee63c43f97fc9b10936b4847b861059675e83e76833cd4e6afd8d83b"
     );
     assert_eq!(
         digest(&sa, "public.iu_lifecycle_log"),
@@ -653,8 +654,8 @@ fn security_definer_functions_pin_search_path_and_execute_is_not_public() {
         .unwrap();
     assert_eq!(
         rows.len(),
-        11,
-        "V1's eight, V4's hold guard, V5's run gate and hard-delete gate"
+        13,
+        "V1's eight, V4's hold guard, V5's run gate and hard-delete gate, V6's two amendment functions"
     );
     for r in rows {
         let name: String = r.get(0);
@@ -682,7 +683,9 @@ fn security_definer_functions_pin_search_path_and_execute_is_not_public() {
             "fn_iu_create_batch",
             "fn_iu_enact",
             "fn_iu_hard_delete_draft",
-            "fn_iu_withdraw"
+            "fn_iu_withdraw",
+            "fn_uv_amend_batch",
+            "fn_uv_change_set_status"
         ]
     );
 }
@@ -832,6 +835,16 @@ fn a_target_at_v1_is_named_by_preflight_and_upgraded_to_the_reference() {
             "index cutter_governance.review_decision_hold on cutter_governance.review_decision: missing"
                 .into(),
         );
+        // And V6's: the amendment columns, functions and the current-text view.
+        for col in ["change_set_id", "title", "source_version_id", "repeal"] {
+            needles.push(format!("column public.unit_version.{col}: missing"));
+        }
+        for (name, signature) in schema::FUNCTIONS {
+            if name.starts_with("fn_uv_") {
+                needles.push(format!("function {signature}: missing"));
+            }
+        }
+        needles.push("view public.unit_current_text: missing (reference V6)".into());
         // And V5's: the registry, the rehearsal mark, the gate's triggers on the tables
         // V1 has, and fn_iu_create no longer the writer's.
         needles.push("table cutter_governance.approver: missing".into());

@@ -36,6 +36,7 @@
 
 #![warn(missing_docs)]
 
+pub mod amend;
 pub mod ctx;
 pub mod dryrun;
 pub mod error;

@@ -25,6 +25,8 @@ pub struct ReportExtras {
     pub ledger_error: Option<String>,
     /// The gate, HOLD, compensation and release as the journal recorded them.
     pub events: Vec<TimelineEvent>,
+    /// An amendment's changed articles, side by side (Markdown blocks).
+    pub changed_articles: Vec<String>,
 }
 
 /// An event of the run on its timeline: the gate, a failure and its HOLD, a
@@ -273,6 +275,15 @@ pub fn to_markdown(r: &RunRecord, extras: &ReportExtras) -> String {
     if let Some(n) = c.units_enacted {
         let _ = writeln!(out, "- units enacted: {n}");
     }
+    if !extras.changed_articles.is_empty() {
+        out.push_str(
+            "\n## Changed articles (before | after; removed ~~struck~~, added **bold**)\n\n",
+        );
+        for block in &extras.changed_articles {
+            out.push_str(block);
+            out.push('\n');
+        }
+    }
     out.push_str("\n## Approvals\n\n");
     if c.approvals.is_empty() {
         out.push_str(match m.mode {
@@ -514,7 +525,11 @@ fn report_extras_in(
         cutter_core::Mode::Live => {
             match read_only.and_then(|c| c.connect().map_err(|e| e.to_string())) {
                 Ok(mut client) => match cutter_governance::verify_ledger(&mut client) {
-                    Ok(r) => extras.ledger = serde_json::to_value(&r).ok(),
+                    Ok(r) => {
+                        extras.ledger = serde_json::to_value(&r).ok();
+                        extras.changed_articles =
+                            changed_articles(&mut client, &rec.machine.run_id);
+                    }
                     Err(e) => extras.ledger_error = Some(e.to_string()),
                 },
                 Err(e) => {
@@ -531,4 +546,20 @@ fn report_extras_in(
         }
     }
     extras
+}
+
+/// An amendment run's changed articles, side by side (at most 200; none if they cannot
+/// be read: the report says what it can).
+fn changed_articles(client: &mut postgres::Client, run: &cutter_core::RunId) -> Vec<String> {
+    let cs = cutter_core::ChangeSetId::for_run(run);
+    cutter_pg::amend::changed_texts(client, cs.as_str(), 200)
+        .map(|v| {
+            v.iter()
+                .map(|t| {
+                    let new = if t.repeal { "(repealed)" } else { &t.new_body };
+                    cutter_core::side_by_side_markdown(&t.canonical_address, &t.old_body, new)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

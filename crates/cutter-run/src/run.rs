@@ -833,6 +833,7 @@ fn live(
         .lock_target(&run_id)
         .map_err(|e| Error::Refused(e.to_string()))?;
     let (valid, pre, mut timings) = preflight_and_plan(ctx.out, &mut target, &plan)?;
+    let (diff_digest, conflicts) = crate::amend::approval_diff_digest(&mut target, &valid)?;
     let gate_started = now_ms();
     // The gate: everything it needs is read now; a refusal leaves no run behind.
     let (recipient, signer) = backup_recipient(ctx)?;
@@ -848,6 +849,7 @@ fn live(
             run_id: &run_id,
             plan_digest: valid.digest(),
             findings_digest: plan.header().findings.as_ref().map(|f| f.digest),
+            diff_digest,
             target: target.database(),
             kill_switch: &kill_switch,
             hold: hold.as_ref().map(|h| &h.record),
@@ -859,6 +861,7 @@ fn live(
         &verifier,
     )
     .map_err(|r| Error::Core(cutter_core::Error::Gate(r)))?;
+    crate::amend::refuse_conflicts(&args.plan, &conflicts)?;
     let final_phase = if args.stage_only {
         Phase::WriteVerify
     } else {

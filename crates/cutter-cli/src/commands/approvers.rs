@@ -180,6 +180,7 @@ pub fn apply_as_owner(
             target: &database,
             change_set: None,
             findings_digest: None,
+            diff_digest: None,
         };
         check_signed(ctx, &scope, &signed, &keys)?
     };

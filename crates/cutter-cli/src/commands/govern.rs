@@ -73,7 +73,17 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
     let (digest, plan_findings) = plan_digests(&args.plan)?;
     // Only a live run signs off the plan's findings.
     let findings_digest = plan_findings.filter(|_| purpose == Purpose::LiveRun);
-    let database = connect_target(ctx)?.database().clone();
+    let mut target = connect_target(ctx)?;
+    let database = target.database().clone();
+    // Only a live run signs off the diff against the live document (an amendment).
+    let diff_digest = match purpose {
+        Purpose::LiveRun => {
+            let (digest, conflicts) = super::plan::file_diff_digest(&mut target, &args.plan)?;
+            super::plan::refuse_conflicts(&args.plan, &conflicts)?;
+            digest
+        }
+        _ => None,
+    };
     if let Some(files) = &args.verify {
         let (approver_set, verifier) = approvers(ctx, purpose)?;
         let a = cutter_governance::read_signed_approval(&files[0], &files[1])
@@ -90,6 +100,7 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
                 target: &database,
                 change_set: change_set.as_ref(),
                 findings_digest,
+                diff_digest,
             },
             &[a],
             &approver_set,
@@ -142,7 +153,7 @@ pub fn approve(ctx: &Ctx, args: &ApproveArgs) -> Result<u8> {
         plan_digest: digest,
         change_set,
         findings_digest,
-        diff_digest: None,
+        diff_digest,
         target: database.clone(),
         gate,
         // A little slack for the signer's clock.
@@ -176,7 +187,10 @@ pub fn disarm(ctx: &Ctx, run_id: &str, plan: &Path, approvals: &[String]) -> Res
     }
     refuse_database_hold(&super::target_config(ctx)?)?;
     let (digest, findings_digest) = plan_digests(plan)?;
-    let database = connect_target(ctx)?.database().clone();
+    let mut target = connect_target(ctx)?;
+    let database = target.database().clone();
+    // Conflicts are the run's to refuse, after the gate's own refusals.
+    let (diff_digest, _) = super::plan::file_diff_digest(&mut target, plan)?;
     let keys = approvers(ctx, Purpose::LiveRun)?;
     let signed = read_approvals(approvals)?;
     let scope = ApprovalScope {
@@ -186,6 +200,7 @@ pub fn disarm(ctx: &Ctx, run_id: &str, plan: &Path, approvals: &[String]) -> Res
         target: &database,
         change_set: None,
         findings_digest,
+        diff_digest,
     };
     check_signed(ctx, &scope, &signed, &keys)?;
     let ks = KillSwitch::Disarmed {
@@ -222,6 +237,7 @@ pub fn release(ctx: &Ctx, approvals: &[String]) -> Result<u8> {
         target: &database,
         change_set: None,
         findings_digest: None,
+        diff_digest: None,
     };
     let verified = check_signed(ctx, &scope, &signed, &keys)?;
     // Check the transition before writing anything to the database.

@@ -85,5 +85,6 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<u8> {
         Command::Report(args) => govern::report(&ctx, &args),
         Command::Plan(PlanCommand::Check { plan, offline }) => plan::check(&ctx, &plan, offline),
         Command::Plan(PlanCommand::Show { plan, rows }) => plan::show(&ctx, &plan, rows),
+        Command::Plan(PlanCommand::Diff { plan }) => plan::diff(&ctx, &plan),
     }
 }

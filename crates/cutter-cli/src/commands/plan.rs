@@ -1,11 +1,12 @@
-//! `cutter cut`, `cutter plan check`, `cutter plan show`: documents to plans, and plans
-//! checked against the row contract before anything touches a database.
+//! `cutter cut`, `cutter plan check`, `cutter plan diff`, `cutter plan show`: documents to
+//! plans, and plans checked against the row contract and compared with the live document
+//! before anything is written.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use cutter_core::{DocumentId, PlanDigester, SourceVersionId};
+use cutter_core::{Conflict, DocumentId, PlanDiff, PlanDigester, SourceVersionId};
 use serde_json::json;
 
 use super::Ctx;
@@ -60,18 +61,73 @@ pub fn cut(ctx: &Ctx, args: &CutArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
+pub use cutter_run::amend::{compare, file_diff_digest, refuse_conflicts};
+
+/// `cutter plan diff PLAN`.
+pub fn diff(ctx: &Ctx, plan: &Path) -> Result<u8> {
+    let p = PlanFile::open(plan)?;
+    let mut target = super::connect_target(ctx)?;
+    let vocab = target.vocabularies().map_err(super::pg_err)?;
+    let valid = p
+        .validate(&vocab)
+        .map_err(|r| CliError::Usage(format!("{}: {r}", plan.display())))?;
+    let (d, conflicts) = compare(&mut target, &valid)?;
+    let mut human = format!(
+        "plan {} against {} — document {}, source version {}\n{}",
+        plan.display(),
+        target.label(),
+        d.document_id,
+        d.source_version_id,
+        cutter_core::amend::summary_table(&d)
+    );
+    for c in &conflicts {
+        let _ = write!(human, "\nconflict: {c}");
+    }
+    if !conflicts.is_empty() {
+        let _ = write!(
+            human,
+            "\n{} conflict(s): `cutter plan check` refuses this plan",
+            conflicts.len()
+        );
+    }
+    ctx.out.emit(&human, diff_json(&d, Some(&conflicts)));
+    Ok(exit::OK)
+}
+
+/// The `--json` form of a diff (`plan diff`, `plan check`).
+fn diff_json(d: &PlanDiff, conflicts: Option<&[Conflict]>) -> serde_json::Value {
+    let counts: serde_json::Map<String, serde_json::Value> = d
+        .summary()
+        .iter()
+        .map(|s| (s.class.name().to_string(), json!(s.count)))
+        .collect();
+    json!({
+        "document_id": d.document_id,
+        "source_version_id": d.source_version_id,
+        "plan_digest": d.plan_digest,
+        "amendment": d.is_amendment(),
+        "diff_digest": d.digest(),
+        "approval_diff_digest": d.approval_digest(),
+        "counts": counts,
+        "classes": d.summary(),
+        "entries": d.written().collect::<Vec<_>>(),
+        "conflicts": conflicts,
+    })
+}
+
 /// `cutter plan check PLAN`.
 pub fn check(ctx: &Ctx, plan: &Path, offline: bool) -> Result<u8> {
     let p = PlanFile::open(plan)?;
+    let mut target = None;
     let (vocab, source) = if offline {
         (
             cutter_pg::schema::reference_vocabularies(),
             "the reference schema".to_string(),
         )
     } else {
-        let mut target = super::connect_target(ctx)?;
-        let label = target.label().to_string();
-        (target.vocabularies().map_err(super::pg_err)?, label)
+        let t = target.insert(super::connect_target(ctx)?);
+        let label = t.label().to_string();
+        (t.vocabularies().map_err(super::pg_err)?, label)
     };
     let rows = p.header().rows;
     let findings = p.header().findings.as_ref();
@@ -91,12 +147,26 @@ pub fn check(ctx: &Ctx, plan: &Path, offline: bool) -> Result<u8> {
                 }
                 None => "findings: none recorded (a plan cut before findings were recorded)".into(),
             };
+            let (diff_line, diff) = match target.as_mut() {
+                None => (
+                    "live units: not compared (--offline); `cutter plan diff` compares with the target".to_string(),
+                    serde_json::Value::Null,
+                ),
+                Some(t) => {
+                    let (d, conflicts) = compare(t, &valid)?;
+                    refuse_conflicts(plan, &conflicts)?;
+                    (
+                        format!("live units: {}", cutter_core::amend::counts_line(&d)),
+                        diff_json(&d, None),
+                    )
+                }
+            };
             let human = format!(
-                "{}: {rows} rows satisfy the row contract (vocabularies of {source})\nplan digest: sha256 {}\n{summary}",
+                "{}: {rows} rows satisfy the row contract (vocabularies of {source})\nplan digest: sha256 {}\n{summary}\n{diff_line}",
                 plan.display(),
                 valid.digest()
             );
-            ctx.out.emit(&human, json!({"valid": true, "rows": rows, "plan_digest": valid.digest(), "vocabularies_from": source, "findings": findings}));
+            ctx.out.emit(&human, json!({"valid": true, "rows": rows, "plan_digest": valid.digest(), "vocabularies_from": source, "findings": findings, "diff": diff}));
             Ok(exit::OK)
         }
         Err(report) => {

@@ -168,7 +168,17 @@ pub fn register(db: &TestDb) {
 /// signatures by registered approvers, recorded in the ledger as a live run records
 /// them before it writes.
 pub fn live_auth(db: &TestDb, run: &RunId, plan: &ValidPlan) -> LiveAuthorization {
-    let auth = live_auth_unrecorded(db, run, plan);
+    live_auth_diff(db, run, plan, None)
+}
+
+/// [`live_auth`] of approvals naming `diff` as the plan's diff (an amendment).
+pub fn live_auth_diff(
+    db: &TestDb,
+    run: &RunId,
+    plan: &ValidPlan,
+    diff: Option<cutter_core::Sha256Digest>,
+) -> LiveAuthorization {
+    let auth = live_auth_unrecorded_diff(db, run, plan, diff);
     match cutter_governance::record_run_approvals(
         &mut db.exec_config().connect().expect("exec"),
         &auth,
@@ -182,14 +192,25 @@ pub fn live_auth(db: &TestDb, run: &RunId, plan: &ValidPlan) -> LiveAuthorizatio
 
 /// [`live_auth`] without recording the approvals.
 pub fn live_auth_unrecorded(db: &TestDb, run: &RunId, plan: &ValidPlan) -> LiveAuthorization {
+    live_auth_unrecorded_diff(db, run, plan, None)
+}
+
+fn live_auth_unrecorded_diff(
+    db: &TestDb,
+    run: &RunId,
+    plan: &ValidPlan,
+    diff_digest: Option<cutter_core::Sha256Digest>,
+) -> LiveAuthorization {
     register(db);
     let (a, b) = registered();
     let (set, verifier) = approvers(&[a, b]);
     let exp = UnixTime(now().0 + 3600);
-    let approvals = vec![
-        sign(a, &statement(run, plan, db, ApprovalGate::Sg1, exp)),
-        sign(b, &statement(run, plan, db, ApprovalGate::Sg2, exp)),
-    ];
+    let signed = |k: &Approver, gate| {
+        let mut st = statement(run, plan, db, gate, exp);
+        st.diff_digest = diff_digest;
+        sign(k, &st)
+    };
+    let approvals = vec![signed(a, ApprovalGate::Sg1), signed(b, ApprovalGate::Sg2)];
     let ks = KillSwitch::Disarmed {
         run_id: run.clone(),
     };
@@ -198,6 +219,7 @@ pub fn live_auth_unrecorded(db: &TestDb, run: &RunId, plan: &ValidPlan) -> LiveA
             run_id: run,
             plan_digest: plan.digest(),
             findings_digest: None,
+            diff_digest,
             target: &db.target().database().clone(),
             kill_switch: &ks,
             hold: None,

@@ -1,0 +1,299 @@
+//! Amendment runs through the real phases on a real database: a first load, then the
+//! consolidated text with articles reworded, added and removed. The current text
+//! (`public.unit_current_text`) must equal the last document, exactly the changed rows
+//! are written, and no row that existed before changes by a byte.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use cutter_core::{ChangeSetId, CutPlan, CutPlanRow, DocumentId, SourceVersionId, ValidPlan};
+use cutter_pg::testing::TestDb;
+use cutter_pg::LegAReport;
+
+const DOC: &str = "amend-doc";
+
+fn rows(n: u64) -> Vec<CutPlanRow> {
+    cutter_pg::fixtures::scale_rows(DOC, n).collect()
+}
+
+fn valid(version: &str, rows: Vec<CutPlanRow>) -> ValidPlan {
+    CutPlan::new(
+        DocumentId::new(DOC).unwrap(),
+        SourceVersionId::new(version).unwrap(),
+        rows,
+    )
+    .validate(&cutter_pg::schema::reference_vocabularies())
+    .expect("valid plan")
+}
+
+/// Every row of the two unit tables, as its text, by table and id.
+fn all_rows(db: &TestDb) -> BTreeMap<(String, i64), String> {
+    let mut out = BTreeMap::new();
+    for t in ["information_unit", "unit_version"] {
+        for r in db
+            .admin()
+            .query(&format!("SELECT id, x::text FROM public.{t} x"), &[])
+            .unwrap()
+        {
+            out.insert((t.to_string(), r.get(0)), r.get(1));
+        }
+    }
+    out
+}
+
+/// The document's current text: (address, title, body) of every unit not repealed.
+fn current(db: &TestDb) -> Vec<(String, String, String)> {
+    db.admin()
+        .query(
+            "SELECT canonical_address, title, body FROM public.unit_current_text \
+              WHERE document_id = $1 AND NOT repealed ORDER BY canonical_address",
+            &[&DOC],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+fn expected(plan: &ValidPlan) -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = plan
+        .rows()
+        .iter()
+        .map(|r| (r.canonical_address.clone(), r.title.clone(), r.body.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A whole live run of `plan` as `run`: its diff read as `plan diff` reads it, approvals
+/// naming it, then cut_leg_a, leg_b_record, write_verify and lifecycle_enact.
+fn live_run(db: &TestDb, run_id: &str, plan: &ValidPlan) -> LegAReport {
+    let (diff, conflicts) = db
+        .target()
+        .read_only(|tx| cutter_pg::amend::plan_diff(tx, plan))
+        .unwrap();
+    assert!(conflicts.is_empty(), "{conflicts:?}");
+    let r = run(run_id);
+    let auth = live_auth_diff(db, &r, plan, diff.approval_digest());
+    let report = db.target().cut_leg_a(&auth, plan, &mut |_| {}).unwrap();
+    leg_b(db, &auth, plan).unwrap();
+    write_verify(db, &auth, plan).unwrap();
+    db.target()
+        .lifecycle_enact(&auth, &ChangeSetId::for_run(&r))
+        .unwrap();
+    report
+}
+
+/// The first load's rows with articles 2–9 reworded, article 15 removed and a new
+/// article added: the shape of the 2025 amendment.
+fn amended(base: &[CutPlanRow]) -> Vec<CutPlanRow> {
+    let mut v: Vec<CutPlanRow> = base.to_vec();
+    for r in &mut v[1..9] {
+        r.body = format!("{} (sửa đổi, bổ sung năm 2025)", r.body);
+    }
+    v.remove(14);
+    let mut new = v[0].clone();
+    new.canonical_address = format!("{DOC}/dieu-21a");
+    new.title = "Điều 21a".into();
+    new.body = "Điều mới được bổ sung.".into();
+    v.push(new);
+    v
+}
+
+#[test]
+fn an_amendment_writes_only_what_changed_and_the_current_text_is_the_amended_document() {
+    let db = db();
+    let first = valid("2013", rows(20));
+    let r1 = live_run(&db, "first-load", &first);
+    assert_eq!(
+        (r1.units_created, r1.versions_amended, r1.repeals),
+        (20, 0, 0)
+    );
+    assert_eq!(current(&db), expected(&first));
+
+    let before = all_rows(&db);
+    let second = valid("2025", amended(first.rows()));
+    let r2 = live_run(&db, "amend-2025", &second);
+    assert_eq!(
+        (r2.units_created, r2.versions_amended, r2.repeals),
+        (1, 8, 1),
+        "{r2:?}"
+    );
+    assert_eq!(current(&db), expected(&second));
+    // The removed article is repealed, not deleted: its lineage stays.
+    let repealed: Vec<(String, i32)> = db
+        .admin()
+        .query(
+            "SELECT canonical_address, version_no FROM public.unit_current_text \
+              WHERE document_id = $1 AND repealed",
+            &[&DOC],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(repealed, [(format!("{DOC}/dieu-15"), 2)]);
+    // Every row that existed is byte-identical; exactly 1 unit and 10 versions (the new
+    // unit's first, 8 rewordings, 1 repeal) were added.
+    let after = all_rows(&db);
+    for (k, v) in &before {
+        assert_eq!(after.get(k), Some(v), "{k:?} changed");
+    }
+    let added: Vec<&(String, i64)> = after.keys().filter(|k| !before.contains_key(k)).collect();
+    let units = added.iter().filter(|k| k.0 == "information_unit").count();
+    let versions = added.iter().filter(|k| k.0 == "unit_version").count();
+    assert_eq!((units, versions), (1, 10));
+    // The new versions record their change set and source version.
+    let n: i64 = db
+        .admin()
+        .query_one(
+            "SELECT count(*) FROM public.unit_version \
+              WHERE change_set_id = 'cs-amend-2025' AND source_version_id = '2025' \
+                AND lifecycle_status = 'enacted'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 9);
+    // The manifest records the diff's classes.
+    let manifest: String = db
+        .admin()
+        .query_one(
+            "SELECT manifest::text FROM cutter_governance.manifest_envelope WHERE change_set_id = 'cs-amend-2025'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let counts: Vec<u64> = manifest["diff"]["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [11, 8, 0, 1, 1], "{manifest}");
+
+    // A second amendment on top of the first: article 3 again, a title, article 21a gone.
+    let before = all_rows(&db);
+    let mut third_rows = second.rows().to_vec();
+    third_rows[2].body = "Lần sửa đổi thứ hai.".into();
+    third_rows[4].title = "Điều 5 (tên mới)".into();
+    third_rows.pop();
+    let third = valid("2030", third_rows);
+    let r3 = live_run(&db, "amend-2030", &third);
+    assert_eq!(
+        (r3.units_created, r3.versions_amended, r3.repeals),
+        (0, 2, 1)
+    );
+    assert_eq!(current(&db), expected(&third));
+    let after = all_rows(&db);
+    for (k, v) in &before {
+        assert_eq!(after.get(k), Some(v), "{k:?} changed");
+    }
+    let v: i32 = db
+        .admin()
+        .query_one(
+            "SELECT version_no FROM public.unit_current_text WHERE canonical_address = $1",
+            &[&format!("{DOC}/dieu-3")],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(v, 3, "article 3: first load, 2025, 2030");
+}
+
+#[test]
+fn an_amendment_whose_approvals_do_not_name_its_diff_writes_nothing() {
+    let db = db();
+    let first = valid("2013", rows(20));
+    live_run(&db, "first-load", &first);
+    let second = valid("2025", amended(first.rows()));
+    let before = all_rows(&db);
+    // Approvals that name no diff (as for a first load), and approvals naming a diff
+    // computed before the live document changed: both refused inside cut_leg_a.
+    let stale = {
+        let other = valid("2025", rows(20));
+        db.target()
+            .read_only(|tx| cutter_pg::amend::plan_diff(tx, &other))
+            .unwrap()
+            .0
+            .approval_digest()
+    };
+    for (i, named) in [None, stale].into_iter().enumerate() {
+        let auth = live_auth_diff(&db, &run(&format!("amend-{i}")), &second, named);
+        let e = db
+            .target()
+            .cut_leg_a(&auth, &second, &mut |_| {})
+            .unwrap_err();
+        assert!(
+            matches!(e, cutter_pg::Error::DiffNotAuthorized { .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("cutter plan diff"), "{e}");
+        assert_eq!(all_rows(&db), before);
+    }
+}
+
+#[test]
+fn an_amendment_stopped_before_lifecycle_enact_leaves_the_enacted_text_current() {
+    let db = db();
+    let first = valid("2013", rows(20));
+    live_run(&db, "first-load", &first);
+    let second = valid("2025", amended(first.rows()));
+    let (diff, _) = db
+        .target()
+        .read_only(|tx| cutter_pg::amend::plan_diff(tx, &second))
+        .unwrap();
+    let r = run("amend-staged");
+    let auth = live_auth_diff(&db, &r, &second, diff.approval_digest());
+    db.target().cut_leg_a(&auth, &second, &mut |_| {}).unwrap();
+    assert_eq!(current(&db), expected(&first), "after cut_leg_a");
+    leg_b(&db, &auth, &second).unwrap();
+    write_verify(&db, &auth, &second).unwrap();
+    assert_eq!(current(&db), expected(&first), "after write_verify");
+    // The pending drafts (9 versions, 1 new unit) keep another amendment out until this
+    // one is enacted or compensated.
+    let (_, conflicts) = db
+        .target()
+        .read_only(|tx| cutter_pg::amend::plan_diff(tx, &second))
+        .unwrap();
+    assert_eq!(conflicts.len(), 10, "{conflicts:?}");
+    assert!(conflicts
+        .iter()
+        .all(|c| matches!(c, cutter_core::Conflict::Pending { change_set: Some(cs), .. } if cs == "cs-amend-staged")));
+}
+
+#[test]
+fn a_new_version_of_an_approved_runs_unit_needs_approvals_of_its_own_run() {
+    let db = db();
+    let first = valid("2013", rows(3));
+    live_run(&db, "first-load", &first);
+    let unit: i64 = db
+        .admin()
+        .query_one(
+            "SELECT id FROM public.information_unit WHERE change_set_id = 'cs-first-load' LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let before = all_rows(&db);
+    // The writer, with psql, adds a version of that unit under a run nobody approved:
+    // the unit's own run is approved, but the version is judged by its change set.
+    let e = exec(&db)
+        .query_one(
+            "SELECT public.fn_uv_amend_batch('cs-rogue', $1, 'v9', ARRAY[1]::bigint[], ARRAY[$2::bigint], \
+                    ARRAY['Điều 1'], ARRAY['Văn bản giả mạo.'], ARRAY['mallory'], ARRAY[false])",
+            &[&DOC, &unit],
+        )
+        .unwrap_err();
+    let db_err = e.as_db_error().expect("a server error");
+    assert_eq!(db_err.code().code(), "42501", "{e}");
+    assert!(
+        db_err
+            .message()
+            .contains("no live-run authorization recorded in the database for run rogue"),
+        "{e}"
+    );
+    assert_eq!(all_rows(&db), before);
+}
