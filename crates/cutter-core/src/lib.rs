@@ -4,6 +4,7 @@
 //! Invariant: this crate does no I/O — no files, processes, clock, randomness or
 //! network. Time, ids and facts from the database come in as arguments or through traits.
 
+pub mod backupchain;
 pub mod compensation;
 pub mod context;
 pub mod digest;
@@ -15,6 +16,9 @@ pub mod planread;
 pub mod snapshot;
 pub mod state;
 
+pub use backupchain::{
+    class_of, decide, ChainDecision, ChainFacts, SetDigest, SurfaceClass, SURFACE_CLASSES,
+};
 pub use compensation::{compensation_for, Compensation};
 pub use context::{BackupFacts, PhaseOutcome, PhaseRecord, RunContext, VerifyFacts};
 pub use digest::{CanonicalHasher, Sha256Digest};
