@@ -652,14 +652,20 @@ pub fn chain_proof(cfg: &ChainProofConfig) -> Result<ChainProof> {
         failures,
         timings,
     };
-    if let Some(path) = &cfg.record {
+    conclude(proof, cfg.record.as_deref(), &last.manifest.run_id)
+}
+
+/// Records the proof (if asked for) and returns it if it passed, else [`Error::Chain`]
+/// naming `link` and every failure.
+fn conclude(proof: ChainProof, record: Option<&Path>, link: &RunId) -> Result<ChainProof> {
+    if let Some(path) = record {
         cutter_fs::write(path, proof.to_json().as_bytes(), Replace::No)?;
     }
     if proof.passed {
-        tracing::info!(chain = %proof.chain, links = proof.links.len(), "chain proof passed");
+        tracing::info!(format = %proof.format, chain = %proof.chain, link = %link, "proof passed");
         Ok(proof)
     } else {
-        Err(broken(&last.manifest.run_id, proof.failures.join("; ")))
+        Err(broken(link, proof.failures.join("; ")))
     }
 }
 
@@ -693,4 +699,142 @@ fn revalidate_foreign_keys(
         out.push(format!("{table}.{name}"));
     }
     Ok(out)
+}
+
+/// The value of [`ChainProof::format`] for an increment proof.
+pub const INCREMENT_PROOF_FORMAT: &str = "cutter-increment-proof/1";
+
+/// Whether the backup `name` in `dir` has a passed proof record (of either kind).
+pub fn is_proven(dir: &Path, name: &RunId) -> bool {
+    [
+        format!("{name}.restore-proof.json"),
+        format!("{name}.increment-proof.json"),
+        format!("{name}.chain-proof.json"),
+    ]
+    .iter()
+    .any(|f| {
+        std::fs::read(dir.join(f))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["passed"] == serde_json::Value::Bool(true))
+    })
+}
+
+/// The increment proof, O(run): the increment's own signature and SHA-256; its signed
+/// link (the predecessor's manifest is signed by the pinned key and hashes to the value
+/// the link names, and the predecessor has a passed proof record beside it); the
+/// increment loaded into a throwaway cluster holding the reference schema (see the
+/// module docs); each table's rows, ordered content digest and set digests equal the
+/// manifest's. Referential integrity across links is the chain proof's.
+pub fn increment_proof(cfg: &ChainProofConfig) -> Result<ChainProof> {
+    let started = Instant::now();
+    let mut timings = ChainTimings::default();
+    let verified = verify_artifact(&cfg.head, &cfg.signing_pin)?;
+    let name = verified.manifest.run_id.clone();
+    let chain = verified
+        .manifest
+        .chain
+        .clone()
+        .ok_or_else(|| broken(&name, "its manifest has no chain section"))?;
+    let Some(link) = chain.predecessor.clone() else {
+        return Err(broken(
+            &name,
+            "it is a full backup: prove it with the restore proof",
+        ));
+    };
+    let dir = cfg.head.parent().unwrap_or(Path::new("."));
+    let pred_manifest = dir.join(crate::manifest::manifest_file_name(&link.run_id));
+    let (pred, pred_sha) = verify_manifest(&pred_manifest, &cfg.signing_pin)
+        .map_err(|e| broken(&link.run_id, format!("its manifest does not verify: {e}")))?;
+    if pred_sha != link.manifest_sha256 || pred.sha256 != link.artifact_sha256 {
+        return Err(broken(
+            &link.run_id,
+            format!("it is not the predecessor {name} names: the link was replaced or altered"),
+        ));
+    }
+    if !is_proven(dir, &link.run_id) {
+        return Err(broken(
+            &link.run_id,
+            "it has no passed proof record: prove the chain (`cutter backup restore-proof --chain`)",
+        ));
+    }
+    if let Some(path) = &cfg.record {
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(Error::RecordExists { path: path.clone() });
+        }
+    }
+    timings.verify_ms = ms(started);
+    let secret = load_secret_key(&cfg.secret_key)?;
+    let passphrase = cfg.passphrase.read(&|k| std::env::var(k).ok())?;
+
+    let t = Instant::now();
+    let (prepared, _) = restore::prepare(
+        &RestoreTarget::Throwaway,
+        verified.manifest.server.system_identifier,
+    )?;
+    timings.cluster_start_ms = ms(t);
+    let outcome = (|| -> Result<(Vec<ChainTableCheck>, Vec<String>)> {
+        let admin = prepared.restore_config()?;
+        let t = Instant::now();
+        let mut c = admin.connect().map_err(|e| Error::Connect {
+            target: admin.redacted(),
+            detail: e.to_string(),
+        })?;
+        restore::install_reference_schema(&mut c)?;
+        timings.full_restore_ms = ms(t);
+        let t = Instant::now();
+        apply_increment(&admin, &verified, &secret, &passphrase)?;
+        timings.increments_ms = ms(t);
+        let t = Instant::now();
+        let mut failures = Vec::new();
+        let mut tables = Vec::new();
+        let mut tx = c
+            .transaction()
+            .map_err(|e| Error::sql("starting the check transaction", e))?;
+        for table in mutation_surface() {
+            let (Some(want), Some(stat)) = (
+                chain.tables.get(&table),
+                verified.manifest.tables.get(&table),
+            ) else {
+                failures.push(format!("{table}: not in the manifest"));
+                continue;
+            };
+            let (content, actual, replaceable) = digest_rows(&mut tx, &table, "true")?;
+            let ok =
+                actual == want.increment && replaceable == want.replaceable && &content == stat;
+            if !ok {
+                failures.push(format!(
+                    "{table}: loaded {actual} ({} replaceable), content {}; the manifest says {} ({} replaceable), content {}",
+                    replaceable.rows, content.digest, want.increment, want.replaceable.rows, stat.digest
+                ));
+            }
+            tables.push(ChainTableCheck {
+                table,
+                expected: want.increment,
+                actual,
+                content,
+                ok,
+            });
+        }
+        timings.check_ms = ms(t);
+        Ok((tables, failures))
+    })();
+    let teardown = prepared.teardown(None);
+    timings.total_ms = ms(started);
+    let (tables, mut failures) = outcome?;
+    if let Err(e) = teardown {
+        failures.push(format!("teardown failed: {e}"));
+    }
+    let proof = ChainProof {
+        format: INCREMENT_PROOF_FORMAT.into(),
+        chain: chain.chain.clone(),
+        links: vec![link.run_id.clone(), name.clone()],
+        tables,
+        foreign_keys: Vec::new(),
+        triggers: BTreeMap::new(),
+        passed: failures.is_empty(),
+        failures,
+        timings,
+    };
+    conclude(proof, cfg.record.as_deref(), &name)
 }

@@ -63,8 +63,8 @@ pub use chain::{
     LinkRef, DEFAULT_FULL_EVERY, EVENT_TRIGGERS, INCREMENT_FORMAT, WATERMARK_TRIGGER,
 };
 pub use chainproof::{
-    chain_proof, verify_chain, ChainProof, ChainProofConfig, ChainTableCheck, ChainTimings,
-    CHAIN_PROOF_FORMAT,
+    chain_proof, increment_proof, is_proven, verify_chain, ChainProof, ChainProofConfig,
+    ChainTableCheck, ChainTimings, CHAIN_PROOF_FORMAT, INCREMENT_PROOF_FORMAT,
 };
 pub use clone::{pg_restore_data_args, restore_data_into};
 pub use cutter_fs::{remove_stale_partials, StalePartials};

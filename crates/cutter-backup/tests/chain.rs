@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use common::{Fixture, Gpg};
 use cutter_backup::{
-    chain_proof, chained_backup, verify_chain, BackupArtifact, ChainPolicy, ChainProofConfig,
-    Error, LinkKind, PassphraseSource, INCREMENT_FORMAT,
+    chain_proof, chained_backup, increment_proof, restore_proof, verify_chain, BackupArtifact,
+    ChainPolicy, ChainProofConfig, Error, LinkKind, PassphraseSource, INCREMENT_FORMAT,
 };
 
 fn link(f: &Fixture, name: &str) -> BackupArtifact {
@@ -344,4 +344,58 @@ fn the_chain_proof_checks_references_across_links() {
         text.contains("foreign key iu_lifecycle_log_information_unit_id_fkey"),
         "{text}"
     );
+}
+
+/// The increment proof: only after the predecessor was proven, and it checks the
+/// increment's own digests (a manifest re-signed with other counts fails, naming it).
+#[test]
+fn an_increment_is_proven_on_its_own_after_its_predecessor() {
+    let f = Fixture::new();
+    let r0 = link(&f, "r0");
+    add_drafts(&f, "a", 4);
+    let r1 = link(&f, "r1");
+    let unproven = increment_proof(&proof_config(&f, &r1.path)).unwrap_err();
+    assert!(
+        matches!(unproven, Error::Chain { ref link, .. } if link == "r0"),
+        "{unproven}"
+    );
+    restore_proof(
+        &f.restore(&r0.path)
+            .record_to(f.backups.join("r0.restore-proof.json")),
+    )
+    .expect("the full backup's proof");
+    let proof = increment_proof(
+        &proof_config(&f, &r1.path).record_to(f.backups.join("r1.increment-proof.json")),
+    )
+    .expect("the increment proof passes");
+    assert!(proof.passed);
+    let iu = proof
+        .tables
+        .iter()
+        .find(|t| t.table.name() == "information_unit")
+        .unwrap();
+    assert_eq!(
+        iu.actual.rows,
+        r1.manifest.chain.as_ref().unwrap().tables[&iu.table]
+            .increment
+            .rows
+    );
+    assert!(iu.actual.rows >= 4);
+
+    // r2 follows a proven r1; its manifest edited (and re-signed) to claim other rows.
+    add_drafts(&f, "b", 1);
+    let r2 = link(&f, "r2");
+    let m = f.backups.join("r2.manifest.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&m).unwrap()).unwrap();
+    let rows = &mut v["tables"]["public.unit_version"]["rows"];
+    *rows = (rows.as_u64().unwrap() + 1).into();
+    fs::write(&m, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    f.resign(&m);
+    let err = increment_proof(&proof_config(&f, &r2.path)).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::Chain { ref link, .. } if link == "r2"),
+        "{text}"
+    );
+    assert!(text.contains("public.unit_version"), "{text}");
 }
