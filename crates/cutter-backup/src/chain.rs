@@ -463,6 +463,11 @@ pub(crate) fn full_link_info(
         let (total, replaceable) = match (from_stream, stream_sets.get(t), class) {
             (true, Some(set), SurfaceClass::AppendOnly) => (*set, SetDigest::EMPTY),
             (true, Some(set), SurfaceClass::Mutable) => (*set, *set),
+            // Only the rows that can still change are read again (partial index).
+            (true, Some(set), SurfaceClass::ImmutableOnceEnacted) => {
+                let (_, changeable, _) = digest_rows(tx, t, "lifecycle_status <> 'enacted'")?;
+                (*set, changeable)
+            }
             _ => {
                 let (_, set, replaceable) = digest_rows(tx, t, "true")?;
                 (set, replaceable)

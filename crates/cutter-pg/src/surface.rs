@@ -60,6 +60,13 @@ pub fn canonical_columns(c: &mut impl GenericClient, table: &TableName) -> Resul
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// `ROW(<alias>.<column>, …)::text`: the canonical row text of rows named `alias`, given
+/// their [`canonical_columns`] (for queries that must read the table itself).
+pub fn canonical_row_text(columns: &[String], alias: &str) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| format!("{alias}.{c}")).collect();
+    format!("ROW({})::text", cols.join(", "))
+}
+
 /// `(SELECT <columns> FROM <table>)`: the rows of `table` in canonical form, as a
 /// subquery whose `r::text` is the canonical row text.
 pub fn canonical_rows_sql(table: &TableName, columns: &[String]) -> String {
