@@ -83,6 +83,14 @@ struct Figures {
     equiv_full_proof: Timed,
 }
 
+/// A database error with the server's message.
+fn db(what: &str, e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{what}: {}", d.message()),
+        None => format!("{what}: {e}"),
+    }
+}
+
 fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
@@ -168,7 +176,7 @@ fn grow(c: &mut postgres::Client, words: &[&str], next: &mut u64, n: u64) -> Res
            FROM generate_series(1, $1::int8) g",
         &[&((n / 10).max(1) as i64)],
     )
-    .map_err(|e| format!("ledger rows: {e}"))?;
+    .map_err(|e| db("ledger rows", &e))?;
     Ok(())
 }
 
@@ -190,8 +198,10 @@ fn one_size(keys: &Keys, units: u64, o: &Args, work: &Path) -> Result<Figures, S
     let t = Instant::now();
     let mut next = 1u64;
     grow(&mut c, &words, &mut next, units)?;
-    c.batch_execute("VACUUM (FREEZE, ANALYZE); CHECKPOINT")
-        .map_err(|e| e.to_string())?;
+    // One statement each: VACUUM cannot run inside the implicit transaction of a batch.
+    for q in ["VACUUM (FREEZE, ANALYZE)", "CHECKPOINT"] {
+        c.batch_execute(q).map_err(|e| db(q, &e))?;
+    }
     let surface: i64 = c
         .query_one(
             "SELECT sum(pg_table_size(to_regclass(t)))::int8 FROM unnest($1::text[]) t",
