@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backupchain;
 pub mod compensation;
 pub mod context;
 pub mod digest;
@@ -38,6 +39,9 @@ pub mod planread;
 pub mod snapshot;
 pub mod state;
 
+pub use backupchain::{
+    class_of, decide, ChainDecision, ChainFacts, SetDigest, SurfaceClass, SURFACE_CLASSES,
+};
 pub use compensation::{compensation_for, Compensation};
 pub use context::{BackupFacts, PhaseOutcome, PhaseRecord, RunContext, VerifyFacts};
 pub use digest::{CanonicalHasher, Sha256Digest};

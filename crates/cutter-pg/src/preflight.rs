@@ -98,7 +98,7 @@ pub(crate) type TableSpec = (
 const TS: &str = "timestamp with time zone";
 
 /// Every table and column of the reference schema, in table order.
-pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
+pub(crate) const REFERENCE_TABLES: [TableSpec; 17] = [
     (
         "public",
         "information_unit",
@@ -118,6 +118,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("updated_at", TS, true),
             ("enacted_at", TS, false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -132,6 +133,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("lifecycle_status", "text", true),
             ("created_by", "text", true),
             ("created_at", TS, true),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -147,6 +149,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("change_set_id", "text", false),
             ("reason", "text", false),
             ("created_at", TS, true),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -163,6 +166,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("prev_hash", "text", false),
             ("row_hash", "text", false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -177,6 +181,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("prev_hash", "text", false),
             ("row_hash", "text", false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -191,6 +196,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("prev_hash", "text", false),
             ("row_hash", "text", false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -206,6 +212,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("prev_hash", "text", false),
             ("row_hash", "text", false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -223,6 +230,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("prev_hash", "text", false),
             ("row_hash", "text", false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -238,6 +246,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("prev_hash", "text", false),
             ("row_hash", "text", false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -279,6 +288,19 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("revoked_by", "text", false),
             ("revoked_at", TS, false),
             ("revoked_decision_id", "bigint", false),
+        ],
+    ),
+    (
+        "cutter_governance",
+        "surface_ddl_audit",
+        &[
+            ("id", "bigint", true),
+            ("recorded_at", TS, true),
+            ("session_role", "text", true),
+            ("current_role_", "text", true),
+            ("command_tag", "text", true),
+            ("object_type", "text", true),
+            ("object_identity", "text", true),
         ],
     ),
     (
@@ -1143,7 +1165,11 @@ pub(crate) fn legacy_shape_problems(c: &mut impl GenericClient) -> Result<Vec<St
         if schema == "cutter_governance"
             && matches!(
                 table,
-                "schema_version" | "ledger_anchor" | "approver" | "rehearsal_clone"
+                "schema_version"
+                    | "ledger_anchor"
+                    | "approver"
+                    | "rehearsal_clone"
+                    | "surface_ddl_audit"
             )
         {
             continue;
@@ -1155,7 +1181,7 @@ pub(crate) fn legacy_shape_problems(c: &mut impl GenericClient) -> Result<Vec<St
             continue;
         }
         for (col, ty, _) in columns.iter() {
-            if *col == "prev_hash" || *col == "row_hash" {
+            if *col == "prev_hash" || *col == "row_hash" || *col == "cutter_xid" {
                 continue;
             }
             match found.get(*col) {

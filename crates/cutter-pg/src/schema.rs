@@ -23,7 +23,7 @@ pub struct Migration {
 }
 
 /// The reference schema, version by version.
-pub const MIGRATIONS: [Migration; 5] = [
+pub const MIGRATIONS: [Migration; 6] = [
     Migration {
         version: 1,
         name: "V1__reference.sql",
@@ -49,6 +49,11 @@ pub const MIGRATIONS: [Migration; 5] = [
         name: "V5__approver_registry_and_gate.sql",
         sql: include_str!("../sql/V5__approver_registry_and_gate.sql"),
     },
+    Migration {
+        version: 6,
+        name: "V6__incremental_backup.sql",
+        sql: include_str!("../sql/V6__incremental_backup.sql"),
+    },
 ];
 
 /// Version 1 for a database of the earlier tool's shape: takes it to what
@@ -61,7 +66,7 @@ pub const ADOPTION: Migration = Migration {
 };
 
 /// The schema version this build of cutter expects.
-pub const REFERENCE_VERSION: i32 = 5;
+pub const REFERENCE_VERSION: i32 = 6;
 
 /// The baseline fixture (for reference version 1).
 pub const BASELINE_SQL: &str = include_str!("../sql/V1__baseline.sql");

@@ -12,7 +12,7 @@ use cutter_pg::Error;
 use postgres::Client;
 
 /// Count and digest of every table of the mutation surface over the columns the earlier
-/// tool had (all but the hash chain's).
+/// tool had (all but the hash chain's and the backup watermark).
 fn surface_digests(c: &mut Client) -> Vec<(String, i64, String)> {
     // The approver registry is cutter's (V5): the earlier tool had none.
     cutter_core::mutation_surface()
@@ -23,7 +23,7 @@ fn surface_digests(c: &mut Client) -> Vec<(String, i64, String)> {
             let r = c
                 .query_one(
                     &format!(
-                        "SELECT count(*), coalesce(md5(string_agg((to_jsonb(x) - 'prev_hash' - 'row_hash')::text, '|' ORDER BY x.id)), '') FROM {t} x"
+                        "SELECT count(*), coalesce(md5(string_agg((to_jsonb(x) - 'prev_hash' - 'row_hash' - 'cutter_xid')::text, '|' ORDER BY x.id)), '') FROM {t} x"
                     ),
                     &[],
                 )
@@ -91,7 +91,8 @@ fn the_earlier_tools_database_is_adopted_without_losing_a_row() {
             "V2__ledger.sql",
             "V3__history_and_anchors.sql",
             "V4__hold_guard.sql",
-            "V5__approver_registry_and_gate.sql"
+            "V5__approver_registry_and_gate.sql",
+            "V6__incremental_backup.sql"
         ]
     );
     let Shape::Versioned { applied } = &shape else {
