@@ -85,6 +85,9 @@ pub enum Bench {
     },
     /// The pre-write backup against pg_dump and pg_dump | gpg, and the restore proof.
     Backup(crate::bench_backup::Args),
+    /// Full and incremental backups and their proofs, per run, at N/10 and N units.
+    #[command(name = "backup-incremental")]
+    BackupIncremental(crate::bench_incremental::Args),
     /// The document cutter over the whole corpus, best of N rounds.
     Cut {
         /// Rounds, best kept.
@@ -115,6 +118,7 @@ pub fn main(b: Bench) -> Result<(), String> {
         Bench::Ledger { units, rounds } => crate::bench_ledger::run(units, rounds),
         Bench::Compensation { units, rounds } => crate::bench_compensation::run(units, rounds),
         Bench::Backup(o) => crate::bench_backup::main(&o),
+        Bench::BackupIncremental(o) => crate::bench_incremental::main(&o),
         Bench::Cut { rounds } => crate::bench_cut::main(rounds),
         Bench::Run { units } => crate::bench_run::main(units),
         Bench::Upgrade { units } => crate::bench_upgrade::run(units),

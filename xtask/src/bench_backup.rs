@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 
 use cutter_backup::{
     generate_keys, load_recipient, pg_restore_args, pre_write_backup, prepare_restore_database,
-    restore_proof, start_restore_cluster, BackupConfig, DumpCompression, ManifestSigner,
-    Passphrase, PassphraseSource, PgProgram, RestoreConfig,
+    restore_proof, start_restore_cluster, BackupConfig, DumpCompression, GeneratedKeyFiles,
+    ManifestSigner, Passphrase, PassphraseSource, PgProgram, RestoreConfig,
 };
 use cutter_core::{mutation_surface, Fingerprint, RunId, TableName};
 use cutter_pg::config::ConnConfig;
@@ -94,7 +94,7 @@ pub struct Args {
     child_restore: Option<Vec<String>>,
 }
 
-fn random_hex() -> Result<String, String> {
+pub(crate) fn random_hex() -> Result<String, String> {
     let mut b = [0u8; 16];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
@@ -112,7 +112,7 @@ fn sql(c: &mut postgres::Client, what: &str, q: &str) -> Result<(), String> {
 
 /// The sentences whose words make up the generated bodies (2013 Constitution of Viet
 /// Nam, articles 14–20).
-const SENTENCES: [&str; 16] = [
+pub(crate) const SENTENCES: [&str; 16] = [
     "Ở nước Cộng hòa xã hội chủ nghĩa Việt Nam, các quyền con người, quyền công dân về chính trị, dân sự, kinh tế, văn hóa, xã hội được công nhận.",
     "Quyền con người, quyền công dân chỉ có thể bị hạn chế theo quy định của luật trong trường hợp cần thiết vì lý do quốc phòng, an ninh quốc gia.",
     "Quyền công dân không tách rời nghĩa vụ công dân.",
@@ -147,8 +147,19 @@ fn body(words: &[&str], id: u64) -> String {
     b
 }
 
-/// Adds units `from..=to` (and their first versions) with COPY.
+/// Adds units `from..=to` (and their first versions) with COPY, as drafts.
 fn generate(c: &mut postgres::Client, words: &[&str], from: u64, to: u64) -> Result<(), String> {
+    generate_as(c, words, from, to, "draft")
+}
+
+/// Adds units `from..=to` (and their first versions) with COPY, in lifecycle `status`.
+pub(crate) fn generate_as(
+    c: &mut postgres::Client,
+    words: &[&str],
+    from: u64,
+    to: u64,
+    status: &str,
+) -> Result<(), String> {
     use std::io::Write as _;
     let e = |x: std::io::Error| x.to_string();
     let mut tx = c.transaction().map_err(|x| x.to_string())?;
@@ -165,7 +176,7 @@ fn generate(c: &mut postgres::Client, words: &[&str], from: u64, to: u64) -> Res
                 w,
                 "{id}\tbench-doc/dieu-{g}\tĐiều {g}\tvocab.unit_kind.law_unit\t\
                  {{\"primary_section_type_ref\": \"vocab.section_type.article\"}}\tlaw\t\
-                 bench-doc\tv1\tdraft\tcs-bench\tbench\t2026-05-20 00:00:00+00\t2026-05-20 00:00:00+00",
+                 bench-doc\tv1\t{status}\tcs-bench\tbench\t2026-05-20 00:00:00+00\t2026-05-20 00:00:00+00",
                 id = 1000 + g
             )
             .map_err(e)?;
@@ -184,7 +195,7 @@ fn generate(c: &mut postgres::Client, words: &[&str], from: u64, to: u64) -> Res
             let sha = cutter_core::Sha256Digest::of(b.as_bytes());
             writeln!(
                 w,
-                "{id}\t{id}\t1\t{b}\t{sha}\tdraft\tbench\t2026-05-20 00:00:00+00",
+                "{id}\t{id}\t1\t{b}\t{sha}\t{status}\tbench\t2026-05-20 00:00:00+00",
                 id = 1000 + g
             )
             .map_err(e)?;
@@ -713,22 +724,7 @@ pub fn main(o: &Args) -> Result<(), String> {
     // a private GnuPG home for the pipelines.
     let keydir = work.path().join("keys");
     fs::create_dir(&keydir).map_err(|e| e.to_string())?;
-    let keys = generate_keys(
-        &keydir,
-        "bench",
-        "Bench <bench@example.org>",
-        Some(&Passphrase::new(PASSPHRASE.into())),
-    )
-    .map_err(|e| e.to_string())?;
-    let signing = generate_keys(
-        &keydir,
-        "bench-signing",
-        "Bench signing <s@example.org>",
-        None,
-    )
-    .map_err(|e| e.to_string())?;
-    let passfile = keydir.join("passphrase");
-    write_private(&passfile, PASSPHRASE.as_bytes())?;
+    let (keys, signing, passfile) = bench_keys(&keydir)?;
     let gnupg = work.path().join("gnupg");
     fs::create_dir(&gnupg).map_err(|e| e.to_string())?;
     {
@@ -1219,7 +1215,31 @@ pub fn main(o: &Args) -> Result<(), String> {
 }
 
 /// Writes a private file (mode 0600).
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+/// The benchmarks' keys in `keydir`: the backup key (protected by [`PASSPHRASE`], whose
+/// file is the third value) and the manifest signing key.
+pub(crate) fn bench_keys(
+    keydir: &Path,
+) -> Result<(GeneratedKeyFiles, GeneratedKeyFiles, PathBuf), String> {
+    let keys = generate_keys(
+        keydir,
+        "bench",
+        "Bench <bench@example.org>",
+        Some(&Passphrase::new(PASSPHRASE.into())),
+    )
+    .map_err(|e| e.to_string())?;
+    let signing = generate_keys(
+        keydir,
+        "bench-signing",
+        "Bench signing <s@example.org>",
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    let passfile = keydir.join("passphrase");
+    write_private(&passfile, PASSPHRASE.as_bytes())?;
+    Ok((keys, signing, passfile))
+}
+
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new()

@@ -8,6 +8,7 @@ mod bench;
 mod bench_backup;
 mod bench_compensation;
 mod bench_cut;
+mod bench_incremental;
 mod bench_ledger;
 mod bench_run;
 mod bench_upgrade;

@@ -60,7 +60,7 @@ pub const DIGEST_METHOD: &str =
     "cutter-pg canonical v1: sha256(sha256(r::text) ... in id order), UTF-8, TimeZone=UTC";
 
 /// The message format recorded in manifests.
-const SCHEME: &str =
+pub(crate) const SCHEME: &str =
     "OpenPGP PKESKv3 + SEIPDv1 (MDC), AES-256, literal data, no OpenPGP compression";
 
 /// What a backup needs. Safe defaults: the surface tables, uncompressed custom format,
@@ -154,6 +154,22 @@ impl BackupConfig {
         self
     }
 
+    pub(crate) fn backups_dir(&self) -> &Path {
+        &self.backups_dir
+    }
+    pub(crate) fn name(&self) -> &RunId {
+        &self.name
+    }
+    pub(crate) fn signer(&self) -> &ManifestSigner {
+        &self.signer
+    }
+    pub(crate) fn pg(&self) -> &ConnConfig {
+        &self.pg
+    }
+    pub(crate) fn recipient(&self) -> &Recipient {
+        &self.recipient
+    }
+
     /// The artifact path this configuration writes.
     pub fn artifact_path(&self) -> PathBuf {
         self.backups_dir.join(artifact_file_name(&self.name))
@@ -188,12 +204,12 @@ pub struct BackupArtifact {
 /// writes them to the artifact's temp file, asking the kernel to start writeback every
 /// `WRITEBACK` bytes (so the final fsync is short and the backup does not push the
 /// database's pages out of the page cache).
-struct FileWriter {
+pub(crate) struct FileWriter {
     handle: Option<std::thread::JoinHandle<io::Result<(File, Sha256Digest, u64)>>>,
 }
 
 /// Ciphertext bytes are collected into pooled buffers and handed to the writer.
-struct ToWriter {
+pub(crate) struct ToWriter {
     cur: Vec<u8>,
     full: mpsc::SyncSender<Vec<u8>>,
     empty: mpsc::Receiver<Vec<u8>>,
@@ -229,7 +245,7 @@ impl Write for ToWriter {
 }
 
 impl FileWriter {
-    fn spawn(mut file: File) -> (FileWriter, ToWriter) {
+    pub(crate) fn spawn(mut file: File) -> (FileWriter, ToWriter) {
         let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(POOL);
         let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(POOL + 1);
         for _ in 0..POOL {
@@ -274,9 +290,17 @@ impl FileWriter {
         )
     }
 
+    /// [`finish`](Self::finish), then syncs the file (at `path`, for errors): the
+    /// artifact's sha256 and size.
+    pub(crate) fn finish_synced(self, path: &Path) -> Result<(Sha256Digest, u64)> {
+        let (file, sha256, size) = self.finish().map_err(|e| Error::io("writing", path, e))?;
+        file.sync_all().map_err(|e| Error::io("syncing", path, e))?;
+        Ok((sha256, size))
+    }
+
     /// Waits for the writer (its sender must be gone) and returns the file, the sha256
     /// and the size of what was written, or the write error.
-    fn finish(mut self) -> io::Result<(File, Sha256Digest, u64)> {
+    pub(crate) fn finish(mut self) -> io::Result<(File, Sha256Digest, u64)> {
         match self.handle.take().map(|h| h.join()) {
             Some(Ok(r)) => r,
             _ => Err(io::Error::other("the artifact writer thread failed")),
@@ -293,14 +317,14 @@ impl Drop for FileWriter {
 }
 
 /// What the server says about itself.
-struct Server {
-    version: String,
-    version_num: u32,
-    role: String,
-    database: String,
+pub(crate) struct Server {
+    pub(crate) version: String,
+    pub(crate) version_num: u32,
+    pub(crate) role: String,
+    pub(crate) database: String,
 }
 
-fn server_info(c: &mut impl GenericClient) -> Result<Server> {
+pub(crate) fn server_info(c: &mut impl GenericClient) -> Result<Server> {
     let row = c
         .query_one(
             "SELECT current_setting('server_version'), current_setting('server_version_num')::int4, \
@@ -317,7 +341,51 @@ fn server_info(c: &mut impl GenericClient) -> Result<Server> {
     })
 }
 
-fn now() -> UnixTime {
+/// The manifest's encryption section for `cfg`'s recipient.
+pub(crate) fn encryption_info(cfg: &BackupConfig) -> EncryptionInfo {
+    EncryptionInfo {
+        recipient: cfg.recipient.fingerprint(),
+        encryption_key: cfg.recipient.encryption_key_fingerprint(),
+        scheme: SCHEME.into(),
+    }
+}
+
+/// The manifest's signer section for `cfg`'s signing key.
+pub(crate) fn signer_info(cfg: &BackupConfig) -> SignerInfo {
+    SignerInfo {
+        fingerprint: cfg.signer.fingerprint(),
+        public_key: cfg.signer.public_key_armored().to_string(),
+    }
+}
+
+/// Refuses a source role with more than read access (see [`crate::privileges`]) and
+/// returns the source's system identifier.
+pub(crate) fn checked_source(
+    client: &mut postgres::Client,
+) -> Result<cutter_core::SystemIdentifier> {
+    let problems = crate::privileges::problems(client)?;
+    if !problems.is_empty() {
+        return Err(Error::Role { problems });
+    }
+    cutter_pg::surface::system_identifier(client).map_err(|source| Error::Pg {
+        what: "reading the source's system identifier",
+        source,
+    })
+}
+
+/// A REPEATABLE READ, read-only transaction: the snapshot a backup reads.
+pub(crate) fn snapshot_transaction(
+    client: &mut postgres::Client,
+) -> Result<postgres::Transaction<'_>> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(|e| Error::sql("starting the snapshot transaction", e))
+}
+
+pub(crate) fn now() -> UnixTime {
     UnixTime(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -356,6 +424,17 @@ pub fn pre_write_backup(
     cfg: &BackupConfig,
     progress: &mut dyn FnMut(u64),
 ) -> Result<BackupArtifact> {
+    full_backup(cfg, None, progress)
+}
+
+/// [`pre_write_backup`]; with `chain_reason`, the backup starts a chain (its manifest
+/// gets a `chain` section: watermark snapshot, DDL audit mark, set digests) and the
+/// reason is why it is full.
+pub(crate) fn full_backup(
+    cfg: &BackupConfig,
+    chain_reason: Option<String>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<BackupArtifact> {
     let started = Instant::now();
     let tables = mutation_surface();
     let dir = &cfg.backups_dir;
@@ -382,24 +461,11 @@ pub fn pre_write_backup(
             server_major,
         });
     }
-    let problems = crate::privileges::problems(&mut client)?;
-    if !problems.is_empty() {
-        return Err(Error::Role { problems });
-    }
-    let system_identifier =
-        cutter_pg::surface::system_identifier(&mut client).map_err(|source| Error::Pg {
-            what: "reading the source's system identifier",
-            source,
-        })?;
+    let system_identifier = checked_source(&mut client)?;
 
     // The snapshot: REPEATABLE READ, read only; exporting it is the first statement, so
     // the transaction's snapshot is the exported one.
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(|e| Error::sql("starting the snapshot transaction", e))?;
+    let mut tx = snapshot_transaction(&mut client)?;
     let snapshot: String = tx
         .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
         .map_err(|e| Error::sql("exporting the snapshot (pg_export_snapshot())", e))?
@@ -491,9 +557,10 @@ pub fn pre_write_backup(
         } = source;
         drop(cur);
         drop(digest);
-        let digests = digester.join().expect("digest thread does not panic");
-        (encrypted, failure, total, env, digests)
+        let (digests, sets) = digester.join().expect("digest thread does not panic");
+        (encrypted, failure, total, env, (digests, sets))
     });
+    let (digests, stream_sets) = digests;
     // Wipe the pooled plaintext buffers (all have come back: both threads are done).
     drop(pool_tx);
     while let Ok(mut b) = pool_rx.try_recv() {
@@ -590,18 +657,25 @@ pub fn pre_write_backup(
             }
         }
     }
+    let chain = match chain_reason {
+        Some(reason) => Some(crate::chain::full_link_info(
+            &mut tx,
+            &tables,
+            &stats,
+            &digest_sources,
+            &stream_sets,
+            reason,
+            &cfg.name,
+        )?),
+        None => None,
+    };
     // The snapshot is no longer needed.
     drop(tx);
     drop(client);
     drop(env);
 
     drop(sink);
-    let (file, sha256, size_bytes) = writer
-        .finish()
-        .map_err(|e| Error::io("writing", partial.path(), e))?;
-    file.sync_all()
-        .map_err(|e| Error::io("syncing", partial.path(), e))?;
-    drop(file);
+    let (sha256, size_bytes) = writer.finish_synced(partial.path())?;
 
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),
@@ -610,11 +684,7 @@ pub fn pre_write_backup(
         created_at: now(),
         sha256,
         size_bytes,
-        encryption: EncryptionInfo {
-            recipient: cfg.recipient.fingerprint(),
-            encryption_key: cfg.recipient.encryption_key_fingerprint(),
-            scheme: SCHEME.into(),
-        },
+        encryption: encryption_info(cfg),
         dump: DumpInfo {
             format: "custom".into(),
             compression: cfg.compression,
@@ -633,13 +703,26 @@ pub fn pre_write_backup(
         tables: stats,
         digest_sources,
         duration_ms: started.elapsed().as_millis() as u64,
-        signer: SignerInfo {
-            fingerprint: cfg.signer.fingerprint(),
-            public_key: cfg.signer.public_key_armored().to_string(),
-        },
+        signer: signer_info(cfg),
+        chain,
     };
+    finish_artifact(dir, partial, manifest, &cfg.signer)
+}
+
+/// Signs `manifest` and puts the artifact (synced, at `partial`), the manifest and its
+/// signature under their final names, in an order that never leaves a manifest without
+/// its artifact and signature.
+pub(crate) fn finish_artifact(
+    dir: &Path,
+    partial: PartialFile,
+    manifest: Manifest,
+    signer: &ManifestSigner,
+) -> Result<BackupArtifact> {
+    let artifact_name = manifest.artifact.clone();
+    let manifest_name = manifest_file_name(&manifest.run_id);
+    let signature_name = format!("{manifest_name}.sig");
     let manifest_json = manifest.to_json();
-    let signature = cfg.signer.sign(manifest_json.as_bytes())?;
+    let signature = signer.sign(manifest_json.as_bytes())?;
 
     // Manifest and signature temps first, then the artifact's final name, then the
     // signature's, then the manifest's: a manifest under its final name always has its
@@ -690,7 +773,11 @@ pub fn pre_write_backup(
     })
 }
 
-fn encrypt_error(recipient: &Recipient, path: &Path, source: cutter_openpgp::Error) -> Error {
+pub(crate) fn encrypt_error(
+    recipient: &Recipient,
+    path: &Path,
+    source: cutter_openpgp::Error,
+) -> Error {
     match source {
         cutter_openpgp::Error::EncryptOutput { source } => Error::io("writing", path, source),
         source => Error::Encrypt {

@@ -314,6 +314,18 @@ pub enum Error {
         problem: String,
     },
 
+    /// A backup chain is broken or inconsistent at a link.
+    #[error(
+        "backup chain broken at link {link:?}: {problem}. Restore from an earlier chain, or \
+         take a full backup (`--full`) to start a new one"
+    )]
+    Chain {
+        /// The link (backup name) concerned.
+        link: String,
+        /// What is wrong.
+        problem: String,
+    },
+
     /// The artifact's bytes changed between the sha256 check and the end of decryption.
     #[error(
         "backup artifact {} changed while it was read: its sha256 was {expected} when it was \

@@ -68,6 +68,8 @@
 
 mod archive;
 mod backup;
+mod chain;
+mod chainproof;
 mod clone;
 mod error;
 mod keys;
@@ -81,6 +83,14 @@ mod selftest;
 mod streamstats;
 
 pub use backup::{pre_write_backup, BackupArtifact, BackupConfig, DIGEST_METHOD};
+pub use chain::{
+    chain_links, chained_backup, AuditMark, ChainInfo, ChainPolicy, ChainTable, Link, LinkKind,
+    LinkRef, DEFAULT_FULL_EVERY, EVENT_TRIGGERS, INCREMENT_FORMAT, WATERMARK_TRIGGER,
+};
+pub use chainproof::{
+    chain_proof, increment_proof, is_proven, verify_chain, ChainProof, ChainProofConfig,
+    ChainTableCheck, ChainTimings, CHAIN_PROOF_FORMAT, INCREMENT_PROOF_FORMAT,
+};
 pub use clone::{pg_restore_data_args, restore_data_into};
 pub use cutter_fs::{remove_stale_partials, StalePartials};
 pub use error::{Error, Result};

@@ -176,6 +176,10 @@ pub struct Manifest {
     pub duration_ms: u64,
     /// The key that signs this manifest.
     pub signer: SignerInfo,
+    /// This backup as a link of a chain (full or incremental); absent in backups taken
+    /// outside a chain (see `docs/design/incremental-backup.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<crate::chain::ChainInfo>,
 }
 
 impl Manifest {
@@ -332,17 +336,14 @@ fn read_small(path: &Path, what: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Checks that the manifest beside `artifact` is signed by the key `signing_pin` names,
-/// then recomputes the artifact's sha256 and size through one open descriptor and
-/// compares them with the manifest. Nothing is decrypted. Use before trusting an
-/// artifact for anything; decrypt it only through the returned [`VerifiedArtifact`].
-///
-/// Refused, in this order: an unsigned manifest ([`Error::ManifestUnsigned`]), a
-/// signature by any other key or over other bytes ([`Error::ManifestSignature`]: an
-/// edited count is one), a manifest of another format or artifact
-/// ([`Error::Manifest`]), an artifact that does not match ([`Error::ChecksumMismatch`]).
-pub fn verify_artifact(artifact: &Path, signing_pin: &Fingerprint) -> Result<VerifiedArtifact> {
-    let manifest_path = manifest_path_for(artifact)?;
+/// Checks that the manifest at `manifest_path` is signed by the pinned key and parses
+/// it; returns it with the SHA-256 of its bytes (what a chain link names). The artifact
+/// is not read: [`verify_artifact`] does that.
+pub(crate) fn verify_manifest(
+    manifest_path: &Path,
+    signing_pin: &Fingerprint,
+) -> Result<(Manifest, Sha256Digest)> {
+    let manifest_path = manifest_path.to_path_buf();
     let bytes = read_small(&manifest_path, "manifest")?;
     let signature_path = signature_path_for(&manifest_path);
     let signature = match std::fs::symlink_metadata(&signature_path) {
@@ -390,6 +391,21 @@ pub fn verify_artifact(artifact: &Path, signing_pin: &Fingerprint) -> Result<Ver
             manifest.signer.fingerprint
         )));
     }
+    Ok((manifest, Sha256Digest::of(&bytes)))
+}
+
+/// Checks that the manifest beside `artifact` is signed by the key `signing_pin` names,
+/// then recomputes the artifact's sha256 and size through one open descriptor and
+/// compares them with the manifest. Nothing is decrypted. Use before trusting an
+/// artifact for anything; decrypt it only through the returned [`VerifiedArtifact`].
+///
+/// Refused, in this order: an unsigned manifest ([`Error::ManifestUnsigned`]), a
+/// signature by any other key or over other bytes ([`Error::ManifestSignature`]: an
+/// edited count is one), a manifest of another format or artifact
+/// ([`Error::Manifest`]), an artifact that does not match ([`Error::ChecksumMismatch`]).
+pub fn verify_artifact(artifact: &Path, signing_pin: &Fingerprint) -> Result<VerifiedArtifact> {
+    let manifest_path = manifest_path_for(artifact)?;
+    let (manifest, _) = verify_manifest(&manifest_path, signing_pin)?;
     let file_name = artifact.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if manifest.artifact != file_name {
         return Err(Error::Manifest {

@@ -265,7 +265,7 @@ pub fn prepare_restore_database(c: &mut postgres::Client) -> Result<()> {
     drop_surface_tables(c)
 }
 
-fn install_reference_schema(c: &mut postgres::Client) -> Result<()> {
+pub(crate) fn install_reference_schema(c: &mut postgres::Client) -> Result<()> {
     cutter_pg::schema::install_reference(c)
         .map(|_| ())
         .map_err(|source| Error::Pg {
@@ -501,20 +501,20 @@ fn now() -> UnixTime {
     )
 }
 
-fn ms(since: Instant) -> u64 {
+pub(crate) fn ms(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
 }
 
 /// The restore target, set up: a connection config for the restore database, and what
 /// to tear down.
-enum Prepared {
+pub(crate) enum Prepared {
     Cluster(Cluster),
     Server { admin: ConnConfig, dbname: String },
 }
 
 impl Prepared {
     /// The superuser's connection to the restore database.
-    fn restore_config(&self) -> Result<ConnConfig> {
+    pub(crate) fn restore_config(&self) -> Result<ConnConfig> {
         match self {
             Prepared::Cluster(c) => c.superuser_config(PROOF_DB).map_err(|source| Error::Pg {
                 what: "configuring the connection to the throwaway cluster",
@@ -524,7 +524,7 @@ impl Prepared {
         }
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Prepared::Cluster(c) => format!("throwaway cluster {}", c.dir().display()),
             Prepared::Server { admin, dbname } => {
@@ -534,7 +534,7 @@ impl Prepared {
     }
 
     /// Tears the target down; on a server, the restore role (if made) goes too.
-    fn teardown(self, role: Option<&str>) -> Result<()> {
+    pub(crate) fn teardown(self, role: Option<&str>) -> Result<()> {
         match self {
             Prepared::Cluster(c) => c.stop().map_err(|source| Error::Pg {
                 what: "tearing down the throwaway cluster",
@@ -570,7 +570,7 @@ fn read_sysid(c: &mut postgres::Client) -> Result<SystemIdentifier> {
     })
 }
 
-fn prepare(
+pub(crate) fn prepare(
     target: &RestoreTarget,
     source: SystemIdentifier,
 ) -> Result<(Prepared, SystemIdentifier)> {
@@ -795,10 +795,13 @@ fn record_location(path: &Path) -> Result<(PathBuf, String)> {
 
 type Outcome = (Vec<TableCheck>, BTreeMap<String, String>, u64, Vec<String>);
 
+/// Restores the verified full artifact into the database `admin` (a superuser's
+/// connection) names: the reference schema, a fresh unprivileged role (its name goes to
+/// `role_out`), then pg_restore of the surface tables as that role. Returns the role's
+/// connection and the plaintext bytes restored.
 #[allow(clippy::too_many_arguments)]
-fn run_in(
-    prepared: &Prepared,
-    cfg: &RestoreConfig,
+pub(crate) fn load_full(
+    admin: &ConnConfig,
     verified: &VerifiedArtifact,
     secret: &SecretKey,
     passphrase: &Passphrase,
@@ -806,9 +809,8 @@ fn run_in(
     timings: &mut ProofTimings,
     prepare_started: Instant,
     role_out: &mut Option<String>,
-) -> Result<Outcome> {
-    let manifest = &verified.manifest;
-    let admin = prepared.restore_config()?;
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<(ConnConfig, u64)> {
     let role = {
         let mut c = admin.connect().map_err(|e| Error::Connect {
             target: admin.redacted(),
@@ -826,11 +828,6 @@ fn run_in(
 
     // Decrypt while streaming into pg_restore, as the restore role.
     let t = Instant::now();
-    let mut report = |n: u64| {
-        if let Some(f) = &cfg.progress.0 {
-            f(n);
-        }
-    };
     let plaintext_bytes = stream_restore(
         verified,
         secret,
@@ -844,9 +841,42 @@ fn run_in(
             failed: "the reference schema may not match the source's (functions, vocabularies), \
                      or the archive is damaged",
         },
-        &mut report,
+        progress,
     )?;
     timings.restore_ms = ms(t);
+    Ok((conn, plaintext_bytes))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_in(
+    prepared: &Prepared,
+    cfg: &RestoreConfig,
+    verified: &VerifiedArtifact,
+    secret: &SecretKey,
+    passphrase: &Passphrase,
+    pg_restore: &PgProgram,
+    timings: &mut ProofTimings,
+    prepare_started: Instant,
+    role_out: &mut Option<String>,
+) -> Result<Outcome> {
+    let manifest = &verified.manifest;
+    let admin = prepared.restore_config()?;
+    let mut report = |n: u64| {
+        if let Some(f) = &cfg.progress.0 {
+            f(n);
+        }
+    };
+    let (conn, plaintext_bytes) = load_full(
+        &admin,
+        verified,
+        secret,
+        passphrase,
+        pg_restore,
+        timings,
+        prepare_started,
+        role_out,
+        &mut report,
+    )?;
 
     // Compare.
     let t = Instant::now();

@@ -24,7 +24,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use cutter_core::Sha256Digest;
+use cutter_core::{SetDigest, Sha256Digest};
 use sha2::{Digest as _, Sha256};
 
 /// Row digests held back for reordering.
@@ -128,6 +128,9 @@ struct Spilled {
 /// Computes the row count and canonical digest of one table from its COPY text.
 pub(crate) struct RowDigester {
     ncols: usize,
+    /// The first `hashed` columns are the canonical row; the rest (the backup
+    /// watermark) are parsed and skipped.
+    hashed: usize,
     id_col: usize,
     col: usize,
     field: Vec<u8>,
@@ -144,6 +147,8 @@ pub(crate) struct RowDigester {
     last_released: Option<i64>,
     ended: bool,
     failed: Option<String>,
+    /// The order-independent digest of the rows (what a backup chain adds up).
+    set: SetDigest,
 }
 
 impl std::fmt::Debug for RowDigester {
@@ -171,6 +176,7 @@ impl RowDigester {
         row.update(b"(");
         Self {
             ncols,
+            hashed: ncols,
             id_col,
             col: 0,
             field: Vec::with_capacity(4096),
@@ -187,7 +193,14 @@ impl RowDigester {
             last_released: None,
             ended: false,
             failed: None,
+            set: SetDigest::EMPTY,
         }
+    }
+
+    /// Hashes only the first `n` columns of each row (`n <= ncols`).
+    pub(crate) fn hashing(mut self, n: usize) -> Self {
+        self.hashed = n.min(self.ncols);
+        self
     }
 
     fn fail(&mut self, why: String) {
@@ -344,7 +357,10 @@ impl RowDigester {
                     .and_then(|s| s.parse().ok())
             };
         }
-        if self.field_null {
+        if self.col >= self.hashed {
+            // Not part of the canonical row.
+            self.spilled = None;
+        } else if self.field_null {
             // NULL: nothing between the commas.
         } else if self.spilled.is_some() {
             self.spill();
@@ -368,7 +384,7 @@ impl RowDigester {
         self.field_quote = false;
         self.col += 1;
         // The separator goes in now, so a long next value forks the row hash after it.
-        if self.col < self.ncols {
+        if self.col < self.hashed {
             self.row.update(b",");
         }
     }
@@ -387,6 +403,7 @@ impl RowDigester {
         }
         self.row.update(b")");
         let d: [u8; 32] = self.row.finalize_reset().into();
+        self.set.add_row(&d);
         self.row.update(b"(");
         self.col = 0;
         self.rows += 1;
@@ -416,6 +433,12 @@ impl RowDigester {
         }
         self.last_released = Some(id);
         self.outer.update(d);
+    }
+
+    /// The set digest of the rows seen so far (valid when [`finish`](Self::finish) says
+    /// `Done`).
+    pub(crate) fn set(&self) -> SetDigest {
+        self.set
     }
 
     /// The block ended: flush the window and return the result.
@@ -494,6 +517,29 @@ pub(crate) mod tests {
                 run(copy.as_bytes(), 3, pieces),
                 RowDigest::Done {
                     rows: cases.len() as u64,
+                    digest: expect
+                },
+                "split into pieces of {pieces}"
+            );
+        }
+    }
+
+    /// The backup watermark (a trailing column) is parsed and left out of the row text,
+    /// whatever it holds, including a long value that would spill.
+    #[test]
+    fn a_trailing_watermark_column_is_not_part_of_the_row() {
+        let long = "9".repeat(3 * SPILL);
+        let copy = format!("1\ta\t\\N\n2\tb c\t778\n3\tz\t{long}\n");
+        let expect = canonical(&[(1, "(1,a)"), (2, "(2,\"b c\")"), (3, "(3,z)")]);
+        for pieces in [1, 3, 1000] {
+            let mut d = RowDigester::new(3, 0).hashing(2);
+            for chunk in copy.as_bytes().chunks(pieces) {
+                d.feed(chunk);
+            }
+            assert_eq!(
+                d.finish(),
+                RowDigest::Done {
+                    rows: 3,
                     digest: expect
                 },
                 "split into pieces of {pieces}"

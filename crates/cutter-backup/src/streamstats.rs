@@ -8,12 +8,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cutter_core::TableName;
+use cutter_core::{SetDigest, TableName};
 use postgres::GenericClient;
 
 use crate::archive::{copy_columns, Event, Scanner};
 use crate::error::{Error, Result};
 use crate::rowdigest::{RowDigest, RowDigester};
+use cutter_pg::surface::WATERMARK_COLUMN;
 
 /// Type names (`regtype` text, array suffix removed) whose text output is the same in
 /// pg_dump's session (DateStyle ISO, IntervalStyle postgres, extra_float_digits 3,
@@ -67,12 +68,15 @@ pub(crate) fn plan(
             .map_err(|e| Error::sql(format!("reading the columns of {t}"), e))?;
         let mut names = Vec::with_capacity(rows.len());
         let mut why_not = None;
-        for r in &rows {
+        for (i, r) in rows.iter().enumerate() {
             let name: String = r.get(0);
             let ty: String = r.get(1);
             let generated: String = r.get(2);
             let base = ty.strip_suffix("[]").unwrap_or(&ty);
-            let safe = SAFE_TYPES.contains(&base)
+            // The backup watermark is not part of the canonical form: skipped, if last.
+            let watermark = name == WATERMARK_COLUMN && i + 1 == rows.len();
+            let safe = watermark
+                || SAFE_TYPES.contains(&base)
                 || (FLOAT_TYPES.contains(&base) && server_version_num >= 120_000);
             if !generated.is_empty() {
                 why_not.get_or_insert(format!("column {name} is generated (not in COPY)"));
@@ -104,6 +108,7 @@ pub(crate) struct StreamStats {
     plan: Plan,
     active: HashMap<i32, (TableName, RowDigester)>,
     results: BTreeMap<TableName, RowDigest>,
+    sets: BTreeMap<TableName, SetDigest>,
 }
 
 impl StreamStats {
@@ -113,6 +118,7 @@ impl StreamStats {
             plan,
             active: HashMap::new(),
             results: BTreeMap::new(),
+            sets: BTreeMap::new(),
         }
     }
 
@@ -123,6 +129,7 @@ impl StreamStats {
             plan,
             active,
             results,
+            sets,
         } = self;
         scanner.feed(data, &mut |e| match e {
             Event::Toc(toc) => {
@@ -143,7 +150,11 @@ impl StreamStats {
                         Ok(names) => match copy_columns(&entry.copy_stmt) {
                             Some(cols) if &cols == names => {
                                 let id_col = cols.iter().position(|c| c == "id").unwrap_or(0);
-                                Ok(RowDigester::new(cols.len(), id_col))
+                                let hashed = cols.len()
+                                    - usize::from(
+                                        cols.last().map(String::as_str) == Some(WATERMARK_COLUMN),
+                                    );
+                                Ok(RowDigester::new(cols.len(), id_col).hashing(hashed))
                             }
                             _ => Err(format!(
                                 "pg_dump's COPY columns differ from the table's ({:?})",
@@ -168,6 +179,7 @@ impl StreamStats {
             }
             Event::End(id) => {
                 if let Some((table, d)) = active.remove(&id) {
+                    sets.insert(table.clone(), d.set());
                     results.insert(table, d.finish());
                 }
             }
@@ -175,8 +187,14 @@ impl StreamStats {
     }
 
     /// The result for every table of the plan; tables whose data was not (completely)
-    /// seen are `Unusable`.
-    pub(crate) fn finish(self) -> BTreeMap<TableName, RowDigest> {
+    /// seen are `Unusable`. With it, the set digest of each table digested from the
+    /// stream (meaningful where the result is `Done`).
+    pub(crate) fn finish(
+        self,
+    ) -> (
+        BTreeMap<TableName, RowDigest>,
+        BTreeMap<TableName, SetDigest>,
+    ) {
         let mut results = self.results;
         let stopped = self.scanner.stopped().map(str::to_string);
         for (table, _) in self.active.into_values() {
@@ -193,6 +211,6 @@ impl StreamStats {
                 })
             });
         }
-        results
+        (results, self.sets)
     }
 }

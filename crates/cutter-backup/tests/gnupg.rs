@@ -112,35 +112,13 @@ fn a_key_made_by_the_project_is_imported_and_used_by_gpg() {
     let art = pre_write_backup(&f.config("p"), &mut |_| {}).expect("backup");
 
     gpg.run(&["--import", f.keys.public_key.to_str().unwrap()], b"");
-    gpg.run(
-        &[
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase-fd",
-            "0",
-            "--import",
-            f.keys.secret_key.to_str().unwrap(),
-        ],
-        format!("{PASSPHRASE}\n").as_bytes(),
-    );
+    gpg.import_secret(&f.keys.secret_key);
     let listing =
         String::from_utf8(gpg.run(&["--with-colons", "--list-secret-keys"], b"")).unwrap();
     assert!(listing.contains(f.keys.fingerprint.as_str()), "{listing}");
 
     // The passphrase goes through a file descriptor, never the command line.
-    let plain = gpg.run(
-        &[
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase-fd",
-            "0",
-            "--decrypt",
-            "--output",
-            "-",
-            art.path.to_str().unwrap(),
-        ],
-        format!("{PASSPHRASE}\n").as_bytes(),
-    );
+    let plain = gpg.decrypt(&art.path);
     assert!(plain.starts_with(b"PGDMP"));
     assert_eq!(plain.len() as u64, art.manifest.dump.plaintext_bytes);
     assert_eq!(table_data_entries(&plain), nine());

@@ -594,12 +594,18 @@ pub enum BackupCommand {
         after_help = "Example:\n  cutter backup list\n  cutter backup list --json | jq '.backups[] | select(.restore_proof == null) | .artifact'"
     )]
     List,
-    /// Take an encrypted backup of the mutation surface now.
-    #[command(after_help = "Example:\n  cutter backup create --name before-maintenance")]
+    /// Take an encrypted backup of the mutation surface now: the next link of the backup
+    /// chain (an increment when the chain allows it, else full).
+    #[command(
+        after_help = "Example:\n  cutter backup create --name before-maintenance\n  cutter backup create --full"
+    )]
     Create {
         /// Artifact name (default: a timestamp).
         #[arg(long)]
         name: Option<String>,
+        /// Take a full backup, starting a new chain.
+        #[arg(long)]
+        full: bool,
     },
     /// Check the backup set-up without touching the database.
     #[command(after_help = "Example:\n  cutter backup selftest")]
@@ -610,14 +616,20 @@ pub enum BackupCommand {
         /// The artifact.
         artifact: PathBuf,
     },
-    /// Restore an artifact into a throwaway cluster and compare with its manifest.
+    /// Restore an artifact into a throwaway cluster and compare with its manifest (an
+    /// increment: alone, after its predecessor was proven; with --chain: the whole chain
+    /// up to it).
     #[command(
         name = "restore-proof",
-        after_help = "Example:\n  CUTTER_BACKUP_PASSPHRASE_FILE=~/.backup-pass cutter backup restore-proof backups/r-1.dump.pgp"
+        after_help = "Example:\n  CUTTER_BACKUP_PASSPHRASE_FILE=~/.backup-pass cutter backup restore-proof backups/r-1.dump.pgp\n  cutter backup restore-proof --chain backups/r-7.dump.pgp"
     )]
     RestoreProof {
         /// The artifact.
         artifact: PathBuf,
+        /// Restore the full backup and every increment up to ARTIFACT, and compare with
+        /// its manifest (also proves references across links).
+        #[arg(long)]
+        chain: bool,
     },
 }
 

@@ -20,17 +20,18 @@ use crate::plan::CompensationPlan;
 /// The three public tables, in snapshot order.
 pub(crate) const PUBLIC: [&str; 3] = ["information_unit", "unit_version", "iu_lifecycle_log"];
 
-/// The digest aggregate over the rows of `r` for which `outside` holds.
-fn digest_sql(outside: &str) -> String {
+/// The digest aggregate over the rows of `r` (canonical text `row`) for which `outside`
+/// holds.
+fn digest_sql(outside: &str, row: &str) -> String {
     format!(
-        "coalesce(sha256(string_agg(sha256(convert_to(r::text, 'UTF8')), ''::bytea ORDER BY r.id) \
+        "coalesce(sha256(string_agg(sha256(convert_to({row}, 'UTF8')), ''::bytea ORDER BY r.id) \
          FILTER (WHERE {outside})), sha256(''::bytea))"
     )
 }
 
-/// One pass over a table: the rows outside change set `$1` (count and digest), all rows,
-/// and counts of the change set's own rows.
-fn pass_sql(name: &str) -> String {
+/// One pass over a table (canonical row text `row` of its rows `r`): the rows outside
+/// change set `$1` (count and digest), all rows, and counts of the change set's own rows.
+fn pass_sql(name: &str, row: &str) -> String {
     match name {
         "information_unit" => {
             let o = "r.change_set_id IS DISTINCT FROM $1::text";
@@ -42,7 +43,7 @@ fn pass_sql(name: &str) -> String {
                         count(*) FILTER (WHERE NOT ({o})), \
                         count(*) FILTER (WHERE NOT ({o}) AND r.lifecycle_status = 'withdrawn') \
                    FROM public.information_unit r",
-                digest_sql(o)
+                digest_sql(o, row)
             )
         }
         "unit_version" => format!(
@@ -52,7 +53,7 @@ fn pass_sql(name: &str) -> String {
                FROM public.unit_version r \
                LEFT JOIN (SELECT id FROM public.information_unit WHERE change_set_id = $1::text) c \
                  ON c.id = r.information_unit_id",
-            digest_sql("c.id IS NULL")
+            digest_sql("c.id IS NULL", row)
         ),
         _ => format!(
             "SELECT count(*) FILTER (WHERE c.id IS NULL), {}, count(*), \
@@ -63,7 +64,7 @@ fn pass_sql(name: &str) -> String {
                FROM public.iu_lifecycle_log r \
                LEFT JOIN (SELECT id FROM public.information_unit WHERE change_set_id = $1::text) c \
                  ON c.id = r.information_unit_id",
-            digest_sql("c.id IS NULL")
+            digest_sql("c.id IS NULL", row)
         ),
     }
 }
@@ -91,7 +92,8 @@ pub(crate) fn pass(
     revert_run: &str,
 ) -> Result<Pass> {
     let t = table(name);
-    let sql = pass_sql(name);
+    let columns = cutter_pg::surface::canonical_columns(c, &t)?;
+    let sql = pass_sql(name, &cutter_pg::surface::canonical_row_text(&columns, "r"));
     let row = if name == "iu_lifecycle_log" {
         c.query_one(&sql, &[&change_set, &revert_run])
     } else {

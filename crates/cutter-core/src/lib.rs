@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod amend;
+pub mod backupchain;
 pub mod compensation;
 pub mod context;
 pub mod digest;
@@ -42,6 +43,9 @@ pub mod state;
 pub use amend::{
     diff_plan, side_by_side_markdown, word_diff, ClassSummary, Conflict, DiffBuilder, DiffClass,
     DiffEntry, LiveUnit, PlanDiff, UnitText, WordChange,
+};
+pub use backupchain::{
+    class_of, decide, ChainDecision, ChainFacts, SetDigest, SurfaceClass, SURFACE_CLASSES,
 };
 pub use compensation::{compensation_for, Compensation};
 pub use context::{BackupFacts, PhaseOutcome, PhaseRecord, RunContext, VerifyFacts};

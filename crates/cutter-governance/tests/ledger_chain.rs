@@ -265,8 +265,9 @@ fn install_is_idempotent_and_checked() {
         (r.get(0), r.get(1))
     };
     let before = objects(&mut admin);
-    // Six ledger tables and the genesis anchors (V3).
-    assert_eq!(before.0, 7);
+    // Six ledger tables, the genesis anchors (V3), and since V7 the lifecycle log and
+    // the surface DDL audit.
+    assert_eq!(before.0, 9);
     install(&mut admin).unwrap();
     install(&mut admin).unwrap();
     check_installed(&mut admin).unwrap();

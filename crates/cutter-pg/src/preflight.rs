@@ -101,7 +101,7 @@ const TS: &str = "timestamp with time zone";
 const AMENDMENT_COLUMNS: [&str; 4] = ["change_set_id", "title", "source_version_id", "repeal"];
 
 /// Every table and column of the reference schema, in table order.
-pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
+pub(crate) const REFERENCE_TABLES: [TableSpec; 17] = [
     (
         "public",
         "information_unit",
@@ -121,6 +121,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("updated_at", TS, true),
             ("enacted_at", TS, false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -139,6 +140,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("title", "text", false),
             ("source_version_id", "text", false),
             ("repeal", "boolean", false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -154,6 +156,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("change_set_id", "text", false),
             ("reason", "text", false),
             ("created_at", TS, true),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -170,6 +173,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("prev_hash", "text", false),
             ("row_hash", "text", false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -184,6 +188,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("prev_hash", "text", false),
             ("row_hash", "text", false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -198,6 +203,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("prev_hash", "text", false),
             ("row_hash", "text", false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -213,6 +219,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("prev_hash", "text", false),
             ("row_hash", "text", false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -230,6 +237,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("prev_hash", "text", false),
             ("row_hash", "text", false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -245,6 +253,7 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("created_at", TS, true),
             ("prev_hash", "text", false),
             ("row_hash", "text", false),
+            ("cutter_xid", "xid8", false),
         ],
     ),
     (
@@ -286,6 +295,19 @@ pub(crate) const REFERENCE_TABLES: [TableSpec; 16] = [
             ("revoked_by", "text", false),
             ("revoked_at", TS, false),
             ("revoked_decision_id", "bigint", false),
+        ],
+    ),
+    (
+        "cutter_governance",
+        "surface_ddl_audit",
+        &[
+            ("id", "bigint", true),
+            ("recorded_at", TS, true),
+            ("session_role", "text", true),
+            ("current_role_", "text", true),
+            ("command_tag", "text", true),
+            ("object_type", "text", true),
+            ("object_identity", "text", true),
         ],
     ),
     (
@@ -1166,7 +1188,11 @@ pub(crate) fn legacy_shape_problems(c: &mut impl GenericClient) -> Result<Vec<St
         if schema == "cutter_governance"
             && matches!(
                 table,
-                "schema_version" | "ledger_anchor" | "approver" | "rehearsal_clone"
+                "schema_version"
+                    | "ledger_anchor"
+                    | "approver"
+                    | "rehearsal_clone"
+                    | "surface_ddl_audit"
             )
         {
             continue;
@@ -1178,7 +1204,7 @@ pub(crate) fn legacy_shape_problems(c: &mut impl GenericClient) -> Result<Vec<St
             continue;
         }
         for (col, ty, _) in columns.iter() {
-            if *col == "prev_hash" || *col == "row_hash" {
+            if *col == "prev_hash" || *col == "row_hash" || *col == "cutter_xid" {
                 continue;
             }
             // Added by V6 (amendments); the earlier tool never had them.

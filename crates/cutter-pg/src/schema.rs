@@ -23,7 +23,7 @@ pub struct Migration {
 }
 
 /// The reference schema, version by version.
-pub const MIGRATIONS: [Migration; 6] = [
+pub const MIGRATIONS: [Migration; 7] = [
     Migration {
         version: 1,
         name: "V1__reference.sql",
@@ -54,6 +54,11 @@ pub const MIGRATIONS: [Migration; 6] = [
         name: "V6__amendments.sql",
         sql: include_str!("../sql/V6__amendments.sql"),
     },
+    Migration {
+        version: 7,
+        name: "V7__incremental_backup.sql",
+        sql: include_str!("../sql/V7__incremental_backup.sql"),
+    },
 ];
 
 /// Version 1 for a database of the earlier tool's shape: takes it to what
@@ -66,7 +71,7 @@ pub const ADOPTION: Migration = Migration {
 };
 
 /// The schema version this build of cutter expects.
-pub const REFERENCE_VERSION: i32 = 6;
+pub const REFERENCE_VERSION: i32 = 7;
 
 /// The baseline fixture (for reference version 1).
 pub const BASELINE_SQL: &str = include_str!("../sql/V1__baseline.sql");

@@ -8,8 +8,9 @@
 //!
 //! ```text
 //! digest = SHA-256( SHA-256(row_1) ‖ SHA-256(row_2) ‖ … ‖ SHA-256(row_n) )
-//! row_i  = UTF-8 bytes of PostgreSQL's text output of the whole row (`r::text`,
-//!          record syntax, columns in table order)
+//! row_i  = UTF-8 bytes of PostgreSQL's text output of the row (`r::text`, record
+//!          syntax, columns in table order) without the backup watermark column
+//!          (`cutter_xid`, V7: bookkeeping of incremental backups, not content)
 //! ```
 //!
 //! computed under fixed output settings (`TimeZone=UTC`, `DateStyle=ISO, YMD`,
@@ -42,13 +43,48 @@ pub fn set_canonical_output(c: &mut impl GenericClient) -> Result<()> {
     .doing("setting the canonical output settings")
 }
 
-/// The SQL computing `(count, digest)` of `table`, rows with `id <= $1` when `$1` is not
-/// NULL. Call inside a transaction after [`set_canonical_output`].
-pub fn table_stat_sql(table: &TableName) -> String {
+/// The column incremental backups stamp rows with (V7); not part of the canonical form.
+pub const WATERMARK_COLUMN: &str = "cutter_xid";
+
+/// The columns of the canonical form of `table`, quoted, in table order: every column
+/// but [`WATERMARK_COLUMN`].
+pub fn canonical_columns(c: &mut impl GenericClient, table: &TableName) -> Result<Vec<String>> {
+    let rows = c
+        .query(
+            "SELECT quote_ident(a.attname) FROM pg_catalog.pg_attribute a \
+              WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped \
+                AND a.attname <> $2 ORDER BY a.attnum",
+            &[&table.quoted(), &WATERMARK_COLUMN],
+        )
+        .doing(&format!("reading the columns of {table}"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// `ROW(<alias>.<column>, …)::text`: the canonical row text of rows named `alias`, given
+/// their [`canonical_columns`] (for queries that must read the table itself).
+pub fn canonical_row_text(columns: &[String], alias: &str) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| format!("{alias}.{c}")).collect();
+    format!("ROW({})::text", cols.join(", "))
+}
+
+/// `(SELECT <columns> FROM <table>)`: the rows of `table` in canonical form, as a
+/// subquery whose `r::text` is the canonical row text.
+pub fn canonical_rows_sql(table: &TableName, columns: &[String]) -> String {
+    format!(
+        "(SELECT {} FROM {})",
+        columns.join(", "),
+        quote_table(table)
+    )
+}
+
+/// The SQL computing `(count, digest)` of `table` (its canonical `columns`), rows with
+/// `id <= $1` when `$1` is not NULL. Call inside a transaction after
+/// [`set_canonical_output`].
+pub fn table_stat_sql(table: &TableName, columns: &[String]) -> String {
     format!(
         "SELECT count(*), coalesce(sha256(string_agg(sha256(convert_to(r::text, 'UTF8')), ''::bytea ORDER BY r.id)), \
          sha256(''::bytea)) FROM {} AS r WHERE $1::bigint IS NULL OR r.id <= $1::bigint",
-        quote_table(table)
+        canonical_rows_sql(table, columns)
     )
 }
 
@@ -60,8 +96,9 @@ pub fn table_stat(
     upto: Option<i64>,
 ) -> Result<TableStat> {
     set_canonical_output(c)?;
+    let columns = canonical_columns(c, table)?;
     let row = c
-        .query_one(&table_stat_sql(table), &[&upto])
+        .query_one(&table_stat_sql(table, &columns), &[&upto])
         .doing(&format!("computing the content digest of {table}"))?;
     let rows: i64 = row.get(0);
     let digest: Vec<u8> = row.get(1);

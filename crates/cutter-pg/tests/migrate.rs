@@ -12,7 +12,7 @@ use cutter_pg::Error;
 use postgres::Client;
 
 /// Count and digest of every table of the mutation surface over the columns the earlier
-/// tool had (all but the hash chain's).
+/// tool had (all but the hash chain's and the backup watermark).
 fn surface_digests(c: &mut Client) -> Vec<(String, i64, String)> {
     // The approver registry is cutter's (V5): the earlier tool had none. V6 adds
     // nullable columns to unit_version, NULL on every existing row: nulls are stripped,
@@ -25,7 +25,7 @@ fn surface_digests(c: &mut Client) -> Vec<(String, i64, String)> {
             let r = c
                 .query_one(
                     &format!(
-                        "SELECT count(*), coalesce(md5(string_agg(jsonb_strip_nulls(to_jsonb(x) - 'prev_hash' - 'row_hash')::text, '|' ORDER BY x.id)), '') FROM {t} x"
+                        "SELECT count(*), coalesce(md5(string_agg(jsonb_strip_nulls(to_jsonb(x) - 'prev_hash' - 'row_hash' - 'cutter_xid')::text, '|' ORDER BY x.id)), '') FROM {t} x"
                     ),
                     &[],
                 )
@@ -79,11 +79,16 @@ fn the_earlier_tools_database_is_adopted_without_losing_a_row() {
         .iter()
         .any(|s| s.contains("build index public.iu_lifecycle_log_unit CONCURRENTLY")));
     // V6's constraint is added NOT VALID in its transaction and validated after it, once
-    // its index is built: the last step.
-    assert_eq!(
-        steps.last().map(String::as_str),
-        Some("validate constraint unit_version_amendment_shape on public.unit_version (declared by V6__amendments.sql)")
-    );
+    // its index is built, before V7 begins.
+    let at = |name: &str| {
+        steps
+            .iter()
+            .position(|s| s == name)
+            .unwrap_or_else(|| panic!("no step {name:?} in {steps:#?}"))
+    };
+    let validate = at("validate constraint unit_version_amendment_shape on public.unit_version (declared by V6__amendments.sql)");
+    assert!(at("V6__amendments.sql") < validate);
+    assert!(validate < at("V7__incremental_backup.sql"));
 
     let report = upgrade(&mut c).unwrap();
     assert_eq!(report.from, Shape::Legacy);
@@ -100,7 +105,8 @@ fn the_earlier_tools_database_is_adopted_without_losing_a_row() {
             "V3__history_and_anchors.sql",
             "V4__hold_guard.sql",
             "V5__approver_registry_and_gate.sql",
-            "V6__amendments.sql"
+            "V6__amendments.sql",
+            "V7__incremental_backup.sql"
         ]
     );
     let Shape::Versioned { applied } = &shape else {

@@ -190,9 +190,11 @@ fn digest_canonical_form_matches_its_documentation() {
     let mut tx = c.transaction().unwrap();
     let t = cutter_core::TableName::new("public", "iu_lifecycle_log").unwrap();
     let stat = cutter_pg::surface::table_stat(&mut tx, &t, None).unwrap();
+    // Every column but the backup watermark (V7), in table order.
     let rows = tx
         .query(
-            "SELECT r::text FROM public.iu_lifecycle_log r ORDER BY id",
+            "SELECT r::text FROM (SELECT id, information_unit_id, from_status, to_status, actor, \
+                    run_id, change_set_id, reason, created_at FROM public.iu_lifecycle_log) r ORDER BY id",
             &[],
         )
         .unwrap();
@@ -860,6 +862,15 @@ fn a_target_at_v1_is_named_by_preflight_and_upgraded_to_the_reference() {
             "privilege EXECUTE on fn_iu_create for cutter_exec: granted, the reference does not grant it"
                 .into(),
         );
+        // And V7's: the backup watermark on every table that grows, the DDL audit.
+        for (schema, table, class) in cutter_core::SURFACE_CLASSES {
+            if class.watermarked() {
+                needles.push(format!(
+                    "column {schema}.{table}.cutter_xid: missing (reference: xid8)"
+                ));
+            }
+        }
+        needles.push("table cutter_governance.surface_ddl_audit: missing".into());
         for needle in &needles {
             assert!(text.contains(needle.as_str()), "{needle} not in\n{text}");
         }

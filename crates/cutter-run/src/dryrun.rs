@@ -210,6 +210,7 @@ pub fn dry_run(
         out: ctx.out,
         backups_dir: rehearsal_backups.path().to_path_buf(),
         pg_bindir: ctx.settings.pg_bindir.clone(),
+        backup_policy: cutter_backup::ChainPolicy::default(),
         rehearsal: true,
     };
     let outcome = p.execute();

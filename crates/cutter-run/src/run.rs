@@ -265,6 +265,8 @@ pub struct Pipeline<'a> {
     pub backups_dir: PathBuf,
     /// Where pg_dump is (`[backup] pg_bindir`; `None`: `pg_config --bindir`).
     pub pg_bindir: Option<PathBuf>,
+    /// When the backup is full rather than an increment of the chain (`[backup] full_every`).
+    pub backup_policy: cutter_backup::ChainPolicy,
     /// A dry-run on a throwaway clone: failures hold the rehearsal only (no HOLD file,
     /// no kill-switch change, no SG_3 on the target).
     pub rehearsal: bool,
@@ -430,9 +432,10 @@ impl Pipeline<'_> {
                 )
                 .pg_bindir(self.pg_bindir.clone());
                 let pb = self.out.progress(0, "pre_write_backup");
-                let artifact =
-                    cutter_backup::pre_write_backup(&cfg, &mut |bytes| pb.set_position(bytes))
-                        .map_err(|e| e.to_string())?;
+                let artifact = cutter_backup::chained_backup(&cfg, &self.backup_policy, &mut |b| {
+                    pb.set_position(b)
+                })
+                .map_err(|e| e.to_string())?;
                 pb.finish_and_clear();
                 Self::before_commit(phase)?;
                 let m = &artifact.manifest;
@@ -927,6 +930,10 @@ fn live(
         out: ctx.out,
         backups_dir: dir.backups(),
         pg_bindir: ctx.settings.pg_bindir.clone(),
+        backup_policy: cutter_backup::ChainPolicy {
+            full_every: ctx.settings.backup_full_every,
+            full: false,
+        },
         rehearsal: false,
     };
     p.execute()?;

@@ -65,6 +65,11 @@ lock_timeout_ms = 10000
 # The directory holding pg_dump and pg_restore (env CUTTER_PG_BINDIR), e.g.
 # /usr/lib/postgresql/15/bin. Unset: asked from `pg_config --bindir`.
 # pg_bindir = "/usr/lib/postgresql/15/bin"
+# Backups form chains: a full backup, then increments holding only what changed since
+# the previous one (docs/design/incremental-backup.md). A full backup is taken every
+# this many runs (env CUTTER_BACKUP_FULL_EVERY; 1: always full), and whenever the
+# database cannot show that an increment is complete.
+full_every = 20
 
 [approvals]
 # Who may approve is the database's approver registry (`cutter approvers list`), kept
@@ -125,6 +130,8 @@ pub struct BackupSection {
     pub passphrase_file: Option<PathBuf>,
     /// The directory holding pg_dump and pg_restore.
     pub pg_bindir: Option<PathBuf>,
+    /// A full backup every this many links of a chain.
+    pub full_every: Option<u64>,
 }
 
 /// `[approvals]`.
@@ -220,6 +227,8 @@ pub struct Settings {
     pub report_signing_fingerprint: Option<String>,
     /// The report key's secret key file (`[report].signing_key`).
     pub report_signing_key: Option<PathBuf>,
+    /// A full backup every this many links of a backup chain (≥ 1).
+    pub backup_full_every: u32,
     /// Where each setting came from, by its config-file key, in the file's order.
     pub sources: Vec<(&'static str, Source)>,
 }
@@ -270,6 +279,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("[backup] secret_key", "CUTTER_BACKUP_SECRET_KEY"),
     ("[backup] passphrase_file", "CUTTER_BACKUP_PASSPHRASE_FILE"),
     ("[backup] pg_bindir", "CUTTER_PG_BINDIR"),
+    ("[backup] full_every", "CUTTER_BACKUP_FULL_EVERY"),
     ("[approvals] validity_hours", "CUTTER_VALIDITY_HOURS"),
     ("[run] actor", "CUTTER_ACTOR"),
 ];
@@ -703,6 +713,17 @@ impl Settings {
         let validity_hours = l
             .number("[approvals] validity_hours", file.approvals.validity_hours)?
             .unwrap_or(24);
+        let full_every = l
+            .number("[backup] full_every", file.backup.full_every)?
+            .unwrap_or(20);
+        let backup_full_every = u32::try_from(full_every)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "[backup] full_every is {full_every}: expected a whole number from 1 (every backup full) up"
+                ))
+            })?;
         let actor = l
             .text("[run] actor", None, file.run.actor.clone())?
             .unwrap_or_else(|| "cutter".into());
@@ -726,6 +747,7 @@ impl Settings {
             pg_bindir,
             report_signing_fingerprint,
             report_signing_key,
+            backup_full_every,
             sources: l.sources,
         })
     }
@@ -760,6 +782,10 @@ impl Settings {
                 path(&self.backup_passphrase_file),
             ),
             ("[backup] pg_bindir", path(&self.pg_bindir)),
+            (
+                "[backup] full_every",
+                Some(self.backup_full_every.to_string()),
+            ),
             ("[backup] signing_key", path(&self.backup_signing_key)),
             (
                 "[backup] signing_fingerprint",
@@ -1064,7 +1090,7 @@ mod tests {
             "state_dir = \"st\"\n[database]\nurl = \"host=file\"\nowner_url = \"host=file-owner\"\n\
              verify_user = \"file_verify\"\nstatement_timeout_ms = 1\nlock_timeout_ms = 2\n\
              [backup]\nrecipient_key = \"r.asc\"\nsecret_key = \"s.asc\"\npassphrase_file = \"p\"\n\
-             pg_bindir = \"bin\"\n[approvals]\nvalidity_hours = 3\n[run]\nactor = \"file\"\n",
+             pg_bindir = \"bin\"\nfull_every = 5\n[approvals]\nvalidity_hours = 3\n[run]\nactor = \"file\"\n",
         )
         .unwrap();
         let flags = Overrides {
@@ -1083,13 +1109,14 @@ mod tests {
                 "{key}"
             );
             // Its variable replaces the file's value, and says so.
-            let value = if key.ends_with("_ms") || key.ends_with("_hours") {
-                "77"
-            } else if key.ends_with("url") {
-                "host=from-env"
-            } else {
-                "/from/env"
-            };
+            let value =
+                if key.ends_with("_ms") || key.ends_with("_hours") || key.ends_with("_every") {
+                    "77"
+                } else if key.ends_with("url") {
+                    "host=from-env"
+                } else {
+                    "/from/env"
+                };
             let env = |k: &str| (k == *var).then(|| value.to_owned());
             let s = Settings::load(&flags, &env).unwrap();
             assert_eq!(s.source(key), &Source::Env(var), "{key}");

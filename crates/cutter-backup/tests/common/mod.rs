@@ -391,6 +391,32 @@ impl Gpg {
         out.stdout
     }
 
+    /// Imports a secret key protected by [`PASSPHRASE`] (given through a descriptor).
+    pub fn import_secret(&self, key: &Path) {
+        self.with_passphrase("--import", key);
+    }
+
+    /// Decrypts `path` to memory with the imported key ([`PASSPHRASE`] through a
+    /// descriptor, never the command line).
+    pub fn decrypt(&self, path: &Path) -> Vec<u8> {
+        self.with_passphrase("--decrypt", path)
+    }
+
+    fn with_passphrase(&self, command: &str, path: &Path) -> Vec<u8> {
+        let mut args = vec![
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase-fd",
+            "0",
+            command,
+        ];
+        if command == "--decrypt" {
+            args.extend(["--output", "-"]);
+        }
+        args.push(path.to_str().unwrap());
+        self.run(&args, format!("{PASSPHRASE}\n").as_bytes())
+    }
+
     /// `gpg --quick-gen-key` without a passphrase; returns the fingerprint.
     pub fn gen_key(&self, uid: &str) -> String {
         self.run(

@@ -22,8 +22,8 @@ fn read_only_cfg(ctx: &Ctx) -> Result<cutter_pg::ConnConfig> {
     Ok(super::target_config(ctx)?.with_user(&ctx.settings.verify_user, None))
 }
 
-/// `cutter backup create [--name N]`.
-pub fn create(ctx: &Ctx, name: Option<&str>) -> Result<u8> {
+/// `cutter backup create [--name N] [--full]`.
+pub fn create(ctx: &Ctx, name: Option<&str>, full: bool) -> Result<u8> {
     let dir = open(ctx)?;
     let name = match name {
         Some(n) => RunId::new(n)?,
@@ -43,12 +43,22 @@ pub fn create(ctx: &Ctx, name: Option<&str>) -> Result<u8> {
     )
     .pg_bindir(ctx.settings.pg_bindir.clone());
     let pb = ctx.out.progress(0, "backup");
-    let a = cutter_backup::pre_write_backup(&cfg, &mut |b| pb.set_position(b))
+    let policy = cutter_backup::ChainPolicy {
+        full_every: ctx.settings.backup_full_every,
+        full,
+    };
+    let a = cutter_backup::chained_backup(&cfg, &policy, &mut |b| pb.set_position(b))
         .map_err(|e| CliError::Failed(e.to_string()))?;
     pb.finish_and_clear();
     let m = &a.manifest;
+    let link = m.chain.as_ref().map_or(String::new(), |c| {
+        format!(
+            "\n{:?} link {} of chain {}: {}",
+            c.kind, c.seq, c.chain, c.reason
+        )
+    });
     let human = format!(
-        "backup {} ({} bytes, sha256 {}) encrypted to {}\nmanifest: {} (signed by {}: {})\nper-table rows: {}",
+        "backup {} ({} bytes, sha256 {}) encrypted to {}\nmanifest: {} (signed by {}: {})\nper-table rows: {}{link}",
         a.path.display(),
         m.size_bytes,
         m.sha256,
@@ -146,8 +156,8 @@ pub fn verify(ctx: &Ctx, artifact: &Path) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// `cutter backup restore-proof ARTIFACT`.
-pub fn restore_proof(ctx: &Ctx, artifact: &Path) -> Result<u8> {
+/// `cutter backup restore-proof [--chain] ARTIFACT`.
+pub fn restore_proof(ctx: &Ctx, artifact: &Path, chain: bool) -> Result<u8> {
     let secret = ctx.settings.backup_secret_key.clone().ok_or_else(|| {
         CliError::Usage("the restore proof needs the backup secret key: set [backup].secret_key (or CUTTER_BACKUP_SECRET_KEY)".into())
     })?;
@@ -157,6 +167,14 @@ pub fn restore_proof(ctx: &Ctx, artifact: &Path) -> Result<u8> {
         .unwrap_or("artifact")
         .trim_end_matches(".dump.pgp")
         .to_string();
+    let increment = cutter_backup::manifest_path_for(artifact)
+        .and_then(|p| cutter_backup::Manifest::read(&p))
+        .ok()
+        .and_then(|m| m.chain)
+        .is_some_and(|c| c.kind == cutter_backup::LinkKind::Incremental);
+    if chain || increment {
+        return chain_or_increment_proof(ctx, artifact, &name, &secret, chain);
+    }
     let record = artifact.with_file_name(format!("{name}.restore-proof.json"));
     let size = std::fs::metadata(artifact).map_or(0, |m| m.len());
     let pb = ctx.out.bytes_progress(size, "restore proof");
@@ -181,14 +199,65 @@ pub fn restore_proof(ctx: &Ctx, artifact: &Path) -> Result<u8> {
     for t in &proof.tables {
         let _ = writeln!(human, "  {}", serde_json::to_string(t).unwrap_or_default());
     }
+    Ok(emit_proof(ctx, human, json!(proof), &record, proof.passed))
+}
+
+/// Prints a proof (and its record's path), and the exit code its verdict gives.
+fn emit_proof(
+    ctx: &Ctx,
+    mut human: String,
+    proof: serde_json::Value,
+    record: &Path,
+    passed: bool,
+) -> u8 {
     let _ = writeln!(human, "record: {}", record.display());
     ctx.out
         .emit(&human, json!({"proof": proof, "record": record}));
-    Ok(if proof.passed {
+    if passed {
         exit::OK
     } else {
         exit::FAILURE
-    })
+    }
+}
+
+/// The chain proof (`--chain`) or the increment proof of `artifact`, recorded beside it.
+fn chain_or_increment_proof(
+    ctx: &Ctx,
+    artifact: &Path,
+    name: &str,
+    secret: &Path,
+    chain: bool,
+) -> Result<u8> {
+    let kind = if chain { "chain" } else { "increment" };
+    let record = artifact.with_file_name(format!("{name}.{kind}-proof.json"));
+    let cfg = cutter_backup::ChainProofConfig::new(artifact, secret, signing_pin(ctx)?)
+        .passphrase(passphrase_source(ctx))
+        .pg_bindir(ctx.settings.pg_bindir.clone())
+        .record_to(&record);
+    let spinner = ctx.out.spinner(&format!("{kind} proof"));
+    let result = if chain {
+        cutter_backup::chain_proof(&cfg)
+    } else {
+        cutter_backup::increment_proof(&cfg)
+    };
+    drop(spinner);
+    let proof = result.map_err(|e| CliError::Failed(e.to_string()))?;
+    let mut human = format!(
+        "{kind} proof of {} (chain {}, links {}): {}\n",
+        artifact.display(),
+        proof.chain,
+        proof
+            .links
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" → "),
+        if proof.passed { "PASSED" } else { "FAILED" },
+    );
+    for t in &proof.tables {
+        let _ = writeln!(human, "  {}: {}", t.table, t.actual);
+    }
+    Ok(emit_proof(ctx, human, json!(proof), &record, proof.passed))
 }
 
 /// `cutter doctor`: preflight, backup selftest, approvers, state — one line per check.
@@ -337,10 +406,24 @@ pub fn list(ctx: &Ctx) -> Result<u8> {
     for e in &entries {
         let _ = writeln!(
             human,
-            "{}  {} bytes  {}  runs: {}  restore proof: {}",
+            "{}  {} bytes  {}  {}runs: {}  restore proof: {}",
             e["artifact"].as_str().unwrap_or(""),
             e["size_bytes"],
             e["created"].as_str().unwrap_or("no manifest"),
+            match &e["chain"] {
+                serde_json::Value::Null => String::new(),
+                c => format!(
+                    "chain {} link {} ({}{})  ",
+                    c["chain"].as_str().unwrap_or("?"),
+                    c["seq"],
+                    c["kind"].as_str().unwrap_or("?"),
+                    if c["proven"] == true {
+                        ", proven"
+                    } else {
+                        ", not proven"
+                    }
+                ),
+            },
             match e["runs"].as_array() {
                 Some(r) if !r.is_empty() => r
                     .iter()
@@ -404,6 +487,20 @@ fn backup_entry(backups: &Path, name: &str, runs: Vec<String>) -> serde_json::Va
         "recipient": manifest.as_ref().map(|m| m.encryption.recipient.to_string()),
         "manifest_error": manifest_error,
         "restore_proof": proof,
+        "chain": manifest.as_ref().and_then(|m| m.chain.as_ref()).map(|c| json!({
+            "kind": c.kind,
+            "chain": c.chain,
+            "seq": c.seq,
+            "predecessor": c.predecessor.as_ref().map(|p| &p.run_id),
+            "reason": c.reason,
+            "proven": cutter_backup::is_proven(backups, &backup_name(name)),
+        })),
         "runs": runs,
     })
+}
+
+/// The backup name of an artifact file name.
+fn backup_name(artifact: &str) -> RunId {
+    RunId::new(artifact.trim_end_matches(".dump.pgp"))
+        .unwrap_or_else(|_| RunId::new("unnamed").expect("a valid run id"))
 }

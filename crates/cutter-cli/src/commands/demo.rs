@@ -344,7 +344,7 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
         "restore proof of demo-1's backup in another throwaway cluster",
     );
     let artifact = dir.backups().join("demo-1.dump.pgp");
-    super::backup::restore_proof(&ctx, &artifact)?;
+    super::backup::restore_proof(&ctx, &artifact, false)?;
 
     step(out, 8, "the run report (a reviewer's view)");
     super::govern::report(

@@ -57,16 +57,16 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<u8> {
         Command::Approvers(cmd) => approvers::approvers(&ctx, &cmd),
         Command::Recover => recover::recover(&ctx),
         Command::Compensate(args) => compensate::compensate(&ctx, &args),
-        Command::Backup(crate::cli::BackupCommand::Create { name }) => {
-            backup::create(&ctx, name.as_deref())
+        Command::Backup(crate::cli::BackupCommand::Create { name, full }) => {
+            backup::create(&ctx, name.as_deref(), full)
         }
         Command::Backup(crate::cli::BackupCommand::Selftest) => backup::selftest(&ctx),
         Command::Backup(crate::cli::BackupCommand::List) => backup::list(&ctx),
         Command::Backup(crate::cli::BackupCommand::Verify { artifact }) => {
             backup::verify(&ctx, &artifact)
         }
-        Command::Backup(crate::cli::BackupCommand::RestoreProof { artifact }) => {
-            backup::restore_proof(&ctx, &artifact)
+        Command::Backup(crate::cli::BackupCommand::RestoreProof { artifact, chain }) => {
+            backup::restore_proof(&ctx, &artifact, chain)
         }
         Command::Approve(args) => govern::approve(&ctx, &args),
         Command::KillSwitch(KillSwitchCommand::Disarm {
