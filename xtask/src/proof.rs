@@ -1,7 +1,7 @@
 //! `cargo xtask proof --rollback-only`: the real SQL of every mutating phase (and of
 //! compensation A and B) executed against a real database inside transactions that
 //! always roll back; each phase's contract asserted inside them; then net-zero asserted:
-//! counts, content digests of the nine tables, trigger states and system identifier
+//! counts, content digests of the surface tables, trigger states and system identifier
 //! identical before and after.
 //!
 //! Without arguments it starts a throwaway cluster with the reference schema and the
@@ -183,7 +183,7 @@ pub fn main(a: &Args) -> Result<(), String> {
     }
 }
 
-/// Row counts of the nine tables and the enacted units.
+/// Row counts of the surface tables and the enacted units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Counts {
     units: i64,
@@ -342,7 +342,7 @@ fn run(
         summary(&pre),
     );
 
-    // pre_write_backup: the backup only reads; one read-only snapshot of the nine tables.
+    // pre_write_backup: the backup only reads; one read-only snapshot of the surface tables.
     let backup = target.read_only(|tx| {
         let stats = cutter_pg::surface::surface_stats(tx, None)?;
         let mut sp = tx.transaction().map_err(|x| cutter_pg::Error::db("SAVEPOINT", &x, ""))?;
@@ -354,7 +354,7 @@ fn run(
         Ok((stats, write))
     });
     p.result(
-        "pre_write_backup: one read-only snapshot of the 9 tables",
+        "pre_write_backup: one read-only snapshot of the surface tables",
         match backup {
             Ok((stats, Err(w))) if sqlstate(&w) == "25006" && stats == pre.tables => Ok(format!(
                 "counts and digests equal the pre snapshot; a write inside is refused [25006]: {}",
@@ -870,7 +870,7 @@ fn run(
 
     let post = target.snapshot().map_err(e)?;
     p.result(
-        "net-zero: counts, digests of the 9 tables, triggers, system identifier",
+        "net-zero: counts, digests of the surface tables, triggers, system identifier",
         match pre.net_zero(&post) {
             Ok(()) => Ok(format!("identical before and after: {}", summary(&post))),
             Err(v) => Err(v.to_string()),

@@ -147,7 +147,7 @@ pub fn prove(target: &mut Target) -> Result<Vec<ProofRow>> {
         "compensation proofs: net-zero",
         match before.net_zero(&after) {
             Ok(()) => {
-                Ok("counts, digests of the 9 tables, triggers, system identifier identical".into())
+                Ok("counts, digests of the surface tables, triggers, system identifier identical".into())
             }
             Err(v) => Err(v.to_string()),
         },
