@@ -146,9 +146,10 @@ pub fn prove(target: &mut Target) -> Result<Vec<ProofRow>> {
     rows.push(row(
         "compensation proofs: net-zero",
         match before.net_zero(&after) {
-            Ok(()) => {
-                Ok("counts, digests of the surface tables, triggers, system identifier identical".into())
-            }
+            Ok(()) => Ok(
+                "counts, digests of the surface tables, triggers, system identifier identical"
+                    .into(),
+            ),
             Err(v) => Err(v.to_string()),
         },
     ));
