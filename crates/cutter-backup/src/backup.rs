@@ -324,6 +324,19 @@ pub(crate) struct Server {
     pub(crate) database: String,
 }
 
+impl Server {
+    /// What a manifest records of the server, with its system identifier.
+    pub(crate) fn into_info(self, system_identifier: cutter_core::SystemIdentifier) -> ServerInfo {
+        ServerInfo {
+            version: self.version,
+            version_num: self.version_num,
+            system_identifier,
+            database: self.database,
+            role: self.role,
+        }
+    }
+}
+
 pub(crate) fn server_info(c: &mut impl GenericClient) -> Result<Server> {
     let row = c
         .query_one(
@@ -692,13 +705,7 @@ pub(crate) fn full_backup(
             snapshot,
             plaintext_bytes,
         },
-        server: ServerInfo {
-            version: server.version,
-            version_num: server.version_num,
-            system_identifier,
-            database: server.database,
-            role: server.role,
-        },
+        server: server.into_info(system_identifier),
         digest_method: DIGEST_METHOD.into(),
         tables: stats,
         digest_sources,

@@ -33,7 +33,7 @@ use crate::backup::{self, encryption_info, signer_info, BackupArtifact, BackupCo
 use crate::error::{Error, Result};
 use crate::manifest::{
     artifact_file_name, manifest_file_name, verify_manifest, DumpCompression, DumpInfo, Manifest,
-    ServerInfo, MANIFEST_FORMAT,
+    MANIFEST_FORMAT,
 };
 use cutter_fs::{self as atomic, PartialFile};
 
@@ -780,13 +780,7 @@ pub fn chained_backup(
             snapshot: snapshot.clone(),
             plaintext_bytes,
         },
-        server: ServerInfo {
-            version: server.version,
-            version_num: server.version_num,
-            system_identifier,
-            database: server.database,
-            role: server.role,
-        },
+        server: server.into_info(system_identifier),
         digest_method: backup::DIGEST_METHOD.into(),
         tables: stats,
         digest_sources: sources,

@@ -314,17 +314,7 @@ fn a_dump_that_tries_copy_to_program_during_restore_cannot_run_it() {
     let art = sign_forged("pwn", &replace_same_len(&plain, &trigger, &evil));
     verify_artifact(&art, &f.pin()).expect("signed by the pinned key");
     let err = restore_proof(&f.restore(&art)).unwrap_err();
-    let text = err.to_string();
-    assert!(matches!(err, Error::ChildFailed { .. }), "{text}");
-    assert!(
-        text.contains("pg_execute_server_program")
-            || text.contains("permission denied to COPY to or from an external program"),
-        "{text}"
-    );
-    assert!(
-        !marker.exists(),
-        "COPY TO PROGRAM ran during the restore proof"
-    );
+    assert_program_refused(err, &marker, "the restore proof");
 
     // The clone: a sequence position (a data-only restore runs it as SQL).
     let setval = string_starting(
@@ -346,17 +336,7 @@ fn a_dump_that_tries_copy_to_program_during_restore_cannot_run_it() {
         &mut |_| {},
     )
     .unwrap_err();
-    let text = err.to_string();
-    assert!(matches!(err, Error::ChildFailed { .. }), "{text}");
-    assert!(
-        text.contains("pg_execute_server_program")
-            || text.contains("permission denied to COPY to or from an external program"),
-        "{text}"
-    );
-    assert!(
-        !marker.exists(),
-        "COPY TO PROGRAM ran during the clone's restore"
-    );
+    assert_program_refused(err, &marker, "the clone's restore");
     // The clone got its tables back, triggers enabled, and no restore role is left.
     let mut c = admin.connect().unwrap();
     let roles: i64 = c
@@ -466,4 +446,17 @@ fn loose_key_file_permissions_are_refused() {
     assert!(matches!(err, Error::LooseSecretFile { .. }), "{err}");
     assert!(err.to_string().contains("backup signing key"), "{err}");
     assert!(!marker.exists());
+}
+
+/// `err` is pg_restore's failure because the server refused `COPY … TO PROGRAM`, and
+/// the program never ran (its `marker` file does not exist).
+fn assert_program_refused(err: Error, marker: &std::path::Path, during: &str) {
+    let text = err.to_string();
+    assert!(matches!(err, Error::ChildFailed { .. }), "{text}");
+    assert!(
+        text.contains("pg_execute_server_program")
+            || text.contains("permission denied to COPY to or from an external program"),
+        "{text}"
+    );
+    assert!(!marker.exists(), "COPY TO PROGRAM ran during {during}");
 }
