@@ -1122,6 +1122,22 @@ pub fn main(o: &Args) -> Result<(), String> {
             }
         );
     }
+    // The bound above assumes every core busy all the time. At the share of the cores
+    // this backup actually kept busy, what would the cutter process have to cost?
+    let utilisation = backup_cpu / (cores * backup_secs);
+    for (what, baseline, ratio) in [
+        ("uncompressed gpg pipeline", gpg_none, VS_GPG),
+        ("dump alone", dump_secs, VS_DUMP),
+    ] {
+        let budget = cores * utilisation * baseline / ratio - backup.server - backup.dump;
+        println!(
+            "at this backup's use of the cores ({:.0}% of {cores:.0}; other load lowers it, see \
+             the load average), backup >= {ratio:.2}x the {what} asks the cutter process for \
+             <= {:.2} CPU-s/GB (it took {cutter_per_gb:.2}; the crypto floor is {floor:.2})",
+            utilisation * 100.0,
+            budget / gb
+        );
+    }
 
     println!();
     println!("targets (default settings, medians of {rounds} interleaved rounds):");
