@@ -904,6 +904,11 @@ fn live(
         last_error: None,
         pid: std::process::id(),
         updated_at: now_rfc3339(),
+        // What the report shows is recorded in the ledger as it happens.
+        ledger: Some(crate::runs::RunLedger::new(
+            exec_cfg.clone(),
+            &ctx.settings.actor,
+        )),
     };
     rec.save(dir)?;
     write_json(&dir.rollback_dir(&run_id)?.join("pre.json"), &pre)?;
