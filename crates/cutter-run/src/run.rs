@@ -726,10 +726,14 @@ pub fn run(ctx: &Ctx, req: &RunRequest) -> Result<Finished> {
     match args.mode {
         Mode::Live => live(ctx, &dir, record_id, &copy, plan, args),
         Mode::DryRun => {
-            if !ctx.out.json {
-                println!("rehearsal of run {run_id}, recorded as {record_id} (the live run keeps the id {run_id})");
-            }
-            crate::dryrun::dry_run(ctx, &dir, record_id, &copy, plan, args)
+            let said = format!(
+                "rehearsal of run {run_id}, recorded as {record_id} (the live run keeps the id {run_id})"
+            );
+            crate::dryrun::dry_run(ctx, &dir, record_id, &copy, plan, args).map(|mut f| {
+                // A library prints nothing: the caller shows the summary.
+                f.summary = format!("{said}\n{}", f.summary);
+                f
+            })
         }
     }
 }
