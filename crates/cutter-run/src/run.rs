@@ -690,6 +690,20 @@ pub struct RunRequest {
     pub stage_only: bool,
 }
 
+impl RunRequest {
+    /// A rehearsal of run `run_id` with the plan file `plan`: on a throwaway clone,
+    /// through `lifecycle_enact`; it needs no approval.
+    pub fn rehearsal(plan: impl Into<PathBuf>, run_id: impl Into<String>) -> Self {
+        Self {
+            plan: plan.into(),
+            run_id: run_id.into(),
+            mode: Mode::DryRun,
+            approvals: Vec::new(),
+            stage_only: false,
+        }
+    }
+}
+
 /// A finished run: its record, its report (as written to `report.json`) and the
 /// one-paragraph summary `cutter run` prints.
 #[derive(Debug, Clone)]
