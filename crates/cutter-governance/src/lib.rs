@@ -79,7 +79,8 @@ pub use registry::{
     Registry, Revocation, DECISION_APPROVER_ADDED, DECISION_APPROVER_REVOKED,
 };
 pub use runstate::{
-    merge_patch_apply, merge_patch_diff, record_run_state, run_states, DECISION_RUN_STATE,
+    merge_patch_apply, merge_patch_diff, record_run_state, replay_run_states, run_states,
+    DECISION_RUN_STATE,
 };
 pub use verify::{prove_write_verify, write_verify, Mismatch, MismatchKind, VerifyReport};
 pub use written::Written;

@@ -131,7 +131,9 @@ struct LedgerInner {
     cfg: cutter_pg::ConnConfig,
     actor: String,
     client: Option<postgres::Client>,
+    /// The state the ledger holds, once read back.
     recorded: serde_json::Value,
+    loaded: bool,
 }
 
 impl std::fmt::Debug for RunLedger {
@@ -149,6 +151,7 @@ impl RunLedger {
                 actor: actor.to_string(),
                 client: None,
                 recorded: serde_json::Value::Null,
+                loaded: false,
             })),
         }
     }
@@ -158,36 +161,50 @@ impl RunLedger {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let state = rec.ledger_state();
-        let patch = cutter_governance::merge_patch_diff(&inner.recorded, &state);
-        if patch.is_none() && event.is_none() {
-            return;
-        }
-        let payload = serde_json::json!({
-            "at_ms": event.map_or_else(now_ms, |e| e.at_ms),
-            "event": event.map(|e| &e.event),
-            "patch": patch,
-        });
         let run = &rec.machine.run_id;
-        let written = match inner.client.take() {
-            Some(c) => Ok(c),
-            None => inner.cfg.connect().map_err(|e| e.to_string()),
-        }
-        .and_then(|mut c| {
-            let actor = inner.actor.clone();
-            cutter_governance::record_run_state(&mut c, run, &payload, &actor)
-                .map(|_| c)
-                .map_err(|e| e.to_string())
-        });
-        match written {
-            Ok(c) => {
-                inner.client = Some(c);
-                inner.recorded = state;
-            }
-            Err(e) => tracing::warn!(
+        let state = rec.ledger_state();
+        if let Err(e) = inner.append(run, &state, event) {
+            inner.client = None;
+            tracing::warn!(
                 "run {run}: this change of its state is not in the ledger yet ({e}); the next one carries it"
-            ),
+            );
         }
+    }
+}
+
+impl LedgerInner {
+    /// Appends the patch from what the ledger holds to `state` (nothing if equal and no
+    /// event). The first time, what the ledger holds is read back: a command that moves
+    /// a run on later records only what it changes, and a repeated one nothing.
+    fn append(
+        &mut self,
+        run: &RunId,
+        state: &serde_json::Value,
+        event: Option<&JournalEntry>,
+    ) -> std::result::Result<(), String> {
+        let mut c = match self.client.take() {
+            Some(c) => c,
+            None => self.cfg.connect().map_err(|e| e.to_string())?,
+        };
+        if !self.loaded {
+            let rows =
+                cutter_governance::run_states(&mut c, run, None).map_err(|e| e.to_string())?;
+            self.recorded = cutter_governance::replay_run_states(&rows);
+            self.loaded = true;
+        }
+        let patch = cutter_governance::merge_patch_diff(&self.recorded, state);
+        if patch.is_some() || event.is_some() {
+            let payload = serde_json::json!({
+                "at_ms": event.map_or_else(now_ms, |e| e.at_ms),
+                "event": event.map(|e| &e.event),
+                "patch": patch,
+            });
+            cutter_governance::record_run_state(&mut c, run, &payload, &self.actor)
+                .map_err(|e| e.to_string())?;
+            self.recorded = state.clone();
+        }
+        self.client = Some(c);
+        Ok(())
     }
 }
 

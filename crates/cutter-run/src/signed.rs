@@ -293,12 +293,9 @@ pub fn record_from_ledger(
             through.map_or(String::new(), |t| format!(" up to id {t}"))
         )));
     }
-    let mut state = Value::Null;
+    let state = cutter_governance::replay_run_states(&rows);
     let mut entries = Vec::new();
     for (id, p) in &rows {
-        if let Some(patch) = p.get("patch").filter(|x| !x.is_null()) {
-            cutter_governance::merge_patch_apply(&mut state, patch);
-        }
         if !p["event"].is_null() {
             let event = serde_json::from_value(p["event"].clone()).map_err(|e| {
                 Error::Failed(format!(
