@@ -122,8 +122,10 @@ fn happy_path_live_run_then_report_status_and_ledger() {
     // The report stored at the end of the run has the ledger's chain verified then.
     let stored = std::fs::read_to_string(w.state.join("runs/r-happy/report.md")).unwrap();
     assert!(
-        // 18 of the run, and the two approvers' registrations.
-        stored.contains("## Ledger\n\nStatus: 20 row(s) in 6 table(s), every hash chain intact."),
+        // 18 of the run's phases, 18 `run_state` records of what its report shows (one
+        // per journaled event and per change between them), the two approvers'
+        // registrations.
+        stored.contains("## Ledger\n\nStatus: 38 row(s) in 6 table(s), every hash chain intact."),
         "{stored}"
     );
     let stored: serde_json::Value =

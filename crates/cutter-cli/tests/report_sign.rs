@@ -270,3 +270,133 @@ fn a_signed_report_verifies_and_every_altered_field_is_named() {
     assert!(unnamed.is_empty(), "altered but not named: {unnamed:?}");
     println!("{} fields altered, each named", fields.len());
 }
+
+/// A role that may only read the ledger (and the registry it names signers from), with
+/// its password in the world's .pgpass: what a reviewer is given.
+fn ledger_reader(w: &World) -> String {
+    let role = format!("reader_{}", w.db.name());
+    let mut admin = w.db.admin();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'read-only';
+             GRANT CONNECT ON DATABASE {db} TO {role};
+             GRANT USAGE ON SCHEMA cutter_governance TO {role};
+             GRANT SELECT ON ALL TABLES IN SCHEMA cutter_governance TO {role};
+             GRANT EXECUTE ON FUNCTION cutter_governance.fn_ledger_legacy_digest(text, bigint) TO {role};",
+            db = w.db.name()
+        ))
+        .unwrap();
+    let c = w.db.coordinates();
+    let mut pgpass = std::fs::read_to_string(&w.pgpass).unwrap();
+    pgpass.push_str(&format!(
+        "{}:{}:{}:{role}:read-only\n",
+        c.host,
+        c.port,
+        w.db.name()
+    ));
+    std::fs::write(&w.pgpass, pgpass).unwrap();
+    role
+}
+
+#[test]
+fn a_run_record_edited_consistently_is_named_by_a_reader_of_the_ledger() {
+    let w = World::new();
+    let a = w.disarm("r-signed");
+    let o = w.run_live("r-signed", &a).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    pin_report_key(&w);
+    let reader = ledger_reader(&w);
+
+    // The reader cannot write: not the ledger, not a unit.
+    let cfg =
+        w.db.admin_config()
+            .with_user(&reader, Some("read-only".into()));
+    let mut c = cfg.connect().unwrap();
+    for sql in [
+        "INSERT INTO cutter_governance.review_decision (run_id, decision, actor) VALUES ('x', 'void', 'x')",
+        "DELETE FROM cutter_governance.review_decision",
+        "DELETE FROM public.information_unit",
+    ] {
+        let e = c.batch_execute(sql).unwrap_err();
+        let why = e.as_db_error().map(|d| d.message().to_string());
+        assert!(
+            why.as_deref().is_some_and(|m| m.contains("permission denied")),
+            "{sql}: {e:?}"
+        );
+    }
+
+    // A clean report verifies as the reader.
+    let out = w.work.path().join("clean.json");
+    let sig = PathBuf::from(format!("{}.asc", out.display()));
+    let o = run(&w, &sign_args(&out, false));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let verify_as_reader = |report: &Path, sig: &Path| {
+        w.cmd()
+            .env("CUTTER_VERIFY_USER", &reader)
+            .args(verify_args(report, sig, true))
+            .output()
+            .unwrap()
+    };
+    let o = verify_as_reader(&out, &sig);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    contract::success("report_verify", &v);
+    // What the ledger does not record is said, not trusted silently.
+    let not_checked: Vec<&str> = v["not_checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        not_checked,
+        ["/restore_proof", "/restore_proof_error"],
+        "{v}"
+    );
+
+    // run.json edited as an operator covering their tracks would, consistently: a
+    // phase's timing, an approval's signer (and the name shown for it), the pre
+    // snapshot's unit count, and the run's state. The report made from it is signed
+    // with the pinned key, and still every edit is named.
+    let run_json = w.state.join("runs/r-signed/run.json");
+    let mut rec: Value = serde_json::from_slice(&std::fs::read(&run_json).unwrap()).unwrap();
+    let phase = rec["context"]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|p| p["phase"] == "cut_leg_a")
+        .unwrap();
+    let p = &mut rec["context"]["phases"][phase];
+    p["started_ms"] = Value::from(p["started_ms"].as_i64().unwrap() - 60_000);
+    let other = w.approvers[1].secret.fingerprint().to_string();
+    let first = rec["context"]["approvals"][0]["signer"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rec["context"]["approvals"][0]["signer"] = Value::from(other.clone());
+    let name = rec["context"]["signers"][&first].take();
+    rec["context"]["signers"][&other] = name;
+    rec["context"]["signers"]
+        .as_object_mut()
+        .unwrap()
+        .remove(&first);
+    let units = &mut rec["context"]["pre_snapshot"]["unit_statuses"]["draft"];
+    *units = Value::from(units.as_u64().unwrap_or(0) + 5);
+    std::fs::write(&run_json, serde_json::to_vec_pretty(&rec).unwrap()).unwrap();
+
+    let edited = w.work.path().join("edited.json");
+    let edited_sig = PathBuf::from(format!("{}.asc", edited.display()));
+    let o = run(&w, &sign_args(&edited, false));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = verify_as_reader(&edited, &edited_sig);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    let said = text(&o);
+    for field in [
+        format!("/context/phases/{phase}/started_ms"),
+        "/context/approvals/0/signer".to_string(),
+        format!("/context/signers/{other}"),
+        "/context/pre_snapshot/unit_statuses/draft".to_string(),
+    ] {
+        assert!(said.contains(&field), "{field} not named: {said}");
+    }
+}

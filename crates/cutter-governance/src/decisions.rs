@@ -543,31 +543,42 @@ pub fn record_sg3<C: GenericClient>(
     record: &Sg3Record,
     actor: &str,
 ) -> Result<i64> {
-    check_actor(actor)?;
-    let run = &record.run_id;
     let payload = serde_json::to_value(record)
         .map_err(|e| Error::Invalid(format!("cannot encode the SG_3 record: {e}")))?;
+    append_run_decision(
+        client,
+        &record.run_id,
+        DECISION_SG3,
+        &payload,
+        actor,
+        "SG_3 record",
+    )
+}
+
+/// Appends one review decision `decision` about `run` (its change set named) in a
+/// transaction of its own; returns its id. `what` names it in errors.
+pub(crate) fn append_run_decision<C: GenericClient>(
+    client: &mut C,
+    run: &RunId,
+    decision: &str,
+    payload: &serde_json::Value,
+    actor: &str,
+    what: &str,
+) -> Result<i64> {
+    check_actor(actor)?;
     let mut tx = client
         .transaction()
-        .map_err(Error::db(format!("starting the SG_3 record of run {run}")))?;
+        .map_err(Error::db(format!("starting the {what} of run {run}")))?;
     lock_tables(&mut tx, &[LedgerTable::ReviewDecision])?;
     let now = now_text(&mut tx)?;
     let cs = ChangeSetId::for_run(run);
     let app = append(
         &mut tx,
         LedgerTable::ReviewDecision,
-        &[decision_row(
-            run,
-            Some(&cs),
-            DECISION_SG3,
-            &payload,
-            actor,
-            now,
-        )],
+        &[decision_row(run, Some(&cs), decision, payload, actor, now)],
     )?;
-    tx.commit().map_err(Error::db(format!(
-        "committing the SG_3 record of run {run}"
-    )))?;
+    tx.commit()
+        .map_err(Error::db(format!("committing the {what} of run {run}")))?;
     Ok(app.map_or(0, |a| a.first_id()))
 }
 

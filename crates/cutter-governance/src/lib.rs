@@ -23,6 +23,7 @@
 //! * [`OpenPgpVerifier`] is the [`cutter_core::SignatureVerifier`] the gate decides
 //!   with; [`verify_approvals`] applies the core's approval rules.
 //! * [`claim`], [`void`], [`append_reverted`], [`record_sg3`] append review decisions;
+//!   [`record_run_state`] records what a live run's report shows as it happens;
 //!   [`run_status_in_db`] reads back what a run committed; [`ledger_log`] lists the
 //!   ledger's history.
 //! * [`install`] brings a database to cutter-pg's reference schema (its migration
@@ -44,6 +45,7 @@ mod install;
 mod legb;
 mod log;
 mod registry;
+mod runstate;
 mod verify;
 mod written;
 
@@ -75,6 +77,10 @@ pub use log::{ledger_log, LogEntry};
 pub use registry::{
     apply_change, bootstrap_approvers, load_registry, Approver, ApproverChange, ChangeAction,
     Registry, Revocation, DECISION_APPROVER_ADDED, DECISION_APPROVER_REVOKED,
+};
+pub use runstate::{
+    merge_patch_apply, merge_patch_diff, record_run_state, replay_run_states, run_states,
+    DECISION_RUN_STATE,
 };
 pub use verify::{prove_write_verify, write_verify, Mismatch, MismatchKind, VerifyReport};
 pub use written::Written;

@@ -17,6 +17,21 @@ pub struct Ctx {
     pub out: Output,
 }
 
+impl Ctx {
+    /// The settings of the configuration file `config` alone (no `CUTTER_*` variable is
+    /// read: an embedding program's settings are its file's), reporting through `out`.
+    pub fn from_config(config: impl Into<std::path::PathBuf>, out: Output) -> Result<Self> {
+        let overrides = crate::settings::Overrides {
+            config: Some(config.into()),
+            ..Default::default()
+        };
+        Ok(Self {
+            settings: Settings::load(&overrides, &|_| None)?,
+            out,
+        })
+    }
+}
+
 fn millis(ms: u64) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms))
 }

@@ -189,6 +189,8 @@ pub fn dry_run(
         last_error: None,
         pid: std::process::id(),
         updated_at: now_rfc3339(),
+        // A rehearsal's ledger is its throwaway clone's.
+        ledger: None,
     };
     rec.save(dir)?;
     copy.keep_as(&dir.run_dir(&run_id)?.join("plan.json"))?;

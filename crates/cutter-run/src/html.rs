@@ -6,10 +6,10 @@
 
 use std::fmt::Write as _;
 
-use cutter_core::{Phase, PhaseOutcome, PhaseRecord, RunState};
+use cutter_core::{Phase, PhaseOutcome, PhaseRecord, RunState, WordChange};
 use serde_json::Value;
 
-use crate::report::{broken_link, rows, text, ReportExtras, TimelineEvent};
+use crate::report::{broken_link, rows, text, ChangedArticle, ReportExtras, TimelineEvent};
 use crate::runs::{rfc3339, RunRecord};
 
 /// The colours of the report, as `#rrggbb`. Every pair in [`CONTRAST_PAIRS`] has a WCAG
@@ -29,10 +29,14 @@ pub mod palette {
     pub const FAILED: &str = "#a50e1f";
     /// Event markers (gate, HOLD, release).
     pub const EVENT: &str = "#5b3a8c";
+    /// Behind a word an amendment added (which is also underlined and bold).
+    pub const INSERTED: &str = "#dcf1e1";
+    /// Behind a word an amendment removed (which is also struck through).
+    pub const DELETED: &str = "#fbe1e3";
 }
 
 /// Every foreground/background pair the report uses, with what it is.
-pub const CONTRAST_PAIRS: [(&str, &str, &str); 7] = [
+pub const CONTRAST_PAIRS: [(&str, &str, &str); 9] = [
     (palette::TEXT, palette::BACKGROUND, "text"),
     (palette::MUTED, palette::BACKGROUND, "secondary text"),
     (palette::TEXT, palette::HEADER, "table headers"),
@@ -44,6 +48,8 @@ pub const CONTRAST_PAIRS: [(&str, &str, &str); 7] = [
     ),
     (palette::EVENT, palette::BACKGROUND, "event markers"),
     (palette::FAILED, palette::HEADER, "FAILED in a table"),
+    (palette::TEXT, palette::INSERTED, "added words"),
+    (palette::TEXT, palette::DELETED, "removed words"),
 ];
 
 /// The WCAG 2 contrast ratio of two `#rrggbb` colours (1 to 21).
@@ -194,6 +200,14 @@ code, .hash { font-family: ui-monospace, monospace; overflow-wrap: anywhere; }
 .failed { color: FAILED; font-weight: bold; }
 .scroll { overflow-x: auto; }
 svg { max-width: 100%; height: auto; }
+table.side-by-side { table-layout: fixed; width: 100%; }
+table.side-by-side th, table.side-by-side td { width: 50%; }
+del { background: DELBG; text-decoration: line-through; text-decoration-thickness: 2px; }
+ins { background: INSBG; text-decoration: underline; text-decoration-thickness: 2px; font-weight: bold; }
+del::before, del::after, ins::before, ins::after { position: absolute; width: 1px; height: 1px;
+       overflow: hidden; clip-path: inset(100%); white-space: nowrap; }
+del::before { content: \"[removed: \"; } ins::before { content: \"[added: \"; }
+del::after, ins::after { content: \"]\"; }
 @media print { body { max-width: none; } h2 { break-after: avoid; } table, svg { break-inside: avoid; } }
 ";
 
@@ -203,6 +217,8 @@ fn css() -> String {
         .replace("MUTED", palette::MUTED)
         .replace("HEADER", palette::HEADER)
         .replace("FAILED", palette::FAILED)
+        .replace("DELBG", palette::DELETED)
+        .replace("INSBG", palette::INSERTED)
 }
 
 /// The report as one self-contained HTML document.
@@ -260,6 +276,7 @@ pub fn to_html(r: &RunRecord, extras: &ReportExtras) -> String {
 
     timeline_section(&mut o, &c.phases, &extras.events);
     counts_section(&mut o, c.pre_snapshot.as_ref(), c.post_snapshot.as_ref());
+    changed_section(&mut o, &extras.changed_articles);
     approvals_section(&mut o, r);
     backup_section(&mut o, r, extras);
     ledger_section(&mut o, extras);
@@ -283,6 +300,65 @@ pub fn to_html(r: &RunRecord, extras: &ReportExtras) -> String {
     }
     o.push_str("</p>\n</main>\n</body>\n</html>\n");
     o
+}
+
+/// An amendment's changed articles, each a two-column table, before and after, word by
+/// word: removed words in `<del>` (struck through), added words in `<ins>` (underlined,
+/// bold), each also announced in words to a screen reader — never by colour alone.
+fn changed_section(o: &mut String, changed: &[ChangedArticle]) {
+    if changed.is_empty() {
+        return;
+    }
+    o.push_str(
+        "<h2 id=\"changed-articles\">Changed articles</h2>\n<p>Each article's text before and \
+         after the amendment, word by word: removed words are <del>struck through</del>, added \
+         words <ins>underlined and bold</ins>.</p>\n",
+    );
+    for (i, a) in changed.iter().enumerate() {
+        let (before, after) = cutter_core::word_diff(&a.old, a.new_text());
+        let _ = write!(
+            o,
+            "<table class=\"side-by-side\" id=\"changed-{i}\">\n<caption>{}</caption>\n\
+             <thead><tr><th scope=\"col\">before</th><th scope=\"col\">after</th></tr></thead>\n\
+             <tbody><tr><td>{}</td><td>{}</td></tr></tbody>\n</table>\n",
+            esc(&a.address),
+            marked_words(&before),
+            marked_words(&after)
+        );
+    }
+}
+
+/// One side of a word diff as HTML: runs of removed or added words in one `<del>` or
+/// `<ins>` each.
+fn marked_words(side: &[WordChange<'_>]) -> String {
+    let mut out = String::new();
+    let mut open: Option<&str> = None;
+    for w in side {
+        let (tag, word) = match w {
+            WordChange::Same(w) => (None, w),
+            WordChange::Removed(w) => (Some("del"), w),
+            WordChange::Added(w) => (Some("ins"), w),
+        };
+        if open != tag {
+            if let Some(t) = open {
+                let _ = write!(out, "</{t}>");
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            if let Some(t) = tag {
+                let _ = write!(out, "<{t}>");
+            }
+            open = tag;
+        } else if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&esc(word));
+    }
+    if let Some(t) = open {
+        let _ = write!(out, "</{t}>");
+    }
+    out
 }
 
 fn timeline_section(o: &mut String, phases: &[PhaseRecord], events: &[TimelineEvent]) {
@@ -593,6 +669,8 @@ mod tests {
             palette::COMMITTED,
             palette::FAILED,
             palette::EVENT,
+            palette::INSERTED,
+            palette::DELETED,
         ] {
             assert!(
                 CONTRAST_PAIRS.iter().any(|(f, b, _)| *f == c || *b == c),

@@ -14,17 +14,8 @@
 //! # let config = std::path::PathBuf::from("cutter.toml");
 //! // A rehearsal as `cutter run --mode dry-run` does it. `examples/rehearsal.rs` embeds a
 //! // whole one, cluster and keys included, and `tests/embedding.rs` runs it.
-//! use cutter_run::settings::{Overrides, Settings};
-//! let overrides = Overrides { config: Some(config), ..Overrides::default() };
-//! let settings = Settings::load(&overrides, &|k| std::env::var(k).ok())?;
-//! let ctx = cutter_run::Ctx { settings, out: cutter_run::output::Output::new(false) };
-//! let request = cutter_run::RunRequest {
-//!     plan: "plan.json".into(),
-//!     run_id: "r-1".into(),
-//!     mode: cutter_core::Mode::DryRun,
-//!     approvals: Vec::new(),
-//!     stage_only: false,
-//! };
+//! let ctx = cutter_run::Ctx::from_config(config, cutter_run::output::Output::new(false))?;
+//! let request = cutter_run::RunRequest::rehearsal("plan.json", "r-1");
 //! let done = cutter_run::run(&ctx, &request)?;
 //! println!("{}\n{}", done.summary, cutter_run::html::to_html(&done.record, &Default::default()).len());
 //! # Ok(())
@@ -51,6 +42,7 @@ pub mod runs;
 pub mod settings;
 pub mod signed;
 pub mod statedir;
+pub mod throwaway;
 
 pub use ctx::Ctx;
 pub use error::{exit, Error, Result};

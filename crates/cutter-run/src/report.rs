@@ -25,8 +25,28 @@ pub struct ReportExtras {
     pub ledger_error: Option<String>,
     /// The gate, HOLD, compensation and release as the journal recorded them.
     pub events: Vec<TimelineEvent>,
-    /// An amendment's changed articles, side by side (Markdown blocks).
-    pub changed_articles: Vec<String>,
+    /// An amendment's changed articles, each text before and after.
+    pub changed_articles: Vec<ChangedArticle>,
+}
+
+/// One article an amendment changed: its text before and after (`None`: repealed). The
+/// Markdown report shows it with `cutter_core::side_by_side_markdown`, the HTML report
+/// as a table with `<del>` and `<ins>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ChangedArticle {
+    /// The unit's canonical address.
+    pub address: String,
+    /// The text it replaced.
+    pub old: String,
+    /// The new text; `None` if the amendment repeals the article.
+    pub new: Option<String>,
+}
+
+impl ChangedArticle {
+    /// The text after: the new body, or `(repealed)`.
+    pub fn new_text(&self) -> &str {
+        self.new.as_deref().unwrap_or("(repealed)")
+    }
 }
 
 /// An event of the run on its timeline: the gate, a failure and its HOLD, a
@@ -279,8 +299,12 @@ pub fn to_markdown(r: &RunRecord, extras: &ReportExtras) -> String {
         out.push_str(
             "\n## Changed articles (before | after; removed ~~struck~~, added **bold**)\n\n",
         );
-        for block in &extras.changed_articles {
-            out.push_str(block);
+        for a in &extras.changed_articles {
+            out.push_str(&cutter_core::side_by_side_markdown(
+                &a.address,
+                &a.old,
+                a.new_text(),
+            ));
             out.push('\n');
         }
     }
@@ -550,14 +574,18 @@ fn report_extras_in(
 
 /// An amendment run's changed articles, side by side (at most 200; none if they cannot
 /// be read: the report says what it can).
-fn changed_articles(client: &mut postgres::Client, run: &cutter_core::RunId) -> Vec<String> {
+fn changed_articles(
+    client: &mut postgres::Client,
+    run: &cutter_core::RunId,
+) -> Vec<ChangedArticle> {
     let cs = cutter_core::ChangeSetId::for_run(run);
     cutter_pg::amend::changed_texts(client, cs.as_str(), 200)
         .map(|v| {
-            v.iter()
-                .map(|t| {
-                    let new = if t.repeal { "(repealed)" } else { &t.new_body };
-                    cutter_core::side_by_side_markdown(&t.canonical_address, &t.old_body, new)
+            v.into_iter()
+                .map(|t| ChangedArticle {
+                    address: t.canonical_address,
+                    old: t.old_body,
+                    new: (!t.repeal).then_some(t.new_body),
                 })
                 .collect()
         })

@@ -690,6 +690,20 @@ pub struct RunRequest {
     pub stage_only: bool,
 }
 
+impl RunRequest {
+    /// A rehearsal of run `run_id` with the plan file `plan`: on a throwaway clone,
+    /// through `lifecycle_enact`; it needs no approval.
+    pub fn rehearsal(plan: impl Into<PathBuf>, run_id: impl Into<String>) -> Self {
+        Self {
+            plan: plan.into(),
+            run_id: run_id.into(),
+            mode: Mode::DryRun,
+            approvals: Vec::new(),
+            stage_only: false,
+        }
+    }
+}
+
 /// A finished run: its record, its report (as written to `report.json`) and the
 /// one-paragraph summary `cutter run` prints.
 #[derive(Debug, Clone)]
@@ -726,10 +740,14 @@ pub fn run(ctx: &Ctx, req: &RunRequest) -> Result<Finished> {
     match args.mode {
         Mode::Live => live(ctx, &dir, record_id, &copy, plan, args),
         Mode::DryRun => {
-            if !ctx.out.json {
-                println!("rehearsal of run {run_id}, recorded as {record_id} (the live run keeps the id {run_id})");
-            }
-            crate::dryrun::dry_run(ctx, &dir, record_id, &copy, plan, args)
+            let said = format!(
+                "rehearsal of run {run_id}, recorded as {record_id} (the live run keeps the id {run_id})"
+            );
+            crate::dryrun::dry_run(ctx, &dir, record_id, &copy, plan, args).map(|mut f| {
+                // A library prints nothing: the caller shows the summary.
+                f.summary = format!("{said}\n{}", f.summary);
+                f
+            })
         }
     }
 }
@@ -904,6 +922,11 @@ fn live(
         last_error: None,
         pid: std::process::id(),
         updated_at: now_rfc3339(),
+        // What the report shows is recorded in the ledger as it happens.
+        ledger: Some(crate::runs::RunLedger::new(
+            exec_cfg.clone(),
+            &ctx.settings.actor,
+        )),
     };
     rec.save(dir)?;
     write_json(&dir.rollback_dir(&run_id)?.join("pre.json"), &pre)?;

@@ -2,10 +2,17 @@
 //! (`signed_by`), with a detached OpenPGP signature by that key, pinned by
 //! `[report].signing_fingerprint` as the backup keys are pinned (no variable replaces the
 //! pin; the secret key file must be private). [`verify`] checks the signature against the
-//! pin at the caller's *now*, then recomputes every field of the report — from the state
-//! directory's run record and, through the read-only role, the database: the ledger's
-//! chain heads as recorded (a head stays checkable after the chain grows), the chains'
-//! integrity, and the run's rows in the ledger — and names each field that differs.
+//! pin at the caller's *now*, then recomputes every field of the report from the ledger,
+//! read through the read-only role (`[database] verify_user`; SELECT is enough): the run's
+//! record as its `run_state` rows recorded it while it ran (phases with their timings and
+//! outcomes, snapshots, backup, counts, state, events), its approvals from
+//! `dot_pair_signature` with the signers' names from the approver registry, write_verify's
+//! counts from `verify_result`, the ledger's chain heads as recorded (a head stays
+//! checkable after the chain grows) and the chains' integrity. The run's rows are read up
+//! to the report's recorded `review_decision` head, so a report made before a
+//! compensation still verifies after it. Not from the ledger: the restore proof
+//! ([`NOT_FROM_THE_LEDGER`]), which is compared with the state directory's record and
+//! named as not checked. Each field that differs is named.
 
 use std::time::SystemTime;
 
@@ -17,7 +24,22 @@ use crate::ctx::{target_config, Ctx};
 use crate::error::{Error, Result};
 use crate::report::{report_extras_as, to_json};
 use crate::runs::RunRecord;
-use crate::statedir::StateDir;
+use crate::statedir::{JournalEntry, StateDir};
+
+/// The report's fields the ledger does not record, with where they come from instead:
+/// `cutter report verify` compares them with the state directory and names them as not
+/// checked against the ledger.
+pub const NOT_FROM_THE_LEDGER: [(&str, &str); 2] = [
+    (
+        "/restore_proof",
+        "the restore proof runs on a throwaway cluster and is recorded only in the state \
+         directory (backups/<artifact>.restore-proof.json); compared with that record",
+    ),
+    (
+        "/restore_proof_error",
+        "derived from the state directory's restore-proof record; compared with it",
+    ),
+];
 
 /// The variable that may name the report key's secret key file (as the file does).
 pub const SIGNING_KEY_ENV: &str = "CUTTER_REPORT_SIGNING_KEY";
@@ -137,6 +159,18 @@ pub struct Verification {
     pub signer: Fingerprint,
     /// Every field whose recomputation differs, in document order.
     pub differences: Vec<Difference>,
+    /// Fields not recomputed from the ledger (JSON pointer, and what they were compared
+    /// with instead): [`NOT_FROM_THE_LEDGER`].
+    pub not_checked: Vec<NotChecked>,
+}
+
+/// A field of the report that the ledger does not record.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NotChecked {
+    /// The field, as a JSON pointer.
+    pub field: String,
+    /// Why, and what it was compared with instead.
+    pub why: String,
 }
 
 /// Checks `signature` over `report` (the bytes of `report.json`) against the pinned
@@ -170,14 +204,29 @@ pub fn verify(ctx: &Ctx, dir: &StateDir, report: &[u8], signature: &[u8]) -> Res
         })?;
     let run_id = RunId::new(v["run_id"].as_str().unwrap_or_default())
         .map_err(|e| Error::Failed(format!("the report's run_id: {e}")))?;
-    let rec = RunRecord::load(dir, &run_id)?.ok_or_else(|| {
+    if v["mode"] != json!(cutter_core::Mode::Live) {
+        return Err(Error::Refused(format!(
+            "the report's mode is {}: only a live run's report is recomputed from the ledger (a \
+             rehearsal's ledger rows were written to its throwaway clone, which is gone)",
+            v["mode"]
+        )));
+    }
+    let read_only = target_config(ctx)?.with_user(&ctx.settings.verify_user, None);
+    let mut c = read_only.connect().map_err(|e| {
         Error::Failed(format!(
-            "the report's run_id {run_id} names no run in {}; verify it against the state directory of its run",
-            dir.root().display()
+            "connecting as the read-only role {}: {e}",
+            ctx.settings.verify_user
         ))
     })?;
-    let read_only = target_config(ctx)?.with_user(&ctx.settings.verify_user, None);
-    let extras = report_extras_as(&read_only, dir, &rec);
+    // The run's rows as far as the report's recorded head of review_decision reaches.
+    let through = v["ledger"]["tables"].as_array().and_then(|t| {
+        t.iter()
+            .find(|t| t["table"] == cutter_governance::LedgerTable::ReviewDecision.name())
+            .and_then(|t| t["head"][0].as_i64())
+    });
+    let (rec, entries) = record_from_ledger(&mut c, &run_id, through)?;
+    let mut extras = report_extras_as(&read_only, dir, &rec);
+    extras.events = crate::report::timeline_events(rec.machine.mode, &entries);
     let mut recomputed = to_json(&rec, &extras);
     // The key as the signer writes it: anything else in the field is named.
     recomputed["signed_by"] = json!({
@@ -186,9 +235,6 @@ pub fn verify(ctx: &Ctx, dir: &StateDir, report: &[u8], signature: &[u8]) -> Res
     });
     if let Some(tables) = v["ledger"]["tables"].as_array() {
         // The chains grow after a report: each recorded head is checked where it was.
-        let mut c = read_only
-            .connect()
-            .map_err(|e| Error::Failed(format!("connecting as the read-only role: {e}")))?;
         let now = recomputed["ledger"]["tables"].as_array().cloned();
         let mut at_heads = Vec::new();
         for t in tables {
@@ -217,7 +263,102 @@ pub fn verify(ctx: &Ctx, dir: &StateDir, report: &[u8], signature: &[u8]) -> Res
         run_id,
         signer,
         differences,
+        not_checked: NOT_FROM_THE_LEDGER
+            .iter()
+            .map(|(field, why)| NotChecked {
+                field: (*field).into(),
+                why: (*why).into(),
+            })
+            .collect(),
     })
+}
+
+/// A live run's record and journal as the ledger recorded them while it ran: its
+/// `run_state` rows (up to `review_decision` id `through`, if given) replayed in order,
+/// then what other ledger tables hold on their own — the approvals as `dot_pair_signature`
+/// recorded them (the signers' names from the approver registry) and write_verify's counts
+/// as `verify_result` recorded them. Reads only.
+pub fn record_from_ledger(
+    c: &mut postgres::Client,
+    run: &RunId,
+    through: Option<i64>,
+) -> Result<(RunRecord, Vec<JournalEntry>)> {
+    let failed = |e: cutter_governance::Error| Error::Failed(e.to_string());
+    let rows = cutter_governance::run_states(c, run, through).map_err(failed)?;
+    if rows.is_empty() {
+        return Err(Error::Failed(format!(
+            "the ledger records no state of run {run} (no review_decision `run_state` row{}): the report's \
+             run_id names no live run recorded in this database's ledger — check the report against the \
+             database its run wrote to",
+            through.map_or(String::new(), |t| format!(" up to id {t}"))
+        )));
+    }
+    let state = cutter_governance::replay_run_states(&rows);
+    let mut entries = Vec::new();
+    for (id, p) in &rows {
+        if !p["event"].is_null() {
+            let event = serde_json::from_value(p["event"].clone()).map_err(|e| {
+                Error::Failed(format!(
+                    "review_decision {id} (run_state of run {run}): its event: {e}"
+                ))
+            })?;
+            entries.push(JournalEntry {
+                at_ms: p["at_ms"].as_i64().unwrap_or_default(),
+                event,
+            });
+        }
+    }
+    let mut rec = RunRecord::from_ledger_state(&state).map_err(|e| {
+        Error::Failed(format!(
+            "the ledger's run_state rows of run {run} do not make a run record: {e}"
+        ))
+    })?;
+    let db = |e: postgres::Error| Error::Failed(format!("reading the ledger of run {run}: {e}"));
+    let mut approvals = Vec::new();
+    for r in c
+        .query(
+            "SELECT id, gate, signer_fpr, statement, signature \
+               FROM cutter_governance.dot_pair_signature WHERE run_id = $1 ORDER BY id",
+            &[&run.as_str()],
+        )
+        .map_err(db)?
+    {
+        let id: i64 = r.get(0);
+        let bad = |what: String| {
+            Error::Failed(format!(
+                "dot_pair_signature {id} (run {run}) is not an approval this cutter reads: {what}"
+            ))
+        };
+        approvals.push(cutter_core::VerifiedApproval {
+            gate: cutter_core::ApprovalGate::parse(r.get(1))
+                .ok_or_else(|| bad(format!("gate {:?}", r.get::<_, &str>(1))))?,
+            signer: Fingerprint::new(r.get::<_, &str>(2)).map_err(|e| bad(e.to_string()))?,
+            statement: cutter_core::ApprovalStatement::parse(r.get::<_, &str>(3).as_bytes())
+                .map_err(bad)?,
+            signature: r.get(4),
+        });
+    }
+    let registry = cutter_governance::load_registry(c).map_err(failed)?;
+    let verifier = registry.verifier().map_err(failed)?;
+    rec.context.signers = approvals
+        .iter()
+        .filter_map(|a| Some((a.signer.clone(), verifier.user_id(&a.signer)?)))
+        .collect();
+    rec.context.approvals = approvals;
+    let cs = cutter_core::ChangeSetId::for_run(run);
+    rec.context.verify = c
+        .query_opt(
+            "SELECT checked, matched, mismatched FROM cutter_governance.verify_result \
+              WHERE change_set_id = $1",
+            &[&cs.as_str()],
+        )
+        .map_err(db)?
+        .map(|r| cutter_core::VerifyFacts {
+            checked: r.get::<_, i64>(0) as u64,
+            matched: r.get::<_, i64>(1) as u64,
+            mismatched: r.get::<_, i64>(2) as u64,
+        });
+    Ok((rec, entries))
 }
 
 /// Every leaf where `a` and `b` differ, as JSON pointers; a field only one side has is a

@@ -82,7 +82,9 @@ fn write(dir: &Path, name: &str, html: &str) -> PathBuf {
 fn the_html_report_renders_in_headless_chromium() {
     let tmp = tempfile::tempdir().unwrap();
     let profile = tmp.path().join("profile");
-    let (rec, extras) = common::failed_run();
+    // A failed run that was an amendment: the failed bar and the side-by-side texts.
+    let (rec, mut extras) = common::failed_run();
+    extras.changed_articles = common::amendment_run().1.changed_articles;
     let html = to_html(&rec, &extras);
 
     // The console check catches what it must: a fetch the policy blocks, a script error.
@@ -135,6 +137,8 @@ fn the_html_report_renders_in_headless_chromium() {
             "</body>",
             "<script>document.querySelectorAll('rect.bar').forEach(function (r) { \
              var b = r.getBoundingClientRect(); r.setAttribute('data-rendered', b.left + ' ' + b.top + ' ' + b.width); }); \
+             document.querySelectorAll('table.side-by-side del, table.side-by-side ins').forEach(function (w) { \
+             w.setAttribute('data-decoration', getComputedStyle(w).textDecorationLine); }); \
              var e = document.documentElement; document.body.setAttribute('data-overflow', e.scrollWidth - e.clientWidth);\
              </script></body>",
         );
@@ -216,6 +220,16 @@ fn the_html_report_renders_in_headless_chromium() {
         overflow, "0",
         "at 200% zoom the page is {overflow} px wider than the window"
     );
+    // The amendment's words are marked by more than colour, as the browser applies it.
+    let decorations = |tag: &str| -> Vec<String> {
+        doc.select(&Selector::parse(&format!("table.side-by-side {tag}")).unwrap())
+            .map(|e| e.value().attr("data-decoration").unwrap().to_string())
+            .collect()
+    };
+    let (removed, added) = (decorations("del"), decorations("ins"));
+    assert!(!removed.is_empty() && !added.is_empty());
+    assert!(removed.iter().all(|d| d == "line-through"), "{removed:?}");
+    assert!(added.iter().all(|d| d == "underline"), "{added:?}");
 
     // 3. A screenshot that is not blank: many colours, and the bars' colours in it.
     let shot = tmp.path().join("report.png");

@@ -186,3 +186,80 @@ fn the_report_shows_counts_approvals_restore_proof_and_chain_heads() {
     let summary = text("#summary").join("");
     assert!(summary.contains(&rec.context.backup.as_ref().unwrap().sha256.to_string()));
 }
+
+#[test]
+fn an_amendments_changed_articles_are_side_by_side_word_by_word() {
+    let (_, plain) = common::demo_run();
+    let doc = parse(&to_html(&common::demo_run().0, &plain));
+    assert!(doc.select(&sel("#changed-articles")).next().is_none());
+
+    let (rec, extras) = common::amendment_run();
+    let doc = parse(&to_html(&rec, &extras));
+    assert!(doc.select(&sel("h2#changed-articles")).next().is_some());
+    let tables: Vec<_> = doc.select(&sel("table.side-by-side")).collect();
+    assert_eq!(tables.len(), extras.changed_articles.len());
+    let words = |cell: &scraper::ElementRef<'_>, tag: &str| -> Vec<String> {
+        cell.select(&sel(tag))
+            .map(|e| e.text().collect::<String>())
+            .collect()
+    };
+    for (t, a) in tables.iter().zip(&extras.changed_articles) {
+        // A captioned table, a header per column, one row: before | after.
+        let caption: String = t.select(&sel("caption")).next().unwrap().text().collect();
+        assert_eq!(caption, a.address);
+        let heads: Vec<String> = t
+            .select(&sel("thead th[scope=col]"))
+            .map(|e| e.text().collect())
+            .collect();
+        assert_eq!(heads, ["before", "after"]);
+        let cells: Vec<_> = t.select(&sel("tbody td")).collect();
+        assert_eq!(cells.len(), 2);
+        // The texts themselves, whole and in order (markup characters as text).
+        let text = |c: &scraper::ElementRef<'_>| {
+            c.text()
+                .collect::<String>()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(text(&cells[0]), a.old);
+        assert_eq!(text(&cells[1]), a.new_text());
+        // Removed words only before, added words only after, and every word of the
+        // word diff marked where it belongs.
+        assert!(words(&cells[0], "ins").is_empty() && words(&cells[1], "del").is_empty());
+        let (before, after) = cutter_core::word_diff(&a.old, a.new_text());
+        let marked = |side: &[cutter_core::WordChange<'_>], removed: bool| -> Vec<String> {
+            side.iter()
+                .filter_map(|w| match (w, removed) {
+                    (cutter_core::WordChange::Removed(w), true)
+                    | (cutter_core::WordChange::Added(w), false) => Some(w.to_string()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let split = |v: Vec<String>| -> Vec<String> {
+            v.iter()
+                .flat_map(|s| s.split_whitespace().map(str::to_string))
+                .collect()
+        };
+        assert_eq!(split(words(&cells[0], "del")), marked(&before, true));
+        assert_eq!(split(words(&cells[1], "ins")), marked(&after, false));
+    }
+    // The examples of each kind: appended words, one word replaced, a repeal.
+    let cell = |i: usize, side: usize| tables[i].select(&sel("tbody td")).nth(side).unwrap();
+    assert_eq!(words(&cell(0, 1), "ins"), ["Sửa đổi, bổ sung năm 2025."]);
+    assert_eq!(words(&cell(1, 0), "del"), ["hạn chế"]);
+    assert_eq!(words(&cell(1, 1), "ins"), ["tạm ngừng"]);
+    assert_eq!(words(&cell(2, 1), "ins"), ["(repealed)"]);
+    // Not by colour alone: the stylesheet strikes removed words, underlines added ones,
+    // and says which is which in words to a screen reader.
+    let page = to_html(&rec, &extras);
+    for rule in [
+        "text-decoration: line-through",
+        "text-decoration: underline",
+        "content: \"[removed: \"",
+        "content: \"[added: \"",
+    ] {
+        assert!(page.contains(rule), "no {rule}");
+    }
+}

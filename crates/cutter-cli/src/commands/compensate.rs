@@ -25,7 +25,7 @@ pub fn compensate(ctx: &Ctx, args: &CompensateArgs) -> Result<u8> {
     let dir = StateDir::open(ctx.settings.require_state_dir()?)?;
     let run = RunId::new(args.run_id.clone())?;
     let (_lock, _) = dir.lock(&format!("compensate {run}"), &now_rfc3339())?;
-    let mut rec = RunRecord::require(&dir, &run)?;
+    let mut rec = RunRecord::require(&dir, &run)?.with_ledger(ctx);
     let failed = match &rec.machine.state {
         RunState::Held { failed_phase, .. } => *failed_phase,
         RunState::Compensated { .. } => None,

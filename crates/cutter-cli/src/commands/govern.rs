@@ -226,7 +226,7 @@ pub fn release(ctx: &Ctx, approvals: &[String]) -> Result<u8> {
         return Ok(exit::OK);
     };
     let run = hold.record.run_id.clone();
-    let mut rec = RunRecord::require(&dir, &run)?;
+    let mut rec = RunRecord::require(&dir, &run)?.with_ledger(ctx);
     let database = connect_target(ctx)?.database().clone();
     let keys = approvers(ctx, Purpose::HoldRelease)?;
     let signed = read_approvals(approvals)?;
@@ -274,7 +274,7 @@ pub fn void(ctx: &Ctx, run_id: &str, reason: &str) -> Result<u8> {
     let dir = open(ctx)?;
     let run = RunId::new(run_id)?;
     let (_lock, _) = dir.lock(&format!("void {run}"), &now_rfc3339())?;
-    let rec = RunRecord::load(&dir, &run)?;
+    let rec = RunRecord::load(&dir, &run)?.map(|r| r.with_ledger(ctx));
     if let Some(r) = &rec {
         if matches!(
             r.machine.state,
@@ -442,20 +442,26 @@ fn report_verify(ctx: &Ctx, dir: &StateDir, report: &Path, sig: &Path) -> Result
             })
             .collect();
         return Err(CliError::Failed(format!(
-            "{}: signed by the pinned report key {}, but {} field(s) differ from the run record and the ledger:\n{}",
+            "{}: signed by the pinned report key {}, but {} field(s) differ from the ledger:\n{}",
             report.display(),
             v.signer,
             lines.len(),
             lines.join("\n")
         )));
     }
+    let not_checked: Vec<String> = v
+        .not_checked
+        .iter()
+        .map(|n| format!("not checked: {} ({})", n.field, n.why))
+        .collect();
     ctx.out.emit(
         &format!(
-            "{}: signed by the pinned report key {}; every field recomputed from the run record and the ledger matches",
+            "{}: signed by the pinned report key {}; every field recomputed from the ledger matches\n{}",
             report.display(),
-            v.signer
+            v.signer,
+            not_checked.join("\n")
         ),
-        json!({"valid": true, "run_id": v.run_id, "signer": v.signer}),
+        json!({"valid": true, "run_id": v.run_id, "signer": v.signer, "not_checked": v.not_checked}),
     );
     Ok(exit::OK)
 }

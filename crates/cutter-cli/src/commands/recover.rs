@@ -98,7 +98,7 @@ pub fn recover(ctx: &Ctx) -> Result<u8> {
     let mut runs_out = Vec::new();
     let mut held = false;
     for id in dir.run_ids()? {
-        let Some(mut rec) = RunRecord::load(&dir, &id)? else {
+        let Some(mut rec) = RunRecord::load(&dir, &id)?.map(|r| r.with_ledger(ctx)) else {
             continue;
         };
         let (journal_machine, torn) = replay(&dir, &rec)?;

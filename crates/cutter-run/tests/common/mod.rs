@@ -44,3 +44,35 @@ pub fn failed_run() -> (RunRecord, ReportExtras) {
     });
     (rec, extras)
 }
+
+/// demo-1 as an amendment's report: two articles amended (one with markup characters in
+/// its text, one word replaced in the middle), one repealed, as
+/// `cutter_pg::amend::changed_texts` reads them back after an amendment run.
+#[allow(dead_code)] // not every test binary uses every fixture
+pub fn amendment_run() -> (RunRecord, ReportExtras) {
+    use cutter_run::report::ChangedArticle;
+    let (rec, mut extras) = demo_run();
+    let article = |n: u32, old: &str, new: Option<&str>| ChangedArticle {
+        address: format!("vn-constitution-2013/dieu-{n}"),
+        old: old.into(),
+        new: new.map(Into::into),
+    };
+    extras.changed_articles = vec![
+        article(
+            1,
+            "Nước Cộng hòa xã hội chủ nghĩa Việt Nam là một nước độc lập, có chủ quyền, thống nhất và toàn vẹn lãnh thổ, bao gồm đất liền, hải đảo, vùng biển và vùng trời.",
+            Some("Nước Cộng hòa xã hội chủ nghĩa Việt Nam là một nước độc lập, có chủ quyền, thống nhất và toàn vẹn lãnh thổ, bao gồm đất liền, hải đảo, vùng biển và vùng trời. Sửa đổi, bổ sung năm 2025."),
+        ),
+        article(
+            14,
+            "Quyền con người, quyền công dân chỉ có thể bị hạn chế theo quy định của luật <khoản 2> & trong trường hợp cần thiết.",
+            Some("Quyền con người, quyền công dân chỉ có thể bị tạm ngừng theo quy định của luật <khoản 2> & trong trường hợp cần thiết."),
+        ),
+        article(
+            120,
+            "Hiến pháp này được Quốc hội thông qua.",
+            None,
+        ),
+    ];
+    (rec, extras)
+}
