@@ -429,3 +429,133 @@ fn the_writer_cannot_delete_an_amendments_versions_without_a_hard_delete_approva
     }
     assert_eq!(current(&db), expected(&first));
 }
+
+/// How many generated sequences [`generated_amendments_leave_the_last_document_current_and_never_change_an_enacted_row`]
+/// runs: `CUTTER_AMEND_CASES` (default 32). Zero would test nothing and is refused.
+fn amend_cases(var: Option<&str>) -> Result<u64, String> {
+    match var.map(|v| (v, v.trim().parse::<u64>())) {
+        None => Ok(32),
+        Some((_, Ok(0))) => Err(
+            "CUTTER_AMEND_CASES=0 would run no case and prove nothing; unset \
+                                 it (32 cases) or give a positive number"
+                .into(),
+        ),
+        Some((_, Ok(n))) => Ok(n),
+        Some((v, Err(e))) => Err(format!(
+            "CUTTER_AMEND_CASES={v:?} is not a number of cases: {e}"
+        )),
+    }
+}
+
+#[test]
+fn the_number_of_generated_cases_is_32_by_default_and_never_zero() {
+    assert_eq!(amend_cases(None), Ok(32));
+    assert_eq!(amend_cases(Some("500")), Ok(500));
+    assert!(amend_cases(Some("0"))
+        .unwrap_err()
+        .contains("prove nothing"));
+    assert!(amend_cases(Some("many"))
+        .unwrap_err()
+        .contains("not a number"));
+}
+
+/// A small deterministic generator (xorshift64*), seeded per case, so a failing case is
+/// named by its number and replays exactly.
+struct Gen(u64);
+
+impl Gen {
+    fn new(case: u64) -> Gen {
+        Gen(0x9E37_79B9_7F4A_7C15 ^ (case + 1).wrapping_mul(0xD1B5_4A32_D192_ED03))
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
+/// One generated amendment of `rows`: at least one article reworded, maybe a title
+/// changed, articles removed (one always stays) and added (a new number, or one removed
+/// earlier coming back).
+fn generate_amendment(
+    g: &mut Gen,
+    doc: &str,
+    rows: &mut Vec<CutPlanRow>,
+    next: &mut u64,
+    step: u64,
+) {
+    let i = g.below(rows.len() as u64) as usize;
+    rows[i].body = format!("{} (sửa đổi lần {step})", rows[i].body);
+    for _ in 0..g.below(3) {
+        let i = g.below(rows.len() as u64) as usize;
+        match g.below(3) {
+            0 => rows[i].body = format!("Văn bản mới {step}.{i}."),
+            1 => rows[i].title = format!("{} ({step})", rows[i].title),
+            _ if rows.len() > 1 => {
+                rows.remove(i);
+            }
+            _ => {}
+        }
+    }
+    for _ in 0..g.below(3) {
+        // A number already used comes back (a repealed article re-enacted) or a new one.
+        let n = if g.below(2) == 0 {
+            g.below(*next) + 1
+        } else {
+            *next
+        };
+        *next = (*next).max(n + 1);
+        let mut r = cutter_pg::fixtures::row(doc, n);
+        r.body = format!("{} ({step})", r.body);
+        if !rows
+            .iter()
+            .any(|x| x.canonical_address == r.canonical_address)
+        {
+            rows.push(r);
+        }
+    }
+}
+
+#[test]
+fn generated_amendments_leave_the_last_document_current_and_never_change_an_enacted_row() {
+    let cases = amend_cases(std::env::var("CUTTER_AMEND_CASES").ok().as_deref())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let db = db();
+    for case in 0..cases {
+        let mut g = Gen::new(case);
+        let doc = format!("prop-{case}");
+        let n = 3 + g.below(4);
+        let mut rows: Vec<CutPlanRow> = cutter_pg::fixtures::scale_rows(&doc, n).collect();
+        let mut next = n + 1;
+        let plan_of = |rows: &[CutPlanRow], step: u64| {
+            CutPlan::new(
+                DocumentId::new(doc.clone()).unwrap(),
+                SourceVersionId::new(format!("v{step}")).unwrap(),
+                rows.to_vec(),
+            )
+            .validate(&cutter_pg::schema::reference_vocabularies())
+            .unwrap_or_else(|e| panic!("case {case}: {e}"))
+        };
+        live_run(&db, &format!("p{case}-0"), &plan_of(&rows, 0));
+        for step in 1..=1 + g.below(2) {
+            generate_amendment(&mut g, &doc, &mut rows, &mut next, step);
+            let plan = plan_of(&rows, step);
+            let before = db.unit_rows();
+            live_run(&db, &format!("p{case}-{step}"), &plan);
+            assert_eq!(
+                db.current_text(&doc),
+                cutter_pg::testing::plan_text(plan.rows()),
+                "case {case}, amendment {step}: the current text is the last document"
+            );
+            let after = db.unit_rows();
+            for (k, v) in &before {
+                assert_eq!(
+                    after.get(k),
+                    Some(v),
+                    "case {case}, amendment {step}: {k:?} changed"
+                );
+            }
+        }
+    }
+}
