@@ -215,6 +215,27 @@ pub enum Error {
         units: Vec<UnitRef>,
     },
 
+    /// Compensation A refuses an amendment whose versions are enacted: they are the text
+    /// in force, and enacted rows never change.
+    #[error(
+        "compensation A of run {run_id} refused: {total} version(s) that change set {change_set} \
+         added to enacted units are enacted, so the amendment is in force and immutable: {}; \
+         nothing was written. Compensation never changes enacted rows: to bring the previous \
+         text back, cut it as a new amendment of the document (`cutter cut … --source-version …`, \
+         `cutter plan diff`, two approvals, `cutter run`), which adds new versions",
+        list_some(versions, *total, 20)
+    )]
+    EnactedAmendment {
+        /// The run.
+        run_id: RunId,
+        /// Its change set.
+        change_set: ChangeSetId,
+        /// How many of its versions are enacted.
+        total: u64,
+        /// The first of them: unit id, address, version number.
+        versions: Vec<String>,
+    },
+
     /// A hard delete needs every affected row to be draft.
     #[error(
         "hard delete of change set {change_set} (run {run_id}) refused: every affected row must \

@@ -1,4 +1,5 @@
-//! The executors: compensation A (revert the change set's draft units) and B (append the
+//! The executors: compensation A (revert the change set's draft units, and the draft
+//! versions an amendment added to enacted units) and B (append the
 //! compensating `reverted` review decision), each ONE transaction that first checks the
 //! connected server is the run's target, takes the per-target run lock for its duration,
 //! and checks the immutability triggers and functions.
@@ -33,6 +34,9 @@ pub struct ChangeSetState {
     pub units: BTreeMap<String, u64>,
     /// The versions of its units by lifecycle status.
     pub versions: BTreeMap<String, u64>,
+    /// The versions it added to units of other change sets (an amendment's new wordings
+    /// and repeals), by lifecycle status.
+    pub amendments: BTreeMap<String, u64>,
     /// Lifecycle log rows of its units.
     pub lifecycle_log_rows: u64,
     /// Rows naming it in `cut_change_set` and `cut_change_set_affected_row`.
@@ -58,6 +62,18 @@ impl ChangeSetState {
     pub fn live_units(&self) -> u64 {
         self.units_total() - self.units_in("withdrawn")
     }
+    /// Amended versions in `status`.
+    pub fn amendments_in(&self, status: &str) -> u64 {
+        self.amendments.get(status).copied().unwrap_or(0)
+    }
+    /// All its amended versions.
+    pub fn amendments_total(&self) -> u64 {
+        self.amendments.values().sum()
+    }
+    /// Amended versions still draft or enacted.
+    pub fn live_amendments(&self) -> u64 {
+        self.amendments_total() - self.amendments_in("withdrawn")
+    }
     /// All versions of its units.
     pub fn versions_total(&self) -> u64 {
         self.versions.values().sum()
@@ -65,6 +81,7 @@ impl ChangeSetState {
     /// Whether anything in the target carries the change set.
     pub fn is_known(&self) -> bool {
         self.units_total() > 0
+            || self.amendments_total() > 0
             || self.ledger_rows > 0
             || self.review_decisions > 0
             || self.logged > 0
@@ -85,10 +102,11 @@ impl fmt::Display for ChangeSetState {
         };
         write!(
             f,
-            "change set {}: units {}; versions {}; {} lifecycle log row(s); {} ledger row(s); {} review decision(s); compensation B {}",
+            "change set {}: units {}; versions {}; versions of other units (amendment) {}; {} lifecycle log row(s); {} ledger row(s); {} review decision(s); compensation B {}",
             self.change_set,
             by(&self.units),
             by(&self.versions),
+            by(&self.amendments),
             self.lifecycle_log_rows,
             self.ledger_rows,
             self.review_decisions,
@@ -99,6 +117,13 @@ impl fmt::Display for ChangeSetState {
         )
     }
 }
+
+/// The versions a change set added to units of other change sets (an amendment), by
+/// status: they carry the change set themselves (reference V6).
+const AMENDMENTS_BY_STATUS: &str =
+    "SELECT uv.lifecycle_status, count(*) FROM public.unit_version uv \
+     JOIN public.information_unit iu ON iu.id = uv.information_unit_id \
+     WHERE uv.change_set_id = $1 AND iu.change_set_id IS DISTINCT FROM $1 GROUP BY 1";
 
 fn by_status(
     c: &mut impl GenericClient,
@@ -134,6 +159,7 @@ pub fn inspect<C: GenericClient>(
          WHERE iu.change_set_id = $1 GROUP BY 1",
         change_set,
     )?;
+    let amendments = by_status(client, AMENDMENTS_BY_STATUS, change_set)?;
     let row = client
         .query_one(
             "SELECT (SELECT count(*) FROM public.iu_lifecycle_log g \
@@ -151,6 +177,7 @@ pub fn inspect<C: GenericClient>(
         change_set: change_set.clone(),
         units,
         versions,
+        amendments,
         lifecycle_log_rows: n(0),
         ledger_rows: n(1),
         review_decisions: n(2),
@@ -378,7 +405,12 @@ fn guard(tx: &mut Transaction<'_>, plan: &CompensationPlan, revert_run: &RunId) 
         }
     }
     let functions = cutter_pg::surface::functions_present(tx)?;
-    for name in ["fn_iu_withdraw", "fn_iu_hard_delete_draft"] {
+    for name in [
+        "fn_iu_withdraw",
+        "fn_iu_hard_delete_draft",
+        "fn_uv_change_set_status",
+        "fn_uv_hard_delete_draft",
+    ] {
         if !functions.get(name).copied().unwrap_or(false) {
             problems.push(format!("function public.{name} is missing"));
         }
@@ -429,6 +461,36 @@ fn units_where(
         .collect())
 }
 
+/// The first 20 versions `change_set` added to units of other change sets whose status is
+/// `status`, named by unit, address and version number.
+fn amendments_where(
+    tx: &mut Transaction<'_>,
+    cs: &ChangeSetId,
+    status: &str,
+) -> Result<Vec<String>> {
+    Ok(tx
+        .query(
+            "SELECT iu.id, iu.canonical_address, uv.version_no, uv.repeal FROM public.unit_version uv \
+               JOIN public.information_unit iu ON iu.id = uv.information_unit_id \
+              WHERE uv.change_set_id = $1 AND iu.change_set_id IS DISTINCT FROM $1 \
+                AND uv.lifecycle_status = $2 ORDER BY iu.id LIMIT 20",
+            &[&cs.as_str(), &status],
+        )
+        .doing(|| format!("listing the {status} versions change set {cs} added"))?
+        .iter()
+        .map(|r| {
+            let repeal: Option<bool> = r.get(3);
+            format!(
+                "unit id {} ({:?}) version {}{}",
+                r.get::<_, i64>(0),
+                r.get::<_, String>(1),
+                r.get::<_, i32>(2),
+                if repeal == Some(true) { " (repeal)" } else { "" }
+            )
+        })
+        .collect())
+}
+
 /// Compensation A inside the caller's transaction `tx` (which it neither commits nor
 /// rolls back). Returns `AlreadyDone` without writing when the change set is already
 /// reverted.
@@ -452,14 +514,25 @@ pub(crate) fn step_a(
          WHERE change_set_id = $1 GROUP BY 1",
         &cs,
     )?;
+    let amendments = by_status(tx, AMENDMENTS_BY_STATUS, &cs)?;
     let count = |s: &str| units.get(s).copied().unwrap_or(0);
+    let amended = |s: &str| amendments.get(s).copied().unwrap_or(0);
     let total: u64 = units.values().sum();
+    let amended_total: u64 = amendments.values().sum();
     if count("enacted") > 0 {
         return Err(Error::EnactedUnits {
             units: units_where(tx, &cs, "lifecycle_status = 'enacted'")?,
             run_id,
             change_set: cs,
             total: count("enacted"),
+        });
+    }
+    if amended("enacted") > 0 {
+        return Err(Error::EnactedAmendment {
+            versions: amendments_where(tx, &cs, "enacted")?,
+            run_id,
+            change_set: cs,
+            total: amended("enacted"),
         });
     }
     let kind = mode.kind();
@@ -472,7 +545,7 @@ pub(crate) fn step_a(
         lifecycle_log_rows: 0,
         decision_id: None,
     };
-    if total == 0 {
+    if total == 0 && amended_total == 0 {
         // Nothing of the change set remains. Already done if anything names the change
         // set (the run's claim, ledger rows) or if the three public tables are exactly the
         // run's pre snapshot (what a hard delete leaves); otherwise this is not the run's
@@ -490,17 +563,36 @@ pub(crate) fn step_a(
     // What the re-count compares the step's result with, counted before it writes.
     let before = Before::count(tx, cs.as_str())?;
     let mut hard_versions = 0;
-    let changed: i64 = match kind {
+    // Each writer is called only when it has rows to change: (units, amended versions).
+    let call = |tx: &mut Transaction<'_>, needed: bool, sql: &str, what: &str| -> Result<i64> {
+        if !needed {
+            return Ok(0);
+        }
+        Ok(tx
+            .query_one(sql, &[&cs.as_str(), &revert_run.as_str(), &actor])
+            .doing(|| format!("compensation A ({kind}): {what} of change set {cs}"))?
+            .get(0))
+    };
+    let (changed, changed_versions) = match kind {
         RevertKind::Soft => {
-            if count("draft") == 0 {
+            if count("draft") == 0 && amended("draft") == 0 {
                 return Ok(already(total));
             }
-            tx.query_one(
+            let units = call(
+                tx,
+                count("draft") > 0,
                 "SELECT public.fn_iu_withdraw($1, $2, $3)",
-                &[&cs.as_str(), &revert_run.as_str(), &actor],
-            )
-            .doing(|| format!("compensation A (soft): public.fn_iu_withdraw of change set {cs}"))?
-            .get(0)
+                "public.fn_iu_withdraw",
+            )?;
+            // The versions it added to enacted units: withdrawn, so the enacted version
+            // before them stays current.
+            let versions = call(
+                tx,
+                amended("draft") > 0,
+                "SELECT public.fn_uv_change_set_status($1, 'withdrawn', $2, $3)",
+                "public.fn_uv_change_set_status (withdrawn)",
+            )?;
+            (units, versions)
         }
         RevertKind::Hard => {
             let state = inspect(tx, &cs)?;
@@ -518,14 +610,30 @@ pub(crate) fn step_a(
             if versions > 0 {
                 problems.push(format!("{versions} version(s) of its units are not draft"));
             }
+            let not_draft = amended_total - amended("draft");
+            if not_draft > 0 {
+                problems.push(format!(
+                    "{not_draft} version(s) it added to enacted units are not draft: {}",
+                    crate::error::list_some(
+                        &amendments_where(tx, &cs, "withdrawn")?,
+                        not_draft,
+                        20
+                    )
+                ));
+            }
             if state.lifecycle_log_rows > 0 {
                 problems.push(format!(
                     "{} lifecycle log row(s) reference its units",
                     state.lifecycle_log_rows
                 ));
+            } else if state.logged > 0 {
+                problems.push(format!(
+                    "{} lifecycle log row(s) name the change set",
+                    state.logged
+                ));
             }
             if !problems.is_empty() {
-                let next = if count("withdrawn") > 0 {
+                let next = if count("withdrawn") > 0 || amended("withdrawn") > 0 {
                     "The change set was soft-reverted already; its lineage stays (a soft revert is final)"
                 } else {
                     "Use the default soft revert"
@@ -537,7 +645,7 @@ pub(crate) fn step_a(
                     next: next.into(),
                 });
             }
-            hard_versions = state.versions_total();
+            hard_versions = state.versions_total() + state.amendments_total();
             // The approvals go into the ledger first, in this transaction: the database
             // (reference V5) refuses the DELETE of units no recorded approval covers.
             if let RevertMode::Hard(approval) = mode {
@@ -549,18 +657,30 @@ pub(crate) fn step_a(
                     actor,
                 )?;
             }
-            tx.query_one(
+            // The database (reference V8) refuses a DELETE of versions whose change set
+            // no recorded approval covers, and of any version that is not draft.
+            let versions = call(
+                tx,
+                amended_total > 0,
+                "SELECT public.fn_uv_hard_delete_draft($1, $2, $3)",
+                "public.fn_uv_hard_delete_draft",
+            )?;
+            let units = call(
+                tx,
+                total > 0,
                 "SELECT public.fn_iu_hard_delete_draft($1, $2, $3)",
-                &[&cs.as_str(), &revert_run.as_str(), &actor],
-            )
-            .doing(|| {
-                format!("compensation A (hard): public.fn_iu_hard_delete_draft of change set {cs}")
-            })?
-            .get(0)
+                "public.fn_iu_hard_delete_draft",
+            )?;
+            (units, versions)
         }
     };
     let changed = u64::try_from(changed).unwrap_or(0);
-    let expected = Expected { before, changed };
+    let changed_versions = u64::try_from(changed_versions).unwrap_or(0);
+    let expected = Expected {
+        before,
+        changed,
+        changed_versions,
+    };
     let (differences, versions_withdrawn) = recount(tx, plan, kind, revert_run, expected)?;
     if !differences.is_empty() {
         return Err(Error::RecountMismatch {
@@ -579,7 +699,11 @@ pub(crate) fn step_a(
             RevertKind::Soft => versions_withdrawn,
             RevertKind::Hard => hard_versions,
         },
-        lifecycle_log_rows: if kind == RevertKind::Soft { changed } else { 0 },
+        lifecycle_log_rows: if kind == RevertKind::Soft {
+            changed + changed_versions
+        } else {
+            0
+        },
         decision_id: None,
     })
 }

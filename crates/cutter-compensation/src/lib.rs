@@ -37,9 +37,15 @@
 //! * every step reads the database first, so compensating again is a no-op that says so and
 //!   an interrupted compensation is finished by running it again.
 //!
+//! An amendment run's change set also holds versions of enacted units of other change sets
+//! (new wordings, repeals): A withdraws (soft) or deletes (hard) them too, so the
+//! previously enacted text stays current; an enacted amendment is refused (it is the text
+//! in force: a new amendment brings the old text back).
+//!
 //! Invariants: no ledger row is written except through cutter-governance's chained writer;
-//! units are changed only through the reference schema's `fn_iu_withdraw` and
-//! `fn_iu_hard_delete_draft`; enacted units are never touched.
+//! units and versions are changed only through the reference schema's `fn_iu_withdraw`,
+//! `fn_uv_change_set_status`, `fn_iu_hard_delete_draft` and `fn_uv_hard_delete_draft`;
+//! enacted units and versions are never touched.
 
 #![warn(missing_docs)]
 

@@ -65,9 +65,10 @@ impl RunFacts {
         ChangeSetId::for_run(&self.run_id)
     }
 
-    /// Asks the database which mutating phases of the run committed (units of the change
-    /// set → cut_leg_a; its `cut_change_set` row → leg_b_record; its `verify_result` →
-    /// write_verify; every unit enacted → lifecycle_enact) and records the answer: the
+    /// Asks the database which mutating phases of the run committed (units or amended
+    /// versions of the change set → cut_leg_a; its `cut_change_set` row → leg_b_record; its
+    /// `verify_result` → write_verify; every unit and version of it enacted →
+    /// lifecycle_enact) and records the answer: the
     /// matrix then decides on journal ∪ database, so a COMMIT whose reply was lost is not
     /// mistaken for a rollback. Read-only; refuses a connection to another server.
     pub fn cross_check<C: GenericClient>(mut self, client: &mut C) -> Result<RunFacts> {
@@ -81,9 +82,7 @@ impl RunFacts {
         }
         let db = cutter_governance::run_status_in_db(client, &self.run_id)?;
         let mut seen = PhaseSet::EMPTY;
-        let units: u64 = db.units_by_status.values().sum();
-        let enacted = db.units_by_status.get("enacted").copied().unwrap_or(0);
-        if units > 0 || db.change_set_row.is_some() || db.verify_result.is_some() {
+        if db.cut_committed() || db.change_set_row.is_some() || db.verify_result.is_some() {
             seen = seen.with(Phase::PreWriteBackup).with(Phase::CutLegA);
         }
         if db.change_set_row.is_some() || db.verify_result.is_some() {
@@ -92,7 +91,7 @@ impl RunFacts {
         if db.verify_result.is_some() {
             seen = seen.with(Phase::WriteVerify);
         }
-        if units > 0 && enacted == units {
+        if db.enacted() {
             seen = seen.with(Phase::LifecycleEnact);
         }
         self.database = Some(seen);
@@ -263,13 +262,19 @@ impl fmt::Display for CompensationPlan {
                     )?;
                     writeln!(
                         f,
-                        "      soft (default): its draft units and versions become withdrawn, one \
-                         lifecycle log row per unit, lineage kept"
+                        "      refuse if any version it added to an enacted unit (an amendment) is \
+                         enacted: the amendment is in force"
+                    )?;
+                    writeln!(
+                        f,
+                        "      soft (default): its draft units and versions, and the draft versions \
+                         it added to enacted units, become withdrawn, one lifecycle log row per \
+                         unit and per such version, lineage kept; the enacted text stays current"
                     )?;
                     writeln!(
                         f,
                         "      hard (--hard-delete, SG_1 + SG_2 naming the revert run): delete its \
-                         units and versions, only while every one is draft"
+                         units and versions, and the versions it added, only while every one is draft"
                     )?;
                     writeln!(
                         f,

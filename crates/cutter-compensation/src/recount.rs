@@ -2,8 +2,12 @@
 //! change set (exactly the rows that existed before the run) must equal the run's pre
 //! snapshot — row counts, content digests, units by status — and the change set's own
 //! rows must be what the revert leaves (soft: the units and versions counted before the
-//! step ([`Before`]), all withdrawn, one lifecycle log row per unit; hard: none). Any
-//! difference rolls the step back.
+//! step ([`Before`]), all withdrawn, one lifecycle log row per unit and per version it
+//! added to an enacted unit; hard: none). Any difference rolls the step back.
+//!
+//! A row belongs to the change set when it carries it (a unit; a version an amendment
+//! added to a unit of another change set, V6; a lifecycle log row) or belongs to one of
+//! its units.
 //!
 //! One pass per table. The digests use cutter-pg's canonical form (`cutter_pg::surface`)
 //! over the rows outside the change set; a test checks they equal cutter-pg's own digests
@@ -29,6 +33,10 @@ fn digest_sql(outside: &str, row: &str) -> String {
     )
 }
 
+/// Whether a version or lifecycle log row `r` (its unit `c` when the unit is the change
+/// set's) belongs to change set `$1`: its unit's, or it carries it (never NULL).
+const IN: &str = "(c.id IS NOT NULL OR r.change_set_id IS NOT DISTINCT FROM $1::text)";
+
 /// One pass over a table (canonical row text `row` of its rows `r`): the rows outside
 /// change set `$1` (count and digest), all rows, and counts of the change set's own rows.
 fn pass_sql(name: &str, row: &str) -> String {
@@ -47,24 +55,24 @@ fn pass_sql(name: &str, row: &str) -> String {
             )
         }
         "unit_version" => format!(
-            "SELECT count(*) FILTER (WHERE c.id IS NULL), {}, count(*), \
-                    count(*) FILTER (WHERE c.id IS NOT NULL), \
-                    count(*) FILTER (WHERE c.id IS NOT NULL AND r.lifecycle_status = 'withdrawn') \
+            "SELECT count(*) FILTER (WHERE NOT {IN}), {}, count(*), \
+                    count(*) FILTER (WHERE {IN}), \
+                    count(*) FILTER (WHERE {IN} AND r.lifecycle_status = 'withdrawn') \
                FROM public.unit_version r \
                LEFT JOIN (SELECT id FROM public.information_unit WHERE change_set_id = $1::text) c \
                  ON c.id = r.information_unit_id",
-            digest_sql("c.id IS NULL", row)
+            digest_sql(&format!("NOT {IN}"), row)
         ),
         _ => format!(
-            "SELECT count(*) FILTER (WHERE c.id IS NULL), {}, count(*), \
-                    count(*) FILTER (WHERE c.id IS NOT NULL), \
-                    count(*) FILTER (WHERE c.id IS NOT NULL AND r.to_status = 'withdrawn' \
+            "SELECT count(*) FILTER (WHERE NOT {IN}), {}, count(*), \
+                    count(*) FILTER (WHERE {IN}), \
+                    count(*) FILTER (WHERE {IN} AND r.to_status = 'withdrawn' \
                                        AND r.run_id = $2::text), \
                     count(DISTINCT r.information_unit_id) FILTER (WHERE c.id IS NOT NULL) \
                FROM public.iu_lifecycle_log r \
                LEFT JOIN (SELECT id FROM public.information_unit WHERE change_set_id = $1::text) c \
                  ON c.id = r.information_unit_id",
-            digest_sql("c.id IS NULL", row)
+            digest_sql(&format!("NOT {IN}"), row)
         ),
     }
 }
@@ -121,19 +129,27 @@ pub(crate) fn pass(
 pub(crate) struct Before {
     /// Units of the change set.
     pub units: u64,
-    /// Versions of the change set's units.
+    /// Versions of the change set: of its units, and those it added to other units.
     pub versions: u64,
+    /// Versions it added to units of other change sets (an amendment), which a soft
+    /// revert withdraws with one lifecycle log row each.
+    pub amendments: u64,
 }
 
 impl Before {
-    /// Counts the units of change set `cs` and their versions, in one statement.
+    /// Counts the units of change set `cs`, its versions and the versions it added to
+    /// other units, in one statement (each through an index on `change_set_id`).
     pub(crate) fn count(c: &mut impl GenericClient, cs: &str) -> Result<Self> {
         let row = c
             .query_one(
                 "SELECT (SELECT count(*) FROM public.information_unit WHERE change_set_id = $1), \
+                        (SELECT count(*) FROM (SELECT v.id FROM public.unit_version v \
+                           JOIN public.information_unit u ON u.id = v.information_unit_id \
+                          WHERE u.change_set_id = $1 \
+                          UNION SELECT v.id FROM public.unit_version v WHERE v.change_set_id = $1) x), \
                         (SELECT count(*) FROM public.unit_version v \
                            JOIN public.information_unit u ON u.id = v.information_unit_id \
-                          WHERE u.change_set_id = $1)",
+                          WHERE v.change_set_id = $1 AND u.change_set_id IS DISTINCT FROM $1)",
                 &[&cs],
             )
             .doing(|| {
@@ -143,6 +159,7 @@ impl Before {
         Ok(Before {
             units: n(0),
             versions: n(1),
+            amendments: n(2),
         })
     }
 }
@@ -154,6 +171,8 @@ pub(crate) struct Expected {
     pub before: Before,
     /// Units the step withdrew (soft) or deleted (hard).
     pub changed: u64,
+    /// Versions it added to other units that the step withdrew (soft) or deleted (hard).
+    pub changed_versions: u64,
 }
 
 /// Every difference between the target as the step leaves it (inside its transaction)
@@ -196,10 +215,11 @@ pub(crate) fn recount(
         }
         // The change set's own rows, as counted before the step (never this pass's own
         // count: that would only repeat the comparison above). Soft: each unit gets one
-        // lifecycle log row.
+        // lifecycle log row, and so does each version it added to another unit.
         let own = match *name {
             "unit_version" => expected.before.versions,
-            _ => expected.before.units,
+            "information_unit" => expected.before.units,
+            _ => expected.before.units + expected.before.amendments,
         };
         let pre_rows = before.map_or(0, |s| s.rows);
         let want = if soft { pre_rows + own } else { pre_rows };
@@ -269,8 +289,8 @@ pub(crate) fn recount(
             cs_versions_withdrawn,
         );
         check(
-            format!("lifecycle log rows of the units of {cs}"),
-            units,
+            format!("lifecycle log rows of {cs} (its units and the versions it added)"),
+            units + expected.before.amendments,
             log[0],
         );
         check(
@@ -280,7 +300,7 @@ pub(crate) fn recount(
         );
         check(
             format!("withdrawals of {cs} logged by revert run {revert_run}"),
-            expected.changed,
+            expected.changed + expected.changed_versions,
             log[1],
         );
     } else {

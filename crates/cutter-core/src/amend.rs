@@ -158,6 +158,10 @@ pub struct PlanDiff {
     pub plan_digest: Sha256Digest,
     /// Plan rows in plan order, then repeals in the order the live units were given.
     pub entries: Vec<DiffEntry>,
+    /// The document's live units (enacted, not repealed) compared with: what
+    /// [`PlanDiff::scheme_warning`] weighs the repeals against. Not part of the digest.
+    #[serde(default)]
+    pub live_units: u64,
 }
 
 impl PlanDiff {
@@ -226,6 +230,39 @@ impl PlanDiff {
     /// The entries a run writes a row for (every class but unchanged).
     pub fn written(&self) -> impl Iterator<Item = &DiffEntry> {
         self.entries.iter().filter(|e| e.class.writes())
+    }
+
+    /// A warning for the approvers when the plan's addresses look like another scheme
+    /// than the live document's (e.g. `…/dieu-N` live, `…/chuong-X/dieu-N` cut): the
+    /// plan repeals every live unit of the document or most of them, or names none of
+    /// their addresses at all (then it adds its units beside them and repeals none).
+    /// `None` when the document has no live unit or at least half of them stay.
+    pub fn scheme_warning(&self) -> Option<String> {
+        let live = self.live_units;
+        let repealed = self.count(DiffClass::Repealed);
+        let new = self.count(DiffClass::New);
+        let doc = &self.document_id;
+        let hint = "the addresses may follow another scheme than the live units' (compare \
+                    `cutter plan diff` with the live addresses before approving)";
+        if live == 0 {
+            None
+        } else if !self.is_amendment() {
+            Some(format!(
+                "document {doc}: none of its {live} live unit(s) has an address of this plan, so \
+                 its {new} unit(s) are new and would stand beside them, none repealed: {hint}"
+            ))
+        } else if repealed == live {
+            Some(format!(
+                "document {doc}: every live unit ({live}) is repealed and {new} are new: {hint}"
+            ))
+        } else if repealed * 2 > live {
+            Some(format!(
+                "document {doc}: {repealed} of its {live} live units are repealed and {new} are \
+                 new: {hint}"
+            ))
+        } else {
+            None
+        }
     }
 }
 
@@ -401,6 +438,7 @@ impl DiffBuilder {
             source_version_id,
             plan_digest,
             entries: self.entries,
+            live_units: self.live.iter().filter(|u| !u.repealed).count() as u64,
         }
     }
 }
@@ -569,6 +607,72 @@ mod tests {
         assert!(d.is_amendment());
         assert_eq!(d.count(DiffClass::Unchanged), 2);
         assert_eq!(d.approval_digest(), None);
+    }
+
+    #[test]
+    fn another_address_scheme_is_named_for_the_approvers() {
+        // The seeds' baseline: articles at doc/dieu-N; the cut: doc/chuong-I/dieu-N, and a
+        // preamble both schemes share.
+        let live_units: Vec<LiveUnit> =
+            std::iter::once(live(1, "doc/loi-noi-dau", "Lời nói đầu", "p"))
+                .chain((1..=4).map(|n| live(n + 1, &format!("doc/dieu-{n}"), "Điều", "x")))
+                .collect();
+        let cut: Vec<CutPlanRow> = std::iter::once(row("doc/loi-noi-dau", "Lời nói đầu", "p"))
+            .chain((1..=6).map(|n| row(&format!("doc/chuong-i/dieu-{n}"), "Điều", "x")))
+            .collect();
+        let d = diff_plan(&plan(cut.clone()), live_units.clone());
+        assert_eq!((d.live_units, d.count(DiffClass::Repealed)), (5, 4));
+        let w = d.scheme_warning().expect("a warning");
+        assert!(
+            w.contains("document doc: 4 of its 5 live units are repealed and 6 are new"),
+            "{w}"
+        );
+        assert!(w.contains("another scheme"), "{w}");
+        // Without the shared preamble: nothing is repealed, and the warning says the
+        // plan's units would stand beside the live ones.
+        let d = diff_plan(&plan(cut[1..].to_vec()), live_units[1..].to_vec());
+        let w = d.scheme_warning().expect("a warning");
+        assert!(
+            w.contains("none of its 4 live unit(s) has an address of this plan"),
+            "{w}"
+        );
+        // An ordinary amendment (one article of five repealed) and a first load: none.
+        let mut kept: Vec<CutPlanRow> = (1..=4)
+            .map(|n| row(&format!("doc/dieu-{n}"), "Điều", "x"))
+            .collect();
+        kept.insert(0, row("doc/loi-noi-dau", "Lời nói đầu", "p"));
+        kept.pop();
+        assert_eq!(diff_plan(&plan(kept), live_units).scheme_warning(), None);
+        assert_eq!(diff_plan(&plan(cut), vec![]).scheme_warning(), None);
+        // Every live unit repealed (a repealed unit still counts as not live).
+        let mut gone = live(9, "doc/x", "X", "");
+        gone.repealed = true;
+        let d = PlanDiff {
+            live_units: 2,
+            ..diff_plan(&plan(vec![row("doc/x", "X", "back")]), vec![gone])
+        };
+        let d = PlanDiff {
+            entries: d
+                .entries
+                .iter()
+                .cloned()
+                .chain((0..2).map(|i| DiffEntry {
+                    class: DiffClass::Repealed,
+                    canonical_address: format!("doc/y{i}"),
+                    plan_row: None,
+                    unit_id: Some(i),
+                    old_version_no: Some(1),
+                    old: None,
+                    new: None,
+                }))
+                .collect(),
+            ..d
+        };
+        let w = d.scheme_warning().expect("a warning");
+        assert!(
+            w.contains("every live unit (2) is repealed and 0 are new"),
+            "{w}"
+        );
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct DbRunFacts {
     pub change_set: ChangeSetId,
     /// Units carrying the change set, by `lifecycle_status` (cut_leg_a committed if any).
     pub units_by_status: BTreeMap<String, u64>,
+    /// Versions carrying the change set (an amendment's new wordings and repeals of
+    /// units of other change sets), by `lifecycle_status`.
+    pub versions_by_status: BTreeMap<String, u64>,
     /// `cut_change_set.id`, if leg_b_record committed.
     pub change_set_row: Option<i64>,
     /// Affected rows recorded for the change set.
@@ -49,9 +52,18 @@ impl DbRunFacts {
             .map(|(_, n)| n)
             .sum()
     }
-    /// Whether cut_leg_a's units are present (in any status).
+    /// Whether cut_leg_a's units or amended versions are present (in any status).
     pub fn cut_committed(&self) -> bool {
-        self.units_by_status.values().any(|&n| n > 0)
+        self.units_by_status
+            .values()
+            .chain(self.versions_by_status.values())
+            .any(|&n| n > 0)
+    }
+    /// Whether every unit and amended version of the change set is enacted (and there is
+    /// at least one): lifecycle_enact committed.
+    pub fn enacted(&self) -> bool {
+        let all = || self.units_by_status.iter().chain(&self.versions_by_status);
+        all().any(|(_, &n)| n > 0) && all().all(|(s, &n)| n == 0 || s.as_str() == "enacted")
     }
 }
 
@@ -59,17 +71,21 @@ impl DbRunFacts {
 pub fn run_status_in_db<C: GenericClient>(c: &mut C, run: &RunId) -> Result<DbRunFacts> {
     let cs = ChangeSetId::for_run(run);
     let what = format!("reading the database facts of run {run}");
-    let mut units_by_status = BTreeMap::new();
-    for r in c
-        .query(
-            "SELECT lifecycle_status, count(*) FROM public.information_unit \
-             WHERE change_set_id = $1 GROUP BY lifecycle_status",
+    let mut by_status = |table: &str| -> Result<BTreeMap<String, u64>> {
+        Ok(c.query(
+            &format!(
+                "SELECT lifecycle_status, count(*) FROM public.{table} \
+                 WHERE change_set_id = $1 GROUP BY lifecycle_status"
+            ),
             &[&cs.as_str()],
         )
         .map_err(Error::db(what.clone()))?
-    {
-        units_by_status.insert(r.get::<_, String>(0), r.get::<_, i64>(1) as u64);
-    }
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
+        .collect())
+    };
+    let units_by_status = by_status("information_unit")?;
+    let versions_by_status = by_status("unit_version")?;
     let row = c
         .query_one(
             "SELECT (SELECT id FROM cutter_governance.cut_change_set WHERE change_set_id = $1), \
@@ -97,6 +113,7 @@ pub fn run_status_in_db<C: GenericClient>(c: &mut C, run: &RunId) -> Result<DbRu
         voided: voided_by(c, run)?,
         reverted: is_reverted(c, &cs)?,
         units_by_status,
+        versions_by_status,
         change_set: cs,
     })
 }

@@ -28,43 +28,17 @@ fn valid(version: &str, rows: Vec<CutPlanRow>) -> ValidPlan {
     .expect("valid plan")
 }
 
-/// Every row of the two unit tables, as its text, by table and id.
 fn all_rows(db: &TestDb) -> BTreeMap<(String, i64), String> {
-    let mut out = BTreeMap::new();
-    for t in ["information_unit", "unit_version"] {
-        for r in db
-            .admin()
-            .query(&format!("SELECT id, x::text FROM public.{t} x"), &[])
-            .unwrap()
-        {
-            out.insert((t.to_string(), r.get(0)), r.get(1));
-        }
-    }
-    out
+    db.unit_rows()
 }
 
 /// The document's current text: (address, title, body) of every unit not repealed.
 fn current(db: &TestDb) -> Vec<(String, String, String)> {
-    db.admin()
-        .query(
-            "SELECT canonical_address, title, body FROM public.unit_current_text \
-              WHERE document_id = $1 AND NOT repealed ORDER BY canonical_address",
-            &[&DOC],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect()
+    db.current_text(DOC)
 }
 
 fn expected(plan: &ValidPlan) -> Vec<(String, String, String)> {
-    let mut v: Vec<_> = plan
-        .rows()
-        .iter()
-        .map(|r| (r.canonical_address.clone(), r.title.clone(), r.body.clone()))
-        .collect();
-    v.sort();
-    v
+    cutter_pg::testing::plan_text(plan.rows())
 }
 
 /// A whole live run of `plan` as `run`: its diff read as `plan diff` reads it, approvals
@@ -86,20 +60,19 @@ fn live_run(db: &TestDb, run_id: &str, plan: &ValidPlan) -> LegAReport {
     report
 }
 
-/// The first load's rows with articles 2–9 reworded, article 15 removed and a new
-/// article added: the shape of the 2025 amendment.
+/// `plan` as run `run_id` up to cut_leg_a, approved with its diff: its drafts pending.
+fn staged(db: &TestDb, run_id: &str, plan: &ValidPlan) -> cutter_core::LiveAuthorization {
+    let (diff, _) = db
+        .target()
+        .read_only(|tx| cutter_pg::amend::plan_diff(tx, plan))
+        .unwrap();
+    let auth = live_auth_diff(db, &run(run_id), plan, diff.approval_digest());
+    db.target().cut_leg_a(&auth, plan, &mut |_| {}).unwrap();
+    auth
+}
+
 fn amended(base: &[CutPlanRow]) -> Vec<CutPlanRow> {
-    let mut v: Vec<CutPlanRow> = base.to_vec();
-    for r in &mut v[1..9] {
-        r.body = format!("{} (sửa đổi, bổ sung năm 2025)", r.body);
-    }
-    v.remove(14);
-    let mut new = v[0].clone();
-    new.canonical_address = format!("{DOC}/dieu-21a");
-    new.title = "Điều 21a".into();
-    new.body = "Điều mới được bổ sung.".into();
-    v.push(new);
-    v
+    cutter_pg::fixtures::amended_rows(DOC, base)
 }
 
 #[test]
@@ -241,13 +214,7 @@ fn an_amendment_stopped_before_lifecycle_enact_leaves_the_enacted_text_current()
     let first = valid("2013", rows(20));
     live_run(&db, "first-load", &first);
     let second = valid("2025", amended(first.rows()));
-    let (diff, _) = db
-        .target()
-        .read_only(|tx| cutter_pg::amend::plan_diff(tx, &second))
-        .unwrap();
-    let r = run("amend-staged");
-    let auth = live_auth_diff(&db, &r, &second, diff.approval_digest());
-    db.target().cut_leg_a(&auth, &second, &mut |_| {}).unwrap();
+    let auth = staged(&db, "amend-staged", &second);
     assert_eq!(current(&db), expected(&first), "after cut_leg_a");
     leg_b(&db, &auth, &second).unwrap();
     write_verify(&db, &auth, &second).unwrap();
@@ -296,4 +263,299 @@ fn a_new_version_of_an_approved_runs_unit_needs_approvals_of_its_own_run() {
         "{e}"
     );
     assert_eq!(all_rows(&db), before);
+}
+
+/// SG_1 and SG_2 `hard-delete` approvals of revert run `revert` for change set `cs`,
+/// signed by the registered approvers and checked by the core's rules.
+fn hard_delete_approvals(
+    db: &TestDb,
+    plan: &ValidPlan,
+    revert: &cutter_core::RunId,
+    cs: &ChangeSetId,
+) -> Vec<cutter_core::VerifiedApproval> {
+    register(db);
+    let (a, b) = registered();
+    let (set, verifier) = approvers(&[a, b]);
+    let target = db.target().database().clone();
+    let signed = |k: &Approver, gate| {
+        let mut st = statement(
+            revert,
+            plan,
+            db,
+            gate,
+            cutter_core::UnixTime(now().0 + 3600),
+        );
+        st.purpose = cutter_core::Purpose::HardDelete;
+        st.change_set = Some(cs.clone());
+        sign(k, &st)
+    };
+    let approvals = [
+        signed(a, cutter_core::ApprovalGate::Sg1),
+        signed(b, cutter_core::ApprovalGate::Sg2),
+    ];
+    cutter_core::check_approvals(
+        &cutter_core::ApprovalScope {
+            purpose: cutter_core::Purpose::HardDelete,
+            run_id: revert,
+            plan_digest: plan.digest(),
+            target: &target,
+            change_set: Some(cs),
+            findings_digest: None,
+            diff_digest: None,
+        },
+        &approvals,
+        &set,
+        now(),
+        cutter_core::ApprovalPolicy::default(),
+        &verifier,
+    )
+    .unwrap_or_else(|r| panic!("{r:?}"))
+}
+
+/// The real `psql` as the writer `cutter_exec`, running `sql` with ON_ERROR_STOP.
+fn psql_as_writer(db: &TestDb, sql: &str) -> std::process::Output {
+    let child = db.exec_config().child_env().expect("child env");
+    let mut cmd = std::process::Command::new(cutter_pg::pg_program("psql").expect("psql"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("LC_ALL", "C")
+        .args(["-X", "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+    child.apply(&mut cmd);
+    cmd.output().expect("run psql")
+}
+
+fn refused_by_psql(db: &TestDb, sql: &str, needle: &str) {
+    let out = psql_as_writer(db, sql);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{sql}: psql should fail");
+    assert!(stderr.contains(needle), "{sql}: {stderr}");
+}
+
+#[test]
+fn the_writer_cannot_delete_an_amendments_versions_without_a_hard_delete_approval() {
+    let db = db();
+    let first = valid("2013", rows(20));
+    live_run(&db, "first-load", &first);
+    let second = valid("2025", amended(first.rows()));
+    let cs = ChangeSetId::for_run(&run("amend-del"));
+    let _drafts = staged(&db, "amend-del", &second);
+    let before = all_rows(&db);
+    let drafts = format!("DELETE FROM public.unit_version WHERE change_set_id = '{cs}'");
+
+    // Plain psql as the writer: no DELETE privilege at all.
+    refused_by_psql(&db, &drafts, "permission denied for table unit_version");
+    // A DBA's mistaken grant does not open it: the gate refuses without an approval,
+    // and so it does through the writer's own function.
+    db.admin()
+        .batch_execute("GRANT DELETE ON public.unit_version TO cutter_exec")
+        .unwrap();
+    let no_approval = format!("hard delete of change set {cs} refused: no hard-delete approval");
+    refused_by_psql(&db, &drafts, &no_approval);
+    refused_by_psql(
+        &db,
+        &format!("SELECT public.fn_uv_hard_delete_draft('{cs}', 'amend-del-revert', 'mallory')"),
+        &no_approval,
+    );
+    // Nor does an approval recorded for another change set.
+    let mut c = exec(&db);
+    let other = ChangeSetId::for_run(&run("first-load"));
+    let revert = run("amend-del-revert");
+    {
+        let mut tx = c.transaction().unwrap();
+        let approvals = hard_delete_approvals(&db, &second, &revert, &other);
+        cutter_governance::record_hard_delete_approval(&mut tx, &other, &revert, &approvals, ACTOR)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    refused_by_psql(&db, &drafts, &no_approval);
+    // The enacted version a draft replaces: immutable, approval or not.
+    refused_by_psql(
+        &db,
+        "DELETE FROM public.unit_version WHERE change_set_id IS NULL AND information_unit_id IN \
+         (SELECT id FROM public.information_unit WHERE change_set_id = 'cs-first-load')",
+        "enacted rows are immutable",
+    );
+    assert_eq!(all_rows(&db), before);
+
+    // With the change set's approval recorded, a withdrawn version is still refused:
+    // only drafts are deleted.
+    {
+        let mut tx = c.transaction().unwrap();
+        let approvals = hard_delete_approvals(&db, &second, &revert, &cs);
+        cutter_governance::record_hard_delete_approval(&mut tx, &cs, &revert, &approvals, ACTOR)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let mut tx = c.transaction().unwrap();
+    let n: i64 = tx
+        .query_one(
+            "SELECT public.fn_uv_change_set_status($1, 'withdrawn', 'amend-del-revert', 'op')",
+            &[&cs.as_str()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 9);
+    let e = tx
+        .batch_execute(&format!(
+            "DELETE FROM public.unit_version WHERE change_set_id = '{cs}'"
+        ))
+        .unwrap_err();
+    assert!(
+        e.as_db_error()
+            .unwrap()
+            .message()
+            .contains("only drafts are deleted"),
+        "{e}"
+    );
+    drop(tx);
+    assert_eq!(all_rows(&db), before);
+
+    // The approved path: the nine draft versions go, the enacted text is untouched.
+    let n: i64 = exec(&db)
+        .query_one(
+            "SELECT public.fn_uv_hard_delete_draft($1, 'amend-del-revert', 'op')",
+            &[&cs.as_str()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 9);
+    let after = all_rows(&db);
+    let gone: Vec<_> = before.keys().filter(|k| !after.contains_key(*k)).collect();
+    assert_eq!(gone.len(), 9, "{gone:?}");
+    assert!(gone.iter().all(|k| k.0 == "unit_version"));
+    for (k, v) in &after {
+        assert_eq!(before.get(k), Some(v), "{k:?} changed");
+    }
+    assert_eq!(current(&db), expected(&first));
+}
+
+/// How many generated sequences [`generated_amendments_leave_the_last_document_current_and_never_change_an_enacted_row`]
+/// runs: `CUTTER_AMEND_CASES` (default 32). Zero would test nothing and is refused.
+fn amend_cases(var: Option<&str>) -> Result<u64, String> {
+    match var.map(|v| (v, v.trim().parse::<u64>())) {
+        None => Ok(32),
+        Some((_, Ok(0))) => Err(
+            "CUTTER_AMEND_CASES=0 would run no case and prove nothing; unset \
+                                 it (32 cases) or give a positive number"
+                .into(),
+        ),
+        Some((_, Ok(n))) => Ok(n),
+        Some((v, Err(e))) => Err(format!(
+            "CUTTER_AMEND_CASES={v:?} is not a number of cases: {e}"
+        )),
+    }
+}
+
+#[test]
+fn the_number_of_generated_cases_is_32_by_default_and_never_zero() {
+    assert_eq!(amend_cases(None), Ok(32));
+    assert_eq!(amend_cases(Some("500")), Ok(500));
+    assert!(amend_cases(Some("0"))
+        .unwrap_err()
+        .contains("prove nothing"));
+    assert!(amend_cases(Some("many"))
+        .unwrap_err()
+        .contains("not a number"));
+}
+
+/// A small deterministic generator (xorshift64*), seeded per case, so a failing case is
+/// named by its number and replays exactly.
+struct Gen(u64);
+
+impl Gen {
+    fn new(case: u64) -> Gen {
+        Gen(0x9E37_79B9_7F4A_7C15 ^ (case + 1).wrapping_mul(0xD1B5_4A32_D192_ED03))
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
+/// One generated amendment of `rows`: at least one article reworded, maybe a title
+/// changed, articles removed (one always stays) and added (a new number, or one removed
+/// earlier coming back).
+fn generate_amendment(
+    g: &mut Gen,
+    doc: &str,
+    rows: &mut Vec<CutPlanRow>,
+    next: &mut u64,
+    step: u64,
+) {
+    let i = g.below(rows.len() as u64) as usize;
+    rows[i].body = format!("{} (sửa đổi lần {step})", rows[i].body);
+    for _ in 0..g.below(3) {
+        let i = g.below(rows.len() as u64) as usize;
+        match g.below(3) {
+            0 => rows[i].body = format!("Văn bản mới {step}.{i}."),
+            1 => rows[i].title = format!("{} ({step})", rows[i].title),
+            _ if rows.len() > 1 => {
+                rows.remove(i);
+            }
+            _ => {}
+        }
+    }
+    for _ in 0..g.below(3) {
+        // A number already used comes back (a repealed article re-enacted) or a new one.
+        let n = if g.below(2) == 0 {
+            g.below(*next) + 1
+        } else {
+            *next
+        };
+        *next = (*next).max(n + 1);
+        let mut r = cutter_pg::fixtures::row(doc, n);
+        r.body = format!("{} ({step})", r.body);
+        if !rows
+            .iter()
+            .any(|x| x.canonical_address == r.canonical_address)
+        {
+            rows.push(r);
+        }
+    }
+}
+
+#[test]
+fn generated_amendments_leave_the_last_document_current_and_never_change_an_enacted_row() {
+    let cases = amend_cases(std::env::var("CUTTER_AMEND_CASES").ok().as_deref())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let db = db();
+    for case in 0..cases {
+        let mut g = Gen::new(case);
+        let doc = format!("prop-{case}");
+        let n = 3 + g.below(4);
+        let mut rows: Vec<CutPlanRow> = cutter_pg::fixtures::scale_rows(&doc, n).collect();
+        let mut next = n + 1;
+        let plan_of = |rows: &[CutPlanRow], step: u64| {
+            CutPlan::new(
+                DocumentId::new(doc.clone()).unwrap(),
+                SourceVersionId::new(format!("v{step}")).unwrap(),
+                rows.to_vec(),
+            )
+            .validate(&cutter_pg::schema::reference_vocabularies())
+            .unwrap_or_else(|e| panic!("case {case}: {e}"))
+        };
+        live_run(&db, &format!("p{case}-0"), &plan_of(&rows, 0));
+        for step in 1..=1 + g.below(2) {
+            generate_amendment(&mut g, &doc, &mut rows, &mut next, step);
+            let plan = plan_of(&rows, step);
+            let before = db.unit_rows();
+            live_run(&db, &format!("p{case}-{step}"), &plan);
+            assert_eq!(
+                db.current_text(&doc),
+                cutter_pg::testing::plan_text(plan.rows()),
+                "case {case}, amendment {step}: the current text is the last document"
+            );
+            let after = db.unit_rows();
+            for (k, v) in &before {
+                assert_eq!(
+                    after.get(k),
+                    Some(v),
+                    "case {case}, amendment {step}: {k:?} changed"
+                );
+            }
+        }
+    }
 }

@@ -90,6 +90,23 @@ impl Iterator for ScaleRows {
     }
 }
 
+/// The amendment fixture over the scale rows `base` of document `doc` (at least 15):
+/// articles 2–9 reworded, article 15 removed, a new article `dieu-21a` added — the
+/// shape of the 2025 amendment of the Constitution.
+pub fn amended_rows(doc: &str, base: &[CutPlanRow]) -> Vec<CutPlanRow> {
+    let mut v: Vec<CutPlanRow> = base.to_vec();
+    for r in &mut v[1..9] {
+        r.body = format!("{} (sửa đổi, bổ sung năm 2025)", r.body);
+    }
+    v.remove(14);
+    let mut new = v[0].clone();
+    new.canonical_address = format!("{doc}/dieu-21a");
+    new.title = "Điều 21a".into();
+    new.body = "Điều mới được bổ sung.".into();
+    v.push(new);
+    v
+}
+
 /// The scale rows of `doc`.
 pub fn scale_rows(doc: &str, n: u64) -> ScaleRows {
     ScaleRows {

@@ -23,7 +23,7 @@ pub struct Migration {
 }
 
 /// The reference schema, version by version.
-pub const MIGRATIONS: [Migration; 7] = [
+pub const MIGRATIONS: [Migration; 8] = [
     Migration {
         version: 1,
         name: "V1__reference.sql",
@@ -59,6 +59,11 @@ pub const MIGRATIONS: [Migration; 7] = [
         name: "V7__incremental_backup.sql",
         sql: include_str!("../sql/V7__incremental_backup.sql"),
     },
+    Migration {
+        version: 8,
+        name: "V8__amendment_compensation.sql",
+        sql: include_str!("../sql/V8__amendment_compensation.sql"),
+    },
 ];
 
 /// Version 1 for a database of the earlier tool's shape: takes it to what
@@ -71,7 +76,7 @@ pub const ADOPTION: Migration = Migration {
 };
 
 /// The schema version this build of cutter expects.
-pub const REFERENCE_VERSION: i32 = 7;
+pub const REFERENCE_VERSION: i32 = 8;
 
 /// The baseline fixture (for reference version 1).
 pub const BASELINE_SQL: &str = include_str!("../sql/V1__baseline.sql");
@@ -105,7 +110,7 @@ pub const HOLD_GUARD_TRIGGERS: [(&str, &str); 4] = [
 /// registered approver and this database; a hard delete needs a recorded hard-delete
 /// approval for its change set; a HOLD release needs hold-release approvals;
 /// the approver registry changes only as `cutter approvers` records it.
-pub const GATE_TRIGGERS: [(&str, &str, &str); 13] = [
+pub const GATE_TRIGGERS: [(&str, &str, &str); 14] = [
     (
         "trg_iu_run_gate_insert",
         "public.information_unit",
@@ -129,6 +134,11 @@ pub const GATE_TRIGGERS: [(&str, &str, &str); 13] = [
     (
         "trg_iu_hard_delete_gate",
         "public.information_unit",
+        "public.fn_trg_hard_delete_gate()",
+    ),
+    (
+        "trg_uv_hard_delete_gate",
+        "public.unit_version",
         "public.fn_trg_hard_delete_gate()",
     ),
     (
@@ -184,7 +194,7 @@ pub const IMMUTABILITY_TRIGGERS: [(&str, &str); 2] = [
 
 /// The SECURITY DEFINER functions the phases and compensation call, by name and
 /// `regprocedure` signature.
-pub const FUNCTIONS: [(&str, &str); 7] = [
+pub const FUNCTIONS: [(&str, &str); 8] = [
     (
         "fn_iu_create",
         "public.fn_iu_create(text,text,text,text,text,text,text,text,text,text,text)",
@@ -206,6 +216,10 @@ pub const FUNCTIONS: [(&str, &str); 7] = [
     (
         "fn_uv_change_set_status",
         "public.fn_uv_change_set_status(text,text,text,text)",
+    ),
+    (
+        "fn_uv_hard_delete_draft",
+        "public.fn_uv_hard_delete_draft(text,text,text)",
     ),
 ];
 

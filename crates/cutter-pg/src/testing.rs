@@ -354,6 +354,35 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("counting {table}: {e}"))
             .get(0)
     }
+    /// Every row of the two unit tables (`information_unit`, `unit_version`) as its
+    /// text, by table and id: two readings are equal only if no row changed by a byte.
+    pub fn unit_rows(&self) -> std::collections::BTreeMap<(String, i64), String> {
+        let mut out = std::collections::BTreeMap::new();
+        for t in ["information_unit", "unit_version"] {
+            for r in self
+                .admin()
+                .query(&format!("SELECT id, x::text FROM public.{t} x"), &[])
+                .unwrap_or_else(|e| panic!("reading public.{t}: {e}"))
+            {
+                out.insert((t.to_string(), r.get(0)), r.get(1));
+            }
+        }
+        out
+    }
+    /// The current text of document `doc` (`public.unit_current_text`): (address,
+    /// title, body) of every unit not repealed, by address.
+    pub fn current_text(&self, doc: &str) -> Vec<(String, String, String)> {
+        self.admin()
+            .query(
+                "SELECT canonical_address, title, body FROM public.unit_current_text \
+                  WHERE document_id = $1 AND NOT repealed ORDER BY canonical_address",
+                &[&doc],
+            )
+            .unwrap_or_else(|e| panic!("reading the current text of {doc}: {e}"))
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
     /// A rehearsal authorization for run `run_id` and a plan with digest `plan_digest`
     /// on this cluster: the legitimate path for throwaway databases (no approvals; the
     /// "source" is a different, fictitious server).
@@ -366,6 +395,17 @@ impl TestDb {
         rehearsal_authorization(&mut self.admin(), run, plan_digest)
             .unwrap_or_else(|e| panic!("rehearsal authorization on {}: {e}", self.name))
     }
+}
+
+/// The text of a plan's rows as [`TestDb::current_text`] reads it once enacted:
+/// (address, title, body), by address.
+pub fn plan_text(rows: &[cutter_core::CutPlanRow]) -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = rows
+        .iter()
+        .map(|r| (r.canonical_address.clone(), r.title.clone(), r.body.clone()))
+        .collect();
+    v.sort();
+    v
 }
 
 /// Marks the database `admin` (a superuser connection to a throwaway cluster) is

@@ -106,7 +106,8 @@ fn the_earlier_tools_database_is_adopted_without_losing_a_row() {
             "V4__hold_guard.sql",
             "V5__approver_registry_and_gate.sql",
             "V6__amendments.sql",
-            "V7__incremental_backup.sql"
+            "V7__incremental_backup.sql",
+            "V8__amendment_compensation.sql"
         ]
     );
     let Shape::Versioned { applied } = &shape else {

@@ -656,8 +656,8 @@ fn security_definer_functions_pin_search_path_and_execute_is_not_public() {
         .unwrap();
     assert_eq!(
         rows.len(),
-        13,
-        "V1's eight, V4's hold guard, V5's run gate and hard-delete gate, V6's two amendment functions"
+        14,
+        "V1's eight, V4's hold guard, V5's run gate and hard-delete gate, V6's two amendment functions, V8's hard delete of versions"
     );
     for r in rows {
         let name: String = r.get(0);
@@ -687,7 +687,8 @@ fn security_definer_functions_pin_search_path_and_execute_is_not_public() {
             "fn_iu_hard_delete_draft",
             "fn_iu_withdraw",
             "fn_uv_amend_batch",
-            "fn_uv_change_set_status"
+            "fn_uv_change_set_status",
+            "fn_uv_hard_delete_draft"
         ]
     );
 }

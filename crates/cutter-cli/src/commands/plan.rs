@@ -80,6 +80,9 @@ pub fn diff(ctx: &Ctx, plan: &Path) -> Result<u8> {
         d.source_version_id,
         cutter_core::amend::summary_table(&d)
     );
+    if let Some(w) = d.scheme_warning() {
+        let _ = write!(human, "\nwarning: {w}");
+    }
     for c in &conflicts {
         let _ = write!(human, "\nconflict: {c}");
     }
@@ -111,6 +114,7 @@ fn diff_json(d: &PlanDiff, conflicts: Option<&[Conflict]>) -> serde_json::Value 
         "counts": counts,
         "classes": d.summary(),
         "entries": d.written().collect::<Vec<_>>(),
+        "warning": d.scheme_warning(),
         "conflicts": conflicts,
     })
 }
@@ -155,8 +159,14 @@ pub fn check(ctx: &Ctx, plan: &Path, offline: bool) -> Result<u8> {
                 Some(t) => {
                     let (d, conflicts) = compare(t, &valid)?;
                     refuse_conflicts(plan, &conflicts)?;
+                    let warning = d
+                        .scheme_warning()
+                        .map_or(String::new(), |w| format!("\nwarning: {w}"));
                     (
-                        format!("live units: {}", cutter_core::amend::counts_line(&d)),
+                        format!(
+                            "live units: {}{warning}",
+                            cutter_core::amend::counts_line(&d)
+                        ),
                         diff_json(&d, None),
                     )
                 }

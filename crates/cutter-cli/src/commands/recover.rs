@@ -23,7 +23,7 @@ pub fn committed_in_db(facts: &cutter_governance::DbRunFacts, artifact_exists: b
     if artifact_exists {
         s = s.with(Phase::PreWriteBackup);
     }
-    if facts.units_by_status.values().sum::<u64>() > 0 || facts.cut_committed() {
+    if facts.cut_committed() {
         s = s.with(Phase::CutLegA);
     }
     if facts.change_set_row.is_some() {
@@ -32,8 +32,7 @@ pub fn committed_in_db(facts: &cutter_governance::DbRunFacts, artifact_exists: b
     if facts.verify_result.is_some() {
         s = s.with(Phase::WriteVerify);
     }
-    let enacted = facts.units_by_status.get("enacted").copied().unwrap_or(0);
-    if enacted > 0 && enacted == facts.units_by_status.values().sum::<u64>() {
+    if facts.enacted() {
         s = s.with(Phase::LifecycleEnact);
     }
     s
