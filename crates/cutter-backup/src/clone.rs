@@ -1,7 +1,9 @@
 //! Restoring an artifact's data into a prepared database: the dry-run's throwaway clone.
 //! The clone already has the reference schema (functions, triggers, roles, grants); only
-//! the rows of the mutation surface come from the backup. The sha256 is checked before
-//! anything is decrypted, and the plaintext only ever flows through a pipe.
+//! the rows of the mutation surface come from the backup — one full artifact, or a chain
+//! (its full artifact, then every increment in order, [`restore_chain_into`]). The
+//! sha256 is checked before anything is decrypted, and the plaintext only ever flows
+//! through a pipe.
 
 use std::io::Read;
 use std::path::Path;
@@ -98,6 +100,63 @@ pub fn restore_data_into(
             Err(e)
         }
     }
+}
+
+/// [`restore_data_into`] for the chain ending at `head`: every link is verified first
+/// ([`crate::verify_chain`]: signatures, SHA-256s, predecessor hashes, order), then the
+/// full artifact is restored as [`restore_data_into`] does, then each increment is
+/// applied in order as `conn`'s superuser (see `chainproof`), then every surface
+/// table's id sequence is moved past the highest id restored. Returns the links
+/// restored, the full backup first.
+pub fn restore_chain_into(
+    head: &Path,
+    signing_pin: &Fingerprint,
+    secret_key: &Path,
+    passphrase: &PassphraseSource,
+    conn: &ConnConfig,
+    pg_bindir: Option<&Path>,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<Vec<cutter_core::RunId>> {
+    let links = crate::chainproof::verify_chain(head, signing_pin)?;
+    restore_data_into(
+        &links[0].path,
+        signing_pin,
+        secret_key,
+        passphrase,
+        conn,
+        pg_bindir,
+        progress,
+    )?;
+    if links.len() > 1 {
+        let secret = load_secret_key(secret_key)?;
+        let passphrase = passphrase.read(&|k| std::env::var(k).ok())?;
+        for link in &links[1..] {
+            crate::chainproof::apply_increment(conn, link, &secret, &passphrase)?;
+        }
+        advance_sequences(conn)?;
+    }
+    Ok(links.into_iter().map(|l| l.manifest.run_id).collect())
+}
+
+/// Moves each surface table's `id` sequence to at least the highest id it holds (an
+/// increment carries rows, not sequence values).
+fn advance_sequences(conn: &ConnConfig) -> Result<()> {
+    let mut c = conn.connect().map_err(|e| Error::Connect {
+        target: conn.redacted(),
+        detail: e.to_string(),
+    })?;
+    for t in cutter_core::mutation_surface() {
+        let q = t.quoted();
+        let sql = format!(
+            "SELECT pg_catalog.setval(s, m) FROM \
+               (SELECT pg_catalog.pg_get_serial_sequence($1, 'id') AS s, \
+                       (SELECT max(id) FROM {q}) AS m) x \
+              WHERE s IS NOT NULL AND m IS NOT NULL"
+        );
+        c.query(sql.as_str(), &[&q])
+            .map_err(|e| Error::sql(format!("advancing the id sequence of {t}"), e))?;
+    }
+    Ok(())
 }
 
 /// A reader that reports the bytes read so far: the progress of a restore, measured on

@@ -76,6 +76,7 @@ mod keys;
 mod manifest;
 mod privileges;
 mod programs;
+mod prune;
 mod restore;
 mod rowdigest;
 mod sandbox;
@@ -91,7 +92,7 @@ pub use chainproof::{
     chain_proof, increment_proof, is_proven, verify_chain, ChainProof, ChainProofConfig,
     ChainTableCheck, ChainTimings, CHAIN_PROOF_FORMAT, INCREMENT_PROOF_FORMAT,
 };
-pub use clone::{pg_restore_data_args, restore_data_into};
+pub use clone::{pg_restore_data_args, restore_chain_into, restore_data_into};
 pub use cutter_fs::{remove_stale_partials, StalePartials};
 pub use error::{Error, Result};
 pub use keys::{
@@ -105,6 +106,7 @@ pub use manifest::{
     VerifiedArtifact, MANIFEST_FORMAT,
 };
 pub use programs::{bindir, PgProgram};
+pub use prune::{execute_prune, plan_prune, KeepReason, PruneLink, PrunePlan};
 pub use restore::{
     pg_restore_args, prepare_restore_database, restore_proof, start_restore_cluster, ProofTimings,
     RestoreConfig, RestoreProof, RestoreTarget, TableCheck, PROOF_FORMAT, RESTORE_CLUSTER_SETTINGS,

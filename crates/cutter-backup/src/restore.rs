@@ -809,14 +809,19 @@ pub(crate) fn load_full(
     timings: &mut ProofTimings,
     prepare_started: Instant,
     role_out: &mut Option<String>,
+    selection: Selection,
     progress: &mut (dyn FnMut(u64) + Send),
-) -> Result<(ConnConfig, u64)> {
+) -> Result<(ConnConfig, u64, Vec<ForeignKey>)> {
+    let mut foreign_keys = Vec::new();
     let role = {
         let mut c = admin.connect().map_err(|e| Error::Connect {
             target: admin.redacted(),
             detail: e.to_string(),
         })?;
         install_reference_schema(&mut c)?;
+        if selection == Selection::FullWithoutForeignKeys {
+            foreign_keys = surface_foreign_keys(&mut c)?;
+        }
         let role = sandbox::create_role(&mut c, admin.dbname())?;
         *role_out = Some(role.name.clone());
         sandbox::grant_for_full_restore(&mut c, &role.name)?;
@@ -835,7 +840,7 @@ pub(crate) fn load_full(
         pg_restore,
         &conn,
         pg_restore_args(conn.dbname()),
-        Selection::Full,
+        selection,
         Hints {
             stopped: "the throwaway database was discarded",
             failed: "the reference schema may not match the source's (functions, vocabularies), \
@@ -844,7 +849,43 @@ pub(crate) fn load_full(
         progress,
     )?;
     timings.restore_ms = ms(t);
-    Ok((conn, plaintext_bytes))
+    Ok((conn, plaintext_bytes, foreign_keys))
+}
+
+/// A foreign key between two surface tables, as the reference schema defines it.
+#[derive(Clone, Debug)]
+pub(crate) struct ForeignKey {
+    /// The referencing table, quoted.
+    pub(crate) table: String,
+    /// The constraint's name, quoted.
+    pub(crate) name: String,
+    /// `pg_get_constraintdef`.
+    pub(crate) definition: String,
+}
+
+/// Every foreign key from a surface table to a surface table of the database `c` is
+/// connected to (the reference schema, before its tables are dropped for the restore).
+fn surface_foreign_keys(c: &mut postgres::Client) -> Result<Vec<ForeignKey>> {
+    let surface: Vec<String> = mutation_surface().iter().map(TableName::quoted).collect();
+    let rows = c
+        .query(
+            "SELECT k.conrelid::regclass::text, quote_ident(k.conname), pg_get_constraintdef(k.oid) \
+               FROM pg_catalog.pg_constraint k \
+              WHERE k.contype = 'f' \
+                AND k.conrelid = ANY (SELECT to_regclass(x) FROM unnest($1::text[]) x) \
+                AND k.confrelid = ANY (SELECT to_regclass(x) FROM unnest($1::text[]) x) \
+              ORDER BY 1, 2",
+            &[&surface],
+        )
+        .map_err(|e| Error::sql("listing the reference schema's foreign keys", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| ForeignKey {
+            table: r.get(0),
+            name: r.get(1),
+            definition: r.get(2),
+        })
+        .collect())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -866,7 +907,7 @@ fn run_in(
             f(n);
         }
     };
-    let (conn, plaintext_bytes) = load_full(
+    let (conn, plaintext_bytes, _) = load_full(
         &admin,
         verified,
         secret,
@@ -875,6 +916,7 @@ fn run_in(
         timings,
         prepare_started,
         role_out,
+        Selection::Full,
         &mut report,
     )?;
 

@@ -32,6 +32,9 @@ use crate::error::{Error, Result};
 pub(crate) enum Selection {
     /// The surface tables with everything that belongs to them (the proof).
     Full,
+    /// [`Selection::Full`] without foreign keys: the chain proof adds them once, after
+    /// the last increment, which checks every row once.
+    FullWithoutForeignKeys,
     /// Only their rows and sequence positions (the clone, whose schema exists).
     DataOnly,
 }
@@ -118,6 +121,7 @@ pub(crate) fn select(toc: &Toc, mode: Selection) -> std::result::Result<Vec<i32>
         }
         let keep = match mode {
             Selection::Full => true,
+            Selection::FullWithoutForeignKeys => e.desc != "FK CONSTRAINT",
             Selection::DataOnly => matches!(e.desc.as_str(), "TABLE DATA" | "SEQUENCE SET"),
         };
         if keep {

@@ -631,6 +631,19 @@ pub enum BackupCommand {
         #[arg(long)]
         chain: bool,
     },
+    /// Remove old backup chains: keep the newest N chains whole, and of older chains
+    /// every link a held or unresolved run's backup needs; remove the other links.
+    #[command(
+        after_help = "Example:\n  cutter backup prune --keep-chains 3 --dry-run\n  cutter backup prune --keep-chains 3 --json | jq '.removed_bytes'"
+    )]
+    Prune {
+        /// How many chains to keep whole, newest first (at least 1).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        keep_chains: u32,
+        /// List what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `cutter ledger`.

@@ -184,7 +184,10 @@ fn every_command_output_matches_the_schema_and_backup_list_and_ledger_log_report
         "{list}"
     );
     assert_eq!(backups[0]["manifest_size_matches"], true, "{list}");
-    assert!(backups[0]["restore_proof"].is_null(), "{list}");
+    // The run proved its backup before it wrote (`prove_backup` defaults to before-write
+    // with a secret key configured); the manual backup was not proven.
+    assert_eq!(backups[0]["restore_proof"]["passed"], true, "{list}");
+    assert!(backups[1]["restore_proof"].is_null(), "{list}");
     assert_eq!(backups[1]["artifact"], "b-manual.dump.pgp", "{list}");
     assert_eq!(backups[1]["runs"], serde_json::json!([]), "{list}");
     assert_eq!(backups[1]["sha256"], manual["manifest"]["sha256"], "{list}");

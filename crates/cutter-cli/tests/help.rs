@@ -74,3 +74,8 @@ fn version_and_unknown_command() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unrecognized subcommand 'frobnicate'"));
 }
+
+#[test]
+fn backup_prune_help() {
+    insta::assert_snapshot!(help(&["backup", "prune"]));
+}

@@ -6,9 +6,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 use common::{text, World};
 use cutter_core::{Phase, RunId};
 
@@ -16,20 +13,11 @@ use cutter_core::{Phase, RunId};
 /// `signal` (`INT`, `TERM`) and waits for the process: its exit code, everything it
 /// printed, and how long it took to end after the signal.
 fn signal_at_failpoint(
-    mut cmd: std::process::Command,
+    cmd: std::process::Command,
     signal: &str,
     meanwhile: impl FnOnce(),
 ) -> (Option<i32>, String, std::time::Duration) {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("cutter: failpoint") {
-        assert!(
-            stderr.read_line(&mut seen).unwrap() > 0,
-            "the command ended before its failpoint:\n{seen}"
-        );
-    }
+    let (child, mut stderr, mut seen) = common::spawn_to_failpoint(cmd);
     meanwhile();
     let sent = std::time::Instant::now();
     let kill = std::process::Command::new("kill")

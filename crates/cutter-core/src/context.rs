@@ -26,6 +26,98 @@ pub struct BackupFacts {
     pub recipient: Fingerprint,
 }
 
+/// When a live run proves its own pre-write backup (`[run] prove_backup`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProveBackup {
+    /// Between pre_write_backup and cut_leg_a; a failed proof stops the run before it
+    /// writes.
+    BeforeWrite,
+    /// After the run's last phase; the report records the result.
+    AfterRun,
+    /// Never (prove with `cutter backup restore-proof` elsewhere).
+    Off,
+}
+
+impl ProveBackup {
+    /// The setting's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProveBackup::BeforeWrite => "before-write",
+            ProveBackup::AfterRun => "after-run",
+            ProveBackup::Off => "off",
+        }
+    }
+
+    /// Parses the setting's spelling.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "before-write" => Ok(ProveBackup::BeforeWrite),
+            "after-run" => Ok(ProveBackup::AfterRun),
+            "off" => Ok(ProveBackup::Off),
+            other => Err(format!(
+                "{other:?} is not a prove_backup mode: expected before-write, after-run or off"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ProveBackup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The proof a live run ran of its own backup, and in which mode.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct BackupProofFacts {
+    /// The configured mode.
+    pub mode: ProveBackup,
+    /// `full`, `increment` or `chain` (absent: no proof ran).
+    pub kind: Option<String>,
+    /// The verdict (absent: no proof ran).
+    pub passed: Option<bool>,
+    /// The proof record's file name in `backups/`.
+    pub record: Option<String>,
+    /// Why the proof failed, or why none ran.
+    pub detail: Option<String>,
+    /// How long the proof took, in milliseconds.
+    pub duration_ms: Option<u64>,
+}
+
+impl BackupProofFacts {
+    /// No proof (yet) in `mode`.
+    pub fn pending(mode: ProveBackup) -> Self {
+        Self {
+            mode,
+            kind: None,
+            passed: None,
+            record: None,
+            detail: None,
+            duration_ms: None,
+        }
+    }
+
+    /// One line: mode and result.
+    pub fn summary(&self) -> String {
+        let result = match (self.passed, &self.kind) {
+            (Some(true), Some(k)) => format!("{k} proof PASSED"),
+            (Some(false), Some(k)) => format!(
+                "{k} proof FAILED: {}",
+                self.detail.as_deref().unwrap_or("no reason recorded")
+            ),
+            _ => match (self.mode, &self.detail) {
+                (_, Some(d)) => format!("not proven: {d}"),
+                (ProveBackup::Off, None) => {
+                    "not proven by the run (`cutter backup restore-proof`)".into()
+                }
+                (_, None) => "not proven: the run stopped before the proof".into(),
+            },
+        };
+        format!("prove_backup = {}: {result}", self.mode)
+    }
+}
+
 /// What write_verify found.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct VerifyFacts {
@@ -94,6 +186,10 @@ pub struct RunContext {
     pub signers: std::collections::BTreeMap<crate::Fingerprint, String>,
     /// The backup.
     pub backup: Option<BackupFacts>,
+    /// `[run] prove_backup` and the proof of the backup (absent: a rehearsal, or a run
+    /// recorded before the setting existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_proof: Option<BackupProofFacts>,
     /// The change set of cut_leg_a.
     pub change_set_id: Option<ChangeSetId>,
     /// Units created by cut_leg_a.
@@ -133,6 +229,7 @@ impl RunContext {
             approvals: Vec::new(),
             signers: std::collections::BTreeMap::new(),
             backup: None,
+            backup_proof: None,
             change_set_id: None,
             units_created: None,
             ledger_rows: None,

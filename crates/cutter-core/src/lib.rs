@@ -48,7 +48,9 @@ pub use backupchain::{
     class_of, decide, ChainDecision, ChainFacts, SetDigest, SurfaceClass, SURFACE_CLASSES,
 };
 pub use compensation::{compensation_for, Compensation};
-pub use context::{BackupFacts, PhaseOutcome, PhaseRecord, RunContext, VerifyFacts};
+pub use context::{
+    BackupFacts, BackupProofFacts, PhaseOutcome, PhaseRecord, ProveBackup, RunContext, VerifyFacts,
+};
 pub use digest::{CanonicalHasher, Sha256Digest};
 pub use gate::{
     authorize, check_approvals, recorded_signature_bytes, ApprovalGate, ApprovalPolicy,

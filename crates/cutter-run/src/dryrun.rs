@@ -1,5 +1,6 @@
-//! `cutter run --mode dry-run` (seed 004, layers L0–L3): back up the target, restore the
-//! backup into a throwaway clone whose system identifier is checked to differ from the
+//! `cutter run --mode dry-run` (seed 004, layers L0–L3): back up the target (the next
+//! link of the backup chain), restore the chain — full backup, then every increment —
+//! into a throwaway clone whose system identifier is checked to differ from the
 //! target's before any write, rehearse the whole live pipeline there, prove the target
 //! unchanged (net-zero: snapshot and system identifier), tear the clone down by exact
 //! path, and report. The target is never written.
@@ -60,8 +61,14 @@ pub fn dry_run(
         verify_cfg.clone(),
     )
     .pg_bindir(ctx.settings.pg_bindir.clone());
+    // The next link of the state directory's backup chain (an increment when it can be
+    // one), like a live run's; the clone is restored from the whole chain.
     let pb = ctx.out.progress(0, "backup of target");
-    let artifact = cutter_backup::pre_write_backup(&backup_cfg, &mut |b| pb.set_position(b))
+    let policy = cutter_backup::ChainPolicy {
+        full_every: ctx.settings.backup_full_every,
+        full: false,
+    };
+    let artifact = cutter_backup::chained_backup(&backup_cfg, &policy, &mut |b| pb.set_position(b))
         .map_err(|e| Error::Failed(e.to_string()))?;
     pb.finish_and_clear();
 
@@ -102,7 +109,7 @@ pub fn dry_run(
     let pb = ctx
         .out
         .bytes_progress(artifact.manifest.size_bytes, "restore into clone");
-    cutter_backup::restore_data_into(
+    let links = cutter_backup::restore_chain_into(
         &artifact.path,
         &signing_pin,
         &secret_key,
@@ -117,6 +124,20 @@ pub fn dry_run(
         ))
     })?;
     pb.finish_and_clear();
+    let restored_from = format!(
+        "the clone was restored from {} link(s) of backup chain {}: {}",
+        links.len(),
+        links[0],
+        links
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" → ")
+    );
+    tracing::info!("{restored_from}");
+    if !ctx.out.json {
+        println!("{restored_from}");
+    }
     let exec_pw = cutter_pg::Password::new(random_password());
     let verify_pw = cutter_pg::Password::new(random_password());
     {
@@ -214,6 +235,7 @@ pub fn dry_run(
         pg_bindir: ctx.settings.pg_bindir.clone(),
         backup_policy: cutter_backup::ChainPolicy::default(),
         rehearsal: true,
+        prove: None,
     };
     let outcome = p.execute();
     let mut rec = p.rec;

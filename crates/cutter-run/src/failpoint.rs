@@ -1,6 +1,7 @@
 //! Test-only failpoints: `CUTTER_FAILPOINT=<phase>:<when>:<action>` makes a phase fail,
 //! pause or die at a chosen moment, so tests can prove what a crash leaves behind.
-//! `when` is `before_commit` or `after_commit`; `action` is `error`, `abort` (the process
+//! `when` is `before_commit`, `after_commit` or (pre_write_backup only) `before_proof`,
+//! between the backup and its `prove_backup = before-write` proof; `action` is `error`, `abort` (the process
 //! dies at once, like `kill -9`) or `sleep=<seconds>` (ended early by SIGINT/SIGTERM). Compiled only into debug builds:
 //! a release build contains none of this.
 
@@ -13,6 +14,8 @@ pub enum When {
     BeforeCommit,
     /// After COMMIT, before the journal records it.
     AfterCommit,
+    /// Between the pre-write backup and its proof (`prove_backup = before-write`).
+    BeforeProof,
 }
 
 /// Fires the failpoint for `phase` at `when`, if one is set: returns an error to inject,
@@ -29,6 +32,7 @@ pub fn hit(phase: Phase, when: When) -> Result<(), String> {
     let when_name = match when {
         When::BeforeCommit => "before_commit",
         When::AfterCommit => "after_commit",
+        When::BeforeProof => "before_proof",
     };
     if Phase::parse(p) != Some(phase) || w != when_name {
         return Ok(());

@@ -557,6 +557,9 @@ fn backup_section(o: &mut String, r: &RunRecord, extras: &ReportExtras) {
         }
         None => o.push_str("<p>No backup.</p>\n"),
     }
+    if let Some(p) = &r.context.backup_proof {
+        let _ = writeln!(o, "<p>Backup proof: {}.</p>", esc(&p.summary()));
+    }
     match extras.restore_proof_status() {
         Some(s) => {
             let _ = writeln!(o, "<p>Restore proof: {}.</p>", esc(&s));

@@ -36,6 +36,7 @@ pub mod html;
 pub mod interrupt;
 pub mod output;
 pub mod planfile;
+pub mod prove;
 pub mod report;
 pub mod run;
 pub mod runs;

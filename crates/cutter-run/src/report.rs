@@ -276,6 +276,9 @@ pub fn to_markdown(r: &RunRecord, extras: &ReportExtras) -> String {
         }
         None => out.push_str("- backup: none\n"),
     }
+    if let Some(p) = &c.backup_proof {
+        let _ = writeln!(out, "- backup proof: {}", p.summary());
+    }
     if let Some(cs) = &c.change_set_id {
         let _ = writeln!(out, "- change set: `{cs}`");
     }

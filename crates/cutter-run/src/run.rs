@@ -270,6 +270,8 @@ pub struct Pipeline<'a> {
     /// A dry-run on a throwaway clone: failures hold the rehearsal only (no HOLD file,
     /// no kill-switch change, no SG_3 on the target).
     pub rehearsal: bool,
+    /// `[run] prove_backup` (`None`: a rehearsal, whose backup is of its clone).
+    pub prove: Option<crate::prove::ProveSetup>,
 }
 
 impl std::fmt::Debug for Pipeline<'_> {
@@ -420,6 +422,53 @@ impl Pipeline<'_> {
         outcome
     }
 
+    /// `prove_backup = before-write`: proves the backup just taken; a failed proof fails
+    /// pre_write_backup, so cut_leg_a never starts.
+    fn prove_before_write(&mut self, artifact: &str) -> std::result::Result<(), String> {
+        let Some(setup) = self
+            .prove
+            .as_ref()
+            .filter(|p| p.mode == cutter_core::ProveBackup::BeforeWrite)
+        else {
+            return Ok(());
+        };
+        failpoint::hit(Phase::PreWriteBackup, When::BeforeProof)?;
+        let spinner = self.out.spinner("proving the backup");
+        let facts = setup.prove(&self.backups_dir, artifact);
+        drop(spinner);
+        let verdict = match facts.passed {
+            Some(true) => Ok(()),
+            _ => Err(format!(
+                "the backup could not be proven, so nothing was written (prove_backup = \
+                 before-write): {}",
+                facts.summary()
+            )),
+        };
+        self.rec.context.backup_proof = Some(facts);
+        verdict
+    }
+
+    /// `prove_backup = after-run`: proves the run's backup once its phases are done (or
+    /// stopped); the verdict goes to the report, the run's outcome stays what it was.
+    pub fn prove_after_run(&mut self) -> Result<()> {
+        let (Some(setup), Some(backup)) = (
+            self.prove
+                .as_ref()
+                .filter(|p| p.mode == cutter_core::ProveBackup::AfterRun),
+            self.rec.context.backup.as_ref(),
+        ) else {
+            return Ok(());
+        };
+        if crate::interrupt::received().is_some() {
+            return Ok(());
+        }
+        let spinner = self.out.spinner("proving the backup");
+        let facts = setup.prove(&self.backups_dir, &backup.artifact);
+        drop(spinner);
+        self.rec.context.backup_proof = Some(facts);
+        self.rec.save(self.dir)
+    }
+
     fn phase_work(&mut self, phase: Phase) -> std::result::Result<(), String> {
         match phase {
             Phase::PreWriteBackup => {
@@ -445,7 +494,8 @@ impl Pipeline<'_> {
                     size_bytes: m.size_bytes,
                     recipient: m.encryption.recipient.clone(),
                 });
-                Ok(())
+                let name = m.artifact.clone();
+                self.prove_before_write(&name)
             }
             Phase::CutLegA => {
                 let pb = self.out.progress(self.plan.rows(), "cut_leg_a");
@@ -888,6 +938,7 @@ fn live(
     } else {
         Phase::LifecycleEnact
     };
+    let prove = crate::prove::ProveSetup::from_ctx(ctx)?;
     refuse_if_interrupted(&run_id)?;
     let claim = {
         let mut c = exec_cfg
@@ -910,6 +961,7 @@ fn live(
         now_unix(),
     );
     context.pre_snapshot = Some(pre.clone());
+    context.backup_proof = Some(cutter_core::BackupProofFacts::pending(prove.mode));
     context.approvals = auth.approvals().to_vec();
     context.signers = auth
         .approvals()
@@ -958,8 +1010,11 @@ fn live(
             full: false,
         },
         rehearsal: false,
+        prove: Some(prove),
     };
-    p.execute()?;
+    let outcome = p.execute();
+    p.prove_after_run()?;
+    outcome?;
     finish(ctx, dir, &p.rec)
 }
 
@@ -985,7 +1040,7 @@ pub fn finish(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> Result<Finished> {
     )?;
     let c = &rec.context;
     let human = format!(
-        "run {} {}: {} units created, verify {}/{} matched, {} enacted\nbackup: {}{}\nledger: {}\nreport: {}",
+        "run {} {}: {} units created, verify {}/{} matched, {} enacted\nbackup: {}{}{}\nledger: {}\nreport: {}",
         rec.machine.run_id,
         rec.machine.state,
         c.units_created.unwrap_or(0),
@@ -999,6 +1054,9 @@ pub fn finish(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> Result<Finished> {
         extras
             .restore_proof_status()
             .map_or(String::new(), |p| format!("; restore proof {p}")),
+        c.backup_proof
+            .as_ref()
+            .map_or(String::new(), |p| format!("\nbackup proof: {}", p.summary())),
         extras.ledger_status(),
         rd.join("report.md").display()
     );

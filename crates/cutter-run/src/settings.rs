@@ -85,6 +85,15 @@ validity_hours = 24
 [run]
 # Recorded as the actor of every unit and ledger row (env CUTTER_ACTOR).
 actor = "cutter"
+# When a live run proves its own pre-write backup (env CUTTER_PROVE_BACKUP):
+# "before-write" restores it into a throwaway cluster between pre_write_backup and
+# cut_leg_a (the increment proof for an increment, the full proof for a full backup)
+# and writes nothing if that fails; "after-run" proves it after the run; "off" never.
+# Default: "before-write" when [backup] secret_key is set, else "off". Proving on the
+# run's host needs the backup's SECRET key there: whoever reads this host can then
+# decrypt every backup. Keep "off" (and the secret key elsewhere) to prove backups
+# on another host with `cutter backup restore-proof`.
+# prove_backup = "before-write"
 
 [report]
 # Fingerprint of the operator's report key: `cutter report --sign` signs report.json
@@ -161,6 +170,8 @@ pub struct ReportSection {
 pub struct RunSection {
     /// Actor recorded on rows.
     pub actor: Option<String>,
+    /// When a live run proves its own backup.
+    pub prove_backup: Option<String>,
 }
 
 /// The file, as parsed.
@@ -229,6 +240,9 @@ pub struct Settings {
     pub report_signing_key: Option<PathBuf>,
     /// A full backup every this many links of a backup chain (≥ 1).
     pub backup_full_every: u32,
+    /// When a live run proves its own backup (`[run] prove_backup`; default
+    /// `before-write` with a backup secret key, else `off`).
+    pub prove_backup: cutter_core::ProveBackup,
     /// Where each setting came from, by its config-file key, in the file's order.
     pub sources: Vec<(&'static str, Source)>,
 }
@@ -282,6 +296,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("[backup] full_every", "CUTTER_BACKUP_FULL_EVERY"),
     ("[approvals] validity_hours", "CUTTER_VALIDITY_HOURS"),
     ("[run] actor", "CUTTER_ACTOR"),
+    ("[run] prove_backup", "CUTTER_PROVE_BACKUP"),
 ];
 
 /// The environment variable of config key `key` (one of [`ENV_VARS`]).
@@ -727,6 +742,25 @@ impl Settings {
         let actor = l
             .text("[run] actor", None, file.run.actor.clone())?
             .unwrap_or_else(|| "cutter".into());
+        let prove_backup = match &file.run.prove_backup {
+            Some(t) => Some(
+                cutter_core::ProveBackup::parse(t)
+                    .map_err(|e| Error::Usage(format!("[run] prove_backup: {e}")))?,
+            ),
+            None => None,
+        };
+        let prove_backup = l
+            .pick(
+                "[run] prove_backup",
+                None,
+                cutter_core::ProveBackup::parse,
+                prove_backup,
+            )?
+            .unwrap_or(if backup_secret_key.is_some() {
+                cutter_core::ProveBackup::BeforeWrite
+            } else {
+                cutter_core::ProveBackup::Off
+            });
         Ok(Settings {
             config_path: path,
             state_dir,
@@ -748,6 +782,7 @@ impl Settings {
             report_signing_fingerprint,
             report_signing_key,
             backup_full_every,
+            prove_backup,
             sources: l.sources,
         })
     }
@@ -811,6 +846,7 @@ impl Settings {
                 Some(self.validity_hours.to_string()),
             ),
             ("[run] actor", Some(self.actor.clone())),
+            ("[run] prove_backup", Some(self.prove_backup.to_string())),
         ]
     }
 
@@ -1090,7 +1126,8 @@ mod tests {
             "state_dir = \"st\"\n[database]\nurl = \"host=file\"\nowner_url = \"host=file-owner\"\n\
              verify_user = \"file_verify\"\nstatement_timeout_ms = 1\nlock_timeout_ms = 2\n\
              [backup]\nrecipient_key = \"r.asc\"\nsecret_key = \"s.asc\"\npassphrase_file = \"p\"\n\
-             pg_bindir = \"bin\"\nfull_every = 5\n[approvals]\nvalidity_hours = 3\n[run]\nactor = \"file\"\n",
+             pg_bindir = \"bin\"\nfull_every = 5\n[approvals]\nvalidity_hours = 3\n[run]\nactor = \"file\"\n\
+             prove_backup = \"off\"\n",
         )
         .unwrap();
         let flags = Overrides {
@@ -1114,6 +1151,8 @@ mod tests {
                     "77"
                 } else if key.ends_with("url") {
                     "host=from-env"
+                } else if key.ends_with("prove_backup") {
+                    "after-run"
                 } else {
                     "/from/env"
                 };
@@ -1149,6 +1188,43 @@ mod tests {
         let e = Settings::load(&flags, &env).unwrap_err().to_string();
         assert!(e.contains("CUTTER_LOCK_TIMEOUT_MS=\"soon\""), "{e}");
         assert!(e.contains("whole number"), "{e}");
+    }
+
+    #[test]
+    fn prove_backup_defaults_to_before_write_only_with_a_secret_key() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("cutter.toml");
+        let load = |text: &str, env: &dyn Fn(&str) -> Option<String>| {
+            std::fs::write(&cfg, text).unwrap();
+            Settings::load(
+                &Overrides {
+                    config: Some(cfg.clone()),
+                    ..Default::default()
+                },
+                env,
+            )
+        };
+        let s = load("", &no_env).unwrap();
+        assert_eq!(s.prove_backup, cutter_core::ProveBackup::Off);
+        assert_eq!(s.source("[run] prove_backup"), &Source::Default);
+        let s = load("[backup]\nsecret_key = \"s.asc\"\n", &no_env).unwrap();
+        assert_eq!(s.prove_backup, cutter_core::ProveBackup::BeforeWrite);
+        let s = load(
+            "[backup]\nsecret_key = \"s.asc\"\n[run]\nprove_backup = \"after-run\"\n",
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(s.prove_backup, cutter_core::ProveBackup::AfterRun);
+        let e = load("[run]\nprove_backup = \"sometimes\"\n", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[run] prove_backup") && e.contains("before-write"),
+            "{e}"
+        );
+        let env = |k: &str| (k == "CUTTER_PROVE_BACKUP").then(|| "never".to_owned());
+        let e = load("", &env).unwrap_err().to_string();
+        assert!(e.contains("CUTTER_PROVE_BACKUP=\"never\""), "{e}");
     }
 
     #[test]

@@ -233,6 +233,8 @@ pub fn hostile_search_path(cx: &mut Cx) -> Result<(), String> {
     let a = w.disarm("r17")?;
     let run = w.run_live("r17", &a).run();
     cx.check(run.code == Some(0), format!("the run: {}", run.all()));
+    let proven = w.set_aside_run_proof("r17")?;
+    cx.check(proven, "the run did not prove its backup before it wrote");
     let proof = w
         .cutter()
         .args(["backup", "restore-proof"])

@@ -61,6 +61,8 @@ pub fn happy_path(cx: &mut Cx) -> Result<(), String> {
         "the kill-switch is not re-armed after the run",
     );
     cx.check(!w.hold_exists(), "a HOLD after a successful run");
+    let proven = w.set_aside_run_proof("r1")?;
+    cx.check(proven, "the run did not prove its backup before it wrote");
     let art = w.state.join("backups/r1.dump.pgp");
     let p = w
         .cutter()

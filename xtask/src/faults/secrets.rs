@@ -33,6 +33,8 @@ pub fn audit_all(cx: &mut Cx, others: &[Outcome]) -> Result<(), String> {
         format!("backup verify: {}", verify.all()),
     );
     record(&verify);
+    let proven = w.set_aside_run_proof("r21")?;
+    cx.check(proven, "the run did not prove its backup before it wrote");
     let human = w.cutter().args(["backup", "restore-proof"]).arg(&art).run();
     cx.check(
         human.code == Some(0) && human.stdout.contains("PASSED"),

@@ -575,6 +575,20 @@ impl World {
         self.run_plan(run, &self.plan, approvals)
     }
 
+    /// Moves the restore proof record the run `run` made of its own backup
+    /// (`prove_backup = before-write`, the default here) aside, so that a case can prove
+    /// the artifact again by hand; says whether that record passed.
+    pub fn set_aside_run_proof(&self, run: &str) -> Result<bool, String> {
+        let record = self.state.join(format!("backups/{run}.restore-proof.json"));
+        let passed = std::fs::read(&record)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["passed"] == true);
+        std::fs::rename(&record, record.with_extension("by-the-run.json"))
+            .map_err(|e| format!("moving {} aside: {e}", record.display()))?;
+        Ok(passed)
+    }
+
     pub fn hold_exists(&self) -> bool {
         self.state.join("locks/HOLD").exists()
     }

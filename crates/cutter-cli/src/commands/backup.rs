@@ -1,4 +1,4 @@
-//! `cutter backup create|selftest|verify|restore-proof` and `cutter doctor`.
+//! `cutter backup create|selftest|verify|restore-proof|list|prune` and `cutter doctor`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -503,4 +503,93 @@ fn backup_entry(backups: &Path, name: &str, runs: Vec<String>) -> serde_json::Va
 fn backup_name(artifact: &str) -> RunId {
     RunId::new(artifact.trim_end_matches(".dump.pgp"))
         .unwrap_or_else(|_| RunId::new("unnamed").expect("a valid run id"))
+}
+
+/// The artifacts of runs that are held or not yet resolved (every state but succeeded,
+/// released and voided): compensation may still need them.
+fn protected_artifacts(dir: &StateDir) -> Result<std::collections::BTreeSet<String>> {
+    let mut out = std::collections::BTreeSet::new();
+    for id in dir.run_ids()? {
+        let rec = crate::runs::RunRecord::load(dir, &id)?.ok_or_else(|| {
+            CliError::Refused(format!(
+                "run {id} has no readable run.json: refusing to prune while it cannot be \
+                 known whether its backup is needed (`cutter recover`)"
+            ))
+        })?;
+        let resolved = matches!(
+            rec.machine.state,
+            cutter_core::RunState::Succeeded
+                | cutter_core::RunState::Released
+                | cutter_core::RunState::Voided
+        );
+        if let (false, Some(b)) = (resolved, rec.context.backup) {
+            out.insert(b.artifact);
+        }
+    }
+    Ok(out)
+}
+
+/// `cutter backup prune --keep-chains N [--dry-run]`.
+pub fn prune(ctx: &Ctx, keep_chains: usize, dry_run: bool) -> Result<u8> {
+    let dir = open(ctx)?;
+    let (_lock, _) = dir.lock("backup prune", &now_rfc3339())?;
+    let protected = protected_artifacts(&dir)?;
+    let backups = dir.backups();
+    let plan = cutter_backup::plan_prune(&backups, &signing_pin(ctx)?, keep_chains, &protected)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    if !dry_run {
+        cutter_backup::execute_prune(&backups, &plan)
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+    }
+    let removed: Vec<&cutter_backup::PruneLink> = plan.removed().collect();
+    let removed_bytes: u64 = removed.iter().map(|l| l.bytes).sum();
+    let mut human = String::new();
+    for l in &plan.links {
+        let what = match &l.keep {
+            None if dry_run => "would remove".to_string(),
+            None => "removed".to_string(),
+            Some(cutter_backup::KeepReason::KeptChain) => "keep (kept chain)".to_string(),
+            Some(cutter_backup::KeepReason::Protected) => {
+                "keep (the backup of a held or unresolved run)".to_string()
+            }
+            Some(cutter_backup::KeepReason::NeededBy(n)) => format!("keep (link {n} needs it)"),
+        };
+        let _ = writeln!(
+            human,
+            "{what}: {} (chain {} link {}, {} bytes)",
+            l.name, l.chain, l.seq, l.bytes
+        );
+    }
+    let _ = writeln!(
+        human,
+        "{} {} link(s), {removed_bytes} bytes; kept {} link(s); chains kept whole: {}",
+        if dry_run { "would remove" } else { "removed" },
+        removed.len(),
+        plan.links.len() - removed.len(),
+        if plan.kept_chains.is_empty() {
+            "none".to_string()
+        } else {
+            plan.kept_chains
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    if dry_run {
+        human.push_str("(dry run: nothing was removed)\n");
+    }
+    ctx.out.emit(
+        &human,
+        json!({
+            "backups_dir": backups,
+            "dry_run": dry_run,
+            "keep_chains": keep_chains,
+            "kept_chains": plan.kept_chains,
+            "links": plan.links,
+            "removed": removed.len(),
+            "removed_bytes": removed_bytes,
+        }),
+    );
+    Ok(exit::OK)
 }

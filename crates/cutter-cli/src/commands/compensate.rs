@@ -59,11 +59,15 @@ pub fn compensate(ctx: &Ctx, args: &CompensateArgs) -> Result<u8> {
     let compensation = plan.compensation();
     if compensation == Compensation::DiscardArtifact {
         // The manifest goes first: a manifest under its final name always has its
-        // artifact and its signature.
+        // artifact and its signature; then the records of the proofs the run made of it
+        // (`[run] prove_backup`).
         for f in [
             format!("{run}.manifest.json"),
             format!("{run}.manifest.json.sig"),
             format!("{run}.dump.pgp"),
+            format!("{run}.restore-proof.json"),
+            format!("{run}.increment-proof.json"),
+            format!("{run}.chain-proof.json"),
         ] {
             let p = dir.backups().join(&f);
             if p.exists() {

@@ -245,7 +245,7 @@ pub fn demo(keep: bool, out: Output) -> Result<u8> {
     super::state::init(&state, steps)?;
     let cfg_path = state.join("cutter.toml");
     let toml = format!(
-        "state_dir = \".\"\n[database]\nurl = \"postgres://cutter_exec@127.0.0.1:{port}/{DB}?sslmode=disable\"\nverify_user = \"cutter_verify\"\n[backup]\nrecipient_fingerprint = \"{}\"\nrecipient_key = \"{}\"\nsigning_fingerprint = \"{}\"\nsigning_key = \"{}\"\nsecret_key = \"{}\"\npassphrase_file = \"{}\"\n[approvals]\napprover_keys = [\"{}\", \"{}\"]\n[run]\nactor = \"cutter-demo\"\n",
+        "state_dir = \".\"\n[database]\nurl = \"postgres://cutter_exec@127.0.0.1:{port}/{DB}?sslmode=disable\"\nverify_user = \"cutter_verify\"\n[backup]\nrecipient_fingerprint = \"{}\"\nrecipient_key = \"{}\"\nsigning_fingerprint = \"{}\"\nsigning_key = \"{}\"\nsecret_key = \"{}\"\npassphrase_file = \"{}\"\n[approvals]\napprover_keys = [\"{}\", \"{}\"]\n[run]\nactor = \"cutter-demo\"\n# The demo proves the backup as its own step (`backup restore-proof`).\nprove_backup = \"off\"\n",
         backup.fingerprint,
         backup.public_key.display(),
         signing.fingerprint,

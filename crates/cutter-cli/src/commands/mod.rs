@@ -68,6 +68,10 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<u8> {
         Command::Backup(crate::cli::BackupCommand::RestoreProof { artifact, chain }) => {
             backup::restore_proof(&ctx, &artifact, chain)
         }
+        Command::Backup(crate::cli::BackupCommand::Prune {
+            keep_chains,
+            dry_run,
+        }) => backup::prune(&ctx, keep_chains as usize, dry_run),
         Command::Approve(args) => govern::approve(&ctx, &args),
         Command::KillSwitch(KillSwitchCommand::Disarm {
             run_id,

@@ -372,6 +372,30 @@ impl World {
     }
 }
 
+/// Spawns `cmd` with piped output and reads its stderr up to its `cutter: failpoint` line:
+/// the child, its stderr reader (positioned after that line) and what it printed so far.
+pub fn spawn_to_failpoint(
+    mut cmd: std::process::Command,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+    String,
+) {
+    use std::io::BufRead as _;
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("cutter: failpoint") {
+        assert!(
+            stderr.read_line(&mut seen).unwrap() > 0,
+            "the command ended before its failpoint:\n{seen}"
+        );
+    }
+    (child, stderr, seen)
+}
+
 /// A finished command's stdout and stderr, for assertion messages.
 pub fn text(o: &std::process::Output) -> String {
     format!(
