@@ -24,7 +24,7 @@ pub enum Phase {
     LegBRecord,
     /// Re-read every unit as the read-only role and record the verify result.
     WriteVerify,
-    /// Enact the change set's units through `fn_iu_enact`.
+    /// Enact the change set's units and their versions through `fn_iu_enact_change_set`.
     LifecycleEnact,
 }
 

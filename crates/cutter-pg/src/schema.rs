@@ -23,7 +23,7 @@ pub struct Migration {
 }
 
 /// The reference schema, version by version.
-pub const MIGRATIONS: [Migration; 8] = [
+pub const MIGRATIONS: [Migration; 9] = [
     Migration {
         version: 1,
         name: "V1__reference.sql",
@@ -64,6 +64,11 @@ pub const MIGRATIONS: [Migration; 8] = [
         name: "V8__amendment_compensation.sql",
         sql: include_str!("../sql/V8__amendment_compensation.sql"),
     },
+    Migration {
+        version: 9,
+        name: "V9__set_based_enact.sql",
+        sql: include_str!("../sql/V9__set_based_enact.sql"),
+    },
 ];
 
 /// Version 1 for a database of the earlier tool's shape: takes it to what
@@ -76,7 +81,7 @@ pub const ADOPTION: Migration = Migration {
 };
 
 /// The schema version this build of cutter expects.
-pub const REFERENCE_VERSION: i32 = 8;
+pub const REFERENCE_VERSION: i32 = 9;
 
 /// The baseline fixture (for reference version 1).
 pub const BASELINE_SQL: &str = include_str!("../sql/V1__baseline.sql");
@@ -194,7 +199,7 @@ pub const IMMUTABILITY_TRIGGERS: [(&str, &str); 2] = [
 
 /// The SECURITY DEFINER functions the phases and compensation call, by name and
 /// `regprocedure` signature.
-pub const FUNCTIONS: [(&str, &str); 8] = [
+pub const FUNCTIONS: [(&str, &str); 9] = [
     (
         "fn_iu_create",
         "public.fn_iu_create(text,text,text,text,text,text,text,text,text,text,text)",
@@ -220,6 +225,10 @@ pub const FUNCTIONS: [(&str, &str); 8] = [
     (
         "fn_uv_hard_delete_draft",
         "public.fn_uv_hard_delete_draft(text,text,text)",
+    ),
+    (
+        "fn_iu_enact_change_set",
+        "public.fn_iu_enact_change_set(text,text,text)",
     ),
 ];
 

@@ -627,8 +627,9 @@ impl Target {
     }
 
     /// lifecycle_enact: enacts every draft unit of the run's change set through
-    /// `public.fn_iu_enact` (one statement, server-side, in id order), which also enacts
-    /// their draft versions and writes one lifecycle log row per unit. One transaction.
+    /// `public.fn_iu_enact_change_set` (V9: one call, three statements, in id order),
+    /// which also enacts their draft versions and writes one lifecycle log row per unit.
+    /// One transaction.
     /// Returns the number of units enacted.
     pub fn lifecycle_enact(
         &mut self,
@@ -1391,15 +1392,15 @@ fn enact_units(
     run_id: &RunId,
 ) -> Result<u64> {
     let actor = application_name(run_id);
+    // One call for the whole change set (V9): the run gate judges each table once,
+    // not twice per unit.
     let n: i64 = c
         .query_one(
-            "SELECT count(e.status) FROM (SELECT iu.id FROM public.information_unit iu \
-              WHERE iu.change_set_id = $1 AND iu.lifecycle_status = 'draft' ORDER BY iu.id) s \
-              CROSS JOIN LATERAL public.fn_iu_enact(s.id, $2, $3) e",
+            "SELECT units_enacted FROM public.fn_iu_enact_change_set($1, $2, $3)",
             &[&change_set.as_str(), &actor, &run_id.as_str()],
         )
         .doing(&format!(
-            "lifecycle_enact: public.fn_iu_enact over the draft units of change set {change_set}"
+            "lifecycle_enact: public.fn_iu_enact_change_set over the draft units of change set {change_set}"
         ))?
         .get(0);
     Ok(u64::try_from(n).unwrap_or(0))

@@ -107,7 +107,8 @@ fn the_earlier_tools_database_is_adopted_without_losing_a_row() {
             "V5__approver_registry_and_gate.sql",
             "V6__amendments.sql",
             "V7__incremental_backup.sql",
-            "V8__amendment_compensation.sql"
+            "V8__amendment_compensation.sql",
+            "V9__set_based_enact.sql"
         ]
     );
     let Shape::Versioned { applied } = &shape else {

@@ -482,6 +482,97 @@ fn fn_iu_enact_enacts_a_draft_once_and_logs_it() {
 }
 
 #[test]
+fn fn_iu_enact_change_set_enacts_a_change_sets_drafts_and_their_versions_once_and_logs_each_unit() {
+    // In a rehearsal clone (no approvals needed): the baseline's draft change set holds
+    // 98 draft units with 105 draft versions; the enacted ones are untouched.
+    let db = rehearsal_db();
+    let mut c = db.exec_config().connect().unwrap();
+    let mut a = db.admin();
+    let enacted_before = scalar_i64(
+        &mut a,
+        "SELECT count(*) FROM public.information_unit WHERE lifecycle_status = 'enacted'",
+    );
+    let r = c
+        .query_one(
+            "SELECT * FROM public.fn_iu_enact_change_set('cs-baseline-2018', 'tester', 'r1')",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(r.get::<_, i64>("units_enacted"), 98);
+    assert_eq!(r.get::<_, i64>("versions_enacted"), 105);
+    assert_eq!(
+        scalar_i64(
+            &mut a,
+            "SELECT count(*) FROM public.information_unit WHERE lifecycle_status = 'enacted'"
+        ),
+        enacted_before + 98
+    );
+    assert_eq!(
+        scalar_i64(
+            &mut a,
+            "SELECT count(*) FROM public.iu_lifecycle_log WHERE change_set_id = 'cs-baseline-2018' \
+             AND from_status = 'draft' AND to_status = 'enacted' AND reason = 'lifecycle_enact' \
+             AND run_id = 'r1' AND actor = 'tester'"
+        ),
+        98
+    );
+    assert_eq!(
+        scalar_i64(
+            &mut a,
+            "SELECT count(*) FROM public.unit_version uv JOIN public.information_unit iu \
+             ON iu.id = uv.information_unit_id WHERE iu.change_set_id = 'cs-baseline-2018' \
+             AND uv.lifecycle_status <> 'enacted'"
+        ),
+        0
+    );
+    // Nothing left: a second call enacts nothing and logs nothing.
+    let r = c
+        .query_one(
+            "SELECT * FROM public.fn_iu_enact_change_set('cs-baseline-2018', 'tester', 'r1')",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(r.get::<_, i64>("units_enacted"), 0);
+    assert_eq!(db.count("public.iu_lifecycle_log"), 60 + 98);
+    let e = c
+        .query_one(
+            "SELECT * FROM public.fn_iu_enact_change_set('cs-baseline-2018', ' ', 'r1')",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), "23514");
+}
+
+#[test]
+fn the_writer_cannot_enact_a_change_set_without_its_runs_approvals() {
+    // Not a rehearsal clone: the run gate judges the set-wise enactment as it judged
+    // each unit's, and nothing changes.
+    let db = TestDb::new();
+    let mut c = db.exec_config().connect().unwrap();
+    let e = c
+        .query_one(
+            "SELECT * FROM public.fn_iu_enact_change_set('cs-baseline-2018', 'mallory', 'baseline-2018')",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), "42501", "{}", message(&e));
+    assert!(
+        message(&e).contains("no live-run authorization recorded"),
+        "{}",
+        message(&e)
+    );
+    let mut a = db.admin();
+    assert_eq!(
+        scalar_i64(
+            &mut a,
+            "SELECT count(*) FROM public.information_unit WHERE change_set_id = 'cs-baseline-2018' \
+             AND lifecycle_status = 'draft'"
+        ),
+        98
+    );
+}
+
+#[test]
 fn cutter_exec_writes_only_through_functions_and_ledger_inserts() {
     let db = TestDb::new();
     let mut c = db.exec_config().connect().unwrap();
@@ -656,8 +747,8 @@ fn security_definer_functions_pin_search_path_and_execute_is_not_public() {
         .unwrap();
     assert_eq!(
         rows.len(),
-        14,
-        "V1's eight, V4's hold guard, V5's run gate and hard-delete gate, V6's two amendment functions, V8's hard delete of versions"
+        15,
+        "V1's eight, V4's hold guard, V5's run gate and hard-delete gate, V6's two amendment functions, V8's hard delete of versions, V9's set-wise enactment"
     );
     for r in rows {
         let name: String = r.get(0);
@@ -684,6 +775,7 @@ fn security_definer_functions_pin_search_path_and_execute_is_not_public() {
             "fn_iu_create",
             "fn_iu_create_batch",
             "fn_iu_enact",
+            "fn_iu_enact_change_set",
             "fn_iu_hard_delete_draft",
             "fn_iu_withdraw",
             "fn_uv_amend_batch",
@@ -848,6 +940,8 @@ fn a_target_at_v1_is_named_by_preflight_and_upgraded_to_the_reference() {
             }
         }
         needles.push("view public.unit_current_text: missing (reference V6)".into());
+        // And V9's set-wise enactment.
+        needles.push("function public.fn_iu_enact_change_set(text,text,text): missing".into());
         // And V5's: the registry, the rehearsal mark, the gate's triggers on the tables
         // V1 has, and fn_iu_create no longer the writer's.
         needles.push("table cutter_governance.approver: missing".into());
