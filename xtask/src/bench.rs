@@ -101,6 +101,17 @@ pub enum Bench {
         #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = crate::count)]
         units: u64,
     },
+    /// A first load of N units, then an amendment rewording K of them: `plan diff`'s
+    /// time and both runs' phases (target: the amendment's phases after the backup
+    /// <= 10% of the first load's at K = 1% of N).
+    Amend {
+        /// Units of the document.
+        #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = crate::count)]
+        units: u64,
+        /// Units the amendment rewords.
+        #[arg(long, value_name = "K", default_value_t = 1_000, value_parser = crate::count)]
+        changed: u64,
+    },
     /// `cutter db upgrade` of the earlier tool's database grown to N units, while a probe
     /// writes to every public table each 50 ms: step times and the longest probe wait
     /// (target < 1 s).
@@ -121,6 +132,7 @@ pub fn main(b: Bench) -> Result<(), String> {
         Bench::BackupIncremental(o) => crate::bench_incremental::main(&o),
         Bench::Cut { rounds } => crate::bench_cut::main(rounds),
         Bench::Run { units } => crate::bench_run::main(units),
+        Bench::Amend { units, changed } => crate::bench_amend::main(units, changed),
         Bench::Upgrade { units } => crate::bench_upgrade::run(units),
     }
 }

@@ -5,6 +5,7 @@ use std::process::{Command as Process, ExitCode};
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod bench;
+mod bench_amend;
 mod bench_backup;
 mod bench_compensation;
 mod bench_cut;
