@@ -138,17 +138,7 @@ impl LiveTarget {
         // State directory, configuration, passwords in a private .pgpass.
         let state = w.join("state");
         let pgpass = w.join("pgpass");
-        private(
-            &pgpass,
-            format!(
-                "{h}:{p}:{db}:cutter_exec:{e}\n{h}:{p}:{db}:cutter_verify:{v}\n",
-                h = c.host,
-                p = c.port,
-                e = c.exec_password,
-                v = c.verify_password
-            )
-            .as_bytes(),
-        )?;
+        private(&pgpass, c.pgpass_lines(db, c.port).as_bytes())?;
         let t = LiveTarget {
             bin,
             _tc: tc,

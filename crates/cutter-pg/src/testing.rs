@@ -73,6 +73,17 @@ impl fmt::Debug for Coordinates {
 }
 
 impl Coordinates {
+    /// `.pgpass` lines for the writer and the read-only role on `dbname`, reached at
+    /// `port` (the cluster's own, or a proxy's in front of it).
+    pub fn pgpass_lines(&self, dbname: &str, port: u16) -> String {
+        format!(
+            "{h}:{port}:{dbname}:{EXEC_ROLE}:{e}\n{h}:{port}:{dbname}:{VERIFY_ROLE}:{v}\n",
+            h = self.host,
+            e = self.exec_password,
+            v = self.verify_password
+        )
+    }
+
     /// Connection configuration for `user` to `dbname` (password from the coordinates).
     pub fn config(&self, dbname: &str, user: &str) -> Result<ConnConfig> {
         let password = if user == self.superuser {

@@ -235,18 +235,7 @@ impl World {
         }
         let port = opts.connect_port.unwrap_or(coords.port);
         let pgpass = secrets.join("pgpass");
-        write_private(
-            &pgpass,
-            format!(
-                "{h}:{p}:{d}:cutter_exec:{e}\n{h}:{p}:{d}:cutter_verify:{v}\n",
-                h = coords.host,
-                p = port,
-                d = db.name,
-                e = coords.exec_password,
-                v = coords.verify_password
-            )
-            .as_bytes(),
-        )?;
+        write_private(&pgpass, coords.pgpass_lines(&db.name, port).as_bytes())?;
         let keys = &env.keys;
         let config = Config {
             url: format!(

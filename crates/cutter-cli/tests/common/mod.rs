@@ -126,12 +126,11 @@ impl World {
         private(
             &pgpass,
             format!(
-                "{h}:{p}:{d}:cutter_exec:{e}\n{h}:{p}:{d}:cutter_verify:{v}\n{h}:{p}:{d}:{su}:{sp}\n",
+                "{}{h}:{p}:{d}:{su}:{sp}\n",
+                c.pgpass_lines(db.name(), c.port),
                 h = c.host,
                 p = c.port,
                 d = db.name(),
-                e = c.exec_password,
-                v = c.verify_password,
                 su = c.superuser,
                 sp = c.superuser_password
             )
