@@ -31,7 +31,8 @@ use crate::chain::{digest_rows, LinkKind, MAGIC};
 use crate::error::{Error, Result};
 use crate::keys::{load_secret_key, PassphraseSource};
 use crate::manifest::{
-    artifact_file_name, manifest_path_for, verify_artifact, verify_manifest, VerifiedArtifact,
+    artifact_file_name, manifest_path_for, proof_record_name, verify_artifact, verify_manifest,
+    VerifiedArtifact, PROOF_KINDS,
 };
 use crate::programs::PgProgram;
 use crate::restore::{self, ProofTimings, RestoreTarget};
@@ -701,14 +702,8 @@ pub const INCREMENT_PROOF_FORMAT: &str = "cutter-increment-proof/1";
 
 /// Whether the backup `name` in `dir` has a passed proof record (of either kind).
 pub fn is_proven(dir: &Path, name: &RunId) -> bool {
-    [
-        format!("{name}.restore-proof.json"),
-        format!("{name}.increment-proof.json"),
-        format!("{name}.chain-proof.json"),
-    ]
-    .iter()
-    .any(|f| {
-        std::fs::read(dir.join(f))
+    PROOF_KINDS.iter().any(|kind| {
+        std::fs::read(dir.join(proof_record_name(name.as_str(), kind)))
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .is_some_and(|v| v["passed"] == serde_json::Value::Bool(true))

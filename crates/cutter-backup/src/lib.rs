@@ -101,9 +101,10 @@ pub use keys::{
     SIGNING_PASSPHRASE_ENV,
 };
 pub use manifest::{
-    artifact_file_name, manifest_file_name, manifest_path_for, signature_path_for, verify_artifact,
-    ArtifactReader, DumpCompression, DumpInfo, EncryptionInfo, Manifest, ServerInfo, SignerInfo,
-    VerifiedArtifact, MANIFEST_FORMAT,
+    artifact_file_name, backup_file_names, manifest_file_name, manifest_path_for,
+    proof_record_name, signature_path_for, verify_artifact, ArtifactReader, DumpCompression,
+    DumpInfo, EncryptionInfo, Manifest, ServerInfo, SignerInfo, VerifiedArtifact, MANIFEST_FORMAT,
+    PROOF_KINDS,
 };
 pub use programs::{bindir, PgProgram};
 pub use prune::{execute_prune, plan_prune, KeepReason, PruneLink, PrunePlan};

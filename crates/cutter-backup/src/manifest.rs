@@ -41,6 +41,33 @@ pub fn manifest_file_name(name: &RunId) -> String {
     format!("{name}.manifest.json")
 }
 
+/// The proofs a backup can have a record of, by the word in the record's file name: the
+/// full restore proof, the increment proof and the chain proof.
+pub const PROOF_KINDS: [&str; 3] = ["restore", "increment", "chain"];
+
+/// The file name of the record of a `kind` proof ([`PROOF_KINDS`]) of backup `name`:
+/// `<name>.<kind>-proof.json`.
+pub fn proof_record_name(name: &str, kind: &str) -> String {
+    format!("{name}.{kind}-proof.json")
+}
+
+/// Every file of backup `name`, in the order they are removed: the manifest first (a
+/// manifest under its final name always has its artifact and its signature), its
+/// signature, the artifact, then the records of its proofs.
+pub fn backup_file_names(name: &RunId) -> [String; 6] {
+    let manifest = manifest_file_name(name);
+    let [restore, increment, chain] = PROOF_KINDS.map(|k| proof_record_name(name.as_str(), k));
+    let signature = format!("{manifest}.sig");
+    [
+        manifest,
+        signature,
+        artifact_file_name(name),
+        restore,
+        increment,
+        chain,
+    ]
+}
+
 /// The manifest path that belongs to an artifact path (`x/<name>.dump.pgp` →
 /// `x/<name>.manifest.json`).
 pub fn manifest_path_for(artifact: &Path) -> Result<PathBuf> {

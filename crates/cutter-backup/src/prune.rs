@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::chain::{chain_links, Link};
 use crate::error::{Error, Result};
-use crate::manifest::{artifact_file_name, manifest_file_name};
+use crate::manifest::backup_file_names;
 
 /// Why a link stays.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -65,18 +65,10 @@ impl PrunePlan {
 
 /// The files of link `name` in `dir`, in the order they are removed, that exist.
 fn link_files(dir: &Path, name: &RunId) -> Vec<String> {
-    let manifest = manifest_file_name(name);
-    [
-        manifest.clone(),
-        format!("{manifest}.sig"),
-        artifact_file_name(name),
-        format!("{name}.restore-proof.json"),
-        format!("{name}.increment-proof.json"),
-        format!("{name}.chain-proof.json"),
-    ]
-    .into_iter()
-    .filter(|f| std::fs::symlink_metadata(dir.join(f)).is_ok())
-    .collect()
+    backup_file_names(name)
+        .into_iter()
+        .filter(|f| std::fs::symlink_metadata(dir.join(f)).is_ok())
+        .collect()
 }
 
 /// Plans the prune of `dir`: keep the newest `keep_chains` chains (by their newest

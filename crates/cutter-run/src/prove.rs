@@ -79,10 +79,8 @@ impl ProveSetup {
             // The increment proof needs a proven predecessor: prove the chain instead.
             Some(_) => "chain",
         };
-        let record_name = match kind {
-            "full" => format!("{stem}.restore-proof.json"),
-            k => format!("{stem}.{k}-proof.json"),
-        };
+        let record_name =
+            cutter_backup::proof_record_name(stem, if kind == "full" { "restore" } else { kind });
         let record = backups.join(&record_name);
         let verdict: std::result::Result<bool, String> = if kind == "full" {
             let cfg = cutter_backup::RestoreConfig::new(&path, secret, pin.clone())

@@ -521,7 +521,9 @@ fn report_extras_in(
         || rec.machine.run_id.to_string(),
         |b| b.artifact.trim_end_matches(".dump.pgp").to_string(),
     );
-    let proof = dir.backups().join(format!("{stem}.restore-proof.json"));
+    let proof = dir
+        .backups()
+        .join(cutter_backup::proof_record_name(&stem, "restore"));
     match std::fs::read(&proof) {
         Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(v) => {

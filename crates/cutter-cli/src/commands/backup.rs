@@ -175,7 +175,7 @@ pub fn restore_proof(ctx: &Ctx, artifact: &Path, chain: bool) -> Result<u8> {
     if chain || increment {
         return chain_or_increment_proof(ctx, artifact, &name, &secret, chain);
     }
-    let record = artifact.with_file_name(format!("{name}.restore-proof.json"));
+    let record = artifact.with_file_name(cutter_backup::proof_record_name(&name, "restore"));
     let size = std::fs::metadata(artifact).map_or(0, |m| m.len());
     let pb = ctx.out.bytes_progress(size, "restore proof");
     let bar = pb.clone();
@@ -229,7 +229,7 @@ fn chain_or_increment_proof(
     chain: bool,
 ) -> Result<u8> {
     let kind = if chain { "chain" } else { "increment" };
-    let record = artifact.with_file_name(format!("{name}.{kind}-proof.json"));
+    let record = artifact.with_file_name(cutter_backup::proof_record_name(name, kind));
     let cfg = cutter_backup::ChainProofConfig::new(artifact, secret, signing_pin(ctx)?)
         .passphrase(passphrase_source(ctx))
         .pg_bindir(ctx.settings.pg_bindir.clone())
@@ -459,7 +459,7 @@ fn backup_entry(backups: &Path, name: &str, runs: Vec<String>) -> serde_json::Va
         Err(e) => (None, Some(e.to_string())),
     };
     let stem = name.trim_end_matches(".dump.pgp");
-    let proof_path = backups.join(format!("{stem}.restore-proof.json"));
+    let proof_path = backups.join(cutter_backup::proof_record_name(stem, "restore"));
     let proof = std::fs::read(&proof_path)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())

@@ -61,14 +61,7 @@ pub fn compensate(ctx: &Ctx, args: &CompensateArgs) -> Result<u8> {
         // The manifest goes first: a manifest under its final name always has its
         // artifact and its signature; then the records of the proofs the run made of it
         // (`[run] prove_backup`).
-        for f in [
-            format!("{run}.manifest.json"),
-            format!("{run}.manifest.json.sig"),
-            format!("{run}.dump.pgp"),
-            format!("{run}.restore-proof.json"),
-            format!("{run}.increment-proof.json"),
-            format!("{run}.chain-proof.json"),
-        ] {
+        for f in cutter_backup::backup_file_names(&run) {
             let p = dir.backups().join(&f);
             if p.exists() {
                 std::fs::remove_file(&p).map_err(|e| CliError::io(&p, e))?;
