@@ -69,7 +69,7 @@ pub use plan::{
     PlanFacts, PlanFindings, RowFacts, TextInNoUnit, ValidPlan, Violation, Vocabularies,
     PLAN_FORMAT,
 };
-pub use planread::{read_plan, PlanHeader};
+pub use planread::{parse_plan_row, read_plan, read_plan_spans, PlanHeader, RowSpan};
 pub use snapshot::{Difference, NetZeroViolation, Snapshot, TableStat};
 pub use state::{Effect, Event, IllegalTransition, Mode, RunMachine, RunState};
 

@@ -65,6 +65,24 @@ pub struct CutPlanRow {
     pub owner_ref: Option<String>,
 }
 
+impl CutPlanRow {
+    /// The digest of every field of the row, with the body given by its SHA-256: what
+    /// lets a run re-read one row of a validated plan and know it is the row that was
+    /// validated and approved (see `StreamedPlan` in `cutter-pg`).
+    pub fn digest_with_body(&self, body_sha256: &Sha256Digest) -> Sha256Digest {
+        let mut h = CanonicalHasher::new("cutter-plan-row/1");
+        h.field(self.canonical_address.as_bytes())
+            .field(self.title.as_bytes())
+            .field(body_sha256.as_bytes())
+            .field(self.actor.as_bytes())
+            .field(self.unit_kind.as_bytes())
+            .opt_field(self.section_type.as_deref().map(str::as_bytes))
+            .field(self.publication_type.as_bytes())
+            .opt_field(self.owner_ref.as_deref().map(str::as_bytes));
+        h.finish()
+    }
+}
+
 /// A cut plan as read from a file: header and rows, not yet validated.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

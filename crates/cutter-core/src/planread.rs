@@ -4,8 +4,10 @@
 //! refuses a top-level key given twice. Takes any reader the caller opened: no files are
 //! opened here.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::Read;
+use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -39,8 +41,32 @@ pub fn read_plan<R: Read>(
     reader: R,
     on_row: &mut dyn FnMut(CutPlanRow) -> bool,
 ) -> Result<PlanHeader, ContractReport> {
+    read_plan_spans(reader, &mut |row, _| on_row(row))
+}
+
+/// Where a row lies in the plan file: the bytes `start..end` hold it, after any
+/// separator (`,`) and white space before it. [`parse_plan_row`] reads those bytes back.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RowSpan {
+    /// Offset of the first byte after the previous row (or after the `[` of `rows`).
+    pub start: u64,
+    /// Offset just after the row's closing `}`.
+    pub end: u64,
+}
+
+/// [`read_plan`], also handing `on_row` each row's [`RowSpan`] in the bytes read.
+pub fn read_plan_spans<R: Read>(
+    reader: R,
+    on_row: &mut dyn FnMut(CutPlanRow, RowSpan) -> bool,
+) -> Result<PlanHeader, ContractReport> {
+    let pos = Rc::new(Cell::new(0u64));
+    let counting = Counting {
+        inner: reader,
+        pos: Rc::clone(&pos),
+    };
     let mut st = State {
         on_row,
+        pos,
         header: Vec::new(),
         rows_report: ContractReport::default(),
         format: None,
@@ -51,7 +77,7 @@ pub fn read_plan<R: Read>(
         stopped: false,
         not_an_object: false,
     };
-    let mut de = serde_json::Deserializer::from_reader(reader);
+    let mut de = serde_json::Deserializer::from_reader(counting);
     let parsed = de::Deserializer::deserialize_any(&mut de, Top(&mut st)).and_then(|()| de.end());
     if let Err(e) = parsed {
         if st.stopped {
@@ -69,6 +95,40 @@ pub fn read_plan<R: Read>(
         return Err(report(vec![header(message)]));
     }
     st.finish()
+}
+
+/// Parses row `number` (1-based) of a plan from the bytes its [`RowSpan`] named, with
+/// the checks [`read_plan`] applies to each row. The error names every problem.
+pub fn parse_plan_row(number: usize, bytes: &[u8]) -> Result<CutPlanRow, String> {
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b','))
+        .unwrap_or(bytes.len());
+    let value: Value = serde_json::from_slice(&bytes[start..])
+        .map_err(|e| format!("row {number} is not one JSON object: {e}"))?;
+    let mut rep = ContractReport::default();
+    parse_row(number, &value, &mut rep).ok_or_else(|| {
+        rep.violations
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// Counts the bytes read. serde_json reads its input one byte at a time, so after a
+/// value is parsed the count is exactly the offset after it.
+struct Counting<R> {
+    inner: R,
+    pos: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos.set(self.pos.get() + n as u64);
+        Ok(n)
+    }
 }
 
 impl CutPlan {
@@ -102,7 +162,9 @@ fn report(violations: Vec<Violation>) -> ContractReport {
 }
 
 struct State<'a> {
-    on_row: &'a mut dyn FnMut(CutPlanRow) -> bool,
+    on_row: &'a mut dyn FnMut(CutPlanRow, RowSpan) -> bool,
+    /// Bytes read so far.
+    pos: Rc<Cell<u64>>,
     /// Unknown and repeated top-level keys, in file order.
     header: Vec<Violation>,
     rows_report: ContractReport,
@@ -294,14 +356,20 @@ impl<'de> Visitor<'de> for Rows<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RowsFound, A::Error> {
         let st = self.0;
         let mut n: u64 = 0;
+        let mut start = st.pos.get();
         while let Some(item) = seq.next_element::<Value>()? {
+            let span = RowSpan {
+                start,
+                end: st.pos.get(),
+            };
+            start = span.end;
             n += 1;
             if n > limits::ROWS as u64 {
                 continue;
             }
             let number = usize::try_from(n).unwrap_or(usize::MAX);
             if let Some(row) = parse_row(number, &item, &mut st.rows_report) {
-                if !(st.on_row)(row) {
+                if !(st.on_row)(row, span) {
                     st.stopped = true;
                     return Err(de::Error::custom(STOPPED));
                 }
@@ -343,6 +411,44 @@ mod tests {
                  "section_type":"article","publication_type":"law"},
                 {"canonical_address":"d/2","title":"T2","body":"b2","actor":"a","unit_kind":"law_unit",
                  "section_type":"article","publication_type":"law"}]}"#;
+
+    #[test]
+    fn each_rows_span_parses_back_to_the_same_row() {
+        // Pretty-printed, with escapes, non-ASCII text and a row split over lines.
+        let plan = CutPlan::parse_json(PLAN.as_bytes()).unwrap();
+        let mut rows = plan.rows.clone();
+        rows[1].body = "Điều \"2\",\n\t{not a brace} \u{1F600} \\".into();
+        let pretty = serde_json::to_string_pretty(&CutPlan::new(
+            plan.document_id.clone(),
+            plan.source_version_id.clone(),
+            rows.clone(),
+        ))
+        .unwrap();
+        for text in [pretty.as_str(), PLAN] {
+            let mut spans = Vec::new();
+            read_plan_spans(text.as_bytes(), &mut |r, span| {
+                spans.push((r, span));
+                true
+            })
+            .unwrap();
+            assert_eq!(spans.len(), 2);
+            for (i, (row, span)) in spans.iter().enumerate() {
+                let bytes = &text.as_bytes()[span.start as usize..span.end as usize];
+                assert_eq!(&parse_plan_row(i + 1, bytes).unwrap(), row);
+                assert!(
+                    bytes.ends_with(b"}"),
+                    "{:?}",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
+            assert_eq!(spans[0].1.end, spans[1].1.start);
+        }
+        // A span that is not one row says so, with the row number.
+        let e = parse_plan_row(7, br#", {"canonical_address": 1}"#).unwrap_err();
+        assert!(e.contains("row 7"), "{e}");
+        let e = parse_plan_row(7, b"{").unwrap_err();
+        assert!(e.contains("row 7 is not one JSON object"), "{e}");
+    }
 
     #[test]
     fn rows_come_one_at_a_time_and_the_header_at_the_end() {

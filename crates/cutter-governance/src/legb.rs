@@ -113,6 +113,23 @@ pub fn leg_b_record(
     record_in(tx, auth.run_id(), &written, auth.approvals(), actor)
 }
 
+/// [`leg_b_record`] right after cut_leg_a in the same process, with the diff it returned
+/// (`None` for a first load) instead of reading the whole document again: see
+/// [`crate::Written::cut`].
+pub fn leg_b_record_cut(
+    tx: &mut Transaction<'_>,
+    auth: &LiveAuthorization,
+    plan: &dyn PlanFacts,
+    cut: Option<&cutter_core::PlanDiff>,
+    actor: &str,
+) -> Result<LegBReport> {
+    check_actor(actor)?;
+    check_plan(auth, plan)?;
+    check_target(tx, auth)?;
+    let written = crate::Written::cut(auth, plan, cut)?;
+    record_in(tx, auth.run_id(), &written, auth.approvals(), actor)
+}
+
 /// The ids of the pair signatures recorded for `run`, in id order.
 fn recorded_signature_ids<C: postgres::GenericClient>(c: &mut C, run: &RunId) -> Result<Vec<i64>> {
     Ok(c.query(

@@ -70,8 +70,9 @@ pub use error::{Error, LiveUnit, Result};
 pub use facts::{run_status_in_db, DbRunFacts};
 pub use install::{check_installed, install, MIGRATION};
 pub use legb::{
-    body_sha256, leg_b_record, prove_authorize, prove_authorize_run, prove_hard_delete_authorize,
-    prove_leg_b_record, record_run_approvals, units_digest, LegBReport, MANIFEST_FORMAT,
+    body_sha256, leg_b_record, leg_b_record_cut, prove_authorize, prove_authorize_run,
+    prove_hard_delete_authorize, prove_leg_b_record, record_run_approvals, units_digest,
+    LegBReport, MANIFEST_FORMAT,
 };
 pub use log::{ledger_log, LogEntry};
 pub use registry::{
@@ -82,5 +83,7 @@ pub use runstate::{
     merge_patch_apply, merge_patch_diff, record_run_state, replay_run_states, run_states,
     DECISION_RUN_STATE,
 };
-pub use verify::{prove_write_verify, write_verify, Mismatch, MismatchKind, VerifyReport};
+pub use verify::{
+    prove_write_verify, write_verify, write_verify_cut, Mismatch, MismatchKind, VerifyReport,
+};
 pub use written::Written;

@@ -156,10 +156,40 @@ pub fn write_verify(
     check_actor(actor)?;
     check_plan(auth, plan)?;
     check_target(tx, auth)?;
+    let written = crate::Written::read(tx, plan)?;
+    verify_written(tx, verify, auth, &written, actor)
+}
+
+/// [`write_verify`] in the process that ran cut_leg_a, with the diff it returned (`None`
+/// for a first load) instead of reading the whole document again: see
+/// [`crate::Written::cut`]. The units of the change set are still re-read as the
+/// read-only role and must be exactly the rows the diff writes, so a unit the diff calls
+/// unchanged that carries the change set is a mismatch.
+pub fn write_verify_cut(
+    tx: &mut Transaction<'_>,
+    verify: &mut Client,
+    auth: &LiveAuthorization,
+    plan: &dyn PlanFacts,
+    cut: Option<&cutter_core::PlanDiff>,
+    actor: &str,
+) -> Result<VerifyReport> {
+    check_actor(actor)?;
+    check_plan(auth, plan)?;
+    check_target(tx, auth)?;
+    let written = crate::Written::cut(auth, plan, cut)?;
+    verify_written(tx, verify, auth, &written, actor)
+}
+
+fn verify_written(
+    tx: &mut Transaction<'_>,
+    verify: &mut Client,
+    auth: &LiveAuthorization,
+    written: &crate::Written<'_>,
+    actor: &str,
+) -> Result<VerifyReport> {
     let run = auth.run_id();
     let cs = ChangeSetId::for_run(run);
-    let written = crate::Written::read(tx, plan)?;
-    let plan: &dyn PlanFacts = &written;
+    let plan: &dyn PlanFacts = written;
     preconditions(tx, run, &cs, plan)?;
 
     let mut vtx = verify_snapshot(verify)?;

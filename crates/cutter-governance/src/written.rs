@@ -2,11 +2,15 @@
 //! writes every plan row (one unit each); an amendment writes only what its diff against
 //! the live document changes: new units, new versions of changed units, and repeals.
 //! The diff is re-computed from `public.unit_current_text` inside the phase's own
-//! transaction: until lifecycle_enact the current text is what cut_leg_a compared with,
-//! so it is the same diff.
+//! transaction ([`Written::read`]: until lifecycle_enact the current text is what
+//! cut_leg_a compared with, so it is the same diff), or taken from cut_leg_a in the same
+//! process ([`Written::cut`], checked against the plan and the approvals).
+
+use std::borrow::Cow;
 
 use cutter_core::{
-    diff_plan, DiffClass, DocumentId, PlanDiff, PlanFacts, RowFacts, Sha256Digest, SourceVersionId,
+    diff_plan, AuthorizationScope, DiffClass, DocumentId, LiveAuthorization, PlanDiff, PlanFacts,
+    RowFacts, Sha256Digest, SourceVersionId,
 };
 use postgres::GenericClient;
 
@@ -17,7 +21,7 @@ use crate::error::{Error, Result};
 /// empty body, as its version stores them.
 pub struct Written<'a> {
     plan: &'a dyn PlanFacts,
-    diff: Option<PlanDiff>,
+    diff: Option<Cow<'a, PlanDiff>>,
     rows: Vec<(String, String, Sha256Digest)>,
 }
 
@@ -46,30 +50,73 @@ impl<'a> Written<'a> {
                 rows: Vec::new(),
             });
         }
-        let diff = diff_plan(plan, live);
+        Ok(Self::narrowed(plan, Cow::Owned(diff_plan(plan, live))))
+    }
+
+    /// The same, from the diff cut_leg_a computed in its own transaction and returned
+    /// in this process (`None`: a first load, the document had no live unit). The diff
+    /// must be of `plan`, and for a live run the one its approvals name; until
+    /// lifecycle_enact it is the diff [`Written::read`] would compute, without reading
+    /// the whole document again.
+    pub fn cut(
+        auth: &LiveAuthorization,
+        plan: &'a dyn PlanFacts,
+        diff: Option<&'a PlanDiff>,
+    ) -> Result<Written<'a>> {
+        let Some(diff) = diff else {
+            return Ok(Written {
+                plan,
+                diff: None,
+                rows: Vec::new(),
+            });
+        };
+        if diff.plan_digest != plan.digest() || &diff.document_id != plan.document_id() {
+            return Err(Error::Invalid(format!(
+                "the diff given is of plan sha256:{} of document {}, not of plan sha256:{} of {}",
+                diff.plan_digest,
+                diff.document_id,
+                plan.digest(),
+                plan.document_id()
+            )));
+        }
+        if auth.scope() == AuthorizationScope::Live && diff.approval_digest() != auth.diff_digest()
+        {
+            return Err(Error::Invalid(format!(
+                "the diff given ({}) is not the one run {}'s approvals name ({})",
+                diff.approval_digest()
+                    .map_or_else(|| "none".to_string(), |d| format!("sha256:{d}")),
+                auth.run_id(),
+                auth.diff_digest()
+                    .map_or_else(|| "none".to_string(), |d| format!("sha256:{d}"))
+            )));
+        }
+        Ok(Self::narrowed(plan, Cow::Borrowed(diff)))
+    }
+
+    fn narrowed(plan: &'a dyn PlanFacts, diff: Cow<'a, PlanDiff>) -> Written<'a> {
         let empty = Sha256Digest::of(b"");
         let rows = diff
             .written()
-            .map(|e| match (&e.new, e.class) {
-                (Some(t), _) => (e.canonical_address.clone(), t.title.clone(), t.body_sha256),
-                (None, _) => (e.canonical_address.clone(), String::new(), empty),
+            .map(|e| match &e.new {
+                Some(t) => (e.canonical_address.clone(), t.title.clone(), t.body_sha256),
+                None => (e.canonical_address.clone(), String::new(), empty),
             })
             .collect();
-        Ok(Written {
+        Written {
             plan,
             diff: Some(diff),
             rows,
-        })
+        }
     }
 
     /// The diff, for an amendment.
     pub fn diff(&self) -> Option<&PlanDiff> {
-        self.diff.as_ref()
+        self.diff.as_deref()
     }
 
     /// The manifest's record of the diff: its digest and each class's count and digest.
     pub fn manifest_diff(&self) -> Option<serde_json::Value> {
-        let d = self.diff.as_ref()?;
+        let d = self.diff.as_deref()?;
         let classes: Vec<serde_json::Value> = d
             .summary()
             .iter()

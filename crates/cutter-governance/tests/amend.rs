@@ -41,16 +41,25 @@ fn expected(plan: &ValidPlan) -> Vec<(String, String, String)> {
     cutter_pg::testing::plan_text(plan.rows())
 }
 
-/// A whole live run of `plan` as `run`: its diff read as `plan diff` reads it, approvals
-/// naming it, then cut_leg_a, leg_b_record, write_verify and lifecycle_enact.
-fn live_run(db: &TestDb, run_id: &str, plan: &ValidPlan) -> LegAReport {
+/// Approvals for `plan` as run `r`, naming its diff as `plan diff` reads it.
+fn approved(
+    db: &TestDb,
+    r: &cutter_core::RunId,
+    plan: &ValidPlan,
+) -> cutter_core::LiveAuthorization {
     let (diff, conflicts) = db
         .target()
         .read_only(|tx| cutter_pg::amend::plan_diff(tx, plan))
         .unwrap();
     assert!(conflicts.is_empty(), "{conflicts:?}");
+    live_auth_diff(db, r, plan, diff.approval_digest())
+}
+
+/// A whole live run of `plan` as `run`: its diff read as `plan diff` reads it, approvals
+/// naming it, then cut_leg_a, leg_b_record, write_verify and lifecycle_enact.
+fn live_run(db: &TestDb, run_id: &str, plan: &ValidPlan) -> LegAReport {
     let r = run(run_id);
-    let auth = live_auth_diff(db, &r, plan, diff.approval_digest());
+    let auth = approved(db, &r, plan);
     let report = db.target().cut_leg_a(&auth, plan, &mut |_| {}).unwrap();
     leg_b(db, &auth, plan).unwrap();
     write_verify(db, &auth, plan).unwrap();
@@ -69,6 +78,169 @@ fn staged(db: &TestDb, run_id: &str, plan: &ValidPlan) -> cutter_core::LiveAutho
     let auth = live_auth_diff(db, &run(run_id), plan, diff.approval_digest());
     db.target().cut_leg_a(&auth, plan, &mut |_| {}).unwrap();
     auth
+}
+
+/// Reads rows back from memory, as a plan file's picker reads them from the file; notes
+/// which rows were asked for, and hands back `tampered` instead of its row.
+struct VecPicker {
+    rows: Vec<CutPlanRow>,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    tampered: Option<(u64, CutPlanRow)>,
+}
+
+impl cutter_pg::RowPicker for VecPicker {
+    fn pick(&self, rows: &[u64]) -> Result<Vec<CutPlanRow>, String> {
+        self.asked.lock().unwrap().extend_from_slice(rows);
+        Ok(rows
+            .iter()
+            .map(|&n| match &self.tampered {
+                Some((t, row)) if *t == n => row.clone(),
+                _ => self.rows[n as usize - 1].clone(),
+            })
+            .collect())
+    }
+}
+
+type Picked = cutter_pg::StreamedPlan<Box<dyn Fn() -> std::vec::IntoIter<CutPlanRow>>>;
+
+/// `plan` as a streamed plan that reads rows back through a [`VecPicker`], as a run's
+/// plan file does; the rows it was asked for are noted in the returned list.
+fn picked(
+    plan: &ValidPlan,
+    tampered: Option<(u64, CutPlanRow)>,
+) -> (Picked, std::sync::Arc<std::sync::Mutex<Vec<u64>>>) {
+    let rows = plan.rows().to_vec();
+    let source_rows = rows.clone();
+    let source: Box<dyn Fn() -> std::vec::IntoIter<CutPlanRow>> =
+        Box::new(move || source_rows.clone().into_iter());
+    let asked = std::sync::Arc::default();
+    let p = cutter_pg::StreamedPlan::validate(
+        plan.plan().document_id.clone(),
+        plan.plan().source_version_id.clone(),
+        &cutter_pg::schema::reference_vocabularies(),
+        None,
+        source,
+    )
+    .expect("valid streamed plan")
+    .with_picker(VecPicker {
+        rows,
+        asked: std::sync::Arc::clone(&asked),
+        tampered,
+    });
+    (p, asked)
+}
+
+/// [`live_run`] the way `cutter run` does it: the plan streamed, cut_leg_a reading back
+/// only the rows it writes, leg_b_record and write_verify given cut_leg_a's diff.
+fn live_run_picked(db: &TestDb, run_id: &str, plan: &ValidPlan) -> LegAReport {
+    let r = run(run_id);
+    let auth = approved(db, &r, plan);
+    let (streamed, _) = picked(plan, None);
+    let report = db
+        .target()
+        .cut_leg_a_streamed(&auth, &streamed, &mut |_| {})
+        .unwrap();
+    let cut = report.diff.as_deref();
+    let mut target = db.target();
+    let mut pt = target
+        .phase_transaction(&auth, cutter_core::Phase::LegBRecord)
+        .unwrap();
+    cutter_governance::leg_b_record_cut(pt.client(), &auth, &streamed, cut, ACTOR).unwrap();
+    pt.commit().unwrap();
+    let mut verify = db.verify_config().connect().unwrap();
+    let mut pt = target
+        .phase_transaction(&auth, cutter_core::Phase::WriteVerify)
+        .unwrap();
+    cutter_governance::write_verify_cut(pt.client(), &mut verify, &auth, &streamed, cut, ACTOR)
+        .unwrap();
+    pt.commit().unwrap();
+    target
+        .lifecycle_enact(&auth, &ChangeSetId::for_run(&r))
+        .unwrap();
+    report
+}
+
+#[test]
+fn an_amendment_reads_back_only_the_rows_it_writes_and_refuses_one_changed_since_validation() {
+    let db = db();
+    let base = rows(20);
+    live_run_picked(&db, "pick-0", &valid("v1", base.clone()));
+    let plan = valid("v2", amended(&base));
+    let (diff, _) = db
+        .target()
+        .read_only(|tx| cutter_pg::amend::plan_diff(tx, &plan))
+        .unwrap();
+    let written: Vec<u64> = diff.written().filter_map(|e| e.plan_row).collect();
+    assert_eq!(written.len(), 9, "8 reworded, 1 added: {written:?}");
+
+    // The plan file changed after validation: one reworded row reads back otherwise.
+    let before = db.unit_rows();
+    let mut swapped = plan.rows()[written[3] as usize - 1].clone();
+    swapped.body.push_str(" (not what was approved)");
+    let (streamed, _) = picked(&plan, Some((written[3], swapped)));
+    let auth = live_auth_diff(&db, &run("pick-swapped"), &plan, diff.approval_digest());
+    let e = db
+        .target()
+        .cut_leg_a_streamed(&auth, &streamed, &mut |_| {})
+        .unwrap_err();
+    assert!(
+        matches!(e, cutter_pg::Error::PlanRowChanged { row, .. } if row == written[3]),
+        "{e}"
+    );
+    assert!(e.to_string().contains("wrote nothing"), "{e}");
+    assert_eq!(db.unit_rows(), before, "nothing written");
+
+    // Honest: exactly the rows written are read back (and row 1, whose actor a repeal
+    // records), and the phases after it take cut_leg_a's diff.
+    let (streamed, asked) = picked(&plan, None);
+    let auth = live_auth_diff(&db, &run("pick-1"), &plan, diff.approval_digest());
+    let report = db
+        .target()
+        .cut_leg_a_streamed(&auth, &streamed, &mut |_| {})
+        .unwrap();
+    let mut want = vec![1];
+    want.extend(&written);
+    assert_eq!(*asked.lock().unwrap(), want);
+    assert_eq!(
+        (
+            report.versions_amended,
+            report.units_created,
+            report.repeals
+        ),
+        (8, 1, 1)
+    );
+
+    // A diff other than the approved one is refused by the phases that take it.
+    let mut other = report.diff.clone().expect("an amendment's diff");
+    other
+        .entries
+        .retain(|e| e.class != cutter_core::DiffClass::Repealed);
+    let mut target = db.target();
+    let mut pt = target
+        .phase_transaction(&auth, cutter_core::Phase::LegBRecord)
+        .unwrap();
+    let e = cutter_governance::leg_b_record_cut(pt.client(), &auth, &streamed, Some(&other), ACTOR)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("is not the one run pick-1's approvals name"),
+        "{e}"
+    );
+    drop(pt);
+    let mut pt = target
+        .phase_transaction(&auth, cutter_core::Phase::LegBRecord)
+        .unwrap();
+    cutter_governance::leg_b_record_cut(
+        pt.client(),
+        &auth,
+        &streamed,
+        report.diff.as_deref(),
+        ACTOR,
+    )
+    .unwrap();
+    pt.commit().unwrap();
+    drop(target);
+    write_verify(&db, &auth, &plan).expect("write_verify reading the document agrees");
 }
 
 fn amended(base: &[CutPlanRow]) -> Vec<CutPlanRow> {
@@ -542,7 +714,13 @@ fn generated_amendments_leave_the_last_document_current_and_never_change_an_enac
             generate_amendment(&mut g, &doc, &mut rows, &mut next, step);
             let plan = plan_of(&rows, step);
             let before = db.unit_rows();
-            live_run(&db, &format!("p{case}-{step}"), &plan);
+            // Both ways a run is written: from a plan in memory, phases reading the
+            // document; streamed as `cutter run` does, rows read back, the diff handed on.
+            if (case + step) % 2 == 0 {
+                live_run(&db, &format!("p{case}-{step}"), &plan);
+            } else {
+                live_run_picked(&db, &format!("p{case}-{step}"), &plan);
+            }
             assert_eq!(
                 db.current_text(&doc),
                 cutter_pg::testing::plan_text(plan.rows()),

@@ -281,6 +281,21 @@ pub enum Error {
         computed: Option<Sha256Digest>,
     },
 
+    /// A row read back from the plan for writing is not the row validated and approved.
+    #[error(
+        "plan row {row} ({canonical_address}) could not be read back as validated: {why}; \
+         the phase rolled back and wrote nothing. The run's copy of the plan changed after \
+         validation: start a new run from the plan the approvers signed"
+    )]
+    PlanRowChanged {
+        /// The plan row (1-based).
+        row: u64,
+        /// Its address when validated.
+        canonical_address: String,
+        /// What differs.
+        why: String,
+    },
+
     /// A streamed plan produced different rows while writing than when it was validated.
     #[error(
         "the plan source changed between validation and writing (digest {validated} then {written}); \

@@ -50,7 +50,7 @@ pub use config::{ConfigError, ConnConfig, Password};
 pub use error::{ChangedMigration, Error, LockHolder, MigrationFailure, Result, ServerError};
 pub use ident::{quote_ident, quote_table};
 pub use preflight::{Finding, PreflightReport};
-pub use stream::StreamedPlan;
+pub use stream::{RowPicker, StreamedPlan};
 pub use surface::SurfaceMark;
 pub use target::{
     run_lock_holder, void_decision, writer_role_problems, BatchLimits, BeforeCommit, Canceller,

@@ -4,7 +4,10 @@
 //! [`cutter_core::CutPlan::digest`], so the gate's authorization applies unchanged.
 //! `cut_leg_a_streamed` re-reads the source while writing, re-computes the digest and
 //! rolls back if the rows changed. A streamed plan keeps, per row, only what the ledger
-//! writers need ([`PlanFacts`]: address, title, body digest).
+//! writers need ([`PlanFacts`]: address, title, body digest) and the row's digest. With a
+//! [`RowPicker`] (a plan file that can read one row back), an amendment's cut_leg_a reads
+//! back only the rows it writes, each checked against the digest taken when the plan was
+//! validated, instead of the whole plan.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -31,7 +34,19 @@ pub struct StreamedPlan<F> {
     digest: Sha256Digest,
     /// Per row: address, title, body digest (what the ledger writers need; no bodies).
     facts: Vec<(String, String, Sha256Digest)>,
+    /// Per row: [`CutPlanRow::digest_with_body`], taken in the pass that took the plan's
+    /// digest.
+    row_digests: Vec<Sha256Digest>,
     source: F,
+    picker: Option<Box<dyn RowPicker>>,
+}
+
+/// Reads chosen rows of a plan back from where it was streamed from (e.g. a file whose
+/// rows' offsets were noted while it was read).
+pub trait RowPicker: Send + Sync {
+    /// Rows `rows` (1-based plan row numbers, ascending), in that order. An error says
+    /// what could not be read; the caller rolls back.
+    fn pick(&self, rows: &[u64]) -> std::result::Result<Vec<CutPlanRow>, String>;
 }
 
 impl<F> fmt::Debug for StreamedPlan<F> {
@@ -157,9 +172,11 @@ where
         }
         let mut h = PlanHasher::new(&document_id, &source_version_id, rows);
         let mut facts = Vec::with_capacity(usize::try_from(rows).unwrap_or(0));
+        let mut row_digests = Vec::with_capacity(facts.capacity());
         for row in source() {
             h.row(&row);
             let body = Sha256Digest::of(row.body.as_bytes());
+            row_digests.push(row.digest_with_body(&body));
             facts.push((row.canonical_address, row.title, body));
         }
         if facts.len() as u64 != rows {
@@ -190,7 +207,9 @@ where
             rows,
             digest,
             facts,
+            row_digests,
             source,
+            picker: None,
         })
     }
 
@@ -201,6 +220,61 @@ where
 }
 
 impl<F> StreamedPlan<F> {
+    /// Lets cut_leg_a read back only the rows an amendment writes, through `picker`.
+    pub fn with_picker(mut self, picker: impl RowPicker + 'static) -> Self {
+        self.picker = Some(Box::new(picker));
+        self
+    }
+
+    /// Whether rows can be read back ([`StreamedPlan::with_picker`]).
+    pub(crate) fn can_pick(&self) -> bool {
+        self.picker.is_some()
+    }
+
+    /// Rows `rows` (1-based, ascending) read back through the picker, each checked
+    /// against the row digest taken when the plan was validated
+    /// ([`crate::Error::PlanRowChanged`] otherwise). `None` without a picker.
+    pub fn picked(&self, rows: &[u64]) -> Option<crate::Result<Vec<CutPlanRow>>> {
+        let picker = self.picker.as_ref()?;
+        Some(self.check_picked(rows, picker.pick(rows)))
+    }
+
+    fn check_picked(
+        &self,
+        rows: &[u64],
+        picked: std::result::Result<Vec<CutPlanRow>, String>,
+    ) -> crate::Result<Vec<CutPlanRow>> {
+        let changed = |row: u64, why: String| crate::Error::PlanRowChanged {
+            row,
+            canonical_address: usize::try_from(row)
+                .ok()
+                .and_then(|r| self.facts.get(r.wrapping_sub(1)))
+                .map(|f| f.0.clone())
+                .unwrap_or_default(),
+            why,
+        };
+        let picked = picked.map_err(|why| changed(rows.first().copied().unwrap_or(0), why))?;
+        if picked.len() != rows.len() {
+            return Err(changed(
+                rows.first().copied().unwrap_or(0),
+                format!("{} rows asked for, {} read back", rows.len(), picked.len()),
+            ));
+        }
+        for (&n, row) in rows.iter().zip(&picked) {
+            let want = usize::try_from(n)
+                .ok()
+                .and_then(|r| self.row_digests.get(r.wrapping_sub(1)));
+            let got = row.digest_with_body(&Sha256Digest::of(row.body.as_bytes()));
+            if want != Some(&got) {
+                return Err(changed(
+                    n,
+                    "it differs from the row validated and approved".into(),
+                ));
+            }
+        }
+        Ok(picked)
+    }
+
     /// The plan digest (equal to [`CutPlan::digest`] of the same rows).
     pub fn digest(&self) -> Sha256Digest {
         self.digest

@@ -68,7 +68,8 @@ pub struct LegAReport {
     /// Repeals written (units no longer in the text).
     #[serde(default)]
     pub repeals: u64,
-    /// The diff against the live document, computed in the phase's transaction.
+    /// The diff against the live document, computed in the phase's transaction; `None`
+    /// for a first load (the document had no live unit).
     #[serde(skip)]
     pub diff: Option<Box<PlanDiff>>,
     /// Lowest id of the created units.
@@ -478,6 +479,7 @@ impl Target {
         let mut check = DigestCheck {
             hasher: PlanHasher::new(plan.document_id(), plan.source_version_id(), plan.rows()),
             expected: plan.digest(),
+            picker: Some(plan),
         };
         self.run_leg_a(auth, &input, plan.iter(), progress, Some(&mut check))
     }
@@ -999,10 +1001,35 @@ struct LegAInput<'a> {
     authorized_diff: Option<Option<Sha256Digest>>,
 }
 
-/// Re-digests a streamed plan while it is written.
-struct DigestCheck {
+/// Re-digests a streamed plan while it is written; or, for an amendment of a plan that
+/// can read single rows back, reads back only the rows written.
+struct DigestCheck<'p> {
     hasher: PlanHasher,
     expected: cutter_core::Sha256Digest,
+    picker: Option<&'p dyn Picked>,
+}
+
+/// A validated plan whose facts are in memory and whose rows can be read back one by one.
+trait Picked: cutter_core::PlanFacts {
+    /// Whether rows can be read back.
+    fn can_pick(&self) -> bool;
+    /// Rows `rows` (1-based, ascending), each checked against the validated row digest.
+    fn pick(&self, rows: &[u64]) -> Result<Vec<CutPlanRow>>;
+}
+
+impl<F> Picked for StreamedPlan<F> {
+    fn can_pick(&self) -> bool {
+        StreamedPlan::can_pick(self)
+    }
+    fn pick(&self, rows: &[u64]) -> Result<Vec<CutPlanRow>> {
+        self.picked(rows).unwrap_or_else(|| {
+            Err(Error::PlanRowChanged {
+                row: rows.first().copied().unwrap_or(0),
+                canonical_address: String::new(),
+                why: "the plan cannot read rows back".into(),
+            })
+        })
+    }
 }
 
 struct FailedBatch {
@@ -1047,19 +1074,16 @@ fn write_leg_a<R: Borrow<CutPlanRow>>(
         .map_err(LegAFail::Other)?;
     let live = crate::amend::live_units(tx, input.document_id).map_err(LegAFail::Other)?;
     let amending = !live.is_empty();
+    if let Some(picker) = check
+        .as_deref()
+        .and_then(|c| c.picker)
+        .filter(|p| amending && p.can_pick())
+    {
+        return write_amendment_picked(tx, &stmt, input, picker, live, limits, progress);
+    }
     let mut diff = DiffBuilder::new(live);
     let mut amend = AmendBatch::default();
-    let mut report = LegAReport {
-        change_set_id: input.change_set.clone(),
-        units_created: 0,
-        versions_created: 0,
-        versions_amended: 0,
-        repeals: 0,
-        diff: None,
-        first_unit_id: None,
-        last_unit_id: None,
-        batches: 0,
-    };
+    let mut report = LegAReport::empty(input.change_set);
     let mut batch: Vec<R> = Vec::with_capacity(limits.rows.min(100_000));
     let mut bytes = 0usize;
     let mut first_row = 1u64;
@@ -1131,15 +1155,17 @@ fn write_leg_a<R: Borrow<CutPlanRow>>(
         }
     }
     let repealed: Vec<i64> = diff.unseen().map(|u| u.unit_id).collect();
-    for chunk in repealed.chunks(limits.rows.max(1)) {
-        for &id in chunk {
-            amend.push(0, id, None, &actor);
-        }
-        amend
-            .send(tx, input, &mut report)
-            .map_err(LegAFail::Other)?;
-    }
+    amend
+        .repeal(tx, input, &repealed, &actor, limits, &mut report)
+        .map_err(LegAFail::Other)?;
     let diff = diff.finish(input.ids.0.clone(), input.ids.1.clone(), input.plan_digest);
+    check_diff(input, &diff)?;
+    report.diff = amending.then(|| Box::new(diff));
+    Ok(report)
+}
+
+/// Refuses a diff other than the one the approvals name.
+fn check_diff(input: &LegAInput<'_>, diff: &PlanDiff) -> std::result::Result<(), LegAFail> {
     if let Some(authorized) = input.authorized_diff {
         let computed = diff.approval_digest();
         if computed != authorized {
@@ -1149,8 +1175,122 @@ fn write_leg_a<R: Borrow<CutPlanRow>>(
             }));
         }
     }
+    Ok(())
+}
+
+/// cut_leg_a of an amendment whose plan can read rows back: the diff is computed from
+/// the facts the plan kept when it was validated (no re-reading of the plan), checked
+/// against the approvals, and only the rows written (new and changed ones) are read back,
+/// a batch at a time, each checked against the digest taken at validation. The same
+/// batches and calls as [`write_leg_a`]: O(rows written) reading instead of O(plan).
+fn write_amendment_picked(
+    tx: &mut Transaction<'_>,
+    stmt: &Statement,
+    input: &LegAInput<'_>,
+    plan: &dyn Picked,
+    live: Vec<cutter_core::LiveUnit>,
+    limits: BatchLimits,
+    progress: &mut dyn FnMut(u64),
+) -> std::result::Result<LegAReport, LegAFail> {
+    let diff = cutter_core::diff_plan(plan, live);
+    check_diff(input, &diff)?;
+    let mut report = LegAReport::empty(input.change_set);
+    // A repeal is recorded with the plan's actor: the first row's, as when streaming.
+    let actor = plan
+        .pick(&[1])
+        .map_err(LegAFail::Other)?
+        .pop()
+        .map(|r| r.actor)
+        .unwrap_or_default();
+    let wanted: Vec<u64> = diff.written().filter_map(|e| e.plan_row).collect();
+    let mut batch: Vec<CutPlanRow> = Vec::new();
+    let (mut bytes, mut first_row) = (0usize, 1u64);
+    let mut amend = AmendBatch::default();
+    for chunk in wanted.chunks(limits.rows.clamp(1, 10_000)) {
+        let rows = plan.pick(chunk).map_err(LegAFail::Other)?;
+        for (&n, row) in chunk.iter().zip(rows) {
+            let entry = usize::try_from(n)
+                .ok()
+                .and_then(|i| diff.entries.get(i.wrapping_sub(1)))
+                .filter(|e| e.plan_row == Some(n));
+            let Some(entry) = entry else {
+                return Err(LegAFail::Other(Error::PlanRowChanged {
+                    row: n,
+                    canonical_address: row.canonical_address,
+                    why: "the diff has no entry for it".into(),
+                }));
+            };
+            match (entry.class, entry.unit_id) {
+                (DiffClass::New, _) => {
+                    if !batch.is_empty() && first_row + batch.len() as u64 != n {
+                        send_batch(tx, stmt, input, &batch, first_row, &mut report)?;
+                        batch.clear();
+                        bytes = 0;
+                    }
+                    if batch.is_empty() {
+                        first_row = n;
+                    }
+                    bytes += row_bytes(&row);
+                    batch.push(row);
+                    if batch.len() >= limits.rows || bytes >= limits.bytes {
+                        send_batch(tx, stmt, input, &batch, first_row, &mut report)?;
+                        batch.clear();
+                        bytes = 0;
+                    }
+                }
+                (_, Some(unit)) => {
+                    amend.push(n, unit, Some(&row), &row.actor);
+                    if amend.len() >= limits.rows || amend.bytes >= limits.bytes {
+                        amend
+                            .send(tx, input, &mut report)
+                            .map_err(LegAFail::Other)?;
+                    }
+                }
+                (_, None) => {
+                    return Err(LegAFail::Other(Error::PlanRowChanged {
+                        row: n,
+                        canonical_address: row.canonical_address,
+                        why: "the diff names no unit for a changed row".into(),
+                    }))
+                }
+            }
+            progress(n);
+        }
+    }
+    if !batch.is_empty() {
+        send_batch(tx, stmt, input, &batch, first_row, &mut report)?;
+    }
+    amend
+        .send(tx, input, &mut report)
+        .map_err(LegAFail::Other)?;
+    let repealed: Vec<i64> = diff
+        .entries
+        .iter()
+        .filter(|e| e.class == DiffClass::Repealed)
+        .filter_map(|e| e.unit_id)
+        .collect();
+    amend
+        .repeal(tx, input, &repealed, &actor, limits, &mut report)
+        .map_err(LegAFail::Other)?;
+    progress(input.total);
     report.diff = Some(Box::new(diff));
     Ok(report)
+}
+
+impl LegAReport {
+    fn empty(change_set: &ChangeSetId) -> LegAReport {
+        LegAReport {
+            change_set_id: change_set.clone(),
+            units_created: 0,
+            versions_created: 0,
+            versions_amended: 0,
+            repeals: 0,
+            diff: None,
+            first_unit_id: None,
+            last_unit_id: None,
+            batches: 0,
+        }
+    }
 }
 
 /// One batch of new versions (changed rows, then repeals) for fn_uv_amend_batch.
@@ -1183,6 +1323,25 @@ impl AmendBatch {
         self.actor.push(actor.to_string());
         self.repeal.push(row.is_none());
         self.bytes += row.map_or(0, row_bytes);
+    }
+
+    /// Repeals `units` (recorded with `actor`), a batch at a time.
+    fn repeal(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        input: &LegAInput<'_>,
+        units: &[i64],
+        actor: &str,
+        limits: BatchLimits,
+        report: &mut LegAReport,
+    ) -> Result<()> {
+        for chunk in units.chunks(limits.rows.max(1)) {
+            for &id in chunk {
+                self.push(0, id, None, actor);
+            }
+            self.send(tx, input, report)?;
+        }
+        Ok(())
     }
 
     fn send(

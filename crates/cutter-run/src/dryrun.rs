@@ -236,6 +236,7 @@ pub fn dry_run(
         backup_policy: cutter_backup::ChainPolicy::default(),
         rehearsal: true,
         prove: None,
+        cut: None,
     };
     let outcome = p.execute();
     let mut rec = p.rec;

@@ -3,17 +3,20 @@
 //! row's address, title and body digest are kept (for the ledger). A run reads its own
 //! copy in the state directory, never the operator's file, so the rows written are the
 //! rows validated and approved. Input that can be read only once (a pipe, `<(…)`) is
-//! copied to a temporary file first.
+//! copied to a temporary file first. Each full reading notes where every row lies, so an
+//! amendment can read back just the rows it writes (each checked against its validated
+//! digest).
 
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 
 use cutter_core::{
-    read_plan, ContractReport, CutPlanRow, PlanDigester, PlanHeader, Sha256Digest, Vocabularies,
+    parse_plan_row, read_plan, read_plan_spans, ContractReport, CutPlanRow, PlanDigester,
+    PlanHeader, RowSpan, Sha256Digest, Vocabularies,
 };
-use cutter_pg::StreamedPlan;
+use cutter_pg::{RowPicker, StreamedPlan};
 
 use crate::error::{Error, Result};
 
@@ -38,21 +41,74 @@ impl Iterator for Rows {
 
 /// Reads the rows of `path` again, on a new thread. Dropping the iterator stops it.
 pub fn rows(path: &Path) -> Rows {
+    rows_noting(path, None)
+}
+
+/// [`rows`], and when the whole file was read, replaces `spans` with where each row lies
+/// in it (for [`FilePicker`]).
+fn rows_noting(path: &Path, spans: Option<Arc<Mutex<Vec<RowSpan>>>>) -> Rows {
     let (tx, rx) = mpsc::sync_channel(IN_FLIGHT);
     let path = path.to_path_buf();
     let spawned = std::thread::Builder::new()
         .name("plan-reader".into())
         .spawn(move || {
             if let Ok(f) = File::open(&path) {
-                let _ = read_plan(BufReader::with_capacity(READ_BUFFER, f), &mut |row| {
-                    tx.send(row).is_ok()
-                });
+                let mut noted = Vec::new();
+                let read = read_plan_spans(
+                    BufReader::with_capacity(READ_BUFFER, f),
+                    &mut |row, span| {
+                        if spans.is_some() {
+                            noted.push(span);
+                        }
+                        tx.send(row).is_ok()
+                    },
+                );
+                if let (Ok(_), Some(spans)) = (read, spans) {
+                    if let Ok(mut s) = spans.lock() {
+                        *s = noted;
+                    }
+                }
             }
         });
     if let Err(e) = spawned {
         tracing::error!("cannot start the plan reader thread: {e}");
     }
     Rows { rx }
+}
+
+/// Reads single rows of a plan file back, at the offsets noted the last time the whole
+/// file was read. What it returns is checked against the validated rows' digests by
+/// the caller ([`StreamedPlan`]), so a file changed since cannot slip a row in.
+struct FilePicker {
+    path: PathBuf,
+    spans: Arc<Mutex<Vec<RowSpan>>>,
+    _keep: Option<Arc<PlanCopy>>,
+}
+
+impl RowPicker for FilePicker {
+    fn pick(&self, rows: &[u64]) -> std::result::Result<Vec<CutPlanRow>, String> {
+        use std::os::unix::fs::FileExt;
+        let spans = self
+            .spans
+            .lock()
+            .map_err(|_| "the plan's row offsets are unavailable".to_string())?;
+        let f = File::open(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let mut buf = Vec::new();
+        rows.iter()
+            .map(|&n| {
+                let span = usize::try_from(n)
+                    .ok()
+                    .and_then(|i| spans.get(i.wrapping_sub(1)))
+                    .ok_or_else(|| format!("row {n} was not noted when the plan was read"))?;
+                let len = usize::try_from(span.end.saturating_sub(span.start))
+                    .map_err(|e| e.to_string())?;
+                buf.resize(len, 0);
+                f.read_exact_at(&mut buf, span.start)
+                    .map_err(|e| format!("{}: reading row {n}: {e}", self.path.display()))?;
+                parse_plan_row(usize::try_from(n).unwrap_or(usize::MAX), &buf)
+            })
+            .collect()
+    }
 }
 
 /// A plan streamed from a file, validated: what a run writes and records.
@@ -146,9 +202,15 @@ impl PlanFile {
     pub fn validate(&self, vocab: &Vocabularies) -> std::result::Result<FilePlan, ContractReport> {
         let path = self.path.clone();
         let keep = self.copy.clone();
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let picker = FilePicker {
+            path: path.clone(),
+            spans: Arc::clone(&spans),
+            _keep: keep.clone(),
+        };
         let source: Box<dyn Fn() -> Rows + Send + Sync> = Box::new(move || {
             let _ = &keep;
-            rows(&path)
+            rows_noting(&path, Some(Arc::clone(&spans)))
         });
         let plan = StreamedPlan::validate(
             self.header.document_id.clone(),
@@ -156,7 +218,8 @@ impl PlanFile {
             vocab,
             self.header.findings.as_ref(),
             source,
-        )?;
+        )?
+        .with_picker(picker);
         if plan.rows() != self.header.rows {
             return Err(ContractReport {
                 violations: vec![cutter_core::Violation {
@@ -202,5 +265,53 @@ impl PlanCopy {
     /// value is dropped.
     pub fn keep_as(&self, path: &Path) -> Result<()> {
         Ok(self.file.link_as(path)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_json(rows: &[CutPlanRow]) -> String {
+        let plan = cutter_core::CutPlan::new(
+            cutter_core::DocumentId::new("pick-doc").unwrap(),
+            cutter_core::SourceVersionId::new("v1").unwrap(),
+            rows.to_vec(),
+        );
+        serde_json::to_string_pretty(&plan).unwrap()
+    }
+
+    #[test]
+    fn rows_read_back_are_the_validated_ones_and_a_swapped_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        let rows: Vec<CutPlanRow> = cutter_pg::fixtures::scale_rows("pick-doc", 40).collect();
+        std::fs::write(&path, plan_json(&rows)).unwrap();
+        let plan = PlanFile::open(&path)
+            .unwrap()
+            .validate(&cutter_pg::fixtures::vocabularies())
+            .unwrap();
+        let back = plan
+            .picked(&[1, 7, 40])
+            .expect("a plan file reads rows back");
+        assert_eq!(
+            back.unwrap(),
+            vec![rows[0].clone(), rows[6].clone(), rows[39].clone()]
+        );
+
+        // Another file put in its place, row 7 reworded: refused, naming row 7.
+        let mut other = rows.clone();
+        other[6].body.push_str(" (sửa đổi)");
+        let swapped = dir.path().join("swapped.json");
+        std::fs::write(&swapped, plan_json(&other)).unwrap();
+        std::fs::rename(&swapped, &path).unwrap();
+        let e = plan.picked(&[7]).unwrap().unwrap_err();
+        assert!(
+            matches!(&e, cutter_pg::Error::PlanRowChanged { row: 7, canonical_address, .. }
+                if canonical_address == "pick-doc/dieu-7"),
+            "{e}"
+        );
+        // Rows the swap moved are refused too, whatever they now read as.
+        assert!(plan.picked(&[40]).unwrap().is_err());
     }
 }

@@ -272,6 +272,10 @@ pub struct Pipeline<'a> {
     pub rehearsal: bool,
     /// `[run] prove_backup` (`None`: a rehearsal, whose backup is of its clone).
     pub prove: Option<crate::prove::ProveSetup>,
+    /// What cut_leg_a returned in this process: `Some(None)` for a first load,
+    /// `Some(Some(diff))` for an amendment; leg_b_record and write_verify then use it
+    /// instead of reading the whole document again. `None` until cut_leg_a ran here.
+    pub cut: Option<Option<Box<cutter_core::PlanDiff>>>,
 }
 
 impl std::fmt::Debug for Pipeline<'_> {
@@ -506,6 +510,7 @@ impl Pipeline<'_> {
                 pb.finish_and_clear();
                 self.rec.context.change_set_id = Some(report.change_set_id.clone());
                 self.rec.context.units_created = Some(report.units_created);
+                self.cut = Some(report.diff);
                 Ok(())
             }
             Phase::LegBRecord => {
@@ -513,12 +518,21 @@ impl Pipeline<'_> {
                     .target
                     .phase_transaction(&self.auth, phase)
                     .map_err(|e| e.to_string())?;
-                let report = cutter_governance::leg_b_record(
-                    tx.client(),
-                    &self.auth,
-                    &self.plan,
-                    &self.actor,
-                )
+                let report = match &self.cut {
+                    Some(cut) => cutter_governance::leg_b_record_cut(
+                        tx.client(),
+                        &self.auth,
+                        &self.plan,
+                        cut.as_deref(),
+                        &self.actor,
+                    ),
+                    None => cutter_governance::leg_b_record(
+                        tx.client(),
+                        &self.auth,
+                        &self.plan,
+                        &self.actor,
+                    ),
+                }
                 .map_err(|e| e.to_string())?;
                 Self::before_commit(phase)?;
                 tx.commit().map_err(|e| e.to_string())?;
@@ -535,13 +549,23 @@ impl Pipeline<'_> {
                     .target
                     .phase_transaction(&self.auth, phase)
                     .map_err(|e| e.to_string())?;
-                let report = cutter_governance::write_verify(
-                    tx.client(),
-                    &mut verify,
-                    &self.auth,
-                    &self.plan,
-                    &self.actor,
-                )
+                let report = match &self.cut {
+                    Some(cut) => cutter_governance::write_verify_cut(
+                        tx.client(),
+                        &mut verify,
+                        &self.auth,
+                        &self.plan,
+                        cut.as_deref(),
+                        &self.actor,
+                    ),
+                    None => cutter_governance::write_verify(
+                        tx.client(),
+                        &mut verify,
+                        &self.auth,
+                        &self.plan,
+                        &self.actor,
+                    ),
+                }
                 .map_err(|e| e.to_string())?;
                 Self::before_commit(phase)?;
                 tx.commit().map_err(|e| e.to_string())?;
@@ -1011,6 +1035,7 @@ fn live(
         },
         rehearsal: false,
         prove: Some(prove),
+        cut: None,
     };
     let outcome = p.execute();
     p.prove_after_run()?;
