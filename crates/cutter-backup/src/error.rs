@@ -326,6 +326,20 @@ pub enum Error {
         problem: String,
     },
 
+    /// A proof record is present but cannot be trusted.
+    #[error(
+        "proof record {} cannot be trusted: {problem}. It does not count as a proof; remove \
+         it (and its .sig) and prove the backup again (`cutter backup restore-proof`, \
+         `--chain` for an increment)",
+        path.display()
+    )]
+    ProofRecord {
+        /// The record.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+
     /// The artifact's bytes changed between the sha256 check and the end of decryption.
     #[error(
         "backup artifact {} changed while it was read: its sha256 was {expected} when it was \

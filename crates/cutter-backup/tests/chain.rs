@@ -361,11 +361,11 @@ fn an_increment_is_proven_on_its_own_after_its_predecessor() {
     );
     restore_proof(
         &f.restore(&r0.path)
-            .record_to(f.backups.join("r0.restore-proof.json")),
+            .record_to(f.backups.join("r0.restore-proof.json"), &f.signer),
     )
     .expect("the full backup's proof");
     let proof = increment_proof(
-        &proof_config(&f, &r1.path).record_to(f.backups.join("r1.increment-proof.json")),
+        &proof_config(&f, &r1.path).record_to(f.backups.join("r1.increment-proof.json"), &f.signer),
     )
     .expect("the increment proof passes");
     assert!(proof.passed);
@@ -398,4 +398,95 @@ fn an_increment_is_proven_on_its_own_after_its_predecessor() {
         "{text}"
     );
     assert!(text.contains("public.unit_version"), "{text}");
+}
+
+/// Signs `bytes` with the secret key at `key` (no passphrase) into `<record>.sig`.
+fn sign_record(key: &Path, record: &Path, bytes: &[u8]) {
+    let secret = cutter_backup::load_secret_key(key).unwrap();
+    let sig = cutter_openpgp::sign_detached(
+        &secret,
+        &cutter_backup::Passphrase::new(String::new()),
+        bytes,
+    )
+    .unwrap();
+    fs::write(cutter_backup::record_signature_path(record), sig).unwrap();
+}
+
+/// A proof record counts only when the pinned signing key signed it and it names its
+/// own backup's artifact: one written by hand, one edited from `"passed": false` to
+/// `true`, one signed by another key, and one copied from another backup are each
+/// refused, naming the file; the increment proof refuses a predecessor "proven" so.
+#[test]
+fn a_proof_record_counts_only_signed_by_the_pinned_key_for_its_own_backup() {
+    let f = Fixture::new();
+    let pin = f.pin();
+    let r0 = link(&f, "r0");
+    let rec0 = f.backups.join("r0.restore-proof.json");
+    restore_proof(&f.restore(&r0.path).record_to(&rec0, &f.signer)).expect("r0's proof");
+    assert!(cutter_backup::is_proven(&f.backups, &r0.manifest.run_id, &pin).unwrap());
+    // gpg reads the record's signature as it reads a manifest's.
+    let gpg = Gpg::new();
+    gpg.run(&["--import"], &fs::read(&f.signing.public_key).unwrap());
+    let sig0 = cutter_backup::record_signature_path(&rec0);
+    gpg.run(
+        &["--verify", sig0.to_str().unwrap(), rec0.to_str().unwrap()],
+        b"",
+    );
+
+    add_drafts(&f, "a", 2);
+    let r1 = link(&f, "r1");
+    let name1 = r1.manifest.run_id.clone();
+    add_drafts(&f, "b", 1);
+    let r2 = link(&f, "r2");
+    assert!(!cutter_backup::is_proven(&f.backups, &name1, &pin).unwrap());
+    let rec1 = f.backups.join("r1.increment-proof.json");
+    let claim = |passed: bool| {
+        serde_json::to_string_pretty(&serde_json::json!({
+            "format": cutter_backup::INCREMENT_PROOF_FORMAT,
+            "artifact_sha256": r1.manifest.sha256.to_string(),
+            "passed": passed,
+        }))
+        .unwrap()
+    };
+    let refused = |what: &str, needle: &str| {
+        let err = cutter_backup::is_proven(&f.backups, &name1, &pin).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, Error::ProofRecord { ref path, .. } if path == &rec1),
+            "{what}: {text}"
+        );
+        assert!(text.contains(needle), "{what}: {text}");
+        // The increment proof of r2 will not take r1 as proven.
+        let err = increment_proof(&proof_config(&f, &r2.path)).unwrap_err();
+        assert!(
+            err.to_string().contains("r1.increment-proof.json"),
+            "{what}: {err}"
+        );
+        let _ = fs::remove_file(&rec1);
+        let _ = fs::remove_file(cutter_backup::record_signature_path(&rec1));
+    };
+
+    // 1. Written by hand, unsigned.
+    fs::write(&rec1, claim(true)).unwrap();
+    refused("unsigned", "unsigned");
+
+    // 2. A failed record, signed by the pinned key, edited to "passed": true.
+    fs::write(&rec1, claim(false)).unwrap();
+    sign_record(&f.signing.secret_key, &rec1, claim(false).as_bytes());
+    assert!(!cutter_backup::is_proven(&f.backups, &name1, &pin).unwrap());
+    fs::write(&rec1, claim(true)).unwrap();
+    refused("edited to passed", "does not verify");
+
+    // 3. Signed by another key.
+    let other =
+        cutter_backup::generate_keys(f.dir.path(), "other", "Other <other@example.org>", None)
+            .unwrap();
+    fs::write(&rec1, claim(true)).unwrap();
+    sign_record(&other.secret_key, &rec1, claim(true).as_bytes());
+    refused("another key", "does not verify");
+
+    // 4. r0's genuine record and signature copied to r1.
+    fs::copy(&rec0, &rec1).unwrap();
+    fs::copy(&sig0, cutter_backup::record_signature_path(&rec1)).unwrap();
+    refused("copied from r0", "a record of another backup");
 }
