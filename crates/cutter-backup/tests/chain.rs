@@ -490,3 +490,30 @@ fn a_proof_record_counts_only_signed_by_the_pinned_key_for_its_own_backup() {
     fs::copy(&sig0, cutter_backup::record_signature_path(&rec1)).unwrap();
     refused("copied from r0", "a record of another backup");
 }
+
+/// Compensation's "discard the artifact" refuses a backup a later link names as its
+/// predecessor, naming that link; the head of a chain goes, then its predecessor can.
+#[test]
+fn a_backup_a_later_link_needs_is_not_discarded() {
+    let f = Fixture::new();
+    let pin = f.pin();
+    let r0 = link(&f, "r0");
+    add_drafts(&f, "a", 1);
+    let r1 = link(&f, "r1");
+    let before = f.listing();
+    let err = cutter_backup::discard_backup(&f.backups, &r0.manifest.run_id, &pin).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::StillNeeded { ref later, .. } if later == "r1"),
+        "{text}"
+    );
+    assert!(text.contains("cutter backup create --full"), "{text}");
+    assert_eq!(f.listing(), before, "nothing was removed");
+    // The head goes first; then its predecessor can.
+    let removed = cutter_backup::discard_backup(&f.backups, &r1.manifest.run_id, &pin).unwrap();
+    assert!(removed.contains(&"r1.dump.pgp".to_string()), "{removed:?}");
+    assert!(removed[0].ends_with(".manifest.json"), "{removed:?}");
+    assert!(!r1.path.exists() && !r1.manifest_path.exists());
+    cutter_backup::discard_backup(&f.backups, &r0.manifest.run_id, &pin).unwrap();
+    assert!(!r0.path.exists());
+}
