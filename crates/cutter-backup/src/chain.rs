@@ -41,12 +41,9 @@ use cutter_fs::{self as atomic, PartialFile};
 pub const INCREMENT_FORMAT: &str = "cutter-increment/1";
 /// The first bytes of an increment's plaintext.
 pub(crate) const MAGIC: &[u8] = b"CUTTER-INCREMENT/1\n";
-/// The stamp trigger V7 puts on every watermarked table.
-pub const WATERMARK_TRIGGER: &str = "z_backup_watermark";
 /// The append-only trigger (V2, and V7 on `iu_lifecycle_log`).
 const APPEND_ONLY_TRIGGER: &str = "trg_ledger_append_only";
-/// V7's event triggers recording DDL on the surface.
-pub const EVENT_TRIGGERS: [&str; 2] = ["cutter_surface_ddl_audit", "cutter_surface_drop_audit"];
+pub use cutter_pg::schema::{EVENT_TRIGGERS, WATERMARK_TRIGGER};
 /// Default of `[backup] full_every`.
 pub const DEFAULT_FULL_EVERY: u32 = 20;
 /// Largest data frame.

@@ -309,16 +309,26 @@ pub fn doctor(ctx: &Ctx) -> Result<u8> {
                 Err(e) => checks.push(("writer role".into(), false, e.to_string())),
             }
             match t.preflight() {
-                Ok(r) if r.is_ok() => checks.push((
-                    "preflight".into(),
-                    true,
-                    format!(
-                        "schema v{} as {}, PostgreSQL {}",
-                        r.schema_version.unwrap_or(0),
-                        r.connected_as,
-                        r.server_version
-                    ),
-                )),
+                Ok(r) if r.is_ok() => {
+                    // A warning passes the check, saying what it means for backups.
+                    for w in &r.warnings {
+                        checks.push((
+                            format!("preflight: {}", w.object),
+                            true,
+                            format!("warning: {}", w.problem),
+                        ));
+                    }
+                    checks.push((
+                        "preflight".into(),
+                        true,
+                        format!(
+                            "schema v{} as {}, PostgreSQL {}",
+                            r.schema_version.unwrap_or(0),
+                            r.connected_as,
+                            r.server_version
+                        ),
+                    ));
+                }
                 Ok(r) => {
                     for f in r.findings {
                         checks.push((format!("preflight: {}", f.object), false, f.problem));
