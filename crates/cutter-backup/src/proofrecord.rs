@@ -34,6 +34,11 @@ pub fn record_signature_path(record: &Path) -> PathBuf {
 /// Writes `json` to `path` (never overwriting) with its detached signature by `signer`
 /// beside it, the signature first.
 pub(crate) fn write_signed_record(path: &Path, json: &str, signer: &ManifestSigner) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(Error::RecordExists {
+            path: path.to_path_buf(),
+        });
+    }
     let signature = signer.sign(json.as_bytes())?;
     // A signature without its record (a crash between the two) is replaced; the record
     // itself never is.

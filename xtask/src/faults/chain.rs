@@ -184,15 +184,42 @@ pub fn broken_mid_way(cx: &mut Cx) -> Result<(), String> {
         p2.code == Some(1) && p2_named,
         format!("restore-proof --chain c5: exit {:?}: {}", p2.code, p2.all()),
     );
+    // A backup taken on top of the held run's: compensation must not discard r2's.
+    let c6 = create(&w, "c6")?;
+    cx.check(
+        link_of(&c6) == ("incremental".into(), "r2".into()),
+        format!("c6 is not an increment of r2: {:?}", link_of(&c6)),
+    );
+    let kept = w.cutter().args(["compensate", "--run-id", "r2"]).run();
+    let kept_named = kept.code == Some(3)
+        && kept
+            .stderr
+            .contains("refusing to discard backup r2: c6 needs it")
+        && w.backups().iter().any(|f| f == "r2.dump.pgp");
+    cx.check(
+        kept_named,
+        format!(
+            "compensate r2 under c6: exit {:?}: {}",
+            kept.code,
+            kept.all()
+        ),
+    );
+    for f in w.backups().iter().filter(|f| f.starts_with("c6.")) {
+        std::fs::remove_file(backups(&w).join(f)).map_err(|e| e.to_string())?;
+    }
     let c = w.cutter().args(["compensate", "--run-id", "r2"]).run();
-    cx.check(c.code == Some(0), format!("compensate r2: {}", c.all()));
+    cx.check(
+        c.code == Some(0) && !w.backups().iter().any(|f| f.starts_with("r2.")),
+        format!("compensate r2: {}", c.all()),
+    );
     cx.obs(format!(
-        "c1's manifest altered: run exit {:?}, backup {} naming c1: {full_named}, proven {r1_proven}; restore-proof --chain c3 exit {:?} naming c1: {p1_named}. c4's artifact bit-flipped: run exit {:?}, refused naming c4: {refused}, units/log unchanged: {unchanged}, HOLD {held}; restore-proof --chain c5 exit {:?} naming c4: {p2_named}; compensate exit {:?}",
+        "c1's manifest altered: run exit {:?}, backup {} naming c1: {full_named}, proven {r1_proven}; restore-proof --chain c3 exit {:?} naming c1: {p1_named}. c4's artifact bit-flipped: run exit {:?}, refused naming c4: {refused}, units/log unchanged: {unchanged}, HOLD {held}; restore-proof --chain c5 exit {:?} naming c4: {p2_named}; compensate with c6 on top of r2 exit {:?}, refused naming c6: {kept_named}; without it exit {:?}",
         d1.code,
         link_of(&r1).0,
         p1.code,
         d2.code,
         p2.code,
+        kept.code,
         c.code
     ));
     cx.settle(&w, &pre)?;
