@@ -517,3 +517,42 @@ fn a_backup_a_later_link_needs_is_not_discarded() {
     cutter_backup::discard_backup(&f.backups, &r0.manifest.run_id, &pin).unwrap();
     assert!(!r0.path.exists());
 }
+
+/// A chain broken behind its head makes the next backup full, naming the link: a middle
+/// link's manifest edited (its signature no longer matches), then, on the new chain, a
+/// middle link's artifact removed. An increment on such a chain could never be restored.
+#[test]
+fn a_chain_broken_behind_its_head_makes_the_next_backup_full_naming_the_link() {
+    let f = Fixture::new();
+    let _r0 = link(&f, "r0");
+    add_drafts(&f, "a", 1);
+    let _r1 = link(&f, "r1");
+    let r2 = link(&f, "r2");
+    assert_eq!(kind(&r2), LinkKind::Incremental);
+    let m1 = f.backups.join("r1.manifest.json");
+    let text = fs::read_to_string(&m1).unwrap();
+    fs::write(&m1, text.replacen("\"seq\": 1", "\"seq\": 1 ", 1)).unwrap();
+    let r3 = link(&f, "r3");
+    let reason = &r3.manifest.chain.as_ref().unwrap().reason;
+    assert_eq!(kind(&r3), LinkKind::Full, "{reason}");
+    assert!(
+        reason.contains("broken at link \"r1\"") && reason.contains("does not verify"),
+        "{reason}"
+    );
+
+    // The new chain r3 → r4 → r5; r4's artifact removed.
+    let _r4 = link(&f, "r4");
+    let r5 = link(&f, "r5");
+    assert_eq!(kind(&r5), LinkKind::Incremental);
+    fs::remove_file(f.backups.join("r4.dump.pgp")).unwrap();
+    let r6 = link(&f, "r6");
+    let reason = &r6.manifest.chain.as_ref().unwrap().reason;
+    assert_eq!(kind(&r6), LinkKind::Full, "{reason}");
+    assert!(
+        reason.contains("broken at link \"r4\"") && reason.contains("r4.dump.pgp is missing"),
+        "{reason}"
+    );
+    // A whole chain still takes an increment.
+    let r7 = link(&f, "r7");
+    assert_eq!(kind(&r7), LinkKind::Incremental);
+}
