@@ -147,7 +147,7 @@ fn prove_full(keys: &Keys, dir: &Path, a: &BackupArtifact) -> Result<Timed, Stri
     let p = restore_proof(
         &RestoreConfig::new(&a.path, &keys.secret, keys.pin.clone())
             .passphrase(PassphraseSource::File(keys.passfile.clone()))
-            .record_to(dir.join(format!("{name}.restore-proof.json"))),
+            .record_to(dir.join(format!("{name}.restore-proof.json")), &keys.signer),
     )
     .map_err(|e| format!("restore proof of {name}: {e}"))?;
     Ok(restore_timed(&p))
@@ -156,7 +156,10 @@ fn prove_full(keys: &Keys, dir: &Path, a: &BackupArtifact) -> Result<Timed, Stri
 fn chain_config(keys: &Keys, a: &BackupArtifact, dir: &Path, kind: &str) -> ChainProofConfig {
     ChainProofConfig::new(&a.path, &keys.secret, keys.pin.clone())
         .passphrase(PassphraseSource::File(keys.passfile.clone()))
-        .record_to(dir.join(format!("{}.{kind}-proof.json", a.manifest.run_id)))
+        .record_to(
+            dir.join(format!("{}.{kind}-proof.json", a.manifest.run_id)),
+            &keys.signer,
+        )
 }
 
 /// Adds `n` enacted units after `next` and a tenth as many ledger rows.

@@ -331,7 +331,7 @@ mod tests {
         assert_eq!(a.only.as_deref(), Some(&[1, 21, 22][..]));
         assert_eq!((a.json, a.jobs), (true, 2));
         let e = parse(&["faults", "--only", "3,99"]).unwrap_err();
-        assert!(e.contains("there is no case 99 (1–32)"), "{e}");
+        assert!(e.contains("there is no case 99 (1–34)"), "{e}");
         assert!(parse(&["faults", "--only", "x"]).is_err());
         assert!(parse(&["faults", "--jobs", "0"]).is_err());
         assert!(parse(&["faults", "--bogus"]).is_err());

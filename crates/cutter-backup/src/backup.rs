@@ -747,6 +747,7 @@ pub(crate) fn finish_artifact(
     let manifest_path = dir.join(&manifest_name);
     let signature_path = dir.join(&signature_name);
     partial.commit(&path, Replace::No)?;
+    failpoint_after_artifact();
     let undo = |paths: &[&Path]| {
         for p in paths {
             let _ = std::fs::remove_file(p);
@@ -778,6 +779,18 @@ pub(crate) fn finish_artifact(
         signature_path,
         manifest,
     })
+}
+
+/// Test-only failpoint (debug builds; see `cutter-run`'s `failpoint`):
+/// `CUTTER_FAILPOINT=pre_write_backup:after_artifact:abort` kills the process once the
+/// artifact is complete under its final name and before its signed manifest exists (a
+/// crash between an increment and its manifest).
+fn failpoint_after_artifact() {
+    #[cfg(debug_assertions)]
+    if std::env::var("CUTTER_FAILPOINT").as_deref() == Ok("pre_write_backup:after_artifact:abort") {
+        eprintln!("cutter: failpoint pre_write_backup:after_artifact:abort");
+        std::process::abort();
+    }
 }
 
 pub(crate) fn encrypt_error(

@@ -41,12 +41,9 @@ use cutter_fs::{self as atomic, PartialFile};
 pub const INCREMENT_FORMAT: &str = "cutter-increment/1";
 /// The first bytes of an increment's plaintext.
 pub(crate) const MAGIC: &[u8] = b"CUTTER-INCREMENT/1\n";
-/// The stamp trigger V7 puts on every watermarked table.
-pub const WATERMARK_TRIGGER: &str = "z_backup_watermark";
 /// The append-only trigger (V2, and V7 on `iu_lifecycle_log`).
 const APPEND_ONLY_TRIGGER: &str = "trg_ledger_append_only";
-/// V7's event triggers recording DDL on the surface.
-pub const EVENT_TRIGGERS: [&str; 2] = ["cutter_surface_ddl_audit", "cutter_surface_drop_audit"];
+pub use cutter_pg::schema::{EVENT_TRIGGERS, WATERMARK_TRIGGER};
 /// Default of `[backup] full_every`.
 pub const DEFAULT_FULL_EVERY: u32 = 20;
 /// Largest data frame.
@@ -222,6 +219,79 @@ fn head<'a>(links: &'a [Link], sysid: cutter_core::SystemIdentifier, db: &str) -
             && l.manifest.server.database == db
             && !referenced.contains(l.manifest.run_id.as_str())
     })
+}
+
+/// Why the chain ending at `head` cannot take another link (`None`: it is whole as far
+/// as its signed manifests and its artifacts' sizes show). O(links): no artifact is
+/// read, so an artifact altered in place at its size is left to the chain proof.
+fn broken_chain(dir: &Path, links: &[Link], head: &Link) -> Option<String> {
+    let chain = &head.chain().chain;
+    let broken = |link: &str, problem: String| {
+        Some(format!(
+            "the chain {chain} is broken at link \"{link}\": {problem}; a full backup starts a \
+             new chain (`cutter backup restore-proof --chain` of {} names the same link)",
+            head.manifest.artifact
+        ))
+    };
+    let mut cur = head;
+    loop {
+        let name = cur.manifest.run_id.as_str();
+        let art = dir.join(&cur.manifest.artifact);
+        match std::fs::symlink_metadata(&art) {
+            Ok(m) if m.is_file() && m.len() == cur.manifest.size_bytes => {}
+            Ok(m) => {
+                return broken(
+                    name,
+                    format!(
+                        "its artifact {} has {} bytes, its manifest says {}",
+                        cur.manifest.artifact,
+                        m.len(),
+                        cur.manifest.size_bytes
+                    ),
+                )
+            }
+            Err(_) => {
+                return broken(
+                    name,
+                    format!("its artifact {} is missing", cur.manifest.artifact),
+                )
+            }
+        }
+        let c = cur.chain();
+        let Some(p) = &c.predecessor else {
+            return (c.kind != LinkKind::Full || c.seq != 0)
+                .then(|| {
+                    broken(
+                        name,
+                        "it names no predecessor but is not a full backup".into(),
+                    )
+                })
+                .flatten();
+        };
+        let Some(prev) = links.iter().find(|l| l.manifest.run_id == p.run_id) else {
+            let manifest = dir.join(manifest_file_name(&p.run_id));
+            let why = if manifest.exists() {
+                "its manifest does not verify with the pinned signing key (altered, or signed \
+                 by another key)"
+            } else {
+                "its manifest is missing"
+            };
+            return broken(p.run_id.as_str(), format!("{why}, and {name} needs it"));
+        };
+        if prev.manifest_sha256 != p.manifest_sha256 || prev.manifest.sha256 != p.artifact_sha256 {
+            return broken(
+                p.run_id.as_str(),
+                format!("it is not the predecessor {name} names: the link was replaced"),
+            );
+        }
+        if prev.chain().seq + 1 != c.seq || prev.chain().chain != c.chain {
+            return broken(
+                p.run_id.as_str(),
+                format!("it is out of order before {name}"),
+            );
+        }
+        cur = prev;
+    }
 }
 
 /// Checks a snapshot's text form before it is put into SQL.
@@ -653,11 +723,14 @@ pub fn chained_backup(
             Err("no previous backup of this database in a chain".to_string()),
             vec![],
         ),
-        Some(p) => {
-            let pc = p.chain();
-            let broken = broken_guarantees(&mut tx, pc, audit)?;
-            (Ok(pc.seq + 1), broken)
-        }
+        Some(p) => match broken_chain(dir, &links, p) {
+            Some(why) => (Err(why), vec![]),
+            None => {
+                let pc = p.chain();
+                let broken = broken_guarantees(&mut tx, pc, audit)?;
+                (Ok(pc.seq + 1), broken)
+            }
+        },
     };
     let decision = decide(&ChainFacts {
         full_requested: policy.full,

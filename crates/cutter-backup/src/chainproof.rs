@@ -21,7 +21,8 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use cutter_core::{
-    class_of, mutation_surface, Fingerprint, RunId, SetDigest, SurfaceClass, TableName, TableStat,
+    class_of, mutation_surface, Fingerprint, RunId, SetDigest, Sha256Digest, SurfaceClass,
+    TableName, TableStat,
 };
 use cutter_openpgp::{Passphrase, SecretKey};
 use cutter_pg::config::ConnConfig;
@@ -29,14 +30,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::{digest_rows, LinkKind, MAGIC};
 use crate::error::{Error, Result};
-use crate::keys::{load_secret_key, PassphraseSource};
+use crate::keys::{load_secret_key, ManifestSigner, PassphraseSource};
 use crate::manifest::{
-    artifact_file_name, manifest_path_for, proof_record_name, verify_artifact, verify_manifest,
-    VerifiedArtifact, PROOF_KINDS,
+    artifact_file_name, manifest_path_for, verify_artifact, verify_manifest, VerifiedArtifact,
 };
 use crate::programs::PgProgram;
+use crate::proofrecord::{is_proven, write_signed_record};
 use crate::restore::{self, ProofTimings, RestoreTarget};
-use cutter_fs::Replace;
 
 /// The value of [`ChainProof::format`].
 pub const CHAIN_PROOF_FORMAT: &str = "cutter-chain-proof/1";
@@ -51,7 +51,7 @@ pub struct ChainProofConfig {
     secret_key: PathBuf,
     signing_pin: Fingerprint,
     passphrase: PassphraseSource,
-    record: Option<PathBuf>,
+    record: Option<(PathBuf, ManifestSigner)>,
     pg_bindir: Option<PathBuf>,
 }
 
@@ -80,9 +80,10 @@ impl ChainProofConfig {
         self
     }
 
-    /// Also writes the proof as JSON to `path` (atomically, never overwriting).
-    pub fn record_to(mut self, path: impl Into<PathBuf>) -> Self {
-        self.record = Some(path.into());
+    /// Also writes the proof as JSON to `path` (atomically, never overwriting), signed
+    /// by `signer` (the backup signing key; the signature beside it, `<path>.sig`).
+    pub fn record_to(mut self, path: impl Into<PathBuf>, signer: &ManifestSigner) -> Self {
+        self.record = Some((path.into(), signer.clone()));
         self
     }
 
@@ -135,6 +136,8 @@ pub struct ChainProof {
     pub chain: RunId,
     /// The links restored, in order (the full backup first).
     pub links: Vec<RunId>,
+    /// SHA-256 of the last link's artifact: the backup this proves.
+    pub artifact_sha256: Sha256Digest,
     /// Per table.
     pub tables: Vec<ChainTableCheck>,
     /// Foreign keys re-added and so checked over every row (`table.constraint`).
@@ -535,7 +538,7 @@ pub fn chain_proof(cfg: &ChainProofConfig) -> Result<ChainProof> {
         .chain
         .clone()
         .expect("verified links have a chain section");
-    if let Some(path) = &cfg.record {
+    if let Some((path, _)) = &cfg.record {
         if std::fs::symlink_metadata(path).is_ok() {
             return Err(Error::RecordExists { path: path.clone() });
         }
@@ -649,6 +652,7 @@ pub fn chain_proof(cfg: &ChainProofConfig) -> Result<ChainProof> {
         format: CHAIN_PROOF_FORMAT.into(),
         chain: head_chain.chain.clone(),
         links: links.iter().map(|l| l.manifest.run_id.clone()).collect(),
+        artifact_sha256: last.manifest.sha256,
         tables,
         foreign_keys,
         triggers,
@@ -656,14 +660,18 @@ pub fn chain_proof(cfg: &ChainProofConfig) -> Result<ChainProof> {
         failures,
         timings,
     };
-    conclude(proof, cfg.record.as_deref(), &last.manifest.run_id)
+    conclude(proof, cfg.record.as_ref(), &last.manifest.run_id)
 }
 
 /// Records the proof (if asked for) and returns it if it passed, else [`Error::Chain`]
 /// naming `link` and every failure.
-fn conclude(proof: ChainProof, record: Option<&Path>, link: &RunId) -> Result<ChainProof> {
-    if let Some(path) = record {
-        cutter_fs::write(path, proof.to_json().as_bytes(), Replace::No)?;
+fn conclude(
+    proof: ChainProof,
+    record: Option<&(PathBuf, ManifestSigner)>,
+    link: &RunId,
+) -> Result<ChainProof> {
+    if let Some((path, signer)) = record {
+        write_signed_record(path, &proof.to_json(), signer)?;
     }
     if proof.passed {
         tracing::info!(format = %proof.format, chain = %proof.chain, link = %link, "proof passed");
@@ -700,16 +708,6 @@ fn add_foreign_keys(
 /// The value of [`ChainProof::format`] for an increment proof.
 pub const INCREMENT_PROOF_FORMAT: &str = "cutter-increment-proof/1";
 
-/// Whether the backup `name` in `dir` has a passed proof record (of either kind).
-pub fn is_proven(dir: &Path, name: &RunId) -> bool {
-    PROOF_KINDS.iter().any(|kind| {
-        std::fs::read(dir.join(proof_record_name(name.as_str(), kind)))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .is_some_and(|v| v["passed"] == serde_json::Value::Bool(true))
-    })
-}
-
 /// The increment proof, O(run): the increment's own signature and SHA-256; its signed
 /// link (the predecessor's manifest is signed by the pinned key and hashes to the value
 /// the link names, and the predecessor has a passed proof record beside it); the
@@ -742,13 +740,14 @@ pub fn increment_proof(cfg: &ChainProofConfig) -> Result<ChainProof> {
             format!("it is not the predecessor {name} names: the link was replaced or altered"),
         ));
     }
-    if !is_proven(dir, &link.run_id) {
+    if !is_proven(dir, &link.run_id, &cfg.signing_pin)? {
         return Err(broken(
             &link.run_id,
-            "it has no passed proof record: prove the chain (`cutter backup restore-proof --chain`)",
+            "it has no passed proof record signed by the backup signing key: prove the chain \
+             (`cutter backup restore-proof --chain`)",
         ));
     }
-    if let Some(path) = &cfg.record {
+    if let Some((path, _)) = &cfg.record {
         if std::fs::symlink_metadata(path).is_ok() {
             return Err(Error::RecordExists { path: path.clone() });
         }
@@ -819,6 +818,7 @@ pub fn increment_proof(cfg: &ChainProofConfig) -> Result<ChainProof> {
         format: INCREMENT_PROOF_FORMAT.into(),
         chain: chain.chain.clone(),
         links: vec![link.run_id.clone(), name.clone()],
+        artifact_sha256: verified.manifest.sha256,
         tables,
         foreign_keys: Vec::new(),
         triggers: BTreeMap::new(),
@@ -826,5 +826,5 @@ pub fn increment_proof(cfg: &ChainProofConfig) -> Result<ChainProof> {
         failures,
         timings,
     };
-    conclude(proof, cfg.record.as_deref(), &name)
+    conclude(proof, cfg.record.as_ref(), &name)
 }

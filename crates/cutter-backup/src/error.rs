@@ -326,6 +326,37 @@ pub enum Error {
         problem: String,
     },
 
+    /// A backup cannot be discarded: a later chain link needs it.
+    #[error(
+        "refusing to discard backup {name}: {later} needs it ({detail}); discarding it would \
+         leave {later} and every link after it impossible to restore. Keep it, or first take \
+         a full backup (`cutter backup create --full`) so that new links no longer need \
+         this chain, remove {later} and the links after it (`cutter backup prune`), then run \
+         the compensation again"
+    )]
+    StillNeeded {
+        /// The backup to discard.
+        name: String,
+        /// The later link that names it.
+        later: String,
+        /// How it names it.
+        detail: String,
+    },
+
+    /// A proof record is present but cannot be trusted.
+    #[error(
+        "proof record {} cannot be trusted: {problem}. It does not count as a proof; remove \
+         it (and its .sig) and prove the backup again (`cutter backup restore-proof`, \
+         `--chain` for an increment)",
+        path.display()
+    )]
+    ProofRecord {
+        /// The record.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+
     /// The artifact's bytes changed between the sha256 check and the end of decryption.
     #[error(
         "backup artifact {} changed while it was read: its sha256 was {expected} when it was \

@@ -76,6 +76,7 @@ mod keys;
 mod manifest;
 mod privileges;
 mod programs;
+mod proofrecord;
 mod prune;
 mod restore;
 mod rowdigest;
@@ -89,8 +90,8 @@ pub use chain::{
     LinkRef, DEFAULT_FULL_EVERY, EVENT_TRIGGERS, INCREMENT_FORMAT, WATERMARK_TRIGGER,
 };
 pub use chainproof::{
-    chain_proof, increment_proof, is_proven, verify_chain, ChainProof, ChainProofConfig,
-    ChainTableCheck, ChainTimings, CHAIN_PROOF_FORMAT, INCREMENT_PROOF_FORMAT,
+    chain_proof, increment_proof, verify_chain, ChainProof, ChainProofConfig, ChainTableCheck,
+    ChainTimings, CHAIN_PROOF_FORMAT, INCREMENT_PROOF_FORMAT,
 };
 pub use clone::{pg_restore_data_args, restore_chain_into, restore_data_into};
 pub use cutter_fs::{remove_stale_partials, StalePartials};
@@ -107,7 +108,8 @@ pub use manifest::{
     PROOF_KINDS,
 };
 pub use programs::{bindir, PgProgram};
-pub use prune::{execute_prune, plan_prune, KeepReason, PruneLink, PrunePlan};
+pub use proofrecord::{is_proven, record_signature_path, verify_record};
+pub use prune::{discard_backup, execute_prune, plan_prune, KeepReason, PruneLink, PrunePlan};
 pub use restore::{
     pg_restore_args, prepare_restore_database, restore_proof, start_restore_cluster, ProofTimings,
     RestoreConfig, RestoreProof, RestoreTarget, TableCheck, PROOF_FORMAT, RESTORE_CLUSTER_SETTINGS,

@@ -53,18 +53,22 @@ pub fn proof_record_name(name: &str, kind: &str) -> String {
 
 /// Every file of backup `name`, in the order they are removed: the manifest first (a
 /// manifest under its final name always has its artifact and its signature), its
-/// signature, the artifact, then the records of its proofs.
-pub fn backup_file_names(name: &RunId) -> [String; 6] {
+/// signature, the artifact, then the records of its proofs, each before its signature.
+pub fn backup_file_names(name: &RunId) -> [String; 9] {
     let manifest = manifest_file_name(name);
     let [restore, increment, chain] = PROOF_KINDS.map(|k| proof_record_name(name.as_str(), k));
     let signature = format!("{manifest}.sig");
+    let sig = |r: &str| format!("{r}.sig");
     [
         manifest,
         signature,
         artifact_file_name(name),
-        restore,
-        increment,
-        chain,
+        restore.clone(),
+        sig(&restore),
+        increment.clone(),
+        sig(&increment),
+        chain.clone(),
+        sig(&chain),
     ]
 }
 

@@ -172,3 +172,44 @@ pub fn execute_prune(dir: &Path, plan: &PrunePlan) -> Result<()> {
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("syncing", dir, e))
 }
+
+/// Discards backup `name`'s files in `dir` (compensation "discard the artifact"), the
+/// manifest first, unless a later link of a chain (a manifest the pinned key signed)
+/// names it as its predecessor, by name or by its artifact's SHA-256: that link would
+/// then restore nothing. Returns the files removed.
+pub fn discard_backup(dir: &Path, name: &RunId, signing_pin: &Fingerprint) -> Result<Vec<String>> {
+    let sha = crate::manifest::Manifest::read(&dir.join(crate::manifest::manifest_file_name(name)))
+        .ok()
+        .map(|m| m.sha256);
+    let links = chain_links(dir, signing_pin)?;
+    if let Some((later, p)) = links.iter().find_map(|l| {
+        l.chain()
+            .predecessor
+            .as_ref()
+            .filter(|p| p.run_id == *name || Some(p.artifact_sha256) == sha)
+            .map(|p| (l, p))
+    }) {
+        return Err(Error::StillNeeded {
+            name: name.to_string(),
+            later: later.manifest.run_id.to_string(),
+            detail: format!(
+                "link {} of chain {} names it as its predecessor (artifact sha256 {})",
+                later.chain().seq,
+                later.chain().chain,
+                p.artifact_sha256
+            ),
+        });
+    }
+    let files = link_files(dir, name);
+    for f in &files {
+        let p = dir.join(f);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing", &p, e)),
+        }
+    }
+    cutter_fs::sync_dir(dir)?;
+    tracing::info!(backup = %name, files = files.len(), "backup discarded");
+    Ok(files)
+}

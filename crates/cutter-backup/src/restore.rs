@@ -34,11 +34,10 @@ use postgres::IsolationLevel;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::keys::{load_secret_key, PassphraseSource};
+use crate::keys::{load_secret_key, ManifestSigner, PassphraseSource};
 use crate::manifest::{verify_artifact, VerifiedArtifact};
 use crate::programs::{command, describe_status, major_of, ChildGuard, PgProgram, StderrCollector};
 use crate::sandbox::{self, Gate, Selection};
-use cutter_fs::Replace;
 
 /// The value of [`RestoreProof::format`].
 pub const PROOF_FORMAT: &str = "cutter-restore-proof/2";
@@ -76,7 +75,7 @@ pub struct RestoreConfig {
     target: RestoreTarget,
     pg_restore: Option<PathBuf>,
     pg_bindir: Option<PathBuf>,
-    record: Option<PathBuf>,
+    record: Option<(PathBuf, ManifestSigner)>,
     progress: Progress,
 }
 
@@ -151,9 +150,10 @@ impl RestoreConfig {
     /// Also writes the proof as JSON to `path` (atomically, never overwriting): whenever
     /// a restore target was set up, whether the proof passed, failed on the comparison
     /// or stopped early (see [`restore_proof`]). An existing `path` is refused before
-    /// anything is restored.
-    pub fn record_to(mut self, path: impl Into<PathBuf>) -> Self {
-        self.record = Some(path.into());
+    /// anything is restored. The record is signed by `signer` (the backup signing key;
+    /// the detached signature beside it, `<path>.sig`).
+    pub fn record_to(mut self, path: impl Into<PathBuf>, signer: &ManifestSigner) -> Self {
+        self.record = Some((path.into(), signer.clone()));
         self
     }
 }
@@ -675,8 +675,12 @@ pub fn restore_proof(cfg: &RestoreConfig) -> Result<RestoreProof> {
         });
     }
     // The record is never overwritten: refuse now rather than after the restore.
-    let record = cfg.record.as_deref().map(record_location).transpose()?;
-    if let Some((dir, name)) = &record {
+    let record = cfg
+        .record
+        .as_ref()
+        .map(|(p, signer)| record_location(p).map(|(d, n)| (d, n, signer)))
+        .transpose()?;
+    if let Some((dir, name, _)) = &record {
         let path = dir.join(name);
         if std::fs::symlink_metadata(&path).is_ok() {
             return Err(Error::RecordExists { path });
@@ -752,9 +756,8 @@ pub fn restore_proof(cfg: &RestoreConfig) -> Result<RestoreProof> {
         timings,
     };
     let written = match &record {
-        Some((dir, name)) => {
-            cutter_fs::write(&dir.join(name), proof.to_json().as_bytes(), Replace::No)
-                .map_err(Error::from)
+        Some((dir, name, signer)) => {
+            crate::proofrecord::write_signed_record(&dir.join(name), &proof.to_json(), signer)
         }
         None => Ok(()),
     };

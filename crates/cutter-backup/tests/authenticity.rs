@@ -258,12 +258,14 @@ fn an_artifact_swapped_between_the_checks_is_refused() {
     let appended = Arc::new(AtomicBool::new(false));
     let (flag, path) = (appended.clone(), b.path.clone());
     let err = restore_proof(
-        &f.restore(&b.path).record_to(&record).on_progress(move |n| {
-            if n > 0 && !flag.swap(true, Ordering::SeqCst) {
-                let mut file = fs::OpenOptions::new().append(true).open(&path).unwrap();
-                file.write_all(&[0xCA, 0x03, b'P', b'G', b'P']).unwrap();
-            }
-        }),
+        &f.restore(&b.path)
+            .record_to(&record, &f.signer)
+            .on_progress(move |n| {
+                if n > 0 && !flag.swap(true, Ordering::SeqCst) {
+                    let mut file = fs::OpenOptions::new().append(true).open(&path).unwrap();
+                    file.write_all(&[0xCA, 0x03, b'P', b'G', b'P']).unwrap();
+                }
+            }),
     )
     .unwrap_err();
     assert!(appended.load(Ordering::SeqCst));

@@ -75,7 +75,7 @@ fn backup_then_restore_proof_round_trip() {
     let progress = seen.clone();
     let proof = restore_proof(
         &f.restore(&art.path)
-            .record_to(&record)
+            .record_to(&record, &f.signer)
             .on_progress(move |n| progress.lock().unwrap().push(n)),
     )
     .expect("restore proof");

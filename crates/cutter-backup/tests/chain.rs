@@ -361,11 +361,11 @@ fn an_increment_is_proven_on_its_own_after_its_predecessor() {
     );
     restore_proof(
         &f.restore(&r0.path)
-            .record_to(f.backups.join("r0.restore-proof.json")),
+            .record_to(f.backups.join("r0.restore-proof.json"), &f.signer),
     )
     .expect("the full backup's proof");
     let proof = increment_proof(
-        &proof_config(&f, &r1.path).record_to(f.backups.join("r1.increment-proof.json")),
+        &proof_config(&f, &r1.path).record_to(f.backups.join("r1.increment-proof.json"), &f.signer),
     )
     .expect("the increment proof passes");
     assert!(proof.passed);
@@ -398,4 +398,161 @@ fn an_increment_is_proven_on_its_own_after_its_predecessor() {
         "{text}"
     );
     assert!(text.contains("public.unit_version"), "{text}");
+}
+
+/// Signs `bytes` with the secret key at `key` (no passphrase) into `<record>.sig`.
+fn sign_record(key: &Path, record: &Path, bytes: &[u8]) {
+    let secret = cutter_backup::load_secret_key(key).unwrap();
+    let sig = cutter_openpgp::sign_detached(
+        &secret,
+        &cutter_backup::Passphrase::new(String::new()),
+        bytes,
+    )
+    .unwrap();
+    fs::write(cutter_backup::record_signature_path(record), sig).unwrap();
+}
+
+/// A proof record counts only when the pinned signing key signed it and it names its
+/// own backup's artifact: one written by hand, one edited from `"passed": false` to
+/// `true`, one signed by another key, and one copied from another backup are each
+/// refused, naming the file; the increment proof refuses a predecessor "proven" so.
+#[test]
+fn a_proof_record_counts_only_signed_by_the_pinned_key_for_its_own_backup() {
+    let f = Fixture::new();
+    let pin = f.pin();
+    let r0 = link(&f, "r0");
+    let rec0 = f.backups.join("r0.restore-proof.json");
+    restore_proof(&f.restore(&r0.path).record_to(&rec0, &f.signer)).expect("r0's proof");
+    assert!(cutter_backup::is_proven(&f.backups, &r0.manifest.run_id, &pin).unwrap());
+    // gpg reads the record's signature as it reads a manifest's.
+    let gpg = Gpg::new();
+    gpg.run(&["--import"], &fs::read(&f.signing.public_key).unwrap());
+    let sig0 = cutter_backup::record_signature_path(&rec0);
+    gpg.run(
+        &["--verify", sig0.to_str().unwrap(), rec0.to_str().unwrap()],
+        b"",
+    );
+
+    add_drafts(&f, "a", 2);
+    let r1 = link(&f, "r1");
+    let name1 = r1.manifest.run_id.clone();
+    add_drafts(&f, "b", 1);
+    let r2 = link(&f, "r2");
+    assert!(!cutter_backup::is_proven(&f.backups, &name1, &pin).unwrap());
+    let rec1 = f.backups.join("r1.increment-proof.json");
+    let claim = |passed: bool| {
+        serde_json::to_string_pretty(&serde_json::json!({
+            "format": cutter_backup::INCREMENT_PROOF_FORMAT,
+            "artifact_sha256": r1.manifest.sha256.to_string(),
+            "passed": passed,
+        }))
+        .unwrap()
+    };
+    let refused = |what: &str, needle: &str| {
+        let err = cutter_backup::is_proven(&f.backups, &name1, &pin).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, Error::ProofRecord { ref path, .. } if path == &rec1),
+            "{what}: {text}"
+        );
+        assert!(text.contains(needle), "{what}: {text}");
+        // The increment proof of r2 will not take r1 as proven.
+        let err = increment_proof(&proof_config(&f, &r2.path)).unwrap_err();
+        assert!(
+            err.to_string().contains("r1.increment-proof.json"),
+            "{what}: {err}"
+        );
+        let _ = fs::remove_file(&rec1);
+        let _ = fs::remove_file(cutter_backup::record_signature_path(&rec1));
+    };
+
+    // 1. Written by hand, unsigned.
+    fs::write(&rec1, claim(true)).unwrap();
+    refused("unsigned", "unsigned");
+
+    // 2. A failed record, signed by the pinned key, edited to "passed": true.
+    fs::write(&rec1, claim(false)).unwrap();
+    sign_record(&f.signing.secret_key, &rec1, claim(false).as_bytes());
+    assert!(!cutter_backup::is_proven(&f.backups, &name1, &pin).unwrap());
+    fs::write(&rec1, claim(true)).unwrap();
+    refused("edited to passed", "does not verify");
+
+    // 3. Signed by another key.
+    let other =
+        cutter_backup::generate_keys(f.dir.path(), "other", "Other <other@example.org>", None)
+            .unwrap();
+    fs::write(&rec1, claim(true)).unwrap();
+    sign_record(&other.secret_key, &rec1, claim(true).as_bytes());
+    refused("another key", "does not verify");
+
+    // 4. r0's genuine record and signature copied to r1.
+    fs::copy(&rec0, &rec1).unwrap();
+    fs::copy(&sig0, cutter_backup::record_signature_path(&rec1)).unwrap();
+    refused("copied from r0", "a record of another backup");
+}
+
+/// Compensation's "discard the artifact" refuses a backup a later link names as its
+/// predecessor, naming that link; the head of a chain goes, then its predecessor can.
+#[test]
+fn a_backup_a_later_link_needs_is_not_discarded() {
+    let f = Fixture::new();
+    let pin = f.pin();
+    let r0 = link(&f, "r0");
+    add_drafts(&f, "a", 1);
+    let r1 = link(&f, "r1");
+    let before = f.listing();
+    let err = cutter_backup::discard_backup(&f.backups, &r0.manifest.run_id, &pin).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::StillNeeded { ref later, .. } if later == "r1"),
+        "{text}"
+    );
+    assert!(text.contains("cutter backup create --full"), "{text}");
+    assert_eq!(f.listing(), before, "nothing was removed");
+    // The head goes first; then its predecessor can.
+    let removed = cutter_backup::discard_backup(&f.backups, &r1.manifest.run_id, &pin).unwrap();
+    assert!(removed.contains(&"r1.dump.pgp".to_string()), "{removed:?}");
+    assert!(removed[0].ends_with(".manifest.json"), "{removed:?}");
+    assert!(!r1.path.exists() && !r1.manifest_path.exists());
+    cutter_backup::discard_backup(&f.backups, &r0.manifest.run_id, &pin).unwrap();
+    assert!(!r0.path.exists());
+}
+
+/// A chain broken behind its head makes the next backup full, naming the link: a middle
+/// link's manifest edited (its signature no longer matches), then, on the new chain, a
+/// middle link's artifact removed. An increment on such a chain could never be restored.
+#[test]
+fn a_chain_broken_behind_its_head_makes_the_next_backup_full_naming_the_link() {
+    let f = Fixture::new();
+    let _r0 = link(&f, "r0");
+    add_drafts(&f, "a", 1);
+    let _r1 = link(&f, "r1");
+    let r2 = link(&f, "r2");
+    assert_eq!(kind(&r2), LinkKind::Incremental);
+    let m1 = f.backups.join("r1.manifest.json");
+    let text = fs::read_to_string(&m1).unwrap();
+    fs::write(&m1, text.replacen("\"seq\": 1", "\"seq\": 1 ", 1)).unwrap();
+    let r3 = link(&f, "r3");
+    let reason = &r3.manifest.chain.as_ref().unwrap().reason;
+    assert_eq!(kind(&r3), LinkKind::Full, "{reason}");
+    assert!(
+        reason.contains("broken at link \"r1\"") && reason.contains("does not verify"),
+        "{reason}"
+    );
+
+    // The new chain r3 → r4 → r5; r4's artifact removed.
+    let _r4 = link(&f, "r4");
+    let r5 = link(&f, "r5");
+    assert_eq!(kind(&r5), LinkKind::Incremental);
+    fs::remove_file(f.backups.join("r4.dump.pgp")).unwrap();
+    let r6 = link(&f, "r6");
+    let reason = &r6.manifest.chain.as_ref().unwrap().reason;
+    assert_eq!(kind(&r6), LinkKind::Full, "{reason}");
+    assert!(
+        reason.contains("broken at link \"r4\"") && reason.contains("r4.dump.pgp is missing"),
+        "{reason}"
+    );
+    // A whole chain still takes an increment.
+    let r7 = link(&f, "r7");
+    assert_eq!(kind(&r7), LinkKind::Incremental);
 }

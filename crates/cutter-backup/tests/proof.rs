@@ -82,7 +82,7 @@ fn a_row_count_the_restore_does_not_have_fails_the_proof_naming_the_table_and_bo
     );
 
     let record = f.backups.join("rows.restore-proof.json");
-    let err = restore_proof(&config(&f, &art.path).record_to(&record)).unwrap_err();
+    let err = restore_proof(&config(&f, &art.path).record_to(&record, &f.signer)).unwrap_err();
     let (proof, text) = failed(err);
     assert!(!proof.passed);
     assert_eq!(
@@ -225,7 +225,7 @@ fn a_pg_restore_failure_is_recorded_with_its_reason() {
         .unwrap();
     let art = pre_write_backup(&f.config("extra"), &mut |_| {}).expect("backup");
     let record = f.backups.join("extra.restore-proof.json");
-    let err = restore_proof(&config(&f, &art.path).record_to(&record)).unwrap_err();
+    let err = restore_proof(&config(&f, &art.path).record_to(&record, &f.signer)).unwrap_err();
     let text = err.to_string();
     match &err {
         Error::ChildFailed {
@@ -281,8 +281,12 @@ fn a_pg_restore_failure_is_recorded_with_its_reason() {
         "pg_restore (PostgreSQL) 99.0",
         "cat > /dev/null; exit 0",
     );
-    let err =
-        restore_proof(&config(&f, &art.path).pg_restore(&fake).record_to(&record)).unwrap_err();
+    let err = restore_proof(
+        &config(&f, &art.path)
+            .pg_restore(&fake)
+            .record_to(&record, &f.signer),
+    )
+    .unwrap_err();
     assert!(
         matches!(&err, Error::RecordExists { path } if path == &record),
         "{err}"
@@ -310,7 +314,7 @@ fn a_restore_that_stops_mid_stream_is_recorded_and_a_wrong_passphrase_leaves_no_
     let err = restore_proof(
         &RestoreConfig::new(&art.path, &f.keys.secret_key, f.pin())
             .passphrase(PassphraseSource::File(wrong))
-            .record_to(&early),
+            .record_to(&early, &f.signer),
     )
     .unwrap_err();
     assert!(
@@ -332,8 +336,12 @@ fn a_restore_that_stops_mid_stream_is_recorded_and_a_wrong_passphrase_leaves_no_
         "echo 'pg_restore: error: simulated: gives up at once' >&2; exit 1",
     );
     let record = f.backups.join("stop.restore-proof.json");
-    let err =
-        restore_proof(&config(&f, &art.path).pg_restore(&fake).record_to(&record)).unwrap_err();
+    let err = restore_proof(
+        &config(&f, &art.path)
+            .pg_restore(&fake)
+            .record_to(&record, &f.signer),
+    )
+    .unwrap_err();
     let text = err.to_string();
     assert!(marker.exists(), "the fake pg_restore did not run");
     match &err {

@@ -191,7 +191,13 @@ fn every_command_output_matches_the_schema_and_backup_list_and_ledger_log_report
     assert_eq!(backups[1]["artifact"], "b-manual.dump.pgp", "{list}");
     assert_eq!(backups[1]["runs"], serde_json::json!([]), "{list}");
     assert_eq!(backups[1]["sha256"], manual["manifest"]["sha256"], "{list}");
-    // A truncated artifact no longer matches its manifest's size; a proof record shows.
+    assert!(
+        backups[0]["restore_proof"]["signature_error"].is_null(),
+        "{list}"
+    );
+    assert_eq!(backups[0]["chain"]["proven"], true, "{list}");
+    // A truncated artifact no longer matches its manifest's size; a proof record written
+    // over the run's (its signature no longer matches) shows, untrusted.
     let proof = serde_json::json!({"artifact_sha256": backups[0]["sha256"], "passed": true});
     std::fs::write(
         w.state.join("backups/r-1.restore-proof.json"),
@@ -212,13 +218,21 @@ fn every_command_output_matches_the_schema_and_backup_list_and_ledger_log_report
         list["backups"][0]["restore_proof"]["proves_this_artifact"], true,
         "{list}"
     );
+    assert!(
+        list["backups"][0]["restore_proof"]["signature_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("r-1.restore-proof.json") && e.contains("does not verify")),
+        "{list}"
+    );
+    assert_eq!(list["backups"][0]["chain"]["proven"], false, "{list}");
     assert_eq!(list["backups"][1]["manifest_size_matches"], false, "{list}");
     let human = w.cmd().args(["backup", "list"]).output().unwrap();
     let human = String::from_utf8(human.stdout).unwrap();
     assert!(
         human.contains("r-1.dump.pgp")
             && human.contains("runs: r-1")
-            && human.contains("restore proof: passed"),
+            && human.contains("a proof record UNTRUSTED")
+            && human.contains("restore proof: UNTRUSTED"),
         "{human}"
     );
 

@@ -4,7 +4,9 @@
 //! unique `prev_hash` index per chain, the uniqueness and lookup indexes, the append-only
 //! trigger on each ledger table, `cutter_exec`'s USAGE on the ledger id sequences), roles
 //! and their privileges, the vocabularies and the schema version — and reports every
-//! difference by name.
+//! difference by name. V7's backup stamp and event triggers, missing or disabled, are
+//! warnings (`PreflightReport::warnings`): they do not block a run, but every backup is
+//! then full.
 //!
 //! Invariant: preflight only reads, inside a READ ONLY transaction.
 
@@ -19,8 +21,8 @@ use cutter_core::SystemIdentifier;
 use crate::error::{PgContext, Result};
 use crate::ident::quote_ident;
 use crate::schema::{
-    EXEC_ROLE, FUNCTIONS, IMMUTABILITY_TRIGGERS, IMMUTABILITY_TRIGGER_FUNCTION, REFERENCE_VERSION,
-    VERIFY_ROLE, VOCABULARIES,
+    EVENT_TRIGGERS, EXEC_ROLE, FUNCTIONS, IMMUTABILITY_TRIGGERS, IMMUTABILITY_TRIGGER_FUNCTION,
+    REFERENCE_VERSION, VERIFY_ROLE, VOCABULARIES, WATERMARK_TRIGGER,
 };
 
 /// One difference between the target and the reference.
@@ -52,6 +54,10 @@ pub struct PreflightReport {
     pub schema_version: Option<i32>,
     /// Every difference from the reference; empty when the target conforms.
     pub findings: Vec<Finding>,
+    /// What does not block a run but weakens a guarantee: V7's backup stamp or event
+    /// triggers missing or disabled (every backup is then full).
+    #[serde(default)]
+    pub warnings: Vec<Finding>,
 }
 
 impl PreflightReport {
@@ -72,6 +78,9 @@ impl fmt::Display for PreflightReport {
             self.schema_version
                 .map_or_else(|| "none".to_string(), |v| v.to_string())
         )?;
+        for w in &self.warnings {
+            writeln!(f, "  warning: {w}")?;
+        }
         if self.findings.is_empty() {
             writeln!(f, "  conforms to the reference schema")
         } else {
@@ -1151,13 +1160,77 @@ fn check(c: &mut impl GenericClient) -> Result<PreflightReport> {
         );
     }
 
+    let warnings = if schema_version.is_some_and(|v| v >= 7) {
+        backup_warnings(c)?
+    } else {
+        Vec::new()
+    };
     Ok(PreflightReport {
         system_identifier,
         server_version,
         connected_as,
         schema_version,
         findings,
+        warnings,
     })
+}
+
+/// V7's backup guarantees that a conforming database can still lack: the stamp trigger
+/// on every watermarked surface table, and the two event triggers (which V7 creates only
+/// when a superuser applies it). Each missing or disabled one is a warning: runs stay
+/// safe, but every backup is full and a chain's guarantees cannot be shown.
+fn backup_warnings(c: &mut impl GenericClient) -> Result<Vec<Finding>> {
+    let mut out = Vec::new();
+    let say = |state: Option<String>, what: &str| match state.as_deref() {
+        Some("O" | "A") => None,
+        Some(s) => Some(format!("{what} is disabled (enabled state {s})")),
+        None => Some(format!("{what} is missing")),
+    };
+    for t in cutter_core::mutation_surface() {
+        if cutter_core::class_of(&t) == cutter_core::SurfaceClass::Mutable {
+            continue;
+        }
+        let q = t.to_string();
+        let state: Option<String> = c
+            .query_opt(
+                "SELECT tgenabled::text FROM pg_catalog.pg_trigger \
+                  WHERE tgrelid = to_regclass($1) AND tgname = $2 AND NOT tgisinternal",
+                &[&q, &WATERMARK_TRIGGER],
+            )
+            .doing(&format!("reading trigger {WATERMARK_TRIGGER} on {q}"))?
+            .map(|r| r.get(0));
+        if let Some(p) = say(state, "the backup stamp trigger") {
+            out.push(Finding {
+                object: format!("trigger {WATERMARK_TRIGGER} on {q}"),
+                problem: format!(
+                    "{p}: rows written meanwhile carry no stamp, so every backup is full and \
+                     the increments of a chain cannot be shown complete; re-enable it \
+                     (`ALTER TABLE {q} ENABLE TRIGGER {WATERMARK_TRIGGER}`) — the next backup \
+                     is full and starts a chain that can be trusted"
+                ),
+            });
+        }
+    }
+    for name in EVENT_TRIGGERS {
+        let state: Option<String> = c
+            .query_opt(
+                "SELECT evtenabled::text FROM pg_catalog.pg_event_trigger WHERE evtname = $1",
+                &[&name],
+            )
+            .doing(&format!("reading event trigger {name}"))?
+            .map(|r| r.get(0));
+        if let Some(p) = say(state, "the surface DDL audit event trigger") {
+            out.push(Finding {
+                object: format!("event trigger {name}"),
+                problem: format!(
+                    "{p}: a trigger disabled and re-enabled on the surface would leave no \
+                     trace, so every backup is full and a chain's guarantees cannot be shown; \
+                     a superuser creates or enables it (V7 needs one for event triggers)"
+                ),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The columns of table `qualified`: name → (type, not null); empty if it is missing.

@@ -188,6 +188,13 @@ pub const GATE_TRIGGERS: [(&str, &str, &str); 14] = [
     ),
 ];
 
+/// The stamp trigger V7 puts on every watermarked surface table (the backup chain's
+/// watermark; `docs/design/incremental-backup.md`).
+pub const WATERMARK_TRIGGER: &str = "z_backup_watermark";
+
+/// V7's event triggers recording DDL on the surface (created only by a superuser).
+pub const EVENT_TRIGGERS: [&str; 2] = ["cutter_surface_ddl_audit", "cutter_surface_drop_audit"];
+
 /// The function both immutability triggers must execute.
 pub const IMMUTABILITY_TRIGGER_FUNCTION: &str = "public.fn_trg_enacted_immut()";
 

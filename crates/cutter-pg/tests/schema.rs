@@ -216,11 +216,50 @@ fn preflight_of_the_reference_is_clean_for_every_role() {
         let mut t = cutter_pg::Target::connect(&config).unwrap();
         let report = t.preflight().unwrap();
         assert!(report.is_ok(), "{report}");
+        assert!(report.warnings.is_empty(), "{report}");
         assert_eq!(
             report.schema_version,
             Some(cutter_pg::schema::REFERENCE_VERSION)
         );
     }
+}
+
+/// V7's backup stamp trigger and an event trigger, disabled: warnings that say what it
+/// means for backups, for every role; the target still conforms (a run is not blocked).
+#[test]
+fn preflight_warns_of_a_disabled_backup_stamp_or_event_trigger() {
+    let db = TestDb::new();
+    db.admin()
+        .batch_execute(
+            "ALTER TABLE public.unit_version DISABLE TRIGGER z_backup_watermark; \
+             ALTER EVENT TRIGGER cutter_surface_ddl_audit DISABLE",
+        )
+        .unwrap();
+    for config in [db.exec_config(), db.verify_config(), db.admin_config()] {
+        let report = cutter_pg::Target::connect(&config)
+            .unwrap()
+            .preflight()
+            .unwrap();
+        let text = report.to_string();
+        assert!(report.is_ok(), "{text}");
+        for needle in [
+            "warning: trigger z_backup_watermark on public.unit_version: the backup stamp trigger is disabled (enabled state D)",
+            "warning: event trigger cutter_surface_ddl_audit: the surface DDL audit event trigger is disabled (enabled state D)",
+            "every backup is full",
+        ] {
+            assert!(text.contains(needle), "{needle} not in\n{text}");
+        }
+        assert_eq!(report.warnings.len(), 2, "{text}");
+    }
+    // Dropped rather than disabled: missing.
+    db.admin()
+        .batch_execute("DROP TRIGGER z_backup_watermark ON public.iu_lifecycle_log")
+        .unwrap();
+    let text = db.target().preflight().unwrap().to_string();
+    assert!(
+        text.contains("trigger z_backup_watermark on public.iu_lifecycle_log: the backup stamp trigger is missing"),
+        "{text}"
+    );
 }
 
 fn create(

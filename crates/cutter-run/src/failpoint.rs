@@ -3,7 +3,9 @@
 //! `when` is `before_commit`, `after_commit` or (pre_write_backup only) `before_proof`,
 //! between the backup and its `prove_backup = before-write` proof; `action` is `error`, `abort` (the process
 //! dies at once, like `kill -9`) or `sleep=<seconds>` (ended early by SIGINT/SIGTERM). Compiled only into debug builds:
-//! a release build contains none of this.
+//! a release build contains none of this. `cutter-backup` has one more, below this crate:
+//! `pre_write_backup:after_artifact:abort`, once an artifact is under its final name and
+//! before its signed manifest is (any backup, a run's or `cutter backup create`'s).
 
 use cutter_core::Phase;
 

@@ -23,6 +23,8 @@ pub struct ProveSetup {
     secret_key: Option<PathBuf>,
     passphrase: PassphraseSource,
     signing_pin: Option<Fingerprint>,
+    /// Signs the proof's record (the backup signing key).
+    signer: Option<cutter_backup::ManifestSigner>,
     pg_bindir: Option<PathBuf>,
 }
 
@@ -39,16 +41,20 @@ impl ProveSetup {
                  and prove backups elsewhere with `cutter backup restore-proof`"
             )));
         }
-        let signing_pin = if mode == ProveBackup::Off {
-            None
+        let (signing_pin, signer) = if mode == ProveBackup::Off {
+            (None, None)
         } else {
-            Some(crate::run::signing_pin(ctx)?)
+            (
+                Some(crate::run::signing_pin(ctx)?),
+                Some(crate::run::backup_signer(ctx)?),
+            )
         };
         Ok(Self {
             mode,
             secret_key,
             passphrase: crate::dryrun::passphrase_source(ctx),
             signing_pin,
+            signer,
             pg_bindir: ctx.settings.pg_bindir.clone(),
         })
     }
@@ -57,7 +63,9 @@ impl ProveSetup {
     /// never fails itself: a proof that cannot run is a failed proof.
     pub fn prove(&self, backups: &Path, artifact: &str) -> BackupProofFacts {
         let mut facts = BackupProofFacts::pending(self.mode);
-        let (Some(secret), Some(pin)) = (&self.secret_key, &self.signing_pin) else {
+        let (Some(secret), Some(pin), Some(signer)) =
+            (&self.secret_key, &self.signing_pin, &self.signer)
+        else {
             facts.detail = Some("prove_backup is off".into());
             return facts;
         };
@@ -75,9 +83,16 @@ impl ProveSetup {
             .and_then(|c| c.predecessor.as_ref());
         let kind = match predecessor {
             None => "full",
-            Some(p) if cutter_backup::is_proven(backups, &p.run_id) => "increment",
-            // The increment proof needs a proven predecessor: prove the chain instead.
-            Some(_) => "chain",
+            // The increment proof needs a proven predecessor (a record signed by the
+            // backup signing key): else, or if a record cannot be trusted, the chain.
+            Some(p) => match cutter_backup::is_proven(backups, &p.run_id, pin) {
+                Ok(true) => "increment",
+                Ok(false) => "chain",
+                Err(e) => {
+                    tracing::warn!(error = %e, "proving the whole chain instead");
+                    "chain"
+                }
+            },
         };
         let record_name =
             cutter_backup::proof_record_name(stem, if kind == "full" { "restore" } else { kind });
@@ -86,7 +101,7 @@ impl ProveSetup {
             let cfg = cutter_backup::RestoreConfig::new(&path, secret, pin.clone())
                 .passphrase(self.passphrase.clone())
                 .pg_bindir(self.pg_bindir.clone())
-                .record_to(&record);
+                .record_to(&record, signer);
             cutter_backup::restore_proof(&cfg)
                 .map(|p| p.passed)
                 .map_err(|e| e.to_string())
@@ -94,7 +109,7 @@ impl ProveSetup {
             let cfg = cutter_backup::ChainProofConfig::new(&path, secret, pin.clone())
                 .passphrase(self.passphrase.clone())
                 .pg_bindir(self.pg_bindir.clone())
-                .record_to(&record);
+                .record_to(&record, signer);
             let proof = if kind == "chain" {
                 cutter_backup::chain_proof(&cfg)
             } else {

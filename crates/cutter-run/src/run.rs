@@ -856,6 +856,9 @@ pub fn preflight_and_plan(
 ) -> Result<(FilePlan, Snapshot, Vec<PhaseRecord>)> {
     let t0 = now_ms();
     let report = target.preflight().map_err(pg_err)?;
+    for w in &report.warnings {
+        tracing::warn!("preflight: {w}");
+    }
     if !report.is_ok() {
         let lines: Vec<String> = report
             .findings

@@ -12,6 +12,7 @@
 
 mod audit;
 mod backup;
+mod chain;
 mod database;
 mod env;
 mod input;
@@ -39,7 +40,7 @@ pub struct Case {
     run: fn(&mut Cx) -> Result<(), String>,
 }
 
-const CASES: [Case; 31] = [
+const CASES: [Case; 33] = [
     Case {
         num: 1,
         name: "happy path live run",
@@ -225,6 +226,18 @@ const CASES: [Case; 31] = [
         name: "an approver added after bootstrap without an approver-change approval (cutter and SQL)",
         expected: "refused; the registry unchanged",
         run: separation::approver_added_without_approval,
+    },
+    Case {
+        num: 33,
+        name: "a backup chain broken mid-way: a middle link's manifest altered; another's artifact altered at its size",
+        expected: "next backup full, naming the link; or the run refuses before writing, naming it",
+        run: chain::broken_mid_way,
+    },
+    Case {
+        num: 34,
+        name: "kill -9 between an increment's artifact and its signed manifest",
+        expected: "the orphan is never a link; the next backup and its proof are correct",
+        run: chain::crash_before_manifest,
     },
 ];
 

@@ -12,7 +12,7 @@ use crate::error::{exit, CliError, Result};
 use crate::runs::now_rfc3339;
 use crate::statedir::StateDir;
 pub use cutter_run::dryrun::passphrase_source;
-pub use cutter_run::run::signing_pin;
+pub use cutter_run::run::{backup_signer, signing_pin};
 
 fn open(ctx: &Ctx) -> Result<StateDir> {
     StateDir::open(ctx.settings.require_state_dir()?)
@@ -182,7 +182,7 @@ pub fn restore_proof(ctx: &Ctx, artifact: &Path, chain: bool) -> Result<u8> {
     let cfg = cutter_backup::RestoreConfig::new(artifact, secret, signing_pin(ctx)?)
         .passphrase(passphrase_source(ctx))
         .pg_bindir(ctx.settings.pg_bindir.clone())
-        .record_to(&record)
+        .record_to(&record, &backup_signer(ctx)?)
         .on_progress(move |n| bar.set_position(n));
     let result = cutter_backup::restore_proof(&cfg);
     pb.finish_and_clear();
@@ -233,7 +233,7 @@ fn chain_or_increment_proof(
     let cfg = cutter_backup::ChainProofConfig::new(artifact, secret, signing_pin(ctx)?)
         .passphrase(passphrase_source(ctx))
         .pg_bindir(ctx.settings.pg_bindir.clone())
-        .record_to(&record);
+        .record_to(&record, &backup_signer(ctx)?);
     let spinner = ctx.out.spinner(&format!("{kind} proof"));
     let result = if chain {
         cutter_backup::chain_proof(&cfg)
@@ -309,16 +309,26 @@ pub fn doctor(ctx: &Ctx) -> Result<u8> {
                 Err(e) => checks.push(("writer role".into(), false, e.to_string())),
             }
             match t.preflight() {
-                Ok(r) if r.is_ok() => checks.push((
-                    "preflight".into(),
-                    true,
-                    format!(
-                        "schema v{} as {}, PostgreSQL {}",
-                        r.schema_version.unwrap_or(0),
-                        r.connected_as,
-                        r.server_version
-                    ),
-                )),
+                Ok(r) if r.is_ok() => {
+                    // A warning passes the check, saying what it means for backups.
+                    for w in &r.warnings {
+                        checks.push((
+                            format!("preflight: {}", w.object),
+                            true,
+                            format!("warning: {}", w.problem),
+                        ));
+                    }
+                    checks.push((
+                        "preflight".into(),
+                        true,
+                        format!(
+                            "schema v{} as {}, PostgreSQL {}",
+                            r.schema_version.unwrap_or(0),
+                            r.connected_as,
+                            r.server_version
+                        ),
+                    ));
+                }
                 Ok(r) => {
                     for f in r.findings {
                         checks.push((format!("preflight: {}", f.object), false, f.problem));
@@ -396,9 +406,13 @@ pub fn list(ctx: &Ctx) -> Result<u8> {
             .ok()
     };
     names.sort_by_cached_key(|n| (modified(n), n.clone()));
+    let pin = signing_pin(ctx).ok();
     let mut entries: Vec<serde_json::Value> = names
         .iter()
-        .map(|name| backup_entry(&backups, name, runs_of.remove(name).unwrap_or_default()))
+        .map(|name| {
+            let runs = runs_of.remove(name).unwrap_or_default();
+            backup_entry(&backups, name, runs, pin.as_ref())
+        })
         .collect();
     // Stable: a backup without a readable manifest stays where its file time puts it.
     entries.sort_by_key(|e| e["created_at"].as_i64().unwrap_or(i64::MIN));
@@ -419,6 +433,8 @@ pub fn list(ctx: &Ctx) -> Result<u8> {
                     c["kind"].as_str().unwrap_or("?"),
                     if c["proven"] == true {
                         ", proven"
+                    } else if c["proof_error"].is_string() {
+                        ", a proof record UNTRUSTED (see --json)"
                     } else {
                         ", not proven"
                     }
@@ -435,6 +451,7 @@ pub fn list(ctx: &Ctx) -> Result<u8> {
             match &e["restore_proof"] {
                 serde_json::Value::Null => "none".to_string(),
                 p if p["proves_this_artifact"] == false => "of another artifact".to_string(),
+                p if !p["signature_error"].is_null() => "UNTRUSTED (see --json)".to_string(),
                 p if p["passed"] == true => "passed".to_string(),
                 _ => "FAILED".to_string(),
             }
@@ -448,8 +465,18 @@ pub fn list(ctx: &Ctx) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// One artifact of `backup list`.
-fn backup_entry(backups: &Path, name: &str, runs: Vec<String>) -> serde_json::Value {
+/// One artifact of `backup list`; proof records are trusted only when signed by the key
+/// `pin` names (none configured: never).
+fn backup_entry(
+    backups: &Path,
+    name: &str,
+    runs: Vec<String>,
+    pin: Option<&cutter_core::Fingerprint>,
+) -> serde_json::Value {
+    let trust = |f: &dyn Fn(&cutter_core::Fingerprint) -> cutter_backup::Result<bool>| match pin {
+        None => Err("no [backup].signing_fingerprint: proof records cannot be checked".to_string()),
+        Some(pin) => f(pin).map_err(|e| e.to_string()),
+    };
     let path = backups.join(name);
     let size = std::fs::metadata(&path).map(|m| m.len()).ok();
     let (manifest, manifest_error) = match cutter_backup::manifest_path_for(&path)
@@ -458,6 +485,7 @@ fn backup_entry(backups: &Path, name: &str, runs: Vec<String>) -> serde_json::Va
         Ok(m) => (Some(m), None),
         Err(e) => (None, Some(e.to_string())),
     };
+    let proven = trust(&|pin| cutter_backup::is_proven(backups, &backup_name(name), pin));
     let stem = name.trim_end_matches(".dump.pgp");
     let proof_path = backups.join(cutter_backup::proof_record_name(stem, "restore"));
     let proof = std::fs::read(&proof_path)
@@ -474,6 +502,13 @@ fn backup_entry(backups: &Path, name: &str, runs: Vec<String>) -> serde_json::Va
                 "proves_this_artifact": this,
                 "artifact_sha256": proved,
                 "started_at": p["started_at"],
+                "signature_error": trust(&|pin| cutter_backup::verify_record(
+                    &proof_path,
+                    backups,
+                    &backup_name(name),
+                    pin
+                ))
+                .err(),
             })
         });
     json!({
@@ -493,7 +528,8 @@ fn backup_entry(backups: &Path, name: &str, runs: Vec<String>) -> serde_json::Va
             "seq": c.seq,
             "predecessor": c.predecessor.as_ref().map(|p| &p.run_id),
             "reason": c.reason,
-            "proven": cutter_backup::is_proven(backups, &backup_name(name)),
+            "proven": proven.as_ref().is_ok_and(|p| *p),
+            "proof_error": proven.as_ref().err(),
         })),
         "runs": runs,
     })

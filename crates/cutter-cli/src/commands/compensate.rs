@@ -58,15 +58,12 @@ pub fn compensate(ctx: &Ctx, args: &CompensateArgs) -> Result<u8> {
     }
     let compensation = plan.compensation();
     if compensation == Compensation::DiscardArtifact {
-        // The manifest goes first: a manifest under its final name always has its
-        // artifact and its signature; then the records of the proofs the run made of it
-        // (`[run] prove_backup`).
-        for f in cutter_backup::backup_file_names(&run) {
-            let p = dir.backups().join(&f);
-            if p.exists() {
-                std::fs::remove_file(&p).map_err(|e| CliError::io(&p, e))?;
-            }
-        }
+        // Refused while a later chain link names it (see `discard_backup`).
+        let pin = super::backup::signing_pin(ctx)?;
+        cutter_backup::discard_backup(&dir.backups(), &run, &pin).map_err(|e| match e {
+            e @ cutter_backup::Error::StillNeeded { .. } => CliError::Refused(e.to_string()),
+            e => CliError::Failed(e.to_string()),
+        })?;
     }
     let revert_run = cutter_compensation::revert_run_for(&run);
     let mode = if args.hard_delete {

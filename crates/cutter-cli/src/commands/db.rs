@@ -165,6 +165,9 @@ fn status(ctx: &Ctx, args: &OwnerArgs) -> Result<u8> {
             h.push_str(&format!("  - {f}\n"));
         }
     }
+    for w in &report.warnings {
+        h.push_str(&format!("warning: {w}\n"));
+    }
     h.push_str("grants (EXTRA = not granted by the reference):\n");
     let mut grant_rows = Vec::new();
     for g in &grants {
@@ -196,6 +199,7 @@ fn status(ctx: &Ctx, args: &OwnerArgs) -> Result<u8> {
             "pending": pending,
             "upgrade_refused": plan_error,
             "drift": report.findings,
+            "warnings": report.warnings,
             "grants": grant_rows,
         }),
     );
