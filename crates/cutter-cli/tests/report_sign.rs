@@ -242,6 +242,13 @@ fn a_signed_report_verifies_and_every_altered_field_is_named() {
     let mut fields = Vec::new();
     leaves(String::new(), &report, &mut fields);
     assert!(fields.len() > 100, "{} fields", fields.len());
+    // The restore proof's fields too: the ledger holds the proof the run made.
+    assert!(
+        fields
+            .iter()
+            .any(|f| f.starts_with("/restore_proof/tables/")),
+        "{fields:?}"
+    );
     let mut unnamed = Vec::new();
     for field in &fields {
         let mut v = report.clone();
@@ -341,18 +348,11 @@ fn a_run_record_edited_consistently_is_named_by_a_reader_of_the_ledger() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     contract::success("report_verify", &v);
-    // What the ledger does not record is said, not trusted silently.
-    let not_checked: Vec<&str> = v["not_checked"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        not_checked,
-        ["/restore_proof", "/restore_proof_error"],
-        "{v}"
-    );
+    // Every field is recomputed from the ledger, the restore proof too (the run proved
+    // its backup before it wrote, and its recorded state carries the proof).
+    assert_eq!(v["not_checked"], serde_json::json!([]), "{v}");
+    let signed: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(signed["restore_proof"]["passed"], true, "{signed}");
 
     // run.json edited as an operator covering their tracks would, consistently: a
     // phase's timing, an approval's signer (and the name shown for it), the pre
@@ -399,4 +399,163 @@ fn a_run_record_edited_consistently_is_named_by_a_reader_of_the_ledger() {
     ] {
         assert!(said.contains(&field), "{field} not named: {said}");
     }
+}
+
+/// `[--json] report --run-id RUN --sign -o OUT`.
+fn sign_run(w: &World, run: &str, out: &Path) -> std::process::Output {
+    w.cmd()
+        .args(["report", "--run-id", run, "--sign", "-o"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_restore_proof_is_the_ledgers_and_a_record_it_lacks_is_not_checked() {
+    let w = World::new();
+    let (secret, _) = pin_report_key(&w);
+    let key = cutter_openpgp::SecretKey::from_bytes(&std::fs::read(&secret).unwrap()).unwrap();
+    let reader = ledger_reader(&w);
+    let a = w.disarm("r-proof");
+    let o = w
+        .run_live("r-proof", &a)
+        .env("CUTTER_PROVE_BACKUP", "off")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let artifact = w.state.join("backups/r-proof.dump.pgp");
+    let record = w.state.join("backups/r-proof.restore-proof.json");
+    let verify_as_reader = |report: &Path| {
+        let sig = PathBuf::from(format!("{}.asc", report.display()));
+        w.cmd()
+            .env("CUTTER_VERIFY_USER", &reader)
+            .args(verify_args(report, &sig, true))
+            .output()
+            .unwrap()
+    };
+
+    // Proved where cutter cannot write the ledger: said, and the record is not trusted.
+    let o = w
+        .cmd()
+        .args([
+            "--database-url",
+            "postgres://cutter_exec@127.0.0.1:1/nowhere",
+        ])
+        .args(["backup", "restore-proof"])
+        .arg(&artifact)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("ledger: NOT recorded"), "{}", text(&o));
+    assert!(record.exists());
+    let unrecorded = w.work.path().join("unrecorded.json");
+    let o = sign_run(&w, "r-proof", &unrecorded);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report: Value = serde_json::from_slice(&std::fs::read(&unrecorded).unwrap()).unwrap();
+    assert!(report["restore_proof"].is_null(), "{report}");
+    let o = verify_as_reader(&unrecorded);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    contract::success("report_verify", &v);
+    assert_eq!(v["not_checked"][0]["field"], "/restore_proof", "{v}");
+    assert!(
+        v["not_checked"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("that the ledger does not"),
+        "{v}"
+    );
+    // The file's proof copied into the report and signed again: named.
+    let mut forged = report.clone();
+    forged["restore_proof"] = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let forged_path = w.work.path().join("forged.json");
+    write_signed(&forged_path, &forged, &key);
+    let o = verify_as_reader(&forged_path);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("/restore_proof: signed {"),
+        "{}",
+        text(&o)
+    );
+
+    // Proved again where cutter can write the ledger: recorded for the run.
+    std::fs::remove_file(&record).unwrap();
+    let o = w
+        .cmd()
+        .args(["backup", "restore-proof"])
+        .arg(&artifact)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("ledger: recorded for run r-proof (review_decision"),
+        "{}",
+        text(&o)
+    );
+    let recorded = w.work.path().join("recorded.json");
+    let o = sign_run(&w, "r-proof", &recorded);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report: Value = serde_json::from_slice(&std::fs::read(&recorded).unwrap()).unwrap();
+    let file: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(report["restore_proof"], file, "{report}");
+    assert_eq!(report["restore_proof"]["passed"], true, "{report}");
+    let o = verify_as_reader(&recorded);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["not_checked"], serde_json::json!([]), "{v}");
+
+    // The state directory's record edited consistently (a table's rows in the manifest
+    // and restored, both up by five): the report still shows the ledger's, says the file
+    // differs, and a report.json edited to match the file and signed again is named.
+    let mut edited = file.clone();
+    let t = &mut edited["tables"][0];
+    for side in ["expected", "actual"] {
+        let rows = t[side]["rows"].as_u64().unwrap();
+        t[side]["rows"] = Value::from(rows + 5);
+    }
+    std::fs::write(&record, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
+    let after_edit = w.work.path().join("after-edit.json");
+    let o = sign_run(&w, "r-proof", &after_edit);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("differs from the ledger's restore proof"),
+        "{}",
+        text(&o)
+    );
+    let shown: Value = serde_json::from_slice(&std::fs::read(&after_edit).unwrap()).unwrap();
+    assert_eq!(shown["restore_proof"], file, "the ledger's proof is shown");
+    let md = w
+        .cmd()
+        .args(["report", "--run-id", "r-proof"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&md).contains("tables/0/expected/rows"),
+        "the difference is named: {}",
+        text(&md)
+    );
+    let mut forged = shown.clone();
+    forged["restore_proof"] = edited;
+    write_signed(&forged_path, &forged, &key);
+    let o = verify_as_reader(&forged_path);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    for field in [
+        "/restore_proof/tables/0/expected/rows",
+        "/restore_proof/tables/0/actual/rows",
+    ] {
+        assert!(text(&o).contains(field), "{field}: {}", text(&o));
+    }
+}
+
+/// `v` written to `path` and signed with `key` beside it (`path.asc`), as `--sign` does.
+fn write_signed(path: &Path, v: &Value, key: &cutter_openpgp::SecretKey) {
+    let text = serde_json::to_string_pretty(v).unwrap() + "\n";
+    let sig = cutter_openpgp::sign_detached(
+        key,
+        &cutter_openpgp::Passphrase::new(String::new()),
+        text.as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(path, &text).unwrap();
+    std::fs::write(format!("{}.asc", path.display()), sig).unwrap();
 }

@@ -8,11 +8,13 @@
 //! outcomes, snapshots, backup, counts, state, events), its approvals from
 //! `dot_pair_signature` with the signers' names from the approver registry, write_verify's
 //! counts from `verify_result`, the ledger's chain heads as recorded (a head stays
-//! checkable after the chain grows) and the chains' integrity. The run's rows are read up
-//! to the report's recorded `review_decision` head, so a report made before a
-//! compensation still verifies after it. Not from the ledger: the restore proof
-//! ([`NOT_FROM_THE_LEDGER`]), which is compared with the state directory's record and
-//! named as not checked. Each field that differs is named.
+//! checkable after the chain grows) and the chains' integrity, and the restore proof of
+//! the run's backup as the ledger holds it (the run's recorded state, or a later
+//! `restore_proof` row). The run's rows are read up to the report's recorded
+//! `review_decision` head, so a report made before a compensation (or a later proof)
+//! still verifies after it. Each field that differs is named. A restore proof record in
+//! the state directory that the ledger does not hold is never trusted: it is named as
+//! not checked.
 
 use std::time::SystemTime;
 
@@ -25,21 +27,6 @@ use crate::error::{Error, Result};
 use crate::report::{report_extras_as, to_json};
 use crate::runs::RunRecord;
 use crate::statedir::{JournalEntry, StateDir};
-
-/// The report's fields the ledger does not record, with where they come from instead:
-/// `cutter report verify` compares them with the state directory and names them as not
-/// checked against the ledger.
-pub const NOT_FROM_THE_LEDGER: [(&str, &str); 2] = [
-    (
-        "/restore_proof",
-        "the restore proof runs on a throwaway cluster and is recorded only in the state \
-         directory (backups/<artifact>.restore-proof.json); compared with that record",
-    ),
-    (
-        "/restore_proof_error",
-        "derived from the state directory's restore-proof record; compared with it",
-    ),
-];
 
 /// The variable that may name the report key's secret key file (as the file does).
 pub const SIGNING_KEY_ENV: &str = "CUTTER_REPORT_SIGNING_KEY";
@@ -159,17 +146,18 @@ pub struct Verification {
     pub signer: Fingerprint,
     /// Every field whose recomputation differs, in document order.
     pub differences: Vec<Difference>,
-    /// Fields not recomputed from the ledger (JSON pointer, and what they were compared
-    /// with instead): [`NOT_FROM_THE_LEDGER`].
+    /// Fields the ledger could not check: `/restore_proof` when the ledger holds no restore
+    /// proof of the run's backup but the state directory has a record of one (made where
+    /// cutter could not write the ledger). Empty otherwise.
     pub not_checked: Vec<NotChecked>,
 }
 
-/// A field of the report that the ledger does not record.
+/// A field of the report that the ledger could not check.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct NotChecked {
     /// The field, as a JSON pointer.
     pub field: String,
-    /// Why, and what it was compared with instead.
+    /// Why.
     pub why: String,
 }
 
@@ -225,7 +213,7 @@ pub fn verify(ctx: &Ctx, dir: &StateDir, report: &[u8], signature: &[u8]) -> Res
             .and_then(|t| t["head"][0].as_i64())
     });
     let (rec, entries) = record_from_ledger(&mut c, &run_id, through)?;
-    let mut extras = report_extras_as(&read_only, dir, &rec);
+    let mut extras = report_extras_as(&read_only, dir, &rec, through);
     extras.events = crate::report::timeline_events(rec.machine.mode, &entries);
     let mut recomputed = to_json(&rec, &extras);
     // The key as the signer writes it: anything else in the field is named.
@@ -263,12 +251,14 @@ pub fn verify(ctx: &Ctx, dir: &StateDir, report: &[u8], signature: &[u8]) -> Res
         run_id,
         signer,
         differences,
-        not_checked: NOT_FROM_THE_LEDGER
-            .iter()
-            .map(|(field, why)| NotChecked {
-                field: (*field).into(),
-                why: (*why).into(),
+        not_checked: extras
+            .restore_proof_file
+            .filter(|_| extras.restore_proof.is_none())
+            .map(|why| NotChecked {
+                field: "/restore_proof".into(),
+                why,
             })
+            .into_iter()
             .collect(),
     })
 }
@@ -363,7 +353,7 @@ pub fn record_from_ledger(
 
 /// Every leaf where `a` and `b` differ, as JSON pointers; a field only one side has is a
 /// difference too.
-fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<Difference>) {
+pub(crate) fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<Difference>) {
     let escape = |k: &str| k.replace('~', "~0").replace('/', "~1");
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
