@@ -12,7 +12,9 @@
 //! the run's backup as the ledger holds it (the run's recorded state, or a later
 //! `restore_proof` row). The run's rows are read up to the report's recorded
 //! `review_decision` head, so a report made before a compensation (or a later proof)
-//! still verifies after it. Each field that differs is named. A restore proof record in
+//! still verifies after it. Each field that differs is named, and so is each `run_state`
+//! row the run itself could not have appended ([`crate::replay`]: a row after the run's
+//! recorded end, an event its state machine refuses, a change of what is fixed). A restore proof record in
 //! the state directory that the ledger does not hold is never trusted: it is named as
 //! not checked.
 
@@ -24,6 +26,7 @@ use serde_json::{json, Value};
 
 use crate::ctx::{target_config, Ctx};
 use crate::error::{Error, Result};
+use crate::replay::RefusedRow;
 use crate::report::{report_extras_as, to_json};
 use crate::runs::RunRecord;
 use crate::statedir::{JournalEntry, StateDir};
@@ -146,6 +149,9 @@ pub struct Verification {
     pub signer: Fingerprint,
     /// Every field whose recomputation differs, in document order.
     pub differences: Vec<Difference>,
+    /// The run's `run_state` rows the run itself could not have appended (a forged
+    /// row: see [`crate::replay`]), left out of the recomputation.
+    pub refused: Vec<RefusedRow>,
     /// Fields the ledger could not check: `/restore_proof` when the ledger holds no restore
     /// proof of the run's backup but the state directory has a record of one (made where
     /// cutter could not write the ledger). Empty otherwise.
@@ -212,7 +218,7 @@ pub fn verify(ctx: &Ctx, dir: &StateDir, report: &[u8], signature: &[u8]) -> Res
             .find(|t| t["table"] == cutter_governance::LedgerTable::ReviewDecision.name())
             .and_then(|t| t["head"][0].as_i64())
     });
-    let (rec, entries) = record_from_ledger(&mut c, &run_id, through)?;
+    let (rec, entries, refused) = record_from_ledger(&mut c, &run_id, through)?;
     let mut extras = report_extras_as(&read_only, dir, &rec, through);
     extras.events = crate::report::timeline_events(rec.machine.mode, &entries);
     let mut recomputed = to_json(&rec, &extras);
@@ -251,6 +257,7 @@ pub fn verify(ctx: &Ctx, dir: &StateDir, report: &[u8], signature: &[u8]) -> Res
         run_id,
         signer,
         differences,
+        refused,
         not_checked: extras
             .restore_proof_file
             .filter(|_| extras.restore_proof.is_none())
@@ -264,7 +271,9 @@ pub fn verify(ctx: &Ctx, dir: &StateDir, report: &[u8], signature: &[u8]) -> Res
 }
 
 /// A live run's record and journal as the ledger recorded them while it ran: its
-/// `run_state` rows (up to `review_decision` id `through`, if given) replayed in order,
+/// `run_state` rows (up to `review_decision` id `through`, if given) replayed in order
+/// ([`crate::replay::checked_replay`]: a row the run could not have appended is refused,
+/// returned, and left out),
 /// then what other ledger tables hold on their own — the approvals as `dot_pair_signature`
 /// recorded them (the signers' names from the approver registry) and write_verify's counts
 /// as `verify_result` recorded them. Reads only.
@@ -272,7 +281,7 @@ pub fn record_from_ledger(
     c: &mut postgres::Client,
     run: &RunId,
     through: Option<i64>,
-) -> Result<(RunRecord, Vec<JournalEntry>)> {
+) -> Result<(RunRecord, Vec<JournalEntry>, Vec<RefusedRow>)> {
     let failed = |e: cutter_governance::Error| Error::Failed(e.to_string());
     let rows = cutter_governance::run_states(c, run, through).map_err(failed)?;
     if rows.is_empty() {
@@ -283,9 +292,9 @@ pub fn record_from_ledger(
             through.map_or(String::new(), |t| format!(" up to id {t}"))
         )));
     }
-    let state = cutter_governance::replay_run_states(&rows);
+    let (state, taken, refused) = crate::replay::checked_replay(&rows);
     let mut entries = Vec::new();
-    for (id, p) in &rows {
+    for (id, p) in rows.iter().filter(|(id, _)| taken.contains(id)) {
         if !p["event"].is_null() {
             let event = serde_json::from_value(p["event"].clone()).map_err(|e| {
                 Error::Failed(format!(
@@ -348,7 +357,7 @@ pub fn record_from_ledger(
             matched: r.get::<_, i64>(1) as u64,
             mismatched: r.get::<_, i64>(2) as u64,
         });
-    Ok((rec, entries))
+    Ok((rec, entries, refused))
 }
 
 /// Every leaf where `a` and `b` differ, as JSON pointers; a field only one side has is a
