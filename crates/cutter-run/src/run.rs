@@ -655,10 +655,8 @@ pub fn apply_effects(
     if effects.contains(&Effect::RemoveHold) {
         dir.remove_hold()?;
     }
-    if !out.json {
-        for n in notes {
-            eprintln!("cutter: {n}");
-        }
+    for n in notes {
+        out.note(&n);
     }
     Ok(())
 }
