@@ -8,7 +8,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    let out = cutter_cli::output::Output::new(cli.json);
+    let out = cutter_cli::output::Output::new(cli.json).with_notes(|n| eprintln!("cutter: {n}"));
     let logs = cutter_cli::logging::LogSettings {
         verbose: cli.verbose,
         quiet: cli.quiet,

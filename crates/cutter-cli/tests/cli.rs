@@ -173,10 +173,12 @@ fn happy_path_live_run_then_report_status_and_ledger() {
         "{md}"
     );
     assert!(!md.contains("```json"), "{md}");
-    // …and a record that proves another artifact is named, not passed off as this one's.
+    // …and the state directory's record edited to prove another artifact is not passed
+    // off as the proof: the ledger's is shown, and the difference is named.
     let record = w.state.join("backups/r-happy.restore-proof.json");
     let mut v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let proved = v["artifact_sha256"].clone();
     v["artifact_sha256"] = serde_json::json!("00".repeat(32));
     std::fs::write(&record, serde_json::to_vec(&v).unwrap()).unwrap();
     let j: serde_json::Value = serde_json::from_slice(
@@ -187,13 +189,21 @@ fn happy_path_live_run_then_report_status_and_ledger() {
             .stdout,
     )
     .unwrap();
-    assert!(j["report"]["restore_proof"].is_null(), "{j}");
-    assert!(
-        j["report"]["restore_proof_error"]
-            .as_str()
-            .unwrap()
-            .contains("not this run's backup"),
+    assert_eq!(
+        j["report"]["restore_proof"]["artifact_sha256"], proved,
         "{j}"
+    );
+    assert!(j["report"]["restore_proof_error"].is_null(), "{j}");
+    let md = stdout(
+        &w.cmd()
+            .args(["report", "--run-id", "r-happy"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        md.contains("differs from the ledger's restore proof")
+            && md.contains("in /artifact_sha256: the ledger's is shown"),
+        "{md}"
     );
     let st = w.cmd().args(["--json", "status"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();

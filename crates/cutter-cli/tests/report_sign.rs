@@ -242,6 +242,13 @@ fn a_signed_report_verifies_and_every_altered_field_is_named() {
     let mut fields = Vec::new();
     leaves(String::new(), &report, &mut fields);
     assert!(fields.len() > 100, "{} fields", fields.len());
+    // The restore proof's fields too: the ledger holds the proof the run made.
+    assert!(
+        fields
+            .iter()
+            .any(|f| f.starts_with("/restore_proof/tables/")),
+        "{fields:?}"
+    );
     let mut unnamed = Vec::new();
     for field in &fields {
         let mut v = report.clone();
@@ -341,18 +348,11 @@ fn a_run_record_edited_consistently_is_named_by_a_reader_of_the_ledger() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     contract::success("report_verify", &v);
-    // What the ledger does not record is said, not trusted silently.
-    let not_checked: Vec<&str> = v["not_checked"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        not_checked,
-        ["/restore_proof", "/restore_proof_error"],
-        "{v}"
-    );
+    // Every field is recomputed from the ledger, the restore proof too (the run proved
+    // its backup before it wrote, and its recorded state carries the proof).
+    assert_eq!(v["not_checked"], serde_json::json!([]), "{v}");
+    let signed: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(signed["restore_proof"]["passed"], true, "{signed}");
 
     // run.json edited as an operator covering their tracks would, consistently: a
     // phase's timing, an approval's signer (and the name shown for it), the pre
@@ -399,4 +399,345 @@ fn a_run_record_edited_consistently_is_named_by_a_reader_of_the_ledger() {
     ] {
         assert!(said.contains(&field), "{field} not named: {said}");
     }
+}
+
+/// `[--json] report --run-id RUN --sign -o OUT`.
+fn sign_run(w: &World, run: &str, out: &Path) -> std::process::Output {
+    w.cmd()
+        .args(["report", "--run-id", run, "--sign", "-o"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_restore_proof_is_the_ledgers_and_a_record_it_lacks_is_not_checked() {
+    let w = World::new();
+    let (secret, _) = pin_report_key(&w);
+    let key = cutter_openpgp::SecretKey::from_bytes(&std::fs::read(&secret).unwrap()).unwrap();
+    let reader = ledger_reader(&w);
+    let a = w.disarm("r-proof");
+    let o = w
+        .run_live("r-proof", &a)
+        .env("CUTTER_PROVE_BACKUP", "off")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let artifact = w.state.join("backups/r-proof.dump.pgp");
+    let record = w.state.join("backups/r-proof.restore-proof.json");
+    let verify_as_reader = |report: &Path| {
+        let sig = PathBuf::from(format!("{}.asc", report.display()));
+        w.cmd()
+            .env("CUTTER_VERIFY_USER", &reader)
+            .args(verify_args(report, &sig, true))
+            .output()
+            .unwrap()
+    };
+
+    // Proved where cutter cannot write the ledger: said, and the record is not trusted.
+    let o = w
+        .cmd()
+        .args([
+            "--database-url",
+            "postgres://cutter_exec@127.0.0.1:1/nowhere",
+        ])
+        .args(["backup", "restore-proof"])
+        .arg(&artifact)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("ledger: NOT recorded"), "{}", text(&o));
+    assert!(record.exists());
+    let unrecorded = w.work.path().join("unrecorded.json");
+    let o = sign_run(&w, "r-proof", &unrecorded);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report: Value = serde_json::from_slice(&std::fs::read(&unrecorded).unwrap()).unwrap();
+    assert!(report["restore_proof"].is_null(), "{report}");
+    let o = verify_as_reader(&unrecorded);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    contract::success("report_verify", &v);
+    assert_eq!(v["not_checked"][0]["field"], "/restore_proof", "{v}");
+    assert!(
+        v["not_checked"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("that the ledger does not"),
+        "{v}"
+    );
+    // The file's proof copied into the report and signed again: named.
+    let mut forged = report.clone();
+    forged["restore_proof"] = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let forged_path = w.work.path().join("forged.json");
+    write_signed(&forged_path, &forged, &key);
+    let o = verify_as_reader(&forged_path);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("/restore_proof: signed {"),
+        "{}",
+        text(&o)
+    );
+
+    // Proved again where cutter can write the ledger: recorded for the run.
+    std::fs::remove_file(&record).unwrap();
+    let o = w
+        .cmd()
+        .args(["backup", "restore-proof"])
+        .arg(&artifact)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("ledger: recorded for run r-proof (review_decision"),
+        "{}",
+        text(&o)
+    );
+    let recorded = w.work.path().join("recorded.json");
+    let o = sign_run(&w, "r-proof", &recorded);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report: Value = serde_json::from_slice(&std::fs::read(&recorded).unwrap()).unwrap();
+    let file: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(report["restore_proof"], file, "{report}");
+    assert_eq!(report["restore_proof"]["passed"], true, "{report}");
+    let o = verify_as_reader(&recorded);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["not_checked"], serde_json::json!([]), "{v}");
+
+    // The state directory's record edited consistently (a table's rows in the manifest
+    // and restored, both up by five): the report still shows the ledger's, says the file
+    // differs, and a report.json edited to match the file and signed again is named.
+    let mut edited = file.clone();
+    let t = &mut edited["tables"][0];
+    for side in ["expected", "actual"] {
+        let rows = t[side]["rows"].as_u64().unwrap();
+        t[side]["rows"] = Value::from(rows + 5);
+    }
+    std::fs::write(&record, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
+    let after_edit = w.work.path().join("after-edit.json");
+    let o = sign_run(&w, "r-proof", &after_edit);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("differs from the ledger's restore proof"),
+        "{}",
+        text(&o)
+    );
+    let shown: Value = serde_json::from_slice(&std::fs::read(&after_edit).unwrap()).unwrap();
+    assert_eq!(shown["restore_proof"], file, "the ledger's proof is shown");
+    let md = w
+        .cmd()
+        .args(["report", "--run-id", "r-proof"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&md).contains("tables/0/expected/rows"),
+        "the difference is named: {}",
+        text(&md)
+    );
+    let mut forged = shown.clone();
+    forged["restore_proof"] = edited;
+    write_signed(&forged_path, &forged, &key);
+    let o = verify_as_reader(&forged_path);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    for field in [
+        "/restore_proof/tables/0/expected/rows",
+        "/restore_proof/tables/0/actual/rows",
+    ] {
+        assert!(text(&o).contains(field), "{field}: {}", text(&o));
+    }
+}
+
+/// `v` written to `path` and signed with `key` beside it (`path.asc`), as `--sign` does.
+fn write_signed(path: &Path, v: &Value, key: &cutter_openpgp::SecretKey) {
+    let text = serde_json::to_string_pretty(v).unwrap() + "\n";
+    let sig = cutter_openpgp::sign_detached(
+        key,
+        &cutter_openpgp::Passphrase::new(String::new()),
+        text.as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(path, &text).unwrap();
+    std::fs::write(format!("{}.asc", path.display()), sig).unwrap();
+}
+
+/// The writer role appends, with `psql`, a `run_state` row to a run that has ended,
+/// linked into the hash chain as cutter links its rows (the canonical form is
+/// documented): `ledger verify` cannot tell, and `report verify` names the row — after
+/// the run's recorded end — and leaves it out, so a report.json edited to match it and
+/// signed again is named too.
+#[test]
+fn a_run_state_row_forged_after_the_run_ended_is_named_by_report_verify() {
+    let w = World::new();
+    let (secret, _) = pin_report_key(&w);
+    let key = cutter_openpgp::SecretKey::from_bytes(&std::fs::read(&secret).unwrap()).unwrap();
+    let a = w.disarm("r-signed");
+    let o = w.run_live("r-signed", &a).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let clean = w.work.path().join("clean.json");
+    let o = run(&w, &sign_args(&clean, false));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // The forger's row: the run enacted 999 units, says the patch.
+    let mut c = w.db.exec_config().connect().unwrap();
+    let prev: String = c
+        .query_one(
+            "SELECT row_hash FROM cutter_governance.review_decision ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let id: i64 = c
+        .query_one(
+            "SELECT nextval(pg_get_serial_sequence('cutter_governance.review_decision', 'id'))",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let payload = serde_json::json!({"at_ms": 1, "event": null,
+        "patch": {"context": {"units_enacted": 999}}});
+    // Canonical JSON: keys in byte order, no spaces (serde_json's map is ordered).
+    let canonical = serde_json::to_string(&payload).unwrap();
+    let created = "2026-12-05T08:00:00.000000Z";
+    let mut h = cutter_core::CanonicalHasher::new("cutter-ledger-v1/review_decision");
+    h.u64_field(id as u64);
+    for v in [
+        "r-signed",
+        "cs-r-signed",
+        "run_state",
+        canonical.as_str(),
+        "forger",
+        created,
+    ] {
+        h.opt_field(Some(v.as_bytes()));
+    }
+    h.opt_field(Some(prev.as_bytes()));
+    let row_hash = h.finish().to_hex();
+    let coords = w.db.coordinates();
+    let psql = cutter_pg::pg_program("psql").unwrap();
+    let q = std::process::Command::new(psql)
+        .env("PGPASSFILE", &w.pgpass)
+        .env_remove("PGPASSWORD")
+        .arg(format!(
+            "host={} port={} dbname={} user=cutter_exec",
+            coords.host,
+            coords.port,
+            w.db.name()
+        ))
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!(
+            "INSERT INTO cutter_governance.review_decision \
+               (id, run_id, change_set_id, decision, payload, actor, created_at, prev_hash, row_hash) \
+             VALUES ({id}, 'r-signed', 'cs-r-signed', 'run_state', '{canonical}', 'forger', \
+                     '2026-12-05 08:00:00+00', '{prev}', '{row_hash}')"
+        ))
+        .output()
+        .unwrap();
+    assert!(q.status.success(), "psql: {}", text(&q));
+    let o = w.cmd().args(["ledger", "verify"]).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the chain is intact: {}",
+        text(&o)
+    );
+
+    // A report signed after the forgery (the ledger's head now includes the row): the
+    // row is named, by id, as appended after the run's recorded end.
+    let after = w.work.path().join("after.json");
+    let o = run(&w, &sign_args(&after, false));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let after_sig = PathBuf::from(format!("{}.asc", after.display()));
+    let o = run(&w, &verify_args(&after, &after_sig, false));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let said = text(&o);
+    assert!(
+        said.contains(&format!("review_decision {id} (run_state of run r-signed)"))
+            && said.contains("appended after the run's recorded end")
+            && said.contains("context.units_enacted"),
+        "{said}"
+    );
+    // run.json and report.json made to agree with the forged row, signed again: the
+    // count is named as well, since the refused row is left out of the recomputation.
+    let mut forged: Value = serde_json::from_slice(&std::fs::read(&after).unwrap()).unwrap();
+    forged["context"]["units_enacted"] = Value::from(999);
+    let forged_path = w.work.path().join("forged.json");
+    write_signed(&forged_path, &forged, &key);
+    let forged_sig = PathBuf::from(format!("{}.asc", forged_path.display()));
+    let o = run(&w, &verify_args(&forged_path, &forged_sig, false));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("/context/units_enacted: signed 999"),
+        "{}",
+        text(&o)
+    );
+    // The report signed before the forgery stops at its recorded head: it still verifies.
+    let clean_sig = PathBuf::from(format!("{}.asc", clean.display()));
+    let o = run(&w, &verify_args(&clean, &clean_sig, false));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// What the run itself appends on the long paths — a failure, its HOLD, compensation,
+/// the release and the void; a kill after a commit and `recover` — is never refused:
+/// each report verifies.
+#[test]
+fn a_held_compensated_released_voided_run_and_a_recovered_one_verify() {
+    let w = World::new();
+    pin_report_key(&w);
+    let verified = |id: &str| {
+        let out = w.work.path().join(format!("{id}.json"));
+        let o = w
+            .cmd()
+            .args(["report", "--run-id", id, "--sign", "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{id}: {}", text(&o));
+        let sig = PathBuf::from(format!("{}.asc", out.display()));
+        let o = run(&w, &verify_args(&out, &sig, false));
+        assert_eq!(o.status.code(), Some(0), "{id}: {}", text(&o));
+    };
+    let ok = |args: &[&str]| {
+        let o = w.cmd().args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+    };
+    let a = w.disarm("r-hold");
+    let o = w
+        .run_live("r-hold", &a)
+        .env("CUTTER_FAILPOINT", "leg_b_record:before_commit:error")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    verified("r-hold");
+    ok(&["compensate", "--run-id", "r-hold"]);
+    verified("r-hold");
+    let h = w.hold_release_approvals("r-hold");
+    ok(&["hold", "release", "--approval", &h[0], "--approval", &h[1]]);
+    ok(&["void", "--run-id", "r-hold", "--reason", "test"]);
+    verified("r-hold");
+
+    let later = w.work.path().join("plan-kill.json");
+    std::fs::write(&later, common::plan_json("cli-doc-kill", 3)).unwrap();
+    let b = w.approvals_for("r-kill", &later, [0, 1], w.database(), 3600);
+    let with_approvals = |args: &[&str]| {
+        let mut c = w.cmd();
+        c.args(args).arg(&later);
+        for x in &b {
+            c.args(["--approval", x]);
+        }
+        c
+    };
+    let o = with_approvals(&["kill-switch", "disarm", "--run-id", "r-kill", "--plan"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = with_approvals(&["run", "--mode", "live", "--run-id", "r-kill", "--plan"])
+        .env("CUTTER_FAILPOINT", "cut_leg_a:after_commit:abort")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    // recover holds the run it finds (exit 4, the HOLD).
+    let o = w.cmd().arg("recover").output().unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    ok(&["compensate", "--run-id", "r-kill"]);
+    verified("r-kill");
 }

@@ -23,7 +23,8 @@
 //! * [`OpenPgpVerifier`] is the [`cutter_core::SignatureVerifier`] the gate decides
 //!   with; [`verify_approvals`] applies the core's approval rules.
 //! * [`claim`], [`void`], [`append_reverted`], [`record_sg3`] append review decisions;
-//!   [`record_run_state`] records what a live run's report shows as it happens;
+//!   [`record_run_row`] records what a live run's report shows as it happens (and a
+//!   later proof of its backup), [`ledger_restore_proof`] reads that proof back;
 //!   [`run_status_in_db`] reads back what a run committed; [`ledger_log`] lists the
 //!   ledger's history.
 //! * [`install`] brings a database to cutter-pg's reference schema (its migration
@@ -80,8 +81,8 @@ pub use registry::{
     Registry, Revocation, DECISION_APPROVER_ADDED, DECISION_APPROVER_REVOKED,
 };
 pub use runstate::{
-    merge_patch_apply, merge_patch_diff, record_run_state, replay_run_states, run_states,
-    DECISION_RUN_STATE,
+    ledger_restore_proof, merge_patch_apply, merge_patch_diff, record_run_row, replay_run_states,
+    run_states, DECISION_RESTORE_PROOF, DECISION_RUN_STATE,
 };
 pub use verify::{
     prove_write_verify, write_verify, write_verify_cut, Mismatch, MismatchKind, VerifyReport,

@@ -4,6 +4,12 @@
 //! (or `null`), and a JSON merge patch (RFC 7396) from the run's previously recorded state
 //! to its state now. Replaying a run's rows in id order rebuilds its record; that is what
 //! `cutter report verify` recomputes a report from.
+//!
+//! A restore proof of a run's backup made later (`cutter backup restore-proof`) is a
+//! `review_decision` row `restore_proof` of the run: `{"at_ms", "proof", "record"}`.
+//! The run's restore proof is the latest of the two: the one its recorded state carries
+//! (`restore_proof`, set when the run proved its own backup) or a later row's
+//! ([`ledger_restore_proof`]).
 
 use cutter_core::RunId;
 use postgres::GenericClient;
@@ -16,22 +22,73 @@ use crate::error::{Error, Result};
 /// `decision` of a run's recorded state.
 pub const DECISION_RUN_STATE: &str = "run_state";
 
-/// Appends one `run_state` row for `run` with `payload`, in a transaction of its own;
-/// returns its id.
-pub fn record_run_state<C: GenericClient>(
+/// `decision` of a restore proof of a run's backup made after the run.
+pub const DECISION_RESTORE_PROOF: &str = "restore_proof";
+
+/// Appends one row of `run`'s record in the ledger: `decision` is
+/// [`DECISION_RUN_STATE`] (payload `{"at_ms", "event", "patch"}`) or
+/// [`DECISION_RESTORE_PROOF`] (payload `{"at_ms", "proof", "record"}`: when, the proof
+/// record's content, its file name). In a transaction of its own; returns its id.
+pub fn record_run_row<C: GenericClient>(
     client: &mut C,
     run: &RunId,
+    decision: &str,
     payload: &Value,
     actor: &str,
 ) -> Result<i64> {
-    append_run_decision(
-        client,
-        run,
-        DECISION_RUN_STATE,
-        payload,
-        actor,
-        "state record",
-    )
+    let what = match decision {
+        DECISION_RUN_STATE => "state record",
+        DECISION_RESTORE_PROOF => "restore proof record",
+        other => {
+            return Err(Error::Invalid(format!(
+                "{other:?} is not a row of a run's record ({DECISION_RUN_STATE}, {DECISION_RESTORE_PROOF})"
+            )))
+        }
+    };
+    append_run_decision(client, run, decision, payload, actor, what)
+}
+
+/// The restore proof the ledger holds for `run` (as far as `review_decision` id
+/// `through` reaches, if given), with the id of the row that recorded it: the latest of
+/// the run's recorded state (`restore_proof` of its `run_state` rows, replayed) and its
+/// `restore_proof` rows. `None` if neither holds one. Reads only.
+pub fn ledger_restore_proof<C: GenericClient>(
+    client: &mut C,
+    run: &RunId,
+    through: Option<i64>,
+) -> Result<Option<(i64, Value)>> {
+    let rows = client
+        .query(
+            "SELECT id, decision, payload::text FROM cutter_governance.review_decision \
+             WHERE run_id = $1 AND decision IN ('run_state', 'restore_proof') \
+               AND ($2::bigint IS NULL OR id <= $2) ORDER BY id",
+            &[&run.as_str(), &through],
+        )
+        .map_err(Error::db(format!(
+            "reading the restore proofs of run {run}"
+        )))?;
+    let mut state = Value::Null;
+    let mut found = None;
+    for r in &rows {
+        let id: i64 = r.get(0);
+        let p: Value = serde_json::from_str(r.get::<_, &str>(2)).map_err(|e| Error::Corrupt {
+            table: LedgerTable::ReviewDecision,
+            id,
+            detail: format!("{} payload is not JSON: {e}", r.get::<_, &str>(1)),
+        })?;
+        if r.get::<_, &str>(1) == DECISION_RESTORE_PROOF {
+            found = Some((id, p["proof"].clone()));
+            continue;
+        }
+        let Some(patch) = p.get("patch").filter(|x| !x.is_null()) else {
+            continue;
+        };
+        merge_patch_apply(&mut state, patch);
+        if patch.get("restore_proof").is_some() {
+            found = Some((id, state["restore_proof"].clone()));
+        }
+    }
+    Ok(found.filter(|(_, p)| !p.is_null()))
 }
 
 /// The `run_state` rows of `run` as `(id, payload)`, in id order, up to and including

@@ -208,6 +208,7 @@ pub fn dry_run(
         ),
         context,
         last_error: None,
+        restore_proof: None,
         pid: std::process::id(),
         updated_at: now_rfc3339(),
         // A rehearsal's ledger is its throwaway clone's.

@@ -37,6 +37,7 @@ pub mod interrupt;
 pub mod output;
 pub mod planfile;
 pub mod prove;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod runs;

@@ -1,5 +1,7 @@
 //! Output: a human summary on stdout, or one JSON document with `--json`; logs and
-//! progress on stderr. Progress bars are hidden when stderr is not a terminal.
+//! progress on stderr. Progress bars are hidden when stderr is not a terminal. Notes for
+//! the operator (what a run's effects could not do) go to the sink the caller gives
+//! ([`Output::with_notes`]; the CLI prints them on stderr), never printed by the library.
 
 use std::io::IsTerminal;
 
@@ -21,6 +23,8 @@ pub struct Output {
     /// With `json`: keep results for [`Output::take_captured`] instead of printing them,
     /// so that a command made of other commands (`demo`) prints one object.
     capture: bool,
+    /// Where the operator's notes go ([`Output::note`]); `None`: to the log only.
+    notes: Option<fn(&str)>,
 }
 
 thread_local! {
@@ -33,6 +37,26 @@ impl Output {
         Self {
             json,
             capture: false,
+            notes: None,
+        }
+    }
+
+    /// Notes for the operator ([`Output::note`]) go to `sink` too (the CLI's prints them
+    /// on stderr), except with `--json`.
+    pub fn with_notes(self, sink: fn(&str)) -> Self {
+        Self {
+            notes: Some(sink),
+            ..self
+        }
+    }
+
+    /// A note for the operator while a command runs — what an effect of a run's
+    /// transition could not do, and where its record went instead: logged (debug), and handed
+    /// to the sink of [`Output::with_notes`] unless `--json` (whose result says it).
+    pub fn note(&self, note: &str) {
+        tracing::debug!("{note}");
+        if let (Some(sink), false) = (self.notes, self.json) {
+            sink(note);
         }
     }
 
@@ -134,5 +158,33 @@ impl Output {
         }
         pb.set_message(what.to_string());
         pb
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static NOTES: AtomicUsize = AtomicUsize::new(0);
+
+    fn count(note: &str) {
+        assert_eq!(note, "post snapshot not captured: x");
+        NOTES.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn a_note_goes_to_the_callers_sink_and_never_into_json_output() {
+        let note = "post snapshot not captured: x";
+        Output::new(false).note(note);
+        assert_eq!(NOTES.load(Ordering::SeqCst), 0, "no sink: the log only");
+        Output::new(false).with_notes(count).note(note);
+        assert_eq!(NOTES.load(Ordering::SeqCst), 1);
+        Output::new(true).with_notes(count).note(note);
+        assert_eq!(
+            NOTES.load(Ordering::SeqCst),
+            1,
+            "--json: the result says it"
+        );
     }
 }

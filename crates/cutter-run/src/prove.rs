@@ -4,13 +4,16 @@
 //! into a throwaway cluster: the increment proof for an increment whose predecessor is
 //! proven, the chain proof for one whose predecessor is not, the full restore proof for a
 //! full backup. The proof's record goes beside the artifact in `backups/`; the run's
-//! context records mode and verdict for the report.
+//! context records mode and verdict for the report, and the run's recorded state the
+//! full restore proof's record itself, so the ledger holds it ([`ledger_proof`] records
+//! one made later by `cutter backup restore-proof`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cutter_backup::{LinkKind, PassphraseSource};
 use cutter_core::{BackupProofFacts, Fingerprint, ProveBackup};
+use serde_json::Value;
 
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
@@ -59,15 +62,17 @@ impl ProveSetup {
         })
     }
 
-    /// Proves the artifact `artifact` (a file name in `backups`) and says how it went;
-    /// never fails itself: a proof that cannot run is a failed proof.
-    pub fn prove(&self, backups: &Path, artifact: &str) -> BackupProofFacts {
+    /// Proves the artifact `artifact` (a file name in `backups`) and says how it went,
+    /// with the full restore proof's record (JSON) when that is the proof that ran and it
+    /// got as far as writing one; never fails itself: a proof that cannot run is a
+    /// failed proof.
+    pub fn prove(&self, backups: &Path, artifact: &str) -> (BackupProofFacts, Option<Value>) {
         let mut facts = BackupProofFacts::pending(self.mode);
         let (Some(secret), Some(pin), Some(signer)) =
             (&self.secret_key, &self.signing_pin, &self.signer)
         else {
             facts.detail = Some("prove_backup is off".into());
-            return facts;
+            return (facts, None);
         };
         let started = Instant::now();
         let path = backups.join(artifact);
@@ -97,14 +102,15 @@ impl ProveSetup {
         let record_name =
             cutter_backup::proof_record_name(stem, if kind == "full" { "restore" } else { kind });
         let record = backups.join(&record_name);
+        let mut content = None;
         let verdict: std::result::Result<bool, String> = if kind == "full" {
             let cfg = cutter_backup::RestoreConfig::new(&path, secret, pin.clone())
                 .passphrase(self.passphrase.clone())
                 .pg_bindir(self.pg_bindir.clone())
                 .record_to(&record, signer);
-            cutter_backup::restore_proof(&cfg)
-                .map(|p| p.passed)
-                .map_err(|e| e.to_string())
+            let result = cutter_backup::restore_proof(&cfg);
+            content = proof_content(&result, &record);
+            result.map(|p| p.passed).map_err(|e| e.to_string())
         } else {
             let cfg = cutter_backup::ChainProofConfig::new(&path, secret, pin.clone())
                 .passphrase(self.passphrase.clone())
@@ -132,6 +138,90 @@ impl ProveSetup {
             }
         }
         tracing::info!(mode = %self.mode, kind, passed = ?facts.passed, "backup proof");
-        facts
+        (facts, content)
     }
+}
+
+/// The record a full restore proof made (JSON): the proof it returned, passed or failed,
+/// else the record it wrote at `record` before it stopped (a proof that set up its
+/// restore target records every outcome, never over an existing record, so the file is
+/// this proof's own). `None`: it stopped before anything was restored, and wrote none.
+pub fn proof_content(
+    result: &cutter_backup::Result<cutter_backup::RestoreProof>,
+    record: &Path,
+) -> Option<Value> {
+    match result {
+        Ok(p) => serde_json::to_value(p).ok(),
+        Err(cutter_backup::Error::ProofFailed { proof }) => serde_json::to_value(proof).ok(),
+        Err(cutter_backup::Error::RecordExists { .. }) => None,
+        Err(_) => std::fs::read(record)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok()),
+    }
+}
+
+/// Records a restore proof made after its run (`cutter backup restore-proof`) in the
+/// ledger, as a `restore_proof` row of the run whose backup it proves, through the
+/// writer's connection (`[database] url`), and says what happened in one line:
+/// recorded, or why not. Recorded only for a live run the ledger knows whose recorded
+/// backup has the proven artifact's sha256; otherwise nothing is written, and a report
+/// of that run shows the restore proof the ledger holds (if any), not this one.
+pub fn ledger_proof(
+    ctx: &Ctx,
+    result: &cutter_backup::Result<cutter_backup::RestoreProof>,
+    record: &Path,
+) -> String {
+    let Some(proof) = proof_content(result, record) else {
+        return "ledger: nothing to record (the proof wrote no record)".into();
+    };
+    match append_proof(ctx, &proof, record) {
+        Ok(line) => line,
+        Err(why) => format!(
+            "ledger: NOT recorded ({why}); a report of this backup's run leaves its restore proof \
+             out and names this record as not checked — prove it again where cutter can write the \
+             ledger"
+        ),
+    }
+}
+
+fn append_proof(ctx: &Ctx, proof: &Value, record: &Path) -> std::result::Result<String, String> {
+    let run = cutter_core::RunId::new(proof["run_id"].as_str().unwrap_or_default())
+        .map_err(|e| format!("the proof's run_id: {e}"))?;
+    let cfg = crate::ctx::target_config(ctx).map_err(|e| e.to_string())?;
+    let mut c = cfg
+        .connect()
+        .map_err(|e| format!("connecting to the target as the writer: {e}"))?;
+    let rows = cutter_governance::run_states(&mut c, &run, None).map_err(|e| e.to_string())?;
+    if rows.is_empty() {
+        return Ok(format!(
+            "ledger: not recorded: {run} is no live run this database's ledger records (a backup \
+             of its own, or another database's run)"
+        ));
+    }
+    let state = cutter_governance::replay_run_states(&rows);
+    let recorded = &state["context"]["backup"]["sha256"];
+    if recorded != &proof["artifact_sha256"] {
+        return Err(format!(
+            "the ledger records run {run}'s backup with sha256 {recorded}, and this proof is of an \
+             artifact with sha256 {}",
+            proof["artifact_sha256"]
+        ));
+    }
+    let payload = serde_json::json!({
+        "at_ms": crate::runs::now_ms(),
+        "proof": proof,
+        "record": record.file_name().map(|n| n.to_string_lossy().into_owned()),
+    });
+    let id = cutter_governance::record_run_row(
+        &mut c,
+        &run,
+        cutter_governance::DECISION_RESTORE_PROOF,
+        &payload,
+        &ctx.settings.actor,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "ledger: recorded for run {run} (review_decision {id}); its report takes the restore proof \
+         from there"
+    ))
 }

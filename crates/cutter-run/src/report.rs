@@ -17,8 +17,13 @@ use crate::statedir::StateDir;
 pub struct ReportExtras {
     /// The restore proof's result (JSON), if one was run for this run's backup.
     pub restore_proof: Option<Value>,
-    /// Why a restore proof record present for the backup could not be used.
+    /// Why the restore proof recorded for the backup could not be used.
     pub restore_proof_error: Option<String>,
+    /// What the state directory's restore proof record says beside the ledger's, when
+    /// they are not the same (a record the ledger lacks, or one that differs): shown to
+    /// the operator, not part of the report's JSON (it is not recorded in the ledger).
+    #[serde(skip)]
+    pub restore_proof_file: Option<String>,
     /// The ledger verification (JSON), if the target was reachable.
     pub ledger: Option<Value>,
     /// Why the ledger could not be verified, if it could not.
@@ -345,6 +350,9 @@ pub fn to_markdown(r: &RunRecord, extras: &ReportExtras) -> String {
     if let Some(v) = &extras.restore_proof {
         restore_proof_table(&mut out, v);
     }
+    if let Some(note) = &extras.restore_proof_file {
+        let _ = writeln!(out, "\nNote: {}.", cell(note));
+    }
     out.push_str("\n## Ledger\n\n");
     let _ = writeln!(out, "Status: {}.", extras.ledger_status());
     if let Some(v) = &extras.ledger {
@@ -487,36 +495,36 @@ fn ledger_table(out: &mut String, v: &Value) {
     }
 }
 
-/// What a report adds to the run record, gathered now: the restore proof recorded for
-/// the run's backup (`backups/<name>.restore-proof.json`), and the ledger's chain
-/// verification (`cutter ledger verify`) on the target for a live run. Never fails: what
-/// cannot be read is reported as such. The database is read as the read-only role.
+/// What a report adds to the run record, gathered now: the ledger's chain verification
+/// (`cutter ledger verify`) and the restore proof the ledger holds for a live run's
+/// backup (`cutter_governance::ledger_restore_proof`; the state directory's record
+/// `backups/<name>.restore-proof.json` is only compared with it), or for a rehearsal the
+/// state directory's record. Never fails: what cannot be read is reported as such. The
+/// database is read as the read-only role.
 pub fn report_extras(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> ReportExtras {
     let read_only = crate::ctx::target_config(ctx)
         .map(|c| c.with_user(&ctx.settings.verify_user, None))
         .map_err(|e| e.to_string());
-    report_extras_in(read_only, dir, rec)
+    report_extras_in(read_only, dir, rec, None)
 }
 
-/// [`report_extras`] reading the database through `read_only`.
+/// [`report_extras`] reading the database through `read_only`, and the ledger's
+/// `review_decision` rows only as far as id `through` (if given).
 pub fn report_extras_as(
     read_only: &cutter_pg::ConnConfig,
     dir: &StateDir,
     rec: &RunRecord,
+    through: Option<i64>,
 ) -> ReportExtras {
-    report_extras_in(Ok(read_only.clone()), dir, rec)
+    report_extras_in(Ok(read_only.clone()), dir, rec, through)
 }
 
-fn report_extras_in(
-    read_only: std::result::Result<cutter_pg::ConnConfig, String>,
+/// The state directory's restore proof record of `rec`'s backup: its path, and its
+/// content, or why it cannot be read; `None` if there is none.
+fn state_dir_proof(
     dir: &StateDir,
     rec: &RunRecord,
-) -> ReportExtras {
-    let mut extras = ReportExtras::default();
-    match dir.journal(&rec.machine.run_id).and_then(|j| j.read()) {
-        Ok((entries, _torn)) => extras.events = timeline_events(rec.machine.mode, &entries),
-        Err(e) => tracing::warn!("the report's events: {e}"),
-    }
+) -> Option<(std::path::PathBuf, std::result::Result<Value, String>)> {
     let stem = rec.context.backup.as_ref().map_or_else(
         || rec.machine.run_id.to_string(),
         |b| b.artifact.trim_end_matches(".dump.pgp").to_string(),
@@ -524,46 +532,84 @@ fn report_extras_in(
     let proof = dir
         .backups()
         .join(cutter_backup::proof_record_name(&stem, "restore"));
-    match std::fs::read(&proof) {
-        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Ok(v) => {
-                let proved = v["artifact_sha256"].as_str().unwrap_or("none").to_string();
-                match rec.context.backup.as_ref().map(|b| b.sha256.to_string()) {
-                    Some(sha) if proved != sha => {
-                        extras.restore_proof_error = Some(format!(
-                            "{} proves an artifact with sha256 {proved}, not this run's backup (sha256 {sha}); prove this backup with `cutter backup restore-proof`",
-                            proof.display()
-                        ));
-                    }
-                    _ => extras.restore_proof = Some(v),
-                }
-            }
-            Err(e) => {
-                extras.restore_proof_error = Some(format!(
-                    "{} is not a restore proof record ({e}); run the proof again with `cutter backup restore-proof`",
-                    proof.display()
-                ));
-            }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            extras.restore_proof_error = Some(format!("{}: {e}", proof.display()));
-        }
+    let content = match std::fs::read(&proof) {
+        Ok(bytes) => serde_json::from_slice::<Value>(&bytes).map_err(|e| {
+            format!(
+                "{} is not a restore proof record ({e}); run the proof again with `cutter backup restore-proof`",
+                proof.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => Err(format!("{}: {e}", proof.display())),
+    };
+    Some((proof, content))
+}
+
+/// `proof` (recorded at `source`) as the report shows it: the proof, or why it is not of
+/// `rec`'s backup.
+fn judge_proof(rec: &RunRecord, proof: Value, source: &str) -> (Option<Value>, Option<String>) {
+    let proved = proof["artifact_sha256"]
+        .as_str()
+        .unwrap_or("none")
+        .to_string();
+    match rec.context.backup.as_ref().map(|b| b.sha256.to_string()) {
+        Some(sha) if proved != sha => (
+            None,
+            Some(format!(
+                "{source} proves an artifact with sha256 {proved}, not this run's backup (sha256 {sha}); prove this backup with `cutter backup restore-proof`"
+            )),
+        ),
+        _ => (Some(proof), None),
     }
+}
+
+fn report_extras_in(
+    read_only: std::result::Result<cutter_pg::ConnConfig, String>,
+    dir: &StateDir,
+    rec: &RunRecord,
+    through: Option<i64>,
+) -> ReportExtras {
+    let mut extras = ReportExtras::default();
+    match dir.journal(&rec.machine.run_id).and_then(|j| j.read()) {
+        Ok((entries, _torn)) => extras.events = timeline_events(rec.machine.mode, &entries),
+        Err(e) => tracing::warn!("the report's events: {e}"),
+    }
+    let file = state_dir_proof(dir, rec);
     match rec.machine.mode {
         cutter_core::Mode::Live => {
             match read_only.and_then(|c| c.connect().map_err(|e| e.to_string())) {
-                Ok(mut client) => match cutter_governance::verify_ledger(&mut client) {
-                    Ok(r) => {
-                        extras.ledger = serde_json::to_value(&r).ok();
-                        extras.changed_articles =
-                            changed_articles(&mut client, &rec.machine.run_id);
+                Ok(mut client) => {
+                    match cutter_governance::verify_ledger(&mut client) {
+                        Ok(r) => {
+                            extras.ledger = serde_json::to_value(&r).ok();
+                            extras.changed_articles =
+                                changed_articles(&mut client, &rec.machine.run_id);
+                        }
+                        Err(e) => extras.ledger_error = Some(e.to_string()),
                     }
-                    Err(e) => extras.ledger_error = Some(e.to_string()),
-                },
+                    let run = &rec.machine.run_id;
+                    match cutter_governance::ledger_restore_proof(&mut client, run, through) {
+                        Ok(found) => {
+                            extras.restore_proof_file = compare_with_file(file, found.as_ref());
+                            if let Some((id, proof)) = found {
+                                let source =
+                                    format!("the ledger's restore proof (review_decision {id})");
+                                (extras.restore_proof, extras.restore_proof_error) =
+                                    judge_proof(rec, proof, &source);
+                            }
+                        }
+                        Err(e) => {
+                            extras.restore_proof_error = Some(format!(
+                                "the ledger's restore proof of run {run} could not be read: {e}"
+                            ))
+                        }
+                    }
+                }
                 Err(e) => {
                     extras.ledger_error =
-                        Some(format!("{e}; verify it later with `cutter ledger verify`"))
+                        Some(format!("{e}; verify it later with `cutter ledger verify`"));
+                    extras.restore_proof_error =
+                        Some("not read: the ledger, which holds it, could not be reached".into());
                 }
             }
         }
@@ -572,9 +618,54 @@ fn report_extras_in(
                 "a dry-run writes its ledger rows only to its throwaway clone, which is gone"
                     .into(),
             );
+            // A rehearsal's ledger is gone with its clone: its record is the state
+            // directory's.
+            match file {
+                Some((path, Ok(v))) => {
+                    (extras.restore_proof, extras.restore_proof_error) =
+                        judge_proof(rec, v, &path.display().to_string())
+                }
+                Some((_, Err(e))) => extras.restore_proof_error = Some(e),
+                None => {}
+            }
         }
     }
+    if let Some(note) = &extras.restore_proof_file {
+        tracing::warn!("run {}: {note}", rec.machine.run_id);
+    }
     extras
+}
+
+/// What the state directory's restore proof record (`file`) says beside the ledger's
+/// (`ledger`: its row id and proof), if they are not the same: the ledger's is the one
+/// shown, and a record the ledger lacks is not checked.
+fn compare_with_file(
+    file: Option<(std::path::PathBuf, std::result::Result<Value, String>)>,
+    ledger: Option<&(i64, Value)>,
+) -> Option<String> {
+    let (path, content) = file?;
+    let path = path.display();
+    match (content, ledger) {
+        (Ok(v), Some((_, l))) if &v == l => None,
+        (Ok(v), Some((id, l))) => {
+            let mut fields = Vec::new();
+            crate::signed::diff("", &v, l, &mut fields);
+            let fields: Vec<String> = fields.into_iter().map(|d| d.field).take(8).collect();
+            Some(format!(
+                "the state directory's {path} differs from the ledger's restore proof (review_decision \
+                 {id}) in {}: the ledger's is shown",
+                fields.join(", ")
+            ))
+        }
+        (Err(e), Some((id, _))) => Some(format!(
+            "{e}; the ledger's restore proof (review_decision {id}) is shown"
+        )),
+        (_, None) => Some(format!(
+            "the state directory holds a restore proof record, {path}, that the ledger does not: it \
+             is not shown and not checked (it was made where cutter could not write the ledger); \
+             prove the backup again with `cutter backup restore-proof` where it can"
+        )),
+    }
 }
 
 /// An amendment run's changed articles, side by side (at most 200; none if they cannot

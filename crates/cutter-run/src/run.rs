@@ -438,8 +438,9 @@ impl Pipeline<'_> {
         };
         failpoint::hit(Phase::PreWriteBackup, When::BeforeProof)?;
         let spinner = self.out.spinner("proving the backup");
-        let facts = setup.prove(&self.backups_dir, artifact);
+        let (facts, proof) = setup.prove(&self.backups_dir, artifact);
         drop(spinner);
+        self.rec.restore_proof = proof;
         let verdict = match facts.passed {
             Some(true) => Ok(()),
             _ => Err(format!(
@@ -467,9 +468,10 @@ impl Pipeline<'_> {
             return Ok(());
         }
         let spinner = self.out.spinner("proving the backup");
-        let facts = setup.prove(&self.backups_dir, &backup.artifact);
+        let (facts, proof) = setup.prove(&self.backups_dir, &backup.artifact);
         drop(spinner);
         self.rec.context.backup_proof = Some(facts);
+        self.rec.restore_proof = proof;
         self.rec.save(self.dir)
     }
 
@@ -677,10 +679,8 @@ pub fn apply_effects(
     if effects.contains(&Effect::RemoveHold) {
         dir.remove_hold()?;
     }
-    if !out.json {
-        for n in notes {
-            eprintln!("cutter: {n}");
-        }
+    for n in notes {
+        out.note(&n);
     }
     Ok(())
 }
@@ -999,6 +999,7 @@ fn live(
         machine: RunMachine::new(run_id.clone(), Mode::Live, final_phase, kill_switch),
         context,
         last_error: None,
+        restore_proof: None,
         pid: std::process::id(),
         updated_at: now_rfc3339(),
         // What the report shows is recorded in the ledger as it happens.
@@ -1081,7 +1082,11 @@ pub fn finish(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> Result<Finished> {
         )),
         extras
             .restore_proof_status()
-            .map_or(String::new(), |p| format!("; restore proof {p}")),
+            .map_or(String::new(), |p| format!("; restore proof {p}"))
+            + &extras
+                .restore_proof_file
+                .as_ref()
+                .map_or(String::new(), |n| format!("\nnote: {n}")),
         c.backup_proof
             .as_ref()
             .map_or(String::new(), |p| format!("\nbackup proof: {}", p.summary())),

@@ -20,6 +20,10 @@ pub struct RunRecord {
     pub context: RunContext,
     /// The last error, if the run stopped on one.
     pub last_error: Option<String>,
+    /// The restore proof's record (JSON) when the run proved its own backup with the full
+    /// restore proof (`[run] prove_backup`); recorded in the ledger with the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_proof: Option<serde_json::Value>,
     /// The process that drives (or drove) the run.
     pub pid: u32,
     /// RFC 3339.
@@ -74,12 +78,14 @@ impl RunRecord {
         self
     }
 
-    /// What the ledger records of the run: `machine`, `context`, `last_error`.
+    /// What the ledger records of the run: `machine`, `context`, `last_error`,
+    /// `restore_proof`.
     pub fn ledger_state(&self) -> serde_json::Value {
         serde_json::json!({
             "machine": self.machine,
             "context": self.context,
             "last_error": self.last_error,
+            "restore_proof": self.restore_proof,
         })
     }
 
@@ -93,6 +99,7 @@ impl RunRecord {
                 .map_err(|e| format!("context: {e}"))?,
             last_error: serde_json::from_value(field("last_error"))
                 .map_err(|e| format!("last_error: {e}"))?,
+            restore_proof: state.get("restore_proof").filter(|v| !v.is_null()).cloned(),
             pid: 0,
             updated_at: String::new(),
             ledger: None,
@@ -118,7 +125,7 @@ impl RunRecord {
 }
 
 /// The ledger a live run's record is recorded in as it changes: one `run_state` row
-/// (`cutter_governance::record_run_state`) per journaled event and per change between
+/// (`cutter_governance::record_run_row`) per journaled event and per change between
 /// events, carrying the merge patch from the state recorded before. A row that cannot be
 /// written is logged and its change carried by the next row; `cutter report verify` then
 /// names what the ledger lacks. Clones share one connection.
@@ -199,8 +206,14 @@ impl LedgerInner {
                 "event": event.map(|e| &e.event),
                 "patch": patch,
             });
-            cutter_governance::record_run_state(&mut c, run, &payload, &self.actor)
-                .map_err(|e| e.to_string())?;
+            cutter_governance::record_run_row(
+                &mut c,
+                run,
+                cutter_governance::DECISION_RUN_STATE,
+                &payload,
+                &self.actor,
+            )
+            .map_err(|e| e.to_string())?;
             self.recorded = state.clone();
         }
         self.client = Some(c);

@@ -8,11 +8,15 @@
 //! outcomes, snapshots, backup, counts, state, events), its approvals from
 //! `dot_pair_signature` with the signers' names from the approver registry, write_verify's
 //! counts from `verify_result`, the ledger's chain heads as recorded (a head stays
-//! checkable after the chain grows) and the chains' integrity. The run's rows are read up
-//! to the report's recorded `review_decision` head, so a report made before a
-//! compensation still verifies after it. Not from the ledger: the restore proof
-//! ([`NOT_FROM_THE_LEDGER`]), which is compared with the state directory's record and
-//! named as not checked. Each field that differs is named.
+//! checkable after the chain grows) and the chains' integrity, and the restore proof of
+//! the run's backup as the ledger holds it (the run's recorded state, or a later
+//! `restore_proof` row). The run's rows are read up to the report's recorded
+//! `review_decision` head, so a report made before a compensation (or a later proof)
+//! still verifies after it. Each field that differs is named, and so is each `run_state`
+//! row the run itself could not have appended ([`crate::replay`]: a row after the run's
+//! recorded end, an event its state machine refuses, a change of what is fixed). A restore proof record in
+//! the state directory that the ledger does not hold is never trusted: it is named as
+//! not checked.
 
 use std::time::SystemTime;
 
@@ -22,24 +26,10 @@ use serde_json::{json, Value};
 
 use crate::ctx::{target_config, Ctx};
 use crate::error::{Error, Result};
+use crate::replay::RefusedRow;
 use crate::report::{report_extras_as, to_json};
 use crate::runs::RunRecord;
 use crate::statedir::{JournalEntry, StateDir};
-
-/// The report's fields the ledger does not record, with where they come from instead:
-/// `cutter report verify` compares them with the state directory and names them as not
-/// checked against the ledger.
-pub const NOT_FROM_THE_LEDGER: [(&str, &str); 2] = [
-    (
-        "/restore_proof",
-        "the restore proof runs on a throwaway cluster and is recorded only in the state \
-         directory (backups/<artifact>.restore-proof.json); compared with that record",
-    ),
-    (
-        "/restore_proof_error",
-        "derived from the state directory's restore-proof record; compared with it",
-    ),
-];
 
 /// The variable that may name the report key's secret key file (as the file does).
 pub const SIGNING_KEY_ENV: &str = "CUTTER_REPORT_SIGNING_KEY";
@@ -159,17 +149,21 @@ pub struct Verification {
     pub signer: Fingerprint,
     /// Every field whose recomputation differs, in document order.
     pub differences: Vec<Difference>,
-    /// Fields not recomputed from the ledger (JSON pointer, and what they were compared
-    /// with instead): [`NOT_FROM_THE_LEDGER`].
+    /// The run's `run_state` rows the run itself could not have appended (a forged
+    /// row: see [`crate::replay`]), left out of the recomputation.
+    pub refused: Vec<RefusedRow>,
+    /// Fields the ledger could not check: `/restore_proof` when the ledger holds no restore
+    /// proof of the run's backup but the state directory has a record of one (made where
+    /// cutter could not write the ledger). Empty otherwise.
     pub not_checked: Vec<NotChecked>,
 }
 
-/// A field of the report that the ledger does not record.
+/// A field of the report that the ledger could not check.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct NotChecked {
     /// The field, as a JSON pointer.
     pub field: String,
-    /// Why, and what it was compared with instead.
+    /// Why.
     pub why: String,
 }
 
@@ -224,8 +218,8 @@ pub fn verify(ctx: &Ctx, dir: &StateDir, report: &[u8], signature: &[u8]) -> Res
             .find(|t| t["table"] == cutter_governance::LedgerTable::ReviewDecision.name())
             .and_then(|t| t["head"][0].as_i64())
     });
-    let (rec, entries) = record_from_ledger(&mut c, &run_id, through)?;
-    let mut extras = report_extras_as(&read_only, dir, &rec);
+    let (rec, entries, refused) = record_from_ledger(&mut c, &run_id, through)?;
+    let mut extras = report_extras_as(&read_only, dir, &rec, through);
     extras.events = crate::report::timeline_events(rec.machine.mode, &entries);
     let mut recomputed = to_json(&rec, &extras);
     // The key as the signer writes it: anything else in the field is named.
@@ -263,18 +257,23 @@ pub fn verify(ctx: &Ctx, dir: &StateDir, report: &[u8], signature: &[u8]) -> Res
         run_id,
         signer,
         differences,
-        not_checked: NOT_FROM_THE_LEDGER
-            .iter()
-            .map(|(field, why)| NotChecked {
-                field: (*field).into(),
-                why: (*why).into(),
+        refused,
+        not_checked: extras
+            .restore_proof_file
+            .filter(|_| extras.restore_proof.is_none())
+            .map(|why| NotChecked {
+                field: "/restore_proof".into(),
+                why,
             })
+            .into_iter()
             .collect(),
     })
 }
 
 /// A live run's record and journal as the ledger recorded them while it ran: its
-/// `run_state` rows (up to `review_decision` id `through`, if given) replayed in order,
+/// `run_state` rows (up to `review_decision` id `through`, if given) replayed in order
+/// ([`crate::replay::checked_replay`]: a row the run could not have appended is refused,
+/// returned, and left out),
 /// then what other ledger tables hold on their own — the approvals as `dot_pair_signature`
 /// recorded them (the signers' names from the approver registry) and write_verify's counts
 /// as `verify_result` recorded them. Reads only.
@@ -282,7 +281,7 @@ pub fn record_from_ledger(
     c: &mut postgres::Client,
     run: &RunId,
     through: Option<i64>,
-) -> Result<(RunRecord, Vec<JournalEntry>)> {
+) -> Result<(RunRecord, Vec<JournalEntry>, Vec<RefusedRow>)> {
     let failed = |e: cutter_governance::Error| Error::Failed(e.to_string());
     let rows = cutter_governance::run_states(c, run, through).map_err(failed)?;
     if rows.is_empty() {
@@ -293,9 +292,9 @@ pub fn record_from_ledger(
             through.map_or(String::new(), |t| format!(" up to id {t}"))
         )));
     }
-    let state = cutter_governance::replay_run_states(&rows);
+    let (state, taken, refused) = crate::replay::checked_replay(&rows);
     let mut entries = Vec::new();
-    for (id, p) in &rows {
+    for (id, p) in rows.iter().filter(|(id, _)| taken.contains(id)) {
         if !p["event"].is_null() {
             let event = serde_json::from_value(p["event"].clone()).map_err(|e| {
                 Error::Failed(format!(
@@ -358,12 +357,12 @@ pub fn record_from_ledger(
             matched: r.get::<_, i64>(1) as u64,
             mismatched: r.get::<_, i64>(2) as u64,
         });
-    Ok((rec, entries))
+    Ok((rec, entries, refused))
 }
 
 /// Every leaf where `a` and `b` differ, as JSON pointers; a field only one side has is a
 /// difference too.
-fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<Difference>) {
+pub(crate) fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<Difference>) {
     let escape = |k: &str| k.replace('~', "~0").replace('/', "~1");
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {

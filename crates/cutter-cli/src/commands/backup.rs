@@ -186,7 +186,9 @@ pub fn restore_proof(ctx: &Ctx, artifact: &Path, chain: bool) -> Result<u8> {
         .on_progress(move |n| bar.set_position(n));
     let result = cutter_backup::restore_proof(&cfg);
     pb.finish_and_clear();
-    let proof = result.map_err(|e| CliError::Failed(e.to_string()))?;
+    // The run's report takes its restore proof from the ledger, never from the file.
+    let ledger = cutter_run::prove::ledger_proof(ctx, &result, &record);
+    let proof = result.map_err(|e| CliError::Failed(format!("{e}\n{ledger}")))?;
     let mut human = format!(
         "restore proof of {}: {}\n  manifest signed by {}; restored as {} into a throwaway cluster (system {}) and discarded; source system {}\n",
         artifact.display(),
@@ -199,20 +201,23 @@ pub fn restore_proof(ctx: &Ctx, artifact: &Path, chain: bool) -> Result<u8> {
     for t in &proof.tables {
         let _ = writeln!(human, "  {}", serde_json::to_string(t).unwrap_or_default());
     }
-    Ok(emit_proof(ctx, human, json!(proof), &record, proof.passed))
+    let _ = writeln!(human, "{ledger}");
+    let data = json!({"proof": proof, "ledger": ledger});
+    Ok(emit_proof(ctx, human, data, &record, proof.passed))
 }
 
-/// Prints a proof (and its record's path), and the exit code its verdict gives.
+/// Prints a proof (`data`: `proof`, and `ledger` for a full restore proof) with its
+/// record's path, and the exit code its verdict gives.
 fn emit_proof(
     ctx: &Ctx,
     mut human: String,
-    proof: serde_json::Value,
+    mut data: serde_json::Value,
     record: &Path,
     passed: bool,
 ) -> u8 {
     let _ = writeln!(human, "record: {}", record.display());
-    ctx.out
-        .emit(&human, json!({"proof": proof, "record": record}));
+    data["record"] = json!(record);
+    ctx.out.emit(&human, data);
     if passed {
         exit::OK
     } else {
@@ -257,7 +262,13 @@ fn chain_or_increment_proof(
     for t in &proof.tables {
         let _ = writeln!(human, "  {}: {}", t.table, t.actual);
     }
-    Ok(emit_proof(ctx, human, json!(proof), &record, proof.passed))
+    Ok(emit_proof(
+        ctx,
+        human,
+        json!({"proof": proof}),
+        &record,
+        proof.passed,
+    ))
 }
 
 /// `cutter doctor`: preflight, backup selftest, approvers, state — one line per check.

@@ -430,7 +430,7 @@ fn report_verify(ctx: &Ctx, dir: &StateDir, report: &Path, sig: &Path) -> Result
     let bytes = std::fs::read(report).map_err(|e| CliError::io(report, e))?;
     let signature = std::fs::read(sig).map_err(|e| CliError::io(sig, e))?;
     let v = cutter_run::signed::verify(ctx, dir, &bytes, &signature)?;
-    if !v.differences.is_empty() {
+    if !v.differences.is_empty() || !v.refused.is_empty() {
         let lines: Vec<String> = v
             .differences
             .iter()
@@ -441,12 +441,35 @@ fn report_verify(ctx: &Ctx, dir: &StateDir, report: &Path, sig: &Path) -> Result
                 )
             })
             .collect();
+        let refused: Vec<String> = v
+            .refused
+            .iter()
+            .map(|r| {
+                format!(
+                    "  review_decision {} (run_state of run {}): {}",
+                    r.id, v.run_id, r.why
+                )
+            })
+            .collect();
         return Err(CliError::Failed(format!(
-            "{}: signed by the pinned report key {}, but {} field(s) differ from the ledger:\n{}",
+            "{}: signed by the pinned report key {}, but {} field(s) differ from the ledger{}{}{}",
             report.display(),
             v.signer,
             lines.len(),
-            lines.join("\n")
+            if lines.is_empty() { "" } else { ":\n" },
+            lines.join("\n"),
+            if refused.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\nand {} ledger row(s) of the run are refused — rows the run could not have appended \
+                     (forged, e.g. by the writer role with psql), left out of the recomputation; \
+                     `cutter ledger log --run-id {}` shows when they were appended:\n{}",
+                    refused.len(),
+                    v.run_id,
+                    refused.join("\n")
+                )
+            }
         )));
     }
     let not_checked: Vec<String> = v

@@ -325,6 +325,19 @@ impl World {
         self.approvals_for(run, &self.plan, [0, 1], self.database(), 3600)
     }
 
+    /// Two hold-release approvals (SG_1, SG_2) for `run`, valid for an hour.
+    pub fn hold_release_approvals(&self, run: &str) -> Vec<String> {
+        self.approvals_with(
+            run,
+            &self.plan,
+            [0, 1],
+            cutter_core::Purpose::HoldRelease,
+            None,
+            self.database(),
+            3600,
+        )
+    }
+
     /// Disarms the kill-switch for `run` with valid approvals; returns them for the run.
     pub fn disarm(&self, run: &str) -> Vec<String> {
         let a = self.approvals(run);
