@@ -105,12 +105,15 @@ fn happy_path_live_run_then_report_status_and_ledger() {
             e.display()
         );
     }
-    let report = w
-        .cmd()
-        .args(["report", "--run-id", "r-happy"])
-        .output()
-        .unwrap();
-    let md = stdout(&report);
+    let report_md = || {
+        stdout(
+            &w.cmd()
+                .args(["report", "--run-id", "r-happy"])
+                .output()
+                .unwrap(),
+        )
+    };
+    let md = report_md();
     insta::with_settings!({filters => redactions()}, {
         insta::assert_snapshot!("happy_summary", stdout(&o));
         insta::assert_snapshot!("happy_report", md);
@@ -148,12 +151,7 @@ fn happy_path_live_run_then_report_status_and_ledger() {
         .output()
         .unwrap();
     assert_eq!(proof.status.code(), Some(0), "{}", stderr(&proof));
-    let md = stdout(
-        &w.cmd()
-            .args(["report", "--run-id", "r-happy"])
-            .output()
-            .unwrap(),
-    );
+    let md = report_md();
     assert!(
         md.contains("## Restore proof\n\nStatus: PASSED: the backup restored into a throwaway cluster and matched its manifest."),
         "{md}"
@@ -194,12 +192,7 @@ fn happy_path_live_run_then_report_status_and_ledger() {
         "{j}"
     );
     assert!(j["report"]["restore_proof_error"].is_null(), "{j}");
-    let md = stdout(
-        &w.cmd()
-            .args(["report", "--run-id", "r-happy"])
-            .output()
-            .unwrap(),
-    );
+    let md = report_md();
     assert!(
         md.contains("differs from the ledger's restore proof")
             && md.contains("in /artifact_sha256: the ledger's is shown"),

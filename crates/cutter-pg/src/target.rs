@@ -479,7 +479,7 @@ impl Target {
         let mut check = DigestCheck {
             hasher: PlanHasher::new(plan.document_id(), plan.source_version_id(), plan.rows()),
             expected: plan.digest(),
-            picker: Some(plan),
+            picker: plan.can_pick().then_some(plan as &dyn Picked),
         };
         self.run_leg_a(auth, &input, plan.iter(), progress, Some(&mut check))
     }
@@ -1011,16 +1011,11 @@ struct DigestCheck<'p> {
 
 /// A validated plan whose facts are in memory and whose rows can be read back one by one.
 trait Picked: cutter_core::PlanFacts {
-    /// Whether rows can be read back.
-    fn can_pick(&self) -> bool;
     /// Rows `rows` (1-based, ascending), each checked against the validated row digest.
     fn pick(&self, rows: &[u64]) -> Result<Vec<CutPlanRow>>;
 }
 
 impl<F> Picked for StreamedPlan<F> {
-    fn can_pick(&self) -> bool {
-        StreamedPlan::can_pick(self)
-    }
     fn pick(&self, rows: &[u64]) -> Result<Vec<CutPlanRow>> {
         self.picked(rows).unwrap_or_else(|| {
             Err(Error::PlanRowChanged {
@@ -1074,11 +1069,7 @@ fn write_leg_a<R: Borrow<CutPlanRow>>(
         .map_err(LegAFail::Other)?;
     let live = crate::amend::live_units(tx, input.document_id).map_err(LegAFail::Other)?;
     let amending = !live.is_empty();
-    if let Some(picker) = check
-        .as_deref()
-        .and_then(|c| c.picker)
-        .filter(|p| amending && p.can_pick())
-    {
+    if let Some(picker) = check.as_deref().and_then(|c| c.picker).filter(|_| amending) {
         return write_amendment_picked(tx, &stmt, input, picker, live, limits, progress);
     }
     let mut diff = DiffBuilder::new(live);
