@@ -7,8 +7,9 @@
 //! ```
 //!
 //! **Every row is a spawned process, timed the same way**: wall time from just before the
-//! spawn until the process (for a pipeline: every process of it) has exited, seen by
-//! polling `/proc/<pid>/stat` every millisecond; CPU seconds read from the zombies. The
+//! spawn until the process (for a pipeline: every process of it) has exited, seen by a
+//! blocking `waitid(WEXITED | WNOWAIT)` (no polling that would take CPU from the
+//! measured processes); CPU seconds read from the zombies. The
 //! cutter backup runs as a child of its own (this binary with `--child-backup`): it loads
 //! the recipient key and the signing key, connects, and takes the backup as `cutter` does,
 //! all inside the timing; it reports its own peak RSS (VmHWM) as it exits.
@@ -305,20 +306,27 @@ struct Ended {
     stdout: String,
 }
 
-/// Polls until `child` is a zombie (every millisecond: the same polling for every row),
-/// reads its CPU times, then reaps it. Fails if it did not exit 0.
+/// Waits until `child` has exited, leaving it a zombie (a blocking `waitid` with
+/// `WNOWAIT`: the same wait for every row, taking no CPU meanwhile), reads its CPU
+/// times, then reaps it. Fails if it did not exit 0.
 fn wait_zombie(mut child: Child, what: &str) -> Result<Ended, String> {
     let pid = child.id();
     let (mut cpu, mut children_cpu) = (0.0, 0.0);
+    let raw = rustix::process::Pid::from_raw(pid as i32).ok_or("pid 0")?;
     loop {
-        match stat_fields(pid) {
-            Some(f) if f.first().map(String::as_str) == Some("Z") => {
-                cpu = stat_secs(&f, 14) + stat_secs(&f, 15);
-                children_cpu = stat_secs(&f, 16) + stat_secs(&f, 17);
-                break;
-            }
-            Some(_) => std::thread::sleep(Duration::from_millis(1)),
-            None => break,
+        match rustix::process::waitid(
+            rustix::process::WaitId::Pid(raw),
+            rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(format!("{what}: waitid: {e}")),
+            Ok(_) => break,
+        }
+    }
+    if let Some(f) = stat_fields(pid) {
+        if f.first().map(String::as_str) == Some("Z") {
+            cpu = stat_secs(&f, 14) + stat_secs(&f, 15);
+            children_cpu = stat_secs(&f, 16) + stat_secs(&f, 17);
         }
     }
     let mut stdout = String::new();
@@ -1023,7 +1031,7 @@ pub fn main(o: &Args) -> Result<(), String> {
     );
     println!(
         "every row: a spawned process (a pipeline: all of its processes), wall time from \
-         spawn to exit polled every 1 ms, CPU seconds read from the zombies"
+         spawn to exit (a blocking waitid, no polling), CPU seconds read from the zombies"
     );
     println!();
     println!(
