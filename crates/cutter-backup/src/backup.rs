@@ -7,13 +7,14 @@
 //! buffers); nothing is left under the final names unless pg_dump exited 0 and every
 //! byte was encrypted, written and synced; memory is bounded whatever the table sizes.
 //!
-//! Threads: the caller's thread runs rpgp's streaming message builder, which pulls the
+//! Threads: the caller's thread runs `cutter_openpgp::encrypt_hashed`, which pulls the
 //! dump from [`DumpSource`]: pg_dump's stdout read into pooled 256 KiB buffers, each
 //! handed to the row-digest thread (the manifest's per-table digests, see
-//! [`crate::rowdigest`]) before the encryption reads it. The ciphertext goes in pooled
-//! buffers to the writer thread, which hashes it (the artifact's sha256) and writes it.
-//! So the caller's thread only encrypts (AES-256-CFB and the SHA-1 MDC); a fourth thread
-//! drains pg_dump's stderr. Every channel is bounded and every buffer recycled.
+//! [`crate::rowdigest`]) before the encryption reads it. The encryption interleaves
+//! AES-256-CFB, the SHA-1 MDC and the SHA-256 of the message it writes (the artifact's
+//! sha256); the ciphertext goes in pooled buffers to the writer thread, which writes it
+//! and starts its writeback. A fourth thread drains pg_dump's stderr. Every channel is
+//! bounded and every buffer recycled.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -27,7 +28,6 @@ use cutter_core::{mutation_surface, RunId, Sha256Digest, TableName, TableStat, U
 use cutter_openpgp::Recipient;
 use cutter_pg::config::ConnConfig;
 use postgres::{GenericClient, IsolationLevel};
-use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 use crate::keys::ManifestSigner;
@@ -200,12 +200,12 @@ pub struct BackupArtifact {
     pub manifest: Manifest,
 }
 
-/// The ciphertext side of the stream: a thread that hashes ciphertext buffers and
-/// writes them to the artifact's temp file, asking the kernel to start writeback every
+/// The ciphertext side of the stream: a thread that writes ciphertext buffers (the
+/// encryptor hashes them) to the artifact's temp file, asking the kernel to start writeback every
 /// `WRITEBACK` bytes (so the final fsync is short and the backup does not push the
 /// database's pages out of the page cache).
 pub(crate) struct FileWriter {
-    handle: Option<std::thread::JoinHandle<io::Result<(File, Sha256Digest, u64)>>>,
+    handle: Option<std::thread::JoinHandle<io::Result<(File, u64)>>>,
 }
 
 /// Ciphertext bytes are collected into pooled buffers and handed to the writer.
@@ -254,11 +254,9 @@ impl FileWriter {
         let handle = std::thread::Builder::new()
             .name("artifact-writer".into())
             .spawn(move || {
-                let mut sha = Sha256::new();
                 let mut len = 0u64;
                 let mut advised = 0u64;
                 for mut buf in full_rx {
-                    sha.update(&buf);
                     file.write_all(&buf)?;
                     len += buf.len() as u64;
                     if len - advised >= WRITEBACK {
@@ -275,7 +273,7 @@ impl FileWriter {
                     buf.clear();
                     let _ = empty_tx.send(buf);
                 }
-                Ok((file, Sha256Digest::from_bytes(sha.finalize().into()), len))
+                Ok((file, len))
             })
             .expect("spawning the artifact writer thread");
         (
@@ -291,16 +289,31 @@ impl FileWriter {
     }
 
     /// [`finish`](Self::finish), then syncs the file (at `path`, for errors): the
-    /// artifact's sha256 and size.
-    pub(crate) fn finish_synced(self, path: &Path) -> Result<(Sha256Digest, u64)> {
-        let (file, sha256, size) = self.finish().map_err(|e| Error::io("writing", path, e))?;
+    /// artifact's sha256 and size, as the encryptor hashed and counted the message,
+    /// once the file holds exactly that many octets.
+    pub(crate) fn finish_synced(
+        self,
+        path: &Path,
+        message: &cutter_openpgp::Encrypted,
+    ) -> Result<(Sha256Digest, u64)> {
+        let (file, size) = self.finish().map_err(|e| Error::io("writing", path, e))?;
+        if size != message.message_bytes {
+            return Err(Error::io(
+                "writing",
+                path,
+                io::Error::other(format!(
+                    "{size} octets written of a {}-octet message",
+                    message.message_bytes
+                )),
+            ));
+        }
         file.sync_all().map_err(|e| Error::io("syncing", path, e))?;
-        Ok((sha256, size))
+        Ok((message.message_sha256, size))
     }
 
-    /// Waits for the writer (its sender must be gone) and returns the file, the sha256
-    /// and the size of what was written, or the write error.
-    pub(crate) fn finish(mut self) -> io::Result<(File, Sha256Digest, u64)> {
+    /// Waits for the writer (its sender must be gone) and returns the file and the
+    /// size of what was written, or the write error.
+    pub(crate) fn finish(mut self) -> io::Result<(File, u64)> {
         match self.handle.take().map(|h| h.join()) {
             Some(Ok(r)) => r,
             _ => Err(io::Error::other("the artifact writer thread failed")),
@@ -559,7 +572,7 @@ pub(crate) fn full_backup(
             env,
             progress,
         };
-        let encrypted = cutter_openpgp::encrypt(&cfg.recipient, &mut source, &mut sink);
+        let encrypted = cutter_openpgp::encrypt_hashed(&cfg.recipient, &mut source, &mut sink);
         let DumpSource {
             failure,
             total,
@@ -587,28 +600,31 @@ pub(crate) fn full_backup(
         let _ = child.kill();
         (None, stderr.finish())
     };
-    if let Err(e) = encrypted {
-        drop(sink);
-        return Err(match (failure, e) {
-            (Some(StreamFailure::Read(e)), _) => Error::ChildFailed {
-                program,
-                status: format!("reading its output failed: {e}"),
-                stderr: err_text,
-                hint: None,
-            },
-            (Some(StreamFailure::NotArchive(head)), _) => Error::NotAnArchive {
-                program,
-                detail: head,
-                stderr: err_text,
-            },
-            (None, cutter_openpgp::Error::EncryptOutput { source }) => {
-                // The writer thread's own error says why (disk full, I/O error).
-                let real = writer.finish().err().unwrap_or(source);
-                Error::io("writing", partial.path(), real)
-            }
-            (None, source) => encrypt_error(&cfg.recipient, partial.path(), source),
-        });
-    }
+    let message = match encrypted {
+        Ok(m) => m,
+        Err(e) => {
+            drop(sink);
+            return Err(match (failure, e) {
+                (Some(StreamFailure::Read(e)), _) => Error::ChildFailed {
+                    program,
+                    status: format!("reading its output failed: {e}"),
+                    stderr: err_text,
+                    hint: None,
+                },
+                (Some(StreamFailure::NotArchive(head)), _) => Error::NotAnArchive {
+                    program,
+                    detail: head,
+                    stderr: err_text,
+                },
+                (None, cutter_openpgp::Error::EncryptOutput { source }) => {
+                    // The writer thread's own error says why (disk full, I/O error).
+                    let real = writer.finish().err().unwrap_or(source);
+                    Error::io("writing", partial.path(), real)
+                }
+                (None, source) => encrypt_error(&cfg.recipient, partial.path(), source),
+            });
+        }
+    };
     let status = status.expect("status of a completed stream");
     if !status.success() {
         return Err(Error::ChildFailed {
@@ -688,7 +704,7 @@ pub(crate) fn full_backup(
     drop(env);
 
     drop(sink);
-    let (sha256, size_bytes) = writer.finish_synced(partial.path())?;
+    let (sha256, size_bytes) = writer.finish_synced(partial.path(), &message)?;
 
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),

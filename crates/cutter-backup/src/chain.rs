@@ -818,7 +818,7 @@ pub fn chained_backup(
             pos: 0,
             total: 0,
         };
-        let encrypted = cutter_openpgp::encrypt(cfg.recipient(), &mut reader, &mut sink);
+        let encrypted = cutter_openpgp::encrypt_hashed(cfg.recipient(), &mut reader, &mut sink);
         let total = reader.total;
         progress(total);
         drop(reader);
@@ -828,15 +828,18 @@ pub fn chained_backup(
         (produced, encrypted, total)
     });
     produced?;
-    if let Err(e) = encrypted {
-        drop(sink);
-        let _ = writer.finish();
-        return Err(backup::encrypt_error(cfg.recipient(), partial.path(), e));
-    }
+    let message = match encrypted {
+        Ok(m) => m,
+        Err(e) => {
+            drop(sink);
+            let _ = writer.finish();
+            return Err(backup::encrypt_error(cfg.recipient(), partial.path(), e));
+        }
+    };
     drop(tx);
     drop(client);
     drop(sink);
-    let (sha256, size_bytes) = writer.finish_synced(partial.path())?;
+    let (sha256, size_bytes) = writer.finish_synced(partial.path(), &message)?;
 
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),

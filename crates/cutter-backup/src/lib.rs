@@ -26,7 +26,8 @@
 //!
 //! * [`pre_write_backup`] — `pg_dump -Fc` of exactly the mutation surface's tables, as the read-only
 //!   role, in an exported snapshot, streamed through OpenPGP encryption (in process,
-//!   rpgp's streaming message builder) and SHA-256 into `<backups>/<name>.dump.pgp`,
+//!   `cutter_openpgp::encrypt_hashed`, which also hashes what it writes) into
+//!   `<backups>/<name>.dump.pgp`,
 //!   written atomically, with `<name>.manifest.json` and its detached signature by the
 //!   pinned signing key (`<name>.manifest.json.sig`) beside it.
 //! * [`verify_artifact`] — the manifest's signature by the pinned signing key, then the
@@ -54,8 +55,9 @@
 //! # Invariants
 //!
 //! Plaintext never touches disk: it exists only in pg_dump's pipe, in a few fixed-size
-//! pooled buffers, which are wiped, and in rpgp's message builder and reader (a few
-//! chunk-sized buffers, freed when the message ends). A file under a final name is
+//! pooled buffers, which are wiped, in the encryptor's literal-data buffer (wiped when
+//! the message ends) and in rpgp's message reader while decrypting (a few chunk-sized
+//! buffers, freed when the message ends). A file under a final name is
 //! complete and synced; temp files (`.<name>.partial-<pid>`) only ever hold ciphertext
 //! (or the manifest and its signature). The `pg_restore --use-list` file holds dump ids
 //! only. Secrets (database password, secret keys, passphrases) never appear in a child's

@@ -18,8 +18,10 @@
 //! v4 detached signatures.
 //!
 //! * [`encrypt`] streams everything a `Read` yields into a `Write` as a binary OpenPGP
-//!   message, in bounded memory, framed by rpgp's streaming message builder (no framing
-//!   of our own: no direct use of a block cipher, mode or hash here).
+//!   message, in bounded memory; [`encrypt_hashed`] also returns the message's SHA-256,
+//!   hashed as it is written. rpgp writes the PKESK; the SEIPD framing is ours, so that
+//!   the MDC's SHA-1, AES-CFB and the SHA-256 run interleaved (rpgp's streaming builder
+//!   runs them one after the other, too slow for the backup's targets).
 //! * [`decrypt`] streams an encrypted message from a `Read` into a `Write`, in bounded
 //!   memory, accepting only AES-128/192/256 in SEIPDv1 with MDC around uncompressed literal
 //!   data: 3DES, CAST5, IDEA and the other ciphers, SEIPDv2, and any compressed packet are
@@ -39,12 +41,13 @@ mod encrypt;
 mod error;
 mod keys;
 mod passphrase;
+mod seal;
 mod sign;
 mod validity;
 
 pub use cutter_core::Fingerprint;
 pub use decrypt::decrypt;
-pub use encrypt::{encrypt, Recipient, CHUNK_SIZE};
+pub use encrypt::{encrypt, encrypt_chunked, encrypt_hashed, Encrypted, Recipient, CHUNK_SIZE};
 pub use error::{Error, Result};
 pub use keys::{generate_key, GeneratedKey, PublicKey, SecretKey};
 pub use passphrase::Passphrase;

@@ -300,21 +300,8 @@ fn weak_ciphers_compression_and_seipdv2_are_refused_by_name() {
 #[test]
 fn gpg_and_sqop_decrypt_our_output_at_partial_length_boundaries() {
     const CHUNK: usize = cutter_openpgp::CHUNK_SIZE as usize;
-    let gpg = Gpg::new();
-    let generated = generate_key("Interop <interop@example.org>", None).expect("generate");
-    gpg.import(generated.secret_armored.as_bytes(), Some(""));
-    let key_file = gpg.file("interop.sec.asc", generated.secret_armored.as_bytes());
-    let secret = SecretKey::from_bytes(generated.secret_armored.as_bytes()).expect("secret");
-    let recipient = Recipient::pinned(
-        PublicKey::from_bytes(generated.public_armored.as_bytes()).expect("public"),
-        &generated.fingerprint,
-    )
-    .expect("pinned");
+    let ix = common::Interop::new("Interop <interop@example.org>");
     let none = Passphrase::new(String::new());
-    let sqop = common::binary_on_path(
-        "sqop",
-        "sqop must be installed (Debian package `sqop`; `cargo xtask test` installs it)",
-    );
     let mut sizes = vec![0usize, 1, 2, 191, 192, 8383, 8384];
     for k in 1..=3 {
         for d in [-41i64, -19, -7, -6, -5, -1, 0, 1, 41] {
@@ -326,21 +313,14 @@ fn gpg_and_sqop_decrypt_our_output_at_partial_length_boundaries() {
     sizes.dedup();
     for (i, &size) in sizes.iter().enumerate() {
         let plain = data(size, 1000 + i as u64);
-        let ct = encrypt(&recipient, &plain);
+        let ct = encrypt(&ix.recipient, &plain);
         let mut ours = Vec::new();
-        decrypt(&secret, &none, &ct[..], &mut ours).unwrap_or_else(|e| panic!("{size}: {e}"));
+        decrypt(&ix.secret, &none, &ct[..], &mut ours).unwrap_or_else(|e| panic!("{size}: {e}"));
         assert!(ours == plain, "rpgp: size {size} differs");
-        let (back, status) = gpg.decrypt(&ct, None);
+        let (back, status) = ix.gpg.decrypt(&ct, None);
         assert!(back == plain, "gpg: size {size} differs");
         assert!(status.contains("GOODMDC"), "gpg: size {size}: {status}");
-        let out = common::output_with_input(
-            {
-                let mut c = std::process::Command::new(&sqop);
-                c.arg("decrypt").arg(&key_file);
-                c
-            },
-            &ct,
-        );
+        let out = ix.sqop_decrypt(&ct);
         assert!(
             out.status.success(),
             "sqop: size {size}: {}",

@@ -333,3 +333,48 @@ pub fn encrypt_pieces(r: &cutter_openpgp::Recipient, plain: &[u8], pieces: &[usi
     assert_eq!(n, plain.len() as u64, "plaintext count");
     out
 }
+
+/// A key of ours known to `gpg` (secret imported, no passphrase) and to `sqop` (the
+/// secret key file), and the `sqop` binary: for decrypting our messages three ways.
+pub struct Interop {
+    pub gpg: Gpg,
+    pub key_file: PathBuf,
+    pub secret: cutter_openpgp::SecretKey,
+    pub recipient: cutter_openpgp::Recipient,
+    pub sqop: PathBuf,
+}
+
+impl Interop {
+    pub fn new(uid: &str) -> Self {
+        let gpg = Gpg::new();
+        let generated = cutter_openpgp::generate_key(uid, None).expect("generate");
+        gpg.import(generated.secret_armored.as_bytes(), Some(""));
+        let key_file = gpg.file("interop.sec.asc", generated.secret_armored.as_bytes());
+        let secret = cutter_openpgp::SecretKey::from_bytes(generated.secret_armored.as_bytes())
+            .expect("secret");
+        let recipient = cutter_openpgp::Recipient::pinned(
+            cutter_openpgp::PublicKey::from_bytes(generated.public_armored.as_bytes())
+                .expect("public"),
+            &generated.fingerprint,
+        )
+        .expect("pinned");
+        let sqop = binary_on_path(
+            "sqop",
+            "sqop must be installed (Debian package `sqop`; `cargo xtask test` installs it)",
+        );
+        Self {
+            gpg,
+            key_file,
+            secret,
+            recipient,
+            sqop,
+        }
+    }
+
+    /// `sqop decrypt <key file>` of `ciphertext`.
+    pub fn sqop_decrypt(&self, ciphertext: &[u8]) -> Output {
+        let mut c = Command::new(&self.sqop);
+        c.arg("decrypt").arg(&self.key_file);
+        output_with_input(c, ciphertext)
+    }
+}
