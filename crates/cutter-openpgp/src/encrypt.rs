@@ -193,7 +193,7 @@ struct Seipd<W> {
     sha: Md<8>,
     chunk: usize,
     partial: u8,
-    /// `HEADROOM` octets, then SEIPD body octets not yet framed (fewer than `chunk`).
+    /// `HEADROOM` octets, then SEIPD body octets not yet framed (at most `chunk`).
     body: Vec<u8>,
     /// A framed chunk (from `pending_at`) not yet hashed nor written.
     pending: Vec<u8>,
