@@ -110,7 +110,7 @@ pub use manifest::{
     PROOF_KINDS,
 };
 pub use programs::{bindir, PgProgram};
-pub use proofrecord::{is_proven, record_signature_path, verify_record};
+pub use proofrecord::{is_proven, read_verified_record, record_signature_path, verify_record};
 pub use prune::{discard_backup, execute_prune, plan_prune, KeepReason, PruneLink, PrunePlan};
 pub use restore::{
     pg_restore_args, prepare_restore_database, restore_proof, start_restore_cluster, ProofTimings,

@@ -74,6 +74,19 @@ pub fn verify_record(
     name: &RunId,
     signing_pin: &Fingerprint,
 ) -> Result<bool> {
+    read_verified_record(record, dir, name, signing_pin)
+        .map(|v| v["passed"] == serde_json::Value::Bool(true))
+}
+
+/// The record at `record` as [`verify_record`] checks it, parsed from the very bytes
+/// whose signature was verified (a record swapped after the check is never the one
+/// returned).
+pub fn read_verified_record(
+    record: &Path,
+    dir: &Path,
+    name: &RunId,
+    signing_pin: &Fingerprint,
+) -> Result<serde_json::Value> {
     let (manifest, _) = verify_manifest(&dir.join(manifest_file_name(name)), signing_pin)?;
     let bytes = read_small(record)?;
     let sig_path = record_signature_path(record);
@@ -120,7 +133,7 @@ pub fn verify_record(
             ),
         ));
     }
-    Ok(v["passed"] == serde_json::Value::Bool(true))
+    Ok(v)
 }
 
 /// Whether backup `name` in `dir` has a passed proof record (of any kind) that

@@ -186,12 +186,7 @@ fn a_dry_run_clone_is_restored_from_the_full_backup_and_every_increment() {
         assert!(o.status.success(), "{run}: {}", text(&o));
     }
     let dry = |run: &str| {
-        let o = w
-            .cmd()
-            .args(["run", "--mode", "dry-run", "--run-id", run, "--plan"])
-            .arg(&w.plan)
-            .output()
-            .unwrap();
+        let o = w.dry_run(run).output().unwrap();
         let out = text(&o);
         assert!(o.status.success(), "{run}: {out}");
         out

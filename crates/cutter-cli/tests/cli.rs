@@ -172,7 +172,8 @@ fn happy_path_live_run_then_report_status_and_ledger() {
     );
     assert!(!md.contains("```json"), "{md}");
     // …and the state directory's record edited to prove another artifact is not passed
-    // off as the proof: the ledger's is shown, and the difference is named.
+    // off as the proof: the ledger's is shown, and the edited record, whose signature no
+    // longer verifies, is named as untrusted.
     let record = w.state.join("backups/r-happy.restore-proof.json");
     let mut v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
@@ -194,8 +195,9 @@ fn happy_path_live_run_then_report_status_and_ledger() {
     assert!(j["report"]["restore_proof_error"].is_null(), "{j}");
     let md = report_md();
     assert!(
-        md.contains("differs from the ledger's restore proof")
-            && md.contains("in /artifact_sha256: the ledger's is shown"),
+        md.contains("r-happy.restore-proof.json cannot be trusted: its signature does not verify")
+            && md.contains("the ledger's restore proof (review_decision")
+            && !md.contains("differs from the ledger's"),
         "{md}"
     );
     let st = w.cmd().args(["--json", "status"]).output().unwrap();

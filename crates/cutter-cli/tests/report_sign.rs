@@ -480,13 +480,7 @@ fn the_restore_proof_is_the_ledgers_and_a_record_it_lacks_is_not_checked() {
 
     // Proved again where cutter can write the ledger: recorded for the run.
     std::fs::remove_file(&record).unwrap();
-    let o = w
-        .cmd()
-        .args(["backup", "restore-proof"])
-        .arg(&artifact)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = w.restore_proof(&artifact);
     assert!(
         text(&o).contains("ledger: recorded for run r-proof (review_decision"),
         "{}",
@@ -505,16 +499,43 @@ fn the_restore_proof_is_the_ledgers_and_a_record_it_lacks_is_not_checked() {
     assert_eq!(v["not_checked"], serde_json::json!([]), "{v}");
 
     // The state directory's record edited consistently (a table's rows in the manifest
-    // and restored, both up by five): the report still shows the ledger's, says the file
-    // differs, and a report.json edited to match the file and signed again is named.
+    // and restored, both up by five): its signature no longer verifies, so the report
+    // names it as untrusted and compares nothing; signed again by the pinned key, the
+    // report still shows the ledger's and names how the file differs; and a report.json
+    // edited to match the file and signed again is named.
     let mut edited = file.clone();
     let t = &mut edited["tables"][0];
     for side in ["expected", "actual"] {
         let rows = t[side]["rows"].as_u64().unwrap();
         t[side]["rows"] = Value::from(rows + 5);
     }
-    std::fs::write(&record, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
+    let edited_bytes = serde_json::to_vec_pretty(&edited).unwrap();
+    std::fs::write(&record, &edited_bytes).unwrap();
+    let report_md = || {
+        let o = w
+            .cmd()
+            .args(["report", "--run-id", "r-proof"])
+            .output()
+            .unwrap();
+        text(&o)
+    };
     let after_edit = w.work.path().join("after-edit.json");
+    let o = sign_run(&w, "r-proof", &after_edit);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let md = report_md();
+    for out in [text(&o), md.clone()] {
+        for needle in [
+            "r-proof.restore-proof.json cannot be trusted",
+            "does not verify with the pinned signing key",
+            "the ledger's restore proof (review_decision",
+        ] {
+            assert!(out.contains(needle), "{needle}: {out}");
+        }
+        assert!(!out.contains("differs from the ledger's"), "{out}");
+    }
+    let shown: Value = serde_json::from_slice(&std::fs::read(&after_edit).unwrap()).unwrap();
+    assert_eq!(shown["restore_proof"], file, "the ledger's proof is shown");
+    common::sign_record(&w.backup_signing_key(), &record, &edited_bytes);
     let o = sign_run(&w, "r-proof", &after_edit);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
@@ -524,15 +545,10 @@ fn the_restore_proof_is_the_ledgers_and_a_record_it_lacks_is_not_checked() {
     );
     let shown: Value = serde_json::from_slice(&std::fs::read(&after_edit).unwrap()).unwrap();
     assert_eq!(shown["restore_proof"], file, "the ledger's proof is shown");
-    let md = w
-        .cmd()
-        .args(["report", "--run-id", "r-proof"])
-        .output()
-        .unwrap();
+    let md = report_md();
     assert!(
-        text(&md).contains("tables/0/expected/rows"),
-        "the difference is named: {}",
-        text(&md)
+        md.contains("tables/0/expected/rows"),
+        "the difference is named: {md}"
     );
     let mut forged = shown.clone();
     forged["restore_proof"] = edited;

@@ -134,10 +134,9 @@ pub fn dry_run(
             .collect::<Vec<_>>()
             .join(" → ")
     );
+    // Logged only (on stderr, and in `--log-file`): printed as well, an operator saw it
+    // twice; a library prints nothing.
     tracing::info!("{restored_from}");
-    if !ctx.out.json {
-        println!("{restored_from}");
-    }
     let exec_pw = cutter_pg::Password::new(random_password());
     let verify_pw = cutter_pg::Password::new(random_password());
     {

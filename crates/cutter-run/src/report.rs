@@ -20,8 +20,9 @@ pub struct ReportExtras {
     /// Why the restore proof recorded for the backup could not be used.
     pub restore_proof_error: Option<String>,
     /// What the state directory's restore proof record says beside the ledger's, when
-    /// they are not the same (a record the ledger lacks, or one that differs): shown to
-    /// the operator, not part of the report's JSON (it is not recorded in the ledger).
+    /// they are not the same (a record the ledger lacks, one that differs, or one not
+    /// signed for its backup by the pinned key): shown to the operator, not part of the
+    /// report's JSON (it is not recorded in the ledger).
     #[serde(skip)]
     pub restore_proof_file: Option<String>,
     /// The ledger verification (JSON), if the target was reachable.
@@ -499,49 +500,71 @@ fn ledger_table(out: &mut String, v: &Value) {
 /// (`cutter ledger verify`) and the restore proof the ledger holds for a live run's
 /// backup (`cutter_governance::ledger_restore_proof`; the state directory's record
 /// `backups/<name>.restore-proof.json` is only compared with it), or for a rehearsal the
-/// state directory's record. Never fails: what cannot be read is reported as such. The
-/// database is read as the read-only role.
+/// state directory's record. A state directory's record is used (shown or compared) only
+/// when the key `[backup].signing_fingerprint` pins signed it for its own backup
+/// ([`cutter_backup::read_verified_record`]); any other is named with why. Never fails:
+/// what cannot be read is reported as such. The database is read as the read-only role.
 pub fn report_extras(ctx: &Ctx, dir: &StateDir, rec: &RunRecord) -> ReportExtras {
     let read_only = crate::ctx::target_config(ctx)
         .map(|c| c.with_user(&ctx.settings.verify_user, None))
         .map_err(|e| e.to_string());
-    report_extras_in(read_only, dir, rec, None)
+    let pin = ctx.settings.backup_signing_fingerprint.as_deref();
+    report_extras_in(read_only, dir, rec, pin, None)
 }
 
-/// [`report_extras`] reading the database through `read_only`, and the ledger's
-/// `review_decision` rows only as far as id `through` (if given).
+/// [`report_extras`] reading the database through `read_only`, the ledger's
+/// `review_decision` rows only as far as id `through` (if given), and trusting a state
+/// directory's proof record only if signed by the key `signing_pin` (the configured
+/// `[backup].signing_fingerprint`) pins.
 pub fn report_extras_as(
     read_only: &cutter_pg::ConnConfig,
     dir: &StateDir,
     rec: &RunRecord,
+    signing_pin: Option<&str>,
     through: Option<i64>,
 ) -> ReportExtras {
-    report_extras_in(Ok(read_only.clone()), dir, rec, through)
+    report_extras_in(Ok(read_only.clone()), dir, rec, signing_pin, through)
 }
 
 /// The state directory's restore proof record of `rec`'s backup: its path, and its
-/// content, or why it cannot be read; `None` if there is none.
+/// content if the key `signing_pin` pins signed it for that backup, else why it is not
+/// used; `None` if there is none. A rehearsal's record is of the target's backup its
+/// clone was restored from, which the state directory keeps under the rehearsal's id.
 fn state_dir_proof(
     dir: &StateDir,
     rec: &RunRecord,
+    signing_pin: Option<&str>,
 ) -> Option<(std::path::PathBuf, std::result::Result<Value, String>)> {
     let stem = rec.context.backup.as_ref().map_or_else(
         || rec.machine.run_id.to_string(),
         |b| b.artifact.trim_end_matches(".dump.pgp").to_string(),
     );
-    let proof = dir
-        .backups()
-        .join(cutter_backup::proof_record_name(&stem, "restore"));
-    let content = match std::fs::read(&proof) {
-        Ok(bytes) => serde_json::from_slice::<Value>(&bytes).map_err(|e| {
-            format!(
-                "{} is not a restore proof record ({e}); run the proof again with `cutter backup restore-proof`",
-                proof.display()
-            )
-        }),
+    let backups = dir.backups();
+    let proof = backups.join(cutter_backup::proof_record_name(&stem, "restore"));
+    match std::fs::symlink_metadata(&proof) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => Err(format!("{}: {e}", proof.display())),
-    };
+        Err(e) => return Some((proof.clone(), Err(format!("{}: {e}", proof.display())))),
+        Ok(_) => {}
+    }
+    let shown = proof.display().to_string();
+    let again = "prove the backup again with `cutter backup restore-proof`";
+    let content = cutter_backup::signing_pin(signing_pin)
+        .map_err(|e| {
+            format!(
+                "restore proof record {shown} cannot be trusted: only a record the pinned backup                  signing key signed counts, and {e}"
+            )
+        })
+        .and_then(|pin| {
+            let name = cutter_core::RunId::new(&stem).map_err(|e| {
+                format!("restore proof record {shown} names no backup ({e}); {again}")
+            })?;
+            cutter_backup::read_verified_record(&proof, &backups, &name, &pin).map_err(|e| match e {
+                cutter_backup::Error::ProofRecord { .. } => e.to_string(),
+                e => format!(
+                    "restore proof record {shown} cannot be checked against its backup's signed                      manifest: {e}; it does not count as a proof: {again}"
+                ),
+            })
+        });
     Some((proof, content))
 }
 
@@ -567,6 +590,7 @@ fn report_extras_in(
     read_only: std::result::Result<cutter_pg::ConnConfig, String>,
     dir: &StateDir,
     rec: &RunRecord,
+    signing_pin: Option<&str>,
     through: Option<i64>,
 ) -> ReportExtras {
     let mut extras = ReportExtras::default();
@@ -574,7 +598,7 @@ fn report_extras_in(
         Ok((entries, _torn)) => extras.events = timeline_events(rec.machine.mode, &entries),
         Err(e) => tracing::warn!("the report's events: {e}"),
     }
-    let file = state_dir_proof(dir, rec);
+    let file = state_dir_proof(dir, rec, signing_pin);
     match rec.machine.mode {
         cutter_core::Mode::Live => {
             match read_only.and_then(|c| c.connect().map_err(|e| e.to_string())) {
@@ -619,12 +643,11 @@ fn report_extras_in(
                     .into(),
             );
             // A rehearsal's ledger is gone with its clone: its record is the state
-            // directory's.
+            // directory's, of the target's backup the clone was restored from (the
+            // rehearsal's own backup was of the clone and went with it), which the
+            // signature check has tied to that backup's signed manifest.
             match file {
-                Some((path, Ok(v))) => {
-                    (extras.restore_proof, extras.restore_proof_error) =
-                        judge_proof(rec, v, &path.display().to_string())
-                }
+                Some((_, Ok(v))) => extras.restore_proof = Some(v),
                 Some((_, Err(e))) => extras.restore_proof_error = Some(e),
                 None => {}
             }
@@ -638,7 +661,8 @@ fn report_extras_in(
 
 /// What the state directory's restore proof record (`file`) says beside the ledger's
 /// (`ledger`: its row id and proof), if they are not the same: the ledger's is the one
-/// shown, and a record the ledger lacks is not checked.
+/// shown; a record that is not signed for its backup by the pinned key is named as
+/// untrusted and never compared, and a signed one the ledger lacks is not checked.
 fn compare_with_file(
     file: Option<(std::path::PathBuf, std::result::Result<Value, String>)>,
     ledger: Option<&(i64, Value)>,
@@ -646,6 +670,13 @@ fn compare_with_file(
     let (path, content) = file?;
     let path = path.display();
     match (content, ledger) {
+        // An untrusted record is named, never compared: its content says nothing.
+        (Err(e), Some((id, _))) => Some(format!(
+            "{e}; the ledger's restore proof (review_decision {id}) is shown"
+        )),
+        (Err(e), None) => Some(format!(
+            "{e}; the ledger holds no restore proof of this run either"
+        )),
         (Ok(v), Some((_, l))) if &v == l => None,
         (Ok(v), Some((id, l))) => {
             let mut fields = Vec::new();
@@ -657,13 +688,11 @@ fn compare_with_file(
                 fields.join(", ")
             ))
         }
-        (Err(e), Some((id, _))) => Some(format!(
-            "{e}; the ledger's restore proof (review_decision {id}) is shown"
-        )),
-        (_, None) => Some(format!(
-            "the state directory holds a restore proof record, {path}, that the ledger does not: it \
-             is not shown and not checked (it was made where cutter could not write the ledger); \
-             prove the backup again with `cutter backup restore-proof` where it can"
+        (Ok(_), None) => Some(format!(
+            "the state directory holds a signed restore proof record, {path}, that the ledger does \
+             not: it is not shown and not checked against the ledger (it was made where cutter \
+             could not write the ledger); prove the backup again with `cutter backup \
+             restore-proof` where it can"
         )),
     }
 }

@@ -219,7 +219,13 @@ pub fn verify(ctx: &Ctx, dir: &StateDir, report: &[u8], signature: &[u8]) -> Res
             .and_then(|t| t["head"][0].as_i64())
     });
     let (rec, entries, refused) = record_from_ledger(&mut c, &run_id, through)?;
-    let mut extras = report_extras_as(&read_only, dir, &rec, through);
+    let mut extras = report_extras_as(
+        &read_only,
+        dir,
+        &rec,
+        ctx.settings.backup_signing_fingerprint.as_deref(),
+        through,
+    );
     extras.events = crate::report::timeline_events(rec.machine.mode, &entries);
     let mut recomputed = to_json(&rec, &extras);
     // The key as the signer writes it: anything else in the field is named.

@@ -215,6 +215,11 @@ impl World {
         world
     }
 
+    /// The secret key file of the backup signing key the configuration pins.
+    pub fn backup_signing_key(&self) -> PathBuf {
+        self.work.path().join("keys/backup-signing.sec.asc")
+    }
+
     /// Registers alice and bob in the database's approver registry, as its owner (the
     /// bootstrap of the first two); mallory never is.
     pub fn register_approvers(&self) {
@@ -362,6 +367,26 @@ impl World {
         c
     }
 
+    /// `cutter run --mode dry-run` for `run` with the world's plan.
+    pub fn dry_run(&self, run: &str) -> Command {
+        let mut c = self.cmd();
+        c.args(["run", "--mode", "dry-run", "--run-id", run, "--plan"])
+            .arg(&self.plan);
+        c
+    }
+
+    /// `cutter backup restore-proof` of `artifact`, which must succeed; its output.
+    pub fn restore_proof(&self, artifact: &Path) -> std::process::Output {
+        let o = self
+            .cmd()
+            .args(["backup", "restore-proof"])
+            .arg(artifact)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        o
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         self.db.target().snapshot().unwrap()
     }
@@ -415,4 +440,17 @@ pub fn text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// Writes the detached signature of `bytes` by the secret key at `key` (unprotected) as
+/// `record`'s (`<record>.sig`), as a backup proof record is signed.
+pub fn sign_record(key: &Path, record: &Path, bytes: &[u8]) {
+    let secret = cutter_backup::load_secret_key(key).unwrap();
+    let sig = cutter_openpgp::sign_detached(
+        &secret,
+        &cutter_backup::Passphrase::new(String::new()),
+        bytes,
+    )
+    .unwrap();
+    std::fs::write(cutter_backup::record_signature_path(record), sig).unwrap();
 }
