@@ -197,7 +197,7 @@ fn a_rehearsal_report_shows_only_a_restore_proof_record_signed_for_its_own_backu
         "no pin",
         first,
         &record,
-        "no backup signing key is pinned",
+        "only a record the pinned backup signing key signed counts, and no backup signing key is pinned",
         "set [backup].signing_fingerprint",
     );
 }

@@ -551,7 +551,7 @@ fn state_dir_proof(
     let content = cutter_backup::signing_pin(signing_pin)
         .map_err(|e| {
             format!(
-                "restore proof record {shown} cannot be trusted: only a record the pinned backup                  signing key signed counts, and {e}"
+                "restore proof record {shown} cannot be trusted: only a record the pinned backup signing key signed counts, and {e}"
             )
         })
         .and_then(|pin| {
@@ -561,7 +561,7 @@ fn state_dir_proof(
             cutter_backup::read_verified_record(&proof, &backups, &name, &pin).map_err(|e| match e {
                 cutter_backup::Error::ProofRecord { .. } => e.to_string(),
                 e => format!(
-                    "restore proof record {shown} cannot be checked against its backup's signed                      manifest: {e}; it does not count as a proof: {again}"
+                    "restore proof record {shown} cannot be checked against its backup's signed manifest: {e}; it does not count as a proof: {again}"
                 ),
             })
         });
