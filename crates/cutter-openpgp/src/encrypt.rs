@@ -192,6 +192,7 @@ struct Seipd<W> {
     mdc: Md<5>,
     sha: Md<8>,
     chunk: usize,
+    /// The length octet of a partial body of `chunk` octets (both packets use it).
     partial: u8,
     /// `HEADROOM` octets, then SEIPD body octets not yet framed (at most `chunk`).
     body: Vec<u8>,
@@ -272,7 +273,7 @@ impl<W: Write> Seipd<W> {
         self.pending_at = HEADROOM - n;
         self.write_pending(false)?;
         self.out.flush()?;
-        let sha = std::mem::replace(&mut self.sha, Md::sha256()).finish();
+        let sha = self.sha.finish();
         let sha256 =
             Sha256Digest::from_bytes(sha.as_slice().try_into().expect("SHA-256 is 32 octets"));
         Ok((self.out, self.written, sha256))
@@ -389,7 +390,7 @@ pub fn encrypt_chunked<R: Read, W: Write>(
             let more = len == chunk && fill(&mut input, &mut next, 0).map_err(in_err)? == 1;
             let mut hdr = [0u8; 5];
             let h = if more {
-                hdr[4] = 0xE0 | chunk_log2;
+                hdr[4] = seipd.partial;
                 1
             } else {
                 fixed_len_header(len, &mut hdr)
