@@ -179,8 +179,9 @@ impl StreamStats {
             }
             Event::End(id) => {
                 if let Some((table, d)) = active.remove(&id) {
-                    sets.insert(table.clone(), d.set());
-                    results.insert(table, d.finish());
+                    let (result, set) = d.finish();
+                    sets.insert(table.clone(), set);
+                    results.insert(table, result);
                 }
             }
         });
