@@ -17,8 +17,9 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 use crate::cli::LogFormat;
 use crate::error::{CliError, Result};
 
-/// The crates whose logs `-v`/`-q` set (the binary's own target is `cutter`).
-const OURS: [&str; 11] = [
+/// The crates whose logs `-v`/`-q` set (the binary's own target is `cutter`): every
+/// library crate of the workspace but the test kit.
+const OURS: [&str; 12] = [
     "cutter",
     "cutter_cli",
     "cutter_core",
@@ -29,6 +30,7 @@ const OURS: [&str; 11] = [
     "cutter_backup",
     "cutter_governance",
     "cutter_compensation",
+    "cutter_run",
     "xtask",
 ];
 
@@ -139,5 +141,28 @@ mod tests {
         );
         assert!(!q.contains("=info") && !q.contains("=debug"), "{q}");
         assert!(EnvFilter::try_new(&d).is_ok());
+    }
+
+    /// A crate left out of `OURS` would log at warnings only, whatever `-v` says (the run
+    /// orchestrator's information once went unseen that way).
+    #[test]
+    fn every_crate_of_the_workspace_is_one_of_ours() {
+        let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut missing = Vec::new();
+        for entry in std::fs::read_dir(&crates).unwrap() {
+            let name = entry
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .replace('-', "_");
+            if name.starts_with("cutter_")
+                && name != "cutter_testkit"
+                && !OURS.contains(&name.as_str())
+            {
+                missing.push(name);
+            }
+        }
+        assert!(missing.is_empty(), "not in OURS: {missing:?}");
+        assert!(filter_directives(1, false).contains(",cutter_run=debug"));
     }
 }
