@@ -425,20 +425,19 @@ impl RowDigester {
 
     /// The current field (buffered in `field`, or spilled) ended.
     fn end_field(&mut self) {
-        let Some(mut s) = self.spilled.take() else {
+        if self.spilled.is_none() {
             let field = std::mem::take(&mut self.field);
             self.value(&field, self.field_quote);
             self.field = field;
             self.field.clear();
             return;
-        };
+        }
         if self.col == self.id_col {
             self.id = None;
         }
         if self.col < self.hashed {
-            self.spilled = Some(s);
             self.spill();
-            s = self.spilled.take().expect("spilled");
+            let s = self.spilled.take().expect("spilled");
             self.stream = Some(if s.needs_quote {
                 let mut q = s.quoted;
                 q.update(b"\"");
@@ -447,6 +446,8 @@ impl RowDigester {
                 s.plain
             });
         }
+        // A spilled value past the canonical columns is dropped unhashed.
+        self.spilled = None;
         self.field.clear();
         self.next_col();
     }
@@ -643,12 +644,13 @@ pub(crate) mod tests {
     }
 
     /// The backup watermark (a trailing column) is parsed and left out of the row text,
-    /// whatever it holds, including a long value that would spill.
+    /// whatever it holds, including a long value that would spill (and the row after it
+    /// starts clean).
     #[test]
     fn a_trailing_watermark_column_is_not_part_of_the_row() {
         let long = "9".repeat(3 * SPILL);
-        let copy = format!("1\ta\t\\N\n2\tb c\t778\n3\tz\t{long}\n");
-        let expect = canonical(&[(1, "(1,a)"), (2, "(2,\"b c\")"), (3, "(3,z)")]);
+        let copy = format!("1\ta\t\\N\n2\tb c\t778\n3\tz\t{long}\n4\td\t5\n");
+        let expect = canonical(&[(1, "(1,a)"), (2, "(2,\"b c\")"), (3, "(3,z)"), (4, "(4,d)")]);
         for pieces in [1, 3, 1000] {
             let mut d = RowDigester::new(3, 0).hashing(2);
             for chunk in copy.as_bytes().chunks(pieces) {
@@ -657,7 +659,7 @@ pub(crate) mod tests {
             assert_eq!(
                 d.finish().0,
                 RowDigest::Done {
-                    rows: 3,
+                    rows: 4,
                     digest: expect
                 },
                 "split into pieces of {pieces}"
