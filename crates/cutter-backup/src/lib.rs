@@ -107,7 +107,6 @@ pub use manifest::{
     artifact_file_name, backup_file_names, manifest_file_name, manifest_path_for,
     proof_record_name, signature_path_for, verify_artifact, ArtifactReader, DumpCompression,
     DumpInfo, EncryptionInfo, Manifest, ServerInfo, SignerInfo, VerifiedArtifact, MANIFEST_FORMAT,
-    PROOF_KINDS,
 };
 pub use programs::{bindir, PgProgram};
 pub use proofrecord::{is_proven, read_verified_record, record_signature_path, verify_record};

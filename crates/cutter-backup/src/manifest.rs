@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use cutter_core::{
-    BackupFacts, Fingerprint, RunId, Sha256Digest, SystemIdentifier, TableName, TableStat, UnixTime,
+    BackupFacts, Fingerprint, ProofKind, RunId, Sha256Digest, SystemIdentifier, TableName,
+    TableStat, UnixTime,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -41,14 +42,10 @@ pub fn manifest_file_name(name: &RunId) -> String {
     format!("{name}.manifest.json")
 }
 
-/// The proofs a backup can have a record of, by the word in the record's file name: the
-/// full restore proof, the increment proof and the chain proof.
-pub const PROOF_KINDS: [&str; 3] = ["restore", "increment", "chain"];
-
-/// The file name of the record of a `kind` proof ([`PROOF_KINDS`]) of backup `name`:
-/// `<name>.<kind>-proof.json`.
-pub fn proof_record_name(name: &str, kind: &str) -> String {
-    format!("{name}.{kind}-proof.json")
+/// The file name of the record of a `kind` proof of backup `name`:
+/// `<name>.<word>-proof.json` ([`ProofKind::record_word`]).
+pub fn proof_record_name(name: &str, kind: ProofKind) -> String {
+    format!("{name}.{}-proof.json", kind.record_word())
 }
 
 /// Every file of backup `name`, in the order they are removed: the manifest first (a
@@ -56,7 +53,7 @@ pub fn proof_record_name(name: &str, kind: &str) -> String {
 /// signature, the artifact, then the records of its proofs, each before its signature.
 pub fn backup_file_names(name: &RunId) -> [String; 9] {
     let manifest = manifest_file_name(name);
-    let [restore, increment, chain] = PROOF_KINDS.map(|k| proof_record_name(name.as_str(), k));
+    let [restore, increment, chain] = ProofKind::ALL.map(|k| proof_record_name(name.as_str(), k));
     let signature = format!("{manifest}.sig");
     let sig = |r: &str| format!("{r}.sig");
     [

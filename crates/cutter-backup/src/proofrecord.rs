@@ -1,4 +1,4 @@
-//! Proof records (`<name>.<kind>-proof.json`, [`PROOF_KINDS`]), signed by the backup
+//! Proof records (`<name>.<word>-proof.json`, one per [`ProofKind`]), signed by the backup
 //! signing key: a detached armored signature `<record>.sig` (`gpg --verify` reads it,
 //! as it reads a manifest's), written before the record, so a record under its final
 //! name always has its signature.
@@ -14,12 +14,12 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use cutter_core::{Fingerprint, RunId};
+use cutter_core::{Fingerprint, ProofKind, RunId};
 use cutter_fs::Replace;
 
 use crate::error::{Error, Result};
 use crate::keys::ManifestSigner;
-use crate::manifest::{manifest_file_name, proof_record_name, verify_manifest, PROOF_KINDS};
+use crate::manifest::{manifest_file_name, proof_record_name, verify_manifest};
 
 /// Largest record read (a real one is a few kilobytes).
 const MAX_RECORD_BYTES: u64 = 4 << 20;
@@ -141,7 +141,7 @@ pub fn read_verified_record(
 /// is present but cannot be trusted.
 pub fn is_proven(dir: &Path, name: &RunId, signing_pin: &Fingerprint) -> Result<bool> {
     let mut proven = false;
-    for kind in PROOF_KINDS {
+    for kind in ProofKind::ALL {
         let record = dir.join(proof_record_name(name.as_str(), kind));
         if std::fs::symlink_metadata(&record).is_err() {
             continue;

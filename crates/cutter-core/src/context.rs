@@ -68,13 +68,56 @@ impl std::fmt::Display for ProveBackup {
     }
 }
 
+/// A proof of a backup: the restore proof of a full backup, the proof of an increment
+/// on top of its proven predecessor, or the proof of a whole chain.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProofKind {
+    /// A full backup restored into a throwaway cluster.
+    Full,
+    /// An incremental backup proven on top of its proven predecessor.
+    Increment,
+    /// A whole chain restored from its full backup on.
+    Chain,
+}
+
+impl ProofKind {
+    /// Every kind, in the order a backup's files list their records.
+    pub const ALL: [ProofKind; 3] = [Self::Full, Self::Increment, Self::Chain];
+
+    /// How run records and reports name it: `full`, `increment`, `chain`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Increment => "increment",
+            Self::Chain => "chain",
+        }
+    }
+
+    /// The word in its record's file name (`<backup>.<word>-proof.json`): `restore`,
+    /// `increment`, `chain`.
+    pub fn record_word(self) -> &'static str {
+        match self {
+            Self::Full => "restore",
+            Self::Increment => "increment",
+            Self::Chain => "chain",
+        }
+    }
+}
+
+impl std::fmt::Display for ProofKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The proof a live run ran of its own backup, and in which mode.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct BackupProofFacts {
     /// The configured mode.
     pub mode: ProveBackup,
-    /// `full`, `increment` or `chain` (absent: no proof ran).
-    pub kind: Option<String>,
+    /// Which proof ran (absent: none did).
+    pub kind: Option<ProofKind>,
     /// The verdict (absent: no proof ran).
     pub passed: Option<bool>,
     /// The proof record's file name in `backups/`.
@@ -238,5 +281,44 @@ impl RunContext {
             phases: Vec::new(),
             compensation: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Run records keep the names they were written with, and records' file names the
+    /// words backups on disk already have.
+    #[test]
+    fn proof_kinds_keep_their_recorded_names_and_file_words() {
+        for (kind, name, word) in [
+            (ProofKind::Full, "full", "restore"),
+            (ProofKind::Increment, "increment", "increment"),
+            (ProofKind::Chain, "chain", "chain"),
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), json!(name));
+            assert_eq!(
+                serde_json::from_value::<ProofKind>(json!(name)).unwrap(),
+                kind
+            );
+            assert_eq!(kind.to_string(), name);
+            assert_eq!(kind.record_word(), word);
+        }
+        let recorded = json!({"mode": "after-run", "kind": "increment", "passed": true,
+            "record": "r.increment-proof.json", "detail": null, "duration_ms": 5});
+        let facts: BackupProofFacts = serde_json::from_value(recorded.clone()).unwrap();
+        assert_eq!(facts.kind, Some(ProofKind::Increment));
+        assert_eq!(serde_json::to_value(&facts).unwrap(), recorded);
+        assert!(
+            facts.summary().contains("increment proof PASSED"),
+            "{}",
+            facts.summary()
+        );
+        let unknown = json!({"mode": "off", "kind": "partial", "passed": null, "record": null,
+            "detail": null, "duration_ms": null});
+        let e = serde_json::from_value::<BackupProofFacts>(unknown).unwrap_err();
+        assert!(e.to_string().contains("partial"), "{e}");
     }
 }

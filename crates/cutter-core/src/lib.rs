@@ -49,7 +49,8 @@ pub use backupchain::{
 };
 pub use compensation::{compensation_for, Compensation};
 pub use context::{
-    BackupFacts, BackupProofFacts, PhaseOutcome, PhaseRecord, ProveBackup, RunContext, VerifyFacts,
+    BackupFacts, BackupProofFacts, PhaseOutcome, PhaseRecord, ProofKind, ProveBackup, RunContext,
+    VerifyFacts,
 };
 pub use digest::{CanonicalHasher, Sha256Digest};
 pub use gate::{

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cutter_backup::{LinkKind, PassphraseSource};
-use cutter_core::{BackupProofFacts, Fingerprint, ProveBackup};
+use cutter_core::{BackupProofFacts, Fingerprint, ProofKind, ProveBackup};
 use serde_json::Value;
 
 use crate::ctx::Ctx;
@@ -87,23 +87,22 @@ impl ProveSetup {
             .filter(|c| c.kind == LinkKind::Incremental)
             .and_then(|c| c.predecessor.as_ref());
         let kind = match predecessor {
-            None => "full",
+            None => ProofKind::Full,
             // The increment proof needs a proven predecessor (a record signed by the
             // backup signing key): else, or if a record cannot be trusted, the chain.
             Some(p) => match cutter_backup::is_proven(backups, &p.run_id, pin) {
-                Ok(true) => "increment",
-                Ok(false) => "chain",
+                Ok(true) => ProofKind::Increment,
+                Ok(false) => ProofKind::Chain,
                 Err(e) => {
                     tracing::warn!(error = %e, "proving the whole chain instead");
-                    "chain"
+                    ProofKind::Chain
                 }
             },
         };
-        let record_name =
-            cutter_backup::proof_record_name(stem, if kind == "full" { "restore" } else { kind });
+        let record_name = cutter_backup::proof_record_name(stem, kind);
         let record = backups.join(&record_name);
         let mut content = None;
-        let verdict: std::result::Result<bool, String> = if kind == "full" {
+        let verdict: std::result::Result<bool, String> = if kind == ProofKind::Full {
             let cfg = cutter_backup::RestoreConfig::new(&path, secret, pin.clone())
                 .passphrase(self.passphrase.clone())
                 .pg_bindir(self.pg_bindir.clone())
@@ -116,14 +115,14 @@ impl ProveSetup {
                 .passphrase(self.passphrase.clone())
                 .pg_bindir(self.pg_bindir.clone())
                 .record_to(&record, signer);
-            let proof = if kind == "chain" {
+            let proof = if kind == ProofKind::Chain {
                 cutter_backup::chain_proof(&cfg)
             } else {
                 cutter_backup::increment_proof(&cfg)
             };
             proof.map(|p| p.passed).map_err(|e| e.to_string())
         };
-        facts.kind = Some(kind.into());
+        facts.kind = Some(kind);
         facts.duration_ms = Some(started.elapsed().as_millis() as u64);
         facts.record = record.exists().then_some(record_name);
         match verdict {
@@ -137,7 +136,7 @@ impl ProveSetup {
                 facts.detail = Some(e);
             }
         }
-        tracing::info!(mode = %self.mode, kind, passed = ?facts.passed, "backup proof");
+        tracing::info!(mode = %self.mode, kind = %kind, passed = ?facts.passed, "backup proof");
         (facts, content)
     }
 }

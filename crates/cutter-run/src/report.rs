@@ -540,7 +540,10 @@ fn state_dir_proof(
         |b| b.artifact.trim_end_matches(".dump.pgp").to_string(),
     );
     let backups = dir.backups();
-    let proof = backups.join(cutter_backup::proof_record_name(&stem, "restore"));
+    let proof = backups.join(cutter_backup::proof_record_name(
+        &stem,
+        cutter_core::ProofKind::Full,
+    ));
     match std::fs::symlink_metadata(&proof) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => return Some((proof.clone(), Err(format!("{}: {e}", proof.display())))),

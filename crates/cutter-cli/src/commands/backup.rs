@@ -175,7 +175,10 @@ pub fn restore_proof(ctx: &Ctx, artifact: &Path, chain: bool) -> Result<u8> {
     if chain || increment {
         return chain_or_increment_proof(ctx, artifact, &name, &secret, chain);
     }
-    let record = artifact.with_file_name(cutter_backup::proof_record_name(&name, "restore"));
+    let record = artifact.with_file_name(cutter_backup::proof_record_name(
+        &name,
+        cutter_core::ProofKind::Full,
+    ));
     let size = std::fs::metadata(artifact).map_or(0, |m| m.len());
     let pb = ctx.out.bytes_progress(size, "restore proof");
     let bar = pb.clone();
@@ -233,7 +236,11 @@ fn chain_or_increment_proof(
     secret: &Path,
     chain: bool,
 ) -> Result<u8> {
-    let kind = if chain { "chain" } else { "increment" };
+    let kind = if chain {
+        cutter_core::ProofKind::Chain
+    } else {
+        cutter_core::ProofKind::Increment
+    };
     let record = artifact.with_file_name(cutter_backup::proof_record_name(name, kind));
     let cfg = cutter_backup::ChainProofConfig::new(artifact, secret, signing_pin(ctx)?)
         .passphrase(passphrase_source(ctx))
@@ -498,7 +505,10 @@ fn backup_entry(
     };
     let proven = trust(&|pin| cutter_backup::is_proven(backups, &backup_name(name), pin));
     let stem = name.trim_end_matches(".dump.pgp");
-    let proof_path = backups.join(cutter_backup::proof_record_name(stem, "restore"));
+    let proof_path = backups.join(cutter_backup::proof_record_name(
+        stem,
+        cutter_core::ProofKind::Full,
+    ));
     let proof = std::fs::read(&proof_path)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
