@@ -1119,15 +1119,7 @@ mod tests {
             f.as_mut().is_ok_and(|f| f.write_all(block.bytes()).is_ok())
         };
         let total = 3 * WRITE_BUFFER + 1234;
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let data: Vec<u8> = (0..total)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let data = cutter_testkit::noise(total, 1);
         let path = dir.path().join("artifact");
         let (writer, mut sink) = FileWriter::spawn(File::create(&path).unwrap());
         let mut rest = &data[..];

@@ -72,14 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 16 MiB of pseudo-random data, written repeatedly in 1 MiB pieces (pg_dump's pipe
     // delivers 64 KiB–1 MiB reads).
-    let mut block = vec![0u8; 16 << 20];
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    for c in block.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
-    }
+    let block = cutter_testkit::noise(16 << 20, 1);
     let pieces: &[usize] = match phase.as_str() {
         "dec" => &[],
         "enc" => &[1 << 20],

@@ -274,23 +274,13 @@ mod tests {
     use cfb_mode::{cipher::KeyIvInit, BufEncryptor};
     use sha1::Digest as _;
 
-    fn bytes(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use cutter_testkit::noise;
 
     /// The interleaved loop gives what the `sha1`, `sha2` and `cfb-mode` crates give
     /// fed the same octets whole, for pieces of every alignment.
     #[test]
     fn sealing_in_pieces_equals_the_reference_crates_on_the_whole() {
-        let key: [u8; 32] = bytes(32, 1).try_into().unwrap();
+        let key: [u8; 32] = noise(32, 1).try_into().unwrap();
         for (case, pieces) in [
             vec![0usize],
             vec![1],
@@ -309,8 +299,8 @@ mod tests {
             let mut all_ct = Vec::new();
             let mut all_written = Vec::new();
             for (i, &n) in pieces.iter().enumerate() {
-                let plain = bytes(n, (case * 100 + i) as u64 + 7);
-                let written = bytes((n * 3 / 2) + i, (case * 100 + i) as u64 + 9);
+                let plain = noise(n, (case * 100 + i) as u64 + 7);
+                let written = noise((n * 3 / 2) + i, (case * 100 + i) as u64 + 9);
                 let mut buf = plain.clone();
                 seal(&mut cfb, &mut mdc, &mut buf, &mut out, &written);
                 all_plain.extend_from_slice(&plain);
@@ -339,7 +329,7 @@ mod tests {
     #[test]
     fn padding_of_every_length_equals_the_reference_crates() {
         for n in 0..=200 {
-            let data = bytes(n, n as u64);
+            let data = noise(n, n as u64);
             let mut a = Md::sha1();
             let mut b = Md::sha256();
             a.update(&data);

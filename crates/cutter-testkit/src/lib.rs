@@ -99,6 +99,21 @@ pub fn peak_rss_mib() -> Option<f64> {
     peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0))
 }
 
+/// `len` pseudo-random bytes, the same for the same `seed` (xorshift64): test data that
+/// looks like ciphertext or compressed data, not like text.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
 /// The offset of the first `needle` in `hay`.
 pub fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() || hay.len() < needle.len() {
@@ -167,6 +182,19 @@ pub fn scan(root: &Path, needles: &[&[u8]], since: Option<SystemTime>) -> Vec<(P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn noise_is_as_long_as_asked_and_the_same_only_for_the_same_seed() {
+        for len in [0, 1, 7, 8, 9, 1000] {
+            assert_eq!(noise(len, 3).len(), len);
+        }
+        assert_eq!(noise(100, 3), noise(100, 3));
+        assert_ne!(noise(100, 3), noise(100, 4));
+        assert_eq!(noise(100, 3)[..50], noise(50, 3)[..]);
+        let n = noise(4096, 5);
+        let distinct = n.iter().collect::<std::collections::HashSet<_>>().len();
+        assert!(distinct > 200, "{distinct} distinct byte values");
+    }
 
     #[test]
     fn status_fields_are_read_in_kib() {
